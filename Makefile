@@ -1,0 +1,52 @@
+# wbspawner — the two commands: `make demo` and `make test` (see README.md).
+# Both install what they need (Debian packages, npm proxy, Python venv) and are idempotent.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help setup system venv lint test test-unit demo bench clean
+
+help:
+	@echo "make demo   start the whole workbench locally and print the URL and logins"
+	@echo "make test   install everything and run every test (lint, unit, integration, e2e)"
+	@echo "make bench  run the benchmarks; numbers go to bench/results/*.json"
+
+setup: system venv
+
+system:
+	@$(SUDO) bash scripts/setup-system.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: setup lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m devcluster.demo
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,53 @@
+"""Settings of one devcluster run (ports, delays, modes); owned here, read everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterConfig:
+    """How a devcluster behaves. Every delay is in *simulated* seconds.
+
+    Real seconds = simulated seconds × ``time_factor`` (0.01 turns a 180 s node boot
+    into 1.8 s), so tests run fast and benchmarks replay a day in minutes.
+    """
+
+    host: str = "127.0.0.1"
+    """Address the API and moto listen on."""
+    api_port: int = 0
+    """Kubernetes API port (0: pick a free one)."""
+    moto_port: int = 0
+    """moto server port (0: pick a free one)."""
+    cluster_name: str = "wbspawner-dev"
+    """Name used in Cluster Autoscaler auto-discovery tags."""
+    region: str = "us-east-1"
+    zones: tuple[str, ...] = ("us-east-1a", "us-east-1b", "us-east-1c")
+    time_factor: float = 1.0
+    """Real seconds per simulated second."""
+    node_boot_s: float = 180.0
+    """From ASG scale-up to the node being Ready."""
+    image_pull_s: float = 60.0
+    """First pull of an image on a node (cached per node afterwards)."""
+    scale_down_unneeded_s: float = 600.0
+    """An empty node is removed after being unneeded this long."""
+    scan_interval_s: float = 10.0
+    """Autoscaler loop period."""
+    expendable_priority_cutoff: int = -10
+    """Pods below this priority do not keep nodes (placeholders at -10 still count)."""
+    expander: str = "priority"
+    """``priority`` (ConfigMap ``cluster-autoscaler-priority-expander``) or ``least-waste``."""
+    snapshot_s: float = 30.0
+    """Time for an EBS snapshot to complete."""
+    kubelet_mode: str = "run"
+    """``run`` executes container commands as local processes; ``sim`` only pretends."""
+    pod_ip_base: str = "127.0.1.0"
+    """Pod IPs are taken from this loopback /16 upward (127.0.1.1, 127.0.1.2, …)."""
+    state_dir: str = ""
+    """Where pod logs and persistent volume directories live (empty: a temp dir)."""
+    static_nodes: tuple[dict[str, object], ...] = field(default=())
+    """Nodes present at start (e.g. a core node for the hub), as partial Node dicts."""
+
+    def real(self, simulated_s: float) -> float:
+        """Return the real duration of a simulated one."""
+        return simulated_s * self.time_factor
