@@ -1,4 +1,4 @@
-"""Settings of one devcluster run (ports, delays, modes); owned here, read everywhere."""
+"""Settings of one devcluster run (ports, delays, modes), read by every part."""
 
 from __future__ import annotations
 
@@ -34,9 +34,10 @@ class ClusterConfig:
     scan_interval_s: float = 10.0
     """Autoscaler loop period."""
     expendable_priority_cutoff: int = -10
-    """Pods below this priority do not keep nodes (placeholders at -10 still count)."""
+    """Pods below this priority trigger no scale-up (placeholders at -10 still do)."""
     expander: str = "priority"
-    """``priority`` (ConfigMap ``cluster-autoscaler-priority-expander``) or ``least-waste``."""
+    """``priority`` (ConfigMap ``cluster-autoscaler-priority-expander``) or
+    ``least-waste``."""
     snapshot_s: float = 30.0
     """Time for an EBS snapshot to complete."""
     kubelet_mode: str = "run"
@@ -47,6 +48,22 @@ class ClusterConfig:
     """Where pod logs and persistent volume directories live (empty: a temp dir)."""
     static_nodes: tuple[dict[str, object], ...] = field(default=())
     """Nodes present at start (e.g. a core node for the hub), as partial Node dicts."""
+    spot_notice_s: float = 120.0
+    """Spot interruption notice: from the cordon to the instance being gone."""
+    scale_up_backoff_s: float = 300.0
+    """How long the autoscaler avoids a group after a failed scale-up."""
+    namespaces: tuple[str, ...] = (
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "jhub",
+    )
+    """Namespaces created at start (each gets a ``default`` ServiceAccount)."""
+    validate: bool = True
+    """Check every written object (kubernetes-validate strict + name rules → 422)."""
+    watch_history: int = 10000
+    """Watch events kept per resource; older resourceVersions get 410 Gone."""
 
     def real(self, simulated_s: float) -> float:
         """Return the real duration of a simulated one."""

@@ -114,4 +114,7 @@ def to_hub_error(err: UserFacingError) -> Exception:
     )
     if hasattr(exc, "status_code"):
         exc.status_code = err.status_code
+    # JupyterHub 6.1 shows ``jupyterhub_message`` on the spawn form, else str(exc),
+    # which for a SpawnException is the log message, not the user's.
+    exc.jupyterhub_message = err.message  # type: ignore[attr-defined]
     return exc

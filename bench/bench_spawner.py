@@ -1,0 +1,217 @@
+"""Benchmark of the hub-side cost of a spawn: WorkbenchSpawner vs plain KubeSpawner.
+
+What the hub itself spends per spawn, without the cluster: render the spawn form,
+check and apply the chosen options, build the pod manifest. Both spawners get the
+same sizes: plain KubeSpawner a static ``profile_list`` (the one
+``wbspawner.form.kubespawner_profiles`` renders for the user), WorkbenchSpawner
+the profiles themselves (it renders that list per request, checks the options
+with ``wbspawner.selection``, reads the uid/gid and the home's zone, applies
+``wbspawner.manifests.overrides_for``). Both run in this process, interleaved,
+in one run, so the ratio does not depend on the machine's speed. The home-zone
+read goes to an in-process fake API (no network), like the unit tests.
+
+Also: the time to render the form of a user who may pick 50 sizes.
+
+Writes ``bench/results/spawner.json``.
+Run: ``.venv/bin/python bench/bench_spawner.py [--spawns N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "spawner.json"
+OFFLINE_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: offline, cluster: {server: "http://127.0.0.1:9"}}]
+users: [{name: offline, user: {}}]
+contexts: [{name: offline, context: {cluster: offline, user: offline}}]
+current-context: offline
+"""
+OPTIONS = {"profile": "large", "image": "datascience"}
+
+
+def offline_kubeconfig(directory: Path) -> None:
+    """Point KubeSpawner's client setup at a kubeconfig that is never contacted."""
+    import kubernetes_asyncio.config.kube_config as kube_config
+
+    path = directory / "kubeconfig"
+    path.write_text(OFFLINE_KUBECONFIG, encoding="utf-8")
+    os.environ.pop("KUBERNETES_SERVICE_HOST", None)
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(path)
+
+
+class User:
+    """What a spawner reads of a hub user."""
+
+    def __init__(self, groups: list[str]) -> None:
+        from jupyterhub.objects import Server
+
+        self.name = "bob"
+        self.id = 1
+        self.admin = False
+        self.groups = [SimpleNamespace(name=g) for g in groups]
+        self.server = Server()
+        self.url = "/user/bob/"
+        self.escaped_name = "bob"
+
+    async def get_auth_state(self) -> dict[str, Any]:
+        return {"uidNumber": 10002, "gidNumber": 100}
+
+
+class NoHomeYet:
+    """The CoreV1 read the spawner makes for the home's zone: not found."""
+
+    def __init__(self, real: Any) -> None:
+        self.api_client = real.api_client
+
+    async def read_namespaced_persistent_volume_claim(self, *args: Any) -> Any:
+        from kubernetes_asyncio.client.rest import ApiException
+
+        raise ApiException(status=404, reason="Not Found")
+
+
+def make(kind: str, profiles: Any, static_list: list[dict[str, Any]]) -> Any:
+    """Build one spawner of ``kind`` (``workbench`` or ``kube``) for bob."""
+    from jupyterhub.objects import Hub
+    from kubespawner import KubeSpawner
+    from traitlets.config import Config
+
+    from wbspawner.hubconfig import StaticProfiles
+    from wbspawner.spawner import WorkbenchSpawner
+
+    c = Config()
+    c.KubeSpawner.namespace = "jhub"
+    if kind == "workbench":
+        source = StaticProfiles(profiles)
+        c.WorkbenchSpawner.profiles_source = lambda: source
+        cls: Any = WorkbenchSpawner
+    else:
+        c.KubeSpawner.profile_list = static_list
+        cls = KubeSpawner
+    spawner = cls(
+        hub=Hub(), user=User(["jupyter-users"]), config=c, api_token="t",
+        oauth_client_id="c",
+    )  # fmt: skip
+    spawner.api = NoHomeYet(spawner.api)
+    return spawner
+
+
+async def one_spawn(spawner: Any) -> float:
+    """Time form render + option check/apply + pod manifest; return seconds."""
+    started = time.perf_counter()
+    form = await spawner.get_options_form()
+    assert 'value="large"' in form
+    spawner.user_options = dict(OPTIONS)
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    assert pod.spec.containers[0].image.endswith("datascience-notebook:2026-07-20")
+    return time.perf_counter() - started
+
+
+async def timed(runs: int, action: Callable[[], Awaitable[float]]) -> list[float]:
+    return [await action() for _ in range(runs)]
+
+
+async def compare(profiles: Any, spawns: int) -> dict[str, Any]:
+    """Interleave WorkbenchSpawner and KubeSpawner spawns; return per-spawn ms."""
+    from wbspawner.form import kubespawner_profiles
+
+    static_list = kubespawner_profiles(profiles, ["jupyter-users"], False)
+    times: dict[str, list[float]] = {"workbench": [], "kube": []}
+    for kind in times:  # warm-up: imports, templates, caches
+        await one_spawn(make(kind, profiles, static_list))
+    for _ in range(spawns):
+        for kind in times:
+            spawner = make(kind, profiles, static_list)
+            times[kind].append(await one_spawn(spawner))
+    out = {k: round(statistics.median(v) * 1000, 3) for k, v in times.items()}
+    return {
+        "spawns_each": spawns,
+        "workbench_ms_median": out["workbench"],
+        "kubespawner_ms_median": out["kube"],
+        "ratio_workbench_over_kubespawner": round(out["workbench"] / out["kube"], 3),
+        "workbench_ms_p90": round(
+            statistics.quantiles(times["workbench"], n=10)[-1] * 1000, 3
+        ),
+        "kubespawner_ms_p90": round(
+            statistics.quantiles(times["kube"], n=10)[-1] * 1000, 3
+        ),
+    }
+
+
+async def fifty_sizes(profiles: Any, renders: int) -> dict[str, Any]:
+    """Median time to render the form of a user who may pick 50 sizes."""
+    from wbspawner.form import kubespawner_profiles
+
+    base = profiles.size("medium")
+    many = tuple(
+        dataclasses.replace(base, slug=f"size-{i:02d}", default=i == 0)
+        for i in range(50)
+    )
+    big = dataclasses.replace(profiles, sizes=many)
+    spawner = make("workbench", big, [])
+    times = []
+    for _ in range(renders):
+        started = time.perf_counter()
+        form = await spawner.get_options_form()
+        times.append(time.perf_counter() - started)
+    assert form.count('name="profile"') == 50
+    started = time.perf_counter()
+    for _ in range(renders):
+        kubespawner_profiles(big, ["jupyter-users"], False)
+    list_only = (time.perf_counter() - started) / renders
+    return {
+        "sizes": 50,
+        "renders": renders,
+        "form_render_ms_median": round(statistics.median(times) * 1000, 3),
+        "profile_list_only_ms": round(list_only * 1000, 3),
+        "form_bytes": len(form),
+    }
+
+
+async def main_async(spawns: int) -> dict[str, Any]:
+    from wbspawner.loader import load_profiles
+
+    profiles = load_profiles([REPO / "profiles"])
+    result = {"per_spawn": await compare(profiles, spawns)}
+    result["form_50_sizes"] = await fifty_sizes(profiles, max(20, spawns // 5))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spawns", type=int, default=200, help="spawns per spawner")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        offline_kubeconfig(Path(tmp))
+        result = asyncio.run(main_async(args.spawns))
+    result.update(
+        python=platform.python_version(),
+        cpus=os.cpu_count(),
+        measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    sys.exit(main())

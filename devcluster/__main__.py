@@ -1,0 +1,147 @@
+"""``python -m devcluster``: run a moto server and a devcluster until SIGTERM/SIGINT.
+
+Prints one JSON line with what it started (API URL, moto URL, kubeconfig path,
+state directory, PID), then a few human-readable lines. On SIGTERM or SIGINT it
+stops the controllers, kills every pod process by PID and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from devcluster.cluster import Cluster
+from devcluster.config import ClusterConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(prog="python -m devcluster", description=__doc__)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to listen on"
+    )
+    parser.add_argument(
+        "--api-port", type=int, default=0, help="API port (0: any free)"
+    )
+    parser.add_argument(
+        "--moto-port", type=int, default=0, help="moto port (0: any free)"
+    )
+    parser.add_argument(
+        "--no-moto", action="store_true", help="do not start a moto server"
+    )
+    parser.add_argument(
+        "--time-factor",
+        type=float,
+        default=1.0,
+        help="real seconds per simulated second (0.01: 100x faster)",
+    )
+    parser.add_argument(
+        "--state-dir", default="", help="logs and volumes (default: temp dir)"
+    )
+    parser.add_argument(
+        "--kubeconfig", default="", help="where to write the kubeconfig"
+    )
+    parser.add_argument(
+        "--namespace", default="jhub", help="kubeconfig default namespace"
+    )
+    parser.add_argument(
+        "--kubelet",
+        choices=("run", "sim"),
+        default="run",
+        help="run pod commands as processes, or only simulate them",
+    )
+    parser.add_argument(
+        "--static-node",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="add a static Ready node (repeatable)",
+    )
+    parser.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="skip schema validation of written objects",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> ClusterConfig:
+    """Build the ClusterConfig of a command line."""
+    nodes: tuple[dict[str, object], ...] = tuple(
+        {"metadata": {"name": name}} for name in args.static_node
+    )
+    return ClusterConfig(
+        host=args.host,
+        api_port=args.api_port,
+        moto_port=args.moto_port,
+        time_factor=args.time_factor,
+        state_dir=args.state_dir,
+        kubelet_mode=args.kubelet,
+        static_nodes=nodes,
+        validate=not args.no_validate,
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Start everything, report, wait for a signal, stop everything."""
+    config = config_from(args)
+    moto = None
+    if not args.no_moto:
+        from devcluster.moto_server import MotoServer
+
+        moto = await asyncio.to_thread(
+            MotoServer(config.host, config.moto_port, config.region).start
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    cluster = Cluster(config, aws_endpoint=moto.endpoint_url if moto else None)
+    try:
+        await cluster.start()
+        kubeconfig = Path(args.kubeconfig or Path(cluster.state_dir) / "kubeconfig")
+        cluster.write_kubeconfig(kubeconfig, args.namespace)
+        info = {
+            "api": cluster.url,
+            "moto": moto.endpoint_url if moto else None,
+            "kubeconfig": str(kubeconfig),
+            "state_dir": str(cluster.state_dir),
+            "pid": os.getpid(),
+            "controllers": cluster.controllers is not None,
+        }
+        print(json.dumps(info), flush=True)
+        print(f"Kubernetes API: {info['api']}", flush=True)
+        print(f"moto (AWS):     {info['moto']}", flush=True)
+        print(
+            f"kubeconfig:     {kubeconfig}  (export KUBECONFIG={kubeconfig})",
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        await cluster.stop()
+        if moto is not None:
+            await asyncio.to_thread(moto.stop)
+    print("devcluster stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m devcluster``."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Composition of one devcluster: store, HTTP API, kubelet and the controllers.
+
+``Cluster`` builds a ``Store`` (with validation), bootstraps namespaces,
+ServiceAccounts, system PriorityClasses and static nodes, serves the API on
+loopback, starts the kubelet and the scheduler/autoscaler/volume controllers.
+Everything runs in the caller's asyncio loop. ``kubeconfig()`` renders a
+kubeconfig for clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from devcluster import validation
+from devcluster.api import FAULTS_KEY, REQUESTS_KEY, make_app
+from devcluster.config import ClusterConfig
+from devcluster.kubelet import Kubelet
+from devcluster.patches import merge_patch
+from devcluster.routes import Faults
+from devcluster.store import Store
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PRIORITY_CLASSES = (
+    ("system-cluster-critical", 2000000000),
+    ("system-node-critical", 2000001000),
+)
+
+
+def static_node(partial: dict[str, Any], index: int) -> dict[str, Any]:
+    """Complete a partial Node dict from ``ClusterConfig.static_nodes``."""
+    name = str((partial.get("metadata") or {}).get("name") or f"static-{index}")
+    base: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+            },
+        },
+        "spec": {},
+        "status": {
+            "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+            "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+        },
+    }
+    return merge_patch(base, partial)
+
+
+def kubeconfig_text(url: str, namespace: str = "jhub", name: str = "devcluster") -> str:
+    """Return a kubeconfig (YAML) for an unauthenticated server at ``url``."""
+    return (
+        "apiVersion: v1\n"
+        "kind: Config\n"
+        f"clusters:\n- name: {name}\n  cluster:\n    server: {url}\n"
+        f"users:\n- name: {name}\n  user: {{}}\n"
+        f"contexts:\n- name: {name}\n  context:\n    cluster: {name}\n"
+        f"    user: {name}\n    namespace: {namespace}\n"
+        f"current-context: {name}\n"
+    )
+
+
+class Cluster:
+    """One running devcluster (use ``async with Cluster(config) as cluster``).
+
+    Args:
+        config: the settings (ports, delays, modes, static nodes).
+        aws_endpoint: the moto server URL, handed to the controllers.
+        controllers: start ``devcluster.controllers`` when it is importable.
+    """
+
+    def __init__(
+        self,
+        config: ClusterConfig | None = None,
+        *,
+        aws_endpoint: str | None = None,
+        controllers: bool = True,
+    ) -> None:
+        self.config = config or ClusterConfig()
+        self.aws_endpoint = aws_endpoint
+        self.want_controllers = controllers
+        self.store: Store | None = None
+        self.kubelet: Kubelet | None = None
+        self.controllers: Any = None
+        self.app: web.Application | None = None
+        self.port = 0
+        self.state_dir = Path()
+        self._tmp: str | None = None
+        self._runner: web.AppRunner | None = None
+        self._unsubscribe: Any = None
+
+    @property
+    def url(self) -> str:
+        """The API server URL (``http://127.0.0.1:PORT``)."""
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def faults(self) -> Faults:
+        """Failure injection of the HTTP API (``faults.fail_next(...)``)."""
+        assert self.app is not None, "cluster not started"
+        return self.app[FAULTS_KEY]  # type: ignore[return-value]
+
+    @property
+    def requests(self) -> Any:
+        """The recent requests as ``(method, path_qs, status)`` tuples."""
+        assert self.app is not None, "cluster not started"
+        return self.app[REQUESTS_KEY]
+
+    async def start(self) -> Cluster:
+        """Build everything and start serving; return self."""
+        cfg = self.config
+        if cfg.state_dir:
+            self.state_dir = Path(cfg.state_dir)
+        else:
+            self._tmp = tempfile.mkdtemp(prefix="devcluster-")
+            self.state_dir = Path(self._tmp)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        validator = None
+        if cfg.validate:
+            await asyncio.to_thread(validation.warm_up)
+            validator = validation.validate
+        store = self.store = Store(cfg, validator=validator, history=cfg.watch_history)
+        self._bootstrap(store)
+        self.kubelet = Kubelet(store, cfg, self.state_dir)
+        self.kubelet.start()
+        self.app = make_app(store, logs=self.kubelet.read_log)
+        self._runner = web.AppRunner(
+            self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.host, cfg.api_port, reuse_address=True)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        if self.want_controllers:
+            await self._start_controllers(store)
+        return self
+
+    def _bootstrap(self, store: Store) -> None:
+        self._unsubscribe = store.subscribe(self._on_change)
+        for namespace in self.config.namespaces:
+            store.ensure("namespaces", None, {"metadata": {"name": namespace}})
+        for name, value in SYSTEM_PRIORITY_CLASSES:
+            store.ensure(
+                "priorityclasses",
+                None,
+                {
+                    "metadata": {"name": name},
+                    "value": value,
+                    "description": "Used for system critical pods.",
+                },
+            )
+        for index, partial in enumerate(self.config.static_nodes):
+            node = static_node(dict(partial), index)
+            store.ensure("nodes", None, node)
+
+    def _on_change(self, event_type: str, kind: str, obj: dict[str, Any]) -> None:
+        # The ServiceAccount controller: every new namespace gets "default".
+        if kind == "namespaces" and event_type == "ADDED":
+            name = obj["metadata"]["name"]
+            asyncio.get_running_loop().call_soon(self._default_sa, name)
+
+    def _default_sa(self, namespace: str) -> None:
+        if self.store is None:
+            return
+        with contextlib.suppress(Exception):
+            self.store.ensure(
+                "serviceaccounts", namespace, {"metadata": {"name": "default"}}
+            )
+
+    async def _start_controllers(self, store: Store) -> None:
+        if self.aws_endpoint is None:
+            log.info("no AWS endpoint: scheduler and autoscaler not started")
+            return
+        from devcluster import snapshots
+        from devcluster.controllers import start_controllers
+
+        result: Any = start_controllers(store, self.config, self.aws_endpoint)
+        if inspect.isawaitable(result):
+            result = await result
+        self.controllers = result
+        # A volume made from a snapshot starts with the snapshot's files, so a
+        # home moved to another zone keeps its data (wbspawner home move).
+        snapshots.install(self.controllers.volumes, self.state_dir)
+
+    async def stop(self) -> None:
+        """Stop controllers, kubelet (killing pod processes) and the server."""
+        if self.controllers is not None:
+            stop = getattr(self.controllers, "stop", None) or self.controllers
+            if callable(stop):
+                result = stop()
+                if inspect.isawaitable(result):
+                    await result
+            self.controllers = None
+        if self.kubelet is not None:
+            await self.kubelet.stop()
+        if self.store is not None:
+            self.store.close()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def kubeconfig(self, namespace: str = "jhub") -> str:
+        """Return a kubeconfig for this cluster."""
+        return kubeconfig_text(self.url, namespace)
+
+    def write_kubeconfig(self, path: Path | str, namespace: str = "jhub") -> Path:
+        """Write the kubeconfig to ``path`` and return it."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.kubeconfig(namespace))
+        return target
+
+    async def __aenter__(self) -> Cluster:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

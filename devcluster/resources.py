@@ -1,0 +1,119 @@
+"""The resources devcluster serves: group, version, kind, scope and subresources.
+
+This registry is the single place that says which plural names exist; the store,
+the HTTP layer and discovery all read it. It holds data only, no behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One served resource type, as discovery describes it."""
+
+    plural: str
+    kind: str
+    group: str = ""
+    """API group; empty for the core group (``/api/v1``)."""
+    version: str = "v1"
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    status: bool = False
+    """Has a ``/status`` subresource: main-resource writes keep the old status."""
+    singular: str = ""
+
+    @property
+    def api_version(self) -> str:
+        """Return ``apiVersion`` as objects carry it (``v1``, ``storage.k8s.io/v1``)."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        """Return the discovery ``groupVersion`` string."""
+        return self.api_version
+
+    @property
+    def list_kind(self) -> str:
+        """Return the kind of a list of these objects."""
+        return f"{self.kind}List"
+
+
+_ALL: tuple[Resource, ...] = (
+    Resource("pods", "Pod", short_names=("po",), status=True),
+    Resource("nodes", "Node", namespaced=False, short_names=("no",), status=True),
+    Resource(
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        short_names=("pvc",),
+        status=True,
+    ),
+    Resource(
+        "persistentvolumes",
+        "PersistentVolume",
+        namespaced=False,
+        short_names=("pv",),
+        status=True,
+    ),
+    Resource("events", "Event", short_names=("ev",)),
+    Resource("secrets", "Secret"),
+    Resource("configmaps", "ConfigMap", short_names=("cm",)),
+    Resource("services", "Service", short_names=("svc",), status=True),
+    Resource("endpoints", "Endpoints", short_names=("ep",)),
+    Resource(
+        "namespaces", "Namespace", namespaced=False, short_names=("ns",), status=True
+    ),
+    Resource("serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    Resource("resourcequotas", "ResourceQuota", short_names=("quota",), status=True),
+    Resource("limitranges", "LimitRange", short_names=("limits",)),
+    Resource(
+        "storageclasses",
+        "StorageClass",
+        group="storage.k8s.io",
+        namespaced=False,
+        short_names=("sc",),
+    ),
+    Resource(
+        "priorityclasses",
+        "PriorityClass",
+        group="scheduling.k8s.io",
+        namespaced=False,
+        short_names=("pc",),
+    ),
+)
+
+RESOURCES: dict[str, Resource] = {r.plural: r for r in _ALL}
+"""Every served resource by plural name."""
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "": ("v1",),
+    "storage.k8s.io": ("v1",),
+    "scheduling.k8s.io": ("v1",),
+}
+"""Served API groups and their versions (the core group is ``""``)."""
+
+SUBRESOURCES: dict[str, tuple[str, ...]] = {
+    "pods": ("status", "log", "binding", "eviction"),
+    "nodes": ("status",),
+    "persistentvolumeclaims": ("status",),
+    "persistentvolumes": ("status",),
+    "services": ("status",),
+    "namespaces": ("status", "finalize"),
+    "resourcequotas": ("status",),
+}
+"""Subresources by plural name, for discovery and routing."""
+
+
+def resource(plural: str) -> Resource:
+    """Return the registry entry of a plural name.
+
+    Raises:
+        KeyError: the resource is not served.
+    """
+    return RESOURCES[plural]
+
+
+def in_group(group: str, version: str) -> list[Resource]:
+    """Return the resources of one group/version, in registry order."""
+    return [r for r in _ALL if r.group == group and r.version == version]

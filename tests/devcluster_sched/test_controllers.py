@@ -1,0 +1,641 @@
+"""devcluster's controllers against a Store and an in-process moto server."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from devcluster.config import ClusterConfig
+from devcluster.controllers import Controllers
+from devcluster.ebs import attachment_name
+from devcluster.nodes import instance_id_of
+from devcluster.store import Store
+from wbspawner.catalog import load_catalog
+from wbspawner.model import SizingSettings
+from wbspawner.sizing import node_request
+
+from .aws_pools import PRIORITIES, make_pool
+from .factories import GPU, POOL, ZONE, priority_class, storage_class
+
+pytestmark = pytest.mark.integration
+CATALOG = load_catalog()
+
+
+def user_pod(
+    name: str,
+    pool: str,
+    itype: str,
+    *,
+    zone: str | None = None,
+    gpus: int = 0,
+    claim: str | None = None,
+    priority_class_name: str | None = None,
+) -> dict[str, Any]:
+    req = node_request(CATALOG.types[itype], SizingSettings())
+    resources = {"cpu": f"{req.cpu_m}m", "memory": f"{req.memory_mib}Mi"}
+    if gpus:
+        resources[GPU] = str(gpus)
+    tolerations = [
+        {"key": POOL, "operator": "Equal", "value": pool, "effect": "NoSchedule"}
+    ]
+    if gpus:
+        tolerations.append({"key": GPU, "operator": "Exists", "effect": "NoSchedule"})
+    spec: dict[str, Any] = {
+        "containers": [
+            {
+                "name": "notebook",
+                "image": "jupyter/base:1",
+                "resources": {"requests": resources, "limits": resources},
+            }
+        ],
+        "nodeSelector": {POOL: pool, **({ZONE: zone} if zone else {})},
+        "tolerations": tolerations,
+        "terminationGracePeriodSeconds": 1,
+    }
+    if claim:
+        spec["volumes"] = [
+            {"name": "home", "persistentVolumeClaim": {"claimName": claim}}
+        ]
+    if priority_class_name:
+        spec["priorityClassName"] = priority_class_name
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def events(store: Store, name: str, reason: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in store.items_raw("events")
+        if e["involvedObject"]["name"] == name and e["reason"] == reason
+    ]
+
+
+def group_status(controllers: Controllers, name: str) -> dict[str, Any]:
+    return next(g for g in controllers.status()["groups"] if g["name"] == name)
+
+
+def node_of(store: Store, pod: str) -> str | None:
+    return store.get("pods", "jhub", pod)["spec"].get("nodeName")
+
+
+def priorities(store: Store) -> None:
+    store.create(
+        "configmaps",
+        "kube-system",
+        {
+            "metadata": {"name": "cluster-autoscaler-priority-expander"},
+            "data": {"priorities": PRIORITIES},
+        },
+    )
+
+
+async def test_pending_pod_grows_the_right_group_and_binds(
+    store: Store,
+    controllers: Controllers,
+    ec2: Any,
+    autoscaling: Any,
+    subnets: Any,
+    config: ClusterConfig,
+    eventually: Any,
+) -> None:
+    make_pool(
+        ec2,
+        autoscaling,
+        subnets,
+        cluster="dev",
+        pool="mem64",
+        instance_type="r5.2xlarge",
+        zones=["us-east-1a", "us-east-1b"],
+    )
+    make_pool(
+        ec2,
+        autoscaling,
+        subnets,
+        cluster="other",
+        pool="mem64",
+        instance_type="r5.2xlarge",
+        zones=["us-east-1b"],
+    )
+    priorities(store)
+    store.create(
+        "pods", "jhub", user_pod("alice", "mem64", "r5.2xlarge", zone="us-east-1b")
+    )
+    failed = await eventually(lambda: events(store, "alice", "FailedScheduling"))
+    assert failed[0]["message"] == "no nodes available to schedule pods"
+    triggered = await eventually(lambda: events(store, "alice", "TriggeredScaleUp"))
+    scaled_at = time.monotonic()
+    assert (
+        triggered[0]["message"]
+        == "pod triggered scale-up: [{wbspawner-dev-mem64-b-spot 0->1 (max: 3)}]"
+    )
+    groups = {
+        g["AutoScalingGroupName"]: g["DesiredCapacity"]
+        for g in autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+    }
+    assert groups == {
+        "wbspawner-dev-mem64-a-spot": 0,
+        "wbspawner-dev-mem64-a-ondemand": 0,
+        "wbspawner-dev-mem64-b-spot": 1,
+        "wbspawner-dev-mem64-b-ondemand": 0,
+        "wbspawner-other-mem64-b-spot": 0,
+        "wbspawner-other-mem64-b-ondemand": 0,
+    }
+    node_name = await eventually(lambda: node_of(store, "alice"))
+    assert time.monotonic() - scaled_at >= config.real(config.node_boot_s) * 0.9
+    node = store.get("nodes", None, node_name)
+    labels = node["metadata"]["labels"]
+    assert node_name.startswith("ip-10-0-1-") and node_name.endswith(".ec2.internal")
+    assert (
+        labels[ZONE],
+        labels["eks.amazonaws.com/capacityType"],
+        labels["node.kubernetes.io/instance-type"],
+    ) == ("us-east-1b", "SPOT", "r5.2xlarge")
+    assert (labels[POOL], labels["wbspawner.io/capacity"]) == ("mem64", "spot")
+    assert node["spec"]["providerID"] == f"aws:///us-east-1b/{instance_id_of(node)}"
+    assert node["spec"]["taints"] == [
+        {"key": POOL, "value": "mem64", "effect": "NoSchedule"}
+    ]
+    assert (
+        events(store, "alice", "Scheduled")[0]["message"]
+        == f"Successfully assigned jhub/alice to {node_name}"
+    )
+    assert (
+        controllers.status()["last_scale_up"]["group"] == "wbspawner-dev-mem64-b-spot"
+    )
+
+
+async def test_empty_node_removed_after_unneeded_time_and_min_kept(
+    store: Store,
+    controllers: Controllers,
+    ec2: Any,
+    autoscaling: Any,
+    subnets: Any,
+    config: ClusterConfig,
+    eventually: Any,
+) -> None:
+    make_pool(
+        ec2,
+        autoscaling,
+        subnets,
+        cluster="dev",
+        pool="mem16",
+        instance_type="r5.large",
+        zones=["us-east-1a"],
+        capacities=["spot"],
+        min_size=1,
+        desired=2,
+    )
+    await eventually(lambda: len(store.items_raw("nodes")) == 2)
+    joined = time.monotonic()
+    await eventually(lambda: len(store.items_raw("nodes")) == 1)
+    assert time.monotonic() - joined >= config.real(config.scale_down_unneeded_s) * 0.9
+    group = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]
+    assert (group["DesiredCapacity"], len(group["Instances"])) == (1, 1)
+    removed = [e for e in store.items_raw("events") if e["reason"] == "ScaleDown"]
+    assert len(removed) == 1
+    await _sleep(config.real(config.scale_down_unneeded_s) * 2)
+    assert len(store.items_raw("nodes")) == 1
+    assert group_status(controllers, "wbspawner-dev-mem16-a-spot")["desired"] == 1
+
+
+async def test_gpu_pool_scales_from_zero(
+    store: Store,
+    controllers: Controllers,
+    ec2: Any,
+    autoscaling: Any,
+    subnets: Any,
+    eventually: Any,
+) -> None:
+    make_pool(
+        ec2,
+        autoscaling,
+        subnets,
+        cluster="dev",
+        pool="mem64",
+        instance_type="r5.2xlarge",
+        zones=["us-east-1a"],
+        capacities=["spot"],
+    )
+    make_pool(
+        ec2,
+        autoscaling,
+        subnets,
+        cluster="dev",
+        pool="gpu-a10g",
+        instance_type="g5.xlarge",
+        zones=["us-east-1a"],
+        capacities=["spot"],
+        gpus=1,
+    )
+    store.create("pods", "jhub", user_pod("gpu-user", "gpu-a10g", "g5.xlarge", gpus=1))
+    node_name = await eventually(lambda: node_of(store, "gpu-user"))
+    node = store.get("nodes", None, node_name)
+    assert node["status"]["allocatable"][GPU] == "1"
+    assert {"key": GPU, "value": "present", "effect": "NoSchedule"} in node["spec"][
+        "taints"
+    ]
+    assert group_status(controllers, "wbspawner-dev-mem64-a-spot")["desired"] == 0
+
+
+async def test_spot_shortage_falls_back_to_on_demand(
+    store: Store,
+    controllers: Controllers,
+    ec2: Any,
+    autoscaling: Any,
+    subnets: Any,
+    eventually: Any,
+) -> None:
+    make_pool(
+        ec2,
+        autoscaling,
+        subnets,
+        cluster="dev",
+        pool="mem64",
+        instance_type="r5.2xlarge",
+        zones=["us-east-1a"],
+    )
+    priorities(store)
+    controllers.set_spot_capacity("r5.2xlarge", "us-east-1a", available=False)
+    store.create("pods", "jhub", user_pod("bob", "mem64", "r5.2xlarge"))
+    node_name = await eventually(lambda: node_of(store, "bob"))
+    labels = store.get("nodes", None, node_name)["metadata"]["labels"]
+    assert (
+        labels["eks.amazonaws.com/capacityType"],
+        labels["wbspawner.io/capacity"],
+    ) == ("ON_DEMAND", "on-demand")
+    messages = [e["message"] for e in events(store, "bob", "TriggeredScaleUp")]
+    assert messages == [
+        "pod triggered scale-up: [{wbspawner-dev-mem64-a-spot 0->1 (max: 3)}]",
+        "pod triggered scale-up: [{wbspawner-dev-mem64-a-ondemand 0->1 (max: 3)}]",
+    ]
+    status = controllers.status()
+    assert status["failures"] == [
+        "wbspawner-dev-mem64-a-spot: cannot provision any more nodes"
+    ]
+    assert group_status(controllers, "wbspawner-dev-mem64-a-spot")["desired"] == 0
+    assert group_status(controllers, "wbspawner-dev-mem64-a-spot")["backoff_s"] > 0
+
+
+async def test_wffc_claim_gets_a_volume_in_the_node_zone_and_is_attached(
+    store: Store,
+    controllers: Controllers,
+    ec2: Any,
+    autoscaling: Any,
+    subnets: Any,
+    eventually: Any,
+) -> None:
+    make_pool(
+        ec2,
+        autoscaling,
+        subnets,
+        cluster="dev",
+        pool="mem16",
+        instance_type="r5.large",
+        zones=["us-east-1c"],
+        capacities=["spot"],
+    )
+    store.create("storageclasses", None, storage_class("home", reclaim="Retain"))
+    store.create(
+        "persistentvolumeclaims",
+        "jhub",
+        {
+            "metadata": {"name": "claim-carol"},
+            "spec": {
+                "storageClassName": "home",
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "10Gi"}},
+            },
+        },
+    )
+    store.create(
+        "pods", "jhub", user_pod("carol", "mem16", "r5.large", claim="claim-carol")
+    )
+    node_name = await eventually(lambda: node_of(store, "carol"))
+    pvc = store.get("persistentvolumeclaims", "jhub", "claim-carol")
+    assert pvc["status"]["phase"] == "Bound"
+    assert (
+        pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"]
+        == node_name
+    )
+    pv = store.get("persistentvolumes", None, pvc["spec"]["volumeName"])
+    assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0][
+        "matchExpressions"
+    ] == [{"key": ZONE, "operator": "In", "values": ["us-east-1c"]}]
+    assert (
+        pv["spec"]["persistentVolumeReclaimPolicy"],
+        pv["spec"]["claimRef"]["name"],
+    ) == ("Retain", "claim-carol")
+    volume_id = pv["spec"]["csi"]["volumeHandle"]
+    volume = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+    tags = {t["Key"]: t["Value"] for t in volume["Tags"]}
+    assert (
+        volume["AvailabilityZone"],
+        volume["Size"],
+        volume["VolumeType"],
+        volume["Encrypted"],
+    ) == ("us-east-1c", 10, "gp3", True)
+    assert tags["kubernetes.io/created-for/pvc/name"] == "claim-carol"
+    assert tags["kubernetes.io/created-for/pvc/namespace"] == "jhub"
+    assert tags["CSIVolumeName"] == pv["metadata"]["name"]
+
+    def attached() -> bool:
+        node = store.get("nodes", None, node_name)
+        return attachment_name(volume_id) in [
+            v["name"] for v in node["status"].get("volumesAttached") or []
+        ]
+
+    await eventually(attached)
+    volume = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+    assert volume["Attachments"][0]["InstanceId"] == instance_id_of(
+        store.get("nodes", None, node_name)
+    )
+    store.delete("pods", "jhub", "carol", grace_period_seconds=0)
+    await eventually(
+        lambda: (
+            not ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["Attachments"]
+        )
+    )
+
+
+async def test_attach_in_the_wrong_zone_fails_like_aws(
+    store: Store,
+    controllers: Controllers,
+    ec2: Any,
+    autoscaling: Any,
+    subnets: Any,
+    eventually: Any,
+) -> None:
+    make_pool(
+        ec2,
+        autoscaling,
+        subnets,
+        cluster="dev",
+        pool="mem16",
+        instance_type="r5.large",
+        zones=["us-east-1b"],
+        capacities=["spot"],
+        min_size=1,
+    )
+    node_name = await eventually(
+        lambda: (
+            store.items_raw("nodes") and store.items_raw("nodes")[0]["metadata"]["name"]
+        )
+    )
+    volume_id = ec2.create_volume(
+        AvailabilityZone="us-east-1a", Size=10, VolumeType="gp3"
+    )["VolumeId"]
+    store.create(
+        "persistentvolumes",
+        None,
+        {
+            "metadata": {"name": "old-home"},
+            "spec": {
+                "capacity": {"storage": "10Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": volume_id},
+            },
+        },
+    )
+    store.create(
+        "persistentvolumeclaims",
+        "jhub",
+        {
+            "metadata": {"name": "claim-dave"},
+            "spec": {
+                "storageClassName": "",
+                "volumeName": "old-home",
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "10Gi"}},
+            },
+        },
+    )
+    await eventually(
+        lambda: (
+            store.get("persistentvolumeclaims", "jhub", "claim-dave")["status"]["phase"]
+            == "Bound"
+        )
+    )
+    assert (
+        store.get("persistentvolumes", None, "old-home")["spec"]["claimRef"]["name"]
+        == "claim-dave"
+    )
+    pod = user_pod("dave", "mem16", "r5.large", claim="claim-dave")
+    pod["spec"]["nodeName"] = node_name
+    store.create("pods", "jhub", pod)
+    failed = await eventually(lambda: events(store, "dave", "FailedAttachVolume"))
+    assert "InvalidVolume.ZoneMismatch" in failed[0]["message"]
+    assert failed[0]["message"].startswith(
+        'AttachVolume.Attach failed for volume "old-home"'
+    )
+    assert (
+        ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["Attachments"] == []
+    )
+
+
+async def test_placeholder_is_preempted_by_a_user_pod(
+    store: Store,
+    controllers: Controllers,
+    ec2: Any,
+    autoscaling: Any,
+    subnets: Any,
+    eventually: Any,
+) -> None:
+    make_pool(
+        ec2,
+        autoscaling,
+        subnets,
+        cluster="dev",
+        pool="mem64",
+        instance_type="r5.2xlarge",
+        zones=["us-east-1a"],
+        capacities=["spot"],
+    )
+    store.create("priorityclasses", None, priority_class("placeholder", -10))
+    store.create(
+        "pods",
+        "jhub",
+        user_pod("warm", "mem64", "r5.2xlarge", priority_class_name="placeholder"),
+    )
+    warm_node = await eventually(lambda: node_of(store, "warm"))
+    store.create("pods", "jhub", user_pod("erin", "mem64", "r5.2xlarge"))
+    assert await eventually(lambda: node_of(store, "erin")) == warm_node
+    preempted = [e for e in store.items_raw("events") if e["reason"] == "Preempted"]
+    assert preempted[0]["involvedObject"]["name"] == "warm"
+    assert not events(store, "erin", "TriggeredScaleUp")
+    assert group_status(controllers, "wbspawner-dev-mem64-a-spot")["desired"] == 1
+
+
+async def test_spot_interruption_cordons_then_removes_the_node(
+    store: Store,
+    controllers: Controllers,
+    ec2: Any,
+    autoscaling: Any,
+    subnets: Any,
+    config: ClusterConfig,
+    eventually: Any,
+) -> None:
+    make_pool(
+        ec2,
+        autoscaling,
+        subnets,
+        cluster="dev",
+        pool="mem16",
+        instance_type="r5.large",
+        zones=["us-east-1a"],
+        capacities=["spot"],
+    )
+    store.create("pods", "jhub", user_pod("frank", "mem16", "r5.large"))
+    node_name = await eventually(lambda: node_of(store, "frank"))
+    instance_id = instance_id_of(store.get("nodes", None, node_name))
+    gone = await controllers.interrupt_spot(node_name)
+    node = store.get("nodes", None, node_name)
+    assert node["spec"]["unschedulable"] is True
+    assert {t["key"] for t in node["spec"]["taints"]} >= {
+        "node.kubernetes.io/unschedulable",
+        "aws-node-termination-handler/spot-itn",
+    }
+    assert store.get("pods", "jhub", "frank")["metadata"].get("deletionTimestamp")
+    await gone
+    assert not store.exists("nodes", None, node_name)
+    assert not store.exists("pods", "jhub", "frank")
+    state = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+        "Instances"
+    ][0]["State"]["Name"]
+    assert state == "terminated"
+
+
+async def test_failed_scheduling_is_not_repeated_every_pass(
+    store: Store,
+    controllers: Controllers,
+    config: ClusterConfig,
+    eventually: Any,
+) -> None:
+    store.create(
+        "pods",
+        "jhub",
+        {
+            "metadata": {"name": "lost"},
+            "spec": {
+                "containers": [{"name": "c", "image": "x"}],
+                "nodeSelector": {POOL: "nowhere"},
+            },
+        },
+    )
+    await eventually(lambda: events(store, "lost", "FailedScheduling"))
+    passes = controllers.scheduler.passes
+    for i in range(30):
+        store.create("configmaps", "jhub", {"metadata": {"name": f"noise-{i}"}})
+        store.patch("pods", "jhub", "lost", {"metadata": {"labels": {"n": str(i)}}})
+        await _sleep(0.01)
+    assert controllers.scheduler.passes > passes + 5
+    count = events(store, "lost", "FailedScheduling")[0]["count"]
+    assert count <= 3
+    cond = next(
+        c
+        for c in store.get("pods", "jhub", "lost")["status"]["conditions"]
+        if c["type"] == "PodScheduled"
+    )
+    assert (cond["status"], cond["reason"]) == ("False", "Unschedulable")
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
+async def test_immediate_claim_is_provisioned_and_reclaimed_on_delete(
+    store: Store, controllers: Controllers, ec2: Any, eventually: Any
+) -> None:
+    store.create(
+        "storageclasses",
+        None,
+        storage_class("scratch", mode="Immediate", zones=["us-east-1b"]),
+    )
+    store.create(
+        "persistentvolumeclaims",
+        "jhub",
+        {
+            "metadata": {"name": "scratch"},
+            "spec": {
+                "storageClassName": "scratch",
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "5Gi"}},
+            },
+        },
+    )
+
+    def bound() -> str | None:
+        pvc = store.get("persistentvolumeclaims", "jhub", "scratch")
+        return (
+            pvc["spec"].get("volumeName") if pvc["status"]["phase"] == "Bound" else None
+        )
+
+    pv_name = await eventually(bound)
+    volume_id = store.get("persistentvolumes", None, pv_name)["spec"]["csi"][
+        "volumeHandle"
+    ]
+    volume = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+    assert (volume["AvailabilityZone"], volume["Size"]) == ("us-east-1b", 5)
+    store.delete("persistentvolumeclaims", "jhub", "scratch")
+    await eventually(lambda: not store.exists("persistentvolumes", None, pv_name))
+    assert (
+        ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [volume_id]}])[
+            "Volumes"
+        ]
+        == []
+    )
+
+
+async def test_retained_volume_is_released_not_deleted(
+    store: Store, controllers: Controllers, ec2: Any, eventually: Any
+) -> None:
+    volume_id = ec2.create_volume(AvailabilityZone="us-east-1a", Size=10)["VolumeId"]
+    store.create(
+        "persistentvolumes",
+        None,
+        {
+            "metadata": {"name": "kept"},
+            "spec": {
+                "capacity": {"storage": "10Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "claimRef": {"namespace": "jhub", "name": "claim-kept"},
+                "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": volume_id},
+            },
+        },
+    )
+    store.create(
+        "persistentvolumeclaims",
+        "jhub",
+        {
+            "metadata": {"name": "claim-kept"},
+            "spec": {
+                "storageClassName": "",
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "10Gi"}},
+            },
+        },
+    )
+    await eventually(
+        lambda: (
+            store.get("persistentvolumeclaims", "jhub", "claim-kept")["spec"].get(
+                "volumeName"
+            )
+            == "kept"
+        )
+    )
+    store.delete("persistentvolumeclaims", "jhub", "claim-kept")
+    await eventually(
+        lambda: (
+            store.get("persistentvolumes", None, "kept")["status"]["phase"]
+            == "Released"
+        )
+    )
+    assert (
+        ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["State"]
+        == "available"
+    )

@@ -1,0 +1,207 @@
+"""Driving the real hub over HTTP as a browser would, for the hub tests.
+
+:class:`HubUser` is one person's browser session against the proxy: the login
+form, the spawn form (whose ``action`` carries the XSRF token, as in a browser),
+and the REST API through a token the user creates for themself. The stack itself
+(slapd, devcluster, node groups, JupyterHub + configurable-http-proxy) is
+:class:`devcluster.demo.Workbench`, the same one ``make demo`` runs.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+from devcluster.demo import NAMESPACE, Kube, Workbench
+
+T = TypeVar("T")
+
+_ACTION = re.compile(r'id="spawn_form"\s+action="([^"]+)"')
+_PROFILE = re.compile(r'<input type="radio"\s+name="profile"[^>]*value="([^"]+)"')
+_ERROR = re.compile(r'class="spawn-error-msg[^"]*">(.*?)</p>', re.S)
+
+
+def wait_until(
+    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not within {timeout:g} s")
+        time.sleep(interval)
+
+
+class HubUser:
+    """One person's session with the hub through the proxy."""
+
+    def __init__(self, url: str, name: str, password: str) -> None:
+        self.url = url
+        self.name = name
+        self.password = password
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self.action: str | None = None
+        self._token: str | None = None
+
+    def login(self) -> requests.Response:
+        """Log in through the login form; return the POST's response (no redirect)."""
+        page = self.http.get(f"{self.url}/hub/login", timeout=10)
+        page.raise_for_status()
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+        assert xsrf, "the login form has no _xsrf field"
+        return self.http.post(
+            f"{self.url}/hub/login?next=",
+            data={
+                "username": self.name,
+                "password": self.password,
+                "_xsrf": html.unescape(xsrf.group(1)),
+            },
+            allow_redirects=False,
+            timeout=30,
+        )
+
+    def form(self) -> str:
+        """Return the spawn page's HTML (and remember its form's action)."""
+        page = self.http.get(f"{self.url}/hub/spawn", timeout=30)
+        page.raise_for_status()
+        page.encoding = "utf-8"
+        found = _ACTION.search(page.text)
+        assert found, f"no spawn form on {page.url}: {page.text[:300]}"
+        self.action = html.unescape(found.group(1))
+        return page.text
+
+    def spawn(self, data: dict[str, str]) -> requests.Response:
+        """Submit the spawn form with ``data`` (fields as a browser sends them)."""
+        if self.action is None:
+            self.form()
+        assert self.action is not None
+        response = self.http.post(
+            self.url + self.action, data=data, allow_redirects=False, timeout=60
+        )
+        response.encoding = "utf-8"
+        return response
+
+    def token(self) -> str:
+        """Return an API token of this user (created once, with the session)."""
+        if self._token is None:
+            if self.action is None:
+                self.form()
+            xsrf = re.search(r"_xsrf=([^&]+)", self.action or "")
+            assert xsrf, "no XSRF token in the spawn form's action"
+            response = self.http.post(
+                f"{self.url}/hub/api/users/{self.name}/tokens",
+                json={"note": "hub tests", "expires_in": 3600},
+                headers={"X-XSRFToken": xsrf.group(1)},
+                timeout=10,
+            )
+            response.raise_for_status()
+            self._token = str(response.json()["token"])
+        return self._token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Call the hub REST API (``/hub/api`` + ``path``) with this user's token."""
+        headers = {"Authorization": f"token {self.token()}"}
+        return self.http.request(
+            method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs
+        )
+
+    def progress(self, timeout: float = 150) -> list[dict[str, Any]]:
+        """Return the spawn's progress events, until ready or failed."""
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        with self.http.get(
+            f"{self.url}/hub/api/users/{self.name}/server/progress",
+            headers={"Authorization": f"token {self.token()}"},
+            stream=True,
+            timeout=(10, timeout),
+        ) as response:
+            response.raise_for_status()
+            for line in response.iter_lines(chunk_size=None):
+                if line.startswith(b"data:"):
+                    events.append(json.loads(line[5:]))
+                    if events[-1].get("ready") or events[-1].get("failed"):
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"spawn progress not done in {timeout:g} s")
+        return events
+
+    def server_status(self) -> requests.Response:
+        """GET ``/user/<name>/api/status`` through the proxy, with the token."""
+        return requests.get(
+            f"{self.url}/user/{self.name}/api/status",
+            headers={"Authorization": f"token {self.token()}"},
+            allow_redirects=False,
+            timeout=10,
+        )
+
+    def wait_ready(self, timeout: float = 120) -> requests.Response:
+        """Wait until the server answers through the proxy; return that answer."""
+
+        def ready() -> requests.Response | None:
+            response = self.server_status()
+            return response if response.status_code == 200 else None
+
+        return wait_until(ready, timeout, f"{self.name}'s server answering", 0.5)
+
+    def stop(self, kube: Kube, timeout: float = 60) -> None:
+        """Stop the server through the REST API and wait until the pod is gone."""
+        response = self.api("DELETE", f"/users/{self.name}/server")
+        assert response.status_code in (202, 204), response.text
+        wait_until(lambda: pod_of(kube, self.name) is None, timeout, "pod gone", 0.5)
+        wait_until(
+            lambda: not self.api("GET", f"/users/{self.name}").json()["server"],
+            timeout,
+            "server stopped in the hub",
+        )
+
+
+def sizes_on(form: str) -> list[str]:
+    """Return the size slugs offered on a spawn page, in order."""
+    return _PROFILE.findall(form)
+
+
+def error_on(page: str) -> str:
+    """Return the error message shown on a spawn page ('' when none)."""
+    found = _ERROR.search(page)
+    return (
+        html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip() if found else ""
+    )
+
+
+def pod_of(kube: Kube, user: str) -> dict[str, Any] | None:
+    """Return the user's server pod, if it exists."""
+    result: dict[str, Any] | None = kube.get(
+        f"/api/v1/namespaces/{NAMESPACE}/pods/jupyter-{user}"
+    )
+    return result
+
+
+def pvc_of(kube: Kube, user: str) -> dict[str, Any] | None:
+    """Return the user's home claim, if it exists."""
+    result: dict[str, Any] | None = kube.get(
+        f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/home-{user}"
+    )
+    return result
+
+
+def hub_log(bench: Workbench) -> str:
+    """Return the hub's log so far."""
+    return (bench.state_dir / "hub.log").read_text(errors="replace")
+
+
+def edit_profiles(bench: Workbench, name: str, text: str) -> Path:
+    """Write a profiles file of the running hub (the hub re-reads it by itself)."""
+    path = bench.profiles_dir / name
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,98 @@
+"""helm-values/cluster-autoscaler.yaml rendered by the real chart with the real helm."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from devcluster.tools import ensure_tool
+from wbspawner.catalog import load_catalog
+from wbspawner.loader import load_profiles
+from wbspawner.pools.autoscaler_values import FLAGS, expander_priorities
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+VALUES = REPO / "helm-values" / "cluster-autoscaler.yaml"
+CHART_NAME = "cluster-autoscaler-9.59.0.tgz"
+K8S = "1.33"
+
+
+def _chart() -> Path:
+    chart = (REPO / ".." / "shared" / "charts" / CHART_NAME).resolve()
+    assert chart.is_file(), f"chart archive missing: {chart}"
+    return chart
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict]:
+    helm = ensure_tool("helm", REPO / ".cache" / "tools")
+    proc = subprocess.run(
+        [
+            str(helm),
+            "template",
+            "cluster-autoscaler",
+            str(_chart()),
+            "--namespace",
+            "kube-system",
+            "-f",
+            str(VALUES),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def test_every_rendered_object_is_valid(rendered):
+    kinds = sorted(d["kind"] for d in rendered)
+    assert {"Deployment", "ConfigMap", "ServiceAccount", "ClusterRole"} <= set(kinds)
+    for doc in rendered:
+        kubernetes_validate.validate(doc, K8S, strict=True)
+
+
+def _one(rendered, kind, name=None):
+    found = [
+        d
+        for d in rendered
+        if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, [d["metadata"]["name"] for d in found]
+    return found[0]
+
+
+def test_priority_expander_config_map(rendered):
+    cm = _one(rendered, "ConfigMap", "cluster-autoscaler-priority-expander")
+    assert cm["metadata"]["namespace"] == "kube-system"
+    priorities = yaml.safe_load(cm["data"]["priorities"])
+    profiles = load_profiles([REPO / "profiles"], load_catalog())
+    assert priorities == expander_priorities(profiles, "wbspawner")
+
+
+def test_deployment_flags(rendered):
+    deployment = _one(rendered, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = container["command"]
+    assert (
+        "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
+        "k8s.io/cluster-autoscaler/wbspawner" in args
+    )
+    for flag, value, _ in FLAGS:
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        assert f"--{flag}={text}" in args
+    assert container["image"].endswith(":v1.33.0")
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    assert env.get("AWS_REGION") == "us-east-1"
+
+
+def test_service_account_can_read_the_priority_config_map(rendered):
+    role = _one(rendered, "Role")
+    names = [n for rule in role["rules"] for n in rule.get("resourceNames", [])]
+    assert "cluster-autoscaler-priority-expander" in names

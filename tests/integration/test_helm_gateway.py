@@ -1,0 +1,162 @@
+"""helm-values/dask-gateway.yaml rendered by the real chart with the real helm.
+
+Every rendered object is checked: Kubernetes kinds with kubernetes-validate
+(strict), the chart's CustomResourceDefinitions too, and its Traefik objects
+against the schemas of those CRDs. The rendered ``dask_gateway_config.py`` is
+then executed the way the gateway pod runs it, with the profiles arriving as the
+ConfigMap variables the Deployment declares.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from traitlets.config import Config
+
+from devcluster.tools import ensure_tool
+from wbspawner.gateway.reaper import WorkbenchKubeBackend
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+VALUES = REPO / "helm-values" / "dask-gateway.yaml"
+CHART_NAME = "dask-gateway-2026.3.0.tgz"
+K8S = "1.33"
+
+
+def _chart() -> Path:
+    chart = (REPO / ".." / "shared" / "charts" / CHART_NAME).resolve()
+    assert chart.is_file(), f"chart archive missing: {chart}"
+    return chart
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict[str, Any]]:
+    helm = ensure_tool("helm", REPO / ".cache" / "tools")
+    proc = subprocess.run(
+        [
+            str(helm), "template", "dask-gateway", str(_chart()),
+            "--namespace", "dask-gateway", "--include-crds", "-f", str(VALUES),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def _one(rendered: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in rendered if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, [(d["kind"], d["metadata"]["name"]) for d in rendered]
+    return found[0]
+
+
+def _crd_schemas(rendered: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+    schemas = {}
+    for crd in rendered:
+        if crd["kind"] != "CustomResourceDefinition":
+            continue
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            api = f"{group}/{version['name']}"
+            schemas[(api, kind)] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def test_every_rendered_object_is_valid(rendered: list[dict[str, Any]]) -> None:
+    schemas = _crd_schemas(rendered)
+    kinds = {d["kind"] for d in rendered}
+    assert {"Deployment", "Service", "ConfigMap", "IngressRoute"} <= kinds
+    custom = 0
+    for doc in rendered:
+        key = (doc["apiVersion"], doc["kind"])
+        if key in schemas:
+            jsonschema.validate(doc, schemas[key])
+            custom += 1
+        else:
+            kubernetes_validate.validate(doc, K8S, strict=True)
+    assert custom >= 2  # the IngressRoute and Middlewares of the gateway API
+
+
+def test_traefik_is_internal_with_web_and_scheduler_ports(
+    rendered: list[dict[str, Any]],
+) -> None:
+    service = _one(rendered, "Service", "traefik-dask-gateway")
+    assert service["spec"]["type"] == "ClusterIP"
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
+    assert ports == {"web": (80, 8000), "tcp": (8786, 8786)}
+
+
+def test_routes_live_under_the_hub_service_prefix(
+    rendered: list[dict[str, Any]],
+) -> None:
+    route = _one(rendered, "IngressRoute", "api-dask-gateway")
+    match = route["spec"]["routes"][0]["match"]
+    assert match == "PathPrefix(`/services/dask-gateway`)"
+
+
+def _gateway_container(rendered: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = _one(rendered, "Deployment", "api-dask-gateway")
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(containers[0])
+
+
+def test_gateway_pod_gets_the_token_and_the_profiles_configmap(
+    rendered: list[dict[str, Any]],
+) -> None:
+    env = {e["name"]: e for e in _gateway_container(rendered)["env"]}
+    token = env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token == {"name": "wbspawner-dask-gateway", "key": "token"}
+    keys = sorted(
+        e["valueFrom"]["configMapKeyRef"]["key"]
+        for e in env.values()
+        if "configMapKeyRef" in e.get("valueFrom", {})
+    )
+    assert keys == sorted(p.name for p in (REPO / "profiles").glob("*.yaml"))
+
+
+def test_rendered_config_runs_with_the_workbench_backend(
+    rendered: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Run the chart's config as the pod would: ConfigMap keys become variables."""
+    for entry in _gateway_container(rendered)["env"]:
+        source = entry.get("valueFrom", {})
+        if "configMapKeyRef" in source:
+            path = REPO / "profiles" / source["configMapKeyRef"]["key"]
+            monkeypatch.setenv(entry["name"], path.read_text(encoding="utf-8"))
+        elif "value" in entry:
+            monkeypatch.setenv(entry["name"], entry["value"])
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "token-from-the-secret")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    config_map = _one(rendered, "ConfigMap", "api-dask-gateway")
+    script = tmp_path / "dask_gateway_config.py"
+    script.write_text(config_map["data"]["dask_gateway_config.py"])
+    c = Config()
+    exec(
+        compile(script.read_text(), str(script), "exec"),
+        {"c": c, "__file__": str(script)},
+    )
+    assert (
+        c.DaskGateway.backend_class == "wbspawner.gateway.reaper.WorkbenchKubeBackend"
+    )
+    assert c.ClusterConfig.scheduler_cmd == ["dask", "scheduler"]
+    assert c.KubeClusterConfig.image == "ghcr.io/wbspawner/dask-worker:0.1.0"
+    assert c.JupyterHubAuthenticator.jupyterhub_service_name == "dask-gateway"
+    mixin = c.WorkbenchBackendMixin
+    assert mixin.hub_api_token == "token-from-the-secret"
+    assert mixin.hub_api_url == "http://hub.jhub:8081/hub/api"
+    backend = WorkbenchKubeBackend(config=c)
+    profiles = backend.profiles()
+    assert [s.name for s in profiles.dask.worker_sizes][:1] == ["m64-quarter"]
+    assert profiles.pools.keys() >= {"cpu4", "mem64", "gpu-a10g-x4"}

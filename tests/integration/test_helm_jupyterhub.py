@@ -1,0 +1,388 @@
+"""helm-values/jupyterhub.yaml rendered by the real z2jh chart with the real helm.
+
+Every rendered object passes strict validation; the network policies and
+security contexts an operator expects are asserted on the rendered manifests;
+and the hub configuration the chart ships (its ``extraConfig``, taken from the
+rendered Secret) is executed against a traitlets ``Config`` with the hub
+Deployment's environment, and must configure wbspawner's spawner.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from traitlets.config import Config
+
+from devcluster.tools import ensure_tool
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+VALUES = REPO / "helm-values" / "jupyterhub.yaml"
+CHART_NAME = "jupyterhub-4.4.0.tgz"
+NAMESPACE = "jhub"
+K8S = "1.33"
+METADATA = "169.254.169.254"
+IMAGE_HUB_CONFIG = "/usr/local/etc/wbspawner/jupyterhub_config.py"
+"""Where images/hub/Dockerfile puts the repository's jupyterhub_config.py."""
+
+
+def _chart() -> Path:
+    chart = (REPO / ".." / "shared" / "charts" / CHART_NAME).resolve()
+    assert chart.is_file(), (
+        f"chart archive missing: {chart} (the tests render helm-values/ against "
+        "the chart archives in ../shared/charts relative to the repository)"
+    )
+    return chart
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict[str, Any]]:
+    helm = ensure_tool("helm", REPO / ".cache" / "tools")
+    proc = subprocess.run(
+        [str(helm), "template", "jhub", str(_chart()),
+         "--namespace", NAMESPACE, "-f", str(VALUES)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def _one(rendered: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in rendered if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, (kind, name, [d["metadata"]["name"] for d in rendered])
+    return found[0]
+
+
+def test_every_rendered_object_is_strictly_valid(rendered):
+    kinds = {d["kind"] for d in rendered}
+    assert {"Deployment", "Secret", "NetworkPolicy", "Service"} <= kinds
+    for doc in rendered:
+        kubernetes_validate.validate(doc, K8S, strict=True)
+
+
+def test_user_placeholder_and_user_scheduler_are_absent(rendered):
+    names = {(d["kind"], d["metadata"]["name"]) for d in rendered}
+    for kind, name in names:
+        assert "user-scheduler" not in name, (kind, name)
+        assert "placeholder" not in name, (kind, name)
+    assert not [d for d in rendered if d["kind"] in ("DaemonSet", "StatefulSet")]
+    assert not [d for d in rendered if d["kind"] == "PriorityClass"]
+
+
+def _egress_blocks(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        peer["ipBlock"]
+        for rule in policy["spec"].get("egress", [])
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+    ]
+
+
+def _dns_only(rule: dict[str, Any]) -> bool:
+    ports = {p.get("port") for p in rule.get("ports", [])}
+    return bool(ports) and ports <= {53}
+
+
+def _reachable(policy: dict[str, Any], address: str) -> bool:
+    """Whether any ipBlock egress rule lets the pod reach ``address``."""
+    ip = ipaddress.ip_address(address)
+    for block in _egress_blocks(policy):
+        if ip in ipaddress.ip_network(block["cidr"]) and not any(
+            ip in ipaddress.ip_network(e) for e in block.get("except", [])
+        ):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("name", ["singleuser", "hub", "proxy"])
+def test_no_pod_reaches_instance_metadata(rendered, name):
+    policy = _one(rendered, "NetworkPolicy", name)
+    assert "Egress" in policy["spec"]["policyTypes"]
+    assert not _reachable(policy, METADATA)
+    assert _reachable(policy, "1.1.1.1")  # the internet stays reachable
+
+
+@pytest.mark.parametrize(
+    "address", ["10.0.12.7", "172.20.0.10", "192.168.3.4", METADATA]
+)
+def test_user_servers_reach_no_in_cluster_address_by_ip(rendered, address):
+    policy = _one(rendered, "NetworkPolicy", "singleuser")
+    ip_rules = [
+        rule
+        for rule in policy["spec"]["egress"]
+        if any("ipBlock" in p for p in rule.get("to", [])) and not _dns_only(rule)
+    ]
+    assert ip_rules, "expected the internet egress rule"
+    assert not _reachable({"spec": {"egress": ip_rules}}, address)
+
+
+def test_user_servers_reach_only_hub_proxy_and_gateway_pods(rendered):
+    policy = _one(rendered, "NetworkPolicy", "singleuser")
+    selectors = []
+    for rule in policy["spec"]["egress"]:
+        for peer in rule.get("to", []):
+            if "podSelector" in peer:
+                selectors.append(peer["podSelector"]["matchLabels"])
+    components = {s.get("component") or s.get("app.kubernetes.io/component")
+                  for s in selectors}  # fmt: skip
+    assert components == {"hub", "proxy", "autohttps", "traefik"}
+    gateway = [s for s in selectors if s.get("app.kubernetes.io/name")]
+    assert gateway == [
+        {"app.kubernetes.io/name": "dask-gateway",
+         "app.kubernetes.io/component": "traefik"}
+    ]  # fmt: skip
+    # Nothing may select every pod (an empty selector would open the cluster).
+    assert all(selectors)
+
+
+def test_hub_admits_user_servers_by_their_kubespawner_labels(rendered):
+    policy = _one(rendered, "NetworkPolicy", "hub")
+    peers = [p for rule in policy["spec"]["ingress"] for p in rule.get("from", [])]
+    assert {"podSelector": {"matchLabels": {
+        "app": "jupyterhub", "component": "singleuser-server"}}} in peers  # fmt: skip
+    gateway = {
+        "namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": "dask-gateway"}},
+        "podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "dask-gateway",
+            "app.kubernetes.io/component": "gateway"}},
+    }  # fmt: skip
+    assert gateway in peers
+    assert all(p.get("podSelector") for p in peers)  # no namespace-wide opening
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc["spec"]["template"]["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+@pytest.mark.parametrize("name", ["hub", "proxy"])
+def test_core_pods_run_unprivileged(rendered, name):
+    deployment = _one(rendered, "Deployment", name)
+    pod = deployment["spec"]["template"]["spec"]
+    pod_seccomp = pod.get("securityContext", {}).get("seccompProfile")
+    for container in _containers(deployment):
+        sc = container["securityContext"]
+        assert (sc.get("seccompProfile") or pod_seccomp) == {"type": "RuntimeDefault"}
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert sc["runAsUser"] != 0
+
+
+def _values(rendered: list[dict[str, Any]]) -> dict[str, Any]:
+    secret = _one(rendered, "Secret", "hub")
+    return yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
+
+
+def test_hub_image_is_ours_and_user_defaults_are_locked_down(rendered):
+    (container,) = _one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    versions = (REPO / "images" / "versions.env").read_text(encoding="utf-8")
+    assert f"WBSPAWNER_VERSION={container['image'].rpartition(':')[2]}" in versions
+    assert container["image"].startswith("ghcr.io/wbspawner/hub:")
+    spawner = _values(rendered)["hub"]["config"]["KubeSpawner"]
+    csc = spawner["container_security_context"]
+    assert csc["runAsNonRoot"] is True
+    assert csc["allowPrivilegeEscalation"] is False
+    assert csc["capabilities"] == {"drop": ["ALL"]}
+    assert csc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spawner["pod_security_context"]["runAsNonRoot"] is True
+
+
+def test_secrets_come_only_from_kubernetes_secrets(rendered):
+    (container,) = _one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    for env in container["env"]:
+        name = env["name"]
+        secretish = any(w in name for w in ("PASSWORD", "TOKEN", "SECRET", "KEY"))
+        if secretish and not name.endswith("_FILE"):
+            assert "value" not in env, f"{name} carries a literal value"
+    by_name = {e["name"]: e for e in container["env"]}
+    ldap = by_name["WBSPAWNER_LDAP_SERVER"]["valueFrom"]["secretKeyRef"]
+    assert ldap["name"] == "wbspawner-ldap"
+    volumes = {v["name"]: v for v in _one(rendered, "Deployment", "hub")["spec"][
+        "template"]["spec"]["volumes"]}  # fmt: skip
+    assert volumes["wbspawner-ldap"]["secret"]["secretName"] == "wbspawner-ldap"
+
+
+def test_profiles_config_map_is_mounted_for_hot_reload(rendered):
+    deployment = _one(rendered, "Deployment", "hub")
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["wbspawner-profiles"]["configMap"]["name"] == "wbspawner-profiles"
+    (container,) = pod["containers"]
+    mounts = [m for m in container["volumeMounts"] if m["name"] == "wbspawner-profiles"]
+    # A subPath mount would never see an edit of the ConfigMap.
+    assert mounts == [{"name": "wbspawner-profiles", "readOnly": True,
+                       "mountPath": "/etc/wbspawner/profiles"}]  # fmt: skip
+
+
+def test_culling_is_on(rendered):
+    cull = _values(rendered)["cull"]
+    assert cull["enabled"] is True
+    assert 0 < cull["timeout"] <= 24 * 3600
+    assert cull["users"] is False  # users (and their homes) are never deleted
+
+
+def _hub_environ(rendered: list[dict[str, Any]], tmp_path: Path) -> dict[str, str]:
+    """The hub container's environment, with fakes for what Kubernetes fills."""
+    (container,) = _one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    fakes = {"server": "ldap.example.org", "token": "fake-gateway-token",
+             "bind-dn-template": "uid={username},ou=people,dc=example,dc=org",
+             "group-dn-template": "cn={group},ou=groups,dc=example,dc=org"}  # fmt: skip
+    env: dict[str, str] = {}
+    for var in container["env"]:
+        if "value" in var:
+            env[var["name"]] = var["value"]
+            continue
+        ref = var["valueFrom"]
+        if "fieldRef" in ref:
+            assert ref["fieldRef"]["fieldPath"] == "metadata.namespace"
+            env[var["name"]] = NAMESPACE
+        elif "secretKeyRef" in ref:
+            key = ref["secretKeyRef"]["key"]
+            if key in fakes:
+                env[var["name"]] = fakes[key]
+            elif ref["secretKeyRef"]["name"] == "hub":  # the chart's own Secret
+                env[var["name"]] = f"fake-{key}"
+            else:
+                assert ref["secretKeyRef"].get("optional") is True, key
+    # Files the pod gets from its mounts live in tmp_path here.
+    mounted = {"/etc/wbspawner/profiles": REPO / "profiles"}
+    for name in ("WBSPAWNER_LDAP_BIND_PASSWORD_FILE", "WBSPAWNER_LDAP_CA_FILE"):
+        local = tmp_path / Path(env[name]).name
+        local.write_text("fake\n", encoding="utf-8")
+        mounted[env[name]] = local
+    mounted[env["WBSPAWNER_STATE_DIR"]] = tmp_path
+    return {k: str(mounted.get(v, v)) for k, v in env.items()}
+
+
+def test_rendered_hub_config_loads_wbspawner(rendered, tmp_path, monkeypatch):
+    extra = _values(rendered)["hub"]["extraConfig"]
+    assert list(extra) == ["10-wbspawner"]
+    env = _hub_environ(rendered, tmp_path)
+    for name in [n for n in os.environ if n.startswith("WBSPAWNER_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    dockerfile = (REPO / "images" / "hub" / "Dockerfile").read_text(encoding="utf-8")
+    assert f"COPY jupyterhub_config.py {IMAGE_HUB_CONFIG}\n" in dockerfile
+    snippet = extra["10-wbspawner"]
+    assert IMAGE_HUB_CONFIG in snippet
+    snippet = snippet.replace(IMAGE_HUB_CONFIG, str(REPO / "jupyterhub_config.py"))
+    c = Config()
+    # z2jh's own jupyterhub_config.py ran before and set this; the snippet runs
+    # in that file's namespace, where ``c`` is the hub's config.
+    c.ConfigurableHTTPProxy.should_start = True
+    exec(compile(snippet, "10-wbspawner", "exec"), {"c": c})
+
+    assert c.JupyterHub.spawner_class == "workbench"
+    assert c.JupyterHub.authenticator_class == "ldap"
+    from importlib.metadata import entry_points
+
+    (ep,) = entry_points(group="jupyterhub.spawners", name="workbench")
+    assert ep.value == "wbspawner.spawner:WorkbenchSpawner"
+    assert c.ConfigurableHTTPProxy.should_start is False
+    assert c.ConfigurableHTTPProxy.api_url == "http://proxy-api:8001"
+    assert c.JupyterHub.hub_connect_url == "http://hub:8081"
+    assert c.KubeSpawner.namespace == NAMESPACE
+    assert c.LDAPAuthenticator.server_address == "ldap.example.org"
+    assert c.Authenticator.enable_auth_state is True
+    source = c.WorkbenchSpawner.profiles_source()
+    assert source.current().sizes, "the profiles mounted from the ConfigMap"
+
+
+CHART_ETC = "/usr/local/etc/jupyterhub"
+"""Where the chart mounts its config files, ConfigMap and Secret into the hub."""
+CURL = 'AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")'
+_PROBE = """
+import json, sys
+from traitlets.config.loader import PyFileConfigLoader
+c = PyFileConfigLoader("jupyterhub_config.py", path=sys.argv[1]).load_config()
+print(json.dumps({
+    "spawner_class": c.JupyterHub.spawner_class,
+    "authenticator_class": c.JupyterHub.authenticator_class,
+    "should_start": c.ConfigurableHTTPProxy.should_start,
+    "api_url": c.ConfigurableHTTPProxy.api_url,
+    "hub_connect_url": c.JupyterHub.hub_connect_url,
+    "namespace": c.KubeSpawner.namespace,
+    "crypt_keys": len(c.CryptKeeper["keys"]),
+    "csc": c.KubeSpawner.container_security_context,
+    "profiles": type(c.WorkbenchSpawner.profiles_source()).__name__,
+    "init_containers": [
+        getattr(x, "name", None) or x["name"]
+        for x in (c.KubeSpawner["init_containers"]
+                  if "init_containers" in c.KubeSpawner else [])
+    ],
+}))
+"""
+
+
+def _chart_etc(rendered: list[dict[str, Any]], root: Path) -> None:
+    """Lay out the hub pod's /usr/local/etc/jupyterhub under ``root``."""
+
+    def local(text: str) -> str:
+        text = text.replace(CHART_ETC, str(root))
+        return text.replace(IMAGE_HUB_CONFIG, str(REPO / "jupyterhub_config.py"))
+
+    data = _one(rendered, "ConfigMap", "hub")["data"]
+    (root / "config").mkdir(parents=True)
+    for key, text in data.items():
+        (root / "config" / key).write_text(text, encoding="utf-8")
+    config = data["jupyterhub_config.py"]
+    # The hub image installs pycurl (asserted below); the test venv does not.
+    assert CURL in config
+    config = config.replace(CURL, "pass")
+    (root / "jupyterhub_config.py").write_text(local(config), encoding="utf-8")
+    (root / "z2jh.py").write_text(local(data["z2jh.py"]), encoding="utf-8")
+    (root / "secret").mkdir()
+    for key, value in _one(rendered, "Secret", "hub")["data"].items():
+        text = base64.b64decode(value).decode()
+        (root / "secret" / key).write_text(local(text), encoding="utf-8")
+
+
+def test_chart_hub_config_with_our_values_loads_wbspawner(rendered, tmp_path):
+    """The chart's own jupyterhub_config.py, then our extraConfig, as the hub runs."""
+    dockerfile = (REPO / "images" / "hub" / "Dockerfile").read_text(encoding="utf-8")
+    assert '"pycurl==${PYCURL_VERSION}"' in dockerfile
+    assert '"jupyterhub-idle-culler==${JUPYTERHUB_IDLE_CULLER_VERSION}"' in dockerfile
+    root = tmp_path / "etc"
+    _chart_etc(rendered, root)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WBSPAWNER_")}
+    env.update(_hub_environ(rendered, tmp_path))
+    # Kubernetes sets these for the chart's Services.
+    env.update(HUB_SERVICE_PORT="8081", PROXY_API_SERVICE_PORT="8001",
+               PROXY_PUBLIC_SERVICE_PORT="80")  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(root)],
+        capture_output=True, text=True, timeout=120, check=False, env=env,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["spawner_class"] == "workbench"
+    assert got["authenticator_class"] == "ldap"
+    assert got["should_start"] is False
+    assert got["api_url"] == "http://proxy-api:8001"
+    assert got["hub_connect_url"] == "http://hub:8081"
+    assert got["namespace"] == NAMESPACE
+    assert got["crypt_keys"] >= 1  # auth state (uid/gid) is encrypted
+    assert got["csc"]["capabilities"] == {"drop": ["ALL"]}
+    assert got["profiles"] == "ProfilesSource"
+    # No privileged root init container (the chart's iptables metadata block).
+    assert got["init_containers"] == []

@@ -1,0 +1,248 @@
+"""The hub end to end: LDAP login, the size form, a whole-node spawn, refusals, reload.
+
+One stack for the module (slapd, devcluster with moto node groups for the pools
+used here, JupyterHub + configurable-http-proxy started through the repository's
+``jupyterhub_config.py``); every test talks to it over HTTP like a browser, and
+checks the cluster through the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hub_harness import (
+    HubUser,
+    edit_profiles,
+    error_on,
+    hub_log,
+    pod_of,
+    pvc_of,
+    sizes_on,
+    wait_until,
+)
+
+from devcluster.demo import Workbench
+from devcluster.ldap import LdapServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+BOB_SIZES = ["small", "medium", "large", "xlarge", "xxlarge"]
+
+
+@pytest.fixture(scope="module")
+def bench(
+    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workbench]:
+    workbench = Workbench(
+        tmp_path_factory.mktemp("hub"),
+        time_factor=0.02,
+        pools=["cpu16", "mem64"],
+        zones=["us-east-1b"],
+        ldap=ldap_server,
+        capacity_grace_s=1.0,
+    )
+    with workbench:
+        yield workbench
+
+
+def logged_in(bench: Workbench, name: str, password: str) -> HubUser:
+    user = HubUser(bench.url, name, password)
+    response = user.login()
+    assert response.status_code == 302, response.text[:300]
+    return user
+
+
+@pytest.fixture(scope="module")
+def bob(bench: Workbench) -> HubUser:
+    return logged_in(bench, "bob", "bob-pw")
+
+
+@pytest.fixture(scope="module")
+def alice(bench: Workbench) -> HubUser:
+    return logged_in(bench, "alice", "alice-pw")
+
+
+def test_user_in_no_group_gets_403(bench: Workbench) -> None:
+    response = HubUser(bench.url, "carol", "carol-pw").login()
+    assert response.status_code == 403
+    assert "User 'carol' not allowed" in hub_log(bench)
+
+
+def test_wrong_password_gets_403(bench: Workbench) -> None:
+    assert HubUser(bench.url, "bob", "wrong").login().status_code == 403
+
+
+def test_hub_groups_and_admin_follow_ldap(alice: HubUser, bob: HubUser) -> None:
+    me = alice.api("GET", "/user").json()
+    assert me["admin"] is True
+    assert sorted(me["groups"]) == ["jupyter-admins", "jupyter-users"]
+    assert bob.api("GET", "/user").json()["groups"] == ["jupyter-users"]
+
+
+def test_form_lists_exactly_bobs_sizes_with_prices(bob: HubUser) -> None:
+    form = bob.form()
+    assert sizes_on(form) == BOB_SIZES
+    assert "64 GiB memory · 8 CPUs" in form
+    assert "$0.50/h on-demand" in form
+    assert "wb-admin-warning" not in form
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(
+            {"profile": "enormous"},
+            "There is no server size 'enormous'",
+            id="unknown-size",
+        ),
+        pytest.param(
+            {"profile": "gpu-t4"},
+            "is not available to your groups (jupyter-users). Ask an admin to add "
+            "you to 'gpu-users'.",
+            id="gpu-size-for-bob",
+        ),
+        pytest.param(
+            {"profile": "large", "profile-option-large--image": "evil"},
+            "There is no image 'evil' for '64 GiB'",
+            id="forged-image",
+        ),
+        pytest.param(
+            {
+                "profile": "large",
+                "profile-option-large--image--unlisted-choice": "evil/miner:1",
+            },
+            "does not accept custom values",
+            id="unlisted-image",
+        ),
+    ],
+)
+def test_forged_posts_are_refused_with_a_message(
+    bench: Workbench, bob: HubUser, data: dict[str, str], message: str
+) -> None:
+    bob.form()
+    response = bob.spawn(data)
+    assert response.status_code == 400
+    assert message in error_on(response.text)
+    assert sizes_on(response.text) == BOB_SIZES  # the form is shown again
+    assert pod_of(bench.kube, "bob") is None  # type: ignore[arg-type]
+    assert pvc_of(bench.kube, "bob") is None  # type: ignore[arg-type]
+    log = hub_log(bench)
+    assert "Refused bob" in log
+    assert "Traceback" not in log
+
+
+def test_profile_edit_shows_on_the_next_form(bench: Workbench, bob: HubUser) -> None:
+    sizes = bench.profiles_dir / "20-sizes.yaml"
+    original = sizes.read_text(encoding="utf-8")
+    edited = original.replace("everyday analysis", "everyday analysis, edited live")
+    assert edited != original
+    try:
+        edit_profiles(bench, "20-sizes.yaml", edited)
+        wait_until(
+            lambda: "edited live" in bob.form(), 15, "edited description on the form"
+        )
+    finally:
+        edit_profiles(bench, "20-sizes.yaml", original)
+        wait_until(lambda: "edited live" not in bob.form(), 15, "edit reverted")
+
+
+def test_broken_edit_keeps_profiles_and_warns_admins(
+    bench: Workbench, bob: HubUser, alice: HubUser
+) -> None:
+    path = bench.profiles_dir / "25-broken.yaml"
+    try:
+        edit_profiles(bench, path.name, "sizes:\n  - slug: oops\n    pool: nowhere\n")
+
+        def warned() -> str | None:
+            form = alice.form()
+            return form if "wb-admin-warning" in form else None
+
+        form = wait_until(warned, 15, "admin warning on the form")
+        assert "25-broken.yaml" in form
+        bob_form = bob.form()
+        assert sizes_on(bob_form) == BOB_SIZES
+        assert "wb-admin-warning" not in bob_form
+        assert "Profiles problem" in hub_log(bench)
+    finally:
+        path.unlink(missing_ok=True)
+    wait_until(lambda: "wb-admin-warning" not in alice.form(), 15, "warning gone")
+
+
+def test_start_64_gib_gets_a_whole_node_of_the_pool(
+    bench: Workbench, bob: HubUser
+) -> None:
+    kube = bench.kube
+    assert kube is not None
+    bob.form()
+    response = bob.spawn({"profile": "large", "profile-option-large--image": "scipy"})
+    assert response.status_code == 302
+    assert "/hub/spawn-pending/bob" in response.headers["location"]
+    messages = [e.get("message", "") for e in bob.progress()]
+    assert "Starting a 64 GiB node in us-east-1b, usually about 3 minutes" in messages
+    assert any(m.startswith("Got a 64 GiB node (") for m in messages)
+    status = bob.wait_ready(timeout=150)
+    assert "started" in status.json()
+
+    pod = pod_of(kube, "bob")
+    assert pod is not None
+    spec = pod["spec"]
+    node = kube.get(f"/api/v1/nodes/{spec['nodeName']}")
+    assert node["metadata"]["labels"]["wbspawner.io/pool"] == "mem64"
+    assert node["metadata"]["labels"]["topology.kubernetes.io/zone"] == "us-east-1b"
+    assert spec["nodeSelector"]["wbspawner.io/pool"] == "mem64"
+    tolerations = {(t["key"], t.get("value")) for t in spec["tolerations"]}
+    assert ("wbspawner.io/pool", "mem64") in tolerations
+    resources = spec["containers"][0]["resources"]
+    assert resources["requests"] == resources["limits"]
+    memory_mib = int(resources["limits"]["memory"]) // 2**20
+    assert 60_000 < memory_mib < 64 * 1024
+    assert spec["containers"][0]["securityContext"]["runAsUser"] == 10002
+    assert spec["securityContext"]["fsGroup"] == 100
+    assert pod["metadata"]["labels"]["wbspawner.io/size"] == "large"
+
+    claim = pvc_of(kube, "bob")
+    assert claim is not None
+    assert claim["status"]["phase"] == "Bound"
+
+    state = bob.api("GET", "/users/bob").json()
+    assert state["servers"][""]["ready"] is True
+    bob.stop(kube)
+    assert pvc_of(kube, "bob") is not None  # the home stays
+    assert "Traceback" not in hub_log(bench)
+
+
+def test_next_start_is_pinned_to_the_homes_zone(bench: Workbench, bob: HubUser) -> None:
+    kube = bench.kube
+    assert kube is not None
+    bob.form()
+    response = bob.spawn({"profile": "medium"})
+    assert response.status_code == 302
+    bob.wait_ready(timeout=150)
+    pod = pod_of(kube, "bob")
+    assert pod is not None
+    assert pod["spec"]["nodeSelector"] == {
+        "wbspawner.io/pool": "cpu16",
+        "topology.kubernetes.io/zone": "us-east-1b",
+    }
+    bob.stop(kube)
+
+
+def test_size_without_capacity_fails_with_advice(
+    bench: Workbench, bob: HubUser
+) -> None:
+    """128 GiB has no node group here: the spawn fails early and says why."""
+    bob.form()
+    response = bob.spawn({"profile": "xlarge"})
+    assert response.status_code == 302
+    events = bob.progress(timeout=60)
+    assert events[-1].get("failed") is True
+    assert "No node group can start a 128 GiB node" in events[-1]["message"]
+    assert "tell an admin" in events[-1]["message"]
+    wait_until(lambda: pod_of(bench.kube, "bob") is None, 30, "pod removed")  # type: ignore[arg-type]
+
+
+def test_stack_left_no_traceback(bench: Workbench) -> None:
+    assert "Traceback" not in hub_log(bench)
+    assert Path(bench.state_dir / "hub.log").stat().st_size > 0

@@ -1,0 +1,149 @@
+"""No token, password or key in any log the end-to-end runs leave.
+
+Convention: every integration run writes its process logs as ``*.log`` files
+(``hub.log``, ``devcluster.log``, ...) under pytest's session temporary
+directory (``tmp_path_factory``), as :class:`devcluster.demo.Workbench` does.
+This module runs its own short login cycle on a real stack (every demo user
+logs in, a wrong password is tried, a user creates an API token, calls the
+REST API, starts a server and stops it), then scans
+
+- its own stack's logs for every secret of that run: the demo passwords, the
+  wrong password, the hub's auth-state crypt key and proxy token (read from the
+  hub process's environment), the cookie secret, the user's API token and
+  the server's API token;
+- every ``*.log`` of the session (the other end-to-end runs, e.g. the hub
+  tests, when they ran before in the same session) for the demo passwords,
+  which are the same in every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hub_harness import HubUser, pod_of
+
+from devcluster.demo import Workbench
+from devcluster.ldap import LdapServer
+from devcluster.ldap_seed import DEMO_USERS
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+WRONG_PASSWORD = "not-alices-pw-7f3a9c"
+"""A failed login's password: must not be logged either."""
+
+
+def log_files(root: Path) -> list[Path]:
+    """Return every log file under ``root`` (``*.log`` and files named ``log``)."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and (p.suffix == ".log" or p.name == "log")
+    )
+
+
+def find_secrets(files: list[Path], secrets: dict[str, str]) -> list[str]:
+    """Return ``file: what`` for every secret that occurs in one of the files."""
+    found = []
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for what, secret in secrets.items():
+            assert len(secret) >= 6, f"{what}: too short to scan for"
+            if secret in text:
+                found.append(f"{path}: {what}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def bench(
+    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workbench]:
+    workbench = Workbench(
+        tmp_path_factory.mktemp("logscan"),
+        time_factor=0.02,
+        pools=["cpu16"],
+        zones=["us-east-1b"],
+        ldap=ldap_server,
+        capacity_grace_s=1.0,
+    )
+    with workbench:
+        yield workbench
+
+
+def _hub_environment(bench: Workbench) -> dict[str, str]:
+    assert bench.hub is not None and bench.hub.running
+    raw = Path(f"/proc/{bench.hub.pid}/environ").read_bytes()
+    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
+    return {k.decode(): v.decode(errors="replace") for k, _, v in pairs}
+
+
+def _server_environment(bench: Workbench, user: str) -> dict[str, str]:
+    """The environment the hub gave the user's server (from its pod spec)."""
+    pod = pod_of(bench.kube, user)  # type: ignore[arg-type]
+    assert pod is not None
+    (container,) = pod["spec"]["containers"]
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+@pytest.fixture(scope="module")
+def run_secrets(bench: Workbench) -> dict[str, str]:
+    """Do a login cycle; return every secret it involved, by what it is."""
+    secrets = {f"password of {u.uid}": u.password for u in DEMO_USERS}
+    secrets["wrong password"] = WRONG_PASSWORD
+    for user in DEMO_USERS:
+        response = HubUser(bench.url, user.uid, user.password).login()
+        assert response.status_code in (302, 403), (user.uid, response.status_code)
+    wrong = HubUser(bench.url, "alice", WRONG_PASSWORD).login()
+    assert wrong.status_code == 403
+    bob = HubUser(bench.url, "bob", "bob-pw")
+    assert bob.login().status_code == 302
+    bob.form()
+    secrets["bob's API token"] = bob.token()
+    assert bob.api("GET", "/users/bob").status_code == 200
+    # A server start and stop: the server gets its own hub API token.
+    response = bob.spawn({"profile": "medium", "profile-option-medium--image": "scipy"})
+    assert response.status_code == 302, response.text[:300]
+    bob.wait_ready(timeout=150)
+    server_env = _server_environment(bench, "bob")
+    secrets["bob's server API token"] = server_env["JUPYTERHUB_API_TOKEN"]
+    assert bench.kube is not None
+    bob.stop(bench.kube)
+    env = _hub_environment(bench)
+    secrets["JUPYTERHUB_CRYPT_KEY"] = env["JUPYTERHUB_CRYPT_KEY"]
+    secrets["CONFIGPROXY_AUTH_TOKEN"] = env["CONFIGPROXY_AUTH_TOKEN"]
+    cookie = bench.state_dir / "hub" / "jupyterhub_cookie_secret"
+    secrets["cookie secret"] = cookie.read_text(encoding="utf-8").strip()
+    return secrets
+
+
+def test_this_runs_logs_hold_no_secret(bench: Workbench, run_secrets):
+    files = log_files(bench.state_dir)
+    hub_log = bench.state_dir / "hub.log"
+    assert hub_log in files
+    # The scan reads the real log: the logins above are in it.
+    text = hub_log.read_text(encoding="utf-8", errors="replace")
+    assert "bob" in text and "alice" in text
+    assert find_secrets(files, run_secrets) == []
+
+
+def test_no_log_of_the_session_holds_a_demo_password(
+    bench: Workbench, run_secrets, tmp_path_factory: pytest.TempPathFactory
+):
+    files = log_files(tmp_path_factory.getbasetemp())
+    assert bench.state_dir / "hub.log" in files
+    passwords = {f"password of {u.uid}": u.password for u in DEMO_USERS}
+    assert find_secrets(files, passwords) == []
+
+
+def test_the_scan_finds_a_planted_secret(tmp_path: Path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "hub.log").write_text("login ok\nkey=s3cr3t-value\n")
+    (tmp_path / "other.txt").write_text("s3cr3t-value\n")
+    files = log_files(tmp_path)
+    assert files == [tmp_path / "sub" / "hub.log"]
+    assert find_secrets(files, {"the key": "s3cr3t-value"}) == [
+        f"{tmp_path / 'sub' / 'hub.log'}: the key"
+    ]
+    with pytest.raises(AssertionError, match="too short"):
+        find_secrets(files, {"empty": ""})

@@ -1,0 +1,22 @@
+"""Dask Gateway for the workbench: options, limits, reaper and configuration.
+
+This package runs inside ``dask-gateway-server`` (loaded from its config file or
+the Helm chart's ``extraConfig``) and tells the hub how to wire the gateway in:
+
+- :mod:`~wbspawner.gateway.options`: pure; worker sizes, limits and the
+  per-user ``Options`` with their handler.
+- :mod:`~wbspawner.gateway.pods`: pure; Kubernetes pod pieces of Dask pods.
+- :mod:`~wbspawner.gateway.limits`: the user's running clusters, as the
+  gateway's backend knows them, for the limit check.
+- :mod:`~wbspawner.gateway.reaper`: the backends wbspawner runs, which stop the
+  clusters of users whose server stopped.
+- :mod:`~wbspawner.gateway.config`: ``configure(c, settings, profiles)`` for
+  ``dask_gateway_config.py``.
+- :mod:`~wbspawner.gateway.hub`: pure; the hub's service, roles, token scopes
+  and notebook environment.
+
+It imports only pure wbspawner modules and ``dask_gateway_server``, never
+JupyterHub or KubeSpawner. Importing it starts nothing.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,255 @@
+"""Explaining the wait: Kubernetes events as messages a person reads.
+
+This module owns the words on the spawn-pending page. A pod waiting for a whole
+node goes through the scheduler ("FailedScheduling"), the Cluster Autoscaler
+("TriggeredScaleUp", "NotTriggerScaleUp"), the node's kubelet (image pull,
+container start) and the volume attach. Each event becomes one sentence that
+says what happens and, when something is wrong, what to do.
+
+It also decides when waiting is pointless: :func:`capacity_failure` returns a
+failure message when the autoscaler has said it cannot start a node for the pod.
+
+Pure: events are plain ``dict``s as the Kubernetes API returns them (camelCase).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from wbspawner.model import Pool
+
+BOOT_MINUTES_CPU = 3
+"""Usual minutes from scale-up to a ready CPU node (EKS AL2023 AMI, image cached)."""
+BOOT_MINUTES_GPU = 5
+"""Usual minutes for a GPU node (larger AMI, NVIDIA driver and device plugin)."""
+
+_ZONE = re.compile(r"\b([a-z]{2}(?:-gov)?-[a-z]+-\d[a-z])\b")
+_REGION = re.compile(r"^([a-z]{2}(?:-gov)?-[a-z]+-\d+)(.+)$")
+_NODE = re.compile(r"\bto (\S+?)\.?$")
+_IMAGE = re.compile(r'image "([^"]+)"')
+
+Event = Mapping[str, Any]
+
+
+def boot_minutes(pool: Pool) -> int:
+    """Return how long a new node of the pool usually takes, in minutes.
+
+    Args:
+        pool: the pool.
+
+    Returns:
+        Minutes from scale-up to a ready node.
+    """
+    return BOOT_MINUTES_GPU if pool.is_gpu else BOOT_MINUTES_CPU
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProgressContext:
+    """What the messages say about the spawn: the node it waits for."""
+
+    node_name: str
+    """The pool's display name, e.g. ``64 GiB``."""
+    pool: str
+    """The pool's name, for admins, e.g. ``mem64``."""
+    boot_minutes: int
+    """Usual boot time of a node of the pool."""
+    zone: str | None = None
+    """Zone the pod is pinned to (its home's), if any."""
+    zones: tuple[str, ...] = ()
+    """The pool's zones, to recognise a zone in a node group's name."""
+
+    @classmethod
+    def for_pool(cls, pool: Pool, zone: str | None = None) -> ProgressContext:
+        """Return the context of a spawn on ``pool``.
+
+        Args:
+            pool: the pool of the chosen size.
+            zone: the home's zone, if the pod is pinned to one.
+
+        Returns:
+            The context.
+        """
+        return cls(
+            node_name=pool.display_name,
+            pool=pool.name,
+            boot_minutes=boot_minutes(pool),
+            zone=zone,
+            zones=pool.zones,
+        )
+
+
+def _where(ctx: ProgressContext, zone: str | None = None) -> str:
+    chosen = zone or ctx.zone
+    return f" in {chosen}" if chosen else ""
+
+
+def _scheduling(message: str, ctx: ProgressContext) -> str:
+    if "volume node affinity conflict" in message and ctx.zone:
+        return (
+            f"Your home is in {ctx.zone}; waiting for a {ctx.node_name} node "
+            "in that zone"
+        )
+    return f"Waiting for a free {ctx.node_name} node{_where(ctx)}"
+
+
+def zone_in_group_name(message: str, zones: tuple[str, ...]) -> str | None:
+    """Return the zone a scale-up message's node group is in, when it says.
+
+    Group names carry either the whole zone (``…-us-east-1b-spot``) or, as
+    ``wbspawner pools`` names them, its part after the region (``…-mem64-b-spot``).
+
+    Args:
+        message: a ``TriggeredScaleUp`` event message.
+        zones: the pool's zones.
+
+    Returns:
+        The zone, or ``None`` when the message does not show one.
+    """
+    match = _ZONE.search(message)
+    if match:
+        return match.group(1)
+    for zone in zones:
+        parts = _REGION.match(zone)
+        suffix = parts.group(2).replace("-", "") if parts else zone
+        if re.search(rf"-{re.escape(suffix)}-(?:spot|ondemand|on-demand)\b", message):
+            return zone
+    return None
+
+
+def _scale_up(message: str, ctx: ProgressContext) -> str:
+    zone = zone_in_group_name(message, ctx.zones)
+    return (
+        f"Starting a {ctx.node_name} node{_where(ctx, zone)}, "
+        f"usually about {ctx.boot_minutes} minutes"
+    )
+
+
+def _no_scale_up(message: str, ctx: ProgressContext) -> str:
+    failure = _no_scale_up_failure(message, ctx)
+    return failure or f"No new {ctx.node_name} node can be started yet; still trying"
+
+
+def _no_scale_up_failure(message: str, ctx: ProgressContext) -> str | None:
+    """Return the failure a NotTriggerScaleUp event means, or ``None``."""
+    if "wouldn't fit if a new node is added" in message:
+        return (
+            f"This size asks for more than a new {ctx.node_name} node can hold, so "
+            f"no node can be started for it. Please tell an admin (pool {ctx.pool})."
+        )
+    if "max node group size reached" in message:
+        return (
+            f"All {ctx.node_name} nodes{_where(ctx)} are in use and the pool has "
+            "reached its maximum size. Try again later or pick another size; an "
+            f"admin can raise the limit of pool {ctx.pool}."
+        )
+    if "not ready for scale-up" in message or "backoff" in message.lower():
+        return (
+            f"AWS has no {ctx.node_name} capacity{_where(ctx)} right now. Try again "
+            "in a few minutes or pick another size"
+            + ("; an admin can move your home to another zone." if ctx.zone else ".")
+        )
+    if any(w in message for w in ("didn't match", "node affinity", "untolerated")):
+        # Every group is of another pool (their taints) or in another zone.
+        return (
+            f"No node group can start a {ctx.node_name} node{_where(ctx)}. Please "
+            f"tell an admin: pool {ctx.pool} has no node group there."
+        )
+    return None
+
+
+def _image(message: str, pulled: bool) -> str:
+    match = _IMAGE.search(message)
+    image = match.group(1) if match else "the image"
+    if pulled:
+        return f"Image {image} is ready"
+    return f"Downloading {image} (the first start on a new node takes a minute)"
+
+
+def describe_event(event: Event, ctx: ProgressContext) -> str:
+    """Return one progress message for a pod event.
+
+    Args:
+        event: a core/v1 Event as a ``dict``.
+        ctx: what the pod waits for.
+
+    Returns:
+        One sentence; unknown events keep their own message.
+    """
+    reason = str(event.get("reason") or "")
+    message = str(event.get("message") or "")
+    if reason == "FailedScheduling":
+        return _scheduling(message, ctx)
+    if reason == "TriggeredScaleUp":
+        return _scale_up(message, ctx)
+    if reason == "NotTriggerScaleUp":
+        return _no_scale_up(message, ctx)
+    if reason == "Scheduled":
+        node = _NODE.search(message)
+        on = f" ({node.group(1)})" if node else ""
+        return f"Got a {ctx.node_name} node{on}"
+    if reason in ("Pulling", "Pulled"):
+        return _image(message, reason == "Pulled")
+    if reason == "Started":
+        return "Your server is starting; waiting for it to answer"
+    if reason == "Created":
+        return "Container created"
+    if reason in ("FailedAttachVolume", "FailedMount"):
+        if "Multi-Attach" in message:
+            return (
+                "Your home volume is still attached to a previous node; AWS "
+                "releases it within about 6 minutes"
+            )
+        return "Attaching your home volume"
+    if reason == "SuccessfulAttachVolume":
+        return "Your home volume is attached"
+    if reason == "Preempted":
+        return "The server was replaced by a more important one; please start again"
+    return message or reason
+
+
+def capacity_failure(events: Sequence[Event], ctx: ProgressContext) -> str | None:
+    """Return why no node can be started for the pod, if the autoscaler says so.
+
+    Only the latest autoscaling or scheduling outcome counts: a later scale-up or
+    a successful schedule clears an earlier refusal.
+
+    Args:
+        events: the pod's events, oldest first.
+        ctx: what the pod waits for.
+
+    Returns:
+        A failure message with what to do, or ``None`` while there is hope.
+    """
+    for event in reversed(events):
+        reason = event.get("reason")
+        if reason in ("TriggeredScaleUp", "Scheduled", "Started", "Pulling"):
+            return None
+        if reason == "NotTriggerScaleUp":
+            return _no_scale_up_failure(str(event.get("message") or ""), ctx)
+    return None
+
+
+def timeout_message(events: Sequence[Event], ctx: ProgressContext, seconds: int) -> str:
+    """Return what to tell a user whose server did not start in time.
+
+    Args:
+        events: the pod's events, oldest first.
+        ctx: what the pod waited for.
+        seconds: the start timeout.
+
+    Returns:
+        A message naming the last thing that happened and what to do.
+    """
+    failure = capacity_failure(events, ctx)
+    if failure:
+        return failure
+    minutes = max(1, round(seconds / 60))
+    last = describe_event(events[-1], ctx) if events else None
+    tail = f" The last step was: {last}." if last else ""
+    return (
+        f"Your {ctx.node_name} server did not start within {minutes} minutes."
+        f"{tail} Try again, or pick another size if this keeps happening."
+    )

@@ -1,0 +1,114 @@
+"""The warmer's ``asg-min`` mode: keep nodes by raising Auto Scaling group minimums.
+
+This module owns the alternative to placeholder pods: each group's MinSize is
+set to the nodes its users hold plus the warm nodes the plan wants (the policy
+computes it), so Cluster Autoscaler, which never goes below MinSize, keeps them.
+Setting desired capacity directly would fight the autoscaler's scale-down after
+``scale-down-unneeded-time``. boto3 is called in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from wbspawner.pools.nodes import group_name
+from wbspawner.warmer.actuator import Action, ActionError, ApplyResult, run_by_pool
+from wbspawner.warmer.policy import WarmPlan
+
+
+class AsgMinActuator:
+    """``asg-min`` mode: sets each group's MinSize (and raises desired to it).
+
+    Args:
+        autoscaling: a boto3 ``autoscaling`` client (called in a worker thread).
+        cluster: cluster name in the group names.
+        region: region of the zones.
+    """
+
+    def __init__(self, autoscaling: Any, cluster: str, region: str) -> None:
+        self.autoscaling = autoscaling
+        self.cluster = cluster
+        self.region = region
+
+    def _groups(self, names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        found: dict[str, Mapping[str, Any]] = {}
+        paginator = self.autoscaling.get_paginator("describe_auto_scaling_groups")
+        for i in range(0, len(names), 50):
+            for page in paginator.paginate(
+                AutoScalingGroupNames=list(names[i : i + 50])
+            ):
+                for group in page["AutoScalingGroups"]:
+                    found[str(group["AutoScalingGroupName"])] = group
+        return found
+
+    async def apply(self, plan: WarmPlan, *, dry_run: bool = False) -> ApplyResult:
+        """Set the MinSize of every group the plan names.
+
+        Args:
+            plan: the plan (its ``asg_min`` targets).
+            dry_run: decide and report, change nothing.
+
+        Returns:
+            What was planned, done and what failed.
+        """
+        wanted = {
+            group_name(self.cluster, t.pool, t.zone, self.region, t.capacity_type): t
+            for t in plan.asg_min
+        }
+        try:
+            groups = await asyncio.to_thread(self._groups, sorted(wanted))
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            return ApplyResult(
+                errors=(ActionError(pool="*", action="describe", message=str(err)),),
+                dry_run=dry_run,
+            )
+        actions: list[Action] = []
+        errors: list[ActionError] = []
+        for name, t in sorted(wanted.items()):
+            group = groups.get(name)
+            if group is None:
+                if t.min_size > 0:
+                    errors.append(
+                        ActionError(
+                            pool=t.pool, action="find", message=f"no group {name}"
+                        )
+                    )
+                continue
+            if int(group.get("MinSize", 0)) != t.min_size:
+                detail = f"{group.get('MinSize')} -> {t.min_size}: {t.reason}"
+                actions.append(
+                    Action(
+                        verb="set-min",
+                        pool=t.pool,
+                        name=name,
+                        detail=detail,
+                        body={
+                            "min": t.min_size,
+                            "desired": int(group.get("DesiredCapacity", 0)),
+                        },
+                    )
+                )
+
+        async def run(action: Action) -> None:
+            assert action.body is not None
+            params: dict[str, Any] = {
+                "AutoScalingGroupName": action.name,
+                "MinSize": action.body["min"],
+            }
+            if action.body["desired"] < action.body["min"]:
+                params["DesiredCapacity"] = action.body["min"]
+            await asyncio.to_thread(
+                self.autoscaling.update_auto_scaling_group, **params
+            )
+
+        done, failures = await run_by_pool(actions, run, dry_run)
+        return ApplyResult(
+            planned=tuple(actions),
+            done=tuple(done),
+            errors=tuple(errors + failures),
+            dry_run=dry_run,
+        )

@@ -1,0 +1,358 @@
+"""The observe half of the warmer's loop: list the cluster, remember, snapshot.
+
+This module owns :class:`Observer`, the thin shell that lists Kubernetes objects
+through a :class:`KubeReader` and turns them into a
+:class:`~wbspawner.warmer.snapshot.ClusterSnapshot`, and the pure helpers that
+remember what a single list cannot show: spawns whose pods are gone again, and
+spot shortages (failed scale-ups named in Events, spot placeholders that wait
+too long) that outlive the signal that revealed them.
+
+It decides nothing; the policy does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from wbspawner.model import CapacityType
+from wbspawner.pools.nodes import CAPACITY_SUFFIX, zone_suffix
+from wbspawner.warmer.snapshot import (
+    PLACEHOLDER,
+    ClusterSnapshot,
+    Obj,
+    PodInfo,
+    Shortage,
+    Spawn,
+    home_zones,
+    node_info,
+    parse_time,
+    pod_info,
+)
+
+SHORTAGE_WORDS = re.compile(
+    r"InsufficientInstanceCapacity|UnfulfillableCapacity|"
+    r"placeholder-cannot-be-fulfilled|cannot provision any more nodes|"
+    r"spot capacity|capacity not available|backoff after failed scale-up|"
+    r"FailedToScaleUpGroup|Scale-up failed",
+    re.IGNORECASE,
+)
+"""Words of Events that say a group could not get capacity."""
+
+
+class Clock(Protocol):
+    """The warmer's time: now, and where API timestamps fall on it."""
+
+    def now(self) -> datetime:
+        """Return the current time (aware)."""
+        ...
+
+    def from_api(self, stamp: datetime) -> datetime:
+        """Return an API server timestamp on this clock."""
+        ...
+
+
+class WallClock:
+    """The real clock (UTC); API timestamps are taken as they are."""
+
+    def now(self) -> datetime:
+        """Return the current UTC time."""
+        return datetime.now(UTC)
+
+    def from_api(self, stamp: datetime) -> datetime:
+        """Return ``stamp`` unchanged."""
+        return stamp
+
+
+def _meta(obj: Obj) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def group_index(
+    pools: Mapping[str, Sequence[str]], region: str
+) -> dict[str, tuple[str, str, CapacityType]]:
+    """Return the name ending of every Auto Scaling group → (pool, zone, capacity).
+
+    Args:
+        pools: zones by pool name.
+        region: the region of the zones.
+
+    Returns:
+        ``-<pool>-<zone suffix>-<spot|ondemand>`` → what the group holds.
+    """
+    out: dict[str, tuple[str, str, CapacityType]] = {}
+    for pool, zones in pools.items():
+        for zone in zones:
+            for capacity in ("spot", "on-demand"):
+                cap: CapacityType = "spot" if capacity == "spot" else "on-demand"
+                tail = f"-{pool}-{zone_suffix(zone, region)}-{CAPACITY_SUFFIX[cap]}"
+                out[tail] = (pool, zone, cap)
+    return out
+
+
+def event_shortages(
+    events: Iterable[Obj],
+    groups: Mapping[str, tuple[str, str, CapacityType]],
+    placeholders: Mapping[str, PodInfo],
+    clock: Clock,
+) -> list[Shortage]:
+    """Return shortage signals from failed scale-up or spot capacity Events.
+
+    An Event counts when its text speaks of missing capacity and either names
+    one of the pools' groups (``wbspawner-<cluster>-<pool>-<zone>-<capacity>``)
+    or is about a placeholder pod (which fits exactly one group): Cluster
+    Autoscaler's ``NotTriggerScaleUp … in backoff after failed scale-up``.
+
+    Args:
+        events: core/v1 Events.
+        groups: :func:`group_index`.
+        placeholders: placeholder pods by name.
+        clock: maps the Events' timestamps onto the warmer's clock.
+
+    Returns:
+        One signal per matching Event, at its last timestamp.
+    """
+    found: list[Shortage] = []
+    for event in events:
+        message = f"{event.get('reason', '')}: {event.get('message', '')}"
+        stamp = parse_time(event.get("lastTimestamp")) or parse_time(
+            event.get("eventTime")
+        )
+        if not SHORTAGE_WORDS.search(message) or stamp is None:
+            continue
+        at = clock.from_api(stamp)
+        hits = [
+            v
+            for word in re.findall(r"[A-Za-z0-9._-]+", message)
+            for k, v in groups.items()
+            if word.endswith(k)
+        ]
+        pod = placeholders.get(str((event.get("involvedObject") or {}).get("name")))
+        if pod is not None and pod.zone and pod.capacity_type:
+            hits.append((pod.pool, pod.zone, pod.capacity_type))
+        for pool, zone, cap in dict.fromkeys(hits):
+            found.append(
+                Shortage(
+                    pool=pool, zone=zone, capacity_type=cap, at=at, message=message
+                )
+            )
+    return found
+
+
+def pending_shortages(
+    pods: Iterable[PodInfo], now: datetime, after_s: float
+) -> list[Shortage]:
+    """Return shortage signals from spot placeholders pending for too long.
+
+    Args:
+        pods: observed pods.
+        now: the current time.
+        after_s: seconds a spot placeholder may wait for its node.
+
+    Returns:
+        One signal per pool × zone with such a placeholder.
+    """
+    out: dict[tuple[str, str], Shortage] = {}
+    for pod in pods:
+        waited = (now - pod.created).total_seconds()
+        if (
+            pod.role == PLACEHOLDER
+            and pod.node is None
+            and pod.capacity_type == "spot"
+            and pod.zone
+            and waited > after_s
+        ):
+            out[(pod.pool, pod.zone)] = Shortage(
+                pool=pod.pool,
+                zone=pod.zone,
+                capacity_type="spot",
+                at=now,
+                message=f"placeholder {pod.name} has waited {waited:.0f} s for a node",
+            )
+    return list(out.values())
+
+
+def remember_spawns(
+    known: Mapping[str, Spawn],
+    pods: Iterable[Obj],
+    infos: Mapping[str, PodInfo],
+    homes: Mapping[str, str],
+    since: datetime,
+) -> dict[str, Spawn]:
+    """Return the spawns seen so far (by pod uid), those older than ``since`` dropped.
+
+    Args:
+        known: spawns remembered before.
+        pods: raw pods (for their uids).
+        infos: :func:`pod_info` results by pod name.
+        homes: user → home zone (the zone of a pod not yet placed).
+        since: forget spawns before this time.
+
+    Returns:
+        A new mapping.
+    """
+    out = {uid: s for uid, s in known.items() if s.at >= since}
+    for pod in pods:
+        info = infos.get(str(_meta(pod).get("name", "")))
+        uid = str(_meta(pod).get("uid") or "")
+        if info is None or info.role != "user" or info.created < since or not uid:
+            continue
+        zone = info.zone or (homes.get(info.user) if info.user else None)
+        previous = out.get(uid)
+        if previous is None or (previous.zone is None and zone):
+            out[uid] = Spawn(
+                uid=uid, user=info.user, pool=info.pool, zone=zone, at=info.created
+            )
+    return out
+
+
+# ----------------------------------------------------------------- observer
+
+
+class KubeReader(Protocol):
+    """What the observer needs from Kubernetes (plain JSON objects)."""
+
+    async def list_nodes(self) -> list[dict[str, Any]]:
+        """List every Node."""
+        ...
+
+    async def list_pods(self, namespace: str) -> list[dict[str, Any]]:
+        """List the Pods of a namespace."""
+        ...
+
+    async def list_pvcs(self, namespace: str) -> list[dict[str, Any]]:
+        """List the PersistentVolumeClaims of a namespace."""
+        ...
+
+    async def list_pvs(self) -> list[dict[str, Any]]:
+        """List every PersistentVolume."""
+        ...
+
+    async def list_events(self, namespace: str | None) -> list[dict[str, Any]]:
+        """List Events of a namespace (``None``: all namespaces)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObserveSettings:
+    """What the observer looks at and how long it remembers."""
+
+    namespace: str
+    """Namespace of user pods, homes and placeholders."""
+    pool_zones: Mapping[str, tuple[str, ...]]
+    """Zones by pool (to read group names in Events)."""
+    region: str
+    demand_window_s: float = 3600.0
+    shortage_ttl_s: float = 900.0
+    """How long a shortage signal is kept."""
+    pending_shortage_s: float = 600.0
+    """Seconds a spot placeholder may wait for a node before it signals a shortage."""
+
+
+class Observer:
+    """Takes snapshots, remembering spawns and shortages between them.
+
+    Args:
+        kube: the Kubernetes reader.
+        settings: what to look at.
+        clock: the warmer's clock (maps API timestamps; default the real one).
+    """
+
+    def __init__(
+        self, kube: KubeReader, settings: ObserveSettings, clock: Clock | None = None
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.clock: Clock = clock or WallClock()
+        self._spawns: dict[str, Spawn] = {}
+        self._shortages: list[Shortage] = []
+        self._user_pools: dict[str, tuple[str, ...]] = {}
+
+    async def observe(
+        self,
+        now: datetime,
+        last_pools: Mapping[str, str] | None = None,
+        spot_prices: Mapping[tuple[str, str], float] | None = None,
+    ) -> ClusterSnapshot:
+        """List the cluster and return a snapshot.
+
+        Args:
+            now: the current time (the injected clock's).
+            last_pools: user → pool of their last size, from the hub (optional).
+            spot_prices: observed spot prices (optional).
+
+        Returns:
+            The snapshot.
+        """
+        ns = self.settings.namespace
+        raw_nodes = await self.kube.list_nodes()
+        raw_pods = await self.kube.list_pods(ns)
+        homes = home_zones(await self.kube.list_pvcs(ns), await self.kube.list_pvs())
+        events = await self.kube.list_events(None)
+        return self.ingest(
+            now, raw_nodes, raw_pods, homes, events, last_pools, spot_prices
+        )
+
+    def ingest(
+        self,
+        now: datetime,
+        raw_nodes: Sequence[Obj],
+        raw_pods: Sequence[Obj],
+        homes: Mapping[str, str],
+        events: Sequence[Obj],
+        last_pools: Mapping[str, str] | None = None,
+        spot_prices: Mapping[tuple[str, str], float] | None = None,
+    ) -> ClusterSnapshot:
+        """Build a snapshot from listed objects and update the memory (no I/O).
+
+        Returns:
+            The snapshot.
+        """
+        s = self.settings
+        nodes = {n.name: n for n in map(node_info, raw_nodes) if n is not None}
+        infos = {
+            p.name: p
+            for p in (
+                pod_info(pod, nodes, now, self.clock.from_api) for pod in raw_pods
+            )
+            if p is not None
+        }
+        pods = tuple(infos.values())
+        since = now - timedelta(seconds=s.demand_window_s)
+        self._spawns = remember_spawns(self._spawns, raw_pods, infos, homes, since)
+        # A user's pool is the one of their last size: a pod seen now, else the
+        # hub's record of their last spawn, else a pod seen earlier.
+        running = {p.user: p.pool for p in pods if p.user}
+        self._user_pools.update({u: (p,) for u, p in (last_pools or {}).items()})
+        self._user_pools.update({u: (p,) for u, p in running.items()})
+        placeholders = {p.name: p for p in pods if p.role == PLACEHOLDER}
+        groups = group_index(s.pool_zones, s.region)
+        fresh = event_shortages(events, groups, placeholders, self.clock)
+        fresh += pending_shortages(pods, now, s.pending_shortage_s)
+        keep_after = now - timedelta(seconds=s.shortage_ttl_s)
+        self._shortages = [x for x in self._shortages + fresh if x.at >= keep_after]
+        return ClusterSnapshot(
+            taken_at=now,
+            nodes=tuple(nodes.values()),
+            pods=pods,
+            homes=MappingProxyType(dict(homes)),
+            user_pools=MappingProxyType(dict(self._user_pools)),
+            spawns=tuple(sorted(self._spawns.values(), key=lambda x: x.at)),
+            shortages=tuple(_dedupe(self._shortages)),
+            spot_prices=MappingProxyType(dict(spot_prices or {})),
+        )
+
+
+def _dedupe(shortages: Sequence[Shortage]) -> list[Shortage]:
+    """Keep the newest signal per pool × zone × capacity type."""
+    newest: dict[tuple[str, str, str], Shortage] = {}
+    for item in shortages:
+        key = (item.pool, item.zone, item.capacity_type)
+        if key not in newest or newest[key].at < item.at:
+            newest[key] = item
+    return sorted(newest.values(), key=lambda x: (x.pool, x.zone, x.capacity_type))

@@ -1,0 +1,387 @@
+"""What the warmer shows: status per pool × zone, readiness per size, costs, plots.
+
+This module owns the numbers and pictures of the admin page, the JSON API and
+the spawn form's readiness: per pool × zone the warm nodes, placeholders, users,
+capacity types and what warm capacity costs now and since local midnight; per
+size whether a node is ready now or about how many minutes one takes; and a
+timeline plot (:mod:`wbspawner.warmer.svg`, no JavaScript).
+
+Pure: no I/O, no clock. Prices come from :mod:`wbspawner.pricing`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from wbspawner.model import CapacityType, CostSettings, Pool, Size
+from wbspawner.pricing import hourly_cost
+from wbspawner.progress import boot_minutes
+from wbspawner.warmer.policy import WarmPlan
+from wbspawner.warmer.snapshot import ClusterSnapshot
+from wbspawner.warmer.svg import Series, line_chart_svg
+
+Key = tuple[str, str]
+"""(pool, zone)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cell:
+    """The state of one pool in one zone."""
+
+    pool: str
+    zone: str
+    warm_nodes: int
+    """Ready nodes held by a running placeholder (a spawn gets one at once)."""
+    placeholders_running: int
+    placeholders_pending: int
+    """Placeholders waiting for a node (the autoscaler is starting one)."""
+    users: int
+    """User pods (running or starting)."""
+    spot_nodes: int
+    on_demand_nodes: int
+    target: int
+    """Warm nodes the plan wants."""
+    warm_cost_per_hour: float
+    """What the warm nodes cost now, USD per hour."""
+    node_cost_per_hour: float
+    """What all the pool's nodes in the zone cost now, USD per hour."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sample:
+    """One point of the timeline: the cells' numbers at a time."""
+
+    at: datetime
+    cells: Mapping[Key, tuple[int, int, float]]
+    """(warm nodes, users, warm USD per hour) per pool × zone."""
+
+    @property
+    def warm_cost_per_hour(self) -> float:
+        """Return the warm cost per hour over all cells."""
+        return sum(c[2] for c in self.cells.values())
+
+
+def cells(
+    pools: Mapping[str, Pool],
+    snapshot: ClusterSnapshot,
+    plan: WarmPlan | None,
+    cost: CostSettings,
+) -> list[Cell]:
+    """Return one cell per pool × zone that has nodes, pods or a target.
+
+    Args:
+        pools: pools by name.
+        snapshot: the cluster.
+        plan: the current plan, if any.
+        cost: pricing settings.
+
+    Returns:
+        Cells sorted by pool and zone.
+    """
+    nodes = {n.name: n for n in snapshot.nodes if n.pool in pools}
+    keys: set[Key] = {(n.pool, n.zone) for n in nodes.values()}
+    keys |= {(p.pool, p.zone) for p in snapshot.pods if p.zone and p.pool in pools}
+    if plan is not None:
+        keys |= {(t.pool, t.zone) for t in plan.targets}
+    out = []
+    for pool_name, zone in sorted(keys):
+        pool = pools[pool_name]
+        here = [n for n in nodes.values() if (n.pool, n.zone) == (pool_name, zone)]
+        pods = [p for p in snapshot.pods if (p.pool, p.zone) == (pool_name, zone)]
+        holders = [p for p in pods if p.role == "placeholder" and p.running]
+
+        def price(capacity: str, pool: Pool = pool, zone: str = zone) -> float:
+            cap: CapacityType = "spot" if capacity == "spot" else "on-demand"
+            return hourly_cost(pool, cap, snapshot.spot_prices, cost, (zone,)).per_hour
+
+        out.append(
+            Cell(
+                pool=pool_name,
+                zone=zone,
+                warm_nodes=len({p.node for p in holders}),
+                placeholders_running=len(holders),
+                placeholders_pending=sum(
+                    1 for p in pods if p.role == "placeholder" and not p.running
+                ),
+                users=sum(1 for p in pods if p.role == "user"),
+                spot_nodes=sum(1 for n in here if n.capacity_type == "spot"),
+                on_demand_nodes=sum(1 for n in here if n.capacity_type != "spot"),
+                target=plan.count(pool_name, zone) if plan else 0,
+                warm_cost_per_hour=sum(
+                    price(nodes[p.node].capacity_type)
+                    for p in holders
+                    if p.node in nodes
+                ),
+                node_cost_per_hour=sum(price(n.capacity_type) for n in here),
+            )
+        )
+    return out
+
+
+def sample(at: datetime, found: Iterable[Cell]) -> Sample:
+    """Return a timeline point from cells.
+
+    Args:
+        at: when.
+        found: the cells.
+
+    Returns:
+        The sample.
+    """
+    return Sample(
+        at=at,
+        cells={
+            (c.pool, c.zone): (c.warm_nodes, c.users, c.warm_cost_per_hour)
+            for c in found
+        },
+    )
+
+
+def cost_since(
+    samples: Sequence[Sample], start: datetime, now: datetime, key: Key | None = None
+) -> float:
+    """Return the warm cost from ``start`` to ``now``, USD (step-wise integral).
+
+    Each sample's cost per hour holds until the next sample (the last one until
+    ``now``); only the part after ``start`` counts.
+
+    Args:
+        samples: the timeline, oldest first.
+        start: from when (e.g. local midnight).
+        now: until when.
+        key: one pool × zone; ``None``: all.
+
+    Returns:
+        USD.
+    """
+    total = 0.0
+    for i, s in enumerate(samples):
+        until = samples[i + 1].at if i + 1 < len(samples) else now
+        begin = max(s.at, start)
+        if until <= begin:
+            continue
+        per_hour = (
+            s.warm_cost_per_hour if key is None else s.cells.get(key, (0, 0, 0))[2]
+        )
+        total += per_hour * (until - begin).total_seconds() / 3600
+    return total
+
+
+def readiness(
+    pools: Mapping[str, Pool],
+    sizes: Sequence[Size],
+    snapshot: ClusterSnapshot,
+    now: datetime,
+) -> dict[str, object]:
+    """Return, per size, whether a node is ready now or how long one takes.
+
+    A size is ready now when a placeholder of its pool runs on a ready node (a
+    spawn preempts it and starts at once). Otherwise a placeholder waiting for
+    its node gives the remaining boot time, and with none a new node takes the
+    pool's usual boot time (:func:`wbspawner.progress.boot_minutes`, the number
+    the spawn form and progress messages use).
+
+    Args:
+        pools: pools by name.
+        sizes: the sizes of the spawn form.
+        snapshot: the cluster.
+        now: the current time.
+
+    Returns:
+        ``{"generated_at", "pools": {pool: {zone: ready}}, "sizes": {slug:
+        {"pool", "ready", "minutes", "text", "zones": {zone: {"ready",
+        "minutes"}}}}}``; ``pools`` is the ``WARM_STATUS_FILE`` shape.
+    """
+    zones: dict[str, dict[str, dict[str, int]]] = {}
+    for name, pool in pools.items():
+        cold = boot_minutes(pool)
+        zones[name] = {z: {"ready": 0, "minutes": cold} for z in pool.zones}
+    for p in snapshot.placeholders():
+        cell = zones.get(p.pool, {}).get(p.zone or "")
+        if cell is None:
+            continue
+        if p.running:
+            cell["ready"] += 1
+            cell["minutes"] = 0
+        else:
+            left = boot_minutes(pools[p.pool]) * 60 - (now - p.created).total_seconds()
+            cell["minutes"] = min(cell["minutes"], max(1, math.ceil(left / 60)))
+    out_sizes: dict[str, object] = {}
+    for size in sizes:
+        by_zone = zones.get(size.pool, {})
+        ready = sum(c["ready"] for c in by_zone.values())
+        minutes = min((c["minutes"] for c in by_zone.values()), default=0)
+        text = "Ready now" if ready else f"Starts in about {minutes} minutes"
+        out_sizes[size.slug] = {
+            "pool": size.pool,
+            "ready": ready,
+            "minutes": 0 if ready else minutes,
+            "text": text,
+            "zones": by_zone,
+        }
+    return {
+        "generated_at": now.isoformat(),
+        "pools": {p: {z: c["ready"] for z, c in zs.items()} for p, zs in zones.items()},
+        "sizes": out_sizes,
+    }
+
+
+def local_midnight(now: datetime, tz: object) -> datetime:
+    """Return the start of ``now``'s day in a time zone (aware).
+
+    Args:
+        now: an aware time.
+        tz: a ``tzinfo``.
+
+    Returns:
+        Midnight of that day there.
+    """
+    local = now.astimezone(tz)  # type: ignore[arg-type]
+    return local - timedelta(
+        hours=local.hour,
+        minutes=local.minute,
+        seconds=local.second,
+        microseconds=local.microsecond,
+    )
+
+
+def timeline_svg(samples: Sequence[Sample], tz: object) -> str:
+    """Return the admin page's plot: warm nodes, users and warm $/h over time.
+
+    Args:
+        samples: the timeline, oldest first.
+        tz: time zone of the tick labels.
+
+    Returns:
+        SVG text.
+    """
+    if not samples:
+        return line_chart_svg(
+            [], title="No samples yet", x_label="time", y_label="count"
+        )
+    t0 = samples[0].at
+
+    def hours(at: datetime) -> float:
+        return (at - t0).total_seconds() / 3600
+
+    def total(i: int) -> Series:
+        name = ("warm nodes", "users")[i]
+        return Series(
+            name,
+            [(hours(s.at), sum(c[i] for c in s.cells.values())) for s in samples],
+            True,
+        )
+
+    cost = Series(
+        "warm $/h ×10",
+        [(hours(s.at), 10 * s.warm_cost_per_hour) for s in samples],
+        True,
+    )
+    span = hours(samples[-1].at) or 1.0
+    step = max(1, math.ceil(span / 8 * 4) / 4)
+    ticks = []
+    k = 0.0
+    while k <= span + 1e-9:
+        at = (t0 + timedelta(hours=k)).astimezone(tz)  # type: ignore[arg-type]
+        ticks.append((k, at.strftime("%H:%M")))
+        k += step
+    return line_chart_svg(
+        [total(0), total(1), cost],
+        title="Warm capacity over time",
+        x_label="local time",
+        y_label="nodes / pods / $ per hour ×10",
+        x_ticks=ticks,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusView:
+    """Everything the status page shows, gathered by the app."""
+
+    pools: Mapping[str, Pool]
+    cost: CostSettings
+    timezone: str
+    snapshot: ClusterSnapshot | None
+    plan: WarmPlan | None
+    errors: Sequence[Mapping[str, str]]
+    samples: Sequence[Sample]
+    now: datetime
+    dry_run: bool = False
+    last_actions: Sequence[str] = ()
+
+
+def status_json(view: StatusView) -> dict[str, Any]:
+    """Return the status as JSON-ready data (``GET <prefix>api/status``).
+
+    Args:
+        view: what to show.
+
+    Returns:
+        ``updated_at``, ``mode``, ``dry_run``, ``cells`` (per pool × zone),
+        ``totals``, ``plan`` (targets and every decision with its reason),
+        ``last_actions`` and ``errors``.
+    """
+    from zoneinfo import ZoneInfo
+
+    plan, snap = view.plan, view.snapshot
+    found = cells(view.pools, snap, plan, view.cost) if snap else []
+    start = local_midnight(view.now, ZoneInfo(view.timezone))
+    samples = list(view.samples)
+    out_cells = [
+        {
+            "pool": c.pool,
+            "zone": c.zone,
+            "target": c.target,
+            "warm_nodes": c.warm_nodes,
+            "placeholders": {
+                "running": c.placeholders_running,
+                "pending": c.placeholders_pending,
+            },
+            "users": c.users,
+            "nodes": {"spot": c.spot_nodes, "on_demand": c.on_demand_nodes},
+            "warm_cost_per_hour": round(c.warm_cost_per_hour, 4),
+            "warm_cost_today": round(
+                cost_since(samples, start, view.now, (c.pool, c.zone)), 4
+            ),
+            "node_cost_per_hour": round(c.node_cost_per_hour, 4),
+        }
+        for c in found
+    ]
+    return {
+        "updated_at": snap.taken_at.isoformat() if snap else None,
+        "mode": plan.mode if plan else None,
+        "dry_run": view.dry_run,
+        "cells": out_cells,
+        "totals": {
+            "warm_cost_per_hour": round(sum(c.warm_cost_per_hour for c in found), 4),
+            "warm_cost_today": round(cost_since(samples, start, view.now), 4),
+            "node_cost_per_hour": round(sum(c.node_cost_per_hour for c in found), 4),
+        },
+        "plan": None
+        if plan is None
+        else {
+            "cost_per_hour": round(plan.cost_per_hour, 4),
+            "budget_per_hour": plan.budget_per_hour,
+            "targets": [
+                {
+                    "pool": t.pool,
+                    "zone": t.zone,
+                    "capacity_type": t.capacity_type,
+                    "count": t.count,
+                    "price_per_hour": round(t.price_per_hour, 4),
+                    "reason": t.reason,
+                }
+                for t in plan.targets
+            ],
+            "decisions": [
+                {"pool": d.pool, "zone": d.zone, "message": d.message}
+                for d in plan.decisions
+            ],
+        },
+        "last_actions": list(view.last_actions),
+        "errors": list(view.errors),
+    }

@@ -1,0 +1,163 @@
+"""When warm schedules are open and which zones they warm.
+
+This module owns reading the admin's warm schedules against a time and a
+snapshot: whether a weekly window is open (in the schedule's time zone, wrapping
+past midnight when it ends before it starts; a wrapping window belongs to the
+day it starts on), how a window reads in words, which zones ``homes``, ``all``
+or a list stand for, and how many of a pool's users with a home in a zone could
+still start a server. :mod:`wbspawner.warmer.policy` decides with them.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from wbspawner.model import Pool, TimeWindow, WarmSchedule
+from wbspawner.warmer.snapshot import ClusterSnapshot
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+# ---------------------------------------------------------------- windows
+
+
+def window_open(window: TimeWindow, local: datetime) -> bool:
+    """Return whether a weekly window is open at a local time.
+
+    A window whose end is not after its start wraps past midnight and belongs
+    to the day it starts on (``Fri 22:00–06:00`` is open early on Saturday).
+
+    Args:
+        window: the window.
+        local: the time in the schedule's time zone.
+
+    Returns:
+        Whether it is open.
+    """
+    minute = local.hour * 60 + local.minute
+    day = local.isoweekday()
+    if window.start_minute < window.end_minute:
+        return day in window.days and window.start_minute <= minute < window.end_minute
+    previous = 7 if day == 1 else day - 1
+    return (day in window.days and minute >= window.start_minute) or (
+        previous in window.days and minute < window.end_minute
+    )
+
+
+def describe_window(window: TimeWindow) -> str:
+    """Return a window in words, e.g. ``Mon–Fri 08:00–18:00``.
+
+    Args:
+        window: the window.
+
+    Returns:
+        The days (ranges joined) and the times.
+    """
+    days = sorted(window.days)
+    runs: list[list[int]] = []
+    for d in days:
+        if runs and runs[-1][-1] == d - 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    names = ",".join(
+        _DAYS[r[0] - 1] if len(r) == 1 else f"{_DAYS[r[0] - 1]}–{_DAYS[r[-1] - 1]}"
+        for r in runs
+    )
+    start, end = window.start_minute, window.end_minute
+    return f"{names} {start // 60:02d}:{start % 60:02d}–{end // 60:02d}:{end % 60:02d}"
+
+
+def open_window(schedule: WarmSchedule, local: datetime) -> TimeWindow | None:
+    """Return the schedule's window open at a local time, if any.
+
+    Args:
+        schedule: the schedule.
+        local: the time in the schedule's time zone.
+
+    Returns:
+        The first open window, or ``None``.
+    """
+    return next((w for w in schedule.windows if window_open(w, local)), None)
+
+
+# ------------------------------------------------------------------ zones
+
+
+def pool_users(pool: str, snapshot: ClusterSnapshot) -> tuple[str, ...]:
+    """Return the users known to use a pool (from the hub and pods seen).
+
+    Args:
+        pool: pool name.
+        snapshot: the snapshot.
+
+    Returns:
+        User names, sorted.
+    """
+    return tuple(sorted(u for u, ps in snapshot.user_pools.items() if pool in ps))
+
+
+def candidates(pool: str, zone: str, snapshot: ClusterSnapshot) -> int | None:
+    """Return how many users of a pool with a home in a zone are not running now.
+
+    Args:
+        pool: pool name.
+        zone: zone.
+        snapshot: the snapshot.
+
+    Returns:
+        The count, or ``None`` when the pool's users are unknown.
+    """
+    users = pool_users(pool, snapshot)
+    if not users:
+        return None
+    running = {p.user for p in snapshot.user_pods() if p.user}
+    return sum(1 for u in users if snapshot.homes.get(u) == zone and u not in running)
+
+
+def home_zones(pool: Pool, snapshot: ClusterSnapshot) -> tuple[tuple[str, ...], str]:
+    """Return the zones where a pool's users have homes, and how they were found.
+
+    Args:
+        pool: the pool.
+        snapshot: the snapshot.
+
+    Returns:
+        The zones (of the pool's) and a phrase for the reason.
+    """
+    users = pool_users(pool.name, snapshot)
+    if users:
+        homes = {snapshot.homes[u] for u in users if u in snapshot.homes}
+        label = f"zones with homes of {pool.name} users"
+    else:
+        homes = set(snapshot.homes.values())
+        label = "zones with homes (the pool's users are not known)"
+    zones = tuple(z for z in pool.zones if z in homes)
+    if zones:
+        return zones, label
+    return pool.zones[:1], (
+        "no homes of its users yet: the first zone, where a new home will be made"
+    )
+
+
+def schedule_zones(
+    schedule: WarmSchedule, pool: Pool, snapshot: ClusterSnapshot
+) -> tuple[tuple[str, ...], str]:
+    """Return the zones a schedule warms, and a phrase saying which.
+
+    Args:
+        schedule: the schedule.
+        pool: its pool.
+        snapshot: the snapshot (for homes).
+
+    Returns:
+        Zones of the pool, and the phrase.
+    """
+    if schedule.zones == "homes":
+        return home_zones(pool, snapshot)
+    if schedule.zones == "all":
+        return pool.zones, "all zones of the pool"
+    zones = tuple(z for z in schedule.zones if z in pool.zones)
+    return zones, "zones " + ", ".join(zones)
