@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_profiles_reference_matches_the_schema() -> None:
-    """docs/profiles.md equals `wbspawner schema`; regenerate it when the schema changes."""
+    """docs/profiles.md equals `wbspawner schema` (regenerate it after edits)."""
     out = io.StringIO()
     assert cli.main(["schema"], stdout=out, stderr=io.StringIO()) == 0
     committed = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
