@@ -246,3 +246,13 @@ def test_size_without_capacity_fails_with_advice(
 def test_stack_left_no_traceback(bench: Workbench) -> None:
     assert "Traceback" not in hub_log(bench)
     assert Path(bench.state_dir / "hub.log").stat().st_size > 0
+
+
+def test_the_workbench_serves_dask_gateway_through_the_hub(bench: Workbench) -> None:
+    """The demo stack wires Dask Gateway in: reachable at the hub's service path."""
+    import requests
+
+    assert bench.gateway is not None and bench.gateway.proc.running
+    response = requests.get(bench.url + "/services/dask-gateway/api/health", timeout=10)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["status"] == "pass"
