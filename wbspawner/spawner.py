@@ -1,12 +1,11 @@
 """``WorkbenchSpawner``: KubeSpawner with sizes from the profiles, checked first.
 
 This module owns only the glue between JupyterHub/KubeSpawner and the pure core:
-it gathers who the user is (groups, admin, uid/gid, the zone of their home),
-asks :mod:`wbspawner.form`, :mod:`wbspawner.selection`, :mod:`wbspawner.manifests`
-and :mod:`wbspawner.progress` what to do, and translates their
-:class:`~wbspawner.errors.UserFacingError` into what JupyterHub shows. KubeSpawner
-keeps rendering the form, applying overrides and managing the pod. Decisions do
-not belong here (STYLE: at most 300 lines; split logic into pure modules first).
+it gathers who the user is (groups, admin, uid/gid, their home's zone), asks the
+pure modules (form, selection, manifests, progress, homes.policy) what to do, and
+turns their :class:`~wbspawner.errors.UserFacingError` into what JupyterHub shows.
+KubeSpawner keeps rendering the form, applying overrides and managing the pod.
+Decisions do not belong here (STYLE: at most 300 lines).
 """
 
 from __future__ import annotations
@@ -23,17 +22,16 @@ from traitlets import Callable, Float, Unicode, default
 
 from wbspawner import access, form, manifests, progress
 from wbspawner.errors import UserFacingError, to_hub_error
+from wbspawner.homes.policy import first_home_zone
 from wbspawner.ldap import posix_ids
 from wbspawner.manifests import SpawnUser
-from wbspawner.model import Profiles
+from wbspawner.model import Pool, Profiles
 from wbspawner.selection import Selection, options_sent, select
 
 
 def _read_json(path: str | None) -> Any:
-    if not path:
-        return None
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
     except (OSError, ValueError):
         return None
 
@@ -136,6 +134,15 @@ class WorkbenchSpawner(KubeSpawner):
             return True
         return not options_sent(request.body or b"", request.query or "")
 
+    def _first_zone(self, pool: Pool, profiles: Profiles) -> str | None:
+        """Pick the zone of a first home from the warmer's report and spot prices."""
+        spot = form.spot_prices_from_json(_read_json(self.spot_prices_file))
+        warm = _read_json(self.warm_status_file)
+        pick = first_home_zone(pool, warm, spot, profiles.homes.default_zone)
+        if pick:
+            self.log.info("%s: home in %s: %s", self._log_name, pick.zone, pick.reason)
+        return pick.zone if pick else None
+
     async def _home_zone(self) -> str | None:
         """Return the zone of the user's bound home volume, if it exists."""
         api, timeout = self.api, self.k8s_api_request_timeout
@@ -193,7 +200,7 @@ class WorkbenchSpawner(KubeSpawner):
             self.log.warning("KubeSpawner refused %s: %s", self._log_name, err)
             raise to_hub_error(UserFacingError(str(err), reason="profile")) from None
         pool = profiles.pool_of(chosen.size)
-        self._zone = await self._home_zone()
+        self._zone = await self._home_zone() or self._first_zone(pool, profiles)
         self._apply_overrides(
             manifests.overrides_for(
                 chosen.size, chosen.image, pool, user, self._zone, profiles.homes

@@ -8,6 +8,7 @@ from wbspawner.homes.policy import (
     MoveAdvice,
     ZoneFacts,
     choose_zone,
+    first_home_zone,
     has_capacity,
     no_capacity_message,
     should_offer_move,
@@ -232,3 +233,39 @@ def test_no_capacity_message(advice: MoveAdvice | None, expected: str) -> None:
 )  # fmt: skip
 def test_no_capacity_message_not_applicable(event: str, zone: str | None) -> None:
     assert no_capacity_message(event, zone, make_pool()) is None
+
+
+@pytest.mark.parametrize(
+    ("warm", "spot", "default", "zone"),
+    [
+        pytest.param(None, None, None, None, id="no-evidence-leaves-zone-open"),
+        pytest.param({}, {}, "eu-west-1a", None, id="default-outside-pool-ignored"),
+        pytest.param(None, None, C, C, id="configured-default"),
+        pytest.param({"mem64": {B: 1}}, None, None, B, id="warm-node-from-warmer"),
+        pytest.param({"mem64": {B: 0}}, None, None, None, id="no-ready-warm-nodes"),
+        pytest.param({"mem128": {B: 2}}, None, None, None, id="other-pools-warmth"),
+        pytest.param("garbage", None, None, None, id="unreadable-report"),
+        pytest.param(
+            None,
+            {("r5.2xlarge", A): 0.20, ("r5.2xlarge", C): 0.12, ("m5.large", B): 0.01},
+            None,
+            C,
+            id="cheapest-spot-of-the-pools-types",
+        ),
+        pytest.param(
+            {"mem64": {A: 1}},
+            {("r5.2xlarge", C): 0.12},
+            None,
+            A,
+            id="warm-beats-spot",
+        ),
+    ],
+)
+def test_first_home_zone(
+    warm: object,
+    spot: dict[tuple[str, str], float] | None,
+    default: str | None,
+    zone: str | None,
+) -> None:
+    choice = first_home_zone(make_pool(), warm, spot, default)
+    assert (choice.zone if choice else None) == zone

@@ -249,6 +249,23 @@ async def test_no_home_yet_means_no_zone(profiles: Profiles) -> None:
     assert spawner.storage_capacity == "10Gi"
 
 
+async def test_first_home_goes_where_the_warmer_has_a_node(
+    profiles: Profiles, tmp_path: Path
+) -> None:
+    warm = tmp_path / "warm.json"
+    warm.write_text('{"mem64": {"us-east-1c": 1}}', encoding="utf-8")
+    spawner = make_spawner(
+        Source(profiles), bob(), zone=None, warm_status_file=str(warm)
+    )
+    spawner.user_options = {"profile": "large"}
+    await spawner.load_user_options()
+    assert spawner.node_selector == {
+        "wbspawner.io/pool": "mem64",
+        "topology.kubernetes.io/zone": "us-east-1c",
+    }
+    assert spawner.get_state()["zone"] == "us-east-1c"
+
+
 @pytest.mark.parametrize(
     ("options", "match"),
     [

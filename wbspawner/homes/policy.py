@@ -311,3 +311,48 @@ def no_capacity_message(
         "Try again later or pick another size; an admin can move your home to "
         "another zone (your files are kept)."
     )
+
+
+def first_home_zone(
+    pool: Pool,
+    warm_report: object,
+    spot_prices: Mapping[tuple[str, str], float] | None,
+    default_zone: str | None,
+) -> ZoneChoice | None:
+    """Pick the zone of a user's first home from what the hub knows, if anything.
+
+    The hub sees the warmer's report (ready warm nodes per pool and zone) and the
+    observed spot prices. With neither, and no configured default zone, there is
+    no evidence to pin on: ``None`` lets the scheduler and autoscaler choose (the
+    new volume is then made in the zone of the node the pod lands on).
+
+    Args:
+        pool: the pool of the size the user starts.
+        warm_report: the warmer's parsed JSON, ``{"<pool>": {"<zone>": ready}}``.
+        spot_prices: observed spot prices by ``(instance type, zone)``.
+        default_zone: the admin's ``homes.default_zone``.
+
+    Returns:
+        The zone and why, or ``None`` to leave the zone open.
+    """
+    per_zone = warm_report.get(pool.name) if isinstance(warm_report, Mapping) else None
+    facts = []
+    for zone in pool.zones:
+        warm = per_zone.get(zone, 0) if isinstance(per_zone, Mapping) else 0
+        prices = [
+            price
+            for (name, where), price in (spot_prices or {}).items()
+            if where == zone and name in pool.instance_types
+        ]
+        facts.append(
+            ZoneFacts(
+                zone=zone,
+                warm_nodes=warm if isinstance(warm, int) and warm > 0 else 0,
+                spot_available=True if prices else None,
+                spot_price=min(prices) if prices else None,
+            )
+        )
+    evidence = any(f.warm_nodes or f.spot_price is not None for f in facts)
+    if not evidence and default_zone not in pool.zones:
+        return None
+    return choose_zone(pool, facts, default_zone)
