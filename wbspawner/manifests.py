@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -354,39 +353,3 @@ def overrides_for(
     out.update(security_context(user.uid, user.gid, user.name))
     out.update(home_storage(settings, user.home_size_gib))
     return out
-
-
-ZONE_KEYS = (
-    ZONE_LABEL,
-    "topology.ebs.csi.aws.com/zone",
-    "failure-domain.beta.kubernetes.io/zone",
-)
-"""Node-affinity keys an EBS PersistentVolume may pin its zone with."""
-
-
-def pv_zone(pv: Mapping[str, Any]) -> str | None:
-    """Return the availability zone a PersistentVolume is pinned to.
-
-    EBS volumes exist in one zone; their PV says which through a required node
-    affinity (``topology.kubernetes.io/zone`` or the EBS CSI driver's own key) or,
-    for older volumes, a zone label.
-
-    Args:
-        pv: a core/v1 PersistentVolume as a ``dict`` (camelCase).
-
-    Returns:
-        The zone, or ``None`` when the volume is not pinned to one.
-    """
-    spec = pv.get("spec") or {}
-    required = (spec.get("nodeAffinity") or {}).get("required") or {}
-    for term in required.get("nodeSelectorTerms") or []:
-        for expr in term.get("matchExpressions") or []:
-            values = expr.get("values") or []
-            if expr.get("key") in ZONE_KEYS and expr.get("operator") == "In":
-                if len(values) == 1:
-                    return str(values[0])
-    labels = (pv.get("metadata") or {}).get("labels") or {}
-    for key in ZONE_KEYS:
-        if labels.get(key):
-            return str(labels[key])
-    return None

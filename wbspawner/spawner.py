@@ -22,7 +22,7 @@ from traitlets import Callable, Float, Unicode, default
 
 from wbspawner import access, form, manifests, progress
 from wbspawner.errors import UserFacingError, to_hub_error
-from wbspawner.homes.policy import first_home_zone
+from wbspawner.homes.policy import first_home_zone, zone_of_pv
 from wbspawner.ldap import posix_ids
 from wbspawner.manifests import SpawnUser
 from wbspawner.model import Pool, Profiles
@@ -157,7 +157,7 @@ class WorkbenchSpawner(KubeSpawner):
             if err.status == 404:
                 return None
             raise
-        return manifests.pv_zone(self.api.api_client.sanitize_for_serialization(pv))
+        return zone_of_pv(self.api.api_client.sanitize_for_serialization(pv))
 
     # ------------------------------------------------------------ user options
     async def _check(self, profiles: Profiles) -> tuple[Selection, SpawnUser]:

@@ -13,6 +13,7 @@ import yaml
 
 from wbspawner import access
 from wbspawner.errors import UserFacingError
+from wbspawner.homes.policy import zone_of_pv
 from wbspawner.loader import load_profiles
 from wbspawner.manifests import (
     HOME_VOLUME,
@@ -22,7 +23,6 @@ from wbspawner.manifests import (
     labels,
     node_placement,
     overrides_for,
-    pv_zone,
     resources,
     security_context,
 )
@@ -269,7 +269,8 @@ def test_overrides_carry_the_size_environment(profiles: Profiles) -> None:
     ],
 )
 def test_pv_zone(pv: dict[str, Any], zone: str | None) -> None:
-    assert pv_zone(pv) == zone
+    """The spawner pins to the zone the home PV names (homes.policy reads it)."""
+    assert zone_of_pv(pv) == zone
 
 
 def _golden_cases() -> list[Any]:

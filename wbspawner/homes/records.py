@@ -25,9 +25,14 @@ T = TypeVar("T")
 
 EBS_DRIVER = "ebs.csi.aws.com"
 """CSI driver name of the EBS CSI driver."""
-ZONE_KEYS = (ZONE_LABEL, "topology.ebs.csi.aws.com/zone")
-"""Zone keys a PV's node affinity may use: the well-known one (driver ≥ 1.33)
-and the driver's older own key (PVs created before 1.33 keep it)."""
+ZONE_KEYS = (
+    ZONE_LABEL,
+    "topology.ebs.csi.aws.com/zone",
+    "failure-domain.beta.kubernetes.io/zone",
+)
+"""Zone keys a PV may use: the well-known one (EBS CSI driver ≥ 1.33), the
+driver's older own key (PVs created before 1.33 keep it), and the in-tree
+label of the oldest volumes."""
 
 # Annotations on PVs (old and new) and on the user's claim.
 MOVE_ID = f"{LABEL_PREFIX}/move-id"
