@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
+from helm_support import helm_template
 
-from devcluster.tools import ensure_tool
 from wbspawner.catalog import load_catalog
 from wbspawner.loader import load_profiles
 from wbspawner.pools.autoscaler_values import FLAGS, expander_priorities
@@ -22,33 +21,9 @@ CHART_NAME = "cluster-autoscaler-9.59.0.tgz"
 K8S = "1.33"
 
 
-def _chart() -> Path:
-    chart = (REPO / ".." / "shared" / "charts" / CHART_NAME).resolve()
-    assert chart.is_file(), f"chart archive missing: {chart}"
-    return chart
-
-
 @pytest.fixture(scope="module")
 def rendered() -> list[dict]:
-    helm = ensure_tool("helm", REPO / ".cache" / "tools")
-    proc = subprocess.run(
-        [
-            str(helm),
-            "template",
-            "cluster-autoscaler",
-            str(_chart()),
-            "--namespace",
-            "kube-system",
-            "-f",
-            str(VALUES),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return helm_template("cluster-autoscaler", CHART_NAME, VALUES, "kube-system")
 
 
 def test_every_rendered_object_is_valid(rendered):

@@ -9,7 +9,6 @@ ConfigMap variables the Deployment declares.
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,9 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
+from helm_support import helm_template, one
 from traitlets.config import Config
 
-from devcluster.tools import ensure_tool
 from wbspawner.gateway.reaper import WorkbenchKubeBackend
 
 pytestmark = pytest.mark.integration
@@ -31,33 +29,11 @@ CHART_NAME = "dask-gateway-2026.3.0.tgz"
 K8S = "1.33"
 
 
-def _chart() -> Path:
-    chart = (REPO / ".." / "shared" / "charts" / CHART_NAME).resolve()
-    assert chart.is_file(), f"chart archive missing: {chart}"
-    return chart
-
-
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    helm = ensure_tool("helm", REPO / ".cache" / "tools")
-    proc = subprocess.run(
-        [
-            str(helm), "template", "dask-gateway", str(_chart()),
-            "--namespace", "dask-gateway", "--include-crds", "-f", str(VALUES),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return [d for d in yaml.safe_load_all(proc.stdout) if d]
-
-
-def _one(rendered: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    found = [d for d in rendered if d["kind"] == kind and d["metadata"]["name"] == name]
-    assert len(found) == 1, [(d["kind"], d["metadata"]["name"]) for d in rendered]
-    return found[0]
+    return helm_template(
+        "dask-gateway", CHART_NAME, VALUES, "dask-gateway", "--include-crds"
+    )
 
 
 def _crd_schemas(rendered: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
@@ -90,7 +66,7 @@ def test_every_rendered_object_is_valid(rendered: list[dict[str, Any]]) -> None:
 def test_traefik_is_internal_with_web_and_scheduler_ports(
     rendered: list[dict[str, Any]],
 ) -> None:
-    service = _one(rendered, "Service", "traefik-dask-gateway")
+    service = one(rendered, "Service", "traefik-dask-gateway")
     assert service["spec"]["type"] == "ClusterIP"
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
     assert ports == {"web": (80, 8000), "tcp": (8786, 8786)}
@@ -99,13 +75,13 @@ def test_traefik_is_internal_with_web_and_scheduler_ports(
 def test_routes_live_under_the_hub_service_prefix(
     rendered: list[dict[str, Any]],
 ) -> None:
-    route = _one(rendered, "IngressRoute", "api-dask-gateway")
+    route = one(rendered, "IngressRoute", "api-dask-gateway")
     match = route["spec"]["routes"][0]["match"]
     assert match == "PathPrefix(`/services/dask-gateway`)"
 
 
 def _gateway_container(rendered: list[dict[str, Any]]) -> dict[str, Any]:
-    deployment = _one(rendered, "Deployment", "api-dask-gateway")
+    deployment = one(rendered, "Deployment", "api-dask-gateway")
     containers = deployment["spec"]["template"]["spec"]["containers"]
     return dict(containers[0])
 
@@ -139,7 +115,7 @@ def test_rendered_config_runs_with_the_workbench_backend(
             monkeypatch.setenv(entry["name"], entry["value"])
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "token-from-the-secret")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    config_map = _one(rendered, "ConfigMap", "api-dask-gateway")
+    config_map = one(rendered, "ConfigMap", "api-dask-gateway")
     script = tmp_path / "dask_gateway_config.py"
     script.write_text(config_map["data"]["dask_gateway_config.py"])
     c = Config()

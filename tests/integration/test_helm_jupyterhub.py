@@ -21,9 +21,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from helm_support import helm_template, one
 from traitlets.config import Config
-
-from devcluster.tools import ensure_tool
 
 pytestmark = pytest.mark.integration
 
@@ -37,31 +36,9 @@ IMAGE_HUB_CONFIG = "/usr/local/etc/wbspawner/jupyterhub_config.py"
 """Where images/hub/Dockerfile puts the repository's jupyterhub_config.py."""
 
 
-def _chart() -> Path:
-    chart = (REPO / ".." / "shared" / "charts" / CHART_NAME).resolve()
-    assert chart.is_file(), (
-        f"chart archive missing: {chart} (the tests render helm-values/ against "
-        "the chart archives in ../shared/charts relative to the repository)"
-    )
-    return chart
-
-
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    helm = ensure_tool("helm", REPO / ".cache" / "tools")
-    proc = subprocess.run(
-        [str(helm), "template", "jhub", str(_chart()),
-         "--namespace", NAMESPACE, "-f", str(VALUES)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return [d for d in yaml.safe_load_all(proc.stdout) if d]
-
-
-def _one(rendered: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    found = [d for d in rendered if d["kind"] == kind and d["metadata"]["name"] == name]
-    assert len(found) == 1, (kind, name, [d["metadata"]["name"] for d in rendered])
-    return found[0]
+    return helm_template("jhub", CHART_NAME, VALUES, NAMESPACE)
 
 
 def test_every_rendered_object_is_strictly_valid(rendered):
@@ -107,7 +84,7 @@ def _reachable(policy: dict[str, Any], address: str) -> bool:
 
 @pytest.mark.parametrize("name", ["singleuser", "hub", "proxy"])
 def test_no_pod_reaches_instance_metadata(rendered, name):
-    policy = _one(rendered, "NetworkPolicy", name)
+    policy = one(rendered, "NetworkPolicy", name)
     assert "Egress" in policy["spec"]["policyTypes"]
     assert not _reachable(policy, METADATA)
     assert _reachable(policy, "1.1.1.1")  # the internet stays reachable
@@ -117,7 +94,7 @@ def test_no_pod_reaches_instance_metadata(rendered, name):
     "address", ["10.0.12.7", "172.20.0.10", "192.168.3.4", METADATA]
 )
 def test_user_servers_reach_no_in_cluster_address_by_ip(rendered, address):
-    policy = _one(rendered, "NetworkPolicy", "singleuser")
+    policy = one(rendered, "NetworkPolicy", "singleuser")
     ip_rules = [
         rule
         for rule in policy["spec"]["egress"]
@@ -128,7 +105,7 @@ def test_user_servers_reach_no_in_cluster_address_by_ip(rendered, address):
 
 
 def test_user_servers_reach_only_hub_proxy_and_gateway_pods(rendered):
-    policy = _one(rendered, "NetworkPolicy", "singleuser")
+    policy = one(rendered, "NetworkPolicy", "singleuser")
     selectors = []
     for rule in policy["spec"]["egress"]:
         for peer in rule.get("to", []):
@@ -147,7 +124,7 @@ def test_user_servers_reach_only_hub_proxy_and_gateway_pods(rendered):
 
 
 def test_hub_admits_user_servers_by_their_kubespawner_labels(rendered):
-    policy = _one(rendered, "NetworkPolicy", "hub")
+    policy = one(rendered, "NetworkPolicy", "hub")
     peers = [p for rule in policy["spec"]["ingress"] for p in rule.get("from", [])]
     assert {"podSelector": {"matchLabels": {
         "app": "jupyterhub", "component": "singleuser-server"}}} in peers  # fmt: skip
@@ -169,7 +146,7 @@ def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("name", ["hub", "proxy"])
 def test_core_pods_run_unprivileged(rendered, name):
-    deployment = _one(rendered, "Deployment", name)
+    deployment = one(rendered, "Deployment", name)
     pod = deployment["spec"]["template"]["spec"]
     pod_seccomp = pod.get("securityContext", {}).get("seccompProfile")
     for container in _containers(deployment):
@@ -181,12 +158,12 @@ def test_core_pods_run_unprivileged(rendered, name):
 
 
 def _values(rendered: list[dict[str, Any]]) -> dict[str, Any]:
-    secret = _one(rendered, "Secret", "hub")
+    secret = one(rendered, "Secret", "hub")
     return yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
 
 
 def test_hub_image_is_ours_and_user_defaults_are_locked_down(rendered):
-    (container,) = _one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
+    (container,) = one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
         "containers"
     ]
     versions = (REPO / "images" / "versions.env").read_text(encoding="utf-8")
@@ -202,7 +179,7 @@ def test_hub_image_is_ours_and_user_defaults_are_locked_down(rendered):
 
 
 def test_secrets_come_only_from_kubernetes_secrets(rendered):
-    (container,) = _one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
+    (container,) = one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
         "containers"
     ]
     for env in container["env"]:
@@ -213,13 +190,13 @@ def test_secrets_come_only_from_kubernetes_secrets(rendered):
     by_name = {e["name"]: e for e in container["env"]}
     ldap = by_name["WBSPAWNER_LDAP_SERVER"]["valueFrom"]["secretKeyRef"]
     assert ldap["name"] == "wbspawner-ldap"
-    volumes = {v["name"]: v for v in _one(rendered, "Deployment", "hub")["spec"][
+    volumes = {v["name"]: v for v in one(rendered, "Deployment", "hub")["spec"][
         "template"]["spec"]["volumes"]}  # fmt: skip
     assert volumes["wbspawner-ldap"]["secret"]["secretName"] == "wbspawner-ldap"
 
 
 def test_profiles_config_map_is_mounted_for_hot_reload(rendered):
-    deployment = _one(rendered, "Deployment", "hub")
+    deployment = one(rendered, "Deployment", "hub")
     pod = deployment["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["wbspawner-profiles"]["configMap"]["name"] == "wbspawner-profiles"
@@ -239,7 +216,7 @@ def test_culling_is_on(rendered):
 
 def _hub_environ(rendered: list[dict[str, Any]], tmp_path: Path) -> dict[str, str]:
     """The hub container's environment, with fakes for what Kubernetes fills."""
-    (container,) = _one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
+    (container,) = one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
         "containers"
     ]
     fakes = {"server": "ldap.example.org", "token": "fake-gateway-token",
@@ -340,7 +317,7 @@ def _chart_etc(rendered: list[dict[str, Any]], root: Path) -> None:
         text = text.replace(CHART_ETC, str(root))
         return text.replace(IMAGE_HUB_CONFIG, str(REPO / "jupyterhub_config.py"))
 
-    data = _one(rendered, "ConfigMap", "hub")["data"]
+    data = one(rendered, "ConfigMap", "hub")["data"]
     (root / "config").mkdir(parents=True)
     for key, text in data.items():
         (root / "config" / key).write_text(text, encoding="utf-8")
@@ -351,7 +328,7 @@ def _chart_etc(rendered: list[dict[str, Any]], root: Path) -> None:
     (root / "jupyterhub_config.py").write_text(local(config), encoding="utf-8")
     (root / "z2jh.py").write_text(local(data["z2jh.py"]), encoding="utf-8")
     (root / "secret").mkdir()
-    for key, value in _one(rendered, "Secret", "hub")["data"].items():
+    for key, value in one(rendered, "Secret", "hub")["data"].items():
         text = base64.b64decode(value).decode()
         (root / "secret" / key).write_text(local(text), encoding="utf-8")
 
