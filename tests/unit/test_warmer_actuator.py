@@ -144,7 +144,8 @@ def test_placeholder_pod_holds_a_whole_node_of_the_pool_in_its_zone() -> None:
     }
     keys = {t["key"] for t in spec["tolerations"]}
     assert keys == {POOL_LABEL, CAPACITY_LABEL, "nvidia.com/gpu"}
-    pause = spec["containers"][0]
+    pause = spec["containers"][-1]
+    assert pause["name"] == "pause"
     assert pause["resources"]["requests"] == {
         "cpu": "7710m",
         "memory": "62170Mi",
@@ -157,7 +158,7 @@ def test_placeholder_pod_holds_a_whole_node_of_the_pool_in_its_zone() -> None:
 
 def test_prepull_containers_request_nothing() -> None:
     pod = placeholder_pod(POOLS["mem64"], A, "spot", 0, SETTINGS)
-    pulls = pod["spec"]["containers"][1:]
+    pulls = pod["spec"]["containers"][:-1]
     assert [c["image"] for c in pulls] == ["quay.io/jupyter/scipy-notebook:2026-07-20"]
     assert all("resources" not in c for c in pulls)
 

@@ -133,17 +133,18 @@ def _containers(pool: Pool, settings: PlaceholderSettings) -> list[dict[str, Any
     }
     if settings.command:
         pause["command"] = list(settings.command)
-    out = [pause]
-    for i, image in enumerate(settings.prepull.get(pool.name, ())):
-        out.append(
-            {
-                "name": f"pull-{i}",
-                "image": image,
-                "command": list(settings.prepull_command),
-                "securityContext": dict(pause["securityContext"]),
-            }
-        )
-    return out
+    # The user images first: the kubelet pulls one image after the other, and
+    # a node is only really warm once the user's image is on it.
+    pulls = [
+        {
+            "name": f"pull-{i}",
+            "image": image,
+            "command": list(settings.prepull_command),
+            "securityContext": dict(pause["securityContext"]),
+        }
+        for i, image in enumerate(settings.prepull.get(pool.name, ()))
+    ]
+    return [*pulls, pause]
 
 
 def placeholder_pod(

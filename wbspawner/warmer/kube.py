@@ -117,11 +117,14 @@ class Kube:
         """List every PersistentVolume."""
         return await self._items(self.core.list_persistent_volume)
 
-    async def list_events(self, namespace: str | None) -> list[dict[str, Any]]:
+    async def list_events(
+        self, namespace: str | None, field_selector: str | None = None
+    ) -> list[dict[str, Any]]:
         """List Events of a namespace (``None``: of every namespace)."""
+        extra = {"field_selector": field_selector} if field_selector else {}
         if namespace is None:
-            return await self._items(self.core.list_event_for_all_namespaces)
-        return await self._items(self.core.list_namespaced_event, namespace)
+            return await self._items(self.core.list_event_for_all_namespaces, **extra)
+        return await self._items(self.core.list_namespaced_event, namespace, **extra)
 
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create a Pod and return it."""

@@ -233,8 +233,10 @@ class KubeReader(Protocol):
         """List every PersistentVolume."""
         ...
 
-    async def list_events(self, namespace: str | None) -> list[dict[str, Any]]:
-        """List Events of a namespace (``None``: all namespaces)."""
+    async def list_events(
+        self, namespace: str | None, field_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """List Events of a namespace (``None``: all namespaces), by field selector."""
         ...
 
 
@@ -293,7 +295,11 @@ class Observer:
         raw_nodes = await self.kube.list_nodes()
         raw_pods = await self.kube.list_pods(ns)
         homes = home_zones(await self.kube.list_pvcs(ns), await self.kube.list_pvs())
-        events = await self.kube.list_events(None)
+        # Only the two kinds of Event that can signal a shortage, not all of them
+        # (a busy cluster has thousands): Cluster Autoscaler's word on a pod that
+        # did not trigger a scale-up, and on a group whose scale-up failed.
+        events = await self.kube.list_events(ns, "reason=NotTriggerScaleUp")
+        events += await self.kube.list_events(None, "reason=FailedToScaleUpGroup")
         return self.ingest(
             now, raw_nodes, raw_pods, homes, events, last_pools, spot_prices
         )
