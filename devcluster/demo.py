@@ -173,6 +173,8 @@ def hub_env(
         "WBSPAWNER_START_TIMEOUT": "180",
         "WBSPAWNER_PROFILES_CHECK_SECONDS": "0.5",
         "WBSPAWNER_CAPACITY_GRACE_SECONDS": str(capacity_grace_s),
+        # the hub, the warmer's costs page and the gateway share one database
+        "WBSPAWNER_COST_DB_URL": f"sqlite:///{state_dir / 'wbspawner-costs.sqlite'}",
         "WBSPAWNER_LDAP_SERVER": ldap.host,
         "WBSPAWNER_LDAP_PORT": str(ldap.port),
         "WBSPAWNER_LDAP_TLS": "insecure",
@@ -198,6 +200,8 @@ class Workbench:
         public_port: the proxy's port (default: 8000 if free, else any).
         capacity_grace_s: how long the autoscaler must refuse a node before a
             spawn fails (tests shorten it).
+        warmer: whether the hub runs the warmer service (its page at
+            ``/services/warmer/``; the spawn form reads its status file).
     """
 
     state_dir: Path
@@ -207,6 +211,7 @@ class Workbench:
     ldap: LdapServer | None = None
     public_port: int | None = None
     capacity_grace_s: float = 30.0
+    warmer: bool = True
     profiles_dir: Path = field(init=False)
     url: str = field(init=False, default="")
     hub: Proc | None = field(init=False, default=None)
@@ -253,10 +258,16 @@ class Workbench:
             capacity_grace_s=self.capacity_grace_s,
         )
         (self.state_dir / "hub").mkdir(exist_ok=True)
+        if self.warmer:
+            env["WBSPAWNER_WARMER_URL"] = f"http://127.0.0.1:{free_port()}"
+            env["WBSPAWNER_WARM_STATUS_FILE"] = str(
+                self.state_dir / "hub" / "warm-status.json"
+            )
         self.gateway = start_gateway(
             self.state_dir,
             self.profiles_dir,
             env["WBSPAWNER_HUB_BIND_URL"] + "/hub/api",
+            cost_db_url=env["WBSPAWNER_COST_DB_URL"],
         )
         env.update(self.gateway.hub_env)
         config = repo_root() / "jupyterhub_config.py"

@@ -33,7 +33,12 @@ class LocalGateway:
 
 
 def start_gateway(
-    state_dir: Path, profiles_dir: Path, hub_api_url: str, *, timeout: float = 60.0
+    state_dir: Path,
+    profiles_dir: Path,
+    hub_api_url: str,
+    *,
+    cost_db_url: str | None = None,
+    timeout: float = 60.0,
 ) -> LocalGateway:
     """Start ``dask-gateway-server`` on free loopback ports and wait until healthy.
 
@@ -41,6 +46,8 @@ def start_gateway(
         state_dir: where the gateway's log goes.
         profiles_dir: the profiles the gateway offers worker sizes from.
         hub_api_url: the hub's API (``…/hub/api``) for user auth and the reaper.
+        cost_db_url: the accounting database Dask clusters are recorded in
+            (the hub's); ``None``: a SQLite file in ``state_dir``.
         timeout: seconds to wait for the gateway's health endpoint.
 
     Returns:
@@ -56,11 +63,16 @@ def start_gateway(
         "WBSPAWNER_DASK_GATEWAY_TCP_BIND": f"127.0.0.1:{tcp}",
         "WBSPAWNER_DASK_GATEWAY_API_TOKEN": token,
         "WBSPAWNER_DASK_GATEWAY_HUB_API_URL": hub_api_url,
+        "WBSPAWNER_COST_DB_URL": cost_db_url
+        or f"sqlite:///{state_dir / 'wbspawner-costs.sqlite'}",
     }
     server = Path(sys.executable).parent / "dask-gateway-server"
     config = repo_root() / "dask_gateway_config.py"
     proc = Proc.start(
-        [str(server), "-f", str(config)], state_dir / "gateway.log", env=env
+        [str(server), "-f", str(config)],
+        state_dir / "gateway.log",
+        env=env,
+        cwd=state_dir,
     )
     http_url = f"http://127.0.0.1:{http}"
     try:

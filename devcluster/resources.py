@@ -81,6 +81,12 @@ _ALL: tuple[Resource, ...] = (
         namespaced=False,
         short_names=("pc",),
     ),
+    Resource(
+        "networkpolicies",
+        "NetworkPolicy",
+        group="networking.k8s.io",
+        short_names=("netpol",),
+    ),
 )
 
 RESOURCES: dict[str, Resource] = {r.plural: r for r in _ALL}
@@ -90,6 +96,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "": ("v1",),
     "storage.k8s.io": ("v1",),
     "scheduling.k8s.io": ("v1",),
+    "networking.k8s.io": ("v1",),
 }
 """Served API groups and their versions (the core group is ``""``)."""
 

@@ -43,7 +43,7 @@ from wbspawner.model import Profiles
 from wbspawner.pools.awscall import Retry, call_aws, make_clients
 from wbspawner.pricing import format_price
 
-DB_ENV = "WBSPAWNER_COST_DB"
+DB_ENV = "WBSPAWNER_COST_DB_URL"
 """Accounting database URL (default: :data:`DEFAULT_DB_URL`)."""
 
 

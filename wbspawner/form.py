@@ -2,7 +2,8 @@
 
 This module owns what a person reads on the spawn page: each size's memory, CPUs,
 GPUs, what an hour costs (on-demand, and spot with where the price comes from),
-whether a warm node is ready, and the banners shown above the sizes. KubeSpawner
+whether a warm node is ready, whether the group's spent budget keeps it from
+starting, and the banners shown above the sizes (including the budget's). KubeSpawner
 keeps rendering the form and applying overrides; this module only builds the
 list it renders, one entry per size the user may see.
 
@@ -13,10 +14,11 @@ KubeSpawner's template inserts ``display_name`` and ``description`` unescaped.
 from __future__ import annotations
 
 import html
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from wbspawner import access
+from wbspawner.costs.budget import BudgetState, summary, unavailable_sizes
 from wbspawner.manifests import size_overrides
 from wbspawner.model import Pool, Profiles, Size
 from wbspawner.pricing import SpotPrices, format_price, hourly_cost
@@ -96,6 +98,7 @@ def describe_size(
     profiles: Profiles,
     warm_status: WarmStatus | None,
     spot_prices: SpotPrices | None,
+    unavailable: str | None = None,
 ) -> str:
     """Return the HTML description of one size on the form.
 
@@ -105,16 +108,21 @@ def describe_size(
         profiles: the profiles (cost settings).
         warm_status: ready warm nodes by pool, or ``None``.
         spot_prices: observed spot prices, or ``None``.
+        unavailable: why the size cannot start now (a spent budget), or ``None``.
 
     Returns:
-        Escaped HTML: the hardware line, the price line, the warm line and the
-        admin's description.
+        Escaped HTML: the hardware line, the price line, why it is unavailable,
+        the warm line and the admin's description.
     """
     price = price_text(pool, spot_prices, profiles)
     lines = [
         f'<span class="wb-hardware">{html.escape(hardware(pool))}</span>',
         f'<span class="wb-price">{html.escape(price)}</span>',
     ]
+    if unavailable:
+        lines.append(
+            f'<strong class="wb-unavailable">{html.escape(unavailable)}</strong>'
+        )
     warm = warm_text(pool, warm_status)
     if warm:
         lines.append(f'<span class="wb-warm">{html.escape(warm)}</span>')
@@ -148,12 +156,14 @@ def kubespawner_profiles(
     is_admin: bool,
     warm_status: WarmStatus | None = None,
     spot_prices: SpotPrices | None = None,
+    budget: BudgetState | None = None,
 ) -> list[dict[str, Any]]:
     """Return the sizes a user may pick as KubeSpawner's ``profile_list``.
 
     Each entry carries the size's user-independent overrides (placement,
     full-node resources, labels, environment); image choices become a
-    ``profile_options`` dropdown when the user may pick more than one.
+    ``profile_options`` dropdown when the user may pick more than one. Sizes a
+    spent budget keeps from starting stay listed, marked with the reason.
 
     Args:
         profiles: the profiles in force.
@@ -161,13 +171,18 @@ def kubespawner_profiles(
         is_admin: whether the user is a hub admin (admins see every size).
         warm_status: ready warm nodes by pool, or ``None`` when unknown.
         spot_prices: observed spot prices by ``(type, zone)``, or ``None``.
+        budget: the user's budget state, or ``None`` when unknown.
 
     Returns:
         A new list of new dicts; exactly one entry has ``default: True`` (none
-        when the list is empty).
+        when the list is empty): the configured default, or when the budget
+        refuses it, the first size that may start.
     """
     sizes = access.visible_sizes(profiles, groups, is_admin)
+    refused = unavailable_sizes(budget, sizes) if budget else {}
     default = access.default_size(sizes)
+    if default is not None and default.slug in refused:
+        default = next((s for s in sizes if s.slug not in refused), default)
     out: list[dict[str, Any]] = []
     for size in sizes:
         pool = profiles.pool_of(size)
@@ -178,7 +193,7 @@ def kubespawner_profiles(
             "slug": size.slug,
             "display_name": html.escape(size.display_name),
             "description": describe_size(
-                size, pool, profiles, warm_status, spot_prices
+                size, pool, profiles, warm_status, spot_prices, refused.get(size.slug)
             ),
             "default": size is default,
             "kubespawner_override": override,
@@ -249,6 +264,22 @@ def banner(text: str, kind: str = "warning") -> str:
         f'<div class="alert alert-{safe_kind} wb-banner" role="alert">'
         f"{html.escape(text)}</div>"
     )
+
+
+def budget_banner(state: BudgetState, sizes: Iterable[Size] = ()) -> str:
+    """Return the banner about the group's budget ("" below the warning level).
+
+    Args:
+        state: the user's budget state.
+        sizes: the sizes the user sees (to name those that still start).
+
+    Returns:
+        HTML: a warning from the warning level, a danger alert once spent.
+    """
+    text = summary(state, sizes)
+    if text is None:
+        return ""
+    return banner(text, "danger" if state.level == "over" else "warning")
 
 
 def admin_warning(error_text: str) -> str:

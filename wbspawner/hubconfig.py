@@ -14,6 +14,8 @@ to or merged into what the config held before.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from wbspawner.ldap import GroupMapper, authenticator_config
 from wbspawner.manifests import HOME_PVC_TEMPLATE
 from wbspawner.model import Profiles
 from wbspawner.settings import Settings
+from wbspawner.warmer import hub as warmer_hub
 
 SPAWNER_CLASS = "workbench"
 """Entry point name of :class:`wbspawner.spawner.WorkbenchSpawner`."""
@@ -96,10 +99,31 @@ def _spawner(c: Any, settings: Settings, profiles: Profiles, source: Any) -> Non
     c.WorkbenchSpawner.warm_status_file = settings.warm_status_file
     c.WorkbenchSpawner.spot_prices_file = settings.spot_prices_file
     c.WorkbenchSpawner.capacity_grace_seconds = settings.capacity_grace_seconds
+    c.WorkbenchSpawner.cost_db_url = settings.cost_db
+    # Each user's Dask pods accept only their own server and workers (production:
+    # the gateway's Kubernetes backend; local mode runs Dask as processes).
+    pods = settings.dask_gateway is not None and not settings.is_local
+    c.WorkbenchSpawner.dask_namespace = settings.dask_namespace if pods else None
+
+
+def _warmer(
+    c: Any, settings: Settings, profiles: Profiles, environ: Mapping[str, str]
+) -> None:
+    """Register the warmer as a hub-managed service, page for admins only."""
+    if not settings.warmer_url:
+        return
+    service = warmer_hub.service(settings, environ=environ, url=settings.warmer_url)
+    c.JupyterHub.services = [service]
+    c.JupyterHub.load_roles = warmer_hub.roles(profiles.admin_groups)
 
 
 def apply(
-    c: Any, settings: Settings, profiles: Profiles, *, source: Any = None
+    c: Any,
+    settings: Settings,
+    profiles: Profiles,
+    *,
+    source: Any = None,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
     """Set every trait of the hub, the authenticator and the spawner.
 
@@ -109,10 +133,13 @@ def apply(
         profiles: the validated profiles (groups, homes) at hub start.
         source: the profiles source the spawner asks at every form and start (a
             ``ProfilesSource`` that re-reads edits); ``None`` keeps ``profiles``.
+        environ: the hub's environment, of which hub-managed services get the
+            Kubernetes and AWS variables; ``None``: ``os.environ``.
     """
     _hub(c, settings)
     _authenticator(c, settings, profiles)
     _spawner(c, settings, profiles, source or StaticProfiles(profiles))
+    _warmer(c, settings, profiles, os.environ if environ is None else environ)
     # Dask Gateway: the hub service, users' access scope, notebook environment.
     apply_hub_wiring(
         c, hub_wiring(settings.dask_gateway, settings.public_url), "KubeSpawner"

@@ -39,6 +39,11 @@ Variables (all optional unless stated; ``WBSPAWNER_`` prefix):
                                  the running Python)
 ``WARM_STATUS_FILE``             JSON ``{pool: {zone: ready nodes}}`` from the warmer
 ``SPOT_PRICES_FILE``             JSON ``{"type/zone": price}`` of observed spot prices
+``WARMER_URL``                   where the warmer service listens; unset: no warmer
+``DASK_NAMESPACE``               namespace of Dask pods (``dask-gateway``); the
+                                 spawner writes each user's network policies there
+``COST_DB_URL``                  accounting database (SQLAlchemy URL; default: a
+                                 SQLite file in ``STATE_DIR``)
 ===============================  ====================================================
 """
 
@@ -151,6 +156,13 @@ class Settings:
     """Directory settings."""
     dask_gateway: GatewaySettings | None = None
     """Dask Gateway wiring; ``None`` when ``WBSPAWNER_DASK_GATEWAY_URL`` is unset."""
+    warmer_url: str | None = None
+    """Where the hub-managed warmer service listens; ``None``: no warmer."""
+    dask_namespace: str = "dask-gateway"
+    """Namespace of the Dask Gateway's scheduler and worker pods."""
+    cost_db_url: str | None = None
+    """Accounting database URL; ``None``: ``wbspawner-costs.sqlite`` in the state
+    directory (see :attr:`cost_db`)."""
 
     @classmethod
     def from_env(
@@ -206,7 +218,17 @@ class Settings:
             dask_gateway=GatewaySettings.from_env(environ)
             if environ.get("WBSPAWNER_DASK_GATEWAY_URL")
             else None,
+            warmer_url=env.get("WARMER_URL"),
+            dask_namespace=env.get("DASK_NAMESPACE") or "dask-gateway",
+            cost_db_url=env.get("COST_DB_URL"),
         )
+
+    @property
+    def cost_db(self) -> str:
+        """The accounting database URL in force."""
+        if self.cost_db_url:
+            return self.cost_db_url
+        return f"sqlite:///{Path(self.state_dir) / 'wbspawner-costs.sqlite'}"
 
     @property
     def is_local(self) -> bool:

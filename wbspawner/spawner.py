@@ -2,7 +2,8 @@
 
 This module owns only the glue between JupyterHub/KubeSpawner and the pure core:
 it gathers who the user is (groups, admin, uid/gid, their home's zone), asks the
-pure modules (form, selection, manifests, progress, homes.policy) what to do, and
+pure modules (form, selection, manifests, progress, homes.policy, costs.budget)
+what to do, tells the accounting (costs.hooks) when a server runs and stops, and
 turns their :class:`~wbspawner.errors.UserFacingError` into what JupyterHub shows.
 KubeSpawner keeps rendering the form, applying overrides and managing the pod.
 Decisions do not belong here (STYLE: at most 300 lines).
@@ -11,29 +12,24 @@ Decisions do not belong here (STYLE: at most 300 lines).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
-from pathlib import Path
+from functools import partial
 from typing import Any
 
-from kubernetes_asyncio.client.rest import ApiException
+from jupyterhub.utils import maybe_future
 from kubespawner import KubeSpawner
 from traitlets import Callable, Float, Unicode, default
 
-from wbspawner import access, form, manifests, progress
+from wbspawner import access, form, manifests, progress, spawner_io
+from wbspawner.costs import hooks
+from wbspawner.costs.budget import BudgetState, check_size
 from wbspawner.errors import UserFacingError, to_hub_error
-from wbspawner.homes.policy import first_home_zone, zone_of_pv
+from wbspawner.gateway.netpol_kube import ensure_dask_network_policies
+from wbspawner.homes.policy import first_home_zone
 from wbspawner.ldap import posix_ids
 from wbspawner.manifests import SpawnUser
 from wbspawner.model import Pool, Profiles
 from wbspawner.selection import Selection, options_sent, select
-
-
-def _read_json(path: str | None) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
-    except (OSError, ValueError):
-        return None
 
 
 class WorkbenchSpawner(KubeSpawner):
@@ -53,21 +49,25 @@ class WorkbenchSpawner(KubeSpawner):
         """,
     )
     warm_status_file = Unicode(
-        None,
-        allow_none=True,
-        config=True,
-        help="""
-        JSON file of ready warm nodes from the warmer, ``{"<pool>": {"<zone>": n}}``;
-        when set, the form says "Ready now" or how long a new node takes.
-        """,
-    )
+        None, allow_none=True, config=True,
+        help='The warmer\'s ready nodes ({"<pool>": {"<zone>": n}}) for the form.',
+    )  # fmt: skip
     spot_prices_file = Unicode(
+        None, allow_none=True, config=True,
+        help='Observed spot prices ({"<type>/<zone>": <USD/h>}); else estimated.',
+    )  # fmt: skip
+    dask_namespace = Unicode(
+        None, allow_none=True, config=True,
+        help="Namespace of Dask pods, where each user's network policies go.",
+    )  # fmt: skip
+    cost_db_url = Unicode(
         None,
         allow_none=True,
         config=True,
         help="""
-        JSON file of observed spot prices, ``{"<type>/<zone>": <USD/h>}``; without
-        it the form shows spot prices estimated from the assumed discount.
+        SQLAlchemy URL of the accounting database (SQLite or PostgreSQL) that
+        records every server's start and stop with its $/hour and holds the
+        spend that group budgets are checked against; ``None``: no accounting.
         """,
     )
     capacity_grace_seconds = Float(
@@ -103,29 +103,47 @@ class WorkbenchSpawner(KubeSpawner):
         groups = sorted(getattr(g, "name", str(g)) for g in self.user.groups)
         return groups, bool(getattr(self.user, "admin", False))
 
-    def _workbench_profiles(self, spawner: Any = None) -> list[dict[str, Any]]:
+    def _spot(self) -> Any:
+        return form.spot_prices_from_json(spawner_io.read_json(self.spot_prices_file))
+
+    def _workbench_profiles(
+        self, spawner: Any = None, state: BudgetState | None = None
+    ) -> list[dict[str, Any]]:
         groups, is_admin = self._who()
-        warm = form.warm_status_from_json(_read_json(self.warm_status_file), self._zone)
-        spot = form.spot_prices_from_json(_read_json(self.spot_prices_file))
+        warm = form.warm_status_from_json(
+            spawner_io.read_json(self.warm_status_file), self._zone
+        )
         profiles = self._provider().current()
-        return form.kubespawner_profiles(profiles, groups, is_admin, warm, spot)
+        return form.kubespawner_profiles(
+            profiles, groups, is_admin, warm, self._spot(), state
+        )
+
+    def _costs(self) -> hooks.Accounting:
+        return hooks.Accounting(self.cost_db_url, self.log)
+
+    async def _budget(self, profiles: Profiles) -> BudgetState:
+        """Return the user's budget state; an admin starting it may override."""
+        groups, is_admin = self._who()
+        acting = getattr(getattr(self, "handler", None), "current_user", None)
+        is_admin = is_admin or bool(getattr(acting, "admin", False))
+        return await self._costs().budget(profiles, groups, is_admin)
 
     async def _workbench_form(self, spawner: Any = None) -> str:
         provider = self._provider()
-        profiles = provider.current()
+        profiles, (groups, is_admin) = provider.current(), self._who()
         banners = []
-        if self._who()[1] and provider.last_error:
+        if is_admin and provider.last_error:
             banners.append(form.admin_warning(str(provider.last_error)))
         try:
-            notice = select(
-                self.user_options, profiles, *self._who(), saved=True
-            ).notice
+            notice = select(self.user_options, profiles, groups, is_admin, saved=True)
+            banners.append(form.banner(notice.notice, "info") if notice.notice else "")
         except UserFacingError as err:
-            notice = err.message
-        if notice:
-            banners.append(form.banner(notice, "info"))
-        rendered: str = self._render_options_form(self._workbench_profiles())
-        return "".join(banners) + rendered
+            banners.append(form.banner(err.message, "info"))
+        state = await self._budget(profiles)
+        visible = access.visible_sizes(profiles, groups, is_admin)
+        banners.append(form.budget_banner(state, visible))
+        rendered = self._render_options_form(self._workbench_profiles(None, state))
+        return "".join(banners) + str(rendered)
 
     def _options_are_saved(self) -> bool:
         """Whether ``user_options`` were reused from the last spawn, not sent now."""
@@ -136,28 +154,11 @@ class WorkbenchSpawner(KubeSpawner):
 
     def _first_zone(self, pool: Pool, profiles: Profiles) -> str | None:
         """Pick the zone of a first home from the warmer's report and spot prices."""
-        spot = form.spot_prices_from_json(_read_json(self.spot_prices_file))
-        warm = _read_json(self.warm_status_file)
-        pick = first_home_zone(pool, warm, spot, profiles.homes.default_zone)
+        warm = spawner_io.read_json(self.warm_status_file)
+        pick = first_home_zone(pool, warm, self._spot(), profiles.homes.default_zone)
         if pick:
             self.log.info("%s: home in %s: %s", self._log_name, pick.zone, pick.reason)
         return pick.zone if pick else None
-
-    async def _home_zone(self) -> str | None:
-        """Return the zone of the user's bound home volume, if it exists."""
-        api, timeout = self.api, self.k8s_api_request_timeout
-        try:
-            read = api.read_namespaced_persistent_volume_claim
-            pvc = await asyncio.wait_for(read(self.pvc_name, self.namespace), timeout)
-            volume = pvc.spec.volume_name if pvc.spec else None
-            if not volume:
-                return None
-            pv = await asyncio.wait_for(api.read_persistent_volume(volume), timeout)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        return zone_of_pv(self.api.api_client.sanitize_for_serialization(pv))
 
     # ------------------------------------------------------------ user options
     async def _check(self, profiles: Profiles) -> tuple[Selection, SpawnUser]:
@@ -166,6 +167,8 @@ class WorkbenchSpawner(KubeSpawner):
         saved = self._options_are_saved()
         try:
             chosen = select(self.user_options, profiles, groups, is_admin, saved=saved)
+            visible = access.visible_sizes(profiles, groups, is_admin)
+            check_size(await self._budget(profiles), chosen.size, visible)
             uid, gid = posix_ids(await self.user.get_auth_state())
             size_gib = access.home_size_gib(chosen.size, groups)
             user = SpawnUser(
@@ -200,7 +203,10 @@ class WorkbenchSpawner(KubeSpawner):
             self.log.warning("KubeSpawner refused %s: %s", self._log_name, err)
             raise to_hub_error(UserFacingError(str(err), reason="profile")) from None
         pool = profiles.pool_of(chosen.size)
-        self._zone = await self._home_zone() or self._first_zone(pool, profiles)
+        home = spawner_io.home_zone(
+            self.api, self.namespace, self.pvc_name, self.k8s_api_request_timeout
+        )
+        self._zone = await home or self._first_zone(pool, profiles)
         self._apply_overrides(
             manifests.overrides_for(
                 chosen.size, chosen.image, pool, user, self._zone, profiles.homes
@@ -208,13 +214,8 @@ class WorkbenchSpawner(KubeSpawner):
         )
         self._selection = chosen
         self._size, self._pool = chosen.size.slug, pool.name
-        self.log.info(
-            "Starting %s: size %s on pool %s, zone %s",
-            self._log_name,
-            chosen.size.slug,
-            pool.name,
-            self._zone or "any",
-        )
+        self.log.info("Starting %s: size %s on pool %s, zone %s", self._log_name,
+                      chosen.size.slug, pool.name, self._zone or "any")  # fmt: skip
 
     # ----------------------------------------------------------------- progress
     def _context(self) -> progress.ProgressContext | None:
@@ -239,43 +240,41 @@ class WorkbenchSpawner(KubeSpawner):
         return self._start_future
 
     async def _start_or_refuse(self, inner: asyncio.Future[Any]) -> Any:
-        watch = asyncio.ensure_future(self._capacity_refusal())
-        try:
-            await asyncio.wait({inner, watch}, return_when=asyncio.FIRST_COMPLETED)
-            ctx = self._context()
-            if inner.done():
-                timed_out = not inner.cancelled() and isinstance(
-                    inner.exception(), TimeoutError
-                )
-                if ctx is None or not timed_out:
-                    return inner.result()
-                reason, code = "timeout", 504
-                message = progress.timeout_message(self.events, ctx, self.start_timeout)
-            else:
-                reason, code, message = "capacity", 503, watch.result()
-            self.log.warning("Cannot start %s: %s", self._log_name, message)
-            raise to_hub_error(
-                UserFacingError(message, reason=reason, status_code=code)
-            )
-        finally:
-            watch.cancel()
-            if not inner.done():
-                inner.cancel()  # refused, or the hub gave up waiting for us
+        grace = self.capacity_grace_seconds
+        refused = spawner_io.capacity_refusal(lambda: self.events, self._context, grace)
+        watch = asyncio.ensure_future(refused)
+        if self.dask_namespace:  # the user's Dask pods: their server and workers only
+            await ensure_dask_network_policies(self.api.api_client, self.dask_namespace,
+                self.user.name, self.log, server_namespace=self.namespace)  # fmt: skip
+        result, refusal = await spawner_io.first_outcome(
+            inner, watch, self._timeout_message
+        )
+        if refusal is not None:
+            self.log.warning("Cannot start %s: %s", self._log_name, refusal.message)
+            raise to_hub_error(refusal)
+        await self._record_start()
+        return result
 
-    async def _capacity_refusal(self) -> str:
-        """Return a failure once the autoscaler has refused a node long enough."""
-        loop = asyncio.get_running_loop()
-        since: float | None = None
-        while True:
-            await asyncio.sleep(1.0)
-            ctx = self._context()
-            failure = progress.capacity_failure(self.events, ctx) if ctx else None
-            if failure is None:
-                since = None
-            elif since is None:
-                since = loop.time()
-            elif loop.time() - since >= self.capacity_grace_seconds:
-                return failure
+    def _timeout_message(self) -> str | None:
+        ctx, seconds = self._context(), self.start_timeout
+        return progress.timeout_message(self.events, ctx, seconds) if ctx else None
+
+    # ---------------------------------------------------------------- accounting
+    async def _record_start(self) -> None:
+        """Record the running server in the accounting database (never raises)."""
+        profiles = self._provider().current()
+        groups, pool = tuple(self._who()[0]), profiles.pools.get(self._pool or "")
+        if pool is None or not self._size:
+            return
+        server = hooks.Server(self.user.name, self.name, self._size, pool, groups)
+        api, t = self.api, self.k8s_api_request_timeout
+        read = partial(spawner_io.node_of_pod, api, self.namespace, self.pod_name, t)
+        await self._costs().started(server, profiles, self._spot(), read)
+
+    async def run_post_stop_hook(self) -> Any:
+        """Record the stop (the hub calls this also for a server found dead)."""
+        await self._costs().stopped(self.user.name, self.name)
+        return await maybe_future(super().run_post_stop_hook())
 
     # -------------------------------------------------------------------- state
     def get_state(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@
 - ``client``: an aiohttp session; ``Api`` wraps raw JSON calls to a cluster.
 - ``kubectl``: the kubectl binary, extracted once per session.
 - ``devcluster_proc``: ``python -m devcluster`` as a subprocess, stopped by PID.
-- ``moto``: one in-process moto server for the session (reset per test).
+- ``moto``: the session's moto server (``tests/conftest.py``), reset per test.
 - ``full_cluster``: a Cluster with the scheduler and autoscaler over ``moto``.
 """
 
@@ -80,15 +80,6 @@ async def cluster(fast_config: ClusterConfig) -> AsyncIterator[Cluster]:
         yield c
     finally:
         await c.stop()
-
-
-@pytest.fixture(scope="session")
-def moto_session() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

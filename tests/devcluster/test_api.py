@@ -43,7 +43,11 @@ async def test_discovery(api: Api):
         "serviceaccounts",
     } <= names
     status, doc = await api.call("GET", "/apis")
-    assert {g["name"] for g in doc["groups"]} == {"storage.k8s.io", "scheduling.k8s.io"}
+    assert {g["name"] for g in doc["groups"]} == {
+        "storage.k8s.io",
+        "scheduling.k8s.io",
+        "networking.k8s.io",
+    }
     status, doc = await api.call("GET", "/apis/storage.k8s.io/v1")
     assert [r["name"] for r in doc["resources"]] == ["storageclasses"]
     status, doc = await api.call("GET", "/version")

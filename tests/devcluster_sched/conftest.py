@@ -1,7 +1,7 @@
 """Fixtures of the scheduler/autoscaler/EBS tests.
 
-- ``moto``: one in-process moto server for the session (stopped at the end).
-- ``aws``: the moto server, wiped before the test; ``ec2``/``autoscaling``: its clients.
+- ``aws``: the session's moto server (``tests/conftest.py``), wiped before the
+  test; ``ec2``/``autoscaling``: its clients.
 - ``subnets``: a VPC with one subnet per AZ (us-east-1a, b, c).
 - ``config``: a ClusterConfig with every delay scaled down (time_factor 0.005).
 - ``store``: a validating Store with namespaces ``jhub`` and ``kube-system``.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -29,19 +29,10 @@ from .aws_pools import make_network
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 
 
-@pytest.fixture(scope="session")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def aws(moto: MotoServer) -> MotoServer:
-    moto.reset()
-    return moto
+def aws(moto_session: MotoServer) -> MotoServer:
+    moto_session.reset()
+    return moto_session
 
 
 @pytest.fixture

@@ -40,12 +40,5 @@ def ldap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LdapServer
 
 
 @pytest.fixture(scope="session")
-def moto() -> Iterator[MotoServer]:
-    from devcluster.moto_server import MotoServer
-
-    server = MotoServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+def moto(moto_session: MotoServer) -> MotoServer:
+    return moto_session

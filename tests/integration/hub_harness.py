@@ -4,11 +4,13 @@
 form, the spawn form (whose ``action`` carries the XSRF token, as in a browser),
 and the REST API through a token the user creates for themself. The stack itself
 (slapd, devcluster, node groups, JupyterHub + configurable-http-proxy) is
-:class:`devcluster.demo.Workbench`, the same one ``make demo`` runs.
+:class:`devcluster.demo.Workbench`, the same one ``make demo`` runs;
+:func:`restart_hub` restarts its hub as an operator would (servers keep running).
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -20,6 +22,7 @@ from typing import Any, TypeVar
 import requests
 
 from devcluster.demo import NAMESPACE, Kube, Workbench
+from devcluster.procs import Proc, wait_for_http
 
 T = TypeVar("T")
 
@@ -40,6 +43,20 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{what}: not within {timeout:g} s")
         time.sleep(interval)
+
+
+async def eventually(
+    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.01
+) -> T:
+    """:func:`wait_until` for async tests: sleeps without blocking the loop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not within {timeout:g} s")
+        await asyncio.sleep(interval)
 
 
 class HubUser:
@@ -205,3 +222,32 @@ def edit_profiles(bench: Workbench, name: str, text: str) -> Path:
     path = bench.profiles_dir / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _environ_of(pid: int) -> dict[str, str]:
+    """Return the environment a running process was started with (Linux)."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(): v.decode(errors="replace") for k, v in pairs}
+
+
+def restart_hub(bench: Workbench, timeout: float = 90) -> None:
+    """Stop the hub (and the proxy it started) by PID and start it again.
+
+    The new hub gets the same command, environment (ports, crypt key, proxy
+    token, Dask Gateway wiring) and state directory, so user sessions, tokens and
+    running servers (``cleanup_servers`` is off) carry over, as after a restart
+    of the hub pod.
+    """
+    old = bench.hub
+    assert old is not None and old.running, "the hub is not running"
+    environ = _environ_of(old.pid)
+    old.stop(timeout=15)
+    bench.hub = Proc.start(
+        old.argv,
+        old.log_path,
+        env=environ,
+        inherit_env=False,
+        cwd=bench.state_dir / "hub",
+    )
+    wait_for_http(bench.url + "/hub/api/", timeout=timeout, proc=bench.hub)

@@ -21,11 +21,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import dask.array as da
@@ -34,6 +34,7 @@ import pytest
 import requests
 import yaml
 from dask_gateway import BasicAuth, Gateway, GatewayWarning, JupyterHubAuth
+from hub_harness import wait_until
 
 from devcluster import demo
 from devcluster.ldap import LdapServer
@@ -63,7 +64,6 @@ GROUPS = {
     "lim": ["jupyter-users"],
     "dave": ["jupyter-users"],
 }
-T = TypeVar("T")
 
 # A test authenticator: the shared password of SimpleAuthenticator, plus the
 # groups the hub would report (SimpleAuthenticator knows no groups).
@@ -89,17 +89,6 @@ class GroupsAuthenticator(SimpleAuthenticator):
 
 c.DaskGateway.authenticator_class = GroupsAuthenticator
 """
-
-
-def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g} s")
-        time.sleep(0.25)
 
 
 def refused(gw: Gateway, **options: Any) -> str:
@@ -247,6 +236,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProc]:
         "WBSPAWNER_DASK_GATEWAY_API_TOKEN": token,
         "WBSPAWNER_DASK_GATEWAY_REAP_INTERVAL": "0.5",
         "WBSPAWNER_DASK_GATEWAY_REAP_GRACE": "5",
+        "WBSPAWNER_COST_DB_URL": f"sqlite:///{state / 'costs.sqlite'}",
         "TEST_GROUPS": json.dumps(GROUPS),
     }
     address = f"http://127.0.0.1:{http}{PREFIX}"
@@ -461,6 +451,7 @@ def stack(
             + "/hub/api",
             "WBSPAWNER_DASK_GATEWAY_REAP_INTERVAL": "1",
             "WBSPAWNER_DASK_GATEWAY_REAP_GRACE": "3",
+            "WBSPAWNER_COST_DB_URL": hub_env["WBSPAWNER_COST_DB_URL"],
         }
         server = Path(sys.executable).parent / "dask-gateway-server"
         gateway = Proc.start(

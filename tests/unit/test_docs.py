@@ -25,3 +25,30 @@ def test_readme_shows_the_two_commands() -> None:
     assert "make demo" in readme and "make test" in readme
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "make test" in ci
+
+
+def _readme_yaml_blocks() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return [part.split("```", 1)[0] for part in readme.split("```yaml\n")[1:]]
+
+
+def test_readme_profiles_examples_validate(tmp_path: Path) -> None:
+    """Each YAML example of the README is valid profiles in its place."""
+    import shutil
+
+    from wbspawner.catalog import load_catalog
+    from wbspawner.loader import load_profiles
+
+    blocks = _readme_yaml_blocks()
+    assert len(blocks) >= 2
+    for i, block in enumerate(blocks):
+        into = tmp_path / str(i)
+        into.mkdir()
+        if block.startswith("warm:"):
+            # the warm example replaces the shipped profiles' warm section
+            for path in sorted((ROOT / "profiles").glob("*.yaml")):
+                if "warm:" not in path.read_text(encoding="utf-8"):
+                    shutil.copy(path, into / path.name)
+        (into / "99-readme.yaml").write_text(block, encoding="utf-8")
+        profiles = load_profiles([into], load_catalog())
+        assert profiles.pools, block

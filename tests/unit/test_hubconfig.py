@@ -218,3 +218,70 @@ def test_gateway_wiring_from_the_environment(profiles: Profiles) -> None:
     assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
     assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://127.0.0.1:8601"
     assert env["DASK_GATEWAY__ADDRESS"].endswith("/services/dask-gateway")
+
+
+GATEWAY = {
+    "WBSPAWNER_DASK_GATEWAY_URL": "http://127.0.0.1:8600",
+    "WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS": "gateway://127.0.0.1:8601",
+    "WBSPAWNER_DASK_GATEWAY_API_TOKEN": "t" * 32,
+}
+
+
+@pytest.mark.parametrize(
+    ("env", "namespace"),
+    [
+        pytest.param({}, None, id="no-gateway"),
+        pytest.param(GATEWAY, "dask-gateway", id="gateway-default"),
+        pytest.param(
+            {**GATEWAY, "WBSPAWNER_DASK_NAMESPACE": "dask"}, "dask", id="gateway-named"
+        ),
+        pytest.param(
+            {**GATEWAY, "WBSPAWNER_MODE": "local"}, None, id="local-dask-processes"
+        ),
+    ],
+)
+def test_dask_network_policies_namespace(
+    profiles: Profiles, env: dict[str, str], namespace: str | None
+) -> None:
+    c = applied(profiles, **env)
+    assert c.WorkbenchSpawner.dask_namespace == namespace
+
+
+def test_accounting_database_defaults_to_the_state_dir(profiles: Profiles) -> None:
+    c = applied(profiles)
+    assert c.WorkbenchSpawner.cost_db_url == "sqlite:////srv/hub/wbspawner-costs.sqlite"
+    c = applied(profiles, WBSPAWNER_COST_DB_URL="postgresql://db/costs")
+    assert c.WorkbenchSpawner.cost_db_url == "postgresql://db/costs"
+
+
+def test_no_warmer_without_its_url(profiles: Profiles) -> None:
+    c = applied(profiles)
+    assert "services" not in c.JupyterHub and "load_roles" not in c.JupyterHub
+
+
+def test_warmer_service_and_roles(profiles: Profiles) -> None:
+    url = "http://127.0.0.1:10101"
+    c = Config()
+    settings = Settings.from_env(
+        {**ENV, **GATEWAY, "WBSPAWNER_WARMER_URL": url}, lambda path: None
+    )
+    environ = {"KUBECONFIG": "/k", "HOME": "/root", "AWS_REGION": "us-east-1"}
+    hubconfig.apply(c, settings, profiles, environ=environ)
+    names = [s["name"] for s in c.JupyterHub.services]
+    assert names == ["warmer", "dask-gateway"]  # both, neither replacing the other
+    warmer = c.JupyterHub.services[0]
+    assert warmer["url"] == url
+    assert warmer["command"][1:3] == ["-m", "wbspawner.warmer"]
+    assert warmer["environment"] == {
+        "KUBECONFIG": "/k",
+        "AWS_REGION": "us-east-1",
+        "WBSPAWNER_COST_DB_URL": "sqlite:////srv/hub/wbspawner-costs.sqlite",
+    }
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["warmer-admins"]["groups"] == list(profiles.admin_groups)
+    assert roles["warmer-admins"]["scopes"] == ["access:services!service=warmer"]
+    assert set(roles["warmer-service"]["scopes"]) == {
+        "list:users",
+        "read:users:name",
+        "read:servers",
+    }

@@ -330,3 +330,21 @@ def report(
         totals[key] = (had[0] + hours, had[1] + cost)
     result = [ReportRow(key=k, hours=h, cost=c) for k, (h, c) in totals.items()]
     return sorted(result, key=lambda r: (-r.cost, r.key))
+
+
+def list_open(session: Session, kind: Kind) -> list[UsageRecord]:
+    """Return the records of one kind that are still running (not stopped).
+
+    Args:
+        session: a database session.
+        kind: ``server`` or ``dask``.
+
+    Returns:
+        The open records, oldest first.
+    """
+    query = (
+        select(UsageRecord)
+        .where(UsageRecord.kind == kind, UsageRecord.stopped_at.is_(None))
+        .order_by(UsageRecord.started_at, UsageRecord.id)
+    )
+    return list(session.scalars(query))

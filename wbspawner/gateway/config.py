@@ -296,7 +296,7 @@ def _configure_auth(c: Any, settings: GatewaySettings) -> None:
 def configure_from_env(
     c: Any, environ: Mapping[str, str], inline_dir: Path | None = None
 ) -> GatewaySettings:
-    """Read settings and profiles, then :func:`configure`; for config files.
+    """Read settings and profiles, then :func:`configure` and the accounting DB.
 
     Args:
         c: the traitlets config.
@@ -322,4 +322,7 @@ def configure_from_env(
     settings = inline_profiles(settings, environ, inline_dir)
     catalog = load_catalog(settings.catalog_path) if settings.catalog_path else None
     configure(c, settings, load_profiles(settings.profiles_paths, catalog))
+    from wbspawner.gateway.accounting import configure_costs
+
+    configure_costs(c, environ)  # the hub's accounting database
     return settings

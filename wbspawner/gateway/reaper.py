@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from dask_gateway_server.backends.base import Backend
 from dask_gateway_server.backends.kubernetes.backend import KubeBackend
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 from traitlets import Float, List, Unicode, default
 
 from wbspawner.catalog import load_catalog
+from wbspawner.gateway.accounting import CostAccountingMixin
 from wbspawner.gateway.limits import UsageLedger, usage_from_config, user_usage
 from wbspawner.gateway.options import (
     BackendKind,
@@ -214,13 +214,13 @@ class Reaper:
             await asyncio.sleep(interval_s)
 
 
-class WorkbenchBackendMixin(Backend):
+class WorkbenchBackendMixin(CostAccountingMixin):
     """Workbench behaviour shared by the backends below (put it first in bases).
 
     Per-user cluster options come from the profiles (re-read when the files
     change), checked against the user's limits and running clusters; when a hub
     API URL and token are set, a reaper stops the clusters of users without a
-    running server.
+    running server. Clusters are recorded for cost accounting (the base class).
     """
 
     backend_kind: BackendKind = "kube"

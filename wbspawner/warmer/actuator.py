@@ -1,22 +1,18 @@
-"""The act half of the warmer's loop: placeholder pods, or raised ASG minimums.
+"""The act half of the warmer's loop: placeholder pods that hold warm nodes.
 
 This module owns turning a :class:`~wbspawner.warmer.policy.WarmPlan` into
-Kubernetes or Auto Scaling changes, idempotently:
-
-- **placeholders** (the default mode): one pod per warm node, named
-  ``warm-<pool>-<zone>-<capacity>-<n>``, with priority class
-  ``wbspawner-placeholder`` (value −10, Cluster Autoscaler's expendable cutoff,
-  so it still triggers a scale-up; ``preemptionPolicy: Never``, so it never
-  evicts anything), the pool's full-node request, node selectors for pool, zone
-  and capacity type, the pool's tolerations, and a pause container. A user pod
-  (priority ≥ 0) preempts it; the next pass recreates it and the autoscaler
-  starts a node for it. Optional extra containers pull the pool's user images,
-  so the user pod that takes the node does not wait for its image either.
-- **asg-min**: the MinSize of each group (:mod:`wbspawner.warmer.asgmin`).
+placeholder pods, idempotently: one pod per warm node,
+``warm-<pool>-<zone>-<capacity>-<n>``, priority class ``wbspawner-placeholder``
+(−10, Cluster Autoscaler's expendable cutoff, so it still triggers a scale-up;
+``preemptionPolicy: Never``), the pool's full-node request, selectors for pool,
+zone and capacity type, the pool's tolerations, a pause container and
+containers that pull the pool's user images. A user pod preempts it; the next
+pass recreates it and the autoscaler starts a node for it. (The ``asg-min``
+mode is :mod:`wbspawner.warmer.asgmin`.)
 
 The pure part (:func:`placeholder_pod`, :func:`desired_pods`, :func:`diff`)
-decides the changes; the actuators only call the adapters. One pool's failure
-is recorded and the others carry on; a dry run decides without changing.
+decides; the actuator only calls the adapter. One pool's failure is recorded
+and the others carry on; a dry run decides without changing.
 """
 
 from __future__ import annotations
@@ -44,8 +40,7 @@ from wbspawner.warmer.snapshot import PLACEHOLDER, ROLE_LABEL
 log = logging.getLogger(__name__)
 
 PRIORITY_CLASS = "wbspawner-placeholder"
-PLACEHOLDER_PRIORITY = -10
-"""Cluster Autoscaler's default expendable cutoff: the lowest that scales up."""
+PLACEHOLDER_PRIORITY = -10  # CA's expendable cutoff: the lowest that scales up
 HASH_ANNOTATION = f"{LABEL_PREFIX}/spec-hash"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 Verb = Literal["create", "delete", "set-min"]
@@ -96,9 +91,6 @@ class ApplyResult:
     done: tuple[Action, ...] = ()
     errors: tuple[ActionError, ...] = ()
     dry_run: bool = False
-
-
-# -------------------------------------------------------------------- pure
 
 
 def placeholder_name(pool: str, zone: str, capacity: str, index: int) -> str:
@@ -281,9 +273,6 @@ def diff(
     return deletes + creates
 
 
-# ------------------------------------------------------------------- shells
-
-
 class KubeWriter(Protocol):
     """What the placeholder actuator needs from Kubernetes."""
 
@@ -304,6 +293,10 @@ class KubeWriter(Protocol):
     async def ensure_priority_class(self, body: dict[str, Any]) -> bool:
         """Create a PriorityClass unless it exists."""
         ...
+
+
+def _message(err: Exception) -> str:
+    return str(getattr(err, "message", None) or f"{type(err).__name__}: {err}")
 
 
 async def run_by_pool(
@@ -334,7 +327,7 @@ async def run_by_pool(
             raise
         except Exception as err:  # recorded; the other pools carry on
             failed.add(action.pool)
-            message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
+            message = _message(err)
             log.warning("warmer: %s %s failed: %s", action.verb, action.name, message)
             errors.append(
                 ActionError(
@@ -385,7 +378,7 @@ class PlaceholderActuator:
         except asyncio.CancelledError:
             raise
         except Exception as err:
-            message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
+            message = _message(err)
             log.warning("warmer: cannot read placeholders: %s", message)
             errors.append(ActionError(pool="*", action="list", message=str(message)))
             return ApplyResult(errors=tuple(errors), dry_run=dry_run)

@@ -8,21 +8,16 @@ that runs at once and then every ``interval`` seconds::
     plan = policy.plan(pools, warm, snapshot, now)    # pure, with reasons
     result = await actuator.apply(plan, pools)        # thin: idempotent changes
 
-The pass never raises (except on cancellation): a failure is logged, kept for
-the status page and the metrics, and the next pass tries again. The clock is
-injected (:class:`~wbspawner.warmer.observer.Clock`). The web face (admin page,
-JSON, metrics behind hub OAuth) is :mod:`wbspawner.warmer.web`.
+A pass never raises (but on cancellation): a failure is logged and kept for the
+page and metrics, and the next pass retries. Web face: :mod:`wbspawner.warmer.web`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import tempfile
 from collections import deque
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
@@ -32,10 +27,11 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, Int, List, Unicode, default
 from traitlets.config import Application
 
-from wbspawner.form import spot_prices_from_json
+from wbspawner.costs.accounting import DEFAULT_DB_URL
 from wbspawner.loader import ProfilesSource
 from wbspawner.model import Profiles
 from wbspawner.warmer import policy, report
+from wbspawner.warmer import status as status_doc
 from wbspawner.warmer.actuator import (
     ApplyResult,
     PlaceholderActuator,
@@ -43,6 +39,8 @@ from wbspawner.warmer.actuator import (
     prepull_images,
 )
 from wbspawner.warmer.asgmin import AsgMinActuator
+from wbspawner.warmer.files import read_spot_prices, write_json_atomic
+from wbspawner.warmer.hubapi import last_pools
 from wbspawner.warmer.metrics import WarmerMetrics
 from wbspawner.warmer.observer import Observer, ObserveSettings, WallClock
 from wbspawner.warmer.snapshot import ClusterSnapshot
@@ -99,6 +97,7 @@ class WarmerApp(Application):
         600.0, config=True, help="Seconds a spot placeholder may wait for a node."
     )
     history_hours = Float(48.0, config=True, help="Hours of timeline kept.")
+    cost_db_url = Unicode(config=True, help="Accounting DB ($WBSPAWNER_COST_DB_URL).")
     max_errors = Int(50, config=True, help="Errors kept for the status page.")
     metrics_require_auth = Bool(
         True, config=True, help="Metrics need the same hub access as the page."
@@ -152,6 +151,10 @@ class WarmerApp(Application):
     def _default_in_cluster(self) -> bool:
         return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not self.kubeconfig
 
+    @default("cost_db_url")
+    def _default_cost_db_url(self) -> str:
+        return os.environ.get("WBSPAWNER_COST_DB_URL") or DEFAULT_DB_URL
+
     @default("clock")
     def _default_clock(self) -> Any:
         return WallClock()
@@ -159,10 +162,13 @@ class WarmerApp(Application):
     # ------------------------------------------------------------- state
 
     def init_state(self, kube: Any) -> None:
-        """Build the loop's parts around a Kubernetes adapter (no I/O).
+        """Build the loop's parts around a Kubernetes adapter; read the profiles.
 
         Args:
             kube: :class:`~wbspawner.warmer.kube.Kube` or a fake.
+
+        Raises:
+            ProfileConfigError: the profiles are invalid (the service must not run).
         """
         self.source = ProfilesSource(self.profiles_dir, None, self.log)
         profiles = self.source.current()  # invalid profiles: the service won't start
@@ -178,8 +184,8 @@ class WarmerApp(Application):
         self.result = ApplyResult()
         self.errors: deque[dict[str, str]] = deque(maxlen=self.max_errors)
         self.samples: deque[report.Sample] = deque()
-        self.updated_at: datetime | None = None
         self._busy = asyncio.Lock()
+        self._digest = profiles.digest
 
     def _observe_settings(self, profiles: Profiles) -> ObserveSettings:
         return ObserveSettings(
@@ -228,6 +234,10 @@ class WarmerApp(Application):
     async def _reconcile(self) -> None:
         now = self.clock.now()
         profiles = self.source.current()
+        if profiles.digest != self._digest:  # an edit took effect: follow it
+            self.observer.settings = self._observe_settings(profiles)
+            self.placeholders.settings = self._placeholder_settings(profiles)
+            self._digest = profiles.digest
         last_pools = await self._last_pools(profiles) if self.read_hub_sizes else {}
         snapshot = await self.observer.observe(now, last_pools, self._spot_prices())
         options = policy.PolicyOptions(
@@ -250,12 +260,18 @@ class WarmerApp(Application):
             )
         for err in result.errors:
             self.record_error(err.pool, err.action, err.message)
-        self.snapshot, self.plan, self.result, self.updated_at = (
-            snapshot,
-            plan,
-            result,
-            now,
-        )
+        self.snapshot, self.plan, self.result = snapshot, plan, result
+        self._record(profiles, snapshot, plan, result, now)
+
+    def _record(
+        self,
+        profiles: Profiles,
+        snapshot: ClusterSnapshot,
+        plan: policy.WarmPlan,
+        result: ApplyResult,
+        now: datetime,
+    ) -> None:
+        """Keep the pass for the timeline, the metrics and the hub's status file."""
         cells = report.cells(profiles.pools, snapshot, plan, profiles.cost)
         self.samples.append(report.sample(now, cells))
         while self.samples and now - self.samples[0].at > timedelta(
@@ -266,9 +282,9 @@ class WarmerApp(Application):
         self.metrics.passes.labels(
             outcome="ok" if not result.errors else "errors"
         ).inc()
-        self._write_status_file(profiles, snapshot, now)
+        self._write_status_file(profiles, snapshot)
 
-    def _log_changes(self, plan: policy.WarmPlan) -> None:
+    def _log_changes(self, plan: policy.WarmPlan) -> None:  # only what changed
         before = {d.message for d in self.plan.decisions} if self.plan else set()
         for d in plan.decisions:
             if d.message not in before:
@@ -290,54 +306,36 @@ class WarmerApp(Application):
         if not self.spot_prices_file:
             return {}
         try:
-            raw = json.loads(Path(self.spot_prices_file).read_text())
+            return read_spot_prices(self.spot_prices_file)
         except (OSError, ValueError) as err:
             self.record_error("*", "spot prices", str(err))
             return {}
-        return dict(spot_prices_from_json(raw) or {})
 
     async def _last_pools(self, profiles: Profiles) -> dict[str, str]:
-        from wbspawner.warmer.hubapi import last_sizes
-
         try:
-            sizes = await last_sizes(self.api_url, self.api_token)
-        except Exception as err:
+            return await last_pools(self.api_url, self.api_token, profiles)
+        except Exception as err:  # the hub may be restarting: carry on without
             self.record_error("*", "hub users", f"{type(err).__name__}: {err}")
             return {}
-        out = {}
-        for user, slug in sizes.items():
-            size = profiles.size(slug)
-            if size is not None:
-                out[user] = size.pool
-        return out
 
     def _today(self, now: datetime, profiles: Profiles) -> float:
         start = report.local_midnight(now, ZoneInfo(profiles.warm.timezone))
         return report.cost_since(list(self.samples), start, now)
 
-    def _write_status_file(
-        self, profiles: Profiles, snapshot: ClusterSnapshot, now: datetime
-    ) -> None:
+    def _write_status_file(self, profiles: Profiles, snapshot: ClusterSnapshot) -> None:
         if not self.warm_status_file:
             return
-        ready = report.readiness(profiles.pools, profiles.sizes, snapshot, now)["pools"]
-        target = Path(self.warm_status_file)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", dir=target.parent, delete=False, suffix=".tmp"
-            ) as tmp:
-                json.dump(ready, tmp)
-            os.replace(tmp.name, target)  # readers never see half a file
+            write_json_atomic(
+                self.warm_status_file, report.ready_nodes(profiles.pools, snapshot)
+            )
         except OSError as err:
             self.record_error("*", "status file", str(err))
-
-    # -------------------------------------------------------- for the web
 
     def status(self) -> dict[str, Any]:
         """Return the status page's data (see ``GET <prefix>api/status``)."""
         profiles = self.source.current()
-        view = report.StatusView(
+        view = status_doc.StatusView(
             pools=profiles.pools,
             cost=profiles.cost,
             timezone=profiles.warm.timezone,
@@ -349,15 +347,13 @@ class WarmerApp(Application):
             dry_run=self.dry_run,
             last_actions=[f"{a.verb} {a.name} {a.detail}" for a in self.result.done],
         )
-        return report.status_json(view)
+        return status_doc.status_json(view)
 
     def readiness(self) -> dict[str, object]:
         """Return per size "ready now" or about how many minutes."""
-        profiles = self.source.current()
-        snapshot = self.snapshot or ClusterSnapshot(taken_at=self.clock.now())
-        return report.readiness(
-            profiles.pools, profiles.sizes, snapshot, self.clock.now()
-        )
+        p, now = self.source.current(), self.clock.now()
+        snap = self.snapshot or ClusterSnapshot(taken_at=now)
+        return report.readiness(p.pools, p.sizes, snap, now)
 
     def timeline(self) -> str:
         """Return the timeline plot (SVG)."""
@@ -368,31 +364,18 @@ class WarmerApp(Application):
         """Return the Prometheus exposition and its content type."""
         return self.metrics.render()
 
-    # ------------------------------------------------------------- serve
-
-    def make_web_app(self) -> Any:
-        """Return the tornado application of the service."""
-        from tornado import web
-
-        from wbspawner.warmer.web import make_handlers
-
-        return web.Application(
-            make_handlers(self.prefix),
-            warmer=self,
-            cookie_secret=os.urandom(32),
-            xsrf_cookies=False,
-        )
-
     async def serve(self) -> None:
         """Connect, listen, reconcile at once and then periodically, forever."""
         from wbspawner.warmer.kube import Kube
+        from wbspawner.warmer.web import make_app
 
+        ProfilesSource(self.profiles_dir, None, self.log).current()  # fail first
         kube = await Kube.connect(
             self.kubeconfig, in_cluster=self.in_cluster, api_host=self.k8s_api_host
         )
         self.init_state(kube)
         url = urlparse(self.service_url)
-        self.make_web_app().listen(url.port or 80, self.bind_ip)
+        make_app(self, self.prefix).listen(url.port or 80, self.bind_ip)
         self.log.info("warmer listening on %s%s", self.service_url, self.prefix)
         await self.reconcile()
         periodic = PeriodicCallback(self.reconcile, self.interval * 1000)
@@ -406,10 +389,3 @@ class WarmerApp(Application):
     def start(self) -> None:
         """Run the service until interrupted."""
         asyncio.run(self.serve())
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the warmer from the command line."""
-    app = WarmerApp()
-    app.initialize(argv)
-    app.start()

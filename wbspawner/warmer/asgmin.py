@@ -15,7 +15,39 @@ from typing import Any
 
 from wbspawner.pools.nodes import group_name
 from wbspawner.warmer.actuator import Action, ActionError, ApplyResult, run_by_pool
-from wbspawner.warmer.policy import WarmPlan
+from wbspawner.warmer.policy import AsgMinTarget, WarmPlan
+
+
+def min_size_changes(
+    wanted: Mapping[str, AsgMinTarget], groups: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[Action], list[ActionError]]:
+    """Return the MinSize changes from the groups as they are to the targets.
+
+    Args:
+        wanted: targets by group name.
+        groups: ``describe_auto_scaling_groups`` entries by group name.
+
+    Returns:
+        The changes (the desired capacity is raised with the minimum when it is
+        below) and the groups that are missing although warm nodes are wanted.
+    """
+    actions: list[Action] = []
+    errors: list[ActionError] = []
+    for name, t in sorted(wanted.items()):
+        group = groups.get(name)
+        if group is None:
+            if t.min_size > 0:
+                errors.append(
+                    ActionError(pool=t.pool, action="find", message=f"no group {name}")
+                )
+            continue
+        if int(group.get("MinSize", 0)) != t.min_size:
+            body = {"min": t.min_size, "desired": int(group.get("DesiredCapacity", 0))}
+            detail = f"{group.get('MinSize')} -> {t.min_size}: {t.reason}"
+            actions.append(
+                Action(verb="set-min", pool=t.pool, name=name, detail=detail, body=body)
+            )
+    return actions, errors
 
 
 class AsgMinActuator:
@@ -66,32 +98,7 @@ class AsgMinActuator:
                 errors=(ActionError(pool="*", action="describe", message=str(err)),),
                 dry_run=dry_run,
             )
-        actions: list[Action] = []
-        errors: list[ActionError] = []
-        for name, t in sorted(wanted.items()):
-            group = groups.get(name)
-            if group is None:
-                if t.min_size > 0:
-                    errors.append(
-                        ActionError(
-                            pool=t.pool, action="find", message=f"no group {name}"
-                        )
-                    )
-                continue
-            if int(group.get("MinSize", 0)) != t.min_size:
-                detail = f"{group.get('MinSize')} -> {t.min_size}: {t.reason}"
-                actions.append(
-                    Action(
-                        verb="set-min",
-                        pool=t.pool,
-                        name=name,
-                        detail=detail,
-                        body={
-                            "min": t.min_size,
-                            "desired": int(group.get("DesiredCapacity", 0)),
-                        },
-                    )
-                )
+        actions, errors = min_size_changes(wanted, groups)
 
         async def run(action: Action) -> None:
             assert action.body is not None

@@ -90,6 +90,9 @@ def service(
     if not _is_ip(host) and host != "localhost":
         args.append("--WarmerApp.bind_ip=0.0.0.0")  # a name (a k8s Service): all
     env = {k: v for k, v in (environ or {}).items() if k in PASSTHROUGH_ENV}
+    # in the environment, not on the command line the hub logs (a URL may hold
+    # a password)
+    env["WBSPAWNER_COST_DB_URL"] = settings.cost_db
     return {
         "name": name,
         "url": url,

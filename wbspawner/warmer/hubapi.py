@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from wbspawner.model import Profiles
+
 PAGE = 200
 
 
@@ -83,3 +85,22 @@ async def last_sizes(api_url: str, token: str, timeout: float = 10.0) -> dict[st
             break
         offset = int(nxt.get("offset", offset + len(items)))
     return sizes_from_users(users)
+
+
+async def last_pools(api_url: str, token: str, profiles: Profiles) -> dict[str, str]:
+    """Return user → pool of their last size (sizes no longer offered are left out).
+
+    Args:
+        api_url: the hub API URL.
+        token: the service's API token.
+        profiles: the profiles (size → pool).
+
+    Returns:
+        Pools by user.
+    """
+    out: dict[str, str] = {}
+    for user, slug in (await last_sizes(api_url, token)).items():
+        size = profiles.size(slug)
+        if size is not None:
+            out[user] = size.pool
+    return out

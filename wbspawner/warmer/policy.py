@@ -296,16 +296,10 @@ def plan(
             continue
         price = hourly_cost(pool, capacity, snapshot.spot_prices, opts.cost, (zone,))
         text = f"{reason}; {why} at {format_price(price.per_hour)}"
-        targets.append(
-            PlaceholderTarget(
-                pool=pool_name,
-                zone=zone,
-                capacity_type=capacity,
-                count=want.count,
-                reason=text,
-                price_per_hour=price.per_hour,
-            )
-        )
+        target = PlaceholderTarget(pool=pool_name, zone=zone, capacity_type=capacity,
+                                   count=want.count, reason=text,
+                                   price_per_hour=price.per_hour)  # fmt: skip
+        targets.append(target)
         values[(pool_name, zone)] = want.value
     targets = _cap_budget(targets, values, settings.budget_per_hour, decisions)
     for t in targets:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta, tzinfo
 
 from wbspawner.model import CapacityType, CostSettings, Pool, Size
 from wbspawner.pricing import hourly_cost
@@ -171,6 +170,25 @@ def cost_since(
     return total
 
 
+def ready_nodes(
+    pools: Mapping[str, Pool], snapshot: ClusterSnapshot
+) -> dict[str, dict[str, int]]:
+    """Return ready warm nodes per pool and zone (the ``WARM_STATUS_FILE`` shape).
+
+    Args:
+        pools: pools by name.
+        snapshot: the cluster.
+
+    Returns:
+        ``{pool: {zone: running placeholders}}`` for every zone of every pool.
+    """
+    out = {name: dict.fromkeys(pool.zones, 0) for name, pool in pools.items()}
+    for p in snapshot.placeholders():
+        if p.running and p.zone in out.get(p.pool, {}):
+            out[p.pool][p.zone] += 1
+    return out
+
+
 def readiness(
     pools: Mapping[str, Pool],
     sizes: Sequence[Size],
@@ -225,12 +243,12 @@ def readiness(
         }
     return {
         "generated_at": now.isoformat(),
-        "pools": {p: {z: c["ready"] for z, c in zs.items()} for p, zs in zones.items()},
+        "pools": ready_nodes(pools, snapshot),
         "sizes": out_sizes,
     }
 
 
-def local_midnight(now: datetime, tz: object) -> datetime:
+def local_midnight(now: datetime, tz: tzinfo) -> datetime:
     """Return the start of ``now``'s day in a time zone (aware).
 
     Args:
@@ -240,7 +258,7 @@ def local_midnight(now: datetime, tz: object) -> datetime:
     Returns:
         Midnight of that day there.
     """
-    local = now.astimezone(tz)  # type: ignore[arg-type]
+    local = now.astimezone(tz)
     return local - timedelta(
         hours=local.hour,
         minutes=local.minute,
@@ -249,7 +267,7 @@ def local_midnight(now: datetime, tz: object) -> datetime:
     )
 
 
-def timeline_svg(samples: Sequence[Sample], tz: object) -> str:
+def timeline_svg(samples: Sequence[Sample], tz: tzinfo) -> str:
     """Return the admin page's plot: warm nodes, users and warm $/h over time.
 
     Args:
@@ -286,7 +304,7 @@ def timeline_svg(samples: Sequence[Sample], tz: object) -> str:
     ticks = []
     k = 0.0
     while k <= span + 1e-9:
-        at = (t0 + timedelta(hours=k)).astimezone(tz)  # type: ignore[arg-type]
+        at = (t0 + timedelta(hours=k)).astimezone(tz)
         ticks.append((k, at.strftime("%H:%M")))
         k += step
     return line_chart_svg(
@@ -296,92 +314,3 @@ def timeline_svg(samples: Sequence[Sample], tz: object) -> str:
         y_label="nodes / pods / $ per hour ×10",
         x_ticks=ticks,
     )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StatusView:
-    """Everything the status page shows, gathered by the app."""
-
-    pools: Mapping[str, Pool]
-    cost: CostSettings
-    timezone: str
-    snapshot: ClusterSnapshot | None
-    plan: WarmPlan | None
-    errors: Sequence[Mapping[str, str]]
-    samples: Sequence[Sample]
-    now: datetime
-    dry_run: bool = False
-    last_actions: Sequence[str] = ()
-
-
-def status_json(view: StatusView) -> dict[str, Any]:
-    """Return the status as JSON-ready data (``GET <prefix>api/status``).
-
-    Args:
-        view: what to show.
-
-    Returns:
-        ``updated_at``, ``mode``, ``dry_run``, ``cells`` (per pool × zone),
-        ``totals``, ``plan`` (targets and every decision with its reason),
-        ``last_actions`` and ``errors``.
-    """
-    from zoneinfo import ZoneInfo
-
-    plan, snap = view.plan, view.snapshot
-    found = cells(view.pools, snap, plan, view.cost) if snap else []
-    start = local_midnight(view.now, ZoneInfo(view.timezone))
-    samples = list(view.samples)
-    out_cells = [
-        {
-            "pool": c.pool,
-            "zone": c.zone,
-            "target": c.target,
-            "warm_nodes": c.warm_nodes,
-            "placeholders": {
-                "running": c.placeholders_running,
-                "pending": c.placeholders_pending,
-            },
-            "users": c.users,
-            "nodes": {"spot": c.spot_nodes, "on_demand": c.on_demand_nodes},
-            "warm_cost_per_hour": round(c.warm_cost_per_hour, 4),
-            "warm_cost_today": round(
-                cost_since(samples, start, view.now, (c.pool, c.zone)), 4
-            ),
-            "node_cost_per_hour": round(c.node_cost_per_hour, 4),
-        }
-        for c in found
-    ]
-    return {
-        "updated_at": snap.taken_at.isoformat() if snap else None,
-        "mode": plan.mode if plan else None,
-        "dry_run": view.dry_run,
-        "cells": out_cells,
-        "totals": {
-            "warm_cost_per_hour": round(sum(c.warm_cost_per_hour for c in found), 4),
-            "warm_cost_today": round(cost_since(samples, start, view.now), 4),
-            "node_cost_per_hour": round(sum(c.node_cost_per_hour for c in found), 4),
-        },
-        "plan": None
-        if plan is None
-        else {
-            "cost_per_hour": round(plan.cost_per_hour, 4),
-            "budget_per_hour": plan.budget_per_hour,
-            "targets": [
-                {
-                    "pool": t.pool,
-                    "zone": t.zone,
-                    "capacity_type": t.capacity_type,
-                    "count": t.count,
-                    "price_per_hour": round(t.price_per_hour, 4),
-                    "reason": t.reason,
-                }
-                for t in plan.targets
-            ],
-            "decisions": [
-                {"pool": d.pool, "zone": d.zone, "message": d.message}
-                for d in plan.decisions
-            ],
-        },
-        "last_actions": list(view.last_actions),
-        "errors": list(view.errors),
-    }

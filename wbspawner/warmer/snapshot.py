@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
+from wbspawner.homes.policy import zone_of_pv
 from wbspawner.model import (
     CAPACITY_LABEL,
     LABEL_PREFIX,
@@ -35,7 +36,6 @@ HUB_USER_KEY = "hub.jupyter.org/username"
 """KubeSpawner's label (escaped) and annotation (exact) with the user name."""
 HOME_PREFIX = "home-"
 """Home claims are ``home-<user>`` (``manifests.HOME_PVC_TEMPLATE``)."""
-_ZONE_KEYS = (ZONE_LABEL, "topology.ebs.csi.aws.com/zone")
 _OTHER_CAPACITY_LABELS = {
     "eks.amazonaws.com/capacityType": {"SPOT": "spot", "ON_DEMAND": "on-demand"},
     "karpenter.sh/capacity-type": {"spot": "spot", "on-demand": "on-demand"},
@@ -289,26 +289,6 @@ def pod_info(
     )
 
 
-def pv_zone(pv: Obj) -> str | None:
-    """Return the zone a PersistentVolume is pinned to (node affinity or label).
-
-    Args:
-        pv: a core/v1 PersistentVolume.
-
-    Returns:
-        The zone, or ``None``.
-    """
-    required = ((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required")
-    for term in (required or {}).get("nodeSelectorTerms") or []:
-        for expr in term.get("matchExpressions") or []:
-            values = expr.get("values") or []
-            if expr.get("key") in _ZONE_KEYS and expr.get("operator") == "In":
-                if values:
-                    return str(values[0])
-    labels = _labels(pv)
-    return next((labels[k] for k in _ZONE_KEYS if labels.get(k)), None)
-
-
 def home_zones(pvcs: Iterable[Obj], pvs: Iterable[Obj]) -> dict[str, str]:
     """Return user → zone of every bound home claim.
 
@@ -319,7 +299,7 @@ def home_zones(pvcs: Iterable[Obj], pvs: Iterable[Obj]) -> dict[str, str]:
     Returns:
         The zone of each user's home.
     """
-    zones = {str(_meta(pv).get("name")): pv_zone(pv) for pv in pvs}
+    zones = {str(_meta(pv).get("name")): zone_of_pv(pv) for pv in pvs}
     out: dict[str, str] = {}
     for pvc in pvcs:
         name = str(_meta(pvc).get("name", ""))

@@ -9,11 +9,13 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from html import escape
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+LEFT, RIGHT, TOP, BOTTOM = 56, 150, 28, 40
+"""Margins around the plot area, pixels (the legend sits on the right)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,31 @@ class Series:
     points: Sequence[tuple[float, float]]
     step: bool = False
     """Draw as a step function (value holds until the next point)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """The plot area and the data ranges it shows."""
+
+    width: int
+    height: int
+    x0: float
+    x1: float
+    y1: float
+
+    @property
+    def pw(self) -> float:
+        return self.width - LEFT - RIGHT
+
+    @property
+    def ph(self) -> float:
+        return self.height - TOP - BOTTOM
+
+    def px(self, x: float) -> float:
+        return LEFT + (x - self.x0) / (self.x1 - self.x0) * self.pw
+
+    def py(self, y: float) -> float:
+        return TOP + self.ph - y / self.y1 * self.ph
 
 
 def _path(
@@ -37,6 +64,70 @@ def _path(
             out.append((x, points[i - 1][1]))
         out.append((x, y))
     return out
+
+
+def _frame(series: Sequence[Series], width: int, height: int) -> _Frame:
+    xs = [x for s in series for x, _ in s.points] or [0.0, 1.0]
+    ys = [y for s in series for _, y in s.points] or [0.0]
+    x0, x1 = min(xs), max(xs)
+    return _Frame(
+        width=width,
+        height=height,
+        x0=x0,
+        x1=x1 if x1 > x0 else x0 + 1,
+        y1=max(ys) * 1.1 if max(ys) > 0 else 1.0,
+    )
+
+
+def _axes(
+    f: _Frame, ticks: Sequence[tuple[float, str]], x_label: str, y_label: str
+) -> list[str]:
+    if not ticks:
+        ticks = [(f.x0 + (f.x1 - f.x0) * i / 4, "") for i in range(5)]
+        ticks = [(x, f"{x:g}") for x, _ in ticks]
+    parts = [
+        f'<text x="{f.px(x):.1f}" y="{TOP + f.ph + 14}" text-anchor="middle">'
+        f"{escape(label)}</text>"
+        for x, label in ticks
+        if f.x0 <= x <= f.x1
+    ]
+    for i in range(5):
+        y = f.y1 * i / 4
+        parts.append(
+            f'<text x="{LEFT - 4}" y="{f.py(y) + 4:.1f}" text-anchor="end">'
+            f"{y:.3g}</text>"
+        )
+    mid = TOP + f.ph / 2
+    parts.append(
+        f'<text x="{LEFT + f.pw / 2}" y="{f.height - 6}" text-anchor="middle">'
+        f"{escape(x_label)}</text>"
+    )
+    parts.append(
+        f'<text x="12" y="{mid}" transform="rotate(-90 12 {mid})" '
+        f'text-anchor="middle">{escape(y_label)}</text>'
+    )
+    return parts
+
+
+def _lines(f: _Frame, series: Sequence[Series]) -> list[str]:
+    parts = []
+    for i, s in enumerate(series):
+        color = PALETTE[i % len(PALETTE)]
+        pts = " ".join(
+            f"{f.px(x):.1f},{f.py(y):.1f}" for x, y in _path(s.points, s.step)
+        )
+        if pts:
+            parts.append(
+                f'<polyline fill="none" stroke="{color}" stroke-width="1.6" '
+                f'points="{pts}"/>'
+            )
+        ly, lx = TOP + 12 + 16 * i, f.width - RIGHT
+        parts.append(
+            f'<line x1="{lx + 10}" y1="{ly - 4}" x2="{lx + 26}" y2="{ly - 4}" '
+            f'stroke="{color}" stroke-width="2"/>'
+            f'<text x="{lx + 30}" y="{ly}">{escape(s.name)}</text>'
+        )
+    return parts
 
 
 def line_chart_svg(
@@ -63,67 +154,19 @@ def line_chart_svg(
     Returns:
         SVG text; every label is escaped.
     """
-    left, right, top, bottom = 56, 150, 28, 40
-    xs = [x for s in series for x, _ in s.points] or [0.0, 1.0]
-    ys = [y for s in series for _, y in s.points] or [0.0]
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y1 = max(ys) * 1.1 if max(ys) > 0 else 1.0
-    pw, ph = width - left - right, height - top - bottom
-
-    def px(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * pw
-
-    def py(y: float) -> float:
-        return top + ph - y / y1 * ph
-
-    e = html.escape
-    parts = [
-        (
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
-            f'height="{height}" viewBox="0 0 {width} {height}" '
-            'font-family="sans-serif" font-size="11">'
-        ),
-        f'<text x="{left}" y="16" font-size="13">{e(title)}</text>',
-        (
-            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" '
-            'stroke="#999"/>'
-        ),
-    ]
-    ticks = x_ticks or [
-        (x0 + (x1 - x0) * i / 4, f"{x0 + (x1 - x0) * i / 4:g}") for i in range(5)
-    ]
-    for x, label in ticks:
-        if x0 <= x <= x1:
-            parts.append(
-                f'<text x="{px(x):.1f}" y="{top + ph + 14}" text-anchor="middle">'
-                f"{e(label)}</text>"
-            )
-    for i in range(5):
-        y = y1 * i / 4
-        parts.append(
-            f'<text x="{left - 4}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.3g}</text>'
-        )
-    parts.append(
-        f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">'
-        f"{e(x_label)}</text>"
+    f = _frame(series, width, height)
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">'
     )
-    parts.append(
-        f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
-        f'text-anchor="middle">{e(y_label)}</text>'
+    frame = (
+        f'<rect x="{LEFT}" y="{TOP}" width="{f.pw}" height="{f.ph}" fill="none" '
+        'stroke="#999"/>'
     )
-    for i, s in enumerate(series):
-        color = PALETTE[i % len(PALETTE)]
-        pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in _path(s.points, s.step))
-        if pts:
-            parts.append(
-                f'<polyline fill="none" stroke="{color}" stroke-width="1.6" '
-                f'points="{pts}"/>'
-            )
-        ly = top + 12 + 16 * i
-        parts.append(
-            f'<line x1="{width - right + 10}" y1="{ly - 4}" x2="{width - right + 26}" '
-            f'y2="{ly - 4}" stroke="{color}" stroke-width="2"/>'
-            f'<text x="{width - right + 30}" y="{ly}">{e(s.name)}</text>'
-        )
-    parts.append("</svg>")
-    return "\n".join(parts)
+    head = [
+        svg,
+        f'<text x="{LEFT}" y="16" font-size="13">{escape(title)}</text>',
+        frame,
+    ]
+    body = _axes(f, x_ticks, x_label, y_label) + _lines(f, series)
+    return "\n".join([*head, *body, "</svg>"])

@@ -10,7 +10,10 @@ This module owns the tornado handlers under the service prefix:
 - ``<prefix>api/readiness``: per size "ready now" or "about N minutes", for any
   hub user or service with a token (the spawn form reads it);
 - ``<prefix>metrics``: Prometheus text (same access as the page unless
-  ``metrics_require_auth`` is off).
+  ``metrics_require_auth`` is off);
+- ``<prefix>costs`` and ``<prefix>api/costs``: spending per user, group or size
+  from the accounting database, with a plot (:mod:`wbspawner.costs.web`; same
+  access as the page).
 
 Handlers only render what :class:`~wbspawner.warmer.app.WarmerApp` holds; they
 decide nothing.
@@ -20,11 +23,13 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from typing import Any
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 
+from wbspawner.costs.web import make_cost_handlers
 from wbspawner.pricing import format_price
 
 
@@ -107,7 +112,26 @@ def make_handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (p + "api/status", StatusHandler),
         (p + "api/readiness", ReadinessHandler),
         (p + "metrics", MetricsHandler),
+        *make_cost_handlers(p),
     ]
+
+
+def make_app(warmer: Any, prefix: str) -> web.Application:
+    """Return the service's tornado application.
+
+    Args:
+        warmer: the running :class:`~wbspawner.warmer.app.WarmerApp`.
+        prefix: the service prefix.
+
+    Returns:
+        The application (call ``listen``).
+    """
+    return web.Application(
+        make_handlers(prefix),
+        warmer=warmer,
+        cost_db_url=warmer.cost_db_url,
+        cookie_secret=os.urandom(32),
+    )
 
 
 # ------------------------------------------------------------------ the page
@@ -188,7 +212,7 @@ def render_page(status: dict[str, Any], svg: str) -> str:
         f"<p>{summary}. <span class=muted>Updated "
         f"{e(str(status.get('updated_at')))}; "
         '<a href="api/status">JSON</a>, <a href="api/readiness">readiness</a>, '
-        '<a href="metrics">metrics</a></span></p>'
+        '<a href="metrics">metrics</a>, <a href="costs">costs</a></span></p>'
         f"<table>{head}{rows}</table>"
         f"<div>{svg}</div>"
         f"<h2>Plan</h2><ul>{decisions or '<li>nothing to decide yet</li>'}</ul>"

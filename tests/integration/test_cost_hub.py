@@ -1,0 +1,329 @@
+"""Costs through the real hub: group budgets on the spawn form, accounting of servers.
+
+One stack for the module (slapd, devcluster with node groups for the 4 GiB and
+64 GiB pools in one zone, JupyterHub + configurable-http-proxy through the
+repository's ``jupyterhub_config.py``), with the shipped profiles except for a
+small monthly budget of jupyter-users ($100, no free sizes listed: the smallest
+CPU size stays free). The tests run in order and share the accounting database
+(SQLite in the hub's state directory):
+
+1. spend seeded to 85 % shows bob the warning;
+2. spend seeded past 100 %: a paid size is refused with the message, nothing is
+   created; the free size starts; alice (admin) starts a paid size anyway, for
+   herself and for bob;
+3. the admin raises the budget; bob starts and stops twice with hub restarts in
+   between and during the second run; ``wbspawner cost report`` equals
+   Σ hours × price of the recorded rows, exactly, and nothing was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from math import ceil
+from pathlib import Path
+
+import pytest
+from hub_harness import (
+    HubUser,
+    edit_profiles,
+    error_on,
+    hub_log,
+    pod_of,
+    pvc_of,
+    restart_hub,
+    sizes_on,
+    wait_until,
+)
+
+from devcluster.demo import Kube, Workbench
+from devcluster.ldap import LdapServer
+from wbspawner.costs.accounting import (
+    MICRO,
+    US_PER_HOUR,
+    Start,
+    UsageRecord,
+    month_bounds,
+    open_db,
+    record,
+    record_stop,
+    report,
+    to_micro,
+)
+from wbspawner.loader import load_profiles
+from wbspawner.pricing import format_price, hourly_cost
+from wbspawner.warmer.snapshot import capacity_of
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+ROOT = Path(__file__).resolve().parents[2]
+BUDGETS = """budgets:
+  - group: jupyter-users
+    monthly: {monthly}
+  - group: gpu-users
+    monthly: 3000
+    free_sizes: [small, medium]
+"""
+
+
+def cost_file(monthly: int) -> str:
+    shipped = (ROOT / "profiles" / "50-cost.yaml").read_text(encoding="utf-8")
+    head, found, _ = shipped.partition("budgets:\n")
+    assert found, "profiles/50-cost.yaml has no budgets section"
+    return head + BUDGETS.format(monthly=monthly)
+
+
+@pytest.fixture(scope="module")
+def bench(
+    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workbench]:
+    state = tmp_path_factory.mktemp("costhub")
+    shutil.copytree(ROOT / "profiles", state / "profiles")
+    (state / "profiles" / "50-cost.yaml").write_text(cost_file(100), encoding="utf-8")
+    workbench = Workbench(
+        state,
+        time_factor=0.02,
+        pools=["cpu4", "mem64"],
+        zones=["us-east-1b"],
+        ldap=ldap_server,
+        capacity_grace_s=1.0,
+        warmer=False,
+    )
+    with workbench:
+        yield workbench
+
+
+@pytest.fixture(scope="module")
+def db_url(bench: Workbench) -> str:
+    """The accounting database the hub writes (its default: in its state dir)."""
+    return f"sqlite:///{bench.state_dir / 'hub' / 'wbspawner-costs.sqlite'}"
+
+
+@pytest.fixture(scope="module")
+def kube(bench: Workbench) -> Kube:
+    assert bench.kube is not None
+    return bench.kube
+
+
+def logged_in(bench: Workbench, name: str) -> HubUser:
+    user = HubUser(bench.url, name, f"{name}-pw")
+    response = user.login()
+    assert response.status_code == 302, response.text[:300]
+    return user
+
+
+@pytest.fixture(scope="module")
+def bob(bench: Workbench) -> HubUser:
+    return logged_in(bench, "bob")
+
+
+@pytest.fixture(scope="module")
+def alice(bench: Workbench) -> HubUser:
+    return logged_in(bench, "alice")
+
+
+def group_spend(url: str, group: str) -> Fraction:
+    with open_db(url)() as session:
+        rows = report(session, by="group")
+    return next((r.cost for r in rows if r.key == group), Fraction(0))
+
+
+def seed_spend(url: str, cost: Fraction) -> None:
+    """Add a closed record of bob's, early this month, costing ``cost`` (+ < 1 µ$)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    month_start, _ = month_bounds(now.strftime("%Y-%m"))
+    length = min(timedelta(hours=1), (now - month_start) / 2)
+    hours = Fraction(length // timedelta(microseconds=1), US_PER_HOUR)
+    price_micro = ceil(cost / hours * MICRO)
+    seed = Start(user="bob", group="jupyter-users", size="large", pool="mem64",
+                 capacity_type="on-demand", node="seed-node", zone="us-east-1b",
+                 price_per_hour=price_micro / MICRO, at=month_start)  # fmt: skip
+    with open_db(url)() as session:
+        record(session, seed)
+        record_stop(session, "bob", month_start + length)
+
+
+def bob_rows(url: str) -> list[UsageRecord]:
+    with open_db(url)() as session:
+        query = session.query(UsageRecord).filter(
+            UsageRecord.user == "bob", UsageRecord.kind == "server"
+        )
+        return list(query.order_by(UsageRecord.id))
+
+
+def start(user: HubUser, size: str, timeout: float = 150) -> None:
+    user.form()
+    response = user.spawn({"profile": size})
+    assert response.status_code == 302, error_on(response.text) or response.text[:300]
+    user.wait_ready(timeout=timeout)
+
+
+def test_warning_at_85_percent(bench: Workbench, bob: HubUser, db_url: str) -> None:
+    form = bob.form()
+    assert "wb-banner" not in form  # nothing spent yet
+    seed_spend(db_url, Fraction("85.50") - group_spend(db_url, "jupyter-users"))
+    form = bob.form()
+    assert 'class="alert alert-warning wb-banner"' in form
+    assert (
+        "Group jupyter-users has used $85.50 of its $100.00 monthly budget (85 %)."
+        in form
+    )
+    assert "wb-unavailable" not in form
+    assert sizes_on(form) == ["small", "medium", "large", "xlarge", "xxlarge"]
+
+
+def test_spent_budget_refuses_a_paid_size_and_creates_nothing(
+    bench: Workbench, bob: HubUser, kube: Kube, db_url: str
+) -> None:
+    seed_spend(db_url, Fraction("105.50") - group_spend(db_url, "jupyter-users"))
+    form = bob.form()
+    assert 'class="alert alert-danger wb-banner"' in form
+    assert "(105 %)" in form and "You can still start &#x27;4 GiB&#x27;." in form
+    assert form.count('class="wb-unavailable"') == 4  # every size but the smallest
+    response = bob.spawn({"profile": "large"})
+    assert response.status_code == 403
+    assert error_on(response.text).endswith(
+        "The size '64 GiB' cannot start: Group jupyter-users has used $105.50 of its "
+        "$100.00 monthly budget (105 %). You can still start '4 GiB'. To use "
+        "'64 GiB' this month, ask an admin (jupyter-admins) to raise the budget or "
+        "to start it for you."
+    )
+    assert pod_of(kube, "bob") is None
+    assert pvc_of(kube, "bob") is None
+    log = hub_log(bench)
+    assert "Refused bob: size 'large' refused: group 'jupyter-users' spent" in log
+    assert "Traceback" not in log
+
+
+def test_free_size_still_starts(bob: HubUser, kube: Kube, db_url: str) -> None:
+    before = len(bob_rows(db_url))
+    start(bob, "small")
+    pod = pod_of(kube, "bob")
+    assert pod is not None
+    assert pod["metadata"]["labels"]["wbspawner.io/size"] == "small"
+    bob.stop(kube)
+    rows = bob_rows(db_url)
+    assert len(rows) == before + 1
+    assert (rows[-1].size, rows[-1].pool) == ("small", "cpu4")
+    assert rows[-1].stopped_at is not None
+
+
+def test_admin_starts_a_paid_size_anyway(
+    alice: HubUser, kube: Kube, db_url: str
+) -> None:
+    form = alice.form()
+    assert "As an admin you may still start any size." in form
+    assert "wb-unavailable" not in form
+    start(alice, "large")
+    pod = pod_of(kube, "alice")
+    assert pod is not None
+    assert pod["metadata"]["labels"]["wbspawner.io/size"] == "large"
+    alice.stop(kube)
+    with open_db(db_url)() as session:
+        rows = session.query(UsageRecord).filter(UsageRecord.user == "alice").all()
+    assert [(r.size, r.group) for r in rows] == [("large", "jupyter-users")]
+    assert rows[0].stopped_at is not None
+
+
+def test_admin_starts_a_paid_size_for_a_user_over_budget(
+    alice: HubUser, bob: HubUser, kube: Kube, db_url: str
+) -> None:
+    """The override: an admin starts bob's server with a paid size for him."""
+    before = len(bob_rows(db_url))
+    response = alice.api("POST", "/users/bob/server", json={"profile": "large"})
+    assert response.status_code in (201, 202), response.text
+    bob.wait_ready(timeout=150)
+    pod = pod_of(kube, "bob")
+    assert pod is not None
+    assert pod["metadata"]["labels"]["wbspawner.io/size"] == "large"
+    assert alice.api("DELETE", "/users/bob/server").status_code in (202, 204)
+    wait_until(lambda: pod_of(kube, "bob") is None, 60, "bob's pod gone", 0.5)
+    wait_until(
+        lambda: not alice.api("GET", "/users/bob").json()["server"],
+        60,
+        "bob's server stopped in the hub",
+    )
+    rows = bob_rows(db_url)
+    assert len(rows) == before + 1
+    assert (rows[-1].size, rows[-1].group) == ("large", "jupyter-users")
+    assert rows[-1].stopped_at is not None
+
+
+def check_row(row: UsageRecord, kube: Kube, node_name: str, form: str) -> None:
+    """The record has the pod's node, its zone and capacity, the form's price."""
+    node = kube.get(f"/api/v1/nodes/{node_name}")
+    labels = node["metadata"]["labels"]
+    assert (row.size, row.pool, row.group) == ("large", "mem64", "jupyter-users")
+    assert row.node == node_name
+    assert row.zone == labels["topology.kubernetes.io/zone"] == "us-east-1b"
+    assert row.capacity_type == capacity_of(labels)
+    profiles = load_profiles([ROOT / "profiles"])
+    shown = hourly_cost(profiles.pools["mem64"], row.capacity_type, None, profiles.cost)
+    assert row.price_micro_per_hour == to_micro(shown.per_hour)
+    assert f"{format_price(shown.per_hour)} {row.capacity_type}" in form
+
+
+def test_month_report_is_exact_across_hub_restarts(
+    bench: Workbench, bob: HubUser, kube: Kube, db_url: str
+) -> None:
+    path = edit_profiles(bench, "50-cost.yaml", cost_file(100_000))
+    assert path.exists()
+    wait_until(lambda: "wb-banner" not in bob.form(), 15, "budget raised")
+    before = len(bob_rows(db_url))
+
+    form = bob.form()
+    start(bob, "large")
+    first = pod_of(kube, "bob")
+    assert first is not None
+    bob.stop(kube)
+    rows = bob_rows(db_url)
+    assert len(rows) == before + 1 and rows[-1].stopped_at is not None
+    check_row(rows[-1], kube, first["spec"]["nodeName"], form)
+
+    restart_hub(bench)
+    assert len(bob_rows(db_url)) == before + 1  # nothing lost
+    start(bob, "large")
+    second = pod_of(kube, "bob")
+    assert second is not None
+    restart_hub(bench)  # while the server runs: no second record, nothing lost
+    assert bob.wait_ready(timeout=60).status_code == 200
+    rows = bob_rows(db_url)
+    assert len(rows) == before + 2 and rows[-1].stopped_at is None
+    bob.stop(kube)
+    rows = bob_rows(db_url)
+    assert len(rows) == before + 2 and all(r.stopped_at for r in rows)
+    check_row(rows[-1], kube, second["spec"]["nodeName"], form)
+
+    month = rows[0].started_at.strftime("%Y-%m")
+    assert all(r.stopped_at.strftime("%Y-%m") == month for r in rows)  # type: ignore[union-attr]
+    expected = sum(
+        Fraction(
+            (r.stopped_at - r.started_at) // timedelta(microseconds=1), US_PER_HOUR
+        )  # type: ignore[operator]
+        * Fraction(r.price_micro_per_hour, MICRO)
+        for r in rows
+    )
+    assert expected > Fraction("105.50")
+    with open_db(db_url)() as session:
+        by_user = {r.key: r.cost for r in report(session, by="user", month=month)}
+    assert by_user["bob"] == expected
+
+    cli = Path(sys.executable).parent / "wbspawner"
+    done = subprocess.run(
+        [str(cli), "cost", "report", "--db", db_url, "--by", "user",
+         "--month", month, "--json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = {row["user"]: row["cost"] for row in json.loads(done.stdout)}
+    assert printed["bob"] == float(expected)
+    log = hub_log(bench)
+    recorded = [r for r in rows if r.node != "seed-node"]
+    assert log.count("Accounting: bob started: ") == len(recorded)
+    assert log.count("Accounting: bob stopped") == len(recorded)
+    assert "Traceback" not in log

@@ -1,0 +1,151 @@
+"""The costs admin page and its JSON API: tornado handlers behind hub OAuth.
+
+This module owns two handlers, mounted by the admin service (the warmer) under
+its prefix:
+
+- ``<prefix>costs``: :class:`CostsHandler`, the page of
+  :func:`wbspawner.costs.page.render_costs`;
+- ``<prefix>api/costs``: :class:`CostsJsonHandler`, the same data as JSON.
+
+Both take ``?month=YYYY-MM`` (default: this month) and ``?by=user|group|size``
+(default: ``user``); a bad value gets a 400 that says what is allowed. Access is
+the service's (``access:services!service=<name>``, granted to admins only).
+The application's settings carry ``cost_db_url`` (the accounting database) and
+may carry ``cost_clock`` (returns the current UTC time) and ``cost_currency``.
+The report is read in a worker thread; handlers decide nothing themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuthenticated
+from tornado import web
+
+from wbspawner.costs.accounting import ReportRow, open_db, report
+from wbspawner.costs.page import (
+    CostsQuery,
+    CostsQueryError,
+    costs_data,
+    parse_query,
+    render_costs,
+)
+
+
+def load_report(url: str, query: CostsQuery, now: datetime) -> list[ReportRow]:
+    """Return a month's report from the accounting database (blocking).
+
+    Args:
+        url: SQLAlchemy URL of the accounting database.
+        query: month and grouping.
+        now: the time open records run to.
+
+    Returns:
+        The report rows, most expensive first.
+    """
+    sessions = open_db(url)
+    try:
+        with sessions() as session:
+            return report(session, by=query.by, month=query.month, now=now)
+    finally:
+        bind = sessions.kw.get("bind")
+        if bind is not None:
+            bind.dispose()
+
+
+class _CostsBase(HubOAuthenticated, web.RequestHandler):
+    """Reads the query and the report; subclasses write them."""
+
+    def _now(self) -> datetime:
+        clock: Callable[[], datetime] | None = self.settings.get("cost_clock")
+        return clock() if clock else datetime.now(UTC)
+
+    async def _report(self) -> tuple[CostsQuery, list[ReportRow]] | None:
+        """Return the query and its rows, or ``None`` after writing a 400."""
+        now = self._now()
+        try:
+            query = parse_query(
+                self.get_argument("month", None), self.get_argument("by", None), now
+            )
+        except CostsQueryError as err:
+            self.bad_request(str(err))
+            return None
+        url = self.settings["cost_db_url"]
+        rows = await asyncio.to_thread(load_report, url, query, now)
+        return query, rows
+
+    @property
+    def currency(self) -> str:
+        """Currency of the costs."""
+        return str(self.settings.get("cost_currency") or "USD")
+
+    def bad_request(self, message: str) -> None:
+        """Answer 400 with the message (subclasses choose the format)."""
+        raise NotImplementedError
+
+
+class CostsHandler(_CostsBase):
+    """The costs page."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """Render the page for ``?month=&by=``."""
+        found = await self._report()
+        if found is None:
+            return
+        query, rows = found
+        self.set_header("Cache-Control", "no-store")
+        self.finish(render_costs(rows, query.month, query.by, currency=self.currency))
+
+    def bad_request(self, message: str) -> None:
+        """Answer 400 with an HTML page that says what is wrong."""
+        self.set_status(400)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(
+            "<!doctype html><html><head><meta charset=utf-8>"
+            "<title>Bad request</title></head><body><h1>Bad request</h1>"
+            f"<p>{escape(message)}</p></body></html>"
+        )
+
+
+class CostsJsonHandler(_CostsBase):
+    """The costs page's data as JSON."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """Return the report for ``?month=&by=``."""
+        found = await self._report()
+        if found is None:
+            return
+        query, rows = found
+        self._write_json(200, costs_data(rows, query, self.currency))
+
+    def bad_request(self, message: str) -> None:
+        """Answer 400 with ``{"message": ...}``."""
+        self._write_json(400, {"message": message})
+
+    def _write_json(self, status: int, data: Any) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(data, indent=1, sort_keys=True))
+
+
+def make_cost_handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    """Return the routes of the costs page and API under a service prefix.
+
+    The application also needs ``cost_db_url`` in its settings.
+
+    Args:
+        prefix: the service prefix, e.g. ``/services/warmer/``.
+
+    Returns:
+        tornado (pattern, handler) pairs.
+    """
+    p = prefix if prefix.endswith("/") else prefix + "/"
+    return [(p + "costs", CostsHandler), (p + "api/costs", CostsJsonHandler)]

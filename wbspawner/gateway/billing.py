@@ -1,0 +1,212 @@
+"""What a Dask cluster costs and what to record about it: the pure decisions.
+
+This module owns the decisions of Dask cluster accounting
+(:mod:`wbspawner.gateway.accounting` does the I/O): the $/worker-hour of a
+worker size (its share of a node's price, from :mod:`wbspawner.pricing`), the
+running workers a scheduler's heartbeat reports, and :func:`diff_usage`, which
+compares the clusters the gateway runs with the open ``dask`` records and says
+what to record so that a cluster's cost is Σ workers × hours × price. (The
+group a cluster's cost counts against is
+:func:`wbspawner.costs.budget.spending_group`'s, as for servers.)
+
+Pure: no I/O; reads frozen profiles and the gateway's cluster models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from wbspawner.costs.accounting import MICRO, to_micro
+from wbspawner.gateway.options import ENV_POOL, ENV_SIZE, worker_resources
+from wbspawner.model import DaskWorkerSize, Pool, Profiles
+from wbspawner.pricing import preferred_cost
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerPrice:
+    """What one worker of a size costs."""
+
+    pool: str
+    capacity_type: str
+    """The pool's preferred capacity type (what workers normally get)."""
+    per_hour: float
+    """USD per worker-hour."""
+
+
+def workers_per_node(size: DaskWorkerSize, pool: Pool) -> int:
+    """Return how many workers of a size share one node of its pool.
+
+    ``workers_per_node`` of the size, and on a GPU pool no more than the node's
+    GPUs allow (each worker gets whole GPUs).
+
+    Args:
+        size: the worker size.
+        pool: its pool.
+
+    Returns:
+        At least 1.
+    """
+    per_node = max(1, size.workers_per_node)
+    gpus = worker_resources(size, pool).gpus
+    if gpus:
+        per_node = min(per_node, max(1, pool.gpu_count // gpus))
+    return per_node
+
+
+def worker_price(profiles: Profiles, size: str, pool: str = "") -> WorkerPrice | None:
+    """Return the $/worker-hour of a worker size: its share of a node's price.
+
+    A worker that gets a whole node costs the node's price (the pool's
+    preferred capacity type, as the spawn form shows it); ``n`` workers per
+    node cost a ``1/n`` share each. A size no longer in the profiles is priced
+    as a whole node of ``pool`` (an upper bound).
+
+    Args:
+        profiles: the profiles in force.
+        size: the worker size name.
+        pool: the cluster's pool, used when the size is unknown.
+
+    Returns:
+        The price, or ``None`` when neither size nor pool is known.
+    """
+    known = next((s for s in profiles.dask.worker_sizes if s.name == size), None)
+    node_pool = profiles.pools.get(known.pool if known else pool)
+    if node_pool is None:
+        return None
+    node = preferred_cost(node_pool, None, profiles.cost)
+    share = workers_per_node(known, node_pool) if known else 1
+    return WorkerPrice(
+        pool=node_pool.name,
+        capacity_type=node_pool.capacity_types[0]
+        if node_pool.capacity_types
+        else "on-demand",
+        per_hour=node.per_hour / share,
+    )
+
+
+def running_workers(heartbeat: Mapping[str, Any]) -> int:
+    """Return the workers a scheduler's heartbeat reports as running.
+
+    Args:
+        heartbeat: the message (``active_workers``, ``closing_workers``, …).
+
+    Returns:
+        Active and closing (still running) workers.
+    """
+    active = set(heartbeat.get("active_workers") or ())
+    return len(active | set(heartbeat.get("closing_workers") or ()))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DaskUsage:
+    """One cluster the gateway runs, as accounting sees it."""
+
+    name: str
+    user: str
+    size: str
+    pool: str
+    capacity_type: str
+    price_per_hour: float | None
+    """USD per worker-hour; ``None``: unknown (kept as recorded)."""
+    workers: int | None
+    """Running workers; ``None``: not reported yet (kept as recorded)."""
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenDask:
+    """An open ``dask`` record."""
+
+    name: str
+    user: str
+    workers: int
+    price_micro_per_hour: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """What to record for one cluster."""
+
+    action: Literal["start", "rescale", "stop"]
+    name: str
+    user: str
+    workers: int = 0
+    price_per_hour: float = 0.0
+    usage: DaskUsage | None = None
+    """The cluster, for ``start``."""
+
+
+def usage_of(
+    cluster: Any, profiles: Profiles, workers: int | None, group: str = ""
+) -> DaskUsage:
+    """Return a gateway cluster (``models.Cluster``) as accounting sees it.
+
+    The worker size and pool come from the environment the options handler put
+    in the cluster's configuration (the ``worker_size`` option otherwise).
+
+    Args:
+        cluster: the cluster (``name``, ``username``, ``config``, ``options``).
+        profiles: the profiles in force (for the price).
+        workers: its running workers, ``None`` when unknown.
+        group: the group its spending counts against.
+
+    Returns:
+        The usage.
+    """
+    env = (cluster.config or {}).get("environment") or {}
+    size = str(env.get(ENV_SIZE) or (cluster.options or {}).get("worker_size") or "")
+    price = worker_price(profiles, size, str(env.get(ENV_POOL) or ""))
+    return DaskUsage(
+        name=cluster.name,
+        user=cluster.username,
+        size=size or "-",
+        pool=price.pool if price else str(env.get(ENV_POOL) or "-"),
+        capacity_type=price.capacity_type if price else "-",
+        price_per_hour=price.per_hour if price else None,
+        workers=workers,
+        group=group,
+    )
+
+
+def diff_usage(
+    observed: Sequence[DaskUsage], open_records: Sequence[OpenDask]
+) -> list[Change]:
+    """Return what to record so the open records match the running clusters.
+
+    A cluster without an open record starts one; a cluster whose running
+    workers or price differ from its open record is rescaled (closed and
+    continued); an open record whose cluster no longer runs is stopped.
+    Unknown workers or price keep the recorded ones.
+
+    Args:
+        observed: the clusters running now.
+        open_records: the open ``dask`` records.
+
+    Returns:
+        Changes: stops first, then starts and rescales, each by cluster name.
+    """
+    by_name = {(r.name, r.user): r for r in open_records}
+    seen = {(u.name, u.user) for u in observed}
+    out = [
+        Change(action="stop", name=r.name, user=r.user, workers=r.workers)
+        for key, r in sorted(by_name.items())
+        if key not in seen
+    ]
+    for u in sorted(observed, key=lambda u: (u.name, u.user)):
+        had = by_name.get((u.name, u.user))
+        if had is None:
+            out.append(Change(action="start", name=u.name, user=u.user,
+                              workers=u.workers or 0,
+                              price_per_hour=u.price_per_hour or 0.0,
+                              usage=u))  # fmt: skip
+            continue
+        workers = had.workers if u.workers is None else u.workers
+        price = u.price_per_hour
+        if price is None:
+            price = had.price_micro_per_hour / MICRO
+        if workers != had.workers or to_micro(price) != had.price_micro_per_hour:
+            out.append(Change(action="rescale", name=u.name, user=u.user,
+                              workers=workers, price_per_hour=price))  # fmt: skip
+    return out
