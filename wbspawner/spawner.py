@@ -84,6 +84,7 @@ class WorkbenchSpawner(KubeSpawner):
     _size: str | None = None
     _pool: str | None = None
     _zone: str | None = None
+    _policies: asyncio.Future[None] | None = None
 
     @default("profile_list")
     def _default_profile_list(self) -> Any:
@@ -236,6 +237,10 @@ class WorkbenchSpawner(KubeSpawner):
     def start(self) -> Any:
         """Start the pod, failing early when no node can be started for it."""
         inner = super().start()
+        if self.dask_namespace:  # Dask pods: own server + workers (bounded, logs)
+            self._policies = asyncio.ensure_future(ensure_dask_network_policies(
+                self.api.api_client, self.dask_namespace, self.user.name, self.log,
+                server_namespace=self.namespace))  # fmt: skip
         self._start_future = asyncio.ensure_future(self._start_or_refuse(inner))
         return self._start_future
 
@@ -243,9 +248,6 @@ class WorkbenchSpawner(KubeSpawner):
         grace = self.capacity_grace_seconds
         refused = spawner_io.capacity_refusal(lambda: self.events, self._context, grace)
         watch = asyncio.ensure_future(refused)
-        if self.dask_namespace:  # the user's Dask pods: their server and workers only
-            await ensure_dask_network_policies(self.api.api_client, self.dask_namespace,
-                self.user.name, self.log, server_namespace=self.namespace)  # fmt: skip
         result, refusal = await spawner_io.first_outcome(
             inner, watch, self._timeout_message
         )

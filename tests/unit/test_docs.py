@@ -33,22 +33,33 @@ def _readme_yaml_blocks() -> list[str]:
 
 
 def test_readme_profiles_examples_validate(tmp_path: Path) -> None:
-    """Each YAML example of the README is valid profiles in its place."""
-    import shutil
+    """Each YAML example of the README is valid profiles in its place.
+
+    A complete example (with pools) stands alone; a section replaces the same
+    section of the shipped profiles.
+    """
+    import yaml
 
     from wbspawner.catalog import load_catalog
     from wbspawner.loader import load_profiles
 
     blocks = _readme_yaml_blocks()
-    assert len(blocks) >= 2
+    assert len(blocks) >= 3
     for i, block in enumerate(blocks):
         into = tmp_path / str(i)
         into.mkdir()
-        if block.startswith("warm:"):
-            # the warm example replaces the shipped profiles' warm section
+        example = yaml.safe_load(block)
+        if "pools" not in example:
             for path in sorted((ROOT / "profiles").glob("*.yaml")):
-                if "warm:" not in path.read_text(encoding="utf-8"):
-                    shutil.copy(path, into / path.name)
+                shipped = yaml.safe_load(path.read_text(encoding="utf-8"))
+                kept = {k: v for k, v in shipped.items() if k not in example}
+                if kept:
+                    (into / path.name).write_text(yaml.safe_dump(kept), "utf-8")
         (into / "99-readme.yaml").write_text(block, encoding="utf-8")
         profiles = load_profiles([into], load_catalog())
-        assert profiles.pools, block
+        if "budgets" in example:
+            groups = [b["group"] for b in example["budgets"]]
+            assert [b.group for b in profiles.budgets] == groups
+        if "warm" in example:
+            assert len(profiles.warm.schedules) == len(example["warm"]["schedules"])
+        assert profiles.pools and profiles.sizes

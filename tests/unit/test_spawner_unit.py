@@ -37,6 +37,7 @@ from kubespawner import KubeSpawner
 from kubespawner.clients import load_config
 from traitlets.config import Config
 
+from wbspawner import spawner as spawner_module
 from wbspawner.errors import Problem, ProfileConfigError
 from wbspawner.loader import load_profiles
 from wbspawner.model import Profiles
@@ -461,3 +462,25 @@ def test_state_round_trip(profiles: Profiles) -> None:
         assert "zone" not in fresh.get_state()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("namespace", [None, "dask-gateway"], ids=["off", "on"])
+async def test_start_writes_the_users_dask_network_policies(
+    profiles: Profiles, monkeypatch: pytest.MonkeyPatch, namespace: str | None
+) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    async def ensure(api: Any, ns: str, user: str, log: Any, **kw: Any) -> None:
+        calls.append((api, ns, user, kw["server_namespace"]))
+
+    monkeypatch.setattr(spawner_module, "ensure_dask_network_policies", ensure)
+    spawner = make_spawner(
+        Source(profiles), bob(), cls=EventsSpawner, dask_namespace=namespace
+    )
+    spawner.user_options = {"profile": "large"}
+    await spawner.load_user_options()
+    started = spawner.start()
+    await asyncio.sleep(0.05)
+    started.cancel()
+    expected = [(spawner.api.api_client, namespace, "bob", "jhub")]
+    assert calls == (expected if namespace else [])
