@@ -292,3 +292,9 @@ async def test_budget_counts_open_records_up_to_now(
     clock.advance(hours=100)
     state = await costs.budget(small_budget, ["jupyter-users"], False)
     assert (state.level, state.spent) == ("over", 200 * Fraction(504000, MICRO))
+
+
+def test_logs_never_show_the_database_password() -> None:
+    costs = Accounting("postgresql://wb:s3cret-pw@db:5432/costs", LOG)
+    assert costs.shown == "postgresql://wb:***@db:5432/costs"
+    assert Accounting("not a url", LOG).shown == "(unparsable URL)"

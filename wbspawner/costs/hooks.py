@@ -33,6 +33,8 @@ from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from wbspawner.costs.accounting import (
@@ -186,6 +188,14 @@ class Accounting:
         self.log = log
         self.clock = clock
 
+    @property
+    def shown(self) -> str:
+        """The database URL as logs may show it (no password)."""
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except ArgumentError:
+            return "(unparsable URL)"
+
     async def _run(self, what: str, call: Callable[[Session], Any]) -> Any:
         """Run ``call`` with a session in a worker thread; ``None`` on failure."""
 
@@ -196,7 +206,7 @@ class Accounting:
         try:
             return await asyncio.to_thread(work)
         except Exception:
-            self.log.exception("Accounting: %s failed (database %s)", what, self.url)
+            self.log.exception("Accounting: %s failed (database %s)", what, self.shown)
             return None
 
     async def started(
