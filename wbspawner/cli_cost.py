@@ -22,6 +22,7 @@ from wbspawner.cli_profiles import read_spot_prices
 from wbspawner.cli_util import (
     CliContext,
     add_catalog_option,
+    add_command_group,
     add_json_option,
     add_profiles_option,
     format_table,
@@ -53,13 +54,13 @@ def register(subparsers: Any) -> None:
     Args:
         subparsers: the object ``ArgumentParser.add_subparsers()`` returned.
     """
-    cost = subparsers.add_parser(
+    sub = add_command_group(
+        subparsers,
         "cost",
         help="estimate, watch and report what the workbench costs",
         description="Know the bill before it comes: estimates from a usage "
         "scenario, an AWS budget alarm, and per-user spending.",
     )
-    sub = cost.add_subparsers(dest="cost_command", metavar="ACTION")
     p = sub.add_parser("estimate", help="what a usage scenario costs per month")
     p.add_argument("--scenario", required=True, metavar="FILE", help="scenario YAML")
     p.add_argument("--spot-prices", metavar="FILE",

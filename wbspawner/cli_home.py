@@ -27,6 +27,7 @@ from typing import Any
 from wbspawner.cli_util import (
     CliContext,
     add_catalog_option,
+    add_command_group,
     add_json_option,
     add_profiles_option,
     exists,
@@ -72,13 +73,13 @@ def register(subparsers: Any) -> None:
     Args:
         subparsers: the object ``ArgumentParser.add_subparsers()`` returned.
     """
-    home = subparsers.add_parser(
+    sub = add_command_group(
+        subparsers,
         "home",
         help="list, show and move users' home volumes",
         description="Users' homes are EBS volumes in one availability zone. List "
         "them, show one, move one to another zone, delete old copies.",
     )
-    sub = home.add_subparsers(dest="home_command", metavar="ACTION")
     p = sub.add_parser("list", help="list every home with its volume and zone")
     _common(p)
     add_json_option(p)

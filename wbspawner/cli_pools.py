@@ -20,6 +20,7 @@ from typing import Any
 from wbspawner.cli_util import (
     CliContext,
     add_catalog_option,
+    add_command_group,
     add_json_option,
     add_profiles_option,
     print_json,
@@ -106,14 +107,13 @@ def register(subparsers: Any) -> None:
     Args:
         subparsers: the object ``ArgumentParser.add_subparsers()`` returned.
     """
-    pools = subparsers.add_parser(
+    sub = add_command_group(
+        subparsers,
         "pools",
         help="plan/apply node pools on AWS; render eksctl, Karpenter, autoscaler",
         description="Launch templates and Auto Scaling groups per pool × zone × "
         "capacity type, from the profiles.",
     )
-    pools.set_defaults(run=lambda _args, ctx: _usage(pools, ctx))
-    sub = pools.add_subparsers(dest="pools_command", metavar="ACTION")
     p = sub.add_parser("plan", help="show what apply would change")
     _aws_options(p)
     p.set_defaults(run=run_plan)
@@ -135,12 +135,6 @@ def register(subparsers: Any) -> None:
         help="Karpenter AMI alias (pin e.g. al2023@v20260801)",
     )
     p.set_defaults(run=run_render)
-
-
-def _usage(parser: argparse.ArgumentParser, ctx: CliContext) -> int:
-    parser.print_usage(ctx.err)
-    ctx.note("wbspawner pools: error: choose plan, apply or render")
-    return 2
 
 
 def _cluster_name(args: argparse.Namespace, ctx: CliContext) -> str:

@@ -57,6 +57,37 @@ Command = Callable[[argparse.Namespace, CliContext], int]
 """A subcommand: ``run(args, ctx) -> exit code``."""
 
 
+def add_command_group(
+    subparsers: Any, name: str, *, help: str, description: str
+) -> Any:
+    """Add ``wbspawner NAME ACTION ...`` and return its action subparsers.
+
+    ``wbspawner NAME`` without an action prints the group's usage and the
+    actions to choose from (exit code 2), like any other usage error.
+
+    Args:
+        subparsers: the object ``ArgumentParser.add_subparsers()`` returned.
+        name: the command (``pools``, ``home``, ``cost``).
+        help: one line for ``wbspawner --help``.
+        description: the paragraph of ``wbspawner NAME --help``.
+
+    Returns:
+        The action subparsers (``add_parser`` per action).
+    """
+    group = subparsers.add_parser(name, help=help, description=description)
+    actions = group.add_subparsers(dest=f"{name}_command", metavar="ACTION")
+
+    def usage(_args: argparse.Namespace, ctx: CliContext) -> int:
+        *first, last = list(actions.choices)
+        listed = f"{', '.join(first)} or {last}" if first else last
+        group.print_usage(ctx.err)
+        ctx.note(f"wbspawner {name}: error: choose {listed}")
+        return 2
+
+    group.set_defaults(run=usage)
+    return actions
+
+
 def add_profiles_option(parser: argparse.ArgumentParser) -> None:
     """Add ``--profiles PATH`` (repeatable) to a subcommand.
 

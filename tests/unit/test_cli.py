@@ -136,6 +136,23 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
     assert "usage: wbspawner" in err
 
 
+@pytest.mark.parametrize(
+    ("group", "actions"),
+    [
+        ("pools", "plan, apply or render"),
+        ("home", "list, show, move or gc"),
+        ("cost", "estimate, alarm or report"),
+    ],
+)
+def test_a_command_group_without_action_names_its_actions(
+    group: str, actions: str
+) -> None:
+    code, out, err = run(group)
+    assert (code, out) == (2, "")
+    assert f"usage: wbspawner {group} [-h] ACTION" in err
+    assert f"wbspawner {group}: error: choose {actions}" in err
+
+
 def test_help_exits_0() -> None:
     code, text, _ = run("--help")
     assert code == 0
