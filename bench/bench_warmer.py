@@ -23,21 +23,26 @@ the share of spawns whose node was up before the spawn (independent of how
 fast devcluster's loops run). The compute cost is every pool node's price
 (``wbspawner.pricing``, spot at the assumed discount) over the day.
 
-The three scenarios replay at once, each cluster in its own process; only spot
-groups are made (spot is never short here) and the autoscaler's reads of the
-groups are cached as Cluster Autoscaler's AWS provider caches them, so that a
-day replays in about three minutes on two cores (time factor 0.004). At this
-speed devcluster's scheduler adds a few simulated seconds to every spawn;
-``--time-factor 0.01 --sequential`` is slower and closer to real timing.
+The scenarios replay one after the other, each on its own cluster process, at
+time factor 0.01 (a day in about seven minutes, some twenty for the three);
+only spot groups are made (spot is never short here) and the autoscaler's reads
+of the groups are cached as Cluster Autoscaler's AWS provider caches them.
+``--parallel --time-factor 0.004`` replays the three at once in about three
+minutes for a quick look, but on two cores devcluster's loops then lag by
+several simulated seconds, which shows as slower spawns (compare
+``ready_within_15s`` with ``on_running_node``). ``idle_before_first_user`` is
+what warming costs beyond the users' own time: per pool, node-hours and USD of
+nodes before their first user pod, and the nodes no user ever got.
 Writes ``bench/results/warmer.json`` and ``bench/results/warmer.svg``.
 
-Run: ``.venv/bin/python bench/bench_warmer.py [--time-factor 0.004]``.
+Run: ``.venv/bin/python bench/bench_warmer.py [--parallel --time-factor 0.004]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -73,6 +78,12 @@ from warm_replay import (  # noqa: E402
 )
 from warm_world import ScaledClock, z2jh_placeholder  # noqa: E402
 
+from wbspawner.costs.accounting import (  # noqa: E402
+    Start,
+    open_db,
+    record,
+    record_stop,
+)
 from wbspawner.loader import load_profiles, parse_yaml  # noqa: E402
 from wbspawner.model import Profiles  # noqa: E402
 from wbspawner.pricing import hourly_cost  # noqa: E402
@@ -123,6 +134,27 @@ async def warmer_loop(app: Any, period: float) -> None:
         await asyncio.sleep(period)
 
 
+def seed_starts(db_url: str, trace: Trace, profiles: Profiles) -> None:
+    """Record the trace's past starts in the accounting database, as the hub would.
+
+    Each start is a server of the user's remembered size in their home's zone,
+    stopped an hour later; the warmer learns when people usually start from these.
+    """
+    sessions = open_db(db_url)
+    with sessions() as db:
+        for user, starts in sorted(trace.past_starts.items()):
+            size = profiles.size(trace.last_sizes[user])
+            pool = profiles.pool_of(size)
+            zone = trace.homes.get(user, "")
+            price = hourly_cost(pool, "spot", None, profiles.cost, (zone,)).per_hour
+            for at in starts:
+                start = Start(user=user, size=size.slug, pool=pool.name,
+                              capacity_type="spot", price_per_hour=price, at=at,
+                              zone=zone)  # fmt: skip
+                record(db, start)
+                record_stop(db, user, at + timedelta(hours=1))
+
+
 def node_cost(rec: Recorder, profiles: Profiles, end_s: float) -> dict[str, float]:
     """USD of every pool node over the day, by pool."""
     out: dict[str, float] = {}
@@ -133,6 +165,32 @@ def node_cost(rec: Recorder, profiles: Profiles, end_s: float) -> dict[str, floa
         hours = (min(node["down"] or end_s, end_s) - node["up"]) / 3600
         out[pool.name] = out.get(pool.name, 0.0) + price * max(hours, 0.0)
     return out
+
+
+def idle_before_use(
+    rec: Recorder, profiles: Profiles, end_s: float
+) -> dict[str, dict[str, float]]:
+    """Per pool: node-hours and USD of nodes before their first user, and unused nodes.
+
+    With no warming this is about zero (a node is made for a waiting user); with
+    warming it is what keeping nodes warm costs beyond the users' own time.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for name, node in rec.nodes.items():
+        pool = profiles.pools[node["pool"]]
+        cap = "spot" if node["capacity"] == "spot" else "on-demand"
+        price = hourly_cost(pool, cap, None, profiles.cost, (node["zone"],)).per_hour
+        until = min(rec.first_user.get(name, node["down"] or end_s), end_s)
+        hours = max(until - node["up"], 0.0) / 3600
+        row = out.setdefault(
+            pool.name, {"node_hours": 0.0, "usd": 0.0, "never_used_nodes": 0}
+        )
+        row["node_hours"] += hours
+        row["usd"] += hours * price
+        row["never_used_nodes"] += name not in rec.first_user
+    return {
+        k: {x: round(v, 2) for x, v in row.items()} for k, row in sorted(out.items())
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -174,12 +232,15 @@ async def run_scenario(
                 from wbspawner.warmer.kube import Kube as WarmerKube
 
                 hub, hub_url = await fake_hub(trace.last_sizes)
+                db_url = f"sqlite:///{state / 'costs.sqlite'}"
+                await asyncio.to_thread(seed_starts, db_url, trace, profiles)
                 app = WarmerApp(
                     profiles_dir=[str(profiles_dir)],
                     namespace=NS,
                     clock=clock,
                     api_url=hub_url,
                     api_token="bench",
+                    cost_db_url=db_url,
                     log_level="WARN",
                 )
                 kube = await WarmerKube.connect(str(cluster.kubeconfig))
@@ -239,6 +300,7 @@ def summarize(
         ),
         "compute_cost_usd": round(sum(costs.values()), 2),
         "cost_by_pool_usd": {k: round(v, 2) for k, v in sorted(costs.items())},
+        "idle_before_first_user": idle_before_use(rec, profiles, trace.end_s),
         "nodes_started": len(rec.nodes),
         "node_hours": round(
             sum(
@@ -260,6 +322,19 @@ def summarize(
                 "node_age_s": round(_age(rec, s)) if s.uid in rec.node_of else None,
             }
             for s, w in zip(spawns, waits, strict=True)
+        ],
+        "nodes": [
+            {
+                "pool": n["pool"],
+                "zone": n["zone"],
+                "capacity": n["capacity"],
+                "up_s": round(n["up"]),
+                "first_user_s": round(rec.first_user[name])
+                if name in rec.first_user
+                else None,
+                "down_s": round(n["down"]) if n["down"] is not None else None,
+            }
+            for name, n in sorted(rec.nodes.items(), key=lambda kv: kv[1]["up"])
         ],
         "node_timeline": sorted(
             ([round(n["up"]), 1] for n in rec.nodes.values()),
@@ -338,20 +413,21 @@ def trimmed(trace: Trace, until: str | None) -> Trace:
     h, m = (int(x) for x in until.split(":"))
     end = (trace.start.replace(hour=h, minute=m) - trace.start).total_seconds()
     sessions = [s for s in trace.sessions if s.start_s < end]
-    return Trace(trace.start, end, sessions, trace.homes, trace.last_sizes, trace.sizes)
+    return dataclasses.replace(trace, end_s=end, sessions=sessions)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     trace = trimmed(load_trace(args.trace), args.until)
-    profiles_dir = bench_profiles(
-        args.profiles, args.warm, Path(tempfile.mkdtemp()) / "profiles"
-    )
     began = time.monotonic()
-    runs = [run_scenario(kind, trace, profiles_dir, args) for kind in args.scenarios]
-    if args.sequential:
-        done = [await r for r in runs]
-    else:  # each cluster is its own process: the day replays once for all
-        done = await asyncio.gather(*runs)
+    with tempfile.TemporaryDirectory(prefix="bench-warmer-profiles-") as tmp:
+        profiles_dir = bench_profiles(args.profiles, args.warm, Path(tmp) / "profiles")
+        runs = [
+            run_scenario(kind, trace, profiles_dir, args) for kind in args.scenarios
+        ]
+        if args.parallel:  # each cluster is its own process: the day replays once
+            done = await asyncio.gather(*runs)
+        else:
+            done = [await r for r in runs]
     results: dict[str, Any] = dict(zip(args.scenarios, done, strict=True))
     for kind, r in results.items():
         print(
@@ -373,6 +449,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "profiles": _rel(args.profiles),
         "warm_settings": _rel(args.warm),
         "time_factor": args.time_factor,
+        "parallel": args.parallel,
         "simulated": {
             "node_boot_s": 180,
             "image_pull_s": 60,
@@ -404,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--time-factor",
         type=float,
-        default=0.004,
+        default=0.01,
         help="real seconds per simulated second",
     )
     parser.add_argument(
@@ -418,9 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--until", help="stop the day early (HH:MM), for quick runs")
     parser.add_argument(
-        "--sequential",
+        "--parallel",
         action="store_true",
-        help="one scenario after the other (default: at once)",
+        help="replay the scenarios at once (quicker, less exact on two cores)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the clusters' logs")
     parser.add_argument("--out", type=Path, default=RESULTS)

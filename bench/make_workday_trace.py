@@ -2,7 +2,11 @@
 
 About 40 people of a data-science team on a Wednesday: most arrive between
 08:00 and 10:30, a few after lunch; half stop for lunch and start again; they
-leave between 15:00 and 18:45. Sizes follow a typical mix (mostly 16 and
+leave between 15:00 and 18:45. Each person has habits (when they usually come,
+whether they take a lunch break, when they leave) that vary by about 12 minutes
+from day to day; ``past_starts`` are the times of day of their server starts
+over the 20 workdays before (as the hub's accounting records them; the warmer
+learns habits from them). Sizes follow a typical mix (mostly 16 and
 64 GiB, some 4 and 128 GiB, a few GPU and one 256 GiB user); homes are spread
 over three zones; two people are new (no home yet), three with a home do not
 come today, and four pick another size than the day before.
@@ -13,6 +17,7 @@ Run: ``python bench/make_workday_trace.py`` (the committed trace was made so).
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -28,6 +33,12 @@ MIX = (
     ("xxlarge", 1),
 )
 OTHER = {"medium": "large", "large": "medium", "small": "medium", "xlarge": "large"}
+JITTER = 12.0
+"""How much a person's times vary from day to day, minutes (one sigma)."""
+PAST_DAYS = 20
+"""Workdays of recorded starts before the day (the warmer's habits)."""
+ABSENT = 0.1
+"""Share of past days a person did not come."""
 
 
 def hhmm(minute: float) -> str:
@@ -39,19 +50,44 @@ def clip(x: float, lo: float, hi: float) -> float:
     return max(lo, min(hi, x))
 
 
-def sessions(rng: random.Random) -> list[str]:
+@dataclass(frozen=True)
+class Habit:
+    """When one person usually comes, goes to lunch and leaves (minutes)."""
+
+    late: bool
+    arrive: float
+    lunch: bool
+    lunch_out: float
+    lunch_len: float
+    leave: float
+
+
+def habit(rng: random.Random) -> Habit:
     late = rng.random() < 0.1
     arrive = (
         rng.uniform(13 * 60, 14.5 * 60)
         if late
         else clip(rng.gauss(9 * 60, 35), 7 * 60 + 50, 10 * 60 + 45)
     )
-    leave = clip(rng.gauss(17 * 60, 40), max(arrive + 90, 15 * 60), 18 * 60 + 45)
-    if not late and rng.random() < 0.5:
-        lunch_out = clip(rng.gauss(12 * 60, 15), arrive + 60, 12 * 60 + 45)
-        lunch_in = lunch_out + clip(rng.gauss(55, 12), 30, 90)
-        return [f"{hhmm(arrive)}-{hhmm(lunch_out)}", f"{hhmm(lunch_in)}-{hhmm(leave)}"]
-    return [f"{hhmm(arrive)}-{hhmm(leave)}"]
+    return Habit(
+        late=late,
+        arrive=arrive,
+        lunch=not late and rng.random() < 0.5,
+        lunch_out=rng.gauss(12 * 60, 15),
+        lunch_len=clip(rng.gauss(55, 12), 30, 90),
+        leave=rng.gauss(17 * 60, 40),
+    )
+
+
+def day(rng: random.Random, h: Habit) -> list[tuple[float, float]]:
+    """One day of a person: their habit with the day's variation (minutes)."""
+    arrive = clip(rng.gauss(h.arrive, JITTER), 7 * 60 + 50, 14.75 * 60)
+    leave = clip(rng.gauss(h.leave, JITTER), max(arrive + 90, 15 * 60), 18 * 60 + 45)
+    if h.lunch:
+        out = clip(rng.gauss(h.lunch_out, JITTER), arrive + 60, 12 * 60 + 45)
+        back = out + clip(rng.gauss(h.lunch_len, JITTER / 2), 30, 90)
+        return [(arrive, out), (back, leave)]
+    return [(arrive, leave)]
 
 
 def make_trace(seed: int = SEED) -> dict[str, object]:
@@ -60,13 +96,15 @@ def make_trace(seed: int = SEED) -> dict[str, object]:
     rng.shuffle(sizes)
     users: list[dict[str, object]] = []
     for i, size in enumerate(sizes):
+        h = habit(rng)
         users.append(
             {
                 "name": f"user{i + 1:02d}",
                 "size": size,
                 "home": ZONES[rng.randrange(3)],
                 "last_size": size,
-                "sessions": sessions(rng),
+                "past_starts": past_starts(rng, h),
+                "sessions": [f"{hhmm(a)}-{hhmm(b)}" for a, b in day(rng, h)],
             }
         )
     for user in rng.sample([u for u in users if u["size"] in OTHER], 4):
@@ -74,6 +112,7 @@ def make_trace(seed: int = SEED) -> dict[str, object]:
     for user in rng.sample([u for u in users if u["size"] == "medium"], 2):
         user["home"] = None
         user["last_size"] = None
+        user["past_starts"] = []
     for i, size in enumerate(("medium", "large", "medium")):
         users.append(
             {
@@ -81,6 +120,7 @@ def make_trace(seed: int = SEED) -> dict[str, object]:
                 "size": size,
                 "home": ZONES[rng.randrange(3)],
                 "last_size": size,
+                "past_starts": past_starts(rng, habit(rng)),
                 "sessions": [],
             }
         )
@@ -95,16 +135,31 @@ def make_trace(seed: int = SEED) -> dict[str, object]:
     }
 
 
+def past_starts(rng: random.Random, h: Habit) -> list[str]:
+    """Server starts (times of day) of the last ``PAST_DAYS`` workdays."""
+    starts = {
+        hhmm(a)
+        for _ in range(PAST_DAYS)
+        if rng.random() >= ABSENT
+        for a, _b in day(rng, h)
+    }
+    return sorted(starts)
+
+
 def main() -> None:
     out = Path(__file__).resolve().parent / "traces" / "workday.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
     header = (
         "# A workday of logins for bench/bench_warmer.py. Each user has a size,\n"
         "# a home zone (null: new, the home is made where the first node is), the\n"
-        "# size the hub remembers from their last spawn, and today's sessions\n"
-        "# (local time, start-stop). Regenerate: python bench/make_workday_trace.py\n"
+        "# size the hub remembers from their last spawn, the times of day of their\n"
+        "# server starts over the 20 workdays before, and today's sessions (local\n"
+        "# time, start-stop). Regenerate: python bench/make_workday_trace.py\n"
     )
-    out.write_text(header + yaml.safe_dump(make_trace(), sort_keys=False, width=100))
+    text = yaml.safe_dump(
+        make_trace(), sort_keys=False, width=100, default_flow_style=None
+    )
+    out.write_text(header + text)
     print(out)
 
 

@@ -1,6 +1,7 @@
 """Replaying a workday trace on devcluster, for ``bench/bench_warmer.py``.
 
-- ``load_trace``: the trace YAML (users, sizes, homes, last sizes, sessions);
+- ``load_trace``: the trace YAML (users, sizes, homes, last sizes, past starts,
+  sessions);
 - ``start_cluster`` / ``setup_world``: ``python -m devcluster`` in its own
   process (sim kubelet) and its node groups, StorageClass and users' homes;
 - ``Recorder``: watches nodes and pods over the API, and keeps when each node
@@ -17,7 +18,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +35,8 @@ from wbspawner.model import CAPACITY_LABEL, POOL_LABEL, ZONE_LABEL, Profiles
 
 REPO = Path(__file__).resolve().parents[1]
 NS = "jhub"
+PAST_DAYS = 20
+"""The trace's ``past_starts`` are spread over this many days before the day."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Trace:
     homes: dict[str, str]
     last_sizes: dict[str, str]
     sizes: set[str]
+    past_starts: dict[str, list[datetime]] = field(default_factory=dict)
+    """User → their recorded server starts before the day (for the warmer)."""
 
 
 def load_trace(path: Path) -> Trace:
@@ -86,6 +91,14 @@ def load_trace(path: Path) -> Trace:
         homes={u["name"]: u["home"] for u in data["users"] if u["home"]},
         last_sizes={u["name"]: u["last_size"] for u in data["users"] if u["last_size"]},
         sizes={u["size"] for u in data["users"]},
+        past_starts={
+            u["name"]: [
+                at(hhmm) - timedelta(days=1 + i % PAST_DAYS)
+                for i, hhmm in enumerate(u.get("past_starts") or [])
+            ]
+            for u in data["users"]
+            if u.get("past_starts")
+        },
     )
 
 
@@ -212,6 +225,8 @@ class Recorder:
     ready: dict[str, float] = field(default_factory=dict)
     bound: dict[str, float] = field(default_factory=dict)
     node_of: dict[str, str] = field(default_factory=dict)
+    first_user: dict[str, float] = field(default_factory=dict)
+    """Node name → simulated second a user pod was first bound to it."""
     errors: list[str] = field(default_factory=list)
 
     def on_node(self, kind: str, node: dict[str, Any]) -> None:
@@ -238,6 +253,9 @@ class Recorder:
         if (pod.get("spec") or {}).get("nodeName"):
             self.bound.setdefault(meta["uid"], self.clock.sim_seconds())
             self.node_of[meta["uid"]] = pod["spec"]["nodeName"]
+            self.first_user.setdefault(
+                pod["spec"]["nodeName"], self.clock.sim_seconds()
+            )
         if (
             kind != "DELETED"
             and status.get("phase") == "Running"

@@ -211,7 +211,15 @@ def build_warm(data: Mapping[str, Any]) -> WarmSettings:
     )
     return WarmSettings(
         schedules=schedules,
-        **_kwargs(data, "timezone", "mode", "budget_per_hour", "demand_window_s"),
+        **_kwargs(
+            data,
+            "timezone",
+            "mode",
+            "budget_per_hour",
+            "demand_window_s",
+            "habit_days",
+            "habit_margin_min",
+        ),
     )
 
 

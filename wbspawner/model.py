@@ -305,6 +305,10 @@ class WarmSettings:
     """Cap on the warm capacity's cost, USD per hour."""
     demand_window_s: int = 3600
     """How far back recent spawns count as demand."""
+    habit_days: int = 28
+    """Days of recorded server starts that tell when users usually start (0: off)."""
+    habit_margin_min: int = 20
+    """A user counts as coming this many minutes either side of a usual start time."""
     schedules: tuple[WarmSchedule, ...] = ()
 
 
@@ -350,7 +354,7 @@ class HomeSettings:
     default_zone: str | None = None
     mount_path: str = "/home/jovyan"
     auto_move: bool = False
-    """Move a home automatically when its zone has no capacity (off by default)."""
+    """Reserved for automatic moves; not acted on yet (admins run ``home move``)."""
     retention_days: int = 14
     """Keep the old volume and snapshot this long after a move."""
 

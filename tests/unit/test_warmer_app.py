@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,7 @@ def profiles_dir(tmp_path: Path) -> Path:
 
 
 def make_app(profiles_dir: Path, kube: FakeKube, **traits: Any) -> WarmerApp:
+    traits.setdefault("cost_db_url", f"sqlite:///{profiles_dir.parent / 'costs.db'}")
     app = WarmerApp(
         profiles_dir=[str(profiles_dir)],
         namespace="jhub",
@@ -259,3 +260,20 @@ def test_status_file_is_written_whole_and_spot_prices_read(tmp_path: Path) -> No
     prices = tmp_path / "spot.json"
     prices.write_text('{"r5.2xlarge/us-east-1a": 0.17, "bad": 1}')
     assert read_spot_prices(prices) == {("r5.2xlarge", "us-east-1a"): 0.17}
+
+
+async def test_a_pass_reads_users_habits_from_the_accounting_database(
+    profiles_dir: Path, tmp_path: Path
+) -> None:
+    from wbspawner.costs.accounting import Start, open_db, record
+
+    url = f"sqlite:///{tmp_path / 'habits.db'}"
+    with open_db(url)() as session:
+        record(session, Start(user="ann", size="large", pool="mem64",
+                              capacity_type="spot", price_per_hour=0.2,
+                              at=NOW - timedelta(days=1, minutes=15)))  # fmt: skip
+    app = make_app(profiles_dir, FakeKube(), cost_db_url=url)
+    await app.reconcile()
+    assert app.snapshot is not None
+    assert dict(app.snapshot.habits) == {"ann": (13 * 60 + 45,)}  # UTC settings
+    assert not app.errors

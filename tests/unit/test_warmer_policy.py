@@ -20,7 +20,12 @@ from wbspawner.model import (
 )
 from wbspawner.pricing import hourly_cost
 from wbspawner.warmer.policy import PolicyOptions, plan
-from wbspawner.warmer.schedule import describe_window, window_open
+from wbspawner.warmer.schedule import (
+    HabitWindow,
+    describe_window,
+    habit_minutes,
+    window_open,
+)
 from wbspawner.warmer.snapshot import ClusterSnapshot, PodInfo, Shortage, Spawn
 
 NY = ZoneInfo("America/New_York")
@@ -118,6 +123,9 @@ class Case:
     spawns: tuple[Spawn, ...] = ()
     shortages: tuple[Shortage, ...] = ()
     mode: str = "placeholders"
+    habits: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """User → minutes of the day of recorded starts."""
+    habit_days: int = 28
 
 
 def spot_all(pool: str, n: int = 1) -> dict[tuple[str, str, str], int]:
@@ -260,6 +268,73 @@ CASES = [
     pytest.param(
         Case(
             schedules=(sched(zones="homes"),),
+            homes={"ann": A, "ben": C},
+            user_pools={"ann": ("mem64",), "ben": ("mem64",)},
+            habits={"ann": (8 * 60 + 50, 12 * 60 + 55), "ben": (13 * 60 + 30,)},
+            expected={("mem64", A, "spot"): 1},
+            phrase="1 more usually start at other times",
+        ),
+        id="habits-warm-only-where-someone-usually-starts-now",
+    ),
+    pytest.param(
+        Case(
+            schedules=(sched(zones="homes"),),
+            homes={"ann": A, "ben": C},
+            user_pools={"ann": ("mem64",), "ben": ("mem64",)},
+            habits={"ann": (8 * 60 + 50,), "ben": (13 * 60 + 30,)},
+            habit_days=0,
+            expected={("mem64", A, "spot"): 1, ("mem64", C, "spot"): 1},
+        ),
+        id="habits-off-every-user-with-a-home-counts",
+    ),
+    pytest.param(
+        Case(
+            schedules=(sched(zones="homes"),),
+            homes={"ann": A, "new": C},
+            user_pools={"ann": ("mem64",), "new": ("mem64",)},
+            habits={"ann": (14 * 60,)},
+            expected={("mem64", C, "spot"): 1},
+            phrase="0 warm",
+        ),
+        id="habits-unknown-user-always-counts",
+    ),
+    pytest.param(
+        Case(
+            schedules=(sched(zones="homes"),),
+            now=local(2026, 11, 25, 9, 20),
+            homes={"ann": A},
+            user_pools={"ann": ("mem64",)},
+            habits={"ann": (9 * 60,)},
+            expected={("mem64", A, "spot"): 1},
+        ),
+        id="habits-margin-inclusive",
+    ),
+    pytest.param(
+        Case(
+            schedules=(sched(zones="homes"),),
+            now=local(2026, 11, 25, 9, 21),
+            homes={"ann": A},
+            user_pools={"ann": ("mem64",)},
+            habits={"ann": (9 * 60,)},
+            phrase="usually start at other times",
+        ),
+        id="habits-past-the-margin",
+    ),
+    pytest.param(
+        Case(
+            schedules=(sched(zones="homes", n=2),),
+            homes={"ann": A, "ben": A},
+            user_pools={"ann": ("mem64",), "ben": ("mem64",)},
+            habits={"ann": (8 * 60 + 45,), "ben": (16 * 60,)},
+            spawns=(spawn("mem64", A, 5, user="cat"),),
+            expected={("mem64", A, "spot"): 1},
+            phrase="but only 1 of its users here could still start",
+        ),
+        id="habits-cap-demand-too",
+    ),
+    pytest.param(
+        Case(
+            schedules=(sched(zones="homes"),),
             homes={"ann": B, "ben": C},
             expected={("mem64", B, "spot"): 1, ("mem64", C, "spot"): 1},
             phrase="not known",
@@ -396,6 +471,8 @@ def _run(case: Case):
         mode=case.mode,  # type: ignore[arg-type]
         budget_per_hour=case.budget,
         demand_window_s=3600,
+        habit_days=case.habit_days,
+        habit_margin_min=20,
         schedules=case.schedules,
     )
     snapshot = ClusterSnapshot(
@@ -405,6 +482,7 @@ def _run(case: Case):
         user_pools=MappingProxyType(case.user_pools),
         spawns=case.spawns,
         shortages=case.shortages,
+        habits=MappingProxyType(case.habits),
     )
     return plan(POOLS, settings, snapshot, case.now)
 
@@ -505,3 +583,34 @@ def test_whole_day_window_when_start_equals_end() -> None:
     assert window_open(w, datetime(2026, 11, 25, 0, 0))
     assert window_open(w, datetime(2026, 11, 25, 23, 59))
     assert not window_open(w, datetime(2026, 11, 26, 0, 0))
+
+
+@pytest.mark.parametrize(
+    ("now", "usual", "expected"),
+    [
+        pytest.param("09:00", (), True, id="no-record-always"),
+        pytest.param("09:00", (8 * 60 + 40,), True, id="within-before"),
+        pytest.param("09:00", (9 * 60 + 21,), False, id="just-outside-after"),
+        pytest.param("23:55", (10,), True, id="across-midnight"),
+        pytest.param("00:05", (23 * 60 + 50,), True, id="across-midnight-back"),
+        pytest.param("12:00", (8 * 60, 16 * 60), False, id="between-two-habits"),
+    ],
+)
+def test_habit_window_expects(now: str, usual: tuple[int, ...], expected: bool):
+    h, m = (int(x) for x in now.split(":"))
+    habit = HabitWindow.at(datetime(2026, 11, 25, h, m, tzinfo=NY), 20)
+    assert habit.expects(usual) is expected
+
+
+def test_habit_minutes_are_local_distinct_and_sorted() -> None:
+    starts = {
+        "ann": [
+            local(2026, 11, 24, 9, 5),
+            local(2026, 11, 23, 8, 50),
+            local(2026, 11, 20, 9, 5),
+        ],
+        "ben": [],
+    }
+    assert habit_minutes(starts, NY) == {"ann": (8 * 60 + 50, 9 * 60 + 5)}
+    # the same instants read in UTC are five hours later (EST)
+    assert habit_minutes(starts, ZoneInfo("UTC"))["ann"] == (13 * 60 + 50, 14 * 60 + 5)

@@ -348,3 +348,29 @@ def list_open(session: Session, kind: Kind) -> list[UsageRecord]:
         .order_by(UsageRecord.started_at, UsageRecord.id)
     )
     return list(session.scalars(query))
+
+
+def start_times(
+    session: Session, since: datetime, kind: Kind = "server"
+) -> dict[str, list[datetime]]:
+    """Return when each user started (servers by default) since a time.
+
+    The warmer reads users' habits from these (when they usually start).
+
+    Args:
+        session: a database session.
+        since: the earliest start to return.
+        kind: ``server`` or ``dask``.
+
+    Returns:
+        User → aware UTC start times, oldest first.
+    """
+    query = (
+        select(UsageRecord.user, UsageRecord.started_at)
+        .where(UsageRecord.kind == kind, UsageRecord.started_at >= _utc(since))
+        .order_by(UsageRecord.started_at, UsageRecord.id)
+    )
+    out: dict[str, list[datetime]] = {}
+    for user, at in session.execute(query):
+        out.setdefault(user, []).append(at.replace(tzinfo=UTC))
+    return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -40,6 +41,7 @@ from wbspawner.warmer.actuator import (
 )
 from wbspawner.warmer.asgmin import AsgMinActuator
 from wbspawner.warmer.files import read_spot_prices, write_json_atomic
+from wbspawner.warmer.habits import HabitReader
 from wbspawner.warmer.hubapi import last_pools
 from wbspawner.warmer.metrics import WarmerMetrics
 from wbspawner.warmer.observer import Observer, ObserveSettings, WallClock
@@ -185,6 +187,10 @@ class WarmerApp(Application):
         self.errors: deque[dict[str, str]] = deque(maxlen=self.max_errors)
         self.samples: deque[report.Sample] = deque()
         self._busy = asyncio.Lock()
+        self.habits = HabitReader(
+            self.cost_db_url,
+            on_error=lambda message: self.record_error("*", "habits", message),
+        )
         self._digest = profiles.digest
 
     def _observe_settings(self, profiles: Profiles) -> ObserveSettings:
@@ -240,6 +246,8 @@ class WarmerApp(Application):
             self._digest = profiles.digest
         last_pools = await self._last_pools(profiles) if self.read_hub_sizes else {}
         snapshot = await self.observer.observe(now, last_pools, self._spot_prices())
+        habits = await self.habits.habits(profiles.warm, now)
+        snapshot = replace(snapshot, habits=habits)
         options = policy.PolicyOptions(
             cost=profiles.cost, shortage_ttl_s=self.shortage_ttl_s
         )

@@ -10,7 +10,9 @@ read on the status page:
    nodes in its zones: a list, ``all`` of the pool's, or ``homes`` (zones where
    the pool's users have homes; the first zone while nobody has one, because a
    new home is made where a node is warm). With ``homes``, no more nodes are kept
-   in a zone than users of the pool there who are not running now.
+   in a zone than users of the pool there who are not running now and, with
+   ``habit_days``, who usually start around now (within ``habit_margin_min`` of
+   a recorded start; users without recorded starts always count).
 2. **Demand**: spawns of a pool in a zone within ``demand_window_s`` keep one
    more warm node there (also outside the windows).
 3. **Capacity**: the pool's preferred capacity type, unless it is short in the
@@ -41,6 +43,7 @@ from wbspawner.model import (
 )
 from wbspawner.pricing import format_price, hourly_cost
 from wbspawner.warmer.schedule import (
+    HabitWindow,
     candidates,
     describe_window,
     open_window,
@@ -157,6 +160,7 @@ def _scheduled(
     decisions: list[Decision],
 ) -> dict[tuple[str, str], _Want]:
     local = now.astimezone(ZoneInfo(settings.timezone))
+    habit = _habit(settings, now)
     wants: dict[tuple[str, str], _Want] = {}
     for schedule in settings.schedules:
         pool = pools.get(schedule.pool)
@@ -171,8 +175,16 @@ def _scheduled(
             continue
         zones, how = schedule_zones(schedule, pool, snapshot)
         for zone in zones:
-            _schedule_zone(schedule, window, pool, zone, how, snapshot, wants)
+            _schedule_zone(schedule, window, pool, zone, how, snapshot, habit, wants)
     return wants
+
+
+def _habit(settings: WarmSettings, now: datetime) -> HabitWindow | None:
+    """Return the habit window of now, ``None`` when habits are off."""
+    if settings.habit_days <= 0:
+        return None
+    local = now.astimezone(ZoneInfo(settings.timezone))
+    return HabitWindow.at(local, settings.habit_margin_min)
 
 
 def _schedule_zone(
@@ -182,6 +194,7 @@ def _schedule_zone(
     zone: str,
     how: str,
     snapshot: ClusterSnapshot,
+    habit: HabitWindow | None,
     wants: dict[tuple[str, str], _Want],
 ) -> None:
     want = wants.setdefault((pool.name, zone), _Want())
@@ -190,12 +203,17 @@ def _schedule_zone(
         f"schedule {schedule.name} ({describe_window(window)}) keeps {count} in {how}"
     )
     users = candidates(pool.name, zone, snapshot)
-    if schedule.zones == "homes" and users is not None and users < count:
-        count = users
-        text += (
-            f", but only {users} of its users with homes here "
-            "could still start a server"
-        )
+    due = candidates(pool.name, zone, snapshot, habit)
+    if schedule.zones == "homes" and due is not None and users is not None:
+        if due < count:
+            count = due
+            text += (
+                f", but only {due} of its users with homes here "
+                "could still start a server"
+            )
+            if due < users:
+                text += f" around now ({users - due} more usually start at other times)"
+        users = due
     want.reasons.append(text)
     want.count = max(want.count, count)
     want.fallback = want.fallback and schedule.capacity_fallback
@@ -217,13 +235,14 @@ def _add_demand(
         if s.at >= since and s.zone and s.pool in pools
     )
     minutes = settings.demand_window_s / 60
+    habit = _habit(settings, now)
     for (pool_name, zone), n in sorted(recent.items()):
         if zone is None or zone not in pools[pool_name].zones:
             continue
         want = wants.setdefault((pool_name, zone), _Want())
         extra = 1
         text = f"{n} spawn(s) in the last {minutes:.0f} min: one more warm"
-        users = candidates(pool_name, zone, snapshot)
+        users = candidates(pool_name, zone, snapshot, habit)
         if users is not None and want.count + extra > users:
             extra = max(users - want.count, 0)
             text += f", but only {users} of its users here could still start"

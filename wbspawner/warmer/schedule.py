@@ -5,14 +5,18 @@ snapshot: whether a weekly window is open (in the schedule's time zone, wrapping
 past midnight when it ends before it starts; a wrapping window belongs to the
 day it starts on), how a window reads in words, which zones ``homes``, ``all``
 or a list stand for, and how many of a pool's users with a home in a zone could
-still start a server. :mod:`wbspawner.warmer.policy` decides with them.
+still start a server, and of those, how many usually start around now (their
+habits: the minutes of the day of their recorded starts).
+:mod:`wbspawner.warmer.policy` decides with them.
 
 Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
 from wbspawner.model import Pool, TimeWindow, WarmSchedule
 from wbspawner.warmer.snapshot import ClusterSnapshot
@@ -99,13 +103,17 @@ def pool_users(pool: str, snapshot: ClusterSnapshot) -> tuple[str, ...]:
     return tuple(sorted(u for u, ps in snapshot.user_pools.items() if pool in ps))
 
 
-def candidates(pool: str, zone: str, snapshot: ClusterSnapshot) -> int | None:
+def candidates(
+    pool: str, zone: str, snapshot: ClusterSnapshot, habit: HabitWindow | None = None
+) -> int | None:
     """Return how many users of a pool with a home in a zone are not running now.
 
     Args:
         pool: pool name.
         zone: zone.
         snapshot: the snapshot.
+        habit: when given, count only users who usually start around its minute
+            (or have no recorded starts).
 
     Returns:
         The count, or ``None`` when the pool's users are unknown.
@@ -114,7 +122,73 @@ def candidates(pool: str, zone: str, snapshot: ClusterSnapshot) -> int | None:
     if not users:
         return None
     running = {p.user for p in snapshot.user_pods() if p.user}
-    return sum(1 for u in users if snapshot.homes.get(u) == zone and u not in running)
+    return sum(
+        1
+        for u in users
+        if snapshot.homes.get(u) == zone
+        and u not in running
+        and (habit is None or habit.expects(snapshot.habits.get(u, ())))
+    )
+
+
+# ----------------------------------------------------------------- habits
+
+DAY_MINUTES = 24 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class HabitWindow:
+    """A minute of the day and a margin: who usually starts around then."""
+
+    minute: int
+    """Minute of the day, in the warm settings' time zone."""
+    margin: int
+    """Minutes either side that still count."""
+
+    @classmethod
+    def at(cls, local: datetime, margin_min: int) -> HabitWindow:
+        """Return the window around a local time."""
+        return cls(local.hour * 60 + local.minute, margin_min)
+
+    def expects(self, usual: Iterable[int]) -> bool:
+        """Return whether a user with these usual start minutes may start now.
+
+        Args:
+            usual: minutes of the day of the user's recorded starts; none: the
+                user's habits are unknown, so they may start any time.
+
+        Returns:
+            Whether one start is within the margin (across midnight too), or no
+            start is known.
+        """
+        known = False
+        for m in usual:
+            known = True
+            gap = abs(m - self.minute) % DAY_MINUTES
+            if min(gap, DAY_MINUTES - gap) <= self.margin:
+                return True
+        return not known
+
+
+def habit_minutes(
+    starts: Mapping[str, Iterable[datetime]], tz: tzinfo
+) -> dict[str, tuple[int, ...]]:
+    """Return each user's distinct start minutes of the day in a time zone.
+
+    Args:
+        starts: user → aware start times (from the accounting records).
+        tz: the warm settings' time zone.
+
+    Returns:
+        User → sorted minutes of the day; users without starts are left out.
+    """
+    out: dict[str, tuple[int, ...]] = {}
+    for user, times in starts.items():
+        local = [t.astimezone(tz) for t in times]
+        minutes = {t.hour * 60 + t.minute for t in local}
+        if minutes:
+            out[user] = tuple(sorted(minutes))
+    return out
 
 
 def home_zones(pool: Pool, snapshot: ClusterSnapshot) -> tuple[tuple[str, ...], str]:

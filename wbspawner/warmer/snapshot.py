@@ -118,6 +118,11 @@ class ClusterSnapshot:
         default_factory=lambda: MappingProxyType({})
     )
     """Observed spot prices by (instance type, zone)."""
+    habits: Mapping[str, tuple[int, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """User → minutes of the day (warm settings' time zone) they started servers
+    at within ``habit_days``; a user without recorded starts is absent."""
 
     def user_pods(self) -> tuple[PodInfo, ...]:
         """Return the user pods."""
