@@ -15,7 +15,8 @@ pull 60 s, scale-down after 600 s unneeded), three times:
 - ``warmer``: the warmer service's loop (``WarmerApp``, every 30 simulated s)
   with the shipped profiles whose warm section is
   ``bench/traces/workday-warm.yaml``, reading users' last sizes from a
-  stand-in hub API.
+  stand-in hub API and their habits from an accounting database holding the
+  trace's past starts.
 
 Each spawn's wait is the simulated time from creating the user's pod (as
 KubeSpawner does) to the pod being Running and ready; ``on_running_node`` is
@@ -140,8 +141,8 @@ def seed_starts(db_url: str, trace: Trace, profiles: Profiles) -> None:
     Each start is a server of the user's remembered size in their home's zone,
     stopped an hour later; the warmer learns when people usually start from these.
     """
-    sessions = open_db(db_url)
-    with sessions() as db:
+    factory = open_db(db_url)
+    with factory() as db:
         for user, starts in sorted(trace.past_starts.items()):
             size = profiles.size(trace.last_sizes[user])
             pool = profiles.pool_of(size)
@@ -413,6 +414,8 @@ def trimmed(trace: Trace, until: str | None) -> Trace:
     h, m = (int(x) for x in until.split(":"))
     end = (trace.start.replace(hour=h, minute=m) - trace.start).total_seconds()
     sessions = [s for s in trace.sessions if s.start_s < end]
+    if not sessions:
+        raise SystemExit(f"--until {until}: nobody starts a server before then")
     return dataclasses.replace(trace, end_s=end, sessions=sessions)
 
 
