@@ -1,4 +1,4 @@
-"""The warmer's reader of users' habits from the accounting database."""
+"""Users' habits: who usually starts when, and the warmer's reader of them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from wbspawner.costs.accounting import Start, open_db, record, record_stop
 from wbspawner.model import WarmSettings
 from wbspawner.warmer.habits import HabitReader
+from wbspawner.warmer.schedule import HabitWindow, habit_minutes
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)  # 09:00 in New York
@@ -64,3 +65,34 @@ async def test_an_unreadable_database_means_no_habits_said_once(tmp_path: Path) 
     assert dict(await reader.habits(SETTINGS, NOW)) == {}
     assert dict(await reader.habits(SETTINGS, NOW + timedelta(seconds=30))) == {}
     assert len(errors) == 1 and "cannot read start times" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("now", "usual", "expected"),
+    [
+        pytest.param("09:00", (), True, id="no-record-always"),
+        pytest.param("09:00", (8 * 60 + 40,), True, id="within-before"),
+        pytest.param("09:00", (9 * 60 + 21,), False, id="just-outside-after"),
+        pytest.param("23:55", (10,), True, id="across-midnight"),
+        pytest.param("00:05", (23 * 60 + 50,), True, id="across-midnight-back"),
+        pytest.param("12:00", (8 * 60, 16 * 60), False, id="between-two-habits"),
+    ],
+)
+def test_habit_window_expects(now: str, usual: tuple[int, ...], expected: bool):
+    h, m = (int(x) for x in now.split(":"))
+    habit = HabitWindow.at(datetime(2026, 11, 25, h, m, tzinfo=NY), 20)
+    assert habit.expects(usual) is expected
+
+
+def test_habit_minutes_are_local_distinct_and_sorted() -> None:
+    starts = {
+        "ann": [
+            datetime(2026, 11, 24, 9, 5, tzinfo=NY),
+            datetime(2026, 11, 23, 8, 50, tzinfo=NY),
+            datetime(2026, 11, 20, 9, 5, tzinfo=NY),
+        ],
+        "ben": [],
+    }
+    assert habit_minutes(starts, NY) == {"ann": (8 * 60 + 50, 9 * 60 + 5)}
+    # the same instants read in UTC are five hours later (EST)
+    assert habit_minutes(starts, ZoneInfo("UTC"))["ann"] == (13 * 60 + 50, 14 * 60 + 5)

@@ -20,12 +20,7 @@ from wbspawner.model import (
 )
 from wbspawner.pricing import hourly_cost
 from wbspawner.warmer.policy import PolicyOptions, plan
-from wbspawner.warmer.schedule import (
-    HabitWindow,
-    describe_window,
-    habit_minutes,
-    window_open,
-)
+from wbspawner.warmer.schedule import describe_window, window_open
 from wbspawner.warmer.snapshot import ClusterSnapshot, PodInfo, Shortage, Spawn
 
 NY = ZoneInfo("America/New_York")
@@ -583,34 +578,3 @@ def test_whole_day_window_when_start_equals_end() -> None:
     assert window_open(w, datetime(2026, 11, 25, 0, 0))
     assert window_open(w, datetime(2026, 11, 25, 23, 59))
     assert not window_open(w, datetime(2026, 11, 26, 0, 0))
-
-
-@pytest.mark.parametrize(
-    ("now", "usual", "expected"),
-    [
-        pytest.param("09:00", (), True, id="no-record-always"),
-        pytest.param("09:00", (8 * 60 + 40,), True, id="within-before"),
-        pytest.param("09:00", (9 * 60 + 21,), False, id="just-outside-after"),
-        pytest.param("23:55", (10,), True, id="across-midnight"),
-        pytest.param("00:05", (23 * 60 + 50,), True, id="across-midnight-back"),
-        pytest.param("12:00", (8 * 60, 16 * 60), False, id="between-two-habits"),
-    ],
-)
-def test_habit_window_expects(now: str, usual: tuple[int, ...], expected: bool):
-    h, m = (int(x) for x in now.split(":"))
-    habit = HabitWindow.at(datetime(2026, 11, 25, h, m, tzinfo=NY), 20)
-    assert habit.expects(usual) is expected
-
-
-def test_habit_minutes_are_local_distinct_and_sorted() -> None:
-    starts = {
-        "ann": [
-            local(2026, 11, 24, 9, 5),
-            local(2026, 11, 23, 8, 50),
-            local(2026, 11, 20, 9, 5),
-        ],
-        "ben": [],
-    }
-    assert habit_minutes(starts, NY) == {"ann": (8 * 60 + 50, 9 * 60 + 5)}
-    # the same instants read in UTC are five hours later (EST)
-    assert habit_minutes(starts, ZoneInfo("UTC"))["ann"] == (13 * 60 + 50, 14 * 60 + 5)

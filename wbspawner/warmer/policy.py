@@ -46,6 +46,7 @@ from wbspawner.warmer.schedule import (
     HabitWindow,
     candidates,
     describe_window,
+    habit_window,
     open_window,
     schedule_zones,
 )
@@ -157,10 +158,10 @@ def _scheduled(
     settings: WarmSettings,
     snapshot: ClusterSnapshot,
     now: datetime,
+    habit: HabitWindow | None,
     decisions: list[Decision],
 ) -> dict[tuple[str, str], _Want]:
     local = now.astimezone(ZoneInfo(settings.timezone))
-    habit = _habit(settings, now)
     wants: dict[tuple[str, str], _Want] = {}
     for schedule in settings.schedules:
         pool = pools.get(schedule.pool)
@@ -177,14 +178,6 @@ def _scheduled(
         for zone in zones:
             _schedule_zone(schedule, window, pool, zone, how, snapshot, habit, wants)
     return wants
-
-
-def _habit(settings: WarmSettings, now: datetime) -> HabitWindow | None:
-    """Return the habit window of now, ``None`` when habits are off."""
-    if settings.habit_days <= 0:
-        return None
-    local = now.astimezone(ZoneInfo(settings.timezone))
-    return HabitWindow.at(local, settings.habit_margin_min)
 
 
 def _schedule_zone(
@@ -226,6 +219,7 @@ def _add_demand(
     settings: WarmSettings,
     snapshot: ClusterSnapshot,
     now: datetime,
+    habit: HabitWindow | None,
     wants: dict[tuple[str, str], _Want],
 ) -> None:
     since = now - timedelta(seconds=settings.demand_window_s)
@@ -235,7 +229,6 @@ def _add_demand(
         if s.at >= since and s.zone and s.pool in pools
     )
     minutes = settings.demand_window_s / 60
-    habit = _habit(settings, now)
     for (pool_name, zone), n in sorted(recent.items()):
         if zone is None or zone not in pools[pool_name].zones:
             continue
@@ -301,8 +294,9 @@ def plan(
     """
     opts = options or PolicyOptions()
     decisions: list[Decision] = []
-    wants = _scheduled(pools, settings, snapshot, now, decisions)
-    _add_demand(pools, settings, snapshot, now, wants)
+    habit = habit_window(settings, now)
+    wants = _scheduled(pools, settings, snapshot, now, habit, decisions)
+    _add_demand(pools, settings, snapshot, now, habit, wants)
     targets: list[PlaceholderTarget] = []
     values: dict[tuple[str, str], float] = {}
     for (pool_name, zone), want in sorted(wants.items()):

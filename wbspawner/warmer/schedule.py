@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
 
-from wbspawner.model import Pool, TimeWindow, WarmSchedule
+from wbspawner.model import Pool, TimeWindow, WarmSchedule, WarmSettings
 from wbspawner.warmer.snapshot import ClusterSnapshot
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -168,6 +169,22 @@ class HabitWindow:
             if min(gap, DAY_MINUTES - gap) <= self.margin:
                 return True
         return not known
+
+
+def habit_window(settings: WarmSettings, now: datetime) -> HabitWindow | None:
+    """Return who usually starts around ``now``, ``None`` when habits are off.
+
+    Args:
+        settings: the warm settings (``habit_days``, ``habit_margin_min``, zone).
+        now: the current time (aware).
+
+    Returns:
+        The window around now in the settings' time zone, or ``None``.
+    """
+    if settings.habit_days <= 0:
+        return None
+    local = now.astimezone(ZoneInfo(settings.timezone))
+    return HabitWindow.at(local, settings.habit_margin_min)
 
 
 def habit_minutes(
