@@ -1,17 +1,17 @@
 """JupyterHub configuration of wbspawner: read the settings, apply them.
 
-Everything is decided in ``wbspawner.hubconfig.apply`` (tested); this file only
-reads the environment (``WBSPAWNER_*``, see ``wbspawner.settings``) and the
+Everything is decided in ``wbspawner.hub.hubconfig.apply`` (tested); this file only
+reads the environment (``WBSPAWNER_*``, see ``wbspawner.hub.settings``) and the
 profiles. Invalid profiles stop the hub here, with every problem listed.
 """
 
 import logging
 import os
 
-from wbspawner import hubconfig
-from wbspawner.catalog import load_catalog
-from wbspawner.loader import ProfilesSource
-from wbspawner.settings import Settings
+from wbspawner.catalog.instances import load_catalog
+from wbspawner.hub import hubconfig
+from wbspawner.hub.settings import Settings
+from wbspawner.profiles.loader import ProfilesSource
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 

@@ -3,10 +3,10 @@
 What the hub itself spends per spawn, without the cluster: render the spawn form,
 check and apply the chosen options, build the pod manifest. Both spawners get the
 same sizes: plain KubeSpawner a static ``profile_list`` (the one
-``wbspawner.form.kubespawner_profiles`` renders for the user), WorkbenchSpawner
+``wbspawner.spawn.form.kubespawner_profiles`` renders for the user), WorkbenchSpawner
 the profiles themselves (it renders that list per request, checks the options
-with ``wbspawner.selection``, reads the uid/gid and the home's zone, applies
-``wbspawner.manifests.overrides_for``). Both run in this process, interleaved,
+with ``wbspawner.spawn.selection``, reads the uid/gid and the home's zone, applies
+``wbspawner.spawn.manifests.overrides_for``). Both run in this process, interleaved,
 in one run, so the ratio does not depend on the machine's speed. The home-zone
 read goes to an in-process fake API (no network), like the unit tests.
 
@@ -92,8 +92,8 @@ def make(kind: str, profiles: Any, static_list: list[dict[str, Any]]) -> Any:
     from kubespawner import KubeSpawner
     from traitlets.config import Config
 
-    from wbspawner.hubconfig import StaticProfiles
-    from wbspawner.spawner import WorkbenchSpawner
+    from wbspawner.hub.hubconfig import StaticProfiles
+    from wbspawner.hub.spawner import WorkbenchSpawner
 
     c = Config()
     c.KubeSpawner.namespace = "jhub"
@@ -130,7 +130,7 @@ async def timed(runs: int, action: Callable[[], Awaitable[float]]) -> list[float
 
 async def compare(profiles: Any, spawns: int) -> dict[str, Any]:
     """Interleave WorkbenchSpawner and KubeSpawner spawns; return per-spawn ms."""
-    from wbspawner.form import kubespawner_profiles
+    from wbspawner.spawn.form import kubespawner_profiles
 
     static_list = kubespawner_profiles(profiles, ["jupyter-users"], False)
     times: dict[str, list[float]] = {"workbench": [], "kube": []}
@@ -157,7 +157,7 @@ async def compare(profiles: Any, spawns: int) -> dict[str, Any]:
 
 async def fifty_sizes(profiles: Any, renders: int) -> dict[str, Any]:
     """Median time to render the form of a user who may pick 50 sizes."""
-    from wbspawner.form import kubespawner_profiles
+    from wbspawner.spawn.form import kubespawner_profiles
 
     base = profiles.size("medium")
     many = tuple(
@@ -186,7 +186,7 @@ async def fifty_sizes(profiles: Any, renders: int) -> dict[str, Any]:
 
 
 async def main_async(spawns: int) -> dict[str, Any]:
-    from wbspawner.loader import load_profiles
+    from wbspawner.profiles.loader import load_profiles
 
     profiles = load_profiles([REPO / "profiles"])
     result = {"per_spawn": await compare(profiles, spawns)}

@@ -22,7 +22,7 @@ Each spawn's wait is the simulated time from creating the user's pod (as
 KubeSpawner does) to the pod being Running and ready; ``on_running_node`` is
 the share of spawns whose node was up before the spawn (independent of how
 fast devcluster's loops run). The compute cost is every pool node's price
-(``wbspawner.pricing``, spot at the assumed discount) over the day.
+(``wbspawner.catalog.pricing``, spot at the assumed discount) over the day.
 
 The scenarios replay one after the other, each on its own cluster process, at
 time factor 0.01 (a day in about seven minutes, some twenty for the three);
@@ -79,15 +79,15 @@ from warm_replay import (  # noqa: E402
 )
 from warm_world import ScaledClock, z2jh_placeholder  # noqa: E402
 
+from wbspawner.catalog.pricing import hourly_cost  # noqa: E402
 from wbspawner.costs.accounting import (  # noqa: E402
     Start,
     open_db,
     record,
     record_stop,
 )
-from wbspawner.loader import load_profiles, parse_yaml  # noqa: E402
 from wbspawner.model import Profiles  # noqa: E402
-from wbspawner.pricing import hourly_cost  # noqa: E402
+from wbspawner.profiles.loader import load_profiles, parse_yaml  # noqa: E402
 
 TRACE = REPO / "bench" / "traces" / "workday.yaml"
 WARM = REPO / "bench" / "traces" / "workday-warm.yaml"
@@ -229,8 +229,8 @@ async def run_scenario(
             if kind == "z2jh":
                 tasks.append(asyncio.create_task(z2jh_loop(api, profiles, period)))
             elif kind == "warmer":
+                from wbspawner.adapters.kube import Kube as WarmerKube
                 from wbspawner.warmer.app import WarmerApp
-                from wbspawner.warmer.kube import Kube as WarmerKube
 
                 hub, hub_url = await fake_hub(trace.last_sizes)
                 db_url = f"sqlite:///{state / 'costs.sqlite'}"

@@ -29,9 +29,9 @@ from warm_world import ScaledClock, home_objects, new_home, user_pod
 from devcluster.demo import Kube, prepare_cluster
 from devcluster.node_groups import aws_clients, create_node_groups
 from devcluster.procs import Proc
-from wbspawner.catalog import load_catalog
-from wbspawner.loader import parse_yaml
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import CAPACITY_LABEL, POOL_LABEL, ZONE_LABEL, Profiles
+from wbspawner.profiles.loader import parse_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 NS = "jhub"

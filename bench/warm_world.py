@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from wbspawner.manifests import HOME_VOLUME, label_value, node_placement
 from wbspawner.model import POOL_LABEL, SIZE_LABEL, USER_LABEL, Profiles
+from wbspawner.spawn.manifests import HOME_VOLUME, label_value, node_placement
 
 ZONE_KEY = "topology.kubernetes.io/zone"
 

@@ -14,8 +14,8 @@ This module owns *which Auto Scaling group grows and which node goes*:
   time it is removed, never taking a group below MinSize.
 
 Differences from the real CA, on purpose: the template's allocatable is the
-kubelet's real allocatable from :mod:`wbspawner.sizing`, not nominal RAM (real CA
-believes ``allocatable = capacity`` and may start a node that cannot host a
+kubelet's real allocatable from :mod:`wbspawner.catalog.sizing`, not nominal RAM
+(real CA believes ``allocatable = capacity`` and may start a node that cannot host a
 full-node pod); ties between equally good groups go to the first by name instead
 of a random one; only nodes without blocking pods are removed (no
 utilization-threshold drain); there is no scale-down delay after a scale-up.

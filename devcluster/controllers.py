@@ -216,7 +216,7 @@ async def start_controllers(
         The running controllers; call ``await controllers.stop()`` when done.
     """
     if catalog is None:
-        from wbspawner.catalog import load_catalog
+        from wbspawner.catalog.instances import load_catalog
 
         catalog = load_catalog()
     ec2, autoscaling = _clients(aws, config.region)

@@ -39,10 +39,10 @@ from devcluster.demo_gateway import LocalGateway, start_gateway
 from devcluster.ldap import DEMO_USERS, LdapServer
 from devcluster.node_groups import aws_clients, create_node_groups
 from devcluster.procs import Proc, free_port, wait_for_http
-from wbspawner.catalog import load_catalog
-from wbspawner.loader import load_profiles
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import Profiles
 from wbspawner.pools.autoscaler_values import expander_priorities
+from wbspawner.profiles.loader import load_profiles
 
 NAMESPACE = "jhub"
 CLUSTER = ClusterConfig().cluster_name

@@ -4,7 +4,7 @@ This module owns what a freshly joined EKS worker looks like to the API: the
 labels the kubelet, the EBS CSI driver and EKS put on it, the taints and labels
 the launch template registers (which must match the Cluster Autoscaler
 node-template tags), ``spec.providerID`` and capacity/allocatable computed by
-:mod:`wbspawner.sizing` (the numbers a real node reports, not nominal RAM).
+:mod:`wbspawner.catalog.sizing` (the numbers a real node reports, not nominal RAM).
 Cluster Autoscaler templates are built with the same function, so a template and
 the node it turns into agree (real CA's template uses ``allocatable = capacity``;
 ours uses the kubelet's real allocatable — see ``devcluster.autoscaler``).
@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devcluster.quantity import amount, kib
+from wbspawner.catalog.sizing import allocatable, capacity_mib, max_pods
 from wbspawner.model import InstanceType, SizingSettings
-from wbspawner.sizing import allocatable, capacity_mib, max_pods
 
 Obj = dict[str, Any]
 

@@ -2,7 +2,7 @@
 
 This module owns the *shape* of the validated profiles and of the instance
 catalogue: frozen, slotted dataclasses with tuples and read-only mappings. It holds
-no I/O and no validation: :mod:`wbspawner.loader` turns admin YAML into these
+no I/O and no validation: :mod:`wbspawner.profiles.loader` turns admin YAML into these
 objects after the schema and the semantic checks have passed, and every other
 module (spawner, homes, pools, gateway, warmer, costs) only reads them.
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from devcluster.controllers import Controllers
 from devcluster.store import Store
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog.instances import load_catalog
+from wbspawner.catalog.sizing import node_request
 from wbspawner.model import SizingSettings
-from wbspawner.sizing import node_request
 
 from .aws_pools import PRIORITIES
 from .factories import GPU, POOL, ZONE

@@ -16,7 +16,7 @@ from devcluster.asg import (
     template_from_tags,
 )
 from devcluster.nodes import build_node
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import SizingSettings
 
 T = "k8s.io/cluster-autoscaler/node-template/"
@@ -246,7 +246,7 @@ def test_node_allocatable_is_the_kubelets_not_nominal() -> None:
     )
     alloc_ki = int(node["status"]["allocatable"]["memory"].removesuffix("Ki"))
     assert alloc_ki < t.memory_mib * 1024
-    from wbspawner.sizing import allocatable
+    from wbspawner.catalog.sizing import allocatable
 
     assert alloc_ki == allocatable(t, SizingSettings()).memory_mib * 1024
     assert node["metadata"]["labels"]["topology.ebs.csi.aws.com/zone"] == "us-east-1a"
@@ -316,9 +316,9 @@ def test_tags_of_the_pool_generator_read_back() -> None:
 
     from devcluster import autoscaler as ca
     from devcluster.scheduler import Snapshot
+    from wbspawner.catalog.sizing import full_node_request
     from wbspawner.model import Pool
     from wbspawner.pools import autoscaler_values, nodes
-    from wbspawner.sizing import full_node_request
 
     t = load_catalog().types["g5.xlarge"]
     request = full_node_request([t], SizingSettings())

@@ -10,9 +10,9 @@ from devcluster import autoscaler as ca
 from devcluster.asg import NodeGroup
 from devcluster.nodes import GROUP_ANNOTATION, build_node, group_of
 from devcluster.scheduler import Snapshot
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog.instances import load_catalog
+from wbspawner.catalog.sizing import node_request
 from wbspawner.model import SizingSettings
-from wbspawner.sizing import node_request
 
 from .factories import GPU, POOL, ZONE, node, pod, pv, pvc, taint
 

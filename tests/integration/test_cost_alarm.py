@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from wbspawner import cli
+from wbspawner.cli import main as cli
 from wbspawner.costs.alarm import BudgetSpec, ensure_budget
-from wbspawner.loader import load_profiles
+from wbspawner.profiles.loader import load_profiles
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"

@@ -43,6 +43,7 @@ from hub_harness import (
 
 from devcluster.demo import Kube, Workbench
 from devcluster.ldap import LdapServer
+from wbspawner.catalog.pricing import format_price, hourly_cost
 from wbspawner.costs.accounting import (
     MICRO,
     US_PER_HOUR,
@@ -55,8 +56,7 @@ from wbspawner.costs.accounting import (
     report,
     to_micro,
 )
-from wbspawner.loader import load_profiles
-from wbspawner.pricing import format_price, hourly_cost
+from wbspawner.profiles.loader import load_profiles
 from wbspawner.warmer.snapshot import capacity_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]

@@ -39,9 +39,9 @@ from hub_harness import wait_until
 from devcluster import demo
 from devcluster.ldap import LdapServer
 from devcluster.procs import Proc, free_port, wait_for_http
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.gateway.options import worker_resources
-from wbspawner.loader import load_profiles
+from wbspawner.profiles.loader import load_profiles
 
 pytestmark = [
     pytest.mark.integration,
@@ -332,7 +332,7 @@ def test_reaper_stops_clusters_of_users_without_server(gateway: GatewayProc) -> 
 
 # ---------------------------------------------------------------- with the hub
 
-# The hub's configuration, plus the gateway wiring (wbspawner.gateway.hub), the
+# The hub's configuration, plus the gateway wiring (wbspawner.hub.gateway_service), the
 # call the hub configuration makes once its settings carry the gateway's.
 HUB_CONFIG = """\
 import os
@@ -342,7 +342,7 @@ _repo_config = Path(os.environ["TEST_REPO"]) / "jupyterhub_config.py"
 exec(compile(_repo_config.read_text(), str(_repo_config), "exec"))
 
 from wbspawner.gateway.config import GatewaySettings  # noqa: E402
-from wbspawner.gateway.hub import apply_hub_wiring, hub_wiring  # noqa: E402
+from wbspawner.hub.gateway_service import apply_hub_wiring, hub_wiring  # noqa: E402
 
 apply_hub_wiring(
     c,  # noqa: F821

@@ -33,7 +33,7 @@ from test_gateway import (
 )
 
 from devcluster.procs import Proc, free_port, wait_for_http
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs.accounting import (
     MICRO,
     US_PER_HOUR,
@@ -42,7 +42,7 @@ from wbspawner.costs.accounting import (
     open_db,
     report,
 )
-from wbspawner.loader import load_profiles
+from wbspawner.profiles.loader import load_profiles
 
 pytestmark = [
     pytest.mark.integration,

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from helm_support import helm_template
 
-from wbspawner.catalog import load_catalog
-from wbspawner.loader import load_profiles
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.pools.autoscaler_values import FLAGS, expander_priorities
+from wbspawner.profiles.loader import load_profiles
 
 pytestmark = pytest.mark.integration
 

@@ -273,7 +273,7 @@ def test_rendered_hub_config_loads_wbspawner(rendered, tmp_path, monkeypatch):
     from importlib.metadata import entry_points
 
     (ep,) = entry_points(group="jupyterhub.spawners", name="workbench")
-    assert ep.value == "wbspawner.spawner:WorkbenchSpawner"
+    assert ep.value == "wbspawner.hub.spawner:WorkbenchSpawner"
     assert c.ConfigurableHTTPProxy.should_start is False
     assert c.ConfigurableHTTPProxy.api_url == "http://proxy-api:8001"
     assert c.JupyterHub.hub_connect_url == "http://hub:8081"

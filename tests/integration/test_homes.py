@@ -5,7 +5,7 @@ Cluster Autoscaler over moto node groups, kubelet running pods as processes) wit
 ``devcluster.snapshots`` carrying files through EBS snapshots. A node pool
 ``mem16`` has spot node groups in us-east-1a and us-east-1b. Alice's pods write
 and read her home through the kubelet's per-PV directory; the admin commands run
-in-process through ``wbspawner.cli.main`` against the API and moto over HTTP.
+in-process through ``wbspawner.cli.main.main`` against the API and moto over HTTP.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from devcluster.config import ClusterConfig
 from devcluster.ebs import EbsRules
 from devcluster.errors import ApiError
 from devcluster.moto_server import MotoServer
-from wbspawner.cli import main
+from wbspawner.cli.main import main
 from wbspawner.homes import MoveFailedError
 from wbspawner.homes.aws import Volumes
 from wbspawner.homes.kube import Kube, connection_from_kubeconfig

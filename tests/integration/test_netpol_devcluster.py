@@ -42,9 +42,9 @@ from wbspawner.gateway.netpol import (
 )
 from wbspawner.gateway.netpol_kube import ensure_dask_network_policies
 from wbspawner.gateway.options import OptionsContext, cluster_options_for
-from wbspawner.loader import load_profiles
+from wbspawner.hub.spawner import WorkbenchSpawner
 from wbspawner.model import Profiles
-from wbspawner.spawner import WorkbenchSpawner
+from wbspawner.profiles.loader import load_profiles
 
 pytestmark = pytest.mark.integration
 

@@ -28,16 +28,16 @@ import aiohttp
 import pytest
 import yaml
 
-from wbspawner import cli_pools
-from wbspawner.catalog import load_catalog
-from wbspawner.cli import main
+from wbspawner.adapters.aws import Retry
+from wbspawner.catalog.instances import load_catalog
+from wbspawner.cli import pools as cli_pools
+from wbspawner.cli.main import main
 from wbspawner.errors import TemporaryAwsError
-from wbspawner.loader import load_profiles
 from wbspawner.pools.autoscaler_values import expander_priorities
 from wbspawner.pools.aws import AsgPools
 from wbspawner.pools.aws_cluster import SsmAmis
-from wbspawner.pools.awscall import Retry
 from wbspawner.pools.nodes import ami_parameter, group_name
+from wbspawner.profiles.loader import load_profiles
 
 pytestmark = pytest.mark.integration
 

@@ -29,13 +29,13 @@ from devcluster.ldap import LdapServer
 from devcluster.moto_server import MotoServer
 from devcluster.node_groups import CLUSTER, REGION, aws_clients, create_node_groups
 from devcluster.procs import free_port
-from wbspawner.catalog import load_catalog
+from wbspawner.adapters.kube import Kube as WarmerKube
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs import accounting
-from wbspawner.loader import load_profiles
 from wbspawner.model import CAPACITY_LABEL, POOL_LABEL, ZONE_LABEL, Profiles
 from wbspawner.pools.nodes import group_name
+from wbspawner.profiles.loader import load_profiles
 from wbspawner.warmer.app import WarmerApp
-from wbspawner.warmer.kube import Kube as WarmerKube
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))

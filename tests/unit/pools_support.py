@@ -19,13 +19,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from wbspawner import sizing
-from wbspawner.catalog import load_catalog
-from wbspawner.loader import load_profiles
+from wbspawner.catalog import sizing
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import Catalog, Pool, Profiles, SizingSettings
 from wbspawner.pools.desired import ClusterSpec, DesiredState
 from wbspawner.pools.nodes import required_ami_parameters
 from wbspawner.pools.observed import ObservedAsg, ObservedLaunchTemplate, ObservedState
+from wbspawner.profiles.loader import load_profiles
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES_DIR = REPO / "profiles"

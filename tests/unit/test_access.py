@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from wbspawner import access
-from wbspawner.catalog import load_catalog
-from wbspawner.loader import load_profiles
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import ImageChoice, Profiles, Size
+from wbspawner.profiles import access
+from wbspawner.profiles.loader import load_profiles
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = load_profiles([REPO / "profiles"], load_catalog())

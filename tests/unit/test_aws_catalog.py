@@ -10,8 +10,12 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from wbspawner.aws_catalog import Ec2Catalog, instance_type_from_aws, refresh_catalog
-from wbspawner.catalog import CatalogError, load_catalog
+from wbspawner.catalog.instances import CatalogError, load_catalog
+from wbspawner.catalog.refresh import (
+    Ec2Catalog,
+    instance_type_from_aws,
+    refresh_catalog,
+)
 from wbspawner.errors import PermanentAwsError, TemporaryAwsError
 
 BASE = load_catalog()

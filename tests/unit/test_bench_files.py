@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from wbspawner.catalog import load_catalog
-from wbspawner.loader import load_profiles
+from wbspawner.catalog.instances import load_catalog
+from wbspawner.profiles.loader import load_profiles
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))

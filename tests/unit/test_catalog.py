@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from wbspawner import sizing
-from wbspawner.catalog import (
+from wbspawner.catalog import sizing
+from wbspawner.catalog.instances import (
     CatalogError,
     catalog_rows,
     catalog_to_dict,
@@ -47,7 +47,7 @@ REQUIRED = [
 
 
 def packaged() -> dict[str, Any]:
-    text = resources.files("wbspawner").joinpath("data", "catalog.json").read_text()
+    text = resources.files("wbspawner.catalog").joinpath("catalog.json").read_text()
     data: dict[str, Any] = json.loads(text)
     return data
 
@@ -94,7 +94,7 @@ def test_gpu_facts(name: str, count: int, kind: str, price: float) -> None:
 def test_round_trip_and_file_is_in_canonical_form() -> None:
     catalog = load_catalog()
     assert parse_catalog(catalog_to_dict(catalog)) == catalog
-    text = resources.files("wbspawner").joinpath("data", "catalog.json").read_text()
+    text = resources.files("wbspawner.catalog").joinpath("catalog.json").read_text()
     assert dump_catalog(catalog) == text
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wbspawner import cli
+from wbspawner.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = REPO / "profiles"
@@ -67,10 +67,10 @@ def test_broken_profiles_are_rejected_with_every_problem(case: Path) -> None:
 
 @pytest.mark.parametrize("name", ["python-object-tag", "key-in-two-files"])
 def test_broken_profiles_through_a_real_process(name: str, tmp_path: Path) -> None:
-    """Run `python -m wbspawner.cli` as the shell would, from another directory."""
+    """Run `python -m wbspawner.cli.main` as the shell would, from another directory."""
     case = BROKEN / name
     proc = subprocess.run(
-        [sys.executable, "-m", "wbspawner.cli", "validate", str(case)],
+        [sys.executable, "-m", "wbspawner.cli.main", "validate", str(case)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -161,7 +161,7 @@ def test_help_exits_0() -> None:
 
 
 def test_command_modules_are_registered_from_a_fixed_list() -> None:
-    assert cli.COMMAND_MODULES[0] == "wbspawner.cli_profiles"
+    assert cli.COMMAND_MODULES[0] == "wbspawner.cli.profiles"
     parser = cli.build_parser()
     assert parser.parse_args(["catalog"]).run.__name__ == "run_catalog"
 

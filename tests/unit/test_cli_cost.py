@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from wbspawner import cli
+from wbspawner.cli import main as cli
 from wbspawner.costs.accounting import open_db, record_start, record_stop
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from wbspawner import access
-from wbspawner.costs.budget import (
+from wbspawner.errors import UserFacingError
+from wbspawner.model import GroupBudget, Profiles
+from wbspawner.profiles import access
+from wbspawner.profiles.loader import load_profiles
+from wbspawner.spawn.budget import (
     BudgetState,
     budget_state,
     check_size,
@@ -20,10 +23,7 @@ from wbspawner.costs.budget import (
     summary,
     unavailable_sizes,
 )
-from wbspawner.errors import UserFacingError
-from wbspawner.form import budget_banner, kubespawner_profiles
-from wbspawner.loader import load_profiles
-from wbspawner.model import GroupBudget, Profiles
+from wbspawner.spawn.form import budget_banner, kubespawner_profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 5, 17, 12, 0, tzinfo=UTC)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog.instances import load_catalog
+from wbspawner.catalog.pricing import HOURS_PER_MONTH
 from wbspawner.costs.estimate import Estimate, estimate, window_hours_per_month
 from wbspawner.costs.scenario import load_scenario, parse_scenario
 from wbspawner.errors import ProfileConfigError
-from wbspawner.loader import load_profiles
-from wbspawner.pricing import HOURS_PER_MONTH
+from wbspawner.profiles.loader import load_profiles
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "costs" / "scenarios"

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from wbspawner.catalog.pricing import hourly_cost
 from wbspawner.costs.accounting import (
     MICRO,
     Start,
@@ -23,7 +24,7 @@ from wbspawner.costs.accounting import (
     report,
     to_micro,
 )
-from wbspawner.costs.hooks import (
+from wbspawner.hub.accounting import (
     Accounting,
     NodeFacts,
     Server,
@@ -31,9 +32,8 @@ from wbspawner.costs.hooks import (
     record_server_start,
     usage_start,
 )
-from wbspawner.loader import load_profiles
 from wbspawner.model import GroupBudget, Profiles
-from wbspawner.pricing import hourly_cost
+from wbspawner.profiles.loader import load_profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)

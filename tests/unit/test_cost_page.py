@@ -18,6 +18,7 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.web import Application
 
+from wbspawner.catalog.pricing import format_price
 from wbspawner.costs.accounting import ReportRow, Start, open_db, record, record_stop
 from wbspawner.costs.page import (
     CostsQueryError,
@@ -27,7 +28,6 @@ from wbspawner.costs.page import (
     render_costs,
 )
 from wbspawner.costs.web import CostsHandler, CostsJsonHandler, make_cost_handlers
-from wbspawner.pricing import format_price
 
 SVG = "{http://www.w3.org/2000/svg}"
 NOW = datetime(2026, 3, 20, 12, 0)

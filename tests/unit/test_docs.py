@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from wbspawner import cli
+from wbspawner.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,8 +40,8 @@ def test_readme_profiles_examples_validate(tmp_path: Path) -> None:
     """
     import yaml
 
-    from wbspawner.catalog import load_catalog
-    from wbspawner.loader import load_profiles
+    from wbspawner.catalog.instances import load_catalog
+    from wbspawner.profiles.loader import load_profiles
 
     blocks = _readme_yaml_blocks()
     assert len(blocks) >= 3

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from wbspawner.form import (
+from wbspawner.model import ImageChoice, Profiles
+from wbspawner.profiles.loader import load_profiles
+from wbspawner.spawn.form import (
     IMAGE_OPTION,
     admin_warning,
     banner,
@@ -19,8 +21,6 @@ from wbspawner.form import (
     warm_status_from_json,
     warm_text,
 )
-from wbspawner.loader import load_profiles
-from wbspawner.model import ImageChoice, Profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 

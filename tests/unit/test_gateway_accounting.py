@@ -14,7 +14,7 @@ import pytest
 from dask_gateway_server.backends.base import Backend
 from traitlets.config import Config
 
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs.accounting import (
     DEFAULT_DB_URL,
     MICRO,
@@ -39,8 +39,8 @@ from wbspawner.gateway.billing import (
     workers_per_node,
 )
 from wbspawner.gateway.options import ENV_POOL, ENV_SIZE
-from wbspawner.loader import load_profiles
 from wbspawner.model import Profiles
+from wbspawner.profiles.loader import load_profiles
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 9, 0)

@@ -18,7 +18,6 @@ from traitlets.config import Config
 
 from wbspawner.errors import UserFacingError
 from wbspawner.gateway import config as gwconfig
-from wbspawner.gateway import hub as gwhub
 from wbspawner.gateway.limits import UsageLedger, max_workers_bounds
 from wbspawner.gateway.options import (
     ClusterUsage,
@@ -32,8 +31,9 @@ from wbspawner.gateway.options import (
     worker_sizes_for,
 )
 from wbspawner.gateway.reaper import ClusterRef, Reaper, clusters_to_stop
-from wbspawner.loader import load_profiles
+from wbspawner.hub import gateway_service as gwhub
 from wbspawner.model import DaskLimits, Profiles
+from wbspawner.profiles.loader import load_profiles
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = "1.33"

@@ -8,10 +8,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from wbspawner.adapters.aws import Retry
 from wbspawner.errors import PermanentAwsError, TemporaryAwsError
 from wbspawner.homes.aws import Volumes
 from wbspawner.homes.records import VolumeInfo
-from wbspawner.pools.awscall import Retry
 
 VOL = "vol-0123456789abcdef0"
 SNAP = "snap-0123456789abcdef0"

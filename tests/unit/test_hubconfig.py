@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
-from wbspawner import hubconfig
-from wbspawner.ldap import GroupMapper
-from wbspawner.loader import load_profiles
+from wbspawner.hub import hubconfig
+from wbspawner.hub.ldap import GroupMapper
+from wbspawner.hub.settings import Settings
 from wbspawner.model import Profiles
-from wbspawner.settings import Settings
+from wbspawner.profiles.loader import load_profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
@@ -127,7 +127,7 @@ def test_apply_does_not_mutate_settings_lists(profiles: Profiles) -> None:
 
 
 def test_every_workbench_trait_has_help() -> None:
-    from wbspawner.spawner import WorkbenchSpawner
+    from wbspawner.hub.spawner import WorkbenchSpawner
 
     own = {
         name: trait

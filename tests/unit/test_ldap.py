@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from wbspawner.ldap import (
+from wbspawner.hub.ldap import (
     GroupMapper,
     authenticator_config,
     normalize_dn,
     posix_ids,
 )
-from wbspawner.loader import load_profiles
+from wbspawner.hub.settings import LdapSettings
 from wbspawner.model import Profiles
-from wbspawner.settings import LdapSettings
+from wbspawner.profiles.loader import load_profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "dc=example,dc=org"

@@ -16,19 +16,19 @@ from typing import Any
 import pytest
 import yaml
 
-from wbspawner import sizing
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog import sizing
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.errors import ProfileConfigError
-from wbspawner.loader import (
+from wbspawner.model import Profiles
+from wbspawner.profiles.loader import (
     ProfilesSource,
     load_profiles,
     profile_files,
     profiles_from_documents,
 )
-from wbspawner.merge import Document, jsonpath, merge_documents
-from wbspawner.model import Profiles
-from wbspawner.parsers import parse_days, parse_time
-from wbspawner.safe_yaml import parse_yaml
+from wbspawner.profiles.merge import Document, jsonpath, merge_documents
+from wbspawner.profiles.parsers import parse_days, parse_time
+from wbspawner.profiles.safe_yaml import parse_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = REPO / "profiles"

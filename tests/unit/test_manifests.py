@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
-from wbspawner import access
 from wbspawner.errors import UserFacingError
 from wbspawner.homes.policy import zone_of_pv
-from wbspawner.loader import load_profiles
-from wbspawner.manifests import (
+from wbspawner.model import HomeSettings, Profiles
+from wbspawner.profiles import access
+from wbspawner.profiles.loader import load_profiles
+from wbspawner.spawn.manifests import (
     HOME_VOLUME,
     SpawnUser,
     home_storage,
@@ -26,7 +27,6 @@ from wbspawner.manifests import (
     resources,
     security_context,
 )
-from wbspawner.model import HomeSettings, Profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"

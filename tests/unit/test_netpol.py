@@ -18,9 +18,9 @@ from dask_gateway_server.utils import FrozenAttrDict
 from wbspawner.gateway import netpol
 from wbspawner.gateway.netpol import GatewaySelector, PodRef
 from wbspawner.gateway.options import OptionsContext, cluster_options_for
-from wbspawner.loader import load_profiles
-from wbspawner.manifests import label_value
 from wbspawner.model import USER_LABEL, Profiles
+from wbspawner.profiles.loader import load_profiles
+from wbspawner.spawn.manifests import label_value
 
 REPO = Path(__file__).resolve().parents[2]
 STATIC = REPO / "helm-values" / "dask-networkpolicy.yaml"

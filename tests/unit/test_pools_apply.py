@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from pools_support import cluster_spec, echoed, example
 
+from wbspawner.adapters.aws import AlreadyExistsError, NotFoundError
 from wbspawner.errors import TemporaryAwsError
 from wbspawner.pools import PoolsError
 from wbspawner.pools.apply import Adapters, apply, ensure_subnets
-from wbspawner.pools.awscall import AlreadyExistsError, NotFoundError
 from wbspawner.pools.desired import desired_state
 from wbspawner.pools.observed import ObservedAsg, ObservedLaunchTemplate, ObservedState
 from wbspawner.pools.plan import make_plan

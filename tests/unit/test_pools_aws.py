@@ -6,6 +6,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from wbspawner.adapters.aws import AlreadyExistsError, NotFoundError, Retry, call_aws
 from wbspawner.errors import PermanentAwsError, TemporaryAwsError
 from wbspawner.pools.aws import (
     AsgPools,
@@ -14,7 +15,6 @@ from wbspawner.pools.aws import (
     observed_asg,
 )
 from wbspawner.pools.aws_cluster import SsmAmis
-from wbspawner.pools.awscall import AlreadyExistsError, NotFoundError, Retry, call_aws
 
 NVIDIA = (
     "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/nvidia/"

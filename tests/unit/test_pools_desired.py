@@ -19,7 +19,7 @@ from pools_support import (
     profiles_with,
 )
 
-from wbspawner import sizing
+from wbspawner.catalog import sizing
 from wbspawner.model import SizingSettings
 from wbspawner.pools import PoolsError
 from wbspawner.pools.desired import GroupSpec, desired_state

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pools_support import REPO, cluster_spec, example
 
-from wbspawner.cli import main
+from wbspawner.cli.main import main
 from wbspawner.pools.desired import desired_state
 from wbspawner.pools.nodes import node_labels, node_taints
 from wbspawner.pools.render import (

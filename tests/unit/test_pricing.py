@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wbspawner import pricing, sizing
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog import pricing, sizing
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import CapacityType, CostSettings, InstanceType, Pool
 from wbspawner.model import SizingSettings as Sizing
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from wbspawner.progress import (
+from wbspawner.spawn.progress import (
     ProgressContext,
     capacity_failure,
     describe_event,

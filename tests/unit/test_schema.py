@@ -12,8 +12,8 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from wbspawner import model
-from wbspawner.safe_yaml import parse_yaml
-from wbspawner.schema_problems import profiles_schema, schema_problems
+from wbspawner.profiles.safe_yaml import parse_yaml
+from wbspawner.profiles.schema import profiles_schema, schema_problems
 
 REPO = Path(__file__).resolve().parents[2]
 

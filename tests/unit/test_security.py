@@ -1,6 +1,6 @@
 """Security properties of every pod wbspawner asks for, for every example size.
 
-User servers (``wbspawner.manifests``, turned into a pod by KubeSpawner's own
+User servers (``wbspawner.spawn.manifests``, turned into a pod by KubeSpawner's own
 ``make_pod``) and Dask schedulers and workers (``wbspawner.gateway.pods``) run
 as a non-root uid, with no privilege escalation, no capabilities and the
 runtime's default seccomp profile, and never with host namespaces, host paths
@@ -18,13 +18,13 @@ import pytest
 from kubernetes_asyncio.client import ApiClient
 from kubespawner.objects import make_pod
 
-from wbspawner import manifests
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.errors import UserFacingError
 from wbspawner.gateway import pods
 from wbspawner.gateway.options import worker_resources
-from wbspawner.loader import load_profiles
 from wbspawner.model import Profiles
+from wbspawner.profiles.loader import load_profiles
+from wbspawner.spawn import manifests
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE_SETS = {

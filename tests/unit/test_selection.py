@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from wbspawner.errors import UserFacingError
-from wbspawner.loader import load_profiles
 from wbspawner.model import Profiles
-from wbspawner.selection import options_sent, select
+from wbspawner.profiles.loader import load_profiles
+from wbspawner.spawn.selection import options_sent, select
 
 ROOT = Path(__file__).resolve().parents[2]
 BOB = (["jupyter-users"], False)

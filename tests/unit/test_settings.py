@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from wbspawner.settings import SERVICE_ACCOUNT_NAMESPACE, Settings, SettingsError
+from wbspawner.hub.settings import SERVICE_ACCOUNT_NAMESPACE, Settings, SettingsError
 
 LDAP = {
     "WBSPAWNER_LDAP_SERVER": "ldap.example.org",

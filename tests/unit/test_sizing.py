@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from wbspawner import sizing
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog import sizing
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import InstanceType, SizingSettings
 
 CATALOG = load_catalog()

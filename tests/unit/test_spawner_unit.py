@@ -37,11 +37,11 @@ from kubespawner import KubeSpawner
 from kubespawner.clients import load_config
 from traitlets.config import Config
 
-from wbspawner import spawner as spawner_module
 from wbspawner.errors import Problem, ProfileConfigError
-from wbspawner.loader import load_profiles
+from wbspawner.hub import spawner as spawner_module
+from wbspawner.hub.spawner import WorkbenchSpawner
 from wbspawner.model import Profiles
-from wbspawner.spawner import WorkbenchSpawner
+from wbspawner.profiles.loader import load_profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = """\

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from wbspawner.adapters.hubapi import sizes_from_users
+from wbspawner.hub import warmer_service as hub
+from wbspawner.hub.settings import Settings
 from wbspawner.model import POOL_LABEL, ZONE_LABEL
-from wbspawner.settings import Settings
-from wbspawner.warmer import hub
 from wbspawner.warmer.app import WarmerApp
 from wbspawner.warmer.files import read_spot_prices, write_json_atomic
-from wbspawner.warmer.hubapi import sizes_from_users
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 25, 14, tzinfo=UTC)  # Wednesday 09:00 in New York
@@ -188,7 +188,7 @@ def test_command_line_flags() -> None:
 
 
 def settings(**kw: Any) -> Settings:
-    from wbspawner.settings import LdapSettings
+    from wbspawner.hub.settings import LdapSettings
 
     ldap = LdapSettings(
         server="ldap",

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from wbspawner.catalog.pricing import hourly_cost
 from wbspawner.model import (
     CostSettings,
     Pool,
@@ -18,7 +19,6 @@ from wbspawner.model import (
     WarmSchedule,
     WarmSettings,
 )
-from wbspawner.pricing import hourly_cost
 from wbspawner.warmer.policy import PolicyOptions, plan
 from wbspawner.warmer.schedule import describe_window, window_open
 from wbspawner.warmer.snapshot import ClusterSnapshot, PodInfo, Shortage, Spawn

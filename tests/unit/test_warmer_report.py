@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from wbspawner.loader import load_profiles
+from wbspawner.catalog.pricing import hourly_cost
 from wbspawner.model import CostSettings
-from wbspawner.pricing import hourly_cost
-from wbspawner.progress import boot_minutes
+from wbspawner.profiles.loader import load_profiles
+from wbspawner.spawn.progress import boot_minutes
 from wbspawner.warmer.report import (
     Sample,
     cells,

@@ -7,7 +7,7 @@
 - :mod:`wbspawner.costs.accounting`: starts and stops recorded with their price,
   and reports from them (SQLAlchemy).
 
-Prices always come from :mod:`wbspawner.pricing`.
+Prices always come from :mod:`wbspawner.catalog.pricing`.
 """
 
 from __future__ import annotations

@@ -141,11 +141,19 @@ def record(session: Session, start: Start) -> UsageRecord:
     if stale is not None:
         stale.stopped_at = max(at, stale.started_at)
     row = UsageRecord(
-        kind=start.kind, user=start.user, group=start.group, name=start.name,
-        size=start.size, pool=start.pool, capacity_type=start.capacity_type,
-        zone=start.zone, node=start.node, units=start.units,
-        price_micro_per_hour=to_micro(start.price_per_hour), started_at=at,
-    )  # fmt: skip
+        kind=start.kind,
+        user=start.user,
+        group=start.group,
+        name=start.name,
+        size=start.size,
+        pool=start.pool,
+        capacity_type=start.capacity_type,
+        zone=start.zone,
+        node=start.node,
+        units=start.units,
+        price_micro_per_hour=to_micro(start.price_per_hour),
+        started_at=at,
+    )
     session.add(row)
     session.commit()
     return row
@@ -173,7 +181,7 @@ def record_start(
         capacity_type: ``spot`` or ``on-demand``.
         zone: availability zone.
         node: node name.
-        price_per_hour: USD per hour in force (from :mod:`wbspawner.pricing`).
+        price_per_hour: USD per hour in force (from :mod:`wbspawner.catalog.pricing`).
         at: when.
         group: the group the user's spending counts against.
 
@@ -192,7 +200,7 @@ def record_start(
             price_per_hour=price_per_hour,
             at=at,
             group=group,
-        ),  # fmt: skip
+        ),
     )
 
 
@@ -246,11 +254,19 @@ def record_price_change(
     if row is None:
         return None
     start = Start(
-        user=row.user, size=row.size, pool=row.pool, capacity_type=row.capacity_type,
-        price_per_hour=price_per_hour, at=at, zone=row.zone, node=row.node,
-        group=row.group, name=row.name, units=row.units if units is None else units,
+        user=row.user,
+        size=row.size,
+        pool=row.pool,
+        capacity_type=row.capacity_type,
+        price_per_hour=price_per_hour,
+        at=at,
+        zone=row.zone,
+        node=row.node,
+        group=row.group,
+        name=row.name,
+        units=row.units if units is None else units,
         kind=kind,
-    )  # fmt: skip
+    )
     return record(session, start)
 
 

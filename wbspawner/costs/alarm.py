@@ -16,7 +16,7 @@ change the e-mail address of an unchanged budget).
 
 The budgets client is made by :func:`make_budgets_client` with the same botocore
 settings as the pools' clients; calls go through
-:func:`~wbspawner.pools.awscall.call_aws` (retries, mapped errors).
+:func:`~wbspawner.adapters.aws.call_aws` (retries, mapped errors).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from wbspawner.adapters.aws import NotFoundError, _is_loopback, call_aws
 from wbspawner.errors import PermanentAwsError
 from wbspawner.model import POOL_LABEL
-from wbspawner.pools.awscall import NotFoundError, _is_loopback, call_aws
 
 DEFAULT_BUDGET_NAME = "wbspawner-node-pools"
 DEFAULT_THRESHOLDS = (80.0, 100.0)
@@ -194,34 +194,51 @@ def ensure_budget(
     ]
     try:
         found = call_aws(
-            client, "describe_budget", context=spec.name,
-            AccountId=account_id, BudgetName=spec.name,
-        )["Budget"]  # fmt: skip
+            client,
+            "describe_budget",
+            context=spec.name,
+            AccountId=account_id,
+            BudgetName=spec.name,
+        )["Budget"]
     except PermanentAwsError as err:
         if not isinstance(err, NotFoundError) and err.code != "NotFoundException":
             raise
         found = None
     if found is None:
         call_aws(
-            client, "create_budget", context=spec.name, AccountId=account_id,
-            Budget=budget_body(spec), NotificationsWithSubscribers=wanted,
-        )  # fmt: skip
+            client,
+            "create_budget",
+            context=spec.name,
+            AccountId=account_id,
+            Budget=budget_body(spec),
+            NotificationsWithSubscribers=wanted,
+        )
         return AlarmResult(action="created")
     existing = call_aws(
-        client, "describe_notifications_for_budget", context=spec.name,
-        AccountId=account_id, BudgetName=spec.name,
-    ).get("Notifications", [])  # fmt: skip
+        client,
+        "describe_notifications_for_budget",
+        context=spec.name,
+        AccountId=account_id,
+        BudgetName=spec.name,
+    ).get("Notifications", [])
     changes = differences(spec, found, existing)
     if replace and not changes:
         changes = ["replacement asked for"]
     if not changes:
         return AlarmResult(action="unchanged")
     call_aws(
-        client, "delete_budget", context=spec.name,
-        AccountId=account_id, BudgetName=spec.name,
-    )  # fmt: skip
+        client,
+        "delete_budget",
+        context=spec.name,
+        AccountId=account_id,
+        BudgetName=spec.name,
+    )
     call_aws(
-        client, "create_budget", context=spec.name, AccountId=account_id,
-        Budget=budget_body(spec), NotificationsWithSubscribers=wanted,
-    )  # fmt: skip
+        client,
+        "create_budget",
+        context=spec.name,
+        AccountId=account_id,
+        Budget=budget_body(spec),
+        NotificationsWithSubscribers=wanted,
+    )
     return AlarmResult(action="replaced", changes=tuple(changes))

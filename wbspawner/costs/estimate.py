@@ -5,7 +5,7 @@ items: the always-on base (EKS control plane, hub/core nodes, NAT gateway, load
 balancer: ``cost.base`` of the profiles unless the scenario states its own),
 user compute per size split into on-demand and spot hours, EBS homes and
 snapshots, warm capacity from the warm schedules, Dask workers and S3. Every
-hourly price comes from :mod:`wbspawner.pricing` (or from the scenario's stated
+hourly price comes from :mod:`wbspawner.catalog.pricing` (or from the scenario's stated
 prices), and every item says where its price came from.
 
 Pure: no I/O.
@@ -16,6 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from wbspawner.catalog.pricing import (
+    HOURS_PER_MONTH,
+    SpotPrices,
+    hourly_cost,
+    monthly,
+    on_demand_price,
+    spot_price,
+)
 from wbspawner.costs.scenario import MONTHS_PER_YEAR, Scenario, Usage
 from wbspawner.errors import Problem, ProfileConfigError
 from wbspawner.model import (
@@ -25,14 +33,6 @@ from wbspawner.model import (
     Pool,
     Profiles,
     WarmSchedule,
-)
-from wbspawner.pricing import (
-    HOURS_PER_MONTH,
-    SpotPrices,
-    hourly_cost,
-    monthly,
-    on_demand_price,
-    spot_price,
 )
 
 __all__ = ["Estimate", "LineItem", "Scenario", "estimate"]
@@ -324,12 +324,22 @@ def _storage_items(profiles: Profiles, scenario: Scenario) -> list[LineItem]:
     ebs = scenario.ebs_gb_month
     snap = scenario.snapshot_gb_month
     rows = [
-        ("storage", "EBS homes", scenario.users * scenario.home_gib_per_user,
-         profiles.cost.ebs_gb_month if ebs is None else ebs, ebs is None),
-        ("storage", "EBS snapshots", scenario.snapshot_gib,
-         profiles.cost.snapshot_gb_month if snap is None else snap, snap is None),
+        (
+            "storage",
+            "EBS homes",
+            scenario.users * scenario.home_gib_per_user,
+            profiles.cost.ebs_gb_month if ebs is None else ebs,
+            ebs is None,
+        ),
+        (
+            "storage",
+            "EBS snapshots",
+            scenario.snapshot_gib,
+            profiles.cost.snapshot_gb_month if snap is None else snap,
+            snap is None,
+        ),
         ("s3", "S3 data", scenario.s3_gib, scenario.s3_gb_month, False),
-    ]  # fmt: skip
+    ]
     return [
         LineItem(
             category=category,

@@ -21,8 +21,8 @@ from html import escape
 from typing import Any, cast
 from urllib.parse import urlencode
 
+from wbspawner.catalog.pricing import format_price
 from wbspawner.costs.accounting import GroupBy, ReportRow
-from wbspawner.pricing import format_price
 
 GROUP_BY: tuple[GroupBy, ...] = ("user", "group", "size")
 """What the report can be grouped by, in the order the page offers it."""

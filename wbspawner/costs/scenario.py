@@ -19,7 +19,7 @@ from typing import Any
 
 from wbspawner.errors import Problem, ProfileConfigError
 from wbspawner.model import CostItem
-from wbspawner.safe_yaml import parse_yaml
+from wbspawner.profiles.safe_yaml import parse_yaml
 
 MONTHS_PER_YEAR = 12
 
@@ -141,11 +141,24 @@ class _Reader:
 
 KNOWN_KEYS = frozenset(
     {
-        "name", "description", "users", "spot_share", "home_gib_per_user",
-        "snapshot_gib", "s3_gib", "s3_gb_month", "nat_gateway", "load_balancer",
-        "warm", "home_zones", "compute", "dask", "prices", "base",
+        "name",
+        "description",
+        "users",
+        "spot_share",
+        "home_gib_per_user",
+        "snapshot_gib",
+        "s3_gib",
+        "s3_gb_month",
+        "nat_gateway",
+        "load_balancer",
+        "warm",
+        "home_zones",
+        "compute",
+        "dask",
+        "prices",
+        "base",
     }
-)  # fmt: skip
+)
 
 
 def _usage(r: _Reader, item: Mapping[str, Any], path: str) -> Usage | None:

@@ -2,8 +2,8 @@
 
 This module owns the one call that observes spot prices for estimates: the
 latest Linux price per ``(instance type, zone)``, in the form
-:mod:`wbspawner.pricing` takes (``SpotPrices``). Thin adapter: calls go through
-:func:`~wbspawner.pools.awscall.call_aws` (retries, mapped errors).
+:mod:`wbspawner.catalog.pricing` takes (``SpotPrices``). Thin adapter: calls go through
+:func:`~wbspawner.adapters.aws.call_aws` (retries, mapped errors).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from wbspawner.pools.awscall import DEFAULT_RETRY, Retry, pages
+from wbspawner.adapters.aws import DEFAULT_RETRY, Retry, pages
 
 LINUX = ("Linux/UNIX", "Linux/UNIX (Amazon VPC)")
 

@@ -12,7 +12,7 @@ the Helm chart's ``extraConfig``) and tells the hub how to wire the gateway in:
   clusters of users whose server stopped.
 - :mod:`~wbspawner.gateway.config`: ``configure(c, settings, profiles)`` for
   ``dask_gateway_config.py``.
-- :mod:`~wbspawner.gateway.hub`: pure; the hub's service, roles, token scopes
+- :mod:`~wbspawner.hub.gateway_service`: pure; the hub's service, roles, token scopes
   and notebook environment.
 
 It imports only pure wbspawner modules and ``dask_gateway_server``, never

@@ -42,7 +42,6 @@ from wbspawner.costs.accounting import (
     record_price_change,
     record_stop,
 )
-from wbspawner.costs.budget import spending_group
 from wbspawner.gateway.billing import (
     Change,
     DaskUsage,
@@ -52,6 +51,7 @@ from wbspawner.gateway.billing import (
     usage_of,
 )
 from wbspawner.model import Profiles
+from wbspawner.spawn.budget import spending_group
 
 ENV_DB_URL = "WBSPAWNER_COST_DB_URL"
 """The accounting database URL (the same variable the hub reads)."""
@@ -72,14 +72,29 @@ def apply_changes(session: Session, changes: Sequence[Change], at: datetime) -> 
         if c.action == "stop":
             record_stop(session, c.user, at, kind="dask", name=c.name)
         elif c.action == "rescale":
-            record_price_change(session, c.user, c.price_per_hour, at, kind="dask",
-                                name=c.name, units=c.workers)  # fmt: skip
+            record_price_change(
+                session,
+                c.user,
+                c.price_per_hour,
+                at,
+                kind="dask",
+                name=c.name,
+                units=c.workers,
+            )
         elif c.usage is not None:
             u = c.usage
-            start = Start(user=u.user, size=u.size, pool=u.pool,
-                          capacity_type=u.capacity_type, group=u.group,
-                          price_per_hour=c.price_per_hour, at=at, name=u.name,
-                          units=c.workers, kind="dask")  # fmt: skip
+            start = Start(
+                user=u.user,
+                size=u.size,
+                pool=u.pool,
+                capacity_type=u.capacity_type,
+                group=u.group,
+                price_per_hour=c.price_per_hour,
+                at=at,
+                name=u.name,
+                units=c.workers,
+                kind="dask",
+            )
             record(session, start)
 
 
@@ -112,10 +127,14 @@ class CostBook:
                 self._sessions = open_db(self.url)
             with self._sessions() as session:
                 records = [
-                    OpenDask(name=r.name, user=r.user, workers=r.units,
-                             price_micro_per_hour=r.price_micro_per_hour)
+                    OpenDask(
+                        name=r.name,
+                        user=r.user,
+                        workers=r.units,
+                        price_micro_per_hour=r.price_micro_per_hour,
+                    )
                     for r in list_open(session, "dask")
-                ]  # fmt: skip
+                ]
                 changes = diff_usage(observed, records)
                 apply_changes(session, changes, at)
         return changes
@@ -176,8 +195,10 @@ class CostAccountingMixin(Backend):
         if self.cost_db_url and self.cost_interval > 0:
             self._wb_cost_book = CostBook(self.cost_db_url)
             self._wb_cost_task = asyncio.ensure_future(self._wb_cost_loop())
-            self.log.info("Costs: Dask clusters are recorded (every %gs and on "
-                          "changes)", self.cost_interval)  # fmt: skip
+            self.log.info(
+                "Costs: Dask clusters are recorded (every %gs and on changes)",
+                self.cost_interval,
+            )
 
     async def cleanup(self) -> None:
         """Stop recording, clean up the backend, then record the final state."""
@@ -233,8 +254,11 @@ class CostAccountingMixin(Backend):
         except asyncio.CancelledError:
             raise
         except Exception as err:  # the database is down: retry next round
-            self.log.warning("Costs: Dask usage not recorded (%s: %s); will retry",
-                             type(err).__name__, err)  # fmt: skip
+            self.log.warning(
+                "Costs: Dask usage not recorded (%s: %s); will retry",
+                type(err).__name__,
+                err,
+            )
             return []
         for c in changes:
             if c.action == "stop":
@@ -242,9 +266,14 @@ class CostAccountingMixin(Backend):
                 self._wb_cost_workers.pop(c.name, None)
                 self._wb_cost_groups.pop(c.name, None)
                 continue
-            self.log.info("Costs: cluster %s of %s: %s, %d worker(s) at $%.6f/h "
-                          "each", c.name, c.user, c.action, c.workers,
-                          c.price_per_hour)  # fmt: skip
+            self.log.info(
+                "Costs: cluster %s of %s: %s, %d worker(s) at $%.6f/h each",
+                c.name,
+                c.user,
+                c.action,
+                c.workers,
+                c.price_per_hour,
+            )
         return changes
 
     async def _wb_cost_observe(self) -> list[DaskUsage]:
@@ -253,11 +282,15 @@ class CostAccountingMixin(Backend):
         self._wb_cost_stopped &= listed  # forget clusters that are gone
         profiles = self.profiles()
         return [
-            usage_of(c, profiles, self._wb_cost_workers.get(c.name),
-                     self._wb_cost_groups.get(c.name, ""))
+            usage_of(
+                c,
+                profiles,
+                self._wb_cost_workers.get(c.name),
+                self._wb_cost_groups.get(c.name, ""),
+            )
             for c in clusters
             if c.name not in self._wb_cost_stopped
-        ]  # fmt: skip
+        ]
 
 
 def configure_costs(c: Any, environ: Mapping[str, str]) -> str:

@@ -2,12 +2,12 @@
 
 This module owns the decisions of Dask cluster accounting
 (:mod:`wbspawner.gateway.accounting` does the I/O): the $/worker-hour of a
-worker size (its share of a node's price, from :mod:`wbspawner.pricing`), the
+worker size (its share of a node's price, from :mod:`wbspawner.catalog.pricing`), the
 running workers a scheduler's heartbeat reports, and :func:`diff_usage`, which
 compares the clusters the gateway runs with the open ``dask`` records and says
 what to record so that a cluster's cost is Σ workers × hours × price. (The
 group a cluster's cost counts against is
-:func:`wbspawner.costs.budget.spending_group`'s, as for servers.)
+:func:`wbspawner.spawn.budget.spending_group`'s, as for servers.)
 
 Pure: no I/O; reads frozen profiles and the gateway's cluster models.
 """
@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from wbspawner.catalog.pricing import preferred_cost
 from wbspawner.costs.accounting import MICRO, to_micro
 from wbspawner.gateway.options import ENV_POOL, ENV_SIZE, worker_resources
 from wbspawner.model import DaskWorkerSize, Pool, Profiles
-from wbspawner.pricing import preferred_cost
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,16 +197,29 @@ def diff_usage(
     for u in sorted(observed, key=lambda u: (u.name, u.user)):
         had = by_name.get((u.name, u.user))
         if had is None:
-            out.append(Change(action="start", name=u.name, user=u.user,
-                              workers=u.workers or 0,
-                              price_per_hour=u.price_per_hour or 0.0,
-                              usage=u))  # fmt: skip
+            out.append(
+                Change(
+                    action="start",
+                    name=u.name,
+                    user=u.user,
+                    workers=u.workers or 0,
+                    price_per_hour=u.price_per_hour or 0.0,
+                    usage=u,
+                )
+            )
             continue
         workers = had.workers if u.workers is None else u.workers
         price = u.price_per_hour
         if price is None:
             price = had.price_micro_per_hour / MICRO
         if workers != had.workers or to_micro(price) != had.price_micro_per_hour:
-            out.append(Change(action="rescale", name=u.name, user=u.user,
-                              workers=workers, price_per_hour=price))  # fmt: skip
+            out.append(
+                Change(
+                    action="rescale",
+                    name=u.name,
+                    user=u.user,
+                    workers=workers,
+                    price_per_hour=price,
+                )
+            )
     return out

@@ -311,8 +311,8 @@ def configure_from_env(
         GatewaySettingsError: the environment is invalid.
         ProfileConfigError: the profiles are invalid (the gateway must not start).
     """
-    from wbspawner.catalog import load_catalog
-    from wbspawner.loader import load_profiles
+    from wbspawner.catalog.instances import load_catalog
+    from wbspawner.profiles.loader import load_profiles
 
     settings = GatewaySettings.from_env(environ)
     if inline_dir is None:

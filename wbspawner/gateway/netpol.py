@@ -9,9 +9,9 @@ who can reach what.
 
 A static policy cannot say "the same owner as the selected pod", so each user
 gets their own pair of policies, selecting their pods by the owner label
-``wbspawner.io/user`` that both user servers (:mod:`wbspawner.manifests`) and Dask
+``wbspawner.io/user`` that both user servers (:mod:`wbspawner.spawn.manifests`) and Dask
 pods (:mod:`wbspawner.gateway.pods`) carry, with the same escaping
-(:func:`wbspawner.manifests.label_value`).
+(:func:`wbspawner.spawn.manifests.label_value`).
 
 Ports are those of dask-gateway's Kubernetes backend (2026.3.0,
 ``KubeController.get_scheduler_command``): the scheduler's TLS comm on 8786, its
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from wbspawner.gateway.pods import ROLE_LABEL
-from wbspawner.manifests import label_value
 from wbspawner.model import USER_LABEL
+from wbspawner.spawn.manifests import label_value
 
 Manifest = dict[str, Any]
 """A Kubernetes object as a plain camelCase dict."""

@@ -22,7 +22,6 @@ from typing import Any, Literal, Protocol
 
 from dask_gateway_server.options import Integer, Options, Select, String
 
-from wbspawner import access
 from wbspawner.errors import UserFacingError
 from wbspawner.gateway import pods
 from wbspawner.gateway.limits import (
@@ -35,6 +34,7 @@ from wbspawner.gateway.limits import (
     worker_usage,
 )
 from wbspawner.model import DaskWorkerSize, Pool, Profiles, Resources
+from wbspawner.profiles import access
 
 BackendKind = Literal["local", "kube"]
 """``local``: UnsafeLocalBackend processes; ``kube``: KubeBackend pods."""

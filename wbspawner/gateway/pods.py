@@ -2,7 +2,7 @@
 
 This module owns where a Dask pod lands and how it runs: the pool's node
 selector and tolerations (the same as a user server's, from
-:func:`wbspawner.manifests.node_placement`), a preference for the pool's first
+:func:`wbspawner.spawn.manifests.node_placement`), a preference for the pool's first
 capacity type (spot before on-demand), a non-root security context, whole GPUs
 as ``nvidia.com/gpu`` requests and limits, and labels and annotations for the
 warmer and cost accounting. The results are ``KubeClusterConfig`` overrides
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from wbspawner import manifests
 from wbspawner.model import (
     CAPACITY_LABEL,
     GPU_RESOURCE,
@@ -27,6 +26,7 @@ from wbspawner.model import (
     Pool,
     Resources,
 )
+from wbspawner.spawn import manifests
 
 DASK_UID = 1000
 """uid of Dask pods: ``jovyan`` in Jupyter docker-stacks images (never root).

@@ -34,7 +34,7 @@ from dask_gateway_server.backends.kubernetes.backend import KubeBackend
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 from traitlets import Float, List, Unicode, default
 
-from wbspawner.catalog import load_catalog
+from wbspawner.catalog.instances import load_catalog
 from wbspawner.gateway.accounting import CostAccountingMixin
 from wbspawner.gateway.limits import UsageLedger, usage_from_config, user_usage
 from wbspawner.gateway.options import (
@@ -42,8 +42,8 @@ from wbspawner.gateway.options import (
     OptionsContext,
     cluster_options_for,
 )
-from wbspawner.loader import ProfilesSource
 from wbspawner.model import Profiles
+from wbspawner.profiles.loader import ProfilesSource
 
 PAGINATION = "application/jupyterhub-pagination+json"
 """Accept header that makes the hub API page lists instead of truncating them."""

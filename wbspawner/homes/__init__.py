@@ -18,7 +18,7 @@ and safe for their data:
 - :mod:`~wbspawner.homes.aws` and :mod:`~wbspawner.homes.kube`: thin EC2 and
   Kubernetes adapters (retries, error mapping, no policy).
 
-The admin command line is :mod:`wbspawner.cli_home`.
+The admin command line is :mod:`wbspawner.cli.home`.
 """
 
 from __future__ import annotations

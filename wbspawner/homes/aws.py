@@ -25,9 +25,9 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from wbspawner.adapters.aws import ACCESS_CODES, DEFAULT_RETRY, THROTTLING_CODES, Retry
 from wbspawner.errors import AwsError, PermanentAwsError, TemporaryAwsError
 from wbspawner.homes.records import SnapshotInfo, VolumeInfo
-from wbspawner.pools.awscall import ACCESS_CODES, DEFAULT_RETRY, THROTTLING_CODES, Retry
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from wbspawner.homes.records import (
     poll_until,
     volume_handle,
 )
-from wbspawner.manifests import HOME_PVC_TEMPLATE
+from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE
 
 T = TypeVar("T")
 

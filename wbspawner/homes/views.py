@@ -33,7 +33,7 @@ from wbspawner.homes.records import (
     phase_of,
     volume_handle,
 )
-from wbspawner.manifests import HOME_PVC_TEMPLATE
+from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE
 
 CLAIM_PREFIX = HOME_PVC_TEMPLATE.split("{", 1)[0]
 """Names of home claims start with this (``home-``)."""

@@ -11,7 +11,7 @@ into the settings of the tools that scale them:
   addresses the pools may need.
 - :mod:`~wbspawner.pools.nodes`: names, labels, taints and tags of a pool's nodes.
 - :mod:`~wbspawner.pools.observed`: what exists on AWS, and how it is compared.
-- :mod:`~wbspawner.pools.awscall`, :mod:`~wbspawner.pools.aws`,
+- :mod:`~wbspawner.adapters.aws`, :mod:`~wbspawner.pools.aws`,
   :mod:`~wbspawner.pools.aws_cluster`: thin boto3 adapters (retries and error
   messages; observe and act; EKS facts and AMI ids).
 - :mod:`~wbspawner.pools.apply`: runs a plan's actions in order, idempotently;

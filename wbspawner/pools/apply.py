@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from wbspawner.adapters.aws import AlreadyExistsError, NotFoundError
 from wbspawner.errors import AwsError
 from wbspawner.pools import PoolsError
-from wbspawner.pools.awscall import AlreadyExistsError, NotFoundError
 from wbspawner.pools.observed import ObservedAsg, ObservedLaunchTemplate, ObservedState
 from wbspawner.pools.plan import Action, Plan
 from wbspawner.pools.subnets import SubnetReport

@@ -2,7 +2,7 @@
 
 This module owns the AWS calls the pools make, and nothing else: it holds no
 policy. Each adapter receives its boto3 client and calls it through
-:func:`~wbspawner.pools.awscall.call_aws` (retries, clear error messages).
+:func:`~wbspawner.adapters.aws.call_aws` (retries, clear error messages).
 
 - :class:`Ec2Pools`: launch templates (tagged with the cluster) and subnets.
 - :class:`AsgPools`: Auto Scaling groups (tagged with the cluster), failed
@@ -11,7 +11,7 @@ policy. Each adapter receives its boto3 client and calls it through
 The cluster's own facts (EKS endpoint, AMI ids from SSM) are read by
 :mod:`~wbspawner.pools.aws_cluster`.
 
-:func:`~wbspawner.pools.awscall.make_clients` is re-exported here.
+:func:`~wbspawner.adapters.aws.make_clients` is re-exported here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from wbspawner.pools.awscall import (
+from wbspawner.adapters.aws import (
     CAPACITY_CODES,
     DEFAULT_RETRY,
     Retry,

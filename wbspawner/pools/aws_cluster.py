@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from wbspawner.pools.awscall import DEFAULT_RETRY, NotFoundError, Retry, call_aws
+from wbspawner.adapters.aws import DEFAULT_RETRY, NotFoundError, Retry, call_aws
 
 
 class SsmAmis:

@@ -23,9 +23,8 @@ from typing import Any
 
 import yaml
 
-from wbspawner import sizing
+from wbspawner.catalog import sizing
 from wbspawner.model import CapacityType, Catalog, InstanceType, Pool, Profiles
-from wbspawner.parsers import with_measured
 from wbspawner.pools import PoolsError
 from wbspawner.pools.nodes import (
     CLUSTER_TAG,
@@ -41,6 +40,7 @@ from wbspawner.pools.nodes import (
     node_taints,
     pool_types,
 )
+from wbspawner.profiles.parsers import with_measured
 
 JsonDict = dict[str, Any]
 """A JSON-like dict as boto3 takes and returns it."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from wbspawner import sizing
+from wbspawner.catalog import sizing
 from wbspawner.model import (
     CAPACITY_LABEL,
     POOL_LABEL,

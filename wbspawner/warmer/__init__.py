@@ -13,7 +13,7 @@ The package is split like the idle-culler should have been:
 - :mod:`~wbspawner.warmer.actuator`: placeholder pods and ASG minimums;
 - :mod:`~wbspawner.warmer.report`: status, readiness, metrics and plots (pure);
 - :mod:`~wbspawner.warmer.app` and :mod:`~wbspawner.warmer.web`: the service;
-- :mod:`~wbspawner.warmer.hub`: its JupyterHub service entry and roles.
+- :mod:`~wbspawner.hub.warmer_service`: its JupyterHub service entry and roles.
 
 Importing the package has no side effects.
 """

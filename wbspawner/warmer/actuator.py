@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from wbspawner.manifests import node_placement
 from wbspawner.model import (
     CAPACITY_LABEL,
     LABEL_PREFIX,
@@ -34,6 +33,7 @@ from wbspawner.model import (
     Pool,
     Profiles,
 )
+from wbspawner.spawn.manifests import node_placement
 from wbspawner.warmer.policy import WarmPlan
 from wbspawner.warmer.snapshot import PLACEHOLDER, ROLE_LABEL
 

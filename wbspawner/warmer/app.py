@@ -28,9 +28,10 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, Int, List, Unicode, default
 from traitlets.config import Application
 
+from wbspawner.adapters.hubapi import last_pools
 from wbspawner.costs.accounting import DEFAULT_DB_URL
-from wbspawner.loader import ProfilesSource
 from wbspawner.model import Profiles
+from wbspawner.profiles.loader import ProfilesSource
 from wbspawner.warmer import policy, report
 from wbspawner.warmer import status as status_doc
 from wbspawner.warmer.actuator import (
@@ -42,7 +43,6 @@ from wbspawner.warmer.actuator import (
 from wbspawner.warmer.asgmin import AsgMinActuator
 from wbspawner.warmer.files import read_spot_prices, write_json_atomic
 from wbspawner.warmer.habits import HabitReader
-from wbspawner.warmer.hubapi import last_pools
 from wbspawner.warmer.metrics import WarmerMetrics
 from wbspawner.warmer.observer import Observer, ObserveSettings, WallClock
 from wbspawner.warmer.snapshot import ClusterSnapshot
@@ -167,7 +167,7 @@ class WarmerApp(Application):
         """Build the loop's parts around a Kubernetes adapter; read the profiles.
 
         Args:
-            kube: :class:`~wbspawner.warmer.kube.Kube` or a fake.
+            kube: :class:`~wbspawner.adapters.kube.Kube` or a fake.
 
         Raises:
             ProfileConfigError: the profiles are invalid (the service must not run).
@@ -374,7 +374,7 @@ class WarmerApp(Application):
 
     async def serve(self) -> None:
         """Connect, listen, reconcile at once and then periodically, forever."""
-        from wbspawner.warmer.kube import Kube
+        from wbspawner.adapters.kube import Kube
         from wbspawner.warmer.web import make_app
 
         ProfilesSource(self.profiles_dir, None, self.log).current()  # fail first

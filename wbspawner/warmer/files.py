@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from wbspawner.form import spot_prices_from_json
+from wbspawner.spawn.form import spot_prices_from_json
 
 
 def read_spot_prices(path: str | Path) -> dict[tuple[str, str], float]:

@@ -21,7 +21,7 @@ read on the status page:
    (fewest users who could use them and recent spawns per dollar).
 
 Nothing is warm outside the windows without demand. No I/O, no clock: ``now``
-is passed in. Prices come from :mod:`wbspawner.pricing` only.
+is passed in. Prices come from :mod:`wbspawner.catalog.pricing` only.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from wbspawner.catalog.pricing import format_price, hourly_cost
 from wbspawner.model import (
     CapacityType,
     CostSettings,
@@ -41,7 +42,6 @@ from wbspawner.model import (
     WarmSchedule,
     WarmSettings,
 )
-from wbspawner.pricing import format_price, hourly_cost
 from wbspawner.warmer.schedule import (
     HabitWindow,
     candidates,
@@ -309,9 +309,14 @@ def plan(
             continue
         price = hourly_cost(pool, capacity, snapshot.spot_prices, opts.cost, (zone,))
         text = f"{reason}; {why} at {format_price(price.per_hour)}"
-        target = PlaceholderTarget(pool=pool_name, zone=zone, capacity_type=capacity,
-                                   count=want.count, reason=text,
-                                   price_per_hour=price.per_hour)  # fmt: skip
+        target = PlaceholderTarget(
+            pool=pool_name,
+            zone=zone,
+            capacity_type=capacity,
+            count=want.count,
+            reason=text,
+            price_per_hour=price.per_hour,
+        )
         targets.append(target)
         values[(pool_name, zone)] = want.value
     targets = _cap_budget(targets, values, settings.budget_per_hour, decisions)

@@ -6,7 +6,7 @@ capacity types and what warm capacity costs now and since local midnight; per
 size whether a node is ready now or about how many minutes one takes; and a
 timeline plot (:mod:`wbspawner.warmer.svg`, no JavaScript).
 
-Pure: no I/O, no clock. Prices come from :mod:`wbspawner.pricing`.
+Pure: no I/O, no clock. Prices come from :mod:`wbspawner.catalog.pricing`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
+from wbspawner.catalog.pricing import hourly_cost
 from wbspawner.model import CapacityType, CostSettings, Pool, Size
-from wbspawner.pricing import hourly_cost
-from wbspawner.progress import boot_minutes
+from wbspawner.spawn.progress import boot_minutes
 from wbspawner.warmer.policy import WarmPlan
 from wbspawner.warmer.snapshot import ClusterSnapshot
 from wbspawner.warmer.svg import Series, line_chart_svg
@@ -200,7 +200,7 @@ def readiness(
     A size is ready now when a placeholder of its pool runs on a ready node (a
     spawn preempts it and starts at once). Otherwise a placeholder waiting for
     its node gives the remaining boot time, and with none a new node takes the
-    pool's usual boot time (:func:`wbspawner.progress.boot_minutes`, the number
+    pool's usual boot time (:func:`wbspawner.spawn.progress.boot_minutes`, the number
     the spawn form and progress messages use).
 
     Args:

@@ -29,8 +29,8 @@ from typing import Any
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 
+from wbspawner.catalog.pricing import format_price
 from wbspawner.costs.web import make_cost_handlers
-from wbspawner.pricing import format_price
 
 
 class _Base(HubOAuthenticated, web.RequestHandler):

@@ -1,0 +1,1 @@
+"""The ``wbspawner`` admin command: parsing and output only."""

@@ -1,0 +1,234 @@
+"""The ``cost`` subcommands of ``wbspawner``: estimate, alarm, report.
+
+This module owns how admins see costs from a shell:
+
+- ``cost estimate --scenario FILE``: what a usage scenario costs on the profiles,
+  per item, monthly and yearly, and what dominates
+  (:mod:`wbspawner.costs.estimate`);
+- ``cost alarm --monthly N --email ADDR``: create or update the AWS Budget that
+  e-mails at 80 % and 100 % of the node pools' monthly spend
+  (:mod:`wbspawner.costs.alarm`);
+- ``cost report [--by user|group|size] [--month YYYY-MM]``: spending recorded in
+  the accounting database (:mod:`wbspawner.costs.accounting`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from wbspawner.adapters.aws import Retry, call_aws, make_clients
+from wbspawner.catalog.pricing import format_price
+from wbspawner.cli.profiles import read_spot_prices
+from wbspawner.cli.util import (
+    CliContext,
+    add_catalog_option,
+    add_command_group,
+    add_json_option,
+    add_profiles_option,
+    format_table,
+    print_json,
+    profiles_from_args,
+)
+from wbspawner.costs.accounting import DEFAULT_DB_URL, open_db, report
+from wbspawner.costs.alarm import (
+    DEFAULT_BUDGET_NAME,
+    BudgetSpec,
+    ensure_budget,
+    make_budgets_client,
+)
+from wbspawner.costs.estimate import Estimate, estimate
+from wbspawner.costs.scenario import load_scenario
+from wbspawner.costs.spot import latest_spot_prices
+from wbspawner.errors import AwsError
+from wbspawner.model import Profiles
+
+DB_ENV = "WBSPAWNER_COST_DB_URL"
+"""Accounting database URL (default: :data:`DEFAULT_DB_URL`)."""
+
+
+def register(subparsers: Any) -> None:
+    """Add ``cost estimate | alarm | report`` to the command line.
+
+    Args:
+        subparsers: the object ``ArgumentParser.add_subparsers()`` returned.
+    """
+    sub = add_command_group(
+        subparsers,
+        "cost",
+        help="estimate, watch and report what the workbench costs",
+        description="Know the bill before it comes: estimates from a usage "
+        "scenario, an AWS budget alarm, and per-user spending.",
+    )
+    p = sub.add_parser("estimate", help="what a usage scenario costs per month")
+    p.add_argument("--scenario", required=True, metavar="FILE", help="scenario YAML")
+    p.add_argument(
+        "--spot-prices",
+        metavar="FILE",
+        help='observed spot prices, JSON {"type/zone": price}',
+    )
+    p.add_argument(
+        "--live-spot",
+        action="store_true",
+        help="read spot prices from EC2 (DescribeSpotPriceHistory); when AWS "
+        "cannot be reached, the assumed discount is used",
+    )
+    p.add_argument("--endpoint-url", help="another AWS endpoint (a local moto)")
+    add_profiles_option(p)
+    add_catalog_option(p)
+    add_json_option(p)
+    p.set_defaults(run=run_estimate)
+    p = sub.add_parser("alarm", help="create or update the AWS budget alarm")
+    p.add_argument("--monthly", type=float, required=True, help="USD per month")
+    p.add_argument("--email", required=True, help="who is told at 80 %% and 100 %%")
+    p.add_argument("--name", default=DEFAULT_BUDGET_NAME, help="budget name")
+    p.add_argument("--account-id", help="AWS account (default: from STS)")
+    p.add_argument("--region", default="us-east-1", help="AWS region")
+    p.add_argument("--endpoint-url", help="another AWS endpoint (a local moto)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the budget even when unchanged (new e-mail)",
+    )
+    add_profiles_option(p)
+    add_catalog_option(p)
+    p.set_defaults(run=run_alarm)
+    p = sub.add_parser("report", help="recorded spending per user, group or size")
+    p.add_argument("--db", help=f"database URL (default ${DB_ENV} or {DEFAULT_DB_URL})")
+    p.add_argument("--by", choices=("user", "group", "size"), default="user")
+    p.add_argument("--month", help="YYYY-MM (default: this month)")
+    add_json_option(p)
+    p.set_defaults(run=run_report)
+
+
+def estimate_lines(result: Estimate) -> list[str]:
+    """Return an estimate as a table with totals and what dominates.
+
+    Args:
+        result: the estimate.
+
+    Returns:
+        Lines of text.
+    """
+    rows = [
+        [
+            i.category,
+            i.name,
+            f"{i.quantity:,.1f} {i.unit}",
+            format_price(i.unit_price, ""),
+            format_price(i.monthly, ""),
+            i.source,
+        ]
+        for i in result.items
+    ]
+    lines = [f"{result.scenario} ({result.currency})", ""]
+    lines += format_table(
+        ["ITEM", "NAME", "QUANTITY", "UNIT PRICE", "PER MONTH", "PRICE SOURCE"],
+        rows,
+        right=(2, 3, 4),
+    )
+    lines += [
+        "",
+        f"monthly total: {format_price(result.monthly, '')}",
+        f"yearly total:  {format_price(result.yearly, '')}",
+    ]
+    top = result.dominant
+    if top is not None and result.monthly > 0:
+        share = top.monthly / result.monthly
+        lines.append(f"dominated by:  {top.name} ({share:.0%} of the month)")
+    return lines
+
+
+def run_estimate(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Print what a scenario costs."""
+    profiles, catalog = profiles_from_args(args, ctx)
+    scenario = load_scenario(args.scenario)
+    spot = read_spot_prices(args.spot_prices) if args.spot_prices else None
+    if args.live_spot:
+        spot = {**_live_spot(profiles, args, ctx), **(spot or {})}
+    result = estimate(profiles, scenario, spot, catalog)
+    if args.json:
+        print_json(ctx, result.as_dict())
+    else:
+        for line in estimate_lines(result):
+            ctx.print(line)
+    return 0
+
+
+def _live_spot(
+    profiles: Profiles, args: argparse.Namespace, ctx: CliContext
+) -> dict[tuple[str, str], float]:
+    types = sorted({t for p in profiles.pools.values() for t in p.instance_types})
+    try:
+        ec2 = make_clients(profiles.cost.region, args.endpoint_url)["ec2"]
+        return latest_spot_prices(ec2, types, retry=Retry(attempts=2))
+    except AwsError as err:
+        ctx.note(f"note: spot prices not read ({err}); using the assumed discount")
+        return {}
+
+
+def _account_id(args: argparse.Namespace) -> str:
+    if args.account_id:
+        return str(args.account_id)
+    import boto3
+
+    sts = boto3.session.Session(region_name=args.region).client(
+        "sts", endpoint_url=args.endpoint_url
+    )
+    return str(call_aws(sts, "get_caller_identity")["Account"])
+
+
+def run_alarm(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Create or update the budget alarm."""
+    if args.monthly <= 0 or not re.fullmatch(r"[^@\s]+@[^@\s]+", args.email):
+        ctx.note("error: --monthly must be > 0 and --email an e-mail address")
+        return 2
+    profiles, _ = profiles_from_args(args, ctx)
+    spec = BudgetSpec(
+        name=args.name,
+        monthly=args.monthly,
+        email=args.email,
+        pools=tuple(sorted(profiles.pools)),
+        currency=profiles.cost.currency,
+    )
+    client = make_budgets_client(args.region, args.endpoint_url)
+    result = ensure_budget(client, _account_id(args), spec, replace=args.replace)
+    amount = format_price(spec.monthly, "/month")
+    if result.action == "unchanged":
+        ctx.print(f"budget {spec.name} is up to date ({amount}); nothing changed")
+    else:
+        ctx.print(
+            f"budget {spec.name} {result.action}: {amount}, e-mail to "
+            f"{spec.email} at 80 % and 100 % of actual spend"
+        )
+        for change in result.changes:
+            ctx.print(f"  {change}")
+    return 0
+
+
+def run_report(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Print recorded spending."""
+    url = args.db or ctx.environ.get(DB_ENV) or DEFAULT_DB_URL
+    if args.month and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
+        ctx.note("error: --month must be YYYY-MM")
+        return 2
+    with open_db(url)() as session:
+        rows = report(session, by=args.by, month=args.month)
+    if args.json:
+        print_json(
+            ctx,
+            [
+                {args.by: r.key, "hours": float(r.hours), "cost": float(r.cost)}
+                for r in rows
+            ],
+        )
+        return 0
+    table = [
+        [r.key, f"{float(r.hours):,.2f}", format_price(float(r.cost), "")] for r in rows
+    ]
+    for line in format_table([args.by.upper(), "HOURS", "COST"], table, right=(1, 2)):
+        ctx.print(line)
+    total = sum((r.cost for r in rows), start=0)
+    ctx.print(f"total: {format_price(float(total), '')}")
+    return 0

@@ -1,0 +1,1 @@
+"""JupyterHub glue: the spawner, the hub's configuration, LDAP, settings."""

@@ -1,0 +1,183 @@
+"""The hub's configuration: every JupyterHub, authenticator and spawner trait.
+
+This module owns what ``jupyterhub_config.py`` sets. :func:`apply` turns the
+:class:`~wbspawner.hub.settings.Settings` (from the environment) and the validated
+profiles into trait values on a traitlets ``Config``: the hub and proxy
+addresses, LDAP login with group mapping and auth state, the ``workbench``
+spawner with its profiles source, homes and timeouts.
+
+Config is only ever *set* here: values are new lists and dicts built for the
+config, never the settings' or profiles' own objects, and nothing is appended
+to or merged into what the config held before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from wbspawner.hub import warmer_service as warmer_hub
+from wbspawner.hub.gateway_service import apply_hub_wiring, hub_wiring
+from wbspawner.hub.ldap import GroupMapper, authenticator_config
+from wbspawner.hub.settings import Settings
+from wbspawner.model import Profiles
+from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE
+
+SPAWNER_CLASS = "workbench"
+"""Entry point name of :class:`wbspawner.hub.spawner.WorkbenchSpawner`."""
+AUTHENTICATOR_CLASS = "ldap"
+"""Entry point name of ldapauthenticator's ``LDAPAuthenticator``."""
+HTTP_TIMEOUT = 120
+"""Seconds a started server may take to answer HTTP (Jupyter imports are slow)."""
+
+
+class StaticProfiles:
+    """Profiles that never change, in the shape of a ``ProfilesSource``.
+
+    Used when :func:`apply` is given no source (tests, benchmarks); the hub itself
+    passes a ``wbspawner.profiles.loader.ProfilesSource`` for the hot reload.
+    """
+
+    def __init__(self, profiles: Profiles) -> None:
+        self.profiles = profiles
+        self.last_error: Any = None
+
+    def current(self) -> Profiles:
+        """Return the profiles given at construction."""
+        return self.profiles
+
+
+def _hub(c: Any, settings: Settings) -> None:
+    state = Path(settings.state_dir)
+    c.JupyterHub.bind_url = settings.public_url
+    c.JupyterHub.hub_bind_url = settings.hub_bind_url
+    if settings.hub_connect_url:
+        c.JupyterHub.hub_connect_url = settings.hub_connect_url
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    # Servers are pods that outlive a hub restart; the hub finds them again.
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.allow_named_servers = False
+    c.JupyterHub.spawner_class = SPAWNER_CLASS
+    c.JupyterHub.authenticator_class = AUTHENTICATOR_CLASS
+    c.ConfigurableHTTPProxy.api_url = settings.proxy_api_url
+    c.ConfigurableHTTPProxy.command = list(settings.proxy_command)
+    c.ConfigurableHTTPProxy.pid_file = str(state / "jupyterhub-proxy.pid")
+    c.ConfigurableHTTPProxy.should_start = True
+
+
+def _authenticator(c: Any, settings: Settings, profiles: Profiles) -> None:
+    for name, value in authenticator_config(settings.ldap, profiles).items():
+        setattr(c.LDAPAuthenticator, name, value)
+    # Requires JUPYTERHUB_CRYPT_KEY: auth_state carries the uid/gid pods run as.
+    c.Authenticator.enable_auth_state = True
+    c.Authenticator.manage_groups = True
+    c.Authenticator.allow_all = False
+    c.Authenticator.post_auth_hook = GroupMapper.build(settings.ldap, profiles)
+
+
+def _spawner(c: Any, settings: Settings, profiles: Profiles, source: Any) -> None:
+    c.KubeSpawner.namespace = settings.namespace
+    if settings.k8s_api_host:
+        c.KubeSpawner.k8s_api_host = settings.k8s_api_host
+    c.KubeSpawner.start_timeout = settings.start_timeout
+    c.KubeSpawner.http_timeout = HTTP_TIMEOUT
+    # Homes: one claim per user, created on first start, never deleted by the hub.
+    c.KubeSpawner.pvc_name_template = HOME_PVC_TEMPLATE
+    c.KubeSpawner.storage_pvc_ensure = True
+    c.KubeSpawner.storage_class = profiles.homes.storage_class
+    c.KubeSpawner.delete_pvc = False
+    c.KubeSpawner.default_url = "/lab"
+    if settings.is_local:
+        # devcluster runs the pod's command as a local process (as root).
+        c.KubeSpawner.cmd = list(settings.singleuser_cmd or ())
+        c.KubeSpawner.args = list(settings.singleuser_args)
+    c.WorkbenchSpawner.profiles_source = lambda: source
+    c.WorkbenchSpawner.warm_status_file = settings.warm_status_file
+    c.WorkbenchSpawner.spot_prices_file = settings.spot_prices_file
+    c.WorkbenchSpawner.capacity_grace_seconds = settings.capacity_grace_seconds
+    c.WorkbenchSpawner.cost_db_url = settings.cost_db
+    # Each user's Dask pods accept only their own server and workers (production:
+    # the gateway's Kubernetes backend; local mode runs Dask as processes).
+    pods = settings.dask_gateway is not None and not settings.is_local
+    c.WorkbenchSpawner.dask_namespace = settings.dask_namespace if pods else None
+
+
+def _warmer(
+    c: Any, settings: Settings, profiles: Profiles, environ: Mapping[str, str]
+) -> None:
+    """Register the warmer as a hub-managed service, page for admins only."""
+    if not settings.warmer_url:
+        return
+    service = warmer_hub.service(settings, environ=environ, url=settings.warmer_url)
+    c.JupyterHub.services = [service]
+    c.JupyterHub.load_roles = warmer_hub.roles(profiles.admin_groups)
+
+
+def apply(
+    c: Any,
+    settings: Settings,
+    profiles: Profiles,
+    *,
+    source: Any = None,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Set every trait of the hub, the authenticator and the spawner.
+
+    Args:
+        c: the traitlets ``Config`` of ``jupyterhub_config.py``.
+        settings: the settings read from the environment.
+        profiles: the validated profiles (groups, homes) at hub start.
+        source: the profiles source the spawner asks at every form and start (a
+            ``ProfilesSource`` that re-reads edits); ``None`` keeps ``profiles``.
+        environ: the hub's environment, of which hub-managed services get the
+            Kubernetes and AWS variables; ``None``: ``os.environ``.
+    """
+    _hub(c, settings)
+    _authenticator(c, settings, profiles)
+    _spawner(c, settings, profiles, source or StaticProfiles(profiles))
+    _warmer(c, settings, profiles, os.environ if environ is None else environ)
+    # Dask Gateway: the hub service, users' access scope, notebook environment.
+    apply_hub_wiring(
+        c, hub_wiring(settings.dask_gateway, settings.public_url), "KubeSpawner"
+    )
+
+
+class ExpectedSpawnErrorFilter(logging.Filter):
+    """Keep expected spawn refusals out of the log as tracebacks.
+
+    A ``SpawnException`` is a refusal the user is told about (a forbidden size, no
+    capacity); JupyterHub says such errors never log a traceback, yet 6.1 logs
+    one in two places: the spawn-form handler logs every failure with
+    ``exc_info``, and a spawn that fails after the user was sent to the pending
+    page leaves a task whose exception asyncio reports as "never retrieved".
+    This filter drops the traceback of the first and the second record entirely
+    (JupyterHub has already logged the refusal); everything else passes as is.
+    FIXME(https://github.com/jupyterhub/jupyterhub/issues/5494)
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return whether to log the record, without a refusal's traceback."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or type(exc).__name__ != "SpawnException":
+            return True
+        if record.name == "asyncio":
+            return False
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+LOGGERS = ("JupyterHub", "asyncio")
+"""Loggers that report expected spawn refusals with a traceback."""
+
+
+def quiet_expected_spawn_errors() -> None:
+    """Install :class:`ExpectedSpawnErrorFilter` on the hub's loggers, once."""
+    for name in LOGGERS:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, ExpectedSpawnErrorFilter) for f in log.filters):
+            log.addFilter(ExpectedSpawnErrorFilter())

@@ -1,0 +1,319 @@
+"""``WorkbenchSpawner``: KubeSpawner with sizes from the profiles, checked first.
+
+This module owns only the glue between JupyterHub/KubeSpawner and the pure core:
+it gathers who the user is (groups, admin, uid/gid, their home's zone), asks the
+pure modules (form, selection, manifests, progress, homes.policy, costs.budget)
+what to do, tells the accounting (costs.hooks) when a server runs and stops, and
+turns their :class:`~wbspawner.errors.UserFacingError` into what JupyterHub shows.
+KubeSpawner keeps rendering the form, applying overrides and managing the pod.
+Decisions do not belong here (STYLE: at most 300 lines).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from jupyterhub.utils import maybe_future
+from kubespawner import KubeSpawner
+from traitlets import Callable, Float, Unicode, default
+
+from wbspawner.errors import UserFacingError, to_hub_error
+from wbspawner.gateway.netpol_kube import ensure_dask_network_policies
+from wbspawner.homes.policy import first_home_zone
+from wbspawner.hub import accounting as hooks
+from wbspawner.hub import spawner_io
+from wbspawner.hub.ldap import posix_ids
+from wbspawner.model import Pool, Profiles
+from wbspawner.profiles import access
+from wbspawner.spawn import form, manifests, progress
+from wbspawner.spawn.budget import BudgetState, check_size
+from wbspawner.spawn.manifests import SpawnUser
+from wbspawner.spawn.selection import Selection, options_sent, select
+
+
+class WorkbenchSpawner(KubeSpawner):
+    """Spawn a user's server on a whole node of the size they picked."""
+
+    profiles_source = Callable(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        Callable returning the hub's profiles source (``current()`` gives the
+        profiles in force, ``last_error`` the problems of a rejected edit).
+
+        ``hubconfig.apply`` sets a closure over one ``ProfilesSource`` that re-reads
+        the profiles when they change; a callable because traitlets deep-copies
+        configured values.
+        """,
+    )
+    warm_status_file = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help='The warmer\'s ready nodes ({"<pool>": {"<zone>": n}}) for the form.',
+    )
+    spot_prices_file = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help='Observed spot prices ({"<type>/<zone>": <USD/h>}); else estimated.',
+    )
+    dask_namespace = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Namespace of Dask pods, where each user's network policies go.",
+    )
+    cost_db_url = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        SQLAlchemy URL of the accounting database (SQLite or PostgreSQL) that
+        records every server's start and stop with its $/hour and holds the
+        spend that group budgets are checked against; ``None``: no accounting.
+        """,
+    )
+    capacity_grace_seconds = Float(
+        30.0,
+        config=True,
+        help="""
+        Seconds the autoscaler must keep refusing to start a node for the pod
+        before the spawn fails with a message, rather than at ``start_timeout``.
+        """,
+    )
+
+    user_options: dict[str, Any]  # JupyterHub's trait, typed for mypy only
+    _selection: Selection | None = None
+    _size: str | None = None
+    _pool: str | None = None
+    _zone: str | None = None
+    _policies: asyncio.Future[None] | None = None
+
+    @default("profile_list")
+    def _default_profile_list(self) -> Any:
+        return self._workbench_profiles
+
+    @default("options_form")
+    def _default_options_form(self) -> Any:
+        return self._workbench_form
+
+    # ------------------------------------------------------------------ gathering
+    def _provider(self) -> Any:
+        if self.profiles_source is None:
+            raise RuntimeError("WorkbenchSpawner.profiles_source is not configured")
+        return self.profiles_source()
+
+    def _who(self) -> tuple[list[str], bool]:
+        groups = sorted(getattr(g, "name", str(g)) for g in self.user.groups)
+        return groups, bool(getattr(self.user, "admin", False))
+
+    def _spot(self) -> Any:
+        return form.spot_prices_from_json(spawner_io.read_json(self.spot_prices_file))
+
+    def _workbench_profiles(
+        self, spawner: Any = None, state: BudgetState | None = None
+    ) -> list[dict[str, Any]]:
+        groups, is_admin = self._who()
+        warm = form.warm_status_from_json(
+            spawner_io.read_json(self.warm_status_file), self._zone
+        )
+        profiles = self._provider().current()
+        return form.kubespawner_profiles(
+            profiles, groups, is_admin, warm, self._spot(), state
+        )
+
+    def _costs(self) -> hooks.Accounting:
+        return hooks.Accounting(self.cost_db_url, self.log)
+
+    async def _budget(self, profiles: Profiles) -> BudgetState:
+        """Return the user's budget state; an admin starting it may override."""
+        groups, is_admin = self._who()
+        acting = getattr(getattr(self, "handler", None), "current_user", None)
+        is_admin = is_admin or bool(getattr(acting, "admin", False))
+        return await self._costs().budget(profiles, groups, is_admin)
+
+    async def _workbench_form(self, spawner: Any = None) -> str:
+        provider = self._provider()
+        profiles, (groups, is_admin) = provider.current(), self._who()
+        banners = []
+        if is_admin and provider.last_error:
+            banners.append(form.admin_warning(str(provider.last_error)))
+        try:
+            notice = select(self.user_options, profiles, groups, is_admin, saved=True)
+            banners.append(form.banner(notice.notice, "info") if notice.notice else "")
+        except UserFacingError as err:
+            banners.append(form.banner(err.message, "info"))
+        state = await self._budget(profiles)
+        visible = access.visible_sizes(profiles, groups, is_admin)
+        banners.append(form.budget_banner(state, visible))
+        rendered = self._render_options_form(self._workbench_profiles(None, state))
+        return "".join(banners) + str(rendered)
+
+    def _options_are_saved(self) -> bool:
+        """Whether ``user_options`` were reused from the last spawn, not sent now."""
+        request = getattr(getattr(self, "handler", None), "request", None)
+        if request is None:
+            return True
+        return not options_sent(request.body or b"", request.query or "")
+
+    def _first_zone(self, pool: Pool, profiles: Profiles) -> str | None:
+        """Pick the zone of a first home from the warmer's report and spot prices."""
+        warm = spawner_io.read_json(self.warm_status_file)
+        pick = first_home_zone(pool, warm, self._spot(), profiles.homes.default_zone)
+        if pick:
+            self.log.info("%s: home in %s: %s", self._log_name, pick.zone, pick.reason)
+        return pick.zone if pick else None
+
+    # ------------------------------------------------------------ user options
+    async def _check(self, profiles: Profiles) -> tuple[Selection, SpawnUser]:
+        """Return the checked choice and the user, or raise what the hub shows."""
+        groups, is_admin = self._who()
+        saved = self._options_are_saved()
+        try:
+            chosen = select(self.user_options, profiles, groups, is_admin, saved=saved)
+            visible = access.visible_sizes(profiles, groups, is_admin)
+            check_size(await self._budget(profiles), chosen.size, visible)
+            uid, gid = posix_ids(await self.user.get_auth_state())
+            size_gib = access.home_size_gib(chosen.size, groups)
+            user = SpawnUser(
+                name=self.user.name, uid=uid, gid=gid, home_size_gib=size_gib
+            )
+            # Refuses a missing or root uid/gid before anything exists.
+            manifests.security_context(uid, gid, user.name)
+        except UserFacingError as err:
+            self.log.warning("Refused %s: %s", self._log_name, err.log_message)
+            self.user_options = {}  # the form preselects the defaults again
+            raise to_hub_error(err) from None
+        return chosen, user
+
+    async def load_user_options(self) -> None:
+        """Check the user's options, then let KubeSpawner apply the chosen size.
+
+        Raises:
+            SpawnException: the options are refused (unknown or forbidden size or
+                image, forged field) or the account has no usable uid/gid; the
+                message says why, and nothing has been created.
+        """
+        profiles = self._provider().current()
+        chosen, user = await self._check(profiles)
+        if chosen.notice:
+            self.log.info("%s: %s", self._log_name, chosen.notice)
+        self.user_options = chosen.options
+        try:
+            await super().load_user_options()
+        except ValueError as err:
+            # KubeSpawner writes these messages for users (unknown profile, bad
+            # unlisted choice); anything else is a bug and keeps its traceback.
+            self.log.warning("KubeSpawner refused %s: %s", self._log_name, err)
+            raise to_hub_error(UserFacingError(str(err), reason="profile")) from None
+        pool = profiles.pool_of(chosen.size)
+        home = spawner_io.home_zone(
+            self.api, self.namespace, self.pvc_name, self.k8s_api_request_timeout
+        )
+        self._zone = await home or self._first_zone(pool, profiles)
+        self._apply_overrides(
+            manifests.overrides_for(
+                chosen.size, chosen.image, pool, user, self._zone, profiles.homes
+            )
+        )
+        self._selection = chosen
+        self._size, self._pool = chosen.size.slug, pool.name
+        self.log.info(
+            "Starting %s: size %s on pool %s, zone %s",
+            self._log_name,
+            chosen.size.slug,
+            pool.name,
+            self._zone or "any",
+        )
+
+    # ----------------------------------------------------------------- progress
+    def _context(self) -> progress.ProgressContext | None:
+        pool = self._provider().current().pools.get(self._pool or "")
+        return progress.ProgressContext.for_pool(pool, self._zone) if pool else None
+
+    async def progress(self) -> Any:
+        """Yield KubeSpawner's progress with events explained in plain words."""
+        if self._selection is not None and self._selection.notice:
+            yield {"progress": 1, "message": self._selection.notice}
+        async for item in super().progress():
+            event = item.get("raw_event")
+            ctx = self._context()
+            if event is not None and ctx is not None:
+                item = {**item, "message": progress.describe_event(event, ctx)}
+            yield item
+
+    def start(self) -> Any:
+        """Start the pod, failing early when no node can be started for it."""
+        inner = super().start()
+        if self.dask_namespace:  # Dask pods: own server + workers (bounded, logs)
+            self._policies = asyncio.ensure_future(
+                ensure_dask_network_policies(
+                    self.api.api_client,
+                    self.dask_namespace,
+                    self.user.name,
+                    self.log,
+                    server_namespace=self.namespace,
+                )
+            )
+        self._start_future = asyncio.ensure_future(self._start_or_refuse(inner))
+        return self._start_future
+
+    async def _start_or_refuse(self, inner: asyncio.Future[Any]) -> Any:
+        grace = self.capacity_grace_seconds
+        refused = spawner_io.capacity_refusal(lambda: self.events, self._context, grace)
+        watch = asyncio.ensure_future(refused)
+        result, refusal = await spawner_io.first_outcome(
+            inner, watch, self._timeout_message
+        )
+        if refusal is not None:
+            self.log.warning("Cannot start %s: %s", self._log_name, refusal.message)
+            raise to_hub_error(refusal)
+        await self._record_start()
+        return result
+
+    def _timeout_message(self) -> str | None:
+        ctx, seconds = self._context(), self.start_timeout
+        return progress.timeout_message(self.events, ctx, seconds) if ctx else None
+
+    # ---------------------------------------------------------------- accounting
+    async def _record_start(self) -> None:
+        """Record the running server in the accounting database (never raises)."""
+        profiles = self._provider().current()
+        groups, pool = tuple(self._who()[0]), profiles.pools.get(self._pool or "")
+        if pool is None or not self._size:
+            return
+        server = hooks.Server(self.user.name, self.name, self._size, pool, groups)
+        api, t = self.api, self.k8s_api_request_timeout
+        read = partial(spawner_io.node_of_pod, api, self.namespace, self.pod_name, t)
+        await self._costs().started(server, profiles, self._spot(), read)
+
+    async def run_post_stop_hook(self) -> Any:
+        """Record the stop (the hub calls this also for a server found dead)."""
+        await self._costs().stopped(self.user.name, self.name)
+        return await maybe_future(super().run_post_stop_hook())
+
+    # -------------------------------------------------------------------- state
+    def get_state(self) -> dict[str, Any]:
+        """Return KubeSpawner's state plus the size, pool and zone of the server."""
+        state: dict[str, Any] = super().get_state()
+        extra = {"size": self._size, "pool": self._pool, "zone": self._zone}
+        state.update({k: v for k, v in extra.items() if v})
+        return state
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore KubeSpawner's state and the size, pool and zone."""
+        super().load_state(state)
+        self._size, self._pool, self._zone = (
+            state.get(k) or None for k in ("size", "pool", "zone")
+        )
+
+    def clear_state(self) -> None:
+        """Forget the size, pool and zone of a stopped server."""
+        super().clear_state()
+        self._selection = None
+        self._size = self._pool = self._zone = None

@@ -1,0 +1,1 @@
+"""The admin's profiles: files → YAML → schema → merge → checks → model."""

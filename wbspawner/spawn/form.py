@@ -1,0 +1,303 @@
+"""The spawn form: the sizes one user may pick, in KubeSpawner's ``profile_list``.
+
+This module owns what a person reads on the spawn page: each size's memory, CPUs,
+GPUs, what an hour costs (on-demand, and spot with where the price comes from),
+whether a warm node is ready, whether the group's spent budget keeps it from
+starting, and the banners shown above the sizes (including the budget's). KubeSpawner
+keeps rendering the form and applying overrides; this module only builds the
+list it renders, one entry per size the user may see.
+
+Pure: no I/O. Every admin-written text is HTML-escaped here, because
+KubeSpawner's template inserts ``display_name`` and ``description`` unescaped.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+from wbspawner.catalog.pricing import SpotPrices, format_price, hourly_cost
+from wbspawner.model import Pool, Profiles, Size
+from wbspawner.profiles import access
+from wbspawner.spawn.budget import BudgetState, summary, unavailable_sizes
+from wbspawner.spawn.manifests import size_overrides
+from wbspawner.spawn.progress import boot_minutes
+
+IMAGE_OPTION = "image"
+"""The ``profile_options`` key of the image choice (also the user option name)."""
+
+WarmStatus = Mapping[str, int]
+"""Warm nodes ready now, by pool name (from the warmer)."""
+
+
+def _gib(mib: int) -> str:
+    gib = mib / 1024
+    return f"{gib:.0f} GiB" if gib >= 10 or gib.is_integer() else f"{gib:.1f} GiB"
+
+
+def hardware(pool: Pool) -> str:
+    """Return a size's hardware in words, e.g. ``64 GiB memory · 8 CPUs``.
+
+    Args:
+        pool: the size's pool.
+
+    Returns:
+        Plain text (not escaped).
+    """
+    parts = [f"{_gib(pool.memory_mib)} memory", f"{pool.vcpu} CPUs"]
+    if pool.is_gpu:
+        kind = pool.gpu_kind or "GPU"
+        parts.append(f"{pool.gpu_count}× NVIDIA {kind} GPU")
+    return " · ".join(parts)
+
+
+def price_text(pool: Pool, spot_prices: SpotPrices | None, profiles: Profiles) -> str:
+    """Return what an hour of a size costs, e.g. ``$0.50/h on-demand, $0.17/h spot``.
+
+    The spot price says whether it was observed or estimated from the admin's
+    assumed discount.
+
+    Args:
+        pool: the size's pool.
+        spot_prices: observed spot prices by ``(type, zone)``, or ``None``.
+        profiles: the profiles (cost settings).
+
+    Returns:
+        Plain text (not escaped).
+    """
+    on_demand = hourly_cost(pool, "on-demand", spot_prices, profiles.cost)
+    text = f"{format_price(on_demand.per_hour)} on-demand"
+    if "spot" in pool.capacity_types:
+        spot = hourly_cost(pool, "spot", spot_prices, profiles.cost)
+        source = "estimated" if spot.is_estimate else "current price"
+        text += f", {format_price(spot.per_hour)} spot ({source})"
+    return text
+
+
+def warm_text(pool: Pool, warm_status: WarmStatus | None) -> str | None:
+    """Return whether a node is ready for the size, or how long one takes.
+
+    Args:
+        pool: the size's pool.
+        warm_status: ready warm nodes by pool, or ``None`` when unknown.
+
+    Returns:
+        ``Ready now``, ``Starts in about N minutes``, or ``None`` when unknown.
+    """
+    if warm_status is None:
+        return None
+    if warm_status.get(pool.name, 0) > 0:
+        return "Ready now"
+    return f"Starts in about {boot_minutes(pool)} minutes"
+
+
+def describe_size(
+    size: Size,
+    pool: Pool,
+    profiles: Profiles,
+    warm_status: WarmStatus | None,
+    spot_prices: SpotPrices | None,
+    unavailable: str | None = None,
+) -> str:
+    """Return the HTML description of one size on the form.
+
+    Args:
+        size: the size.
+        pool: its pool.
+        profiles: the profiles (cost settings).
+        warm_status: ready warm nodes by pool, or ``None``.
+        spot_prices: observed spot prices, or ``None``.
+        unavailable: why the size cannot start now (a spent budget), or ``None``.
+
+    Returns:
+        Escaped HTML: the hardware line, the price line, why it is unavailable,
+        the warm line and the admin's description.
+    """
+    price = price_text(pool, spot_prices, profiles)
+    lines = [
+        f'<span class="wb-hardware">{html.escape(hardware(pool))}</span>',
+        f'<span class="wb-price">{html.escape(price)}</span>',
+    ]
+    if unavailable:
+        lines.append(
+            f'<strong class="wb-unavailable">{html.escape(unavailable)}</strong>'
+        )
+    warm = warm_text(pool, warm_status)
+    if warm:
+        lines.append(f'<span class="wb-warm">{html.escape(warm)}</span>')
+    if size.description:
+        lines.append(f'<span class="wb-note">{html.escape(size.description)}</span>')
+    return "<br>".join(lines)
+
+
+def _image_options(
+    size: Size, groups: Collection[str], is_admin: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return (extra overrides, profile_options) for a size's images."""
+    images = access.visible_images(size, groups, is_admin)
+    chosen = access.default_image(images)
+    if len(images) <= 1:
+        return ({"image": chosen.image} if chosen else {}), {}
+    choices = {
+        image.slug: {
+            "display_name": html.escape(image.display_name),
+            "default": image is chosen,
+            "kubespawner_override": {"image": image.image},
+        }
+        for image in images
+    }
+    return {}, {IMAGE_OPTION: {"display_name": "Image", "choices": choices}}
+
+
+def kubespawner_profiles(
+    profiles: Profiles,
+    groups: Collection[str],
+    is_admin: bool,
+    warm_status: WarmStatus | None = None,
+    spot_prices: SpotPrices | None = None,
+    budget: BudgetState | None = None,
+) -> list[dict[str, Any]]:
+    """Return the sizes a user may pick as KubeSpawner's ``profile_list``.
+
+    Each entry carries the size's user-independent overrides (placement,
+    full-node resources, labels, environment); image choices become a
+    ``profile_options`` dropdown when the user may pick more than one. Sizes a
+    spent budget keeps from starting stay listed, marked with the reason.
+
+    Args:
+        profiles: the profiles in force.
+        groups: the user's hub groups.
+        is_admin: whether the user is a hub admin (admins see every size).
+        warm_status: ready warm nodes by pool, or ``None`` when unknown.
+        spot_prices: observed spot prices by ``(type, zone)``, or ``None``.
+        budget: the user's budget state, or ``None`` when unknown.
+
+    Returns:
+        A new list of new dicts; exactly one entry has ``default: True`` (none
+        when the list is empty): the configured default, or when the budget
+        refuses it, the first size that may start.
+    """
+    sizes = access.visible_sizes(profiles, groups, is_admin)
+    refused = unavailable_sizes(budget, sizes) if budget else {}
+    default = access.default_size(sizes)
+    if default is not None and default.slug in refused:
+        default = next((s for s in sizes if s.slug not in refused), default)
+    out: list[dict[str, Any]] = []
+    for size in sizes:
+        pool = profiles.pool_of(size)
+        override = size_overrides(size, pool)
+        image_override, options = _image_options(size, groups, is_admin)
+        override.update(image_override)
+        entry: dict[str, Any] = {
+            "slug": size.slug,
+            "display_name": html.escape(size.display_name),
+            "description": describe_size(
+                size, pool, profiles, warm_status, spot_prices, refused.get(size.slug)
+            ),
+            "default": size is default,
+            "kubespawner_override": override,
+        }
+        if options:
+            entry["profile_options"] = options
+        out.append(entry)
+    return out
+
+
+def spot_prices_from_json(raw: object) -> SpotPrices | None:
+    """Return observed spot prices from their JSON form.
+
+    Args:
+        raw: parsed JSON ``{"<instance type>/<zone>": <USD per hour>}``, or
+            anything else (then there are none).
+
+    Returns:
+        Prices by ``(type, zone)``, or ``None`` when ``raw`` is not a mapping.
+    """
+    if not isinstance(raw, Mapping):
+        return None
+    out: dict[tuple[str, str], float] = {}
+    for key, value in raw.items():
+        name, _, zone = str(key).partition("/")
+        if zone and isinstance(value, int | float) and not isinstance(value, bool):
+            out[(name, zone)] = float(value)
+    return out
+
+
+def warm_status_from_json(raw: object, zone: str | None = None) -> WarmStatus | None:
+    """Return ready warm nodes per pool from the warmer's JSON report.
+
+    Args:
+        raw: parsed JSON ``{"<pool>": {"<zone>": <ready nodes>}}``.
+        zone: count only this zone (the user's home zone), or all when ``None``.
+
+    Returns:
+        Ready nodes by pool, or ``None`` when ``raw`` is not a mapping.
+    """
+    if not isinstance(raw, Mapping):
+        return None
+    ready: dict[str, int] = {}
+    for pool, zones in raw.items():
+        if isinstance(zones, Mapping):
+            ready[str(pool)] = sum(
+                n
+                for z, n in zones.items()
+                if (zone is None or z == zone)
+                and isinstance(n, int)
+                and not isinstance(n, bool)
+            )
+    return ready
+
+
+def banner(text: str, kind: str = "warning") -> str:
+    """Return a Bootstrap alert shown above the sizes.
+
+    Args:
+        text: plain text (it is escaped).
+        kind: Bootstrap alert kind: ``warning``, ``info`` or ``danger``.
+
+    Returns:
+        HTML.
+    """
+    safe_kind = kind if kind in ("warning", "info", "danger") else "warning"
+    return (
+        f'<div class="alert alert-{safe_kind} wb-banner" role="alert">'
+        f"{html.escape(text)}</div>"
+    )
+
+
+def budget_banner(state: BudgetState, sizes: Iterable[Size] = ()) -> str:
+    """Return the banner about the group's budget ("" below the warning level).
+
+    Args:
+        state: the user's budget state.
+        sizes: the sizes the user sees (to name those that still start).
+
+    Returns:
+        HTML: a warning from the warning level, a danger alert once spent.
+    """
+    text = summary(state, sizes)
+    if text is None:
+        return ""
+    return banner(text, "danger" if state.level == "over" else "warning")
+
+
+def admin_warning(error_text: str) -> str:
+    """Return the banner telling admins that the last profiles edit was rejected.
+
+    Args:
+        error_text: every problem, one per line (``file: $.path: message``).
+
+    Returns:
+        HTML: a warning that the previous profiles stay in force, and the problems.
+    """
+    problems = "".join(
+        f"<li>{html.escape(line)}</li>" for line in error_text.splitlines() if line
+    )
+    return (
+        '<div class="alert alert-warning wb-banner wb-admin-warning" role="alert">'
+        "<strong>The last edit of the profiles is invalid and was not applied."
+        "</strong> Users keep seeing the previous sizes until it is fixed "
+        "(<code>wbspawner validate</code> lists the same problems)."
+        f"<ul>{problems}</ul></div>"
+    )
