@@ -30,11 +30,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# deptry comes from the test extra; a missing tool stops the lint with its name.
+# deptry runs twice: the product (wbspawner/ and the hub and gateway config
+# files) against [project.dependencies] alone, as [tool.deptry] configures it;
+# then everything that ships, devcluster/ included, against the runtime and
+# test dependencies together (missing and transitive imports only).
+LINT_TOOLS := ruff mypy lint-imports deptry
+
 lint: venv
+	@for tool in $(LINT_TOOLS); do test -x $(VENV)/bin/$$tool \
+	  || { echo "make lint: $(VENV)/bin/$$tool is missing (make venv installs it)" >&2; exit 1; }; done
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry .
+	$(VENV)/bin/deptry . --extend-exclude bench --ignore DEP002,DEP004
 
 test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
