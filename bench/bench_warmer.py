@@ -213,7 +213,7 @@ async def run_scenario(
         start_cluster, state, args.time_factor, args.scan_interval
     )
     tasks: list[asyncio.Task[Any]] = []
-    kube = hub = None
+    kube = hub = warmer = None
     try:
         await asyncio.to_thread(setup_world, cluster, profiles, trace)
         clock = ScaledClock(trace.start.astimezone(ZoneInfo("UTC")), args.time_factor)
@@ -246,6 +246,7 @@ async def run_scenario(
                 )
                 kube = await WarmerKube.connect(str(cluster.kubeconfig))
                 app.init_state(kube)
+                warmer = app
                 tasks.append(asyncio.create_task(warmer_loop(app, period)))
             spawns = await replay(api, trace, profiles, clock)
             stuck = await diagnose(api, rec, spawns)
@@ -256,6 +257,8 @@ async def run_scenario(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if warmer is not None:
+            await warmer.hub.close()  # its hub API session
         if kube is not None:
             await kube.close()
         if hub is not None:

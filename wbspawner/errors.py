@@ -7,6 +7,8 @@ This module owns the error vocabulary shared by every layer:
 - :class:`UserFacingError`: something a user did or asked for cannot be done. Its
   ``message`` is written for that user; ``log_message`` is for the operator.
 - :class:`AwsError` and its subclasses: adapter errors, mapped from AWS error codes.
+- :class:`KubeError`: the Kubernetes API refused or failed a request (raised by
+  :mod:`wbspawner.adapters.kube`, the one Kubernetes client).
 
 It must not import JupyterHub at module level: pure code raises these errors and the
 unit tests run without a hub.
@@ -89,6 +91,22 @@ class TemporaryAwsError(AwsError):
 
 class PermanentAwsError(AwsError):
     """A permission, validation or not-found error: retrying will not help."""
+
+
+class KubeError(WbError):
+    """The Kubernetes API refused or failed a request; ``message`` is for an admin.
+
+    Attributes:
+        status: HTTP status (0 when the API could not be reached in time).
+        reason: the API's ``Status.reason`` (``NotFound``, ``AlreadyExists`` …).
+        message: what went wrong, with the API's own words when it answered.
+    """
+
+    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
 
 
 def to_hub_error(err: UserFacingError) -> Exception:

@@ -19,7 +19,7 @@ import pytest
 from helm_support import helm_template, one
 from traitlets.config import Config
 
-from wbspawner.gateway.reaper import WorkbenchKubeBackend
+from wbspawner.gateway.backends import WorkbenchKubeBackend
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +124,7 @@ def test_rendered_config_runs_with_the_workbench_backend(
         {"c": c, "__file__": str(script)},
     )
     assert (
-        c.DaskGateway.backend_class == "wbspawner.gateway.reaper.WorkbenchKubeBackend"
+        c.DaskGateway.backend_class == "wbspawner.gateway.backends.WorkbenchKubeBackend"
     )
     assert c.ClusterConfig.scheduler_cmd == ["dask", "scheduler"]
     assert c.KubeClusterConfig.image == "ghcr.io/wbspawner/dask-worker:0.1.0"

@@ -1,8 +1,9 @@
 """Per-owner Dask network policies written to devcluster, then evaluated.
 
 The hub's real ``WorkbenchSpawner`` builds bob's and alice's server pods against
-an in-process devcluster (real HTTP on loopback) and hands its own API client
-to ``ensure_dask_network_policies``, as ``WorkbenchSpawner.start`` does. Dask
+an in-process devcluster (real HTTP on loopback) and hands its ``kube`` (the
+adapter over KubeSpawner's own API client) to ``ensure_dask_network_policies``,
+as ``WorkbenchSpawner.start`` does. Dask
 pods come from the real dask-gateway controller with wbspawner's options, and
 the gateway's own pods from the real chart rendered by helm. The policies read
 back from the cluster, plus the static baseline file, then decide who reaches
@@ -34,6 +35,7 @@ from traitlets.config import Config
 
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
+from wbspawner.adapters.kube import Kube
 from wbspawner.gateway.netpol import (
     GatewaySelector,
     PodRef,
@@ -185,11 +187,11 @@ async def test_ensure_twice_writes_each_policy_once(
     caplog.set_level(logging.DEBUG, logger="test.netpol")
     async with _client(cluster) as client:
         await ensure_dask_network_policies(
-            client, DASK_NS, "Bob.Smith", log, server_namespace=HUB_NS
+            Kube.of(client), DASK_NS, "Bob.Smith", log, server_namespace=HUB_NS
         )
         first = {p["metadata"]["name"]: p for p in await _policies(client)}
         await ensure_dask_network_policies(
-            client, DASK_NS, "Bob.Smith", log, server_namespace=HUB_NS
+            Kube.of(client), DASK_NS, "Bob.Smith", log, server_namespace=HUB_NS
         )
         second = {p["metadata"]["name"]: p for p in await _policies(client)}
     built = dask_network_policies(
@@ -218,14 +220,14 @@ async def test_a_changed_policy_is_put_back(
     caplog.set_level(logging.INFO, logger="test.netpol")
     async with _client(cluster) as client:
         await ensure_dask_network_policies(
-            client, DASK_NS, "bob", log, server_namespace=HUB_NS
+            Kube.of(client), DASK_NS, "bob", log, server_namespace=HUB_NS
         )
         assert cluster.store is not None
         stored = cluster.store.get("networkpolicies", DASK_NS, "dask-scheduler-bob")
         widened = {**stored, "spec": {**stored["spec"], "ingress": [{}]}}
         cluster.store.replace("networkpolicies", DASK_NS, "dask-scheduler-bob", widened)
         await ensure_dask_network_policies(
-            client, DASK_NS, "bob", log, server_namespace=HUB_NS
+            Kube.of(client), DASK_NS, "bob", log, server_namespace=HUB_NS
         )
     restored = cluster.store.get("networkpolicies", DASK_NS, "dask-scheduler-bob")
     built = dask_network_policies(
@@ -283,7 +285,7 @@ async def test_a_failure_is_logged_and_not_raised(
             url = await stack.enter_async_context(_silent_server())
         client = await stack.enter_async_context(ApiClient(Configuration(host=url)))
         await ensure_dask_network_policies(
-            client, namespace, "bob", log, server_namespace=HUB_NS, timeout=0.5
+            Kube.of(client), namespace, "bob", log, server_namespace=HUB_NS, timeout=0.5
         )
     (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert expected in warning.getMessage()
@@ -305,7 +307,7 @@ async def test_who_reaches_whom_with_the_real_labels(
     for spawner in (bob_spawner, alice_spawner):
         # The call WorkbenchSpawner.start makes, with the spawner's own client.
         await ensure_dask_network_policies(
-            spawner.api.api_client,
+            spawner.kube,
             DASK_NS,
             spawner.user.name,
             spawner.log,

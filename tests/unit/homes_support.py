@@ -4,7 +4,7 @@
   volume and snapshot carries ``data`` bytes, copied by snapshot and restore, so
   tests can tell whether a user's files survive. Snapshots stay ``pending`` for
   ``pending_polls`` describes. ``deleted`` lists every deletion.
-- ``FakeKube``: claims, PVs and pods in memory (``records.ClaimApi``) with a
+- ``FakeKube``: claims, PVs and pods in memory (``records.ClaimApi``, async) with a
   small PV controller like Kubernetes': a claim naming a PV binds to it when the
   PV's ``claimRef`` allows; deleting a claim releases its PV, and a PV with
   reclaim policy ``Delete`` then deletes its volume in ``FakeEc2`` (which is
@@ -24,8 +24,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from wbspawner.errors import PermanentAwsError
-from wbspawner.homes import KubeError
+from wbspawner.errors import KubeError, PermanentAwsError
 from wbspawner.homes.records import SnapshotInfo, VolumeInfo
 
 NS, USER, CLAIM = "jhub", "alice", "home-alice"
@@ -234,11 +233,11 @@ class FakeKube:
         self.faults.hit(name)
 
     # ---------------------------------------------------------------- claims
-    def get_pvc(self, namespace: str, name: str) -> Obj | None:
+    async def get_pvc(self, namespace: str, name: str) -> Obj | None:
         self._hit("kube.get_pvc")
         return copy.deepcopy(self.pvcs.get((namespace, name)))
 
-    def create_pvc(self, namespace: str, body: Obj) -> Obj:
+    async def create_pvc(self, namespace: str, body: Obj) -> Obj:
         self._hit("kube.create_pvc")
         name = body["metadata"]["name"]
         if (namespace, name) in self.pvcs:
@@ -250,24 +249,24 @@ class FakeKube:
         self.reconcile()
         return copy.deepcopy(pvc)
 
-    def patch_pvc(self, namespace: str, name: str, patch: Obj) -> Obj:
+    async def patch_pvc(self, namespace: str, name: str, patch: Obj) -> Obj:
         self._hit("kube.patch_pvc")
         pvc = self.pvcs[(namespace, name)]
         merge(pvc, patch)
         return copy.deepcopy(pvc)
 
-    def delete_pvc(self, namespace: str, name: str) -> None:
+    async def delete_pvc(self, namespace: str, name: str) -> None:
         self._hit("kube.delete_pvc")
         if (namespace, name) in self.pvcs:
             self.pvcs[(namespace, name)]["metadata"]["deletionTimestamp"] = "now"
             self.reconcile()
 
     # ------------------------------------------------------------------- PVs
-    def get_pv(self, name: str) -> Obj | None:
+    async def get_pv(self, name: str) -> Obj | None:
         self._hit("kube.get_pv")
         return copy.deepcopy(self.pvs.get(name))
 
-    def list_pvs(self, label_selector: str | None = None) -> list[Obj]:
+    async def list_pvs(self, label_selector: str | None = None) -> list[Obj]:
         self._hit("kube.list_pvs")
         return [
             copy.deepcopy(pv)
@@ -276,7 +275,7 @@ class FakeKube:
             or label_selector in (pv["metadata"].get("labels") or {})
         ]
 
-    def create_pv(self, body: Obj) -> Obj:
+    async def create_pv(self, body: Obj) -> Obj:
         self._hit("kube.create_pv")
         name = body["metadata"]["name"]
         if name in self.pvs:
@@ -284,16 +283,16 @@ class FakeKube:
         self.pvs[name] = {**copy.deepcopy(body), "status": {"phase": "Available"}}
         return copy.deepcopy(self.pvs[name])
 
-    def patch_pv(self, name: str, patch: Obj) -> Obj:
+    async def patch_pv(self, name: str, patch: Obj) -> Obj:
         self._hit("kube.patch_pv")
         merge(self.pvs[name], patch)
         return copy.deepcopy(self.pvs[name])
 
-    def delete_pv(self, name: str) -> None:
+    async def delete_pv(self, name: str) -> None:
         self._hit("kube.delete_pv")
         self.pvs.pop(name, None)
 
-    def pods_using_claim(self, namespace: str, claim: str) -> list[str]:
+    async def pods_using_claim(self, namespace: str, claim: str) -> list[str]:
         self._hit("kube.pods_using_claim")
         return sorted(
             p for (n, p), c in self.pods.items() if n == namespace and c == claim

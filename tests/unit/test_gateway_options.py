@@ -498,7 +498,7 @@ def test_configure_sets_backend_commands_and_auth(
     settings = gwconfig.GatewaySettings.from_env({**LOCAL_ENV, "WBSPAWNER_MODE": mode})
     gwconfig.configure(c, settings, profiles)
     backend = c.DaskGateway.backend_class
-    assert backend.startswith("wbspawner.gateway.reaper.Workbench")
+    assert backend.startswith("wbspawner.gateway.backends.Workbench")
     assert not backend.endswith(".LocalBackend")  # chowns / as root in 2026.3.0
     assert ("UnsafeLocal" in backend) is (mode == "local")
     assert c.ClusterConfig.scheduler_cmd == ["dask", "scheduler"]

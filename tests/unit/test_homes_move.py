@@ -8,6 +8,7 @@ again must converge to the home in the new zone with byte-identical data.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -30,8 +31,8 @@ from homes_support import (
     world,
 )
 
-from wbspawner.errors import PermanentAwsError, WbError
-from wbspawner.homes import KubeError, MoveFailedError, MoveRefusedError
+from wbspawner.errors import KubeError, PermanentAwsError, WbError
+from wbspawner.homes import MoveFailedError, MoveRefusedError
 from wbspawner.homes.aws import map_ec2_error
 from wbspawner.homes.move import STEPS, HomeMover, MoveRequest, StepReport
 from wbspawner.homes.policy import zone_of_pv
@@ -45,7 +46,7 @@ class Clock:
     def __init__(self) -> None:
         self.t = 0.0
 
-    def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         self.t += seconds
 
 
@@ -78,10 +79,10 @@ def assert_converged(kube: FakeKube, ec2: FakeEc2) -> None:
 
 
 # ------------------------------------------------------------------ clean move
-def test_move_copies_the_home_to_the_target_zone() -> None:
+async def test_move_copies_the_home_to_the_target_zone() -> None:
     kube, ec2, _ = world()
     old_volume = kube.pvs["pvc-1"]["spec"]["csi"]["volumeHandle"]
-    result = mover(kube, ec2).run(REQ)
+    result = await mover(kube, ec2).run(REQ)
     assert result.status == "moved"
     assert (result.old_zone, result.zone, result.old_volume) == (A, B, old_volume)
     assert_converged(kube, ec2)
@@ -104,39 +105,41 @@ def test_move_copies_the_home_to_the_target_zone() -> None:
     assert claim_of(kube)["metadata"]["labels"] == {"hub.jupyter.org/username": USER}
 
 
-def test_move_again_is_already_there() -> None:
+async def test_move_again_is_already_there() -> None:
     kube, ec2, _ = world()
-    mover(kube, ec2).run(REQ)
-    result = mover(kube, ec2, token=lambda: "other1").run(REQ)
+    await mover(kube, ec2).run(REQ)
+    result = await mover(kube, ec2, token=lambda: "other1").run(REQ)
     assert result.status == "already-there"
     assert_converged(kube, ec2)
 
 
-def test_move_back_and_forth_keeps_the_bytes() -> None:
+async def test_move_back_and_forth_keeps_the_bytes() -> None:
     kube, ec2, _ = world()
-    mover(kube, ec2).run(REQ)
-    back = mover(kube, ec2, token=lambda: "back01").run(replace(REQ, target_zone=A))
+    await mover(kube, ec2).run(REQ)
+    back = await mover(kube, ec2, token=lambda: "back01").run(
+        replace(REQ, target_zone=A)
+    )
     assert (back.old_zone, back.zone) == (B, A)
     assert home_data(kube, ec2) == DATA
     assert ec2.deleted == []
 
 
-def test_steps_report_in_order() -> None:
+async def test_steps_report_in_order() -> None:
     kube, ec2, _ = world()
     seen: list[StepReport] = []
-    mover(kube, ec2, on_step=seen.append).run(REQ)
+    await mover(kube, ec2, on_step=seen.append).run(REQ)
     assert tuple(r.step for r in seen) == STEPS
     assert not any(r.already_done for r in seen)
 
 
 # -------------------------------------------------------------------- refusals
-def test_refused_while_the_server_runs() -> None:
+async def test_refused_while_the_server_runs() -> None:
     kube, ec2, faults = world()
     kube.pods[(NS, "jupyter-alice")] = CLAIM
     with pytest.raises(
         MoveRefusedError, match="alice's server is running .*jupyter-alice"
     ):
-        mover(kube, ec2).run(REQ)
+        await mover(kube, ec2).run(REQ)
     writes = [
         c
         for c in faults.calls
@@ -155,25 +158,27 @@ def test_refused_while_the_server_runs() -> None:
                      "not an EBS volume", id="not-ebs"),
     ],
 )  # fmt: skip
-def test_refused_without_a_bound_ebs_home(change, message: str) -> None:
+async def test_refused_without_a_bound_ebs_home(change, message: str) -> None:
     kube, ec2, _ = world()
     change(kube)
     with pytest.raises(MoveRefusedError, match=message):
-        mover(kube, ec2).run(REQ)
+        await mover(kube, ec2).run(REQ)
 
 
-def _failed_move_to_b(kube: FakeKube, ec2: FakeEc2, faults: Faults) -> None:
+async def _failed_move_to_b(kube: FakeKube, ec2: FakeEc2, faults: Faults) -> None:
     faults.fail_method("ec2.create_volume_from_snapshot", PermanentAwsError("no zone"))
     with pytest.raises(MoveFailedError, match="step 'volume': no zone"):
-        mover(kube, ec2).run(REQ)
+        await mover(kube, ec2).run(REQ)
     faults.clear()
 
 
-def test_failed_move_is_replaced_by_a_move_elsewhere() -> None:
+async def test_failed_move_is_replaced_by_a_move_elsewhere() -> None:
     kube, ec2, faults = world()
-    _failed_move_to_b(kube, ec2, faults)
+    await _failed_move_to_b(kube, ec2, faults)
     first_snapshot = min(ec2.snapshots)
-    result = mover(kube, ec2, token=lambda: "new001").run(replace(REQ, target_zone=C))
+    result = await mover(kube, ec2, token=lambda: "new001").run(
+        replace(REQ, target_zone=C)
+    )
     assert (result.status, result.zone, result.move_id) == (
         "moved",
         C,
@@ -184,10 +189,10 @@ def test_failed_move_is_replaced_by_a_move_elsewhere() -> None:
     assert first_snapshot in ec2.snapshots and ec2.deleted == []
 
 
-def test_move_to_the_home_zone_abandons_an_unfinished_move() -> None:
+async def test_move_to_the_home_zone_abandons_an_unfinished_move() -> None:
     kube, ec2, faults = world()
-    _failed_move_to_b(kube, ec2, faults)
-    result = mover(kube, ec2).run(replace(REQ, target_zone=A))
+    await _failed_move_to_b(kube, ec2, faults)
+    result = await mover(kube, ec2).run(replace(REQ, target_zone=A))
     assert result.status == "already-there"
     assert kube.pvs["pvc-1"]["metadata"]["annotations"]["wbspawner.io/move-state"] == (
         "abandoned"
@@ -195,7 +200,7 @@ def test_move_to_the_home_zone_abandons_an_unfinished_move() -> None:
     assert home_data(kube, ec2) == DATA
 
 
-def test_move_that_switched_the_claim_must_be_finished_first() -> None:
+async def test_move_that_switched_the_claim_must_be_finished_first() -> None:
     kube, ec2, _ = world()
 
     def die(report: StepReport) -> None:
@@ -203,21 +208,21 @@ def test_move_that_switched_the_claim_must_be_finished_first() -> None:
             raise Crash("killed after claim")
 
     with pytest.raises(Crash, match="killed"):
-        mover(kube, ec2, on_step=die).run(REQ)
+        await mover(kube, ec2, on_step=die).run(REQ)
     with pytest.raises(MoveRefusedError, match="already switched the claim; finish it"):
-        mover(kube, ec2).run(replace(REQ, target_zone=C))
-    mover(kube, ec2).run(REQ)
+        await mover(kube, ec2).run(replace(REQ, target_zone=C))
+    await mover(kube, ec2).run(REQ)
     assert_converged(kube, ec2)
 
 
 # -------------------------------------------------------------- fault injection
-def _clean_calls() -> list[str]:
+async def _clean_calls() -> list[str]:
     kube, ec2, faults = world()
-    mover(kube, ec2).run(REQ)
+    await mover(kube, ec2).run(REQ)
     return faults.calls
 
 
-CLEAN_CALLS = _clean_calls()
+CLEAN_CALLS = asyncio.run(_clean_calls())
 
 
 def _injected(name: str) -> Exception:
@@ -229,34 +234,40 @@ def _injected(name: str) -> Exception:
 @pytest.mark.parametrize(
     "index", [pytest.param(i, id=f"{i:02d}-{c}") for i, c in enumerate(CLEAN_CALLS)]
 )
-def test_failure_at_every_call_keeps_the_home_and_rerun_converges(index: int) -> None:
+async def test_failure_at_every_call_keeps_the_home_and_rerun_converges(
+    index: int,
+) -> None:
     kube, ec2, faults = world()
     faults.fail(index, _injected(CLEAN_CALLS[index]))
     with pytest.raises(WbError, match="injected fault"):
-        mover(kube, ec2).run(REQ)
+        await mover(kube, ec2).run(REQ)
     assert ec2.deleted == []
     assert home_data(kube, ec2) == DATA, "the claim resolves to an intact volume"
-    mover(kube, ec2).run(REQ)
+    await mover(kube, ec2).run(REQ)
     assert_converged(kube, ec2)
 
 
 @pytest.mark.parametrize(
     "index", [pytest.param(i, id=f"{i:02d}-{c}") for i, c in enumerate(CLEAN_CALLS)]
 )
-def test_crash_at_every_call_loses_nothing_and_rerun_converges(index: int) -> None:
+async def test_crash_at_every_call_loses_nothing_and_rerun_converges(
+    index: int,
+) -> None:
     kube, ec2, faults = world()
     faults.fail(index, Crash("process killed"))
     with pytest.raises(Crash, match="killed"):
-        mover(kube, ec2).run(REQ)
+        await mover(kube, ec2).run(REQ)
     assert ec2.deleted == []
     assert DATA in pv_data(kube, ec2), "an existing PV still holds the files"
     assert home_data(kube, ec2) in (DATA, None)
-    mover(kube, ec2).run(REQ)
+    await mover(kube, ec2).run(REQ)
     assert_converged(kube, ec2)
 
 
 @pytest.mark.parametrize("after", [pytest.param(s, id=f"after-{s}") for s in STEPS])
-def test_crash_between_steps_keeps_the_claim_and_rerun_converges(after: str) -> None:
+async def test_crash_between_steps_keeps_the_claim_and_rerun_converges(
+    after: str,
+) -> None:
     kube, ec2, _ = world()
 
     def die(report: StepReport) -> None:
@@ -264,11 +275,11 @@ def test_crash_between_steps_keeps_the_claim_and_rerun_converges(after: str) -> 
             raise Crash(f"killed after {after}")
 
     with pytest.raises(Crash, match=f"killed after {after}"):
-        mover(kube, ec2, on_step=die).run(REQ)
+        await mover(kube, ec2, on_step=die).run(REQ)
     assert home_data(kube, ec2) == DATA
     assert ec2.deleted == []
     seen: list[StepReport] = []
-    mover(kube, ec2, on_step=seen.append).run(REQ)
+    await mover(kube, ec2, on_step=seen.append).run(REQ)
     assert_converged(kube, ec2)
     if after == "record":
         assert seen == [], "the finished move is not repeated"
@@ -278,7 +289,7 @@ def test_crash_between_steps_keeps_the_claim_and_rerun_converges(after: str) -> 
         assert [r.step for r in seen if r.already_done] == expected
 
 
-def test_claim_is_missing_only_inside_the_rebind() -> None:
+async def test_claim_is_missing_only_inside_the_rebind() -> None:
     """At every adapter call the files are reachable; the claim resolves except
     between deleting the old claim and creating the new one."""
     kube, ec2, faults = world()
@@ -292,28 +303,28 @@ def test_claim_is_missing_only_inside_the_rebind() -> None:
         hit(name)
 
     faults.hit = watch  # type: ignore[method-assign]
-    mover(kube, ec2).run(REQ)
+    await mover(kube, ec2).run(REQ)
     assert gaps and set(gaps) <= {"kube.get_pvc", "kube.patch_pv", "kube.create_pvc"}
     assert len(gaps) <= 4
 
 
 # ---------------------------------------------------------- specific failures
-def test_new_claim_refused_puts_the_claim_back_on_the_old_pv() -> None:
+async def test_new_claim_refused_puts_the_claim_back_on_the_old_pv() -> None:
     kube, ec2, faults = world()
     faults.fail_method("kube.create_pvc", KubeError("quota exceeded", status=403), 1)
     with pytest.raises(
         MoveFailedError, match="step 'claim': quota exceeded.*stays on the old"
     ):
-        mover(kube, ec2).run(REQ)
+        await mover(kube, ec2).run(REQ)
     assert claim_of(kube)["spec"]["volumeName"] == "pvc-1"
     assert claim_of(kube)["status"]["phase"] == "Bound"
     assert home_data(kube, ec2) == DATA
     faults.clear()
-    mover(kube, ec2).run(REQ)
+    await mover(kube, ec2).run(REQ)
     assert_converged(kube, ec2)
 
 
-def test_claim_that_never_binds_is_rolled_back() -> None:
+async def test_claim_that_never_binds_is_rolled_back() -> None:
     kube, ec2, _ = world()
     reconcile = kube.reconcile
 
@@ -327,15 +338,15 @@ def test_claim_that_never_binds_is_rolled_back() -> None:
     with pytest.raises(
         MoveFailedError, match="step 'verify'.*timed out.*stays on the old"
     ):
-        mover(kube, ec2).run(REQ)
+        await mover(kube, ec2).run(REQ)
     assert claim_of(kube)["spec"]["volumeName"] == "pvc-1"
     assert home_data(kube, ec2) == DATA
     kube.reconcile = reconcile  # type: ignore[method-assign]
-    mover(kube, ec2).run(REQ)
+    await mover(kube, ec2).run(REQ)
     assert_converged(kube, ec2)
 
 
-def test_snapshot_in_error_state_is_retaken_on_rerun() -> None:
+async def test_snapshot_in_error_state_is_retaken_on_rerun() -> None:
     kube, ec2, _ = world()
     describe = ec2.describe_snapshot
 
@@ -349,28 +360,28 @@ def test_snapshot_in_error_state_is_retaken_on_rerun() -> None:
     with pytest.raises(
         MoveFailedError, match="step 'snapshot'.*failed; run the move again"
     ):
-        mover(kube, ec2).run(REQ)
+        await mover(kube, ec2).run(REQ)
     assert home_data(kube, ec2) == DATA
     ec2.describe_snapshot = describe  # type: ignore[method-assign]
-    result = mover(kube, ec2).run(REQ)
+    result = await mover(kube, ec2).run(REQ)
     assert result.snapshot_id != min(ec2.snapshots)
     assert home_data(kube, ec2) == DATA
 
 
-def test_slow_snapshot_times_out_then_resumes_with_the_same_snapshot() -> None:
+async def test_slow_snapshot_times_out_then_resumes_with_the_same_snapshot() -> None:
     kube, ec2, _ = world(pending_polls=1000)
     quick = Waits(snapshot_s=5, volume_s=5, bind_s=5, interval_s=1)
     with pytest.raises(
         MoveFailedError, match="timed out after 5 s waiting for snapshot"
     ):
-        mover(kube, ec2, waits=quick).run(REQ)
+        await mover(kube, ec2, waits=quick).run(REQ)
     assert home_data(kube, ec2) == DATA
     ec2.pending_polls = 1
-    mover(kube, ec2).run(REQ)
+    await mover(kube, ec2).run(REQ)
     assert_converged(kube, ec2)
 
 
-def test_permission_error_is_clear_and_changes_nothing() -> None:
+async def test_permission_error_is_clear_and_changes_nothing() -> None:
     kube, ec2, faults = world()
     denied = ClientError(
         {"Error": {"Code": "UnauthorizedOperation", "Message": "not authorized"}},
@@ -384,12 +395,12 @@ def test_permission_error_is_clear_and_changes_nothing() -> None:
         match=r"the hub's IAM role may not call ec2:CreateSnapshot .*"
         r"alice stays on the old, unchanged volume vol-\w+ in us-east-1a",
     ):
-        mover(kube, ec2).run(REQ)
+        await mover(kube, ec2).run(REQ)
     assert home_data(kube, ec2) == DATA
     assert claim_of(kube)["spec"]["volumeName"] == "pvc-1"
 
 
-def test_new_volume_that_differs_is_not_used() -> None:
+async def test_new_volume_that_differs_is_not_used() -> None:
     kube, ec2, _ = world()
     create = ec2.create_volume_from_snapshot
 
@@ -400,7 +411,7 @@ def test_new_volume_that_differs_is_not_used() -> None:
 
     ec2.create_volume_from_snapshot = small  # type: ignore[method-assign]
     with pytest.raises(MoveFailedError, match="differs from .*size 5 instead of 10"):
-        mover(kube, ec2).run(REQ)
+        await mover(kube, ec2).run(REQ)
     assert claim_of(kube)["spec"]["volumeName"] == "pvc-1"
     assert ec2.deleted == []
 

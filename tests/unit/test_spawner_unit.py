@@ -2,8 +2,8 @@
 
 Spawners are built like KubeSpawner's own tests build them (a traitlets Config, a
 hub ``Hub`` and a small fake user); a kubeconfig pointing at a closed port keeps
-KubeSpawner's client setup offline, and a fake CoreV1 API stands in for the
-cluster where the spawner reads the user's home volume.
+KubeSpawner's client setup offline, and a fake of ``adapters.kube.Kube`` stands
+in for the cluster where the spawner reads the user's home volume.
 """
 
 from __future__ import annotations
@@ -22,17 +22,6 @@ import kubernetes_validate
 import pytest
 from jupyterhub.objects import Hub, Server
 from jupyterhub.spawner import SpawnException
-from kubernetes_asyncio.client import (
-    V1NodeSelector,
-    V1NodeSelectorRequirement,
-    V1NodeSelectorTerm,
-    V1PersistentVolume,
-    V1PersistentVolumeClaim,
-    V1PersistentVolumeClaimSpec,
-    V1PersistentVolumeSpec,
-    V1VolumeNodeAffinity,
-)
-from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import load_config
 from traitlets.config import Config
@@ -105,37 +94,29 @@ class FakeUser:
         return self.auth_state
 
 
-class FakeCoreV1:
-    """The two reads the spawner makes, and a record of every call."""
+class FakeKube:
+    """The two reads the spawner makes, answered as ``adapters.kube.Kube`` does
+    (``None`` for a missing object), and a record of every call."""
 
-    def __init__(self, real: Any, zone: str | None) -> None:
-        self.api_client = real.api_client
+    def __init__(self, zone: str | None) -> None:
         self.zone = zone
         self.calls: list[str] = []
 
-    async def read_namespaced_persistent_volume_claim(
-        self, name: str, namespace: str
-    ) -> V1PersistentVolumeClaim:
+    async def get_pvc(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.calls.append(f"read pvc {namespace}/{name}")
         if self.zone is None:
-            raise ApiException(status=404, reason="Not Found")
-        return V1PersistentVolumeClaim(
-            spec=V1PersistentVolumeClaimSpec(volume_name="pv-home-bob")
-        )
+            return None
+        return {"spec": {"volumeName": "pv-home-bob"}}
 
-    async def read_persistent_volume(self, name: str) -> V1PersistentVolume:
+    async def get_pv(self, name: str) -> dict[str, Any]:
         self.calls.append(f"read pv {name}")
-        requirement = V1NodeSelectorRequirement(
-            key="topology.kubernetes.io/zone", operator="In", values=[self.zone]
-        )
-        affinity = V1VolumeNodeAffinity(
-            required=V1NodeSelector(
-                node_selector_terms=[
-                    V1NodeSelectorTerm(match_expressions=[requirement])
-                ]
-            )
-        )
-        return V1PersistentVolume(spec=V1PersistentVolumeSpec(node_affinity=affinity))
+        requirement = {
+            "key": "topology.kubernetes.io/zone",
+            "operator": "In",
+            "values": [self.zone],
+        }
+        terms = [{"matchExpressions": [requirement]}]
+        return {"spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": terms}}}}
 
     def __getattr__(self, name: str) -> Any:
         async def record(*args: Any, **kwargs: Any) -> None:
@@ -162,7 +143,7 @@ def make_spawner(
     spawner = cls(
         hub=Hub(), user=user, config=c, api_token="token", oauth_client_id="client"
     )
-    spawner.api = FakeCoreV1(spawner.api, zone)
+    spawner.kube = FakeKube(zone)
     return spawner
 
 
@@ -302,7 +283,7 @@ async def test_forged_options_are_refused_before_any_call(
         await spawner.load_user_options()
     assert re.search(match, info.value.message)
     assert info.value.status_code == 400
-    assert spawner.api.calls == []
+    assert spawner.kube.calls == []
     assert "Traceback" not in caplog.text
     assert "Refused" in caplog.text
 
@@ -482,5 +463,5 @@ async def test_start_writes_the_users_dask_network_policies(
     started = spawner.start()
     await asyncio.sleep(0.05)
     started.cancel()
-    expected = [(spawner.api.api_client, namespace, "bob", "jhub")]
+    expected = [(spawner.kube, namespace, "bob", "jhub")]
     assert calls == (expected if namespace else [])

@@ -1,28 +1,168 @@
-"""What the warmer reads from the hub: each user's last server size.
+"""The one JupyterHub REST API client of wbspawner: users and their servers.
 
-This module owns the one hub API call of the warmer, ``GET /users`` with
-stopped servers included (scopes ``list:users``, ``read:users:name``,
-``read:servers``), paged, and reading the size slug KubeSpawner stores in the
-default server's ``user_options["profile"]``. The policy uses it to know which
-pool each user with a home is likely to start.
+This module owns every call wbspawner's services make to the hub API: the
+warmer reads each user's last server size, the Dask Gateway reaper which users
+have an active server. :class:`HubApi` sends the service's token, asks for
+paged answers (``Accept: application/jupyterhub-pagination+json``) and follows
+them, and bounds every request by a timeout; it uses aiohttp, which both the
+warmer and ``dask-gateway-server`` (where the reaper runs) have. It holds no
+policy: what a user's size means is the caller's business.
+
+Scopes the calls need: ``list:users`` and ``read:servers`` (plus
+``read:users:name``) on the service's role.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
-from urllib.parse import urlencode
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+import aiohttp
 
-from wbspawner.model import Profiles
+PAGINATION = "application/jupyterhub-pagination+json"
+"""Accept header that makes the hub API page lists instead of truncating them."""
+PAGE_SIZE = 200
+"""Users asked per page (the hub may cap it lower; the next page follows)."""
+DEFAULT_TIMEOUT = 20.0
+"""Seconds one request may take."""
 
-PAGE = 200
+User = dict[str, Any]
+"""A user model as the hub API returns it."""
+
+
+class HubApi:
+    """Typed calls to the hub's REST API with a service token.
+
+    Args:
+        api_url: the hub API, e.g. ``http://127.0.0.1:8081/hub/api``.
+        token: the service's API token.
+        session: an aiohttp session owned by the caller; ``None``: one is made
+            on first use and closed by :meth:`close`.
+        timeout: seconds per request.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> HubApi:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session, if this client made it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made here, inside the running event loop
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def _pages(self, path: str, params: Mapping[str, str]) -> list[Any]:
+        """Return the items of every page of a paged list.
+
+        Raises:
+            aiohttp.ClientError: the hub did not answer, or not with 200.
+            TimeoutError: a page took longer than the timeout.
+        """
+        headers = {"Authorization": f"token {self.token}", "Accept": PAGINATION}
+        items: list[Any] = []
+        offset = 0
+        while True:
+            query = {**params, "offset": str(offset), "limit": str(PAGE_SIZE)}
+            async with self._client().get(
+                f"{self.api_url}{path}",
+                params=query,
+                headers=headers,
+                raise_for_status=True,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as resp:
+                body = await resp.json()
+            # A hub that does not page answers with a plain list.
+            page = body.get("items", []) if isinstance(body, dict) else body
+            items.extend(page)
+            following = (
+                (body.get("_pagination") or {}).get("next")
+                if isinstance(body, dict)
+                else None
+            )
+            if not following or not page:
+                return items
+            offset = int(following.get("offset", offset + len(page)))
+
+    async def users(
+        self, *, state: str | None = None, include_stopped_servers: bool = False
+    ) -> list[User]:
+        """Return every user model (``GET /users``, all pages).
+
+        Args:
+            state: ``active``, ``ready`` or ``inactive`` to filter by server
+                state; ``None``: every user.
+            include_stopped_servers: also list stopped servers, with their last
+                ``user_options``.
+
+        Returns:
+            The user models.
+
+        Raises:
+            aiohttp.ClientError: the hub did not answer, or not with 200.
+            TimeoutError: a page took longer than the timeout.
+        """
+        params = {}
+        if state:
+            params["state"] = state
+        if include_stopped_servers:
+            params["include_stopped_servers"] = "1"
+        return [u for u in await self._pages("/users", params) if isinstance(u, dict)]
+
+    async def active_users(self) -> set[str]:
+        """Return the names of users with a pending or running server.
+
+        Raises:
+            aiohttp.ClientError: the hub did not answer, or not with 200.
+            TimeoutError: a page took longer than the timeout.
+        """
+        return {
+            str(user["name"])
+            for user in await self.users(state="active")
+            # A hub that hides servers (no read:servers) still names active users.
+            if user.get("servers", {"": True})
+        }
+
+    async def last_sizes(self) -> dict[str, str]:
+        """Return user → size slug of their default server's last spawn.
+
+        Raises:
+            aiohttp.ClientError: the hub did not answer, or not with 200.
+            TimeoutError: a page took longer than the timeout.
+        """
+        return sizes_from_users(await self.users(include_stopped_servers=True))
 
 
 def sizes_from_users(users: list[Any]) -> dict[str, str]:
     """Return user → size slug of their default server's last spawn.
+
+    KubeSpawner keeps the chosen size in the server's ``user_options["profile"]``.
 
     Args:
         users: user models from ``GET /users?include_stopped_servers``.
@@ -39,68 +179,4 @@ def sizes_from_users(users: list[Any]) -> dict[str, str]:
         slug = options.get("profile") if isinstance(options, Mapping) else None
         if isinstance(slug, str) and slug and isinstance(user.get("name"), str):
             out[user["name"]] = slug
-    return out
-
-
-async def last_sizes(api_url: str, token: str, timeout: float = 10.0) -> dict[str, str]:
-    """Return user → size slug of their last spawn, from the hub API.
-
-    Args:
-        api_url: the hub API URL (``.../hub/api``).
-        token: the service's API token.
-        timeout: seconds per request.
-
-    Returns:
-        Users whose last options name a size.
-
-    Raises:
-        tornado.httpclient.HTTPClientError: the hub refused or failed.
-    """
-    client = AsyncHTTPClient()
-    users: list[Any] = []
-    offset = 0
-    while True:
-        query = urlencode(
-            {"include_stopped_servers": "1", "limit": PAGE, "offset": offset}
-        )
-        response = await client.fetch(
-            HTTPRequest(
-                f"{api_url.rstrip('/')}/users?{query}",
-                headers={
-                    "Authorization": f"token {token}",
-                    "Accept": "application/jupyterhub-pagination+json",
-                },
-                request_timeout=timeout,
-            )
-        )
-        body = json.loads(response.body)
-        items = body.get("items", []) if isinstance(body, dict) else body
-        users.extend(items)
-        nxt = (
-            (body.get("_pagination") or {}).get("next")
-            if isinstance(body, dict)
-            else None
-        )
-        if not nxt or not items:
-            break
-        offset = int(nxt.get("offset", offset + len(items)))
-    return sizes_from_users(users)
-
-
-async def last_pools(api_url: str, token: str, profiles: Profiles) -> dict[str, str]:
-    """Return user → pool of their last size (sizes no longer offered are left out).
-
-    Args:
-        api_url: the hub API URL.
-        token: the service's API token.
-        profiles: the profiles (size → pool).
-
-    Returns:
-        Pools by user.
-    """
-    out: dict[str, str] = {}
-    for user, slug in (await last_sizes(api_url, token)).items():
-        size = profiles.size(slug)
-        if size is not None:
-            out[user] = size.pool
     return out

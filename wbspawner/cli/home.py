@@ -11,19 +11,25 @@ This module owns how admins see and move homes from a shell:
 - ``home gc [--dry-run]``: delete old volumes and snapshots past their retention.
 
 Kubernetes is reached through ``--kubeconfig`` (default ``$KUBECONFIG`` or
-``~/.kube/config``, or the pod's service account inside a cluster); AWS through
-the usual credential chain, ``--region`` and ``--endpoint-url``.
+``~/.kube/config``, or the pod's service account inside a cluster) with
+:class:`wbspawner.adapters.kube.Kube`; AWS through the usual credential chain,
+``--region`` and ``--endpoint-url``. The homes code is async; each command runs
+it with :func:`asyncio.run`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from wbspawner.adapters.kube import Kube
 from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,
@@ -40,11 +46,6 @@ from wbspawner.homes import MoveRefusedError
 from wbspawner.homes.aws import Volumes, make_ec2_client
 from wbspawner.homes.context import MoveRequest, StepReport
 from wbspawner.homes.gc import gc_expired
-from wbspawner.homes.kube import (
-    Kube,
-    connection_from_kubeconfig,
-    in_cluster_connection,
-)
 from wbspawner.homes.move import HomeMover
 from wbspawner.homes.policy import zone_of_pv
 from wbspawner.homes.records import (
@@ -65,6 +66,11 @@ from wbspawner.model import HomeSettings, Profiles
 from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE
 
 NAMESPACE_ENV = "WBSPAWNER_NAMESPACE"
+RBAC_HINT = (
+    "the account in use needs get/list/create/patch/delete on persistentvolumes "
+    "and persistentvolumeclaims and list on pods"
+)
+"""Added to the message when the Kubernetes API refuses a request (401/403)."""
 
 
 def register(subparsers: Any) -> None:
@@ -146,12 +152,19 @@ def _namespace(args: argparse.Namespace, ctx: CliContext) -> str:
     return str(args.namespace or ctx.environ.get(NAMESPACE_ENV) or "jupyterhub")
 
 
-def _kube(args: argparse.Namespace, ctx: CliContext) -> Kube:
+@asynccontextmanager
+async def _kube(args: argparse.Namespace, ctx: CliContext) -> AsyncIterator[Kube]:
+    """Connect to the API for one command; close the connection after it."""
     path = args.kubeconfig or ctx.environ.get("KUBECONFIG", "").split(":")[0]
     if not path and ctx.environ.get("KUBERNETES_SERVICE_HOST"):
-        return Kube(in_cluster_connection())
-    path = path or str(Path("~/.kube/config").expanduser())
-    return Kube(connection_from_kubeconfig(path, args.context))
+        kube = await Kube.connect(in_cluster=True, forbidden_hint=RBAC_HINT)
+    else:
+        path = path or str(Path("~/.kube/config").expanduser())
+        kube = await Kube.connect(path, context=args.context, forbidden_hint=RBAC_HINT)
+    try:
+        yield kube
+    finally:
+        await kube.close()
 
 
 def _volumes(
@@ -187,8 +200,13 @@ def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
     Returns:
         0.
     """
-    kube, namespace = _kube(args, ctx), _namespace(args, ctx)
-    rows = home_rows(kube, kube.list_pvcs(namespace), namespace)
+    return asyncio.run(_list(args, ctx))
+
+
+async def _list(args: argparse.Namespace, ctx: CliContext) -> int:
+    namespace = _namespace(args, ctx)
+    async with _kube(args, ctx) as kube:
+        rows = await home_rows(kube, await kube.list_pvcs(namespace), namespace)
     if args.json:
         print_json(ctx, [asdict(r) for r in rows])
         return 0
@@ -215,34 +233,38 @@ def run_show(args: argparse.Namespace, ctx: CliContext) -> int:
     Returns:
         0, or 1 when the user has no home claim.
     """
-    kube, namespace = _kube(args, ctx), _namespace(args, ctx)
-    claim_name = _claim(args, args.user)
-    claim = kube.get_pvc(namespace, claim_name)
-    if claim is None:
-        ctx.note(f"{args.user} has no home claim {namespace}/{claim_name} (yet)")
-        return 1
-    pv_name = claim_volume_name(claim)
-    pv = kube.get_pv(pv_name) if pv_name else None
+    return asyncio.run(_show(args, ctx))
+
+
+async def _show(args: argparse.Namespace, ctx: CliContext) -> int:
+    namespace, claim_name = _namespace(args, ctx), _claim(args, args.user)
+    async with _kube(args, ctx) as kube:
+        claim = await kube.get_pvc(namespace, claim_name)
+        if claim is None:
+            ctx.note(f"{args.user} has no home claim {namespace}/{claim_name} (yet)")
+            return 1
+        pv_name = claim_volume_name(claim)
+        pv = await kube.get_pv(pv_name) if pv_name else None
+        pods = await kube.pods_using_claim(namespace, claim_name)
+        kept = await kept_volumes(kube, namespace, claim_name)
     info: dict[str, Any] = {
         "user": args.user,
         "claim": f"{namespace}/{claim_name}",
         "status": phase_of(claim) or "Pending",
         "pv": pv_name or "",
         "zone": (zone_of_pv(pv) if pv else None) or "",
-        "server_pods": kube.pods_using_claim(namespace, claim_name),
+        "server_pods": pods,
         "record": {
             k.split("/", 1)[1]: v
             for k, v in annotations_of(claim).items()
             if k.startswith("wbspawner.io/")
         },
-        "kept": [
-            {"pv": p, "volume": v, "retain_until": u}
-            for p, v, u in kept_volumes(kube, namespace, claim_name)
-        ],
+        "kept": [{"pv": p, "volume": v, "retain_until": u} for p, v, u in kept],
     }
     volume_id = volume_handle(pv)
     if volume_id:
-        volume = _volumes(args, ctx, _profiles(args, ctx)).describe_volume(volume_id)
+        volumes = _volumes(args, ctx, _profiles(args, ctx))
+        volume = await asyncio.to_thread(volumes.describe_volume, volume_id)
         info["volume"] = asdict(volume) if volume else {"volume_id": volume_id}
         if volume:
             info["volume"]["tags"] = dict(volume.tags)
@@ -329,23 +351,29 @@ def run_move(args: argparse.Namespace, ctx: CliContext) -> int:
         if args.retention_days is not None
         else settings.retention_days,
     )
-    kube, volumes = _kube(args, ctx), _volumes(args, ctx, profiles)
-    plan = plan_move(kube, volumes, request)
-    if plan.already_there:
-        ctx.print(f"{request.user}'s home is already in {request.target_zone}.")
-        return 0
-    _print_plan(ctx, plan)
-    if args.dry_run:
-        ctx.print("Dry run: nothing was changed.")
-        return 0
-    if not _confirmed(args, ctx):
-        return 2
+    return asyncio.run(_move(args, ctx, request, _volumes(args, ctx, profiles)))
 
-    def progress(report: StepReport) -> None:
-        mark = "(already done) " if report.already_done else ""
-        ctx.print(f"  {report.step:8} ok  {mark}{report.detail}")
 
-    result = HomeMover(kube, volumes, on_step=progress).run(request)
+async def _move(
+    args: argparse.Namespace, ctx: CliContext, request: MoveRequest, volumes: Volumes
+) -> int:
+    async with _kube(args, ctx) as kube:
+        plan = await plan_move(kube, volumes, request)
+        if plan.already_there:
+            ctx.print(f"{request.user}'s home is already in {request.target_zone}.")
+            return 0
+        _print_plan(ctx, plan)
+        if args.dry_run:
+            ctx.print("Dry run: nothing was changed.")
+            return 0
+        if not await asyncio.to_thread(_confirmed, args, ctx):  # input() blocks
+            return 2
+
+        def progress(report: StepReport) -> None:
+            mark = "(already done) " if report.already_done else ""
+            ctx.print(f"  {report.step:8} ok  {mark}{report.detail}")
+
+        result = await HomeMover(kube, volumes, on_step=progress).run(request)
     ctx.print(describe(result))
     return 0
 
@@ -361,9 +389,14 @@ def run_gc(args: argparse.Namespace, ctx: CliContext) -> int:
     Returns:
         0, or 1 when a deletion failed.
     """
-    kube = _kube(args, ctx)
     volumes = _volumes(args, ctx, _profiles(args, ctx))
-    items = gc_expired(kube, volumes, datetime.now(UTC), dry_run=args.dry_run)
+    return asyncio.run(_gc(args, ctx, volumes))
+
+
+async def _gc(args: argparse.Namespace, ctx: CliContext, volumes: Volumes) -> int:
+    async with _kube(args, ctx) as kube:
+        now = datetime.now(UTC)
+        items = await gc_expired(kube, volumes, now, dry_run=args.dry_run)
     if args.json:
         print_json(ctx, [asdict(i) for i in items])
     else:

@@ -8,15 +8,21 @@ the Helm chart's ``extraConfig``) and tells the hub how to wire the gateway in:
 - :mod:`~wbspawner.gateway.pods`: pure; Kubernetes pod pieces of Dask pods.
 - :mod:`~wbspawner.gateway.limits`: the user's running clusters, as the
   gateway's backend knows them, for the limit check.
-- :mod:`~wbspawner.gateway.reaper`: the backends wbspawner runs, which stop the
-  clusters of users whose server stopped.
+- :mod:`~wbspawner.gateway.reaper`: which clusters to stop because their
+  user's server stopped (pure), and the loop that stops them.
+- :mod:`~wbspawner.gateway.backends`: the backends wbspawner runs (options,
+  limits, accounting and the reaper inside the gateway).
+- :mod:`~wbspawner.gateway.netpol` (pure) and
+  :mod:`~wbspawner.gateway.netpol_kube`: each user's Dask network policies,
+  written by the hub's spawner.
 - :mod:`~wbspawner.gateway.config`: ``configure(c, settings, profiles)`` for
   ``dask_gateway_config.py``.
 - :mod:`~wbspawner.hub.gateway_service`: pure; the hub's service, roles, token scopes
   and notebook environment.
 
-It imports only pure wbspawner modules and ``dask_gateway_server``, never
-JupyterHub or KubeSpawner. Importing it starts nothing.
+It imports pure wbspawner modules, the adapters (the hub API, Kubernetes) and
+``dask_gateway_server``, never JupyterHub or KubeSpawner. Importing it starts
+nothing.
 """
 
 from __future__ import annotations

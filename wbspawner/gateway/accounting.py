@@ -147,7 +147,7 @@ class CostAccountingMixin(Backend):
     """Records the gateway's Dask clusters in the accounting database.
 
     Configure through ``c.WorkbenchBackendMixin.cost_db_url`` (this class is a
-    base of :class:`~wbspawner.gateway.reaper.WorkbenchBackendMixin`).
+    base of :class:`~wbspawner.gateway.backends.WorkbenchBackendMixin`).
     """
 
     cost_db_url = Unicode(

@@ -62,8 +62,8 @@ DEFAULT_API_BIND = "127.0.0.1:8787"
 DEFAULT_HTTP_BIND = "127.0.0.1:8000"
 DEFAULT_TCP_BIND = "127.0.0.1:8786"
 BACKENDS = {
-    "local": "wbspawner.gateway.reaper.WorkbenchUnsafeLocalBackend",
-    "production": "wbspawner.gateway.reaper.WorkbenchKubeBackend",
+    "local": "wbspawner.gateway.backends.WorkbenchUnsafeLocalBackend",
+    "production": "wbspawner.gateway.backends.WorkbenchKubeBackend",
 }
 
 

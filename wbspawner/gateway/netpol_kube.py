@@ -1,9 +1,10 @@
-"""Thin async adapter: ensure a user's Dask network policies exist in the cluster.
+"""Ensure a user's Dask network policies exist in the cluster.
 
-This module owns the Kubernetes calls that put the manifests of
-:func:`wbspawner.gateway.netpol.dask_network_policies` into the Dask namespace:
-create, and on a conflict read and replace only when the object differs. It
-holds no policy of its own; what the policies say is decided in
+This module owns what is done with the manifests of
+:func:`wbspawner.gateway.netpol.dask_network_policies`: each is created in the
+Dask namespace, and on a conflict read and replaced only when it differs. The
+calls go through :class:`wbspawner.adapters.kube.Kube` (the hub passes one over
+KubeSpawner's own client); what the policies say is decided in
 :mod:`wbspawner.gateway.netpol`.
 """
 
@@ -13,48 +14,44 @@ import asyncio
 import logging
 from typing import Any
 
-from kubernetes_asyncio.client import NetworkingV1Api
-from kubernetes_asyncio.client.rest import ApiException
-
+from wbspawner.adapters.kube import Kube, api_path
+from wbspawner.errors import KubeError
 from wbspawner.gateway.netpol import GatewaySelector, Manifest, dask_network_policies
 
 Log = logging.Logger | logging.LoggerAdapter[Any]
 """A logger, or an adapter such as a spawner's."""
 DEFAULT_TIMEOUT = 10.0
 """Seconds all calls of one ensure may take before the spawn goes on without."""
+GROUP = "networking.k8s.io/v1"
 
 
-async def _ensure_one(net: Any, namespace: str, body: Manifest) -> str:
-    """Create or update one policy; return what was done.
-
-    ``net`` is a ``NetworkingV1Api``, typed ``Any`` because the client is given
-    plain manifests, which it serialises as they are.
-    """
+async def _ensure_one(kube: Kube, namespace: str, body: Manifest) -> str:
+    """Create or update one policy; return what was done."""
     name = body["metadata"]["name"]
     try:
-        await net.create_namespaced_network_policy(namespace, body)
+        await kube.create(api_path("networkpolicies", namespace, group=GROUP), body)
         return "created"
-    except ApiException as err:
+    except KubeError as err:
         if err.status != 409:
             raise
-    current = await net.read_namespaced_network_policy(name, namespace)
-    seen: Manifest = net.api_client.sanitize_for_serialization(current)
+    path = api_path("networkpolicies", namespace, name, group=GROUP)
+    seen = await kube.get(path)
+    if seen is None:  # deleted since the conflict: the next ensure creates it
+        raise KubeError(f"{path} vanished after a conflict", status=404)
     labels = seen["metadata"].get("labels") or {}
     wanted_labels = body["metadata"]["labels"]
     if seen.get("spec") == body["spec"] and wanted_labels.items() <= labels.items():
         return "unchanged"
     meta = {**body["metadata"], "resourceVersion": seen["metadata"]["resourceVersion"]}
-    await net.replace_namespaced_network_policy(
-        name, namespace, {**body, "metadata": meta}
-    )
+    await kube.replace(path, {**body, "metadata": meta})
     return "updated"
 
 
 async def _ensure_all(
-    net: Any, namespace: str, user: str, policies: list[Manifest], log: Log
+    kube: Kube, namespace: str, user: str, policies: list[Manifest], log: Log
 ) -> None:
     for body in policies:
-        done = await _ensure_one(net, namespace, body)
+        done = await _ensure_one(kube, namespace, body)
         level = logging.DEBUG if done == "unchanged" else logging.INFO
         name = body["metadata"]["name"]
         log.log(
@@ -63,15 +60,15 @@ async def _ensure_all(
 
 
 def _reason(err: Exception, timeout: float) -> str:
-    if isinstance(err, ApiException):
-        return f"HTTP {err.status} {err.reason}"
+    if isinstance(err, KubeError) and err.status:
+        return f"HTTP {err.status} {err.reason}".strip()
     if isinstance(err, TimeoutError):
         return f"no answer within {timeout:g} s"
     return str(err) or type(err).__name__
 
 
 async def ensure_dask_network_policies(
-    api: Any,
+    kube: Kube,
     namespace: str,
     user: str,
     log: Log,
@@ -92,8 +89,7 @@ async def ensure_dask_network_policies(
     it fails closed, never open.
 
     Args:
-        api: a kubernetes_asyncio ``ApiClient``, or an API object that has one
-            as ``api_client`` (KubeSpawner's ``self.api``).
+        kube: the Kubernetes adapter (the hub's: over KubeSpawner's client).
         namespace: namespace of the Dask pods.
         user: the hub user name.
         log: where to report what happened.
@@ -102,15 +98,14 @@ async def ensure_dask_network_policies(
             ``namespace``.
         timeout: seconds all calls together may take.
     """
-    client = getattr(api, "api_client", api)
     gateway = gateway or GatewaySelector(namespace=namespace)
     try:
         policies = dask_network_policies(
             namespace, user, server_namespace=server_namespace, gateway_selector=gateway
         )
         async with asyncio.timeout(timeout):
-            await _ensure_all(NetworkingV1Api(client), namespace, user, policies, log)
-    except (ApiException, TimeoutError, OSError) as err:
+            await _ensure_all(kube, namespace, user, policies, log)
+    except (KubeError, TimeoutError) as err:
         # Expected trouble (no RBAC, no namespace, API unreachable or slow).
         log.warning(
             "Dask network policies for %s in %s not ensured (%s); the user's new "

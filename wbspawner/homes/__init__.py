@@ -8,15 +8,17 @@ and safe for their data:
   zone of an existing one (read from its PV), whether to offer a move, and the
   user's message when the home's zone has no capacity.
 - :mod:`~wbspawner.homes.records`: the data the move works on (volumes,
-  snapshots, annotation and tag keys), the adapter protocols, bounded waits.
+  snapshots, annotation and tag keys), the adapter protocols, the EC2 calls in
+  worker threads, bounded waits.
 - :mod:`~wbspawner.homes.objects`: pure builders of the static PV, the rebound
   claim and the tags of a move.
 - :mod:`~wbspawner.homes.move`: moving a home to another zone as an idempotent,
-  resumable state machine that never deletes the old volume.
+  resumable state machine that never deletes the old volume (async, so that it
+  can run in the hub's event loop as well as in the command line's).
 - :mod:`~wbspawner.homes.gc`: deleting old volumes and snapshots after their
   retention, once the new home is bound.
-- :mod:`~wbspawner.homes.aws` and :mod:`~wbspawner.homes.kube`: thin EC2 and
-  Kubernetes adapters (retries, error mapping, no policy).
+- :mod:`~wbspawner.homes.aws`: the thin EC2 adapter (retries, error mapping, no
+  policy). Kubernetes is reached through :mod:`wbspawner.adapters.kube`.
 
 The admin command line is :mod:`wbspawner.cli.home`.
 """
@@ -50,25 +52,8 @@ class MoveFailedError(HomeError):
         self.step = step
 
 
-class KubeError(WbError):
-    """The Kubernetes API refused or failed a request.
-
-    Attributes:
-        status: HTTP status (0 when the API could not be reached).
-        reason: the ``Status.reason`` (``NotFound``, ``AlreadyExists`` …).
-        message: what the API said, for an admin.
-    """
-
-    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.reason = reason
-
-
 __all__ = [
     "HomeError",
-    "KubeError",
     "MoveFailedError",
     "MoveRefusedError",
 ]

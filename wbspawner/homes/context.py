@@ -9,7 +9,7 @@ every step that touches the claim repeats: no pod may use it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypeVar
@@ -20,7 +20,7 @@ from wbspawner.homes.records import (
     ClaimApi,
     Obj,
     SnapshotInfo,
-    VolumeApi,
+    ThreadedVolumes,
     VolumeInfo,
     Waits,
     name_of,
@@ -107,15 +107,21 @@ class Tools:
     """The adapters and clocks the steps use."""
 
     kube: ClaimApi
-    volumes: VolumeApi
+    volumes: ThreadedVolumes
+    """EC2, called in worker threads."""
     waits: Waits
     now: Callable[[], datetime]
-    sleep: Callable[[float], None]
+    sleep: Callable[[float], Awaitable[None]]
     monotonic: Callable[[], float]
 
-    def poll(self, check: Callable[[], tuple[bool, T]], what: str, timeout: float) -> T:
+    async def poll(
+        self,
+        check: Callable[[], Awaitable[tuple[bool, T]]],
+        what: str,
+        timeout: float,
+    ) -> T:
         """Poll ``check`` within ``timeout`` (see :func:`records.poll_until`)."""
-        return poll_until(
+        return await poll_until(
             check,
             what=what,
             timeout_s=timeout,
@@ -125,7 +131,7 @@ class Tools:
         )
 
 
-def refuse_if_running(kube: ClaimApi, request: MoveRequest) -> None:
+async def refuse_if_running(kube: ClaimApi, request: MoveRequest) -> None:
     """Refuse when a pod (the user's server) uses the claim.
 
     Args:
@@ -135,7 +141,7 @@ def refuse_if_running(kube: ClaimApi, request: MoveRequest) -> None:
     Raises:
         MoveRefusedError: a pod uses the claim.
     """
-    pods = kube.pods_using_claim(request.namespace, request.claim_name)
+    pods = await kube.pods_using_claim(request.namespace, request.claim_name)
     if pods:
         raise MoveRefusedError(
             f"{request.user}'s server is running (pod {', '.join(sorted(pods))} "

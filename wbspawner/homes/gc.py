@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from wbspawner.errors import AwsError
-from wbspawner.homes import KubeError
+from wbspawner.errors import AwsError, KubeError
 from wbspawner.homes.objects import parse_iso
 from wbspawner.homes.records import (
     HOME_USER_LABEL,
@@ -31,6 +30,7 @@ from wbspawner.homes.records import (
     RETAIN_UNTIL,
     ClaimApi,
     Obj,
+    ThreadedVolumes,
     VolumeApi,
     annotations_of,
     claim_volume_name,
@@ -58,7 +58,7 @@ class GcItem:
     reason: str
 
 
-def _blocker(kube: ClaimApi, pv: Obj, now: datetime) -> str | None:
+async def _blocker(kube: ClaimApi, pv: Obj, now: datetime) -> str | None:
     """Return why the leftovers of this old PV must be kept, or ``None``."""
     ann = annotations_of(pv)
     until = parse_iso(ann.get(RETAIN_UNTIL, ""))
@@ -67,13 +67,13 @@ def _blocker(kube: ClaimApi, pv: Obj, now: datetime) -> str | None:
     if now < until:
         return f"retained until {ann.get(RETAIN_UNTIL)}"
     namespace, _, claim_name = ann.get(MOVE_CLAIM, "").partition("/")
-    claim = kube.get_pvc(namespace, claim_name) if claim_name else None
+    claim = await kube.get_pvc(namespace, claim_name) if claim_name else None
     if claim is None or phase_of(claim) != "Bound":
         return f"claim {ann.get(MOVE_CLAIM)} is not Bound"
     bound_to = claim_volume_name(claim)
     if bound_to in (None, name_of(pv)):
         return "the claim still uses this PV"
-    current = kube.get_pv(bound_to or "")
+    current = await kube.get_pv(bound_to or "")
     if current is None or phase_of(current) != "Bound":
         return f"the claim's PV {bound_to} is not Bound"
     if volume_handle(current) == volume_handle(pv):
@@ -81,48 +81,49 @@ def _blocker(kube: ClaimApi, pv: Obj, now: datetime) -> str | None:
     return None
 
 
-def _delete(kube: ClaimApi, volumes: VolumeApi, pv: Obj) -> str:
+async def _delete(kube: ClaimApi, volumes: ThreadedVolumes, pv: Obj) -> str:
     """Delete snapshot, volume and PV of a finished move; return what was done."""
     snapshot_id = annotations_of(pv).get(MOVE_SNAPSHOT)
     volume_id = volume_handle(pv)
     done = []
     if snapshot_id:
-        volumes.delete_snapshot(snapshot_id)
+        await volumes.delete_snapshot(snapshot_id)
         done.append(f"snapshot {snapshot_id}")
     if volume_id:
-        volumes.delete_volume(volume_id)
+        await volumes.delete_volume(volume_id)
         done.append(f"volume {volume_id}")
-    kube.delete_pv(name_of(pv))
+    await kube.delete_pv(name_of(pv))
     done.append(f"PV {name_of(pv)}")
     return "deleted " + ", ".join(done)
 
 
-def gc_expired(
+async def gc_expired(
     kube: ClaimApi, volumes: VolumeApi, now: datetime, *, dry_run: bool = False
 ) -> list[GcItem]:
     """Delete the old volumes, snapshots and PVs of finished moves past retention.
 
     Args:
         kube: the Kubernetes adapter.
-        volumes: the EC2 adapter.
+        volumes: the EC2 adapter (synchronous; called in worker threads).
         now: the current time (aware).
         dry_run: only report what would be deleted.
 
     Returns:
         One item per finished move found, sorted by old PV name.
     """
+    ec2 = ThreadedVolumes(volumes)
     items = []
     finished = [
         pv
-        for pv in kube.list_pvs(HOME_USER_LABEL)
+        for pv in await kube.list_pvs(HOME_USER_LABEL)
         if annotations_of(pv).get(MOVE_STATE) == "done"
     ]
     for pv in sorted(finished, key=name_of):
         ann = annotations_of(pv)
-        reason = _blocker(kube, pv, now)
+        reason = await _blocker(kube, pv, now)
         volume_id = volume_handle(pv)
         if reason is None and volume_id:
-            info = volumes.describe_volume(volume_id)
+            info = await ec2.describe_volume(volume_id)
             if info is not None and info.attached_to:
                 reason = f"volume {volume_id} is attached to {info.attached_to[0]}"
         action: GcAction = "kept"
@@ -130,7 +131,7 @@ def gc_expired(
             action, reason = "would-delete", "retention passed; the claim is bound"
         elif reason is None:
             try:
-                action, reason = "deleted", _delete(kube, volumes, pv)
+                action, reason = "deleted", await _delete(kube, ec2, pv)
             except (AwsError, KubeError) as err:
                 reason = f"deleting failed: {err.message}"
                 log.warning("gc of %s: %s", name_of(pv), reason)

@@ -31,18 +31,18 @@ cannot be created or verified, the claim is put back on the old PV.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from wbspawner.errors import AwsError
+from wbspawner.errors import AwsError, KubeError
 from wbspawner.homes import (
     HomeError,
-    KubeError,
     MoveFailedError,
     MoveRefusedError,
     rebind,
@@ -67,6 +67,7 @@ from wbspawner.homes.records import (
     MOVE_TO,
     ClaimApi,
     Obj,
+    ThreadedVolumes,
     VolumeApi,
     Waits,
     WaitTimeoutError,
@@ -78,7 +79,7 @@ from wbspawner.homes.records import (
 
 log = logging.getLogger(__name__)
 
-_RUN: dict[Step, Callable[[Tools, MoveContext], StepReport]] = {
+_RUN: dict[Step, Callable[[Tools, MoveContext], Awaitable[StepReport]]] = {
     "retain": steps.step_retain,
     "snapshot": steps.step_snapshot,
     "volume": steps.step_volume,
@@ -127,7 +128,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def locate(kube: ClaimApi, request: MoveRequest) -> Located:
+async def locate(kube: ClaimApi, request: MoveRequest) -> Located:
     """Find the user's home and any unfinished move of it (read-only).
 
     Args:
@@ -142,10 +143,10 @@ def locate(kube: ClaimApi, request: MoveRequest) -> Located:
             another zone has already switched the claim.
     """
     ns, claim_name = request.namespace, request.claim_name
-    claim = kube.get_pvc(ns, claim_name)
+    claim = await kube.get_pvc(ns, claim_name)
     unfinished = [
         pv
-        for pv in kube.list_pvs(HOME_USER_LABEL)
+        for pv in await kube.list_pvs(HOME_USER_LABEL)
         if annotations_of(pv).get(MOVE_CLAIM) == f"{ns}/{claim_name}"
         and annotations_of(pv).get(MOVE_STATE) == "in-progress"
     ]
@@ -156,7 +157,7 @@ def locate(kube: ClaimApi, request: MoveRequest) -> Located:
             "resolve them by hand"
         )
     if not unfinished:
-        return _locate_bound(kube, request, claim)
+        return await _locate_bound(kube, request, claim)
     pv = unfinished[0]
     ann = annotations_of(pv)
     zone = zone_of_pv(pv) or ""
@@ -173,7 +174,9 @@ def locate(kube: ClaimApi, request: MoveRequest) -> Located:
     return Located(claim=claim, pv=pv, zone=zone, superseded=ann.get(MOVE_ID))
 
 
-def _locate_bound(kube: ClaimApi, request: MoveRequest, claim: Obj | None) -> Located:
+async def _locate_bound(
+    kube: ClaimApi, request: MoveRequest, claim: Obj | None
+) -> Located:
     who = f"{request.user}'s home (claim {request.namespace}/{request.claim_name})"
     if claim is None:
         raise MoveRefusedError(f"{who} does not exist; it is made at the first spawn")
@@ -182,7 +185,7 @@ def _locate_bound(kube: ClaimApi, request: MoveRequest, claim: Obj | None) -> Lo
         raise MoveRefusedError(
             f"{who} has no volume yet; it is created in the zone of the first spawn"
         )
-    pv = kube.get_pv(pv_name)
+    pv = await kube.get_pv(pv_name)
     if pv is None:
         raise MoveRefusedError(f"{who} names PV {pv_name}, which does not exist")
     if volume_handle(pv) is None:
@@ -198,10 +201,10 @@ class HomeMover:
 
     Args:
         kube: the Kubernetes adapter.
-        volumes: the EC2 adapter.
+        volumes: the EC2 adapter (synchronous; called in worker threads).
         waits: bounds of the waits.
         now: the wall clock (UTC), for records and move ids.
-        sleep: sleeps between polls.
+        sleep: sleeps between polls (awaitable).
         monotonic: the clock the waits are measured with.
         token: random characters for new move ids.
         on_step: called after each step (progress output; tests inject faults).
@@ -214,14 +217,14 @@ class HomeMover:
         *,
         waits: Waits | None = None,
         now: Callable[[], datetime] = _utcnow,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         token: Callable[[], str] = lambda: secrets.token_hex(3),
         on_step: Callable[[StepReport], None] | None = None,
     ) -> None:
         self.tools = Tools(
             kube=kube,
-            volumes=volumes,
+            volumes=ThreadedVolumes(volumes),
             waits=waits or Waits(),
             now=now,
             sleep=sleep,
@@ -230,7 +233,7 @@ class HomeMover:
         self.token = token
         self.on_step = on_step
 
-    def start(self, request: MoveRequest) -> MoveContext | MoveResult:
+    async def start(self, request: MoveRequest) -> MoveContext | MoveResult:
         """Locate the home and open (or resume) a move.
 
         Nothing is written, except that an unfinished move elsewhere which a
@@ -247,7 +250,7 @@ class HomeMover:
                 server is running.
         """
         kube = self.tools.kube
-        where = locate(kube, request)
+        where = await locate(kube, request)
         if where.superseded:
             log.warning(
                 "move %s of %s to %s never switched the claim; it is replaced "
@@ -258,7 +261,7 @@ class HomeMover:
             )
         if where.move_id is None and where.zone == request.target_zone:
             if where.superseded:
-                kube.patch_pv(
+                await kube.patch_pv(
                     name_of(where.pv),
                     {"metadata": {"annotations": {MOVE_STATE: "abandoned"}}},
                 )
@@ -270,7 +273,7 @@ class HomeMover:
                 new_pv=name_of(where.pv),
                 new_volume=volume_handle(where.pv),
             )
-        refuse_if_running(kube, request)
+        await refuse_if_running(kube, request)
         move_id = where.move_id or build.make_move_id(self.tools.now(), self.token())
         return MoveContext(
             request=request,
@@ -280,7 +283,7 @@ class HomeMover:
             resumed=where.move_id is not None,
         )
 
-    def run(self, request: MoveRequest) -> MoveResult:
+    async def run(self, request: MoveRequest) -> MoveResult:
         """Move a home, or resume an unfinished move of it.
 
         Args:
@@ -293,7 +296,7 @@ class HomeMover:
             MoveRefusedError: nothing was changed (see :meth:`start`).
             MoveFailedError: a step failed; the message says where the home is.
         """
-        ctx = self.start(request)
+        ctx = await self.start(request)
         if isinstance(ctx, MoveResult):
             return ctx
         log.info(
@@ -307,16 +310,18 @@ class HomeMover:
         reports: list[StepReport] = []
         for step in STEPS:
             try:
-                report = _RUN[step](self.tools, ctx)
+                report = await _RUN[step](self.tools, ctx)
             except (AwsError, KubeError, HomeError, WaitTimeoutError) as err:
-                raise self.failed(ctx, step, err) from err
+                raise await self.failed(ctx, step, err) from err
             reports.append(report)
             log.info("move %s: %s: %s", ctx.move_id, step, report.detail)
             if self.on_step is not None:
                 self.on_step(report)
         return _result(ctx, tuple(reports))
 
-    def failed(self, ctx: MoveContext, step: Step, err: Exception) -> MoveFailedError:
+    async def failed(
+        self, ctx: MoveContext, step: Step, err: Exception
+    ) -> MoveFailedError:
         """Return the error of a failed step, saying where the home is now.
 
         Args:
@@ -330,7 +335,7 @@ class HomeMover:
         cause = getattr(err, "message", None) or str(err)
         request = ctx.request
         try:
-            claim = self.tools.kube.get_pvc(request.namespace, request.claim_name)
+            claim = await self.tools.kube.get_pvc(request.namespace, request.claim_name)
             bound: str | None = claim_volume_name(claim)
         except KubeError:
             bound = "?"

@@ -63,22 +63,26 @@ def _claim_record(ctx: MoveContext) -> str:
     )
 
 
-def _wait_claim_gone(t: Tools, ctx: MoveContext) -> None:
+async def _wait_claim_gone(t: Tools, ctx: MoveContext) -> None:
     ns, name = ctx.request.namespace, ctx.request.claim_name
-    t.poll(
-        lambda: (t.kube.get_pvc(ns, name) is None, None),
+
+    async def gone() -> tuple[bool, None]:
+        return await t.kube.get_pvc(ns, name) is None, None
+
+    await t.poll(
+        gone,
         f"the old claim {name} to be deleted (is a pod still using it?)",
         t.waits.bind_s,
     )
 
 
-def _create_claim(t: Tools, ctx: MoveContext, pv_name: str) -> None:
+async def _create_claim(t: Tools, ctx: MoveContext, pv_name: str) -> None:
     ns, name = ctx.request.namespace, ctx.request.claim_name
-    t.kube.patch_pv(pv_name, build.prebind_patch(ns, name))
-    t.kube.create_pvc(ns, build.new_claim(_claim_record(ctx), name, pv_name, {}))
+    await t.kube.patch_pv(pv_name, build.prebind_patch(ns, name))
+    await t.kube.create_pvc(ns, build.new_claim(_claim_record(ctx), name, pv_name, {}))
 
 
-def restore_old_claim(t: Tools, ctx: MoveContext) -> None:
+async def restore_old_claim(t: Tools, ctx: MoveContext) -> None:
     """Put a missing claim back on the old PV (best effort; never raises).
 
     Args:
@@ -87,9 +91,9 @@ def restore_old_claim(t: Tools, ctx: MoveContext) -> None:
     """
     ns, name = ctx.request.namespace, ctx.request.claim_name
     try:
-        if t.kube.get_pvc(ns, name) is not None:
+        if await t.kube.get_pvc(ns, name) is not None:
             return  # never deleted, or created after all: leave it
-        _create_claim(t, ctx, ctx.old_pv_name)
+        await _create_claim(t, ctx, ctx.old_pv_name)
         log.warning(
             "move %s: claim %s restored on old PV %s",
             ctx.move_id,
@@ -100,81 +104,82 @@ def restore_old_claim(t: Tools, ctx: MoveContext) -> None:
         log.error("move %s: could not restore claim %s: %s", ctx.move_id, name, err)
 
 
-def step_claim(t: Tools, ctx: MoveContext) -> StepReport:
+async def step_claim(t: Tools, ctx: MoveContext) -> StepReport:
     """Rebind the user's claim to the new PV (delete, then create by the same name)."""
     ns, name, new = ctx.request.namespace, ctx.request.claim_name, ctx.new_pv_name
-    claim = t.kube.get_pvc(ns, name)
+    claim = await t.kube.get_pvc(ns, name)
     bound = claim_volume_name(claim)
     if claim is not None and bound == new:
         return done("claim", f"claim {name} names PV {new}", True)
-    refuse_if_running(t.kube, ctx.request)
+    await refuse_if_running(t.kube, ctx.request)
     if claim is not None:
         if bound not in (ctx.old_pv_name, None):
             raise HomeError(
                 f"claim {name} is bound to PV {bound}, neither the old PV "
                 f"{ctx.old_pv_name} nor the new {new}; check it by hand"
             )
-        if reclaim_of(t.kube.get_pv(ctx.old_pv_name)) != "Retain":
+        if reclaim_of(await t.kube.get_pv(ctx.old_pv_name)) != "Retain":
             raise HomeError(
                 f"PV {ctx.old_pv_name} is not Retain; not deleting its claim"
             )
     try:
         if claim is not None:
-            t.kube.delete_pvc(ns, name)
-            _wait_claim_gone(t, ctx)
-        _create_claim(t, ctx, new)
+            await t.kube.delete_pvc(ns, name)
+            await _wait_claim_gone(t, ctx)
+        await _create_claim(t, ctx, new)
     except Exception:
-        restore_old_claim(t, ctx)
+        await restore_old_claim(t, ctx)
         raise
     return done("claim", f"claim {name} recreated naming PV {new}", False)
 
 
 # ------------------------------------------------------------------ 6. verify
-def _roll_back_claim(t: Tools, ctx: MoveContext) -> None:
+async def _roll_back_claim(t: Tools, ctx: MoveContext) -> None:
     ns, name = ctx.request.namespace, ctx.request.claim_name
     try:
-        claim = t.kube.get_pvc(ns, name)
+        claim = await t.kube.get_pvc(ns, name)
         if claim is not None and claim_volume_name(claim) == ctx.new_pv_name:
-            if t.kube.pods_using_claim(ns, name):
+            if await t.kube.pods_using_claim(ns, name):
                 return  # a server already runs on the new home: keep it
-            t.kube.delete_pvc(ns, name)
-            _wait_claim_gone(t, ctx)
+            await t.kube.delete_pvc(ns, name)
+            await _wait_claim_gone(t, ctx)
     except Exception as err:
         log.error("move %s: could not roll back claim %s: %s", ctx.move_id, name, err)
         return
-    restore_old_claim(t, ctx)
+    await restore_old_claim(t, ctx)
 
 
-def step_verify(t: Tools, ctx: MoveContext) -> StepReport:
+async def step_verify(t: Tools, ctx: MoveContext) -> StepReport:
     """Check the claim is Bound to the new PV and the volume right; else roll back."""
     ns, name, new = ctx.request.namespace, ctx.request.claim_name, ctx.new_pv_name
 
-    def check() -> tuple[bool, None]:
-        claim, pv = t.kube.get_pvc(ns, name), t.kube.get_pv(new)
+    async def check() -> tuple[bool, None]:
+        claim, pv = await t.kube.get_pvc(ns, name), await t.kube.get_pv(new)
         ok = claim_volume_name(claim) == new and phase_of(claim) == "Bound"
         return ok and phase_of(pv) == "Bound", None
 
     try:
         if ctx.new_volume is None or ctx.old_volume is None:
             raise HomeError("the volume step has not run")
-        t.poll(check, f"claim {name} to be Bound to PV {new}", t.waits.bind_s)
-        seen = t.volumes.describe_volume(ctx.new_volume.volume_id)
+        await t.poll(check, f"claim {name} to be Bound to PV {new}", t.waits.bind_s)
+        seen = await t.volumes.describe_volume(ctx.new_volume.volume_id)
         if seen is None:
             raise HomeError(f"the new volume {ctx.new_volume.volume_id} disappeared")
         check_like(seen, ctx.old_volume, ctx.request.target_zone)
     except Exception:
-        _roll_back_claim(t, ctx)
+        await _roll_back_claim(t, ctx)
         raise
     return done("verify", f"claim {name} Bound to PV {new} in {seen.zone}", False)
 
 
 # ------------------------------------------------------------------ 7. record
-def step_record(t: Tools, ctx: MoveContext) -> StepReport:
+async def step_record(t: Tools, ctx: MoveContext) -> StepReport:
     """Record the move on the claim and both PVs; tag the old volume and snapshot."""
     ns, name, new = ctx.request.namespace, ctx.request.claim_name, ctx.new_pv_name
     if ctx.snapshot is None or ctx.new_volume is None:
         raise HomeError("the snapshot and volume steps have not run")
-    moved_at = annotations_of(t.kube.get_pv(new)).get(MOVED_AT) or build.iso(t.now())
+    new_pv = await t.kube.get_pv(new)
+    moved_at = annotations_of(new_pv).get(MOVED_AT) or build.iso(t.now())
     until = build.retain_until(
         build.parse_iso(moved_at) or t.now(), ctx.request.retention_days
     )
@@ -187,13 +192,13 @@ def step_record(t: Tools, ctx: MoveContext) -> StepReport:
         MOVED_AT: moved_at,
         RETAIN_UNTIL: until,
     }
-    t.kube.patch_pv(new, {"metadata": {"annotations": record}})
-    t.kube.patch_pvc(ns, name, {"metadata": {"annotations": record}})
-    t.volumes.tag(
+    await t.kube.patch_pv(new, {"metadata": {"annotations": record}})
+    await t.kube.patch_pvc(ns, name, {"metadata": {"annotations": record}})
+    await t.volumes.tag(
         ctx.old_volume_id,
         {TAG_RETAIN_UNTIL: until, MOVED_TO_VOLUME: ctx.new_volume.volume_id},
     )
-    t.volumes.tag(ctx.snapshot.snapshot_id, {TAG_RETAIN_UNTIL: until})
+    await t.volumes.tag(ctx.snapshot.snapshot_id, {TAG_RETAIN_UNTIL: until})
     finished = {
         MOVE_STATE: "done",
         MOVED_TO_PV: new,
@@ -201,7 +206,7 @@ def step_record(t: Tools, ctx: MoveContext) -> StepReport:
         MOVED_AT: moved_at,
         RETAIN_UNTIL: until,
     }
-    ctx.old_pv = t.kube.patch_pv(
+    ctx.old_pv = await t.kube.patch_pv(
         ctx.old_pv_name, {"metadata": {"annotations": finished}}
     )
     ctx.retain_until = until

@@ -4,14 +4,17 @@ This module owns the vocabulary shared by the move, the garbage collector, the
 adapters and the command line: the frozen records of EBS volumes and snapshots
 (as the EC2 adapter returns them), the annotation, label and tag keys a move
 leaves behind, the protocols the move expects from its EC2 and Kubernetes
-adapters (so tests pass fakes), and one bounded polling loop. No I/O happens
-here; :func:`poll_until` only calls what it is given.
+adapters (so tests pass fakes), :class:`ThreadedVolumes`, which runs the
+synchronous EC2 calls in worker threads so that a move never blocks the event
+loop it runs in (one day the hub's), and one bounded polling loop. No I/O
+happens here; :func:`poll_until` only awaits what it is given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
@@ -105,6 +108,7 @@ class SnapshotInfo:
 class VolumeApi(Protocol):
     """What a move needs from EC2 (see :class:`wbspawner.homes.aws.Volumes`).
 
+    Synchronous (boto3); async code calls it through :class:`ThreadedVolumes`.
     Every method raises :class:`wbspawner.errors.AwsError` subclasses on failure.
     """
 
@@ -147,41 +151,110 @@ class VolumeApi(Protocol):
         """Delete a snapshot; ``False`` when it was already gone."""
 
 
-class ClaimApi(Protocol):
-    """What a move needs from Kubernetes (see :class:`wbspawner.homes.kube.Kube`).
+class ThreadedVolumes:
+    """A :class:`VolumeApi` whose calls run in worker threads (awaitable).
 
-    Reads return ``None`` for missing objects; writes raise
-    :class:`wbspawner.homes.KubeError`.
+    boto3 blocks; this keeps the event loop a move runs in free meanwhile.
+
+    Args:
+        volumes: the synchronous EC2 adapter.
     """
 
-    def get_pvc(self, namespace: str, name: str) -> Obj | None:
+    def __init__(self, volumes: VolumeApi) -> None:
+        self.volumes = volumes
+
+    async def describe_volume(self, volume_id: str) -> VolumeInfo | None:
+        """See :meth:`VolumeApi.describe_volume`."""
+        return await asyncio.to_thread(self.volumes.describe_volume, volume_id)
+
+    async def find_volumes(
+        self, tags: Mapping[str, str], zone: str | None = None
+    ) -> list[VolumeInfo]:
+        """See :meth:`VolumeApi.find_volumes`."""
+        return await asyncio.to_thread(self.volumes.find_volumes, tags, zone)
+
+    async def create_volume_from_snapshot(
+        self,
+        snapshot_id: str,
+        like: VolumeInfo,
+        zone: str,
+        tags: Mapping[str, str],
+        client_token: str,
+    ) -> VolumeInfo:
+        """See :meth:`VolumeApi.create_volume_from_snapshot`."""
+        return await asyncio.to_thread(
+            self.volumes.create_volume_from_snapshot,
+            snapshot_id,
+            like,
+            zone,
+            tags,
+            client_token,
+        )
+
+    async def describe_snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
+        """See :meth:`VolumeApi.describe_snapshot`."""
+        return await asyncio.to_thread(self.volumes.describe_snapshot, snapshot_id)
+
+    async def find_snapshots(self, tags: Mapping[str, str]) -> list[SnapshotInfo]:
+        """See :meth:`VolumeApi.find_snapshots`."""
+        return await asyncio.to_thread(self.volumes.find_snapshots, tags)
+
+    async def create_snapshot(
+        self, volume_id: str, description: str, tags: Mapping[str, str]
+    ) -> SnapshotInfo:
+        """See :meth:`VolumeApi.create_snapshot`."""
+        return await asyncio.to_thread(
+            self.volumes.create_snapshot, volume_id, description, tags
+        )
+
+    async def tag(self, resource_id: str, tags: Mapping[str, str]) -> None:
+        """See :meth:`VolumeApi.tag`."""
+        await asyncio.to_thread(self.volumes.tag, resource_id, tags)
+
+    async def delete_volume(self, volume_id: str) -> bool:
+        """See :meth:`VolumeApi.delete_volume`."""
+        return await asyncio.to_thread(self.volumes.delete_volume, volume_id)
+
+    async def delete_snapshot(self, snapshot_id: str) -> bool:
+        """See :meth:`VolumeApi.delete_snapshot`."""
+        return await asyncio.to_thread(self.volumes.delete_snapshot, snapshot_id)
+
+
+class ClaimApi(Protocol):
+    """What a move needs from Kubernetes (see :class:`wbspawner.adapters.kube.Kube`).
+
+    Reads return ``None`` for missing objects; failures raise
+    :class:`wbspawner.errors.KubeError`.
+    """
+
+    async def get_pvc(self, namespace: str, name: str) -> Obj | None:
         """Return a claim, or ``None``."""
 
-    def create_pvc(self, namespace: str, body: Obj) -> Obj:
+    async def create_pvc(self, namespace: str, body: Obj) -> Obj:
         """Create a claim."""
 
-    def patch_pvc(self, namespace: str, name: str, patch: Obj) -> Obj:
+    async def patch_pvc(self, namespace: str, name: str, patch: Obj) -> Obj:
         """Merge-patch a claim."""
 
-    def delete_pvc(self, namespace: str, name: str) -> None:
+    async def delete_pvc(self, namespace: str, name: str) -> None:
         """Delete a claim (no error when it is already gone)."""
 
-    def get_pv(self, name: str) -> Obj | None:
+    async def get_pv(self, name: str) -> Obj | None:
         """Return a PV, or ``None``."""
 
-    def list_pvs(self, label_selector: str | None = None) -> list[Obj]:
+    async def list_pvs(self, label_selector: str | None = None) -> list[Obj]:
         """Return PVs, optionally filtered by a label selector."""
 
-    def create_pv(self, body: Obj) -> Obj:
+    async def create_pv(self, body: Obj) -> Obj:
         """Create a PV."""
 
-    def patch_pv(self, name: str, patch: Obj) -> Obj:
+    async def patch_pv(self, name: str, patch: Obj) -> Obj:
         """Merge-patch a PV."""
 
-    def delete_pv(self, name: str) -> None:
+    async def delete_pv(self, name: str) -> None:
         """Delete a PV (no error when it is already gone)."""
 
-    def pods_using_claim(self, namespace: str, claim: str) -> list[str]:
+    async def pods_using_claim(self, namespace: str, claim: str) -> list[str]:
         """Return the names of pods that use a claim and have not finished."""
 
 
@@ -208,16 +281,16 @@ class WaitTimeoutError(Exception):
         self.last = last
 
 
-def poll_until(
-    check: Callable[[], tuple[bool, T]],
+async def poll_until(
+    check: Callable[[], Awaitable[tuple[bool, T]]],
     *,
     what: str,
     timeout_s: float,
     waits: Waits,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
-    """Call ``check`` until it reports done, backing off up to a bound.
+    """Await ``check`` until it reports done, backing off up to a bound.
 
     Args:
         check: returns ``(done, value)``; exceptions propagate.
@@ -236,13 +309,13 @@ def poll_until(
     start = clock()
     interval = waits.interval_s
     while True:
-        done, value = check()
+        done, value = await check()
         if done:
             return value
         waited = clock() - start
         if waited >= timeout_s:
             raise WaitTimeoutError(what, waited, value)
-        sleep(min(interval, max(timeout_s - waited, 0.0)))
+        await sleep(min(interval, max(timeout_s - waited, 0.0)))
         interval = min(interval * 1.5, waits.max_interval_s)
 
 

@@ -34,10 +34,10 @@ from wbspawner.homes.records import (
 
 
 # ------------------------------------------------------------------ 1. retain
-def step_retain(t: Tools, ctx: MoveContext) -> StepReport:
+async def step_retain(t: Tools, ctx: MoveContext) -> StepReport:
     """Set Retain on the old PV and record the move on it."""
     name = ctx.old_pv_name
-    pv = t.kube.get_pv(name)
+    pv = await t.kube.get_pv(name)
     if pv is None:
         raise HomeError(f"the old PV {name} disappeared")
     ann = annotations_of(pv)
@@ -51,7 +51,7 @@ def step_retain(t: Tools, ctx: MoveContext) -> StepReport:
             "retain", f"PV {name} is Retain and carries move {ctx.move_id}", True
         )
     request = ctx.request
-    claim = t.kube.get_pvc(request.namespace, request.claim_name)
+    claim = await t.kube.get_pvc(request.namespace, request.claim_name)
     annotations = {
         MOVE_ID: ctx.move_id,
         MOVE_STATE: "in-progress",
@@ -68,7 +68,7 @@ def step_retain(t: Tools, ctx: MoveContext) -> StepReport:
         },
         "spec": {"persistentVolumeReclaimPolicy": "Retain"},
     }
-    pv = t.kube.patch_pv(name, patch)
+    pv = await t.kube.patch_pv(name, patch)
     if reclaim_of(pv) != "Retain":
         raise HomeError(f"PV {name} did not keep reclaim policy Retain")
     ctx.old_pv = pv
@@ -78,24 +78,21 @@ def step_retain(t: Tools, ctx: MoveContext) -> StepReport:
 
 
 # ---------------------------------------------------------------- 2. snapshot
-def step_snapshot(t: Tools, ctx: MoveContext) -> StepReport:
+async def step_snapshot(t: Tools, ctx: MoveContext) -> StepReport:
     """Snapshot the old volume (once per move) and wait until it completes."""
-    old = t.volumes.describe_volume(ctx.old_volume_id)
+    old = await t.volumes.describe_volume(ctx.old_volume_id)
     if old is None:
         raise HomeError(f"the old volume {ctx.old_volume_id} does not exist")
     ctx.old_volume = old
+    taken = await t.volumes.find_snapshots({TAG_MOVE_ID: ctx.move_id})
     found = sorted(
-        (
-            s
-            for s in t.volumes.find_snapshots({TAG_MOVE_ID: ctx.move_id})
-            if s.state != "error" and s.volume_id == old.volume_id
-        ),
+        (s for s in taken if s.state != "error" and s.volume_id == old.volume_id),
         key=lambda s: s.snapshot_id,
     )
     snap = found[0] if found else None
     already = snap is not None and snap.state == "completed"
     if snap is None:
-        snap = t.volumes.create_snapshot(
+        snap = await t.volumes.create_snapshot(
             old.volume_id,
             f"home of {ctx.request.user} before moving to "
             f"{ctx.request.target_zone} ({ctx.move_id})",
@@ -103,8 +100,8 @@ def step_snapshot(t: Tools, ctx: MoveContext) -> StepReport:
         )
     snapshot_id = snap.snapshot_id
 
-    def check() -> tuple[bool, SnapshotInfo]:
-        seen = t.volumes.describe_snapshot(snapshot_id)
+    async def check() -> tuple[bool, SnapshotInfo]:
+        seen = await t.volumes.describe_snapshot(snapshot_id)
         if seen is None:
             raise HomeError(f"snapshot {snapshot_id} disappeared")
         if seen.state == "error":
@@ -113,7 +110,7 @@ def step_snapshot(t: Tools, ctx: MoveContext) -> StepReport:
             )
         return seen.state == "completed", seen
 
-    ctx.snapshot = t.poll(
+    ctx.snapshot = await t.poll(
         check, f"snapshot {snapshot_id} to complete", t.waits.snapshot_s
     )
     return done(
@@ -153,23 +150,20 @@ def check_like(new: VolumeInfo, old: VolumeInfo, zone: str) -> None:
         )
 
 
-def step_volume(t: Tools, ctx: MoveContext) -> StepReport:
+async def step_volume(t: Tools, ctx: MoveContext) -> StepReport:
     """Create the volume from the snapshot in the target zone, wait until available."""
     old, snap, zone = ctx.old_volume, ctx.snapshot, ctx.request.target_zone
     if old is None or snap is None:
         raise HomeError("the snapshot step has not run")
+    made = await t.volumes.find_volumes({build.CREATED_BY_MOVE: ctx.move_id}, zone)
     found = sorted(
-        (
-            v
-            for v in t.volumes.find_volumes({build.CREATED_BY_MOVE: ctx.move_id}, zone)
-            if v.state not in ("deleting", "deleted", "error")
-        ),
+        (v for v in made if v.state not in ("deleting", "deleted", "error")),
         key=lambda v: v.volume_id,
     )
     volume = found[0] if found else None
     already = volume is not None and volume.state in ("available", "in-use")
     if volume is None:
-        volume = t.volumes.create_volume_from_snapshot(
+        volume = await t.volumes.create_volume_from_snapshot(
             snap.snapshot_id,
             old,
             zone,
@@ -178,13 +172,15 @@ def step_volume(t: Tools, ctx: MoveContext) -> StepReport:
         )
     volume_id = volume.volume_id
 
-    def check() -> tuple[bool, VolumeInfo | None]:
-        seen = t.volumes.describe_volume(volume_id)
+    async def check() -> tuple[bool, VolumeInfo | None]:
+        seen = await t.volumes.describe_volume(volume_id)
         if seen is not None and seen.state in ("error", "deleting", "deleted"):
             raise HomeError(f"the new volume {volume_id} is in state {seen.state}")
         return seen is not None and seen.state in ("available", "in-use"), seen
 
-    ready = t.poll(check, f"volume {volume_id} to become available", t.waits.volume_s)
+    ready = await t.poll(
+        check, f"volume {volume_id} to become available", t.waits.volume_s
+    )
     if ready is None:  # pragma: no cover - poll returns only when seen
         raise HomeError(f"volume {volume_id} vanished")
     check_like(ready, old, zone)
@@ -193,12 +189,12 @@ def step_volume(t: Tools, ctx: MoveContext) -> StepReport:
 
 
 # ---------------------------------------------------------------------- 4. pv
-def step_pv(t: Tools, ctx: MoveContext) -> StepReport:
+async def step_pv(t: Tools, ctx: MoveContext) -> StepReport:
     """Create the static PV of the new volume, pinned to the target zone."""
     volume, name = ctx.new_volume, ctx.new_pv_name
     if volume is None:
         raise HomeError("the volume step has not run")
-    pv = t.kube.get_pv(name)
+    pv = await t.kube.get_pv(name)
     if pv is None:
         request = ctx.request
         body = build.static_pv(
@@ -214,8 +210,8 @@ def step_pv(t: Tools, ctx: MoveContext) -> StepReport:
                 MOVED_FROM_ZONE: ctx.old_zone,
             },
         )
-        t.kube.create_pv(body)
-        pv = t.kube.get_pv(name)
+        await t.kube.create_pv(body)
+        pv = await t.kube.get_pv(name)
     elif volume_handle(pv) == volume.volume_id:
         return done("pv", f"PV {name} exists for {volume.volume_id}", True)
     if volume_handle(pv) != volume.volume_id:

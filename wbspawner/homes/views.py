@@ -1,8 +1,8 @@
 """Read-only views of homes for admins: the list, one home in detail, a move's plan.
 
 This module owns what ``wbspawner home list``, ``home show`` and
-``home move --dry-run`` report. It only reads (through the adapters) and returns
-dataclasses; the command line formats them.
+``home move --dry-run`` report. It only reads (through the adapters, EC2 in
+worker threads) and returns dataclasses; the command line formats them.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from wbspawner.homes.records import (
     TAG_MOVE_ID,
     ClaimApi,
     Obj,
+    ThreadedVolumes,
     VolumeApi,
     annotations_of,
     claim_volume_name,
@@ -71,7 +72,7 @@ def _moving(pvs: list[Obj], namespace: str, claim: str) -> Obj | None:
     )
 
 
-def home_rows(kube: ClaimApi, claims: list[Obj], namespace: str) -> list[HomeRow]:
+async def home_rows(kube: ClaimApi, claims: list[Obj], namespace: str) -> list[HomeRow]:
     """Return one row per home claim of a namespace, sorted by user.
 
     Args:
@@ -82,14 +83,14 @@ def home_rows(kube: ClaimApi, claims: list[Obj], namespace: str) -> list[HomeRow
     Returns:
         The rows.
     """
-    marked = kube.list_pvs(HOME_USER_LABEL)
+    marked = await kube.list_pvs(HOME_USER_LABEL)
     rows = []
     for claim in claims:
         name = name_of(claim)
         if not name.startswith(CLAIM_PREFIX):
             continue
         pv_name = claim_volume_name(claim)
-        pv = kube.get_pv(pv_name) if pv_name else None
+        pv = await kube.get_pv(pv_name) if pv_name else None
         ann = annotations_of(claim)
         status = phase_of(claim) or "Pending"
         moving = _moving(marked, namespace, name)
@@ -113,7 +114,7 @@ def home_rows(kube: ClaimApi, claims: list[Obj], namespace: str) -> list[HomeRow
     return sorted(rows, key=lambda r: r.user)
 
 
-def kept_volumes(
+async def kept_volumes(
     kube: ClaimApi, namespace: str, claim: str
 ) -> list[tuple[str, str, str]]:
     """Return old PVs kept after finished moves of a claim.
@@ -126,9 +127,10 @@ def kept_volumes(
     Returns:
         ``(pv, volume id, retain until)`` per old PV, sorted by PV name.
     """
+    marked = await kube.list_pvs(HOME_USER_LABEL)
     return sorted(
         (name_of(pv), volume_handle(pv) or "", annotations_of(pv).get(RETAIN_UNTIL, ""))
-        for pv in kube.list_pvs(HOME_USER_LABEL)
+        for pv in marked
         if annotations_of(pv).get(MOVE_CLAIM) == f"{namespace}/{claim}"
         and annotations_of(pv).get(MOVE_STATE) == "done"
     )
@@ -159,12 +161,14 @@ class MovePlan:
     steps: tuple[PlannedStep, ...]
 
 
-def plan_move(kube: ClaimApi, volumes: VolumeApi, request: MoveRequest) -> MovePlan:
+async def plan_move(
+    kube: ClaimApi, volumes: VolumeApi, request: MoveRequest
+) -> MovePlan:
     """Describe what a move would do, reading only.
 
     Args:
         kube: the Kubernetes adapter.
-        volumes: the EC2 adapter.
+        volumes: the EC2 adapter (synchronous; called in worker threads).
         request: the move.
 
     Returns:
@@ -173,8 +177,8 @@ def plan_move(kube: ClaimApi, volumes: VolumeApi, request: MoveRequest) -> MoveP
     Raises:
         MoveRefusedError: the move could not start (no home, another move).
     """
-    where = locate(kube, request)
-    pods = tuple(kube.pods_using_claim(request.namespace, request.claim_name))
+    where = await locate(kube, request)
+    pods = tuple(await kube.pods_using_claim(request.namespace, request.claim_name))
     move_id = where.move_id or "(new)"
     base = MovePlan(
         request=request,
@@ -187,9 +191,10 @@ def plan_move(kube: ClaimApi, volumes: VolumeApi, request: MoveRequest) -> MoveP
     if base.already_there:
         return base
     volume_id = volume_handle(where.pv) or ""
-    old = volumes.describe_volume(volume_id)
+    ec2 = ThreadedVolumes(volumes)
+    old = await ec2.describe_volume(volume_id)
     size = f"{old.size_gib} GiB {old.volume_type}" if old else "?"
-    found = _found_by_step(kube, volumes, request, where.move_id, where.pv)
+    found = await _found_by_step(kube, ec2, request, where.move_id, where.pv)
     wanted: dict[Step, str] = {
         "retain": f"set PV {name_of(where.pv)} to Retain and record the move",
         "snapshot": f"snapshot {volume_id} ({size}) and wait until completed",
@@ -217,9 +222,9 @@ def plan_move(kube: ClaimApi, volumes: VolumeApi, request: MoveRequest) -> MoveP
     )
 
 
-def _found_by_step(
+async def _found_by_step(
     kube: ClaimApi,
-    volumes: VolumeApi,
+    volumes: ThreadedVolumes,
     request: MoveRequest,
     move_id: str | None,
     old_pv: Obj,
@@ -230,16 +235,18 @@ def _found_by_step(
     found: dict[Step, str] = {}
     if reclaim_of(old_pv) == "Retain" and annotations_of(old_pv).get(MOVE_ID):
         found["retain"] = f"PV {name_of(old_pv)} is Retain"
-    snaps = volumes.find_snapshots({TAG_MOVE_ID: move_id})
+    snaps = await volumes.find_snapshots({TAG_MOVE_ID: move_id})
     if any(s.state == "completed" for s in snaps):
         found["snapshot"] = f"snapshot {snaps[0].snapshot_id} completed"
-    made = volumes.find_volumes({build.CREATED_BY_MOVE: move_id}, request.target_zone)
+    made = await volumes.find_volumes(
+        {build.CREATED_BY_MOVE: move_id}, request.target_zone
+    )
     if made:
         found["volume"] = f"volume {made[0].volume_id} ({made[0].state})"
     new_pv = build.target_pv_name(request.claim_name, move_id)
-    if kube.get_pv(new_pv) is not None:
+    if await kube.get_pv(new_pv) is not None:
         found["pv"] = f"PV {new_pv} exists"
-    claim = kube.get_pvc(request.namespace, request.claim_name)
+    claim = await kube.get_pvc(request.namespace, request.claim_name)
     if claim_volume_name(claim) == new_pv:
         found["claim"] = f"claim names PV {new_pv}"
     return found

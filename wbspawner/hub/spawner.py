@@ -20,6 +20,7 @@ from jupyterhub.utils import maybe_future
 from kubespawner import KubeSpawner
 from traitlets import Callable, Float, Unicode, default
 
+from wbspawner.adapters.kube import Kube
 from wbspawner.errors import UserFacingError, to_hub_error
 from wbspawner.gateway.netpol_kube import ensure_dask_network_policies
 from wbspawner.homes.policy import first_home_zone
@@ -93,6 +94,18 @@ class WorkbenchSpawner(KubeSpawner):
     _pool: str | None = None
     _zone: str | None = None
     _policies: asyncio.Future[None] | None = None
+    _kube: Kube | None = None
+
+    @property
+    def kube(self) -> Kube:
+        """The cluster as JSON, over KubeSpawner's own client (one connection)."""
+        if self._kube is None:
+            self._kube = Kube.of(self.api, timeout=self.k8s_api_request_timeout)
+        return self._kube
+
+    @kube.setter
+    def kube(self, value: Kube) -> None:
+        self._kube = value
 
     @default("profile_list")
     def _default_profile_list(self) -> Any:
@@ -212,10 +225,8 @@ class WorkbenchSpawner(KubeSpawner):
             self.log.warning("KubeSpawner refused %s: %s", self._log_name, err)
             raise to_hub_error(UserFacingError(str(err), reason="profile")) from None
         pool = profiles.pool_of(chosen.size)
-        home = spawner_io.home_zone(
-            self.api, self.namespace, self.pvc_name, self.k8s_api_request_timeout
-        )
-        self._zone = await home or self._first_zone(pool, profiles)
+        home = await spawner_io.home_zone(self.kube, self.namespace, self.pvc_name)
+        self._zone = home or self._first_zone(pool, profiles)
         self._apply_overrides(
             manifests.overrides_for(
                 chosen.size, chosen.image, pool, user, self._zone, profiles.homes
@@ -253,7 +264,7 @@ class WorkbenchSpawner(KubeSpawner):
         if self.dask_namespace:  # Dask pods: own server + workers (bounded, logs)
             self._policies = asyncio.ensure_future(
                 ensure_dask_network_policies(
-                    self.api.api_client,
+                    self.kube,
                     self.dask_namespace,
                     self.user.name,
                     self.log,
@@ -288,8 +299,7 @@ class WorkbenchSpawner(KubeSpawner):
         if pool is None or not self._size:
             return
         server = hooks.Server(self.user.name, self.name, self._size, pool, groups)
-        api, t = self.api, self.k8s_api_request_timeout
-        read = partial(spawner_io.node_of_pod, api, self.namespace, self.pod_name, t)
+        read = partial(spawner_io.node_of_pod, self.kube, self.namespace, self.pod_name)
         await self._costs().started(server, profiles, self._spot(), read)
 
     async def run_post_stop_hook(self) -> Any:

@@ -5,7 +5,9 @@ bound home volume, the node a server's pod runs on), of the JSON files other
 components leave next to the hub (warm status, spot prices), and its watch for
 an autoscaler that keeps refusing to start a node. It decides nothing: the
 meaning of what it reads comes from :mod:`wbspawner.homes.policy` and
-:mod:`wbspawner.spawn.progress`. Every Kubernetes call is bounded by a timeout.
+:mod:`wbspawner.spawn.progress`. The cluster is read through
+:class:`wbspawner.adapters.kube.Kube` (over KubeSpawner's client), whose every
+call is bounded by its timeout.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import asyncio
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-from kubernetes_asyncio.client.rest import ApiException
+from typing import TYPE_CHECKING, Any
 
 from wbspawner.errors import UserFacingError
 from wbspawner.homes.policy import zone_of_pv
 from wbspawner.spawn import progress
+
+if TYPE_CHECKING:
+    from wbspawner.adapters.kube import Kube
 
 
 def read_json(path: str | None) -> Any:
@@ -38,57 +41,48 @@ def read_json(path: str | None) -> Any:
         return None
 
 
-async def home_zone(api: Any, namespace: str, claim: str, timeout: float) -> str | None:
+async def home_zone(kube: Kube, namespace: str, claim: str) -> str | None:
     """Return the zone of a user's bound home volume, if it exists.
 
     Args:
-        api: a kubernetes_asyncio ``CoreV1Api``.
+        kube: the Kubernetes adapter.
         namespace: the claim's namespace.
         claim: the home claim's name.
-        timeout: seconds per API call.
 
     Returns:
         The zone of the claim's volume; ``None`` when there is no claim, it is
-        not bound yet, or its volume names no zone.
+        not bound yet, its PV is gone, or its volume names no zone.
 
     Raises:
-        ApiException: any API error other than 404.
+        KubeError: the API refused or did not answer (other than 404).
     """
-    try:
-        read = api.read_namespaced_persistent_volume_claim
-        pvc = await asyncio.wait_for(read(claim, namespace), timeout)
-        volume = pvc.spec.volume_name if pvc.spec else None
-        if not volume:
-            return None
-        pv = await asyncio.wait_for(api.read_persistent_volume(volume), timeout)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-    return zone_of_pv(api.api_client.sanitize_for_serialization(pv))
+    pvc = await kube.get_pvc(namespace, claim)
+    volume = ((pvc or {}).get("spec") or {}).get("volumeName")
+    if not volume:
+        return None
+    pv = await kube.get_pv(str(volume))
+    return zone_of_pv(pv) if pv is not None else None
 
 
 async def node_of_pod(
-    api: Any, namespace: str, pod_name: str, timeout: float
+    kube: Kube, namespace: str, pod_name: str
 ) -> dict[str, Any] | None:
-    """Return the node a pod runs on, as a dict; ``None`` when unscheduled.
+    """Return the node a pod runs on; ``None`` when unscheduled or gone.
 
     Args:
-        api: a kubernetes_asyncio ``CoreV1Api``.
+        kube: the Kubernetes adapter.
         namespace: the pod's namespace.
         pod_name: the pod's name.
-        timeout: seconds per API call.
 
     Returns:
         The core/v1 Node.
+
+    Raises:
+        KubeError: the API refused or did not answer (other than 404).
     """
-    pod = await asyncio.wait_for(api.read_namespaced_pod(pod_name, namespace), timeout)
-    name = pod.spec.node_name if pod.spec else None
-    if not name:
-        return None
-    node = await asyncio.wait_for(api.read_node(name), timeout)
-    result: dict[str, Any] = api.api_client.sanitize_for_serialization(node)
-    return result
+    pod = await kube.get_pod(namespace, pod_name)
+    name = ((pod or {}).get("spec") or {}).get("nodeName")
+    return await kube.get_node(str(name)) if name else None
 
 
 async def capacity_refusal(

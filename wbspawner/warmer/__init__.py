@@ -15,7 +15,8 @@ The package is split like the idle-culler should have been:
 - :mod:`~wbspawner.warmer.app` and :mod:`~wbspawner.warmer.web`: the service;
 - :mod:`~wbspawner.hub.warmer_service`: its JupyterHub service entry and roles.
 
-Importing the package has no side effects.
+Kubernetes and the hub API are reached through :mod:`wbspawner.adapters.kube`
+and :mod:`wbspawner.adapters.hubapi`. Importing the package has no side effects.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, Int, List, Unicode, default
 from traitlets.config import Application
 
-from wbspawner.adapters.hubapi import last_pools
+from wbspawner.adapters.hubapi import HubApi
 from wbspawner.costs.accounting import DEFAULT_DB_URL
 from wbspawner.model import Profiles
 from wbspawner.profiles.loader import ProfilesSource
@@ -175,6 +175,7 @@ class WarmerApp(Application):
         self.source = ProfilesSource(self.profiles_dir, None, self.log)
         profiles = self.source.current()  # invalid profiles: the service won't start
         self.kube = kube
+        self.hub = HubApi(self.api_url, self.api_token, timeout=10.0)
         self.observer = Observer(kube, self._observe_settings(profiles), self.clock)
         self.placeholders = PlaceholderActuator(
             kube, self._placeholder_settings(profiles)
@@ -320,11 +321,13 @@ class WarmerApp(Application):
             return {}
 
     async def _last_pools(self, profiles: Profiles) -> dict[str, str]:
+        """Return user → pool of their last size (sizes no longer offered: none)."""
         try:
-            return await last_pools(self.api_url, self.api_token, profiles)
+            sizes = await self.hub.last_sizes()
         except Exception as err:  # the hub may be restarting: carry on without
             self.record_error("*", "hub users", f"{type(err).__name__}: {err}")
             return {}
+        return {u: s.pool for u, slug in sizes.items() if (s := profiles.size(slug))}
 
     def _today(self, now: datetime, profiles: Profiles) -> float:
         start = report.local_midnight(now, ZoneInfo(profiles.warm.timezone))
@@ -392,6 +395,7 @@ class WarmerApp(Application):
             await asyncio.Event().wait()
         finally:
             periodic.stop()
+            await self.hub.close()
             await kube.close()
 
     def start(self) -> None:
