@@ -32,7 +32,6 @@ from devcluster.errors import ApiError
 from devcluster.moto_server import MotoServer
 from wbspawner.cli.main import main
 from wbspawner.homes import MoveFailedError
-from wbspawner.homes.aws import Volumes
 from wbspawner.homes.kube import Kube, connection_from_kubeconfig
 from wbspawner.homes.move import HomeMover, MoveRequest
 from wbspawner.homes.policy import (
@@ -43,6 +42,7 @@ from wbspawner.homes.policy import (
     zone_of_pv,
 )
 from wbspawner.homes.records import Waits
+from wbspawner.homes.volumes import Volumes
 from wbspawner.model import POOL_LABEL, ZONE_LABEL, HomeSettings, Pool, Resources
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,9 @@ and safe for their data:
   resumable state machine that never deletes the old volume.
 - :mod:`~wbspawner.homes.gc`: deleting old volumes and snapshots after their
   retention, once the new home is bound.
-- :mod:`~wbspawner.homes.aws` and :mod:`~wbspawner.homes.kube`: thin EC2 and
-  Kubernetes adapters (retries, error mapping, no policy).
+- :mod:`~wbspawner.homes.volumes`: EBS volumes and snapshots, through
+  :mod:`wbspawner.adapters.aws` (botocore's retries, errors as advice; no policy).
+- :mod:`~wbspawner.homes.kube`: the thin Kubernetes adapter (no policy).
 
 The admin command line is :mod:`wbspawner.cli.home`.
 """
