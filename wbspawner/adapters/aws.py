@@ -4,10 +4,9 @@ This module owns, for every AWS service wbspawner uses (EC2, Auto Scaling, SSM,
 EKS, Budgets, STS):
 
 - :func:`make_client` and :func:`make_clients`: the only place boto3 clients
-  are created: region,
-  endpoint (a loopback one, such as a local moto server, is reached without the
-  environment's proxies) and botocore's retries (:data:`RETRY_MODE`,
-  :data:`MAX_ATTEMPTS`).
+  are created: region, endpoint (a loopback one, such as a local moto server,
+  is reached without the environment's proxies) and botocore's retries
+  (:data:`RETRY_MODE`, :data:`MAX_ATTEMPTS`).
 - :func:`call` and :func:`paginate`: one API call, or the items of every page
   of a paginated one through botocore's paginators, with each error turned
   into an :class:`~wbspawner.errors.AwsError`.
@@ -47,8 +46,9 @@ JsonDict = dict[str, Any]
 """An AWS response or request body, as boto3 takes and returns it."""
 
 RETRY_MODE: Final = "standard"
-"""botocore's retry mode: the one every AWS SDK shares (not the experimental
-``adaptive``, whose client-side rate limiter would slow the warmer's other calls)."""
+"""botocore's retry mode, the one every AWS SDK shares. Not ``adaptive``: botocore
+calls it experimental, and its client-side rate limiter holds back every later
+call of a client once one call was throttled."""
 
 MAX_ATTEMPTS: Final = 6
 """Sends of one call in all (the first and five retries), by botocore.
@@ -160,9 +160,8 @@ def make_client(
     Returns:
         The client (typed ``Any``: each service has its own stub type).
     """
-    return make_clients((service,), region, endpoint_url, max_attempts=max_attempts)[
-        service
-    ]
+    clients = make_clients((service,), region, endpoint_url, max_attempts=max_attempts)
+    return clients[service]
 
 
 def make_clients(
@@ -194,7 +193,7 @@ def make_clients(
     options: dict[str, Any] = {
         "retries": {"mode": RETRY_MODE, "total_max_attempts": max_attempts}
     }
-    if endpoint_url and is_loopback(endpoint_url):
+    if endpoint_url and _is_loopback(endpoint_url):
         options["proxies"] = {}
     session: Any = boto3.session.Session(region_name=region)
     return {
@@ -203,7 +202,7 @@ def make_clients(
     }
 
 
-def is_loopback(url: str) -> bool:
+def _is_loopback(url: str) -> bool:
     """Return whether a URL's host is this machine (``127.0.0.0/8``, ``::1``)."""
     host = urlsplit(url).hostname or ""
     try:
