@@ -64,7 +64,13 @@ def backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def test_a_throttled_call_is_sent_max_attempts_times_then_explained(
     moto: None, backoff: list[float]
 ) -> None:
-    """Every send is counted at ``before-send``: botocore's retries, none of ours."""
+    """Each send is answered and counted at ``before-send``, not by the Stubber.
+
+    The Stubber answers at ``before-call``, which skips botocore's retry handler:
+    a stubbed throttle would be raised at once and prove nothing about retries.
+    At ``before-send`` the retry handler sees every answer, so the count is the
+    number of sends botocore made; the adapter adds none.
+    """
     asg = make_client("autoscaling", "us-east-1")
     hook = SendErrors(
         asg, "CreateAutoScalingGroup", *[(400, "Throttling")] * 99, message="Rate"
