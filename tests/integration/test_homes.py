@@ -33,7 +33,7 @@ from devcluster.moto_server import MotoServer
 from wbspawner.adapters.kube import Kube
 from wbspawner.cli.main import main
 from wbspawner.homes import MoveFailedError
-from wbspawner.homes.aws import Volumes
+from wbspawner.homes.volumes import Volumes
 from wbspawner.homes.move import HomeMover, MoveRequest
 from wbspawner.homes.policy import (
     ZoneFacts,
@@ -43,6 +43,7 @@ from wbspawner.homes.policy import (
     zone_of_pv,
 )
 from wbspawner.homes.records import Waits
+from wbspawner.homes.volumes import Volumes
 from wbspawner.model import POOL_LABEL, ZONE_LABEL, HomeSettings, Pool, Resources
 
 pytestmark = pytest.mark.integration

@@ -27,8 +27,9 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from aws_support import SendErrors
 
-from wbspawner.adapters.aws import Retry
+from wbspawner.adapters.aws import make_client
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.cli import pools as cli_pools
 from wbspawner.cli.main import main
@@ -179,7 +180,9 @@ class Inject:
     """A botocore ``before-call`` hook answering chosen calls itself.
 
     Calls ``nth`` … ``nth + times − 1`` get an AWS error ``code`` (or, with
-    ``response``, that successful response); the others go to moto.
+    ``response``, that successful response); the others go to moto. Answered at
+    ``before-call``, an error is what botocore's retries would end with (they are
+    skipped); :class:`SendHook` shows the retries themselves.
     """
 
     def __init__(
@@ -216,12 +219,12 @@ class _Http:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def inject_into_cli(monkeypatch, service: str, operation: str, hook: Inject) -> None:
+def inject_into_cli(monkeypatch, service: str, operation: str, hook: Any) -> None:
     """Make the CLI's boto3 clients carry ``hook`` on one operation."""
     real = cli_pools.make_clients
 
-    def hooked(region: str, endpoint_url: str | None = None) -> dict[str, Any]:
-        clients = real(region, endpoint_url)
+    def hooked(services, region: str, endpoint_url: str | None = None):
+        clients = real(services, region, endpoint_url)
         hook.attach(clients[service], operation)
         return clients
 
@@ -411,21 +414,38 @@ def test_groups_leave_only_with_allow_delete(aws_env):
 
 
 def test_throttling_is_retried_then_explained(aws_env, monkeypatch):
-    hook = Inject("Throttling", nth=1, times=2, message="Rate exceeded")
+    """botocore's retries, counted at ``before-send`` (after its retry handler)."""
+    throttled = [(400, "Throttling")] * 2
+    hook = SendHook("DescribeAutoScalingGroups", *throttled, message="Rate exceeded")
     inject_into_cli(monkeypatch, "autoscaling", "DescribeAutoScalingGroups", hook)
     code, _, err = aws_env.cli("plan")
     assert code == 0, err
-    assert hook.calls == 3
-    asg = aws_env.client("autoscaling")
-    Inject("Throttling", times=99, message="Rate exceeded").attach(
-        asg, "DescribeAutoScalingGroups"
+    assert hook.errors.attempts == 3
+    asg = make_client("autoscaling", REGION, aws_env.moto.endpoint_url, max_attempts=3)
+    always = SendErrors(
+        asg, "DescribeAutoScalingGroups", *[(400, "Throttling")] * 99, message="Rate"
     )
     with pytest.raises(
         TemporaryAwsError,
         match=r"AWS is throttling autoscaling:DescribeAutoScalingGroups .*"
         r"Gave up after 3 attempts",
     ):
-        AsgPools(asg, Retry(attempts=3, sleep=lambda _s: None)).observe(aws_env.name)
+        AsgPools(asg).observe(aws_env.name)
+    assert always.attempts == 3
+
+
+class SendHook:
+    """:class:`SendErrors` attached once the CLI has made its client."""
+
+    def __init__(self, operation: str, *errors: tuple[int, str], message: str) -> None:
+        self.operation, self.errors_wanted, self.message = operation, errors, message
+        self.errors: SendErrors
+
+    def attach(self, client: Any, operation: str) -> None:
+        assert operation == self.operation
+        self.errors = SendErrors(
+            client, operation, *self.errors_wanted, message=self.message
+        )
 
 
 def test_insufficient_capacity_is_explained(aws_env, monkeypatch):

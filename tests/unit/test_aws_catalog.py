@@ -1,8 +1,8 @@
-"""Refreshing the catalogue from EC2: botocore Stubber and moto in-process."""
+"""Refreshing the catalogue from EC2 (``Ec2InstanceTypes``): Stubber and moto."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import boto3
@@ -10,12 +10,9 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from wbspawner.adapters.instance_types import Ec2InstanceTypes
 from wbspawner.catalog.instances import CatalogError, load_catalog
-from wbspawner.catalog.refresh import (
-    Ec2Catalog,
-    instance_type_from_aws,
-    refresh_catalog,
-)
+from wbspawner.catalog.refresh import instance_type_from_aws, refresh_catalog
 from wbspawner.errors import PermanentAwsError, TemporaryAwsError
 
 BASE = load_catalog()
@@ -82,7 +79,9 @@ def test_refresh_updates_facts_and_keeps_prices(stubbed: tuple[Any, Stubber]) ->
         {"InstanceTypes": [changed, G5_12X]},
         expected_params={"InstanceTypes": ["r5.large", "g5.12xlarge"]},
     )
-    new = refresh_catalog(client, BASE, ["r5.large", "g5.12xlarge"], "2030-01-02")
+    new = refresh_catalog(
+        Ec2InstanceTypes(client), BASE, ["r5.large", "g5.12xlarge"], "2030-01-02"
+    )
     assert new.date == "2030-01-02"
     assert new.region == "us-east-1"
     assert new.types["r5.large"].vcpu == 4
@@ -102,7 +101,9 @@ def test_refresh_keeps_measurement_only_while_memory_is_unchanged(
     r5_2x = info("r5.2xlarge", 8, 65536, 4, 15)
     r5_4x_more = info("r5.4xlarge", 16, 131072 + 1024, 8, 30)
     stub.add_response("describe_instance_types", {"InstanceTypes": [r5_2x, r5_4x_more]})
-    new = refresh_catalog(client, BASE, ["r5.2xlarge", "r5.4xlarge"], "2030-01-02")
+    new = refresh_catalog(
+        Ec2InstanceTypes(client), BASE, ["r5.2xlarge", "r5.4xlarge"], "2030-01-02"
+    )
     assert new.types["r5.2xlarge"].measured_capacity_mib == 63498
     assert new.types["r5.4xlarge"].measured_capacity_mib is None
 
@@ -114,7 +115,7 @@ def test_refresh_adds_new_types_with_given_prices(
     g6e = info("g6e.xlarge", 4, 32768, 4, 15, (1, "L40S", 45776))
     stub.add_response("describe_instance_types", {"InstanceTypes": [g6e, R5_LARGE]})
     new = refresh_catalog(
-        client,
+        Ec2InstanceTypes(client),
         BASE,
         ["g6e.xlarge", "r5.large"],
         "2030-01-02",
@@ -144,7 +145,7 @@ def test_refresh_checks_arguments_before_calling_aws(
 ) -> None:
     client, _ = stubbed  # no response queued: any AWS call would fail the test
     with pytest.raises(CatalogError, match=message):
-        refresh_catalog(client, BASE, names, today, prices)
+        refresh_catalog(Ec2InstanceTypes(client), BASE, names, today, prices)
 
 
 def test_refresh_needs_a_price_for_new_types(stubbed: tuple[Any, Stubber]) -> None:
@@ -152,7 +153,7 @@ def test_refresh_needs_a_price_for_new_types(stubbed: tuple[Any, Stubber]) -> No
     g6e = info("g6e.xlarge", 4, 32768, 4, 15, (1, "L40S", 45776))
     stub.add_response("describe_instance_types", {"InstanceTypes": [g6e]})
     with pytest.raises(CatalogError, match="no on-demand price") as err:
-        refresh_catalog(client, BASE, ["g6e.xlarge"], "2030-01-02")
+        refresh_catalog(Ec2InstanceTypes(client), BASE, ["g6e.xlarge"], "2030-01-02")
     assert [p.path for p in err.value.problems] == [
         '$.types["g6e.xlarge"].price_per_hour'
     ]
@@ -175,9 +176,7 @@ def test_unknown_types_are_all_listed(stubbed: tuple[Any, Stubber]) -> None:
     with pytest.raises(
         PermanentAwsError, match=r"in us-east-1: p3\.2xlarge, x9\.huge$"
     ) as err:
-        Ec2Catalog(client).describe_instance_types(
-            ["r5.large", "p3.2xlarge", "x9.huge"]
-        )
+        Ec2InstanceTypes(client).describe(["r5.large", "p3.2xlarge", "x9.huge"])
     assert err.value.code == "InvalidInstanceType"
 
 
@@ -209,25 +208,35 @@ def test_unknown_types_are_probed_when_the_message_lists_none(
         expected_params={"InstanceTypes": ["r5.large"]},
     )
     with pytest.raises(PermanentAwsError, match=r"types in us-east-1: x9\.huge$"):
-        Ec2Catalog(client).describe_instance_types(both)
+        Ec2InstanceTypes(client).describe(both)
 
 
 @pytest.mark.parametrize(
-    ("code", "error"),
+    ("code", "error", "message"),
     [
-        pytest.param("RequestLimitExceeded", TemporaryAwsError, id="throttled"),
-        pytest.param("UnauthorizedOperation", PermanentAwsError, id="denied"),
+        pytest.param(
+            "RequestLimitExceeded",
+            TemporaryAwsError,
+            r"AWS is throttling ec2:DescribeInstanceTypes \(RequestLimitExceeded\)",
+            id="throttled",
+        ),
+        pytest.param(
+            "UnauthorizedOperation",
+            PermanentAwsError,
+            r"AWS denied ec2:DescribeInstanceTypes \(UnauthorizedOperation\)",
+            id="denied",
+        ),
     ],
 )
 def test_aws_errors_are_mapped(
-    stubbed: tuple[Any, Stubber], code: str, error: type[Exception]
+    stubbed: tuple[Any, Stubber], code: str, error: type[Exception], message: str
 ) -> None:
     client, stub = stubbed
     stub.add_client_error(
         "describe_instance_types", service_error_code=code, service_message="no"
     )
-    with pytest.raises(error, match=f"DescribeInstanceTypes failed \\({code}\\)"):
-        refresh_catalog(client, BASE, ["r5.large"], "2030-01-02")
+    with pytest.raises(error, match=message):
+        refresh_catalog(Ec2InstanceTypes(client), BASE, ["r5.large"], "2030-01-02")
 
 
 def test_describe_follows_pages(stubbed: tuple[Any, Stubber]) -> None:
@@ -243,7 +252,7 @@ def test_describe_follows_pages(stubbed: tuple[Any, Stubber]) -> None:
         {"InstanceTypes": [G5_12X]},
         expected_params={"InstanceTypes": names, "NextToken": "t1"},
     )
-    assert set(Ec2Catalog(client).describe_instance_types(names)) == set(names)
+    assert set(Ec2InstanceTypes(client).describe(names)) == set(names)
 
 
 def test_describe_batches_100_names(stubbed: tuple[Any, Stubber]) -> None:
@@ -259,7 +268,7 @@ def test_describe_batches_100_names(stubbed: tuple[Any, Stubber]) -> None:
         {"InstanceTypes": [info(names[100], 2, 8192, 3, 10)]},
         expected_params={"InstanceTypes": names[100:]},
     )
-    assert len(Ec2Catalog(client).describe_instance_types(names)) == 101
+    assert len(Ec2InstanceTypes(client).describe(names)) == 101
 
 
 def test_default_network_card_sets_enis() -> None:
@@ -278,7 +287,9 @@ MOTO_TYPES = ["t3.medium", "m5.xlarge", "r5.16xlarge", "g4dn.xlarge", "g5.12xlar
 def test_refresh_against_moto_matches_shipped_catalogue(aws_env: None) -> None:
     with mock_aws():
         client = boto3.client("ec2", region_name="us-east-1")
-        new = refresh_catalog(client, BASE, MOTO_TYPES + ["p4d.24xlarge"], "2030-01-02")
+        new = refresh_catalog(
+            Ec2InstanceTypes(client), BASE, MOTO_TYPES + ["p4d.24xlarge"], "2030-01-02"
+        )
     for name in MOTO_TYPES + ["p4d.24xlarge"]:
         assert new.types[name] == BASE.types[name], name
 
@@ -291,5 +302,31 @@ def test_refresh_against_moto_lists_invalid_types(aws_env: None) -> None:
             PermanentAwsError, match=r"us-east-1: nope\.large, p3\.2xlarge$"
         ):
             refresh_catalog(
-                client, BASE, ["r5.large", "p3.2xlarge", "nope.large"], "2030-01-02"
+                Ec2InstanceTypes(client),
+                BASE,
+                ["r5.large", "p3.2xlarge", "nope.large"],
+                "2030-01-02",
             )
+
+
+class Written:
+    """An instance-type source holding entries written by the test (no AWS)."""
+
+    region = "eu-west-1"
+
+    def __init__(self, *entries: dict[str, Any]) -> None:
+        self.entries = {e["InstanceType"]: e for e in entries}
+        self.asked: list[list[str]] = []
+
+    def describe(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        self.asked.append(list(names))
+        return {n: self.entries[n] for n in names}
+
+
+def test_refresh_is_pure_over_any_source() -> None:
+    """The catalogue takes facts from whatever source the shell hands it."""
+    source = Written(dict(R5_LARGE, VCpuInfo={"DefaultVCpus": 4}))
+    new = refresh_catalog(source, BASE, ["r5.large"], "2030-01-02")
+    assert source.asked == [["r5.large"]]
+    assert new.types["r5.large"].vcpu == 4
+    assert "DescribeInstanceTypes (eu-west-1) on 2030-01-02" in new.source

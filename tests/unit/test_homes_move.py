@@ -31,9 +31,9 @@ from homes_support import (
     world,
 )
 
+from wbspawner.adapters.aws import map_error
 from wbspawner.errors import KubeError, PermanentAwsError, WbError
 from wbspawner.homes import MoveFailedError, MoveRefusedError
-from wbspawner.homes.aws import map_ec2_error
 from wbspawner.homes.move import STEPS, HomeMover, MoveRequest, StepReport
 from wbspawner.homes.policy import zone_of_pv
 from wbspawner.homes.records import Waits
@@ -387,12 +387,10 @@ async def test_permission_error_is_clear_and_changes_nothing() -> None:
         {"Error": {"Code": "UnauthorizedOperation", "Message": "not authorized"}},
         "CreateSnapshot",
     )
-    faults.fail_method(
-        "ec2.create_snapshot", map_ec2_error(denied, "ec2:CreateSnapshot")
-    )
+    faults.fail_method("ec2.create_snapshot", map_error(denied, "ec2:CreateSnapshot"))
     with pytest.raises(
         MoveFailedError,
-        match=r"the hub's IAM role may not call ec2:CreateSnapshot .*"
+        match=r"AWS denied ec2:CreateSnapshot .*"
         r"alice stays on the old, unchanged volume vol-\w+ in us-east-1a",
     ):
         await mover(kube, ec2).run(REQ)

@@ -1,12 +1,22 @@
-"""The pools' AWS adapters with botocore's Stubber: retries, errors, parsing."""
+"""The pools' AWS wrappers: botocore's retries, errors as advice, parsing."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import boto3
 import pytest
+from aws_support import SendErrors, record_backoff
 from botocore.stub import Stubber
+from moto import mock_aws
 
-from wbspawner.adapters.aws import AlreadyExistsError, NotFoundError, Retry, call_aws
+from wbspawner.adapters.aws import (
+    MAX_ATTEMPTS,
+    AlreadyExistsError,
+    NotFoundError,
+    make_client,
+)
 from wbspawner.errors import PermanentAwsError, TemporaryAwsError
 from wbspawner.pools.aws import (
     AsgPools,
@@ -31,54 +41,53 @@ def _client(service: str):
     )
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
+@pytest.fixture
+def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield
 
-    def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
 
+def test_throttling_is_retried_with_growing_backoff(
+    moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore retries (answered at ``before-send``, which the Stubber skips).
 
-def test_throttling_is_retried_with_growing_backoff():
-    asg = _client("autoscaling")
-    sleeps = Sleeps()
-    with Stubber(asg) as stub:
-        for _ in range(3):
-            stub.add_client_error(
-                "describe_auto_scaling_groups", "Throttling", "Rate exceeded"
-            )
-        stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []})
-        got = AsgPools(asg, Retry(sleep=sleeps)).observe("dev")
-        stub.assert_no_pending_responses()
+    Its full-jitter backoff waits under a cap that doubles: 1, 2, 4 s.
+    """
+    delays = record_backoff(monkeypatch)
+    asg = make_client("autoscaling", "us-east-1")
+    hook = SendErrors(
+        asg, "DescribeAutoScalingGroups", *[(400, "Throttling")] * 3, message="Rate"
+    )
+    got = AsgPools(asg).observe("dev")
     assert got == {}
-    assert len(sleeps.delays) == 3
-    caps = [0.5, 1.0, 2.0]
-    assert all(cap / 2 <= d <= cap for d, cap in zip(sleeps.delays, caps, strict=True))
+    assert hook.attempts == 4
+    caps = [1.0, 2.0, 4.0]
+    assert len(delays) == 3
+    assert all(0 <= d <= cap for d, cap in zip(delays, caps, strict=True))
 
 
-def test_throttling_gives_up_with_a_clear_message():
-    asg = _client("autoscaling")
-    retry = Retry(attempts=3, sleep=Sleeps())
-    with Stubber(asg) as stub:
-        for _ in range(3):
-            stub.add_client_error(
-                "create_auto_scaling_group", "Throttling", "Rate exceeded"
-            )
-        with pytest.raises(
-            TemporaryAwsError,
-            match=r"AWS is throttling autoscaling:CreateAutoScalingGroup for g1 "
-            r"\(Throttling\).*Gave up after 3 attempts",
-        ) as info:
-            call_aws(
-                asg,
-                "create_auto_scaling_group",
-                context="g1",
-                retry=retry,
-                AutoScalingGroupName="g1",
-                MinSize=0,
-                MaxSize=1,
-            )
+def test_throttling_gives_up_with_a_clear_message(
+    moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_backoff(monkeypatch)
+    asg = make_client("autoscaling", "us-east-1")
+    hook = SendErrors(asg, "CreateAutoScalingGroup", *[(400, "Throttling")] * 99)
+    with pytest.raises(
+        TemporaryAwsError,
+        match=r"AWS is throttling autoscaling:CreateAutoScalingGroup for g1 "
+        rf"\(Throttling\).*Gave up after {MAX_ATTEMPTS} attempts",
+    ) as info:
+        AsgPools(asg).create({"AutoScalingGroupName": "g1", "MinSize": 0, "MaxSize": 1})
     assert info.value.code == "Throttling"
+    assert hook.attempts == MAX_ATTEMPTS
 
 
 @pytest.mark.parametrize(

@@ -378,3 +378,40 @@ async def test_asg_min_actuator_missing_group_is_an_error(
         ("cpu16", f"no group {names[0]}")
     ]
     assert [a.name for a in result.done] == [names[1]]
+
+
+async def test_asg_min_actuator_failures_carry_the_aws_advice() -> None:
+    """A refused update is recorded with the adapter's advice, not botocore's text."""
+    client = boto3.client(
+        "autoscaling",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    name = "wbspawner-dev-mem64-a-spot"
+    plan = WarmPlan(
+        at=NOW,
+        mode="asg-min",
+        targets=(),
+        decisions=(),
+        cost_per_hour=0,
+        budget_per_hour=None,
+        asg_min=(
+            AsgMinTarget(
+                pool="mem64", zone=A, capacity_type="spot", min_size=1, reason="r"
+            ),
+        ),
+    )
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_auto_scaling_groups", {"AutoScalingGroups": [_asg(name, 0, 0)]}
+        )
+        stub.add_client_error("update_auto_scaling_group", "AccessDenied", "no")
+        result = await AsgMinActuator(client, "dev", "us-east-1").apply(plan)
+        stub.assert_no_pending_responses()
+    advice = (
+        f"AWS denied autoscaling:UpdateAutoScalingGroup for {name} (AccessDenied): "
+        "the credentials in use lack the IAM permission "
+        "autoscaling:UpdateAutoScalingGroup. no"
+    )
+    assert [(e.pool, e.message) for e in result.errors] == [("mem64", advice)]

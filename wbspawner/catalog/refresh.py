@@ -1,10 +1,11 @@
-"""Refreshing the instance catalogue from EC2 (the ``catalog --refresh`` command).
+"""Refreshing the instance catalogue with what EC2 says about instance types.
 
-This module owns the thin :class:`Ec2Catalog` adapter over ``DescribeInstanceTypes``
-and :func:`refresh_catalog`, which merges what EC2 says into a catalogue. The boto3
-client is created by the caller and passed in; nothing here runs at import time,
-and nothing else in wbspawner calls AWS for catalogue facts (the hub reads the
-shipped file).
+This module owns :func:`refresh_catalog`, which merges ``DescribeInstanceTypes``
+entries into a catalogue, and :func:`instance_type_from_aws`, which reads one
+entry. It stays pure: the entries come from an :class:`InstanceTypeSource` handed
+in by a shell (EC2 through
+:class:`~wbspawner.adapters.instance_types.Ec2InstanceTypes`), nothing here runs
+at import time, and the hub never refreshes (it reads the shipped file).
 
 On-demand prices are not refreshed here: the Pricing API is often unreachable
 (other partitions, no ``pricing:GetProducts`` permission, emulators), so prices are
@@ -14,23 +15,15 @@ kept from the base catalogue unless the caller supplies them.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import ClientError
+from typing import Any, Protocol
 
 from wbspawner.catalog.instances import CatalogError, type_path
-from wbspawner.errors import PermanentAwsError, Problem, TemporaryAwsError
+from wbspawner.errors import Problem
 from wbspawner.model import Catalog, InstanceType
 
-if TYPE_CHECKING:
-    from mypy_boto3_ec2 import EC2Client
-
-_THROTTLING = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
-_BRACKETS = re.compile(r"\[([^\]]*)\]")
 _OPERATION = "DescribeInstanceTypes"
 
 
@@ -73,109 +66,32 @@ def instance_type_from_aws(
     )
 
 
-class _UnknownTypesError(Exception):
-    """EC2 answered ``InvalidInstanceType``; ``names`` as listed in its message."""
+class InstanceTypeSource(Protocol):
+    """Where :func:`refresh_catalog` reads instance-type facts from.
 
-    def __init__(self, names: list[str]) -> None:
-        super().__init__(", ".join(names))
-        self.names = names
-
-
-class Ec2Catalog:
-    """Thin adapter: instance-type facts from EC2 ``DescribeInstanceTypes``.
-
-    Args:
-        client: a boto3 EC2 client (created by the caller).
+    :class:`wbspawner.adapters.instance_types.Ec2InstanceTypes` reads them from
+    EC2; tests may hand in entries they wrote.
     """
-
-    BATCH = 100
-    """Most instance types one ``DescribeInstanceTypes`` request may name."""
-
-    def __init__(self, client: EC2Client) -> None:
-        self._client = client
 
     @property
     def region(self) -> str:
-        """The client's region."""
-        return self._client.meta.region_name
+        """The region the facts were read in."""
+        ...
 
-    def describe_instance_types(self, names: Sequence[str]) -> dict[str, Any]:
+    def describe(self, names: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
         """Return the ``DescribeInstanceTypes`` entry of each name.
 
-        Args:
-            names: EC2 instance type names.
-
-        Returns:
-            Entries by instance type name.
-
         Raises:
-            PermanentAwsError: when EC2 does not know some names (every one is
-                listed), or on any other error that retrying will not fix.
-            TemporaryAwsError: when AWS throttles the requests.
+            AwsError: when the source cannot answer, or does not know some names.
         """
-        found: dict[str, Any] = {}
-        unknown: set[str] = set()
-        for i in range(0, len(names), self.BATCH):
-            batch = list(dict.fromkeys(names[i : i + self.BATCH]))
-            try:
-                found.update(self._describe(batch))
-            except _UnknownTypesError as err:
-                # Keep asking for the valid ones so that one typo does not hide
-                # a second one; the message lists what EC2 rejected.
-                listed = [n for n in err.names if n in batch] or self._probe(batch)
-                unknown.update(listed)
-                rest = [n for n in batch if n not in listed]
-                if rest:
-                    found.update(self._describe(rest))
-        unknown.update(n for n in names if n not in found)
-        if unknown:
-            raise PermanentAwsError(
-                f"EC2 does not know these instance types in {self.region}: "
-                f"{', '.join(sorted(unknown))}",
-                code="InvalidInstanceType",
-                operation=_OPERATION,
-            )
-        return found
-
-    def _describe(self, batch: list[str]) -> dict[str, Any]:
-        paginator = self._client.get_paginator("describe_instance_types")
-        out: dict[str, Any] = {}
-        try:
-            # The stubs type InstanceTypes as a Literal of known names; ours are str.
-            for page in paginator.paginate(InstanceTypes=batch):  # type: ignore[arg-type]
-                for info in page.get("InstanceTypes", []):
-                    out[info["InstanceType"]] = info
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            message = exc.response.get("Error", {}).get("Message", str(exc))
-            if code == "InvalidInstanceType":
-                match = _BRACKETS.search(message)
-                listed = match.group(1).split(",") if match else []
-                raise _UnknownTypesError([n.strip() for n in listed]) from exc
-            cls = TemporaryAwsError if code in _THROTTLING else PermanentAwsError
-            raise cls(
-                f"{_OPERATION} failed ({code}): {message}",
-                code=code,
-                operation=_OPERATION,
-            ) from exc
-        return out
-
-    def _probe(self, batch: list[str]) -> list[str]:
-        """Find a batch's unknown names one by one (the message listed none)."""
-        unknown = []
-        for name in batch:
-            try:
-                self._describe([name])
-            except _UnknownTypesError:
-                unknown.append(name)
-        return unknown
+        ...
 
 
 _EARLIER = " Earlier: "
 
 
 def refresh_catalog(
-    ec2_client: EC2Client,
+    source: InstanceTypeSource,
     base: Catalog,
     names: Sequence[str],
     today: str,
@@ -189,7 +105,8 @@ def refresh_catalog(
     Types not named are kept as they are; new names are appended.
 
     Args:
-        ec2_client: a boto3 EC2 client.
+        source: where the facts come from (EC2 through
+            :class:`~wbspawner.adapters.instance_types.Ec2InstanceTypes`).
         base: the catalogue to update.
         names: the types to refresh or add.
         today: ISO date recorded as the catalogue's date.
@@ -199,8 +116,8 @@ def refresh_catalog(
         The new catalogue.
 
     Raises:
-        PermanentAwsError: when EC2 does not know some names (all are listed).
-        TemporaryAwsError: when AWS throttles the requests.
+        AwsError: when EC2 does not know some names (all are listed), or
+            cannot be asked (raised by ``source``).
         CatalogError: when ``today`` is not a date or a given price is not
             positive (checked before calling AWS), or when a type EC2 knows is
             new to the catalogue and has no price.
@@ -209,8 +126,7 @@ def refresh_catalog(
     problems = _refresh_problems(names, today, given)
     if problems:
         raise CatalogError(problems)
-    adapter = Ec2Catalog(ec2_client)
-    infos = adapter.describe_instance_types(list(names))
+    infos = source.describe(list(names))
     missing = [n for n in names if n not in given and n not in base.types]
     if missing:
         msg = "no on-demand price: not in the catalogue and none given"
@@ -229,7 +145,7 @@ def refresh_catalog(
         types[name] = fresh
     head = (
         f"Specs of {', '.join(names)} refreshed from EC2 {_OPERATION} "
-        f"({adapter.region}) on {today}; prices for {base.region}"
+        f"({source.region}) on {today}; prices for {base.region}"
         f"{' partly given by the admin' if given else ''}."
     )
     return Catalog(

@@ -18,7 +18,7 @@ import argparse
 import re
 from typing import Any
 
-from wbspawner.adapters.aws import Retry, call_aws, make_clients
+from wbspawner.adapters.aws import call, make_client
 from wbspawner.catalog.pricing import format_price
 from wbspawner.cli.profiles import read_spot_prices
 from wbspawner.cli.util import (
@@ -36,7 +36,6 @@ from wbspawner.costs.alarm import (
     DEFAULT_BUDGET_NAME,
     BudgetSpec,
     ensure_budget,
-    make_budgets_client,
 )
 from wbspawner.costs.estimate import Estimate, estimate
 from wbspawner.costs.scenario import load_scenario
@@ -46,6 +45,9 @@ from wbspawner.model import Profiles
 
 DB_ENV = "WBSPAWNER_COST_DB_URL"
 """Accounting database URL (default: :data:`DEFAULT_DB_URL`)."""
+LIVE_SPOT_ATTEMPTS = 2
+"""Sends of the spot-price look-up: optional, the estimate falls back to the
+assumed discount, so it gives up sooner than other AWS calls."""
 
 
 def register(subparsers: Any) -> None:
@@ -161,8 +163,13 @@ def _live_spot(
 ) -> dict[tuple[str, str], float]:
     types = sorted({t for p in profiles.pools.values() for t in p.instance_types})
     try:
-        ec2 = make_clients(profiles.cost.region, args.endpoint_url)["ec2"]
-        return latest_spot_prices(ec2, types, retry=Retry(attempts=2))
+        ec2 = make_client(
+            "ec2",
+            profiles.cost.region,
+            args.endpoint_url,
+            max_attempts=LIVE_SPOT_ATTEMPTS,
+        )
+        return latest_spot_prices(ec2, types)
     except AwsError as err:
         ctx.note(f"note: spot prices not read ({err}); using the assumed discount")
         return {}
@@ -171,12 +178,8 @@ def _live_spot(
 def _account_id(args: argparse.Namespace) -> str:
     if args.account_id:
         return str(args.account_id)
-    import boto3
-
-    sts = boto3.session.Session(region_name=args.region).client(
-        "sts", endpoint_url=args.endpoint_url
-    )
-    return str(call_aws(sts, "get_caller_identity")["Account"])
+    sts = make_client("sts", args.region, args.endpoint_url)
+    return str(call(sts, "get_caller_identity")["Account"])
 
 
 def run_alarm(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -192,7 +195,7 @@ def run_alarm(args: argparse.Namespace, ctx: CliContext) -> int:
         pools=tuple(sorted(profiles.pools)),
         currency=profiles.cost.currency,
     )
-    client = make_budgets_client(args.region, args.endpoint_url)
+    client = make_client("budgets", args.region, args.endpoint_url)
     result = ensure_budget(client, _account_id(args), spec, replace=args.replace)
     amount = format_price(spec.monthly, "/month")
     if result.action == "unchanged":

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from wbspawner.adapters.aws import make_client
 from wbspawner.adapters.kube import Kube
 from wbspawner.cli.util import (
     CliContext,
@@ -43,7 +44,6 @@ from wbspawner.cli.util import (
     profiles_paths,
 )
 from wbspawner.homes import MoveRefusedError
-from wbspawner.homes.aws import Volumes, make_ec2_client
 from wbspawner.homes.context import MoveRequest, StepReport
 from wbspawner.homes.gc import gc_expired
 from wbspawner.homes.move import HomeMover
@@ -62,6 +62,7 @@ from wbspawner.homes.views import (
     kept_volumes,
     plan_move,
 )
+from wbspawner.homes.volumes import Volumes
 from wbspawner.model import HomeSettings, Profiles
 from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE
 
@@ -176,7 +177,7 @@ def _volumes(
         or ctx.environ.get("AWS_DEFAULT_REGION")
         or (profiles.cost.region if profiles else "us-east-1")
     )
-    return Volumes(make_ec2_client(region, args.endpoint_url))
+    return Volumes(make_client("ec2", region, args.endpoint_url))
 
 
 def _claim(args: argparse.Namespace, user: str) -> str:

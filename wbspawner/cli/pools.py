@@ -52,6 +52,8 @@ CLUSTER_ENV = "WBSPAWNER_CLUSTER"
 DEFAULT_CLUSTER = "wbspawner"
 DEFAULT_K8S = "1.33"
 FORMATS = ("eksctl", "karpenter", "autoscaler")
+POOL_SERVICES = ("ec2", "autoscaling", "ssm", "eks")
+"""The AWS services ``pools plan`` and ``pools apply`` call."""
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -261,7 +263,7 @@ def _gather(args: argparse.Namespace, ctx: CliContext) -> _World:
     profiles, catalog = profiles_from_args(args, ctx)
     name = _cluster_name(args, ctx)
     region = args.region or profiles.cost.region
-    clients = make_clients(region, args.endpoint_url)
+    clients = make_clients(POOL_SERVICES, region, args.endpoint_url)
     ec2, asg = Ec2Pools(clients["ec2"]), AsgPools(clients["autoscaling"])
     subnets = ec2.subnets(ids=args.subnet) if args.subnet else ec2.subnets(cluster=name)
     if not subnets:

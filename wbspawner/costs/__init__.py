@@ -2,8 +2,10 @@
 
 - :mod:`wbspawner.costs.scenario`: usage scenarios read from YAML (pure parsing).
 - :mod:`wbspawner.costs.estimate`: monthly and yearly estimates (pure).
-- :mod:`wbspawner.costs.spot`: spot prices in force now, from EC2 (thin adapter).
-- :mod:`wbspawner.costs.alarm`: an AWS Budget with e-mail alarms (thin adapter).
+- :mod:`wbspawner.costs.spot`: spot prices in force now, from EC2 (thin wrapper
+  over :mod:`wbspawner.adapters.aws`).
+- :mod:`wbspawner.costs.alarm`: an AWS Budget with e-mail alarms (thin wrapper
+  over :mod:`wbspawner.adapters.aws`).
 - :mod:`wbspawner.costs.accounting`: starts and stops recorded with their price,
   and reports from them (SQLAlchemy).
 

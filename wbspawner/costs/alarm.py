@@ -14,9 +14,9 @@ and subscriber in one call), so the result is the same whatever was there. The
 subscribers of an existing budget are not compared (pass ``replace=True`` to
 change the e-mail address of an unchanged budget).
 
-The budgets client is made by :func:`make_budgets_client` with the same botocore
-settings as the pools' clients; calls go through
-:func:`~wbspawner.adapters.aws.call_aws` (retries, mapped errors).
+The caller makes the ``budgets`` client with
+:func:`~wbspawner.adapters.aws.make_client`; calls go through
+:func:`~wbspawner.adapters.aws.call` (botocore's retries, mapped errors).
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from wbspawner.adapters.aws import NotFoundError, _is_loopback, call_aws
-from wbspawner.errors import PermanentAwsError
+from wbspawner.adapters.aws import NotFoundError, call
 from wbspawner.model import POOL_LABEL
 
 DEFAULT_BUDGET_NAME = "wbspawner-node-pools"
@@ -149,35 +148,14 @@ def differences(
     return changes
 
 
-def make_budgets_client(region: str, endpoint_url: str | None = None) -> Any:
-    """Return a boto3 ``budgets`` client set up like the pools' clients.
-
-    Args:
-        region: AWS region (Budgets is global; ``us-east-1`` serves it).
-        endpoint_url: another endpoint (a local moto server).
-
-    Returns:
-        The client.
-    """
-    import boto3
-    from botocore.config import Config
-
-    options: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 3}}
-    if endpoint_url and _is_loopback(endpoint_url):
-        options["proxies"] = {}
-    session: Any = boto3.session.Session(region_name=region)
-    return session.client(
-        "budgets", endpoint_url=endpoint_url, config=Config(**options)
-    )
-
-
 def ensure_budget(
     client: Any, account_id: str, spec: BudgetSpec, *, replace: bool = False
 ) -> AlarmResult:
     """Create the budget, or replace it when it differs; otherwise leave it alone.
 
     Args:
-        client: a boto3 ``budgets`` client.
+        client: a ``budgets`` client (Budgets is global: ``us-east-1`` serves
+            it).
         account_id: the AWS account that owns the budget.
         spec: the budget wanted.
         replace: replace it even when it looks unchanged (e.g. a new e-mail).
@@ -193,31 +171,29 @@ def ensure_budget(
         {"Notification": n, "Subscribers": subscribers} for n in notifications(spec)
     ]
     try:
-        found = call_aws(
+        found = call(
             client,
             "describe_budget",
-            context=spec.name,
+            about=spec.name,
             AccountId=account_id,
             BudgetName=spec.name,
         )["Budget"]
-    except PermanentAwsError as err:
-        if not isinstance(err, NotFoundError) and err.code != "NotFoundException":
-            raise
+    except NotFoundError:
         found = None
     if found is None:
-        call_aws(
+        call(
             client,
             "create_budget",
-            context=spec.name,
+            about=spec.name,
             AccountId=account_id,
             Budget=budget_body(spec),
             NotificationsWithSubscribers=wanted,
         )
         return AlarmResult(action="created")
-    existing = call_aws(
+    existing = call(
         client,
         "describe_notifications_for_budget",
-        context=spec.name,
+        about=spec.name,
         AccountId=account_id,
         BudgetName=spec.name,
     ).get("Notifications", [])
@@ -226,17 +202,17 @@ def ensure_budget(
         changes = ["replacement asked for"]
     if not changes:
         return AlarmResult(action="unchanged")
-    call_aws(
+    call(
         client,
         "delete_budget",
-        context=spec.name,
+        about=spec.name,
         AccountId=account_id,
         BudgetName=spec.name,
     )
-    call_aws(
+    call(
         client,
         "create_budget",
-        context=spec.name,
+        about=spec.name,
         AccountId=account_id,
         Budget=budget_body(spec),
         NotificationsWithSubscribers=wanted,

@@ -2,8 +2,9 @@
 
 This module owns the one call that observes spot prices for estimates: the
 latest Linux price per ``(instance type, zone)``, in the form
-:mod:`wbspawner.catalog.pricing` takes (``SpotPrices``). Thin adapter: calls go through
-:func:`~wbspawner.adapters.aws.call_aws` (retries, mapped errors).
+:mod:`wbspawner.catalog.pricing` takes (``SpotPrices``). Thin adapter: the pages
+come through :func:`~wbspawner.adapters.aws.paginate` (botocore's paginator and
+retries, mapped errors).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from wbspawner.adapters.aws import DEFAULT_RETRY, Retry, pages
+from wbspawner.adapters.aws import paginate
 
 LINUX = ("Linux/UNIX", "Linux/UNIX (Amazon VPC)")
 
@@ -21,15 +22,13 @@ def latest_spot_prices(
     ec2: Any,
     types: Sequence[str],
     now: datetime | None = None,
-    retry: Retry = DEFAULT_RETRY,
 ) -> dict[tuple[str, str], float]:
     """Return the spot price in force now of each type in each zone.
 
     Args:
-        ec2: a boto3 EC2 client.
+        ec2: an EC2 client from :func:`~wbspawner.adapters.aws.make_client`.
         types: instance types to look up.
         now: the time of the prices (default: now).
-        retry: retry policy for throttling.
 
     Returns:
         USD per hour by ``(type, zone)``; the latest observation wins.
@@ -40,11 +39,10 @@ def latest_spot_prices(
     if not types:
         return {}
     latest: dict[tuple[str, str], tuple[datetime, float]] = {}
-    items = pages(
+    items = paginate(
         ec2,
         "describe_spot_price_history",
         "SpotPriceHistory",
-        retry,
         InstanceTypes=sorted(set(types)),
         ProductDescriptions=list(LINUX),
         StartTime=now or datetime.now(UTC),

@@ -17,8 +17,9 @@ and safe for their data:
   can run in the hub's event loop as well as in the command line's).
 - :mod:`~wbspawner.homes.gc`: deleting old volumes and snapshots after their
   retention, once the new home is bound.
-- :mod:`~wbspawner.homes.aws`: the thin EC2 adapter (retries, error mapping, no
-  policy). Kubernetes is reached through :mod:`wbspawner.adapters.kube`.
+- :mod:`~wbspawner.homes.volumes`: EBS volumes and snapshots, through
+  :mod:`wbspawner.adapters.aws` (botocore's retries, errors as advice; no policy).
+  Kubernetes is reached through :mod:`wbspawner.adapters.kube`.
 
 The admin command line is :mod:`wbspawner.cli.home`.
 """

@@ -106,7 +106,7 @@ class SnapshotInfo:
 
 
 class VolumeApi(Protocol):
-    """What a move needs from EC2 (see :class:`wbspawner.homes.aws.Volumes`).
+    """What a move needs from EC2 (see :class:`wbspawner.homes.volumes.Volumes`).
 
     Synchronous (boto3); async code calls it through :class:`ThreadedVolumes`.
     Every method raises :class:`wbspawner.errors.AwsError` subclasses on failure.

@@ -11,9 +11,9 @@ into the settings of the tools that scale them:
   addresses the pools may need.
 - :mod:`~wbspawner.pools.nodes`: names, labels, taints and tags of a pool's nodes.
 - :mod:`~wbspawner.pools.observed`: what exists on AWS, and how it is compared.
-- :mod:`~wbspawner.adapters.aws`, :mod:`~wbspawner.pools.aws`,
-  :mod:`~wbspawner.pools.aws_cluster`: thin boto3 adapters (retries and error
-  messages; observe and act; EKS facts and AMI ids).
+- :mod:`~wbspawner.pools.aws` and :mod:`~wbspawner.pools.aws_cluster`: thin
+  typed AWS wrappers (observe and act; EKS facts and AMI ids) that call through
+  :mod:`wbspawner.adapters.aws` (clients, botocore's retries, errors as advice).
 - :mod:`~wbspawner.pools.apply`: runs a plan's actions in order, idempotently;
   :mod:`~wbspawner.pools.report` prints plans and outcomes.
 - :mod:`~wbspawner.pools.autoscaler_values` and :mod:`~wbspawner.pools.render`:

@@ -1,8 +1,10 @@
-"""Thin boto3 adapters for the node pools: observe, act, resolve AMIs.
+"""Thin AWS adapters for the node pools: launch templates, subnets, groups.
 
 This module owns the AWS calls the pools make, and nothing else: it holds no
-policy. Each adapter receives its boto3 client and calls it through
-:func:`~wbspawner.adapters.aws.call_aws` (retries, clear error messages).
+policy. Each adapter receives its client (made by
+:func:`~wbspawner.adapters.aws.make_client`) and calls it through
+:func:`~wbspawner.adapters.aws.call` and :func:`~wbspawner.adapters.aws.paginate`
+(botocore's retries, clear error messages).
 
 - :class:`Ec2Pools`: launch templates (tagged with the cluster) and subnets.
 - :class:`AsgPools`: Auto Scaling groups (tagged with the cluster), failed
@@ -10,8 +12,6 @@ policy. Each adapter receives its boto3 client and calls it through
 
 The cluster's own facts (EKS endpoint, AMI ids from SSM) are read by
 :mod:`~wbspawner.pools.aws_cluster`.
-
-:func:`~wbspawner.adapters.aws.make_clients` is re-exported here.
 """
 
 from __future__ import annotations
@@ -20,15 +20,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from wbspawner.adapters.aws import (
-    CAPACITY_CODES,
-    DEFAULT_RETRY,
-    Retry,
-    call_aws,
-    make_clients,
-    pages,
-    tag_dict,
-)
+from wbspawner.adapters.aws import CAPACITY_CODES, call, paginate, tag_dict
 from wbspawner.pools.desired import JsonDict
 from wbspawner.pools.nodes import CLUSTER_TAG
 from wbspawner.pools.observed import ObservedAsg, ObservedLaunchTemplate
@@ -38,7 +30,6 @@ __all__ = [
     "AsgPools",
     "Ec2Pools",
     "explain_launch_failure",
-    "make_clients",
     "observed_asg",
 ]
 
@@ -48,14 +39,11 @@ __all__ = [
 class Ec2Pools:
     """Launch templates and subnets of one cluster's pools."""
 
-    def __init__(self, client: Any, retry: Retry = DEFAULT_RETRY) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
-        self.retry = retry
 
-    def _call(self, method: str, context: str = "", **params: Any) -> JsonDict:
-        return call_aws(
-            self.client, method, context=context, retry=self.retry, **params
-        )
+    def _call(self, method: str, about: str = "", **params: Any) -> JsonDict:
+        return call(self.client, method, about=about, **params)
 
     def observe_launch_templates(
         self, cluster: str
@@ -72,11 +60,10 @@ class Ec2Pools:
         filters = [{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]
         # MaxResults: the largest page AWS allows (moto also drops NextToken
         # and returns only 15 templates without it).
-        for lt in pages(
+        for lt in paginate(
             self.client,
             "describe_launch_templates",
             "LaunchTemplates",
-            self.retry,
             Filters=filters,
             MaxResults=200,
         ):
@@ -198,23 +185,19 @@ def observed_asg(group: Mapping[str, Any]) -> ObservedAsg:
 class AsgPools:
     """Auto Scaling groups of one cluster's pools."""
 
-    def __init__(self, client: Any, retry: Retry = DEFAULT_RETRY) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
-        self.retry = retry
 
-    def _call(self, method: str, context: str = "", **params: Any) -> JsonDict:
-        return call_aws(
-            self.client, method, context=context, retry=self.retry, **params
-        )
+    def _call(self, method: str, about: str = "", **params: Any) -> JsonDict:
+        return call(self.client, method, about=about, **params)
 
     def observe(self, cluster: str) -> dict[str, ObservedAsg]:
         """Return the groups tagged with this cluster, by name."""
         filters = [{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]
-        groups = pages(
+        groups = paginate(
             self.client,
             "describe_auto_scaling_groups",
             "AutoScalingGroups",
-            self.retry,
             Filters=filters,
         )
         return {g["AutoScalingGroupName"]: observed_asg(g) for g in groups}
@@ -233,11 +216,11 @@ class AsgPools:
 
     def put_tags(self, tags: Sequence[Mapping[str, Any]]) -> None:
         """Create or update tags."""
-        self._call("create_or_update_tags", _tag_context(tags), Tags=list(tags))
+        self._call("create_or_update_tags", _tags_about(tags), Tags=list(tags))
 
     def delete_tags(self, tags: Sequence[Mapping[str, Any]]) -> None:
         """Delete tags."""
-        self._call("delete_tags", _tag_context(tags), Tags=list(tags))
+        self._call("delete_tags", _tags_about(tags), Tags=list(tags))
 
     def delete(self, name: str, force: bool) -> None:
         """Delete a group (``force`` terminates its instances)."""
@@ -277,7 +260,7 @@ class AsgPools:
         return out
 
 
-def _tag_context(tags: Sequence[Mapping[str, Any]]) -> str:
+def _tags_about(tags: Sequence[Mapping[str, Any]]) -> str:
     return ",".join(sorted({str(t.get("ResourceId", "")) for t in tags}))
 
 

@@ -4,7 +4,8 @@ This module owns two read-only adapters: :class:`EksClusters` (the API endpoint,
 CA, service CIDR and security groups nodeadm and the launch templates need) and
 :class:`SsmAmis` (EKS-optimized AL2023 AMI ids from AWS's public SSM parameters,
 with a clear message when a Kubernetes version, variant or region has none).
-Like :mod:`~wbspawner.pools.aws`, it holds no policy.
+Like :mod:`~wbspawner.pools.aws`, it holds no policy and calls AWS through
+:func:`~wbspawner.adapters.aws.call`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from wbspawner.adapters.aws import DEFAULT_RETRY, NotFoundError, Retry, call_aws
+from wbspawner.adapters.aws import NotFoundError, call
 
 
 class SsmAmis:
     """EKS-optimized AMI ids from AWS's public SSM parameters."""
 
-    def __init__(self, client: Any, region: str, retry: Retry = DEFAULT_RETRY):
+    def __init__(self, client: Any, region: str) -> None:
         self.client = client
         self.region = region
-        self.retry = retry
 
     def resolve(self, parameters: Iterable[str]) -> dict[str, str]:
         """Return the AMI id of each parameter.
@@ -40,13 +40,7 @@ class SsmAmis:
         out: dict[str, str] = {}
         for name in parameters:
             try:
-                res = call_aws(
-                    self.client,
-                    "get_parameter",
-                    context=name,
-                    retry=self.retry,
-                    Name=name,
-                )
+                res = call(self.client, "get_parameter", about=name, Name=name)
             except NotFoundError as err:
                 err.message = _no_ami_message(name, self.region)
                 err.args = (err.message,)
@@ -82,19 +76,14 @@ class EksClusterInfo:
 class EksClusters:
     """The EKS cluster the pools join."""
 
-    def __init__(self, client: Any, retry: Retry = DEFAULT_RETRY) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
-        self.retry = retry
 
     def describe(self, name: str) -> EksClusterInfo:
         """Return the cluster's endpoint, CA, service CIDR and security group."""
-        c = call_aws(
-            self.client,
-            "describe_cluster",
-            context=f"cluster {name}",
-            retry=self.retry,
-            name=name,
-        )["cluster"]
+        c = call(self.client, "describe_cluster", about=f"cluster {name}", name=name)[
+            "cluster"
+        ]
         vpc = c.get("resourcesVpcConfig", {})
         groups = [vpc.get("clusterSecurityGroupId")] + vpc.get("securityGroupIds", [])
         net = c.get("kubernetesNetworkConfig", {})

@@ -301,12 +301,11 @@ class WarmerApp(Application):
 
     def _asg(self, profiles: Profiles) -> AsgMinActuator:
         if self.asg is None:
-            import boto3
+            # Imported here: botocore is loaded only in asg-min mode.
+            from wbspawner.adapters.aws import make_client
 
-            client = boto3.client(
-                "autoscaling",
-                region_name=profiles.cost.region,
-                endpoint_url=self.aws_endpoint_url,
+            client = make_client(
+                "autoscaling", profiles.cost.region, self.aws_endpoint_url
             )
             self.asg = AsgMinActuator(client, self.cluster_name, profiles.cost.region)
         return self.asg

@@ -4,7 +4,9 @@ This module owns the alternative to placeholder pods: each group's MinSize is
 set to the nodes its users hold plus the warm nodes the plan wants (the policy
 computes it), so Cluster Autoscaler, which never goes below MinSize, keeps them.
 Setting desired capacity directly would fight the autoscaler's scale-down after
-``scale-down-unneeded-time``. boto3 is called in a worker thread.
+``scale-down-unneeded-time``. AWS is called through
+:mod:`wbspawner.adapters.aws` (botocore's retries, errors as advice) in a worker
+thread.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from wbspawner.adapters.aws import call, paginate
 from wbspawner.pools.nodes import group_name
 from wbspawner.warmer.actuator import Action, ActionError, ApplyResult, run_by_pool
 from wbspawner.warmer.policy import AsgMinTarget, WarmPlan
@@ -54,7 +57,8 @@ class AsgMinActuator:
     """``asg-min`` mode: sets each group's MinSize (and raises desired to it).
 
     Args:
-        autoscaling: a boto3 ``autoscaling`` client (called in a worker thread).
+        autoscaling: an ``autoscaling`` client from
+            :func:`~wbspawner.adapters.aws.make_client` (called in a worker thread).
         cluster: cluster name in the group names.
         region: region of the zones.
     """
@@ -66,13 +70,14 @@ class AsgMinActuator:
 
     def _groups(self, names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         found: dict[str, Mapping[str, Any]] = {}
-        paginator = self.autoscaling.get_paginator("describe_auto_scaling_groups")
         for i in range(0, len(names), 50):
-            for page in paginator.paginate(
-                AutoScalingGroupNames=list(names[i : i + 50])
+            for group in paginate(
+                self.autoscaling,
+                "describe_auto_scaling_groups",
+                "AutoScalingGroups",
+                AutoScalingGroupNames=list(names[i : i + 50]),
             ):
-                for group in page["AutoScalingGroups"]:
-                    found[str(group["AutoScalingGroupName"])] = group
+                found[str(group["AutoScalingGroupName"])] = group
         return found
 
     async def apply(self, plan: WarmPlan, *, dry_run: bool = False) -> ApplyResult:
@@ -109,7 +114,11 @@ class AsgMinActuator:
             if action.body["desired"] < action.body["min"]:
                 params["DesiredCapacity"] = action.body["min"]
             await asyncio.to_thread(
-                self.autoscaling.update_auto_scaling_group, **params
+                call,
+                self.autoscaling,
+                "update_auto_scaling_group",
+                about=action.name,
+                **params,
             )
 
         done, failures = await run_by_pool(actions, run, dry_run)
