@@ -33,7 +33,6 @@ from devcluster.moto_server import MotoServer
 from wbspawner.adapters.kube import Kube
 from wbspawner.cli.main import main
 from wbspawner.homes import MoveFailedError
-from wbspawner.homes.volumes import Volumes
 from wbspawner.homes.move import HomeMover, MoveRequest
 from wbspawner.homes.policy import (
     ZoneFacts,
