@@ -359,6 +359,40 @@ class HomeSettings:
     """Keep the old volume and snapshot this long after a move."""
 
 
+# ----------------------------------------------------------------------- observed state
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WarmStatus:
+    """Ready warm nodes per pool and zone, as the warmer last reported them.
+
+    The warmer writes it to the ``WARM_STATUS_FILE`` and the hub reads it back
+    (:mod:`wbspawner.adapters.statefiles`); the spawn form and the choice of a
+    first home's zone read it from here, never from JSON.
+    """
+
+    ready: Mapping[str, Mapping[str, int]] = field(default_factory=_empty)
+    """Running placeholders (ready nodes nobody holds) by pool name, then zone."""
+
+    @classmethod
+    def of(cls, ready: Mapping[str, Mapping[str, int]]) -> WarmStatus:
+        """Return a status holding a read-only copy of ``ready``."""
+        return cls(
+            ready=MappingProxyType(
+                {pool: MappingProxyType(dict(zones)) for pool, zones in ready.items()}
+            )
+        )
+
+    def in_pool(self, pool: str, zone: str | None = None) -> int:
+        """Return the ready nodes of a pool, in one zone or (``None``) in all."""
+        zones = self.ready.get(pool, {})
+        return sum(n for z, n in zones.items() if zone is None or z == zone)
+
+    def by_pool(self, zone: str | None = None) -> dict[str, int]:
+        """Return the ready nodes of every pool, in one zone or (``None``) in all."""
+        return {pool: self.in_pool(pool, zone) for pool in self.ready}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Profiles:
     """Everything an admin configures, validated and resolved."""

@@ -11,10 +11,9 @@ Each prints an aligned table, or JSON with ``--json``.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
+from wbspawner.adapters import statefiles
 from wbspawner.catalog import pricing
 from wbspawner.catalog.instances import catalog_rows
 from wbspawner.catalog.pricing import SpotPrices
@@ -31,7 +30,7 @@ from wbspawner.cli.util import (
     profiles_from_args,
     profiles_paths,
 )
-from wbspawner.errors import Problem, ProfileConfigError
+from wbspawner.errors import ProfileConfigError
 from wbspawner.model import SizingSettings
 from wbspawner.profiles.loader import load_profiles
 from wbspawner.profiles.parsers import with_measured
@@ -151,25 +150,13 @@ def read_spot_prices(path: str) -> SpotPrices:
         Prices by ``(type, zone)``.
 
     Raises:
-        ProfileConfigError: when the file cannot be read or is malformed.
+        ProfileConfigError: the file is missing, unreadable or malformed (every
+            problem, as for profiles).
     """
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ProfileConfigError([Problem(path, "$", f"cannot read: {err}")]) from None
-    prices: dict[tuple[str, str], float] = {}
-    problems: list[Problem] = []
-    for key, value in data.items() if isinstance(data, dict) else []:
-        name, sep, zone = str(key).partition("/")
-        if not sep or not isinstance(value, int | float) or isinstance(value, bool):
-            problems.append(Problem(path, f"$['{key}']", 'expected "type/zone": price'))
-            continue
-        prices[(name, zone)] = float(value)
-    if not isinstance(data, dict):
-        problems.append(Problem(path, "$", "expected a JSON object"))
-    if problems:
-        raise ProfileConfigError(problems)
-    return prices
+        return statefiles.load_spot_prices(path)
+    except statefiles.StateFileError as err:
+        raise ProfileConfigError(list(err.problems)) from None
 
 
 def run_render(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -1,19 +1,18 @@
 """What ``WorkbenchSpawner`` reads and waits for, outside the pure core.
 
 This module owns the spawner's few reads of the cluster (the zone of a user's
-bound home volume, the node a server's pod runs on), of the JSON files other
-components leave next to the hub (warm status, spot prices), and its watch for
-an autoscaler that keeps refusing to start a node. It decides nothing: the
-meaning of what it reads comes from :mod:`wbspawner.homes.policy` and
+bound home volume, the node a server's pod runs on) and its watch for an
+autoscaler that keeps refusing to start a node. It decides nothing: the meaning
+of what it reads comes from :mod:`wbspawner.homes.policy` and
 :mod:`wbspawner.spawn.progress`. Every Kubernetes call is bounded by a timeout.
+(The files other components leave next to the hub are read by
+:mod:`wbspawner.adapters.statefiles`.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio.client.rest import ApiException
@@ -21,21 +20,6 @@ from kubernetes_asyncio.client.rest import ApiException
 from wbspawner.errors import UserFacingError
 from wbspawner.homes.policy import zone_of_pv
 from wbspawner.spawn import progress
-
-
-def read_json(path: str | None) -> Any:
-    """Return a JSON file's content; ``None`` when unset, absent or invalid.
-
-    Args:
-        path: the file, or ``None``.
-
-    Returns:
-        The decoded JSON, or ``None``.
-    """
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
-    except (OSError, ValueError):
-        return None
 
 
 async def home_zone(api: Any, namespace: str, claim: str, timeout: float) -> str | None:
