@@ -127,7 +127,7 @@ class SizingSettings:
     """Cap on maxPods (nodeadm ``maxPodsExpression``); ``None``: the ENI formula."""
     measured_capacity_mib: Mapping[str, int] = field(default_factory=_empty)
     """Kernel-visible memory measured per instance type, MiB (profiles ``sizing``);
-    overrides the catalogue's values (``build.with_measured``)."""
+    applied over the catalogue once, at load (:attr:`Profiles.catalog`)."""
 
 
 # ---------------------------------------------------------------------------- profiles
@@ -408,6 +408,10 @@ class Profiles:
     budgets: tuple[GroupBudget, ...] = ()
     homes: HomeSettings = HomeSettings()
     sizing: SizingSettings = SizingSettings()
+    catalog: Catalog
+    """The instance facts in force: the catalogue the profiles were loaded with,
+    with the measured capacities of :attr:`sizing` applied. Pools' requests come
+    from it; read instance facts here, never re-apply ``sizing`` to a catalogue."""
     sources: tuple[str, ...] = field(default=())
     """Files the profiles were read from, in merge order."""
     digest: str = ""

@@ -425,7 +425,6 @@ def stack(
         demo.create_node_groups(
             demo.aws_clients(cluster.moto),
             profiles,
-            catalog,
             pools=["cpu16"],
             zones=["us-east-1b"],
         )

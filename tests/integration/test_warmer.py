@@ -126,7 +126,6 @@ async def world(
             create_node_groups,
             aws_clients(moto.endpoint_url),
             profiles,
-            catalog,
             pools=["mem64"],
             zones=[A, B],
         )

@@ -31,9 +31,8 @@ from wbspawner.cli.util import (
     profiles_paths,
 )
 from wbspawner.errors import ProfileConfigError
-from wbspawner.model import SizingSettings
+from wbspawner.model import Catalog, SizingSettings
 from wbspawner.profiles.loader import load_profiles
-from wbspawner.profiles.parsers import with_measured
 from wbspawner.profiles.reference import schema_reference
 from wbspawner.profiles.schema import profiles_schema
 from wbspawner.spawn.preview import user_preview
@@ -264,14 +263,16 @@ def _placement_lines(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def _sizing_for_catalog(
+def _catalog_in_force(
     args: argparse.Namespace, ctx: CliContext
-) -> tuple[SizingSettings, str]:
+) -> tuple[Catalog, SizingSettings, str]:
+    """Return the profiles' instance facts and sizing, or the catalogue's own."""
+    catalog = catalog_from_args(args, ctx)
     paths, explicit = profiles_paths(args, ctx)
     if not explicit and not exists(paths):
-        return SizingSettings(), "defaults (no profiles found)"
-    profiles = load_profiles(paths, catalog_from_args(args, ctx))
-    return profiles.sizing, f"from {', '.join(paths)}"
+        return catalog, SizingSettings(), "defaults (no profiles found)"
+    profiles = load_profiles(paths, catalog)
+    return profiles.catalog, profiles.sizing, f"from {', '.join(paths)}"
 
 
 def run_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -284,10 +285,8 @@ def run_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
     Returns:
         0.
     """
-    catalog = catalog_from_args(args, ctx)
-    settings, origin = _sizing_for_catalog(args, ctx)
-    effective = with_measured(catalog, settings.measured_capacity_mib)
-    rows = catalog_rows(effective, settings)
+    catalog, settings, origin = _catalog_in_force(args, ctx)
+    rows = catalog_rows(catalog, settings)
     if args.json:
         print_json(
             ctx,
