@@ -13,13 +13,9 @@ from typing import Any
 
 from devcluster.config import ClusterConfig
 from wbspawner.model import Profiles
+from wbspawner.naming import group_name
 from wbspawner.pools.desired import mixed_instances_policy, pool_allocatable
-from wbspawner.pools.nodes import (
-    autoscaler_tags,
-    group_name,
-    node_labels,
-    node_taints,
-)
+from wbspawner.pools.nodes import autoscaler_tags, node_labels, node_taints
 
 CLUSTER = ClusterConfig().cluster_name
 REGION = ClusterConfig().region

@@ -25,6 +25,7 @@ import yaml
 
 from wbspawner.catalog import sizing
 from wbspawner.model import CapacityType, Catalog, InstanceType, Pool, Profiles
+from wbspawner.naming import group_name
 from wbspawner.pools import PoolsError
 from wbspawner.pools.nodes import (
     CLUSTER_TAG,
@@ -34,7 +35,6 @@ from wbspawner.pools.nodes import (
     ami_parameter,
     autoscaler_tags,
     cost_tags,
-    group_name,
     max_pods_expression,
     node_labels,
     node_taints,

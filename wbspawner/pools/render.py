@@ -34,18 +34,16 @@ from wbspawner.model import (
     Pool,
     Profiles,
 )
+from wbspawner.naming import group_name, group_tail
 from wbspawner.pools.desired import JsonDict, pool_allocatable
 from wbspawner.pools.nodes import (
-    CAPACITY_SUFFIX,
     CLUSTER_TAG,
     ROOT_DEVICE,
     autoscaler_tags,
     cost_tags,
-    group_name,
     node_labels,
     node_taints,
     pool_types,
-    zone_suffix,
 )
 
 KARPENTER_GROUP = "karpenter.k8s.aws"
@@ -93,7 +91,7 @@ def _eksctl_group(
         distribution["spotAllocationStrategy"] = "price-capacity-optimized"
         distribution["capacityRebalance"] = True
     group: JsonDict = {
-        "name": f"{pool.name}-{zone_suffix(zone, region)}-{CAPACITY_SUFFIX[capacity]}",
+        "name": group_tail(pool.name, zone, region, capacity),
         "amiFamily": "AmazonLinux2023",
         "availabilityZones": [zone],
         "privateNetworking": True,

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from wbspawner.pools.nodes import group_name
+from wbspawner.naming import group_name
 from wbspawner.warmer.actuator import Action, ActionError, ApplyResult, run_by_pool
 from wbspawner.warmer.policy import AsgMinTarget, WarmPlan
 
