@@ -40,7 +40,7 @@ from devcluster import demo
 from devcluster.ldap import LdapServer
 from devcluster.procs import Proc, free_port, wait_for_http
 from wbspawner.catalog.instances import load_catalog
-from wbspawner.gateway.options import worker_resources
+from wbspawner.gateway.workers import worker_resources
 from wbspawner.profiles.loader import load_profiles
 
 pytestmark = [
