@@ -29,7 +29,6 @@ from warm_world import ScaledClock, home_objects, new_home, user_pod
 from devcluster.demo import Kube, prepare_cluster
 from devcluster.node_groups import aws_clients, create_node_groups
 from devcluster.procs import Proc
-from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import CAPACITY_LABEL, POOL_LABEL, ZONE_LABEL, Profiles
 from wbspawner.profiles.loader import parse_yaml
 
@@ -201,7 +200,7 @@ def setup_world(cluster: Cluster, profiles: Profiles, trace: Trace) -> None:
             for n, p in profiles.pools.items()
         },
     )
-    create_node_groups(aws, spot_only, load_catalog(), pools=pools)
+    create_node_groups(aws, spot_only, pools=pools)
     for user, zone in sorted(trace.homes.items()):
         volume = aws["ec2"].create_volume(
             AvailabilityZone=zone, Size=10, VolumeType="gp3"

@@ -244,7 +244,6 @@ class Workbench:
         create_node_groups(
             aws_clients(self.cluster.moto),
             profiles,
-            catalog,
             pools=self.pools,
             zones=self.zones,
         )

@@ -12,14 +12,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from devcluster.config import ClusterConfig
-from wbspawner.model import Catalog, Profiles
+from wbspawner.model import Profiles
+from wbspawner.naming import group_name
 from wbspawner.pools.desired import mixed_instances_policy, pool_allocatable
-from wbspawner.pools.nodes import (
-    autoscaler_tags,
-    group_name,
-    node_labels,
-    node_taints,
-)
+from wbspawner.pools.nodes import autoscaler_tags, node_labels, node_taints
 
 CLUSTER = ClusterConfig().cluster_name
 REGION = ClusterConfig().region
@@ -29,7 +25,6 @@ FAKE_AMI = "ami-0123456789abcdef0"  # moto takes any id; devcluster boots none
 def create_node_groups(
     aws: dict[str, Any],
     profiles: Profiles,
-    catalog: Catalog,
     *,
     pools: Iterable[str] | None = None,
     zones: Sequence[str] | None = None,
@@ -42,8 +37,7 @@ def create_node_groups(
 
     Args:
         aws: boto3 clients ``{"ec2": …, "autoscaling": …}`` for the moto server.
-        profiles: the profiles.
-        catalog: the instance catalogue.
+        profiles: the profiles (with their instance facts).
         pools: pool names to create groups for (default: all).
         zones: zones to use (default: each pool's own).
 
@@ -53,7 +47,7 @@ def create_node_groups(
     wanted = set(pools) if pools is not None else set(profiles.pools)
     names = []
     for pool in (p for p in profiles.pools.values() if p.name in wanted):
-        alloc = pool_allocatable(pool, catalog, profiles)
+        alloc = pool_allocatable(pool, profiles)
         for zone in zones or pool.zones:
             for capacity in pool.capacity_types:
                 name = group_name(CLUSTER, pool.name, zone, REGION, capacity)

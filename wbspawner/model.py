@@ -127,7 +127,7 @@ class SizingSettings:
     """Cap on maxPods (nodeadm ``maxPodsExpression``); ``None``: the ENI formula."""
     measured_capacity_mib: Mapping[str, int] = field(default_factory=_empty)
     """Kernel-visible memory measured per instance type, MiB (profiles ``sizing``);
-    overrides the catalogue's values (``build.with_measured``)."""
+    applied over the catalogue once, at load (:attr:`Profiles.catalog`)."""
 
 
 # ---------------------------------------------------------------------------- profiles
@@ -359,6 +359,40 @@ class HomeSettings:
     """Keep the old volume and snapshot this long after a move."""
 
 
+# ----------------------------------------------------------------------- observed state
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WarmStatus:
+    """Ready warm nodes per pool and zone, as the warmer last reported them.
+
+    The warmer writes it to the ``WARM_STATUS_FILE`` and the hub reads it back
+    (:mod:`wbspawner.adapters.statefiles`); the spawn form and the choice of a
+    first home's zone read it from here, never from JSON.
+    """
+
+    ready: Mapping[str, Mapping[str, int]] = field(default_factory=_empty)
+    """Running placeholders (ready nodes nobody holds) by pool name, then zone."""
+
+    @classmethod
+    def of(cls, ready: Mapping[str, Mapping[str, int]]) -> WarmStatus:
+        """Return a status holding a read-only copy of ``ready``."""
+        return cls(
+            ready=MappingProxyType(
+                {pool: MappingProxyType(dict(zones)) for pool, zones in ready.items()}
+            )
+        )
+
+    def in_pool(self, pool: str, zone: str | None = None) -> int:
+        """Return the ready nodes of a pool, in one zone or (``None``) in all."""
+        zones = self.ready.get(pool, {})
+        return sum(n for z, n in zones.items() if zone is None or z == zone)
+
+    def by_pool(self, zone: str | None = None) -> dict[str, int]:
+        """Return the ready nodes of every pool, in one zone or (``None``) in all."""
+        return {pool: self.in_pool(pool, zone) for pool in self.ready}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Profiles:
     """Everything an admin configures, validated and resolved."""
@@ -374,6 +408,10 @@ class Profiles:
     budgets: tuple[GroupBudget, ...] = ()
     homes: HomeSettings = HomeSettings()
     sizing: SizingSettings = SizingSettings()
+    catalog: Catalog
+    """The instance facts in force: the catalogue the profiles were loaded with,
+    with the measured capacities of :attr:`sizing` applied. Pools' requests come
+    from it; read instance facts here, never re-apply ``sizing`` to a catalogue."""
     sources: tuple[str, ...] = field(default=())
     """Files the profiles were read from, in merge order."""
     digest: str = ""

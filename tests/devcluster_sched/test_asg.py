@@ -316,9 +316,10 @@ def test_tags_of_the_pool_generator_read_back() -> None:
 
     from devcluster import autoscaler as ca
     from devcluster.scheduler import Snapshot
+    from wbspawner import naming
     from wbspawner.catalog.sizing import full_node_request
     from wbspawner.model import Pool
-    from wbspawner.pools import autoscaler_values, nodes
+    from wbspawner.pools import nodes
 
     t = load_catalog().types["g5.xlarge"]
     request = full_node_request([t], SizingSettings())
@@ -344,7 +345,7 @@ def test_tags_of_the_pool_generator_read_back() -> None:
     assert labels["wbspawner.io/pool"] == "gpu-a10g"
     assert {t["key"] for t in taints} == {"wbspawner.io/pool", "nvidia.com/gpu"}
     group = NodeGroup(
-        name=nodes.group_name("dev", "gpu-a10g", "us-east-1a", "us-east-1", "spot"),
+        name=naming.group_name("dev", "gpu-a10g", "us-east-1a", "us-east-1", "spot"),
         min_size=0,
         max_size=2,
         desired=0,
@@ -376,8 +377,8 @@ def test_tags_of_the_pool_generator_read_back() -> None:
     priorities = ca.parse_priorities(
         yaml.safe_dump(
             {
-                20: [autoscaler_values.group_regex("dev", "gpu-a10g", "spot")],
-                10: [autoscaler_values.group_regex("dev", "gpu-a10g", "on-demand")],
+                20: [naming.group_regex("dev", "gpu-a10g", "spot")],
+                10: [naming.group_regex("dev", "gpu-a10g", "on-demand")],
             }
         )
     )

@@ -40,7 +40,7 @@ from devcluster import demo
 from devcluster.ldap import LdapServer
 from devcluster.procs import Proc, free_port, wait_for_http
 from wbspawner.catalog.instances import load_catalog
-from wbspawner.gateway.options import worker_resources
+from wbspawner.gateway.workers import worker_resources
 from wbspawner.profiles.loader import load_profiles
 
 pytestmark = [
@@ -425,7 +425,6 @@ def stack(
         demo.create_node_groups(
             demo.aws_clients(cluster.moto),
             profiles,
-            catalog,
             pools=["cpu16"],
             zones=["us-east-1b"],
         )

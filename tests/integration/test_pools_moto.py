@@ -34,10 +34,11 @@ from wbspawner.catalog.instances import load_catalog
 from wbspawner.cli import pools as cli_pools
 from wbspawner.cli.main import main
 from wbspawner.errors import TemporaryAwsError
+from wbspawner.naming import group_name
 from wbspawner.pools.autoscaler_values import expander_priorities
 from wbspawner.pools.aws import AsgPools
 from wbspawner.pools.aws_cluster import SsmAmis
-from wbspawner.pools.nodes import ami_parameter, group_name
+from wbspawner.pools.nodes import ami_parameter
 from wbspawner.profiles.loader import load_profiles
 
 pytestmark = pytest.mark.integration

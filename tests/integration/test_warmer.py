@@ -33,7 +33,7 @@ from wbspawner.adapters.kube import Kube as WarmerKube
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs import accounting
 from wbspawner.model import CAPACITY_LABEL, POOL_LABEL, ZONE_LABEL, Profiles
-from wbspawner.pools.nodes import group_name
+from wbspawner.naming import group_name
 from wbspawner.profiles.loader import load_profiles
 from wbspawner.warmer.app import WarmerApp
 
@@ -126,7 +126,6 @@ async def world(
             create_node_groups,
             aws_clients(moto.endpoint_url),
             profiles,
-            catalog,
             pools=["mem64"],
             zones=[A, B],
         )

@@ -4,7 +4,8 @@
 - ``cluster_spec(profiles, catalog)``: a ClusterSpec with one subnet per zone and
   an AMI for every SSM parameter the pools need.
 - ``make_pool(catalog, name, types, ...)``: a Pool built directly from the catalogue.
-- ``profiles_with(pools)``: Profiles holding just these pools.
+- ``profiles_with(pools)``: Profiles holding just these pools (and the shipped
+  catalogue with the measured capacities of ``settings`` applied).
 - ``echoed(desired)``: the ObservedState AWS would report after applying ``desired``
   (with the extra fields AWS adds), so "nothing to do" can be tested.
 """
@@ -26,6 +27,7 @@ from wbspawner.pools.desired import ClusterSpec, DesiredState
 from wbspawner.pools.nodes import required_ami_parameters
 from wbspawner.pools.observed import ObservedAsg, ObservedLaunchTemplate, ObservedState
 from wbspawner.profiles.loader import load_profiles
+from wbspawner.profiles.parsers import with_measured
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES_DIR = REPO / "profiles"
@@ -91,10 +93,13 @@ def make_pool(
 
 
 def profiles_with(*pools: Pool, settings: SizingSettings | None = None) -> Profiles:
+    sizing = settings or SizingSettings()
     return Profiles(
         pools=MappingProxyType({p.name: p for p in pools}),
         sizes=(),
-        sizing=settings or SizingSettings(),
+        sizing=sizing,
+        # As the loader does: the measured capacities apply to the catalogue once.
+        catalog=with_measured(example()[1], sizing.measured_capacity_mib),
     )
 
 

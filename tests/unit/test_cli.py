@@ -251,6 +251,17 @@ def test_render_uses_observed_spot_prices(tmp_path: Path) -> None:
     assert large["price_per_hour"]["spot_source"] == "observed"
 
 
+def test_render_refuses_a_malformed_spot_prices_file(tmp_path: Path) -> None:
+    prices = tmp_path / "spot.json"
+    prices.write_text(json.dumps({"r5.2xlarge": 0.1, "r5.large/us-east-1a": "x"}))
+    args = ["--user", "bob", "--profiles", str(PROFILES), "--spot-prices", str(prices)]
+    code, out, err = run("render", *args)
+    assert (code, out) == (1, "")
+    assert f'{prices}: $["r5.2xlarge"]: expected "<type>/<zone>"' in err
+    assert f'{prices}: $["r5.large/us-east-1a"]: expected a price' in err
+    assert "Traceback" not in err
+
+
 def test_render_invalid_profiles_exit_1_without_traceback() -> None:
     case = BROKEN / "unknown-pool"
     code, out, err = run("render", "--user", "bob", "--profiles", str(case))

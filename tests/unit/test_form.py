@@ -17,8 +17,6 @@ from wbspawner.spawn.form import (
     hardware,
     kubespawner_profiles,
     price_text,
-    spot_prices_from_json,
-    warm_status_from_json,
     warm_text,
 )
 
@@ -201,39 +199,6 @@ def test_warm_status_shows_in_the_form(profiles: Profiles) -> None:
     by_slug = {e["slug"]: e["description"] for e in entries}
     assert "Ready now" in by_slug["large"]
     assert "Starts in about 3 minutes" in by_slug["medium"]
-
-
-@pytest.mark.parametrize(
-    ("raw", "zone", "expected"),
-    [
-        pytest.param(
-            {"mem64": {"us-east-1a": 1, "us-east-1b": 2}},
-            None,
-            {"mem64": 3},
-            id="all-zones",
-        ),
-        pytest.param(
-            {"mem64": {"us-east-1a": 1, "us-east-1b": 2}},
-            "us-east-1b",
-            {"mem64": 2},
-            id="home-zone",
-        ),
-        pytest.param(
-            {"mem64": {"us-east-1a": "x"}}, None, {"mem64": 0}, id="junk-count"
-        ),
-        pytest.param(["not", "a", "map"], None, None, id="not-a-mapping"),
-    ],
-)
-def test_warm_status_from_json(
-    raw: object, zone: str | None, expected: dict[str, int] | None
-) -> None:
-    assert warm_status_from_json(raw, zone) == expected
-
-
-def test_spot_prices_from_json_skips_junk() -> None:
-    raw = {"r5.large/us-east-1a": 0.05, "broken": 1.0, "r5.large/us-east-1b": "x"}
-    assert spot_prices_from_json(raw) == {("r5.large", "us-east-1a"): 0.05}
-    assert spot_prices_from_json(None) is None
 
 
 def test_banners_escape_text() -> None:

@@ -36,9 +36,9 @@ from wbspawner.gateway.billing import (
     running_workers,
     usage_of,
     worker_price,
-    workers_per_node,
 )
 from wbspawner.gateway.options import ENV_POOL, ENV_SIZE
+from wbspawner.gateway.workers import workers_per_node
 from wbspawner.model import Profiles
 from wbspawner.profiles.loader import load_profiles
 

@@ -16,8 +16,10 @@ from dask_gateway_server.models import User
 from dask_gateway_server.utils import FrozenAttrDict
 from traitlets.config import Config
 
+from wbspawner.catalog.pricing import preferred_cost
 from wbspawner.errors import UserFacingError
 from wbspawner.gateway import config as gwconfig
+from wbspawner.gateway.billing import worker_price
 from wbspawner.gateway.limits import UsageLedger, max_workers_bounds
 from wbspawner.gateway.options import (
     ClusterUsage,
@@ -27,13 +29,14 @@ from wbspawner.gateway.options import (
     limits_for,
     threads_for,
     usage_from_config,
-    worker_resources,
     worker_sizes_for,
 )
 from wbspawner.gateway.reaper import ClusterRef, Reaper, clusters_to_stop
+from wbspawner.gateway.workers import worker_resources, workers_per_node
 from wbspawner.hub import gateway_service as gwhub
 from wbspawner.model import DaskLimits, Profiles
 from wbspawner.profiles.loader import load_profiles
+from wbspawner.spawn.manifests import PRICE_ANNOTATION
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = "1.33"
@@ -102,6 +105,30 @@ def test_worker_sizes_follow_groups(
 
 
 # -------------------------------------------------------------- Kubernetes pods
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in SIZES])
+def test_a_worker_is_billed_the_share_of_the_node_its_pod_requests(
+    profiles: Profiles, name: str
+) -> None:
+    size = next(s for s in profiles.dask.worker_sizes if s.name == name)
+    pool = profiles.pools[size.pool]
+    share = workers_per_node(size, pool)  # each worker is 1/share of a node
+    request = {"worker_size": name, "max_workers": 2}
+    pod = _pod(_configure(profiles, GINA, request), worker=True)
+    requests = pod["spec"]["containers"][0]["resources"]["requests"]
+    # The pod asks for 1/share of the node: share of them fill it, one more not.
+    memory_mib = int(requests["memory"]) // 2**20
+    assert memory_mib * share <= pool.request.memory_mib < memory_mib * (share + 1)
+    cpu_m = round(float(requests["cpu"]) * 1000)
+    assert cpu_m * share <= pool.request.cpu_m < cpu_m * (share + 1)
+    assert int(requests.get("nvidia.com/gpu", 0)) * share == pool.gpu_count
+    # It is billed, and its pod annotated with, the same share of the node's price.
+    node = preferred_cost(pool, None, profiles.cost).per_hour
+    price = worker_price(profiles, name)
+    assert price is not None and price.per_hour == pytest.approx(node / share)
+    annotated = float(pod["metadata"]["annotations"][PRICE_ANNOTATION])
+    assert annotated == pytest.approx(pool.price_per_hour / share, abs=1e-4)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in SIZES])

@@ -14,7 +14,7 @@ from wbspawner.homes.policy import (
     should_offer_move,
     zone_of_pv,
 )
-from wbspawner.model import CapacityType, HomeSettings, Pool, Resources
+from wbspawner.model import CapacityType, HomeSettings, Pool, Resources, WarmStatus
 
 A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"
 
@@ -244,7 +244,6 @@ def test_no_capacity_message_not_applicable(event: str, zone: str | None) -> Non
         pytest.param({"mem64": {B: 1}}, None, None, B, id="warm-node-from-warmer"),
         pytest.param({"mem64": {B: 0}}, None, None, None, id="no-ready-warm-nodes"),
         pytest.param({"mem128": {B: 2}}, None, None, None, id="other-pools-warmth"),
-        pytest.param("garbage", None, None, None, id="unreadable-report"),
         pytest.param(
             None,
             {("r5.2xlarge", A): 0.20, ("r5.2xlarge", C): 0.12, ("m5.large", B): 0.01},
@@ -262,10 +261,11 @@ def test_no_capacity_message_not_applicable(event: str, zone: str | None) -> Non
     ],
 )
 def test_first_home_zone(
-    warm: object,
+    warm: dict[str, dict[str, int]] | None,
     spot: dict[tuple[str, str], float] | None,
     default: str | None,
     zone: str | None,
 ) -> None:
-    choice = first_home_zone(make_pool(), warm, spot, default)
+    status = WarmStatus.of(warm) if warm is not None else None
+    choice = first_home_zone(make_pool(), status, spot, default)
     assert (choice.zone if choice else None) == zone

@@ -152,6 +152,7 @@ def test_measured_capacity_overrides_the_catalogue(tmp_path: Path) -> None:
     after = load_profiles([write(tmp_path / "b", {"p.yaml": text})], CATALOG)
     assert after.sizing.measured_capacity_mib == {"r6i.large": 15000}
     r6i = dataclasses.replace(CATALOG.types["r6i.large"], measured_capacity_mib=15000)
+    assert after.catalog.types["r6i.large"] == r6i and before.catalog == CATALOG
     expected = sizing.full_node_request([CATALOG.types["r5.large"], r6i], after.sizing)
     assert after.pools["small"].request == expected
     assert after.pools["small"].request != before.pools["small"].request

@@ -8,11 +8,11 @@ import re
 import yaml
 from pools_support import REPO, cluster_spec, example
 
+from wbspawner.naming import group_regex
 from wbspawner.pools.autoscaler_values import (
     FLAGS,
     autoscaler_values,
     expander_priorities,
-    group_regex,
     render_values,
 )
 from wbspawner.pools.desired import desired_state

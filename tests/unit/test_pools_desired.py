@@ -10,7 +10,6 @@ import re
 import pytest
 import yaml
 from pools_support import (
-    REGION,
     ami_for,
     ca_template,
     cluster_spec,
@@ -25,11 +24,9 @@ from wbspawner.pools import PoolsError
 from wbspawner.pools.desired import GroupSpec, desired_state
 from wbspawner.pools.nodes import (
     ami_parameter,
-    group_name,
     is_managed_tag,
     node_labels,
     node_taints,
-    zone_suffix,
 )
 
 PROFILES, CATALOG = example()
@@ -301,22 +298,6 @@ def test_unknown_instance_type_is_refused():
         PoolsError, match="instance types not in the catalogue: r99.huge"
     ):
         desired_state(profiles_with(pool), CATALOG, cluster_spec(PROFILES, CATALOG))
-
-
-@pytest.mark.parametrize(
-    ("zone", "suffix"),
-    [
-        pytest.param("us-east-1a", "a", id="standard"),
-        pytest.param("us-east-1-bos-1a", "bos1a", id="local-zone"),
-        pytest.param("eu-west-3c", "eu-west-3c".replace("-", ""), id="other-region"),
-    ],
-)
-def test_zone_suffix(zone, suffix):
-    assert zone_suffix(zone, REGION) == suffix
-    assert (
-        group_name("c", "p", zone, REGION, "on-demand")
-        == f"wbspawner-c-p-{suffix}-ondemand"
-    )
 
 
 def test_gpu_taint_has_empty_value_and_pool_taint_the_pool():

@@ -33,7 +33,7 @@ def _taints(pool):
 
 
 def test_eksctl_has_one_node_group_per_desired_group():
-    cfg = eksctl_config(PROFILES, CATALOG, "prod", "1.33")
+    cfg = eksctl_config(PROFILES, "prod", "1.33")
     assert (cfg["apiVersion"], cfg["kind"]) == ("eksctl.io/v1alpha5", "ClusterConfig")
     assert cfg["metadata"] == {"name": "prod", "region": "us-east-1", "version": "1.33"}
     desired = desired_state(
@@ -53,7 +53,7 @@ def test_eksctl_node_groups_match_the_pool(pool):
     p = PROFILES.pools[pool]
     groups = [
         g
-        for g in eksctl_config(PROFILES, CATALOG, "prod")["nodeGroups"]
+        for g in eksctl_config(PROFILES, "prod")["nodeGroups"]
         if g["labels"]["wbspawner.io/pool"] == pool
     ]
     assert len(groups) == len(p.zones) * len(p.capacity_types)

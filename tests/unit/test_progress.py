@@ -252,11 +252,16 @@ def test_timeout_message_prefers_the_capacity_reason() -> None:
             id="full-zone-name",
         ),
         pytest.param("pod triggered scale-up: [{grp 0->1 (max: 1)}]", None, id="none"),
+        pytest.param(
+            "pod triggered scale-up: [{wbspawner-dev-mem128-b-spot 0->1 (max: 2)}]",
+            None,
+            id="another-pools-group",
+        ),
     ],
 )
 def test_zone_in_group_name(message: str, zone: str | None) -> None:
     zones = ("us-east-1a", "us-east-1b", "us-east-1c", "us-east-1-bos-1a")
-    assert zone_in_group_name(message, zones) == zone
+    assert zone_in_group_name(message, "mem64", zones) == zone
 
 
 def test_scale_up_names_the_zone_of_a_pools_group() -> None:

@@ -21,7 +21,7 @@ from kubespawner.objects import make_pod
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.errors import UserFacingError
 from wbspawner.gateway import pods
-from wbspawner.gateway.options import worker_resources
+from wbspawner.gateway.workers import worker_resources
 from wbspawner.model import Profiles
 from wbspawner.profiles.loader import load_profiles
 from wbspawner.spawn import manifests

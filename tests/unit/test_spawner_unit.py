@@ -248,6 +248,30 @@ async def test_first_home_goes_where_the_warmer_has_a_node(
     assert spawner.get_state()["zone"] == "us-east-1c"
 
 
+async def test_a_broken_warm_status_leaves_the_form_without_warm_state(
+    profiles: Profiles, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A half-written or foreign file: the form renders, with one log line."""
+    warm = tmp_path / "warm.json"
+    warm.write_text('{"mem64": {"us-east-1c": 1', encoding="utf-8")
+    prices = tmp_path / "spot.json"
+    prices.write_text('{"r5.2xlarge/us-east-1a": "cheap"}', encoding="utf-8")
+    spawner = make_spawner(
+        Source(profiles),
+        bob(),
+        warm_status_file=str(warm),
+        spot_prices_file=str(prices),
+    )
+    caplog.set_level(logging.INFO)
+    form = await spawner.get_options_form()
+    assert 'value="large"' in form
+    assert "Ready now" not in form and "Starts in about" not in form
+    assert "spot (estimated)" in form
+    assert "Traceback" not in caplog.text
+    assert caplog.text.count("Warm status unknown") == 1
+    assert caplog.text.count("Spot prices unknown") == 1
+
+
 @pytest.mark.parametrize(
     ("options", "match"),
     [

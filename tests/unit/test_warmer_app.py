@@ -15,7 +15,6 @@ from wbspawner.hub import warmer_service as hub
 from wbspawner.hub.settings import Settings
 from wbspawner.model import POOL_LABEL, ZONE_LABEL
 from wbspawner.warmer.app import WarmerApp
-from wbspawner.warmer.files import read_spot_prices, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 25, 14, tzinfo=UTC)  # Wednesday 09:00 in New York
@@ -252,14 +251,18 @@ def test_sizes_from_users() -> None:
     assert sizes_from_users(users) == {"ann": "large"}
 
 
-def test_status_file_is_written_whole_and_spot_prices_read(tmp_path: Path) -> None:
-    target = tmp_path / "a" / "warm.json"
-    write_json_atomic(target, {"mem64": {"us-east-1a": 1}})
-    assert json.loads(target.read_text()) == {"mem64": {"us-east-1a": 1}}
-    assert [p.name for p in target.parent.iterdir()] == ["warm.json"]
+async def test_a_broken_spot_prices_file_is_shown_and_the_pass_goes_on(
+    profiles_dir: Path, tmp_path: Path
+) -> None:
     prices = tmp_path / "spot.json"
-    prices.write_text('{"r5.2xlarge/us-east-1a": 0.17, "bad": 1}')
-    assert read_spot_prices(prices) == {("r5.2xlarge", "us-east-1a"): 0.17}
+    prices.write_text('{"r5.2xlarge": 0.17}', encoding="utf-8")
+    kube = FakeKube()
+    app = make_app(profiles_dir, kube, spot_prices_file=str(prices))
+    await app.reconcile()
+    errors = app.status()["errors"]
+    assert [(e["pool"], e["action"]) for e in errors] == [("*", "spot prices")]
+    assert '$["r5.2xlarge"]' in errors[0]["message"]
+    assert len(kube.pods) == 3  # placed as without prices
 
 
 async def test_a_pass_reads_users_habits_from_the_accounting_database(

@@ -392,7 +392,7 @@ def render_text(
         YAML text.
     """
     if fmt == "eksctl":
-        return to_yaml([eksctl_config(profiles, catalog, cluster, args.k8s_version)])
+        return to_yaml([eksctl_config(profiles, cluster, args.k8s_version)])
     if fmt == "karpenter":
         return to_yaml(
             karpenter_manifests(

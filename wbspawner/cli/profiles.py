@@ -11,10 +11,9 @@ Each prints an aligned table, or JSON with ``--json``.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
+from wbspawner.adapters import statefiles
 from wbspawner.catalog import pricing
 from wbspawner.catalog.instances import catalog_rows
 from wbspawner.catalog.pricing import SpotPrices
@@ -31,10 +30,9 @@ from wbspawner.cli.util import (
     profiles_from_args,
     profiles_paths,
 )
-from wbspawner.errors import Problem, ProfileConfigError
-from wbspawner.model import SizingSettings
+from wbspawner.errors import ProfileConfigError
+from wbspawner.model import Catalog, SizingSettings
 from wbspawner.profiles.loader import load_profiles
-from wbspawner.profiles.parsers import with_measured
 from wbspawner.profiles.reference import schema_reference
 from wbspawner.profiles.schema import profiles_schema
 from wbspawner.spawn.preview import user_preview
@@ -151,25 +149,13 @@ def read_spot_prices(path: str) -> SpotPrices:
         Prices by ``(type, zone)``.
 
     Raises:
-        ProfileConfigError: when the file cannot be read or is malformed.
+        ProfileConfigError: the file is missing, unreadable or malformed (every
+            problem, as for profiles).
     """
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ProfileConfigError([Problem(path, "$", f"cannot read: {err}")]) from None
-    prices: dict[tuple[str, str], float] = {}
-    problems: list[Problem] = []
-    for key, value in data.items() if isinstance(data, dict) else []:
-        name, sep, zone = str(key).partition("/")
-        if not sep or not isinstance(value, int | float) or isinstance(value, bool):
-            problems.append(Problem(path, f"$['{key}']", 'expected "type/zone": price'))
-            continue
-        prices[(name, zone)] = float(value)
-    if not isinstance(data, dict):
-        problems.append(Problem(path, "$", "expected a JSON object"))
-    if problems:
-        raise ProfileConfigError(problems)
-    return prices
+        return statefiles.load_spot_prices(path)
+    except statefiles.StateFileError as err:
+        raise ProfileConfigError(list(err.problems)) from None
 
 
 def run_render(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -277,14 +263,16 @@ def _placement_lines(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def _sizing_for_catalog(
+def _catalog_in_force(
     args: argparse.Namespace, ctx: CliContext
-) -> tuple[SizingSettings, str]:
+) -> tuple[Catalog, SizingSettings, str]:
+    """Return the profiles' instance facts and sizing, or the catalogue's own."""
+    catalog = catalog_from_args(args, ctx)
     paths, explicit = profiles_paths(args, ctx)
     if not explicit and not exists(paths):
-        return SizingSettings(), "defaults (no profiles found)"
-    profiles = load_profiles(paths, catalog_from_args(args, ctx))
-    return profiles.sizing, f"from {', '.join(paths)}"
+        return catalog, SizingSettings(), "defaults (no profiles found)"
+    profiles = load_profiles(paths, catalog)
+    return profiles.catalog, profiles.sizing, f"from {', '.join(paths)}"
 
 
 def run_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -297,10 +285,8 @@ def run_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
     Returns:
         0.
     """
-    catalog = catalog_from_args(args, ctx)
-    settings, origin = _sizing_for_catalog(args, ctx)
-    effective = with_measured(catalog, settings.measured_capacity_mib)
-    rows = catalog_rows(effective, settings)
+    catalog, settings, origin = _catalog_in_force(args, ctx)
+    rows = catalog_rows(catalog, settings)
     if args.json:
         print_json(
             ctx,

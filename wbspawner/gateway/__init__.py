@@ -5,6 +5,8 @@ the Helm chart's ``extraConfig``) and tells the hub how to wire the gateway in:
 
 - :mod:`~wbspawner.gateway.options`: pure; worker sizes, limits and the
   per-user ``Options`` with their handler.
+- :mod:`~wbspawner.gateway.workers`: pure; a worker's share of a node (its
+  request and its part of the node's price).
 - :mod:`~wbspawner.gateway.pods`: pure; Kubernetes pod pieces of Dask pods.
 - :mod:`~wbspawner.gateway.limits`: the user's running clusters, as the
   gateway's backend knows them, for the limit check.

@@ -2,7 +2,8 @@
 
 This module owns the decisions of Dask cluster accounting
 (:mod:`wbspawner.gateway.accounting` does the I/O): the $/worker-hour of a
-worker size (its share of a node's price, from :mod:`wbspawner.catalog.pricing`), the
+worker size (its share of a node's price, from :mod:`wbspawner.catalog.pricing`,
+by :func:`~wbspawner.gateway.workers.workers_per_node`), the
 running workers a scheduler's heartbeat reports, and :func:`diff_usage`, which
 compares the clusters the gateway runs with the open ``dask`` records and says
 what to record so that a cluster's cost is Σ workers × hours × price. (The
@@ -20,8 +21,9 @@ from typing import Any, Literal
 
 from wbspawner.catalog.pricing import preferred_cost
 from wbspawner.costs.accounting import MICRO, to_micro
-from wbspawner.gateway.options import ENV_POOL, ENV_SIZE, worker_resources
-from wbspawner.model import DaskWorkerSize, Pool, Profiles
+from wbspawner.gateway.options import ENV_POOL, ENV_SIZE
+from wbspawner.gateway.workers import workers_per_node
+from wbspawner.model import Profiles
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,26 +35,6 @@ class WorkerPrice:
     """The pool's preferred capacity type (what workers normally get)."""
     per_hour: float
     """USD per worker-hour."""
-
-
-def workers_per_node(size: DaskWorkerSize, pool: Pool) -> int:
-    """Return how many workers of a size share one node of its pool.
-
-    ``workers_per_node`` of the size, and on a GPU pool no more than the node's
-    GPUs allow (each worker gets whole GPUs).
-
-    Args:
-        size: the worker size.
-        pool: its pool.
-
-    Returns:
-        At least 1.
-    """
-    per_node = max(1, size.workers_per_node)
-    gpus = worker_resources(size, pool).gpus
-    if gpus:
-        per_node = min(per_node, max(1, pool.gpu_count // gpus))
-    return per_node
 
 
 def worker_price(profiles: Profiles, size: str, pool: str = "") -> WorkerPrice | None:

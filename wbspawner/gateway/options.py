@@ -1,9 +1,8 @@
 """Dask Gateway cluster options derived from the profiles.
 
 This module owns what a notebook user may ask the gateway for and what that
-turns into: the worker sizes their groups may use (fractions of a pool's
-full-node request, so that ``workers_per_node`` workers pack one node; GPU
-workers get whole GPUs) and the per-user
+turns into: the worker sizes their groups may use (each worker a share of a
+pool's node, :mod:`~wbspawner.gateway.workers`) and the per-user
 :class:`dask_gateway_server.options.Options` whose handler checks the new cluster
 against the user's limits (:mod:`~wbspawner.gateway.limits`, re-exported here)
 and returns its configuration (for Kubernetes with the pod pieces of
@@ -33,7 +32,8 @@ from wbspawner.gateway.limits import (
     usage_from_config,
     worker_usage,
 )
-from wbspawner.model import DaskWorkerSize, Pool, Profiles, Resources
+from wbspawner.gateway.workers import worker_resources
+from wbspawner.model import DaskWorkerSize, Profiles, Resources
 from wbspawner.profiles import access
 
 BackendKind = Literal["local", "kube"]
@@ -85,30 +85,6 @@ def worker_sizes_for(
         w
         for w in profiles.dask.worker_sizes
         if access.allowed(w.allowed_groups, groups, is_admin)
-    )
-
-
-def worker_resources(size: DaskWorkerSize, pool: Pool) -> Resources:
-    """Return the request of one worker: its share of the pool's full-node request.
-
-    CPU and memory are the node request divided by ``workers_per_node`` (rounded
-    down, so the workers always fit one node together). On a GPU pool each
-    worker also gets ``gpu_count // workers_per_node`` whole GPUs: one GPU per
-    worker when ``workers_per_node`` equals the node's GPUs.
-
-    Args:
-        size: the worker size.
-        pool: its pool.
-
-    Returns:
-        The per-worker request.
-    """
-    per_node = max(1, size.workers_per_node)
-    gpus = max(1, pool.gpu_count // per_node) if pool.is_gpu else 0
-    return Resources(
-        cpu_m=pool.request.cpu_m // per_node,
-        memory_mib=pool.request.memory_mib // per_node,
-        gpus=gpus,
     )
 
 

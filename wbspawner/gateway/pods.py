@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wbspawner.gateway.workers import workers_per_node
 from wbspawner.model import (
     CAPACITY_LABEL,
     GPU_RESOURCE,
@@ -134,7 +135,7 @@ def kube_overrides(
     worker_container: dict[str, Any] = {"securityContext": container_sc}
     worker_container.update(gpu_resources(worker.gpus))
     owner = manifests.label_value(user)
-    share = pool.price_per_hour / max(1, size.workers_per_node)
+    share = pool.price_per_hour / workers_per_node(size, pool)
     return {
         "worker_extra_pod_config": worker_pod,
         "scheduler_extra_pod_config": sched_pod,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from wbspawner.homes.records import ZONE_KEYS
-from wbspawner.model import HomeSettings, Pool
+from wbspawner.model import HomeSettings, Pool, WarmStatus
 
 VOLUME_CONFLICT = "volume node affinity conflict"
 """What kube-scheduler says when a bound PV pins a pod away from every node."""
@@ -315,30 +315,28 @@ def no_capacity_message(
 
 def first_home_zone(
     pool: Pool,
-    warm_report: object,
+    warm: WarmStatus | None,
     spot_prices: Mapping[tuple[str, str], float] | None,
     default_zone: str | None,
 ) -> ZoneChoice | None:
     """Pick the zone of a user's first home from what the hub knows, if anything.
 
-    The hub sees the warmer's report (ready warm nodes per pool and zone) and the
+    The hub sees the warmer's status (ready warm nodes per pool and zone) and the
     observed spot prices. With neither, and no configured default zone, there is
     no evidence to pin on: ``None`` lets the scheduler and autoscaler choose (the
     new volume is then made in the zone of the node the pod lands on).
 
     Args:
         pool: the pool of the size the user starts.
-        warm_report: the warmer's parsed JSON, ``{"<pool>": {"<zone>": ready}}``.
+        warm: the warmer's status, or ``None`` when unknown.
         spot_prices: observed spot prices by ``(instance type, zone)``.
         default_zone: the admin's ``homes.default_zone``.
 
     Returns:
         The zone and why, or ``None`` to leave the zone open.
     """
-    per_zone = warm_report.get(pool.name) if isinstance(warm_report, Mapping) else None
     facts = []
     for zone in pool.zones:
-        warm = per_zone.get(zone, 0) if isinstance(per_zone, Mapping) else 0
         prices = [
             price
             for (name, where), price in (spot_prices or {}).items()
@@ -347,7 +345,7 @@ def first_home_zone(
         facts.append(
             ZoneFacts(
                 zone=zone,
-                warm_nodes=warm if isinstance(warm, int) and warm > 0 else 0,
+                warm_nodes=warm.in_pool(pool.name, zone) if warm else 0,
                 spot_available=True if prices else None,
                 spot_price=min(prices) if prices else None,
             )

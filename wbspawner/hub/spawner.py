@@ -20,6 +20,7 @@ from jupyterhub.utils import maybe_future
 from kubespawner import KubeSpawner
 from traitlets import Callable, Float, Unicode, default
 
+from wbspawner.adapters import statefiles
 from wbspawner.adapters.kube import Kube
 from wbspawner.errors import UserFacingError, to_hub_error
 from wbspawner.gateway.netpol_kube import ensure_dask_network_policies
@@ -27,7 +28,7 @@ from wbspawner.homes.policy import first_home_zone
 from wbspawner.hub import accounting as hooks
 from wbspawner.hub import spawner_io
 from wbspawner.hub.ldap import posix_ids
-from wbspawner.model import Pool, Profiles
+from wbspawner.model import Pool, Profiles, WarmStatus
 from wbspawner.profiles import access
 from wbspawner.spawn import form, manifests, progress
 from wbspawner.spawn.budget import BudgetState, check_size
@@ -125,19 +126,21 @@ class WorkbenchSpawner(KubeSpawner):
         groups = sorted(getattr(g, "name", str(g)) for g in self.user.groups)
         return groups, bool(getattr(self.user, "admin", False))
 
-    def _spot(self) -> Any:
-        return form.spot_prices_from_json(spawner_io.read_json(self.spot_prices_file))
+    def _spot(self) -> dict[tuple[str, str], float] | None:
+        return statefiles.read_spot_prices(self.spot_prices_file, self.log)
+
+    def _warm(self) -> WarmStatus | None:
+        return statefiles.read_warm_status(self.warm_status_file, self.log)
 
     def _workbench_profiles(
         self, spawner: Any = None, state: BudgetState | None = None
     ) -> list[dict[str, Any]]:
         groups, is_admin = self._who()
-        warm = form.warm_status_from_json(
-            spawner_io.read_json(self.warm_status_file), self._zone
-        )
+        warm = self._warm()
+        ready = warm.by_pool(self._zone) if warm else None
         profiles = self._provider().current()
         return form.kubespawner_profiles(
-            profiles, groups, is_admin, warm, self._spot(), state
+            profiles, groups, is_admin, ready, self._spot(), state
         )
 
     def _costs(self) -> hooks.Accounting:
@@ -176,8 +179,8 @@ class WorkbenchSpawner(KubeSpawner):
 
     def _first_zone(self, pool: Pool, profiles: Profiles) -> str | None:
         """Pick the zone of a first home from the warmer's report and spot prices."""
-        warm = spawner_io.read_json(self.warm_status_file)
-        pick = first_home_zone(pool, warm, self._spot(), profiles.homes.default_zone)
+        default = profiles.homes.default_zone
+        pick = first_home_zone(pool, self._warm(), self._spot(), default)
         if pick:
             self.log.info("%s: home in %s: %s", self._log_name, pick.zone, pick.reason)
         return pick.zone if pick else None

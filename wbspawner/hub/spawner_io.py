@@ -1,21 +1,19 @@
 """What ``WorkbenchSpawner`` reads and waits for, outside the pure core.
 
 This module owns the spawner's few reads of the cluster (the zone of a user's
-bound home volume, the node a server's pod runs on), of the JSON files other
-components leave next to the hub (warm status, spot prices), and its watch for
-an autoscaler that keeps refusing to start a node. It decides nothing: the
-meaning of what it reads comes from :mod:`wbspawner.homes.policy` and
+bound home volume, the node a server's pod runs on) and its watch for an
+autoscaler that keeps refusing to start a node. It decides nothing: the meaning
+of what it reads comes from :mod:`wbspawner.homes.policy` and
 :mod:`wbspawner.spawn.progress`. The cluster is read through
 :class:`wbspawner.adapters.kube.Kube` (over KubeSpawner's client), whose every
-call is bounded by its timeout.
+call is bounded by its timeout. (The files other components leave next to the
+hub are read by :mod:`wbspawner.adapters.statefiles`.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wbspawner.errors import UserFacingError
@@ -24,21 +22,6 @@ from wbspawner.spawn import progress
 
 if TYPE_CHECKING:
     from wbspawner.adapters.kube import Kube
-
-
-def read_json(path: str | None) -> Any:
-    """Return a JSON file's content; ``None`` when unset, absent or invalid.
-
-    Args:
-        path: the file, or ``None``.
-
-    Returns:
-        The decoded JSON, or ``None``.
-    """
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
-    except (OSError, ValueError):
-        return None
 
 
 async def home_zone(kube: Kube, namespace: str, claim: str) -> str | None:

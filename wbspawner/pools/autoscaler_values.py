@@ -13,14 +13,14 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import yaml
 
 from wbspawner.model import Profiles
+from wbspawner.naming import group_regex
 from wbspawner.pools.desired import JsonDict
-from wbspawner.pools.nodes import CA_ENABLED_TAG, CA_PREFIX, CAPACITY_SUFFIX
+from wbspawner.pools.nodes import CA_ENABLED_TAG, CA_PREFIX
 
 PRIORITY_STEP = 10
 """Gap between priorities, so admins can slot their own groups in between."""
@@ -90,27 +90,6 @@ FLAGS: tuple[tuple[str, Any, str], ...] = (
     ),
 )
 """``extraArgs`` of the chart: (flag, value, reason)."""
-
-
-def group_regex(cluster: str, pool: str, capacity: str) -> str:
-    """Return the regex matching one pool's groups of one capacity type.
-
-    Args:
-        cluster: cluster name.
-        pool: pool name.
-        capacity: ``spot`` or ``on-demand``.
-
-    Returns:
-        E.g. ``^wbspawner-prod-mem64-[a-z0-9]+-spot$`` (any zone).
-    """
-    suffix = CAPACITY_SUFFIX[capacity]
-    return f"^wbspawner-{_escape(cluster)}-{_escape(pool)}-[a-z0-9]+-{suffix}$"
-
-
-def _escape(name: str) -> str:
-    # Names are DNS-like; escape anything else for Go's RE2, which reads the
-    # ConfigMap (re.escape would also escape "-", which is legal but noisy).
-    return re.sub(r"[^A-Za-z0-9_-]", lambda m: "\\" + m.group(0), name)
 
 
 def expander_priorities(profiles: Profiles, cluster: str) -> dict[int, list[str]]:

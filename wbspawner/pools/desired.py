@@ -25,6 +25,7 @@ import yaml
 
 from wbspawner.catalog import sizing
 from wbspawner.model import CapacityType, Catalog, InstanceType, Pool, Profiles
+from wbspawner.naming import group_name
 from wbspawner.pools import PoolsError
 from wbspawner.pools.nodes import (
     CLUSTER_TAG,
@@ -34,13 +35,11 @@ from wbspawner.pools.nodes import (
     ami_parameter,
     autoscaler_tags,
     cost_tags,
-    group_name,
     max_pods_expression,
     node_labels,
     node_taints,
     pool_types,
 )
-from wbspawner.profiles.parsers import with_measured
 
 JsonDict = dict[str, Any]
 """A JSON-like dict as boto3 takes and returns it."""
@@ -304,21 +303,19 @@ def mixed_instances_policy(
     }
 
 
-def pool_allocatable(
-    pool: Pool, catalog: Catalog, profiles: Profiles
-) -> tuple[int, int]:
+def pool_allocatable(pool: Pool, profiles: Profiles) -> tuple[int, int]:
     """Return the allocatable a pool's scale-from-zero template should promise.
 
     Args:
         pool: the pool.
-        catalog: the instance catalogue.
-        profiles: the profiles (sizing settings, measured capacities).
+        profiles: the profiles (their instance facts, with the measured
+            capacities, and node overheads: what the pool's request came from).
 
     Returns:
         (CPU millicores, memory MiB): the minimum over the pool's types.
     """
-    catalog = with_measured(catalog, profiles.sizing.measured_capacity_mib)
-    allocs = [sizing.allocatable(t, profiles.sizing) for t in pool_types(pool, catalog)]
+    types = pool_types(pool, profiles.catalog)
+    allocs = [sizing.allocatable(t, profiles.sizing) for t in types]
     return min(a.cpu_m for a in allocs), min(a.memory_mib for a in allocs)
 
 
@@ -334,7 +331,7 @@ def _group(
     name = group_name(cluster.name, pool.name, zone, cluster.region, capacity)
     cost = cost_tags(cluster.name, pool, capacity, name, cluster.extra_tags)
     labels = node_labels(pool, capacity)
-    alloc = pool_allocatable(pool, catalog, profiles)
+    alloc = pool_allocatable(pool, profiles)
     ca = autoscaler_tags(cluster.name, pool, labels, node_taints(pool), alloc)
     data = launch_template_data(
         cluster, pool, types, capacity, cost, profiles.sizing.max_pods

@@ -1,11 +1,11 @@
-"""Identity of a pool's nodes: group names, labels, taints and tags.
+"""Identity of a pool's nodes: AMIs, labels, taints and tags.
 
-This module owns the names and keys that tie the pieces together: the group name
-the priority expander matches, the labels and taints the kubelet registers (and the
-spawner selects and tolerates), Cluster Autoscaler's discovery and node-template
-tags, and the cost-allocation tags. The kubelet flags and the CA tags are built
-from the same :func:`node_labels` and :func:`node_taints`, so the node CA imagines
-for a group with no nodes is the node that boots.
+This module owns the names and keys that tie the pieces together (the group names
+themselves are :mod:`wbspawner.naming`'s): the labels and taints the kubelet
+registers (and the spawner selects and tolerates), Cluster Autoscaler's discovery
+and node-template tags, and the cost-allocation tags. The kubelet flags and the CA
+tags are built from the same :func:`node_labels` and :func:`node_taints`, so the
+node CA imagines for a group with no nodes is the node that boots.
 
 Pure: no I/O.
 """
@@ -39,8 +39,6 @@ ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 GPU_TAINT_KEY = GPU_RESOURCE
 ROOT_DEVICE = "/dev/xvda"
 """Root device of the EKS AL2023 AMIs."""
-CAPACITY_SUFFIX: Mapping[str, str] = {"spot": "spot", "on-demand": "ondemand"}
-"""Capacity type as it appears at the end of group names (the expander matches it)."""
 MANAGED_TAG_PREFIXES = (f"{CA_PREFIX}/", f"{LABEL_PREFIX}/", "kubernetes.io/cluster/")
 """Tag keys wbspawner owns on its groups; other tags are left alone."""
 MANAGED_TAG_KEYS = frozenset({"Name"})
@@ -67,41 +65,6 @@ class Taint:
 
 
 # --------------------------------------------------------------------------- naming
-
-
-def zone_suffix(zone: str, region: str) -> str:
-    """Return the short, dash-free zone name used in group names (``a``, ``bos1a``).
-
-    Args:
-        zone: availability zone, e.g. ``us-east-1a``.
-        region: its region, e.g. ``us-east-1``.
-
-    Returns:
-        What follows the region, without dashes (the whole zone if it does not
-        start with the region).
-    """
-    rest = zone[len(region) :] if zone.startswith(region) else zone
-    return rest.replace("-", "") or zone.replace("-", "")
-
-
-def group_name(cluster: str, pool: str, zone: str, region: str, capacity: str) -> str:
-    """Return a group's ASG (and launch template) name.
-
-    ``wbspawner-<cluster>-<pool>-<zone suffix>-<spot|ondemand>``; the priority
-    expander matches the pool and the capacity type in it.
-
-    Args:
-        cluster: cluster name.
-        pool: pool name.
-        zone: availability zone.
-        region: region of the zone.
-        capacity: ``spot`` or ``on-demand``.
-
-    Returns:
-        The name.
-    """
-    suffix = CAPACITY_SUFFIX[capacity]
-    return f"wbspawner-{cluster}-{pool}-{zone_suffix(zone, region)}-{suffix}"
 
 
 def ami_parameter(k8s_version: str, arch: str, gpu: bool) -> str:

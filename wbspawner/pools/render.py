@@ -34,18 +34,16 @@ from wbspawner.model import (
     Pool,
     Profiles,
 )
+from wbspawner.naming import group_name, group_tail
 from wbspawner.pools.desired import JsonDict, pool_allocatable
 from wbspawner.pools.nodes import (
-    CAPACITY_SUFFIX,
     CLUSTER_TAG,
     ROOT_DEVICE,
     autoscaler_tags,
     cost_tags,
-    group_name,
     node_labels,
     node_taints,
     pool_types,
-    zone_suffix,
 )
 
 KARPENTER_GROUP = "karpenter.k8s.aws"
@@ -69,7 +67,6 @@ def _pools(profiles: Profiles) -> list[Pool]:
 
 def _eksctl_group(
     profiles: Profiles,
-    catalog: Catalog,
     cluster: str,
     pool: Pool,
     zone: str,
@@ -82,7 +79,7 @@ def _eksctl_group(
     tags = cost_tags(cluster, pool, capacity, name, {})
     for key in ("Name", f"kubernetes.io/cluster/{cluster}"):
         tags.pop(key)  # eksctl sets these itself
-    alloc = pool_allocatable(pool, catalog, profiles)
+    alloc = pool_allocatable(pool, profiles)
     tags.update(autoscaler_tags(cluster, pool, labels, taints, alloc))
     spot = capacity == "spot"
     distribution: JsonDict = {
@@ -94,7 +91,7 @@ def _eksctl_group(
         distribution["spotAllocationStrategy"] = "price-capacity-optimized"
         distribution["capacityRebalance"] = True
     group: JsonDict = {
-        "name": f"{pool.name}-{zone_suffix(zone, region)}-{CAPACITY_SUFFIX[capacity]}",
+        "name": group_tail(pool.name, zone, region, capacity),
         "amiFamily": "AmazonLinux2023",
         "availabilityZones": [zone],
         "privateNetworking": True,
@@ -117,13 +114,12 @@ def _eksctl_group(
 
 
 def eksctl_config(
-    profiles: Profiles, catalog: Catalog, cluster: str, k8s_version: str = "1.33"
+    profiles: Profiles, cluster: str, k8s_version: str = "1.33"
 ) -> JsonDict:
     """Return an eksctl ``ClusterConfig`` with the pools' node groups.
 
     Args:
-        profiles: the profiles (pools, region).
-        catalog: the instance catalogue.
+        profiles: the profiles (pools, region, instance facts).
         cluster: cluster name.
         k8s_version: Kubernetes minor version.
 
@@ -133,7 +129,7 @@ def eksctl_config(
     """
     region = profiles.cost.region
     groups = [
-        _eksctl_group(profiles, catalog, cluster, pool, zone, capacity, region)
+        _eksctl_group(profiles, cluster, pool, zone, capacity, region)
         for pool in _pools(profiles)
         for zone in pool.zones
         for capacity in pool.capacity_types

@@ -37,12 +37,7 @@ from wbspawner.model import (
     WarmSettings,
 )
 from wbspawner.profiles.merge import Merged
-from wbspawner.profiles.parsers import (
-    parse_days,
-    parse_time,
-    sizing_settings,
-    with_measured,
-)
+from wbspawner.profiles.parsers import parse_days, parse_time
 
 
 def _kwargs(data: Mapping[str, Any], *keys: str) -> dict[str, Any]:
@@ -260,26 +255,31 @@ def _section(merged: Merged, name: str) -> Mapping[str, Any]:
 
 
 def build_profiles(
-    merged: Merged, catalog: Catalog, *, sources: tuple[str, ...], digest: str
+    merged: Merged,
+    catalog: Catalog,
+    settings: SizingSettings,
+    *,
+    sources: tuple[str, ...],
+    digest: str,
 ) -> Profiles:
     """Return the profiles model of a merged view that passed every check.
 
     Args:
         merged: the merged YAML.
-        catalog: the instance catalogue (measured overrides not yet applied).
+        catalog: the instance catalogue, with the measured capacities applied
+            (it becomes :attr:`Profiles.catalog`).
+        settings: the node overheads of the ``sizing`` section.
         sources: the files read, in merge order.
         digest: hash of the files' names and contents.
 
     Returns:
         The frozen profiles.
     """
-    settings = sizing_settings(_section(merged, "sizing"))
-    effective = with_measured(catalog, settings.measured_capacity_mib)
     groups = _section(merged, "groups")
     return Profiles(
         pools=MappingProxyType(
             {
-                name: build_pool(name, item.value, effective, settings)
+                name: build_pool(name, item.value, catalog, settings)
                 for name, item in merged.pools.items()
             }
         ),
@@ -304,6 +304,7 @@ def build_profiles(
             )
         ),
         sizing=settings,
+        catalog=catalog,
         sources=sources,
         digest=digest,
         **_kwargs(groups, "admin_groups", "user_groups"),

@@ -10,6 +10,10 @@ every problem as ``file: $.json.path: message`` and nothing else: no traceback
 reaches an admin. YAML is read with a safe loader (no tags that build Python
 objects), with YAML 1.2 numbers (``18:00`` stays a string) and with duplicate
 keys reported instead of silently overwritten.
+
+It also applies the ``sizing`` section's measured node capacities to the
+catalogue, once: the checks, the built pools and :attr:`Profiles.catalog` all see
+that effective catalogue.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from wbspawner.model import Catalog, Profiles
 from wbspawner.profiles.build import build_profiles
 from wbspawner.profiles.checks import check_profiles
 from wbspawner.profiles.merge import Document, merge_documents
+from wbspawner.profiles.parsers import sizing_settings, with_measured
 from wbspawner.profiles.safe_yaml import parse_yaml
 from wbspawner.profiles.schema import schema_problems
 
@@ -160,10 +165,15 @@ def profiles_from_documents(
         raise ProfileConfigError(found)
     merged, merge_problems = merge_documents(docs)
     found.extend(merge_problems)
-    found.extend(check_profiles(merged, catalog))
+    sizing = merged.section("sizing")
+    settings = sizing_settings(sizing.value if sizing is not None else None)
+    # The one place measured capacities meet the catalogue: the checks, the
+    # pools' requests and every later reader see the same instance facts.
+    effective = with_measured(catalog, settings.measured_capacity_mib)
+    found.extend(check_profiles(merged, effective, settings))
     if found:
         raise ProfileConfigError(found)
-    return build_profiles(merged, catalog, sources=sources, digest=digest)
+    return build_profiles(merged, effective, settings, sources=sources, digest=digest)
 
 
 def load_profiles(

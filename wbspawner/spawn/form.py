@@ -27,8 +27,8 @@ from wbspawner.spawn.progress import boot_minutes
 IMAGE_OPTION = "image"
 """The ``profile_options`` key of the image choice (also the user option name)."""
 
-WarmStatus = Mapping[str, int]
-"""Warm nodes ready now, by pool name (from the warmer)."""
+ReadyNodes = Mapping[str, int]
+"""Warm nodes ready now, by pool name (:meth:`wbspawner.model.WarmStatus.by_pool`)."""
 
 
 def _gib(mib: int) -> str:
@@ -75,7 +75,7 @@ def price_text(pool: Pool, spot_prices: SpotPrices | None, profiles: Profiles) -
     return text
 
 
-def warm_text(pool: Pool, warm_status: WarmStatus | None) -> str | None:
+def warm_text(pool: Pool, warm_status: ReadyNodes | None) -> str | None:
     """Return whether a node is ready for the size, or how long one takes.
 
     Args:
@@ -96,7 +96,7 @@ def describe_size(
     size: Size,
     pool: Pool,
     profiles: Profiles,
-    warm_status: WarmStatus | None,
+    warm_status: ReadyNodes | None,
     spot_prices: SpotPrices | None,
     unavailable: str | None = None,
 ) -> str:
@@ -154,7 +154,7 @@ def kubespawner_profiles(
     profiles: Profiles,
     groups: Collection[str],
     is_admin: bool,
-    warm_status: WarmStatus | None = None,
+    warm_status: ReadyNodes | None = None,
     spot_prices: SpotPrices | None = None,
     budget: BudgetState | None = None,
 ) -> list[dict[str, Any]]:
@@ -202,51 +202,6 @@ def kubespawner_profiles(
             entry["profile_options"] = options
         out.append(entry)
     return out
-
-
-def spot_prices_from_json(raw: object) -> SpotPrices | None:
-    """Return observed spot prices from their JSON form.
-
-    Args:
-        raw: parsed JSON ``{"<instance type>/<zone>": <USD per hour>}``, or
-            anything else (then there are none).
-
-    Returns:
-        Prices by ``(type, zone)``, or ``None`` when ``raw`` is not a mapping.
-    """
-    if not isinstance(raw, Mapping):
-        return None
-    out: dict[tuple[str, str], float] = {}
-    for key, value in raw.items():
-        name, _, zone = str(key).partition("/")
-        if zone and isinstance(value, int | float) and not isinstance(value, bool):
-            out[(name, zone)] = float(value)
-    return out
-
-
-def warm_status_from_json(raw: object, zone: str | None = None) -> WarmStatus | None:
-    """Return ready warm nodes per pool from the warmer's JSON report.
-
-    Args:
-        raw: parsed JSON ``{"<pool>": {"<zone>": <ready nodes>}}``.
-        zone: count only this zone (the user's home zone), or all when ``None``.
-
-    Returns:
-        Ready nodes by pool, or ``None`` when ``raw`` is not a mapping.
-    """
-    if not isinstance(raw, Mapping):
-        return None
-    ready: dict[str, int] = {}
-    for pool, zones in raw.items():
-        if isinstance(zones, Mapping):
-            ready[str(pool)] = sum(
-                n
-                for z, n in zones.items()
-                if (zone is None or z == zone)
-                and isinstance(n, int)
-                and not isinstance(n, bool)
-            )
-    return ready
 
 
 def banner(text: str, kind: str = "warning") -> str:

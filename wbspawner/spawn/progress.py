@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wbspawner.model import Pool
+from wbspawner.naming import parse_group_name, zone_region
 
 BOOT_MINUTES_CPU = 3
 """Usual minutes from scale-up to a ready CPU node (EKS AL2023 AMI, image cached)."""
@@ -27,7 +28,8 @@ BOOT_MINUTES_GPU = 5
 """Usual minutes for a GPU node (larger AMI, NVIDIA driver and device plugin)."""
 
 _ZONE = re.compile(r"\b([a-z]{2}(?:-gov)?-[a-z]+-\d[a-z])\b")
-_REGION = re.compile(r"^([a-z]{2}(?:-gov)?-[a-z]+-\d+)(.+)$")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""A name in a message (an autoscaler message lists groups as ``{name 0->1 …}``)."""
 _NODE = re.compile(r"\bto (\S+?)\.?$")
 _IMAGE = re.compile(r'image "([^"]+)"')
 
@@ -95,32 +97,33 @@ def _scheduling(message: str, ctx: ProgressContext) -> str:
     return f"Waiting for a free {ctx.node_name} node{_where(ctx)}"
 
 
-def zone_in_group_name(message: str, zones: tuple[str, ...]) -> str | None:
+def zone_in_group_name(message: str, pool: str, zones: tuple[str, ...]) -> str | None:
     """Return the zone a scale-up message's node group is in, when it says.
 
-    Group names carry either the whole zone (``…-us-east-1b-spot``) or, as
-    ``wbspawner pools`` names them, its part after the region (``…-mem64-b-spot``).
+    The pool's groups are named as ``wbspawner pools`` names them
+    (:func:`wbspawner.naming.parse_group_name` reads them, ``…-mem64-b-spot``);
+    a group made otherwise may carry the whole zone (``…-us-east-1b-spot``).
 
     Args:
         message: a ``TriggeredScaleUp`` event message.
+        pool: the pool the pod waits for.
         zones: the pool's zones.
 
     Returns:
         The zone, or ``None`` when the message does not show one.
     """
+    region = zone_region(zones[0]) if zones else None
+    if region is not None:
+        for word in _WORD.findall(message):
+            group = parse_group_name(word, (pool,), zones, region)
+            if group is not None:
+                return group.zone
     match = _ZONE.search(message)
-    if match:
-        return match.group(1)
-    for zone in zones:
-        parts = _REGION.match(zone)
-        suffix = parts.group(2).replace("-", "") if parts else zone
-        if re.search(rf"-{re.escape(suffix)}-(?:spot|ondemand|on-demand)\b", message):
-            return zone
-    return None
+    return match.group(1) if match else None
 
 
 def _scale_up(message: str, ctx: ProgressContext) -> str:
-    zone = zone_in_group_name(message, ctx.zones)
+    zone = zone_in_group_name(message, ctx.pool, ctx.zones)
     return (
         f"Starting a {ctx.node_name} node{_where(ctx, zone)}, "
         f"usually about {ctx.boot_minutes} minutes"

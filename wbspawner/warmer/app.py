@@ -28,9 +28,10 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, Int, List, Unicode, default
 from traitlets.config import Application
 
+from wbspawner.adapters import statefiles
 from wbspawner.adapters.hubapi import HubApi
 from wbspawner.costs.accounting import DEFAULT_DB_URL
-from wbspawner.model import Profiles
+from wbspawner.model import Profiles, WarmStatus
 from wbspawner.profiles.loader import ProfilesSource
 from wbspawner.warmer import policy, report
 from wbspawner.warmer import status as status_doc
@@ -41,7 +42,6 @@ from wbspawner.warmer.actuator import (
     prepull_images,
 )
 from wbspawner.warmer.asgmin import AsgMinActuator
-from wbspawner.warmer.files import read_spot_prices, write_json_atomic
 from wbspawner.warmer.habits import HabitReader
 from wbspawner.warmer.metrics import WarmerMetrics
 from wbspawner.warmer.observer import Observer, ObserveSettings, WallClock
@@ -314,8 +314,8 @@ class WarmerApp(Application):
         if not self.spot_prices_file:
             return {}
         try:
-            return read_spot_prices(self.spot_prices_file)
-        except (OSError, ValueError) as err:
+            return statefiles.load_spot_prices(self.spot_prices_file)
+        except statefiles.StateFileError as err:  # kept for the page, then retried
             self.record_error("*", "spot prices", str(err))
             return {}
 
@@ -335,10 +335,9 @@ class WarmerApp(Application):
     def _write_status_file(self, profiles: Profiles, snapshot: ClusterSnapshot) -> None:
         if not self.warm_status_file:
             return
+        ready = WarmStatus.of(report.ready_nodes(profiles.pools, snapshot))
         try:
-            write_json_atomic(
-                self.warm_status_file, report.ready_nodes(profiles.pools, snapshot)
-            )
+            statefiles.write_warm_status(self.warm_status_file, ready)
         except OSError as err:
             self.record_error("*", "status file", str(err))
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from wbspawner.adapters.aws import call, paginate
-from wbspawner.pools.nodes import group_name
+from wbspawner.naming import group_name
 from wbspawner.warmer.actuator import Action, ActionError, ApplyResult, run_by_pool
 from wbspawner.warmer.policy import AsgMinTarget, WarmPlan
 

@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from wbspawner.model import CapacityType
-from wbspawner.pools.nodes import CAPACITY_SUFFIX, zone_suffix
+from wbspawner.model import CAPACITY_TYPES, CapacityType
+from wbspawner.naming import group_tail
 from wbspawner.warmer.snapshot import (
     PLACEHOLDER,
     ClusterSnapshot,
@@ -88,10 +88,8 @@ def group_index(
     out: dict[str, tuple[str, str, CapacityType]] = {}
     for pool, zones in pools.items():
         for zone in zones:
-            for capacity in ("spot", "on-demand"):
-                cap: CapacityType = "spot" if capacity == "spot" else "on-demand"
-                tail = f"-{pool}-{zone_suffix(zone, region)}-{CAPACITY_SUFFIX[cap]}"
-                out[tail] = (pool, zone, cap)
+            for cap in CAPACITY_TYPES:
+                out[f"-{group_tail(pool, zone, region, cap)}"] = (pool, zone, cap)
     return out
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from wbspawner.errors import Problem
-from wbspawner.model import Catalog
+from wbspawner.model import Catalog, SizingSettings
 from wbspawner.profiles.checks import dask, pools, settings, sizes, warm
 from wbspawner.profiles.checks.context import PROFILES, Context, make_context
 from wbspawner.profiles.merge import Merged
@@ -44,17 +44,20 @@ CHECKS: tuple[Check, ...] = (
 """Every check, in the order problems are listed."""
 
 
-def check_profiles(merged: Merged, catalog: Catalog) -> list[Problem]:
+def check_profiles(
+    merged: Merged, catalog: Catalog, settings: SizingSettings
+) -> list[Problem]:
     """Run every semantic check over the merged profiles.
 
     Args:
         merged: the merged profiles (possibly with schema problems).
-        catalog: the instance catalogue.
+        catalog: the instance catalogue, with the measured capacities applied.
+        settings: the node overheads of the ``sizing`` section.
 
     Returns:
         Every problem found.
     """
-    ctx = make_context(merged, catalog)
+    ctx = make_context(merged, catalog, settings)
     problems = list(_check_required(ctx))
     for check in CHECKS:
         problems.extend(check(ctx))

@@ -2,7 +2,7 @@
 
 This module owns :class:`Context`: the merged view plus what every check derives
 from it once (configured groups, region, per-pool facts such as purposes, zones
-and full-node request, the catalogue with measured capacities applied), and the
+and full-node request), and the
 accessors that read parsed YAML without trusting its types, so that the checks
 can run even where the schema found problems.
 
@@ -20,7 +20,6 @@ from wbspawner.catalog import sizing
 from wbspawner.errors import Problem
 from wbspawner.model import Catalog, Resources, SizingSettings
 from wbspawner.profiles.merge import Item, Merged
-from wbspawner.profiles.parsers import sizing_settings, with_measured
 from wbspawner.profiles.schema import did_you_mean
 
 PROFILES = "<profiles>"
@@ -178,30 +177,29 @@ def _pool_info(item: Item, catalog: Catalog, settings: SizingSettings) -> PoolIn
     )
 
 
-def make_context(merged: Merged, catalog: Catalog) -> Context:
+def make_context(merged: Merged, catalog: Catalog, settings: SizingSettings) -> Context:
     """Derive the check context from the merged view.
 
     Args:
         merged: the merged profiles.
-        catalog: the instance catalogue.
+        catalog: the instance catalogue, with the measured capacities applied.
+        settings: the node overheads of the ``sizing`` section.
 
     Returns:
-        The context (groups, region, pool facts, effective catalogue).
+        The context (groups, region, pool facts).
     """
-    settings = sizing_settings(_section(merged, "sizing"))
-    effective = with_measured(catalog, settings.measured_capacity_mib)
     groups = _section(merged, "groups")
     region = _section(merged, "cost").get("region")
     admin = groups.get("admin_groups", ["jupyter-admins"])
     return Context(
         merged=merged,
-        catalog=effective,
+        catalog=catalog,
         settings=settings,
         region=region if isinstance(region, str) else "us-east-1",
         admin_groups=frozenset(g for _, g in strings(admin)),
         user_groups=tuple(g for _, g in strings(groups.get("user_groups"))),
         pools={
-            name: _pool_info(item, effective, settings)
+            name: _pool_info(item, catalog, settings)
             for name, item in merged.pools.items()
         },
     )

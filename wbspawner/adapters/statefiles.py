@@ -1,0 +1,323 @@
+"""The JSON files the warmer and the hub share: one typed reader and writer each.
+
+This module owns the two state files that pass between processes on one disk
+(the warmer runs as a hub-managed service in the hub's pod):
+
+- the warm status, ``{"<pool>": {"<zone>": <ready nodes>}}``: written by the
+  warmer after every pass, read by the hub for the spawn form and the zone of a
+  first home (``WARM_STATUS_FILE``);
+- the observed spot prices, ``{"<instance type>/<zone>": <USD per hour>}``:
+  written by whatever observes them, read by the hub, the warmer and the CLI
+  (``SPOT_PRICES_FILE``, ``--spot-prices``).
+
+The rules are the same for both files:
+
+- Writers are strict: data the reader would refuse or misread is a programming
+  error (``ValueError``), and nothing is written. Writes are atomic (a temporary
+  file in the same directory, renamed over the target), so a reader never sees
+  half a file.
+- ``load_*`` readers are strict too: a missing, unreadable, partial or malformed
+  file raises :class:`StateFileError` with every problem (for the CLI, which
+  reports them, and the warmer, which shows them on its page).
+- ``read_*`` readers are tolerant: any such file gives ``None`` ("unknown") and
+  one log line, never an exception, so the hub keeps serving. A file with one bad
+  entry is unknown as a whole: its writer is not ours or is broken, and a partly
+  trusted file would show some prices observed and others not without a reason.
+
+The values are typed (:class:`~wbspawner.model.WarmStatus`, spot prices by
+``(type, zone)``); the pure code never sees JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import cast
+
+from wbspawner.errors import Problem, WbError
+from wbspawner.model import WarmStatus
+
+log = logging.getLogger(__name__)
+
+Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
+SpotPriceMap = Mapping[tuple[str, str], float]
+"""Spot prices by ``(instance type, zone)``, USD per hour (``pricing.SpotPrices``)."""
+
+
+class StateFileError(WbError):
+    """A state file cannot be used: missing, unreadable, not JSON or malformed."""
+
+    def __init__(self, problems: list[Problem], *, missing: bool = False) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        self.missing = missing
+        """Whether the file does not exist (its writer has not run yet)."""
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+# ------------------------------------------------------------------------ shapes
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_price(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _at(*keys: object) -> str:
+    """Return the JSONPath of a nested key, e.g. ``$["mem64"]["us-east-1a"]``."""
+    return "$" + "".join(f"[{json.dumps(k)}]" for k in keys)
+
+
+def warm_status_problems(data: object) -> list[tuple[str, str]]:
+    """Return what is wrong with a warm status in its JSON form.
+
+    Args:
+        data: parsed JSON.
+
+    Returns:
+        ``(JSONPath, message)`` per problem; empty when the shape is right.
+    """
+    if not isinstance(data, Mapping):
+        return [("$", 'expected an object {"<pool>": {"<zone>": <ready nodes>}}')]
+    problems: list[tuple[str, str]] = []
+    for pool, zones in data.items():
+        if not isinstance(pool, str) or not pool:
+            problems.append((_at(pool), "expected a pool name"))
+        if not isinstance(zones, Mapping):
+            problems.append((_at(pool), 'expected an object {"<zone>": <ready nodes>}'))
+            continue
+        for zone, count in zones.items():
+            if not isinstance(zone, str) or not zone:
+                problems.append((_at(pool, zone), "expected a zone name"))
+            if not _is_count(count):
+                problems.append((_at(pool, zone), "expected a whole number ≥ 0"))
+    return problems
+
+
+def spot_prices_problems(data: object) -> list[tuple[str, str]]:
+    """Return what is wrong with spot prices in their JSON form.
+
+    Args:
+        data: parsed JSON.
+
+    Returns:
+        ``(JSONPath, message)`` per problem; empty when the shape is right.
+    """
+    if not isinstance(data, Mapping):
+        return [("$", 'expected an object {"<type>/<zone>": <USD per hour>}')]
+    problems: list[tuple[str, str]] = []
+    for key, value in data.items():
+        name, sep, zone = str(key).partition("/")
+        if not (sep and name and zone) or "/" in zone:
+            problems.append((_at(key), 'expected "<type>/<zone>": <USD per hour>'))
+        elif not _is_price(value):
+            problems.append((_at(key), "expected a price in USD per hour ≥ 0"))
+    return problems
+
+
+def _spot_from_json(data: Mapping[str, float]) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for key, price in data.items():
+        name, _, zone = key.partition("/")
+        out[(name, zone)] = float(price)
+    return out
+
+
+def _spot_to_json(prices: SpotPriceMap) -> dict[str, object]:
+    return {f"{name}/{zone}": price for (name, zone), price in prices.items()}
+
+
+# ----------------------------------------------------------------------- reading
+
+
+def _load_json(path: str | Path) -> object:
+    """Return a file's JSON, or raise :class:`StateFileError` saying why not."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StateFileError(
+            [Problem(name, "$", "no such file")], missing=True
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        problem = Problem(name, "$", f"cannot read: {err}")
+        raise StateFileError([problem]) from None
+    try:
+        return json.loads(text)
+    except ValueError as err:  # also a file cut short by a writer that died
+        raise StateFileError([Problem(name, "$", f"not JSON: {err}")]) from None
+
+
+def _checked(path: str | Path, problems: list[tuple[str, str]]) -> None:
+    if problems:
+        raise StateFileError([Problem(str(path), at, what) for at, what in problems])
+
+
+def load_warm_status(path: str | Path) -> WarmStatus:
+    """Return the warm status in a file.
+
+    Args:
+        path: the ``WARM_STATUS_FILE``.
+
+    Returns:
+        The status.
+
+    Raises:
+        StateFileError: the file is missing, unreadable, not JSON or malformed.
+    """
+    data = _load_json(path)
+    _checked(path, warm_status_problems(data))
+    return WarmStatus.of(cast(Mapping[str, Mapping[str, int]], data))
+
+
+def load_spot_prices(path: str | Path) -> dict[tuple[str, str], float]:
+    """Return the spot prices in a file.
+
+    Args:
+        path: the spot prices file.
+
+    Returns:
+        USD per hour by ``(instance type, zone)``.
+
+    Raises:
+        StateFileError: the file is missing, unreadable, not JSON or malformed.
+    """
+    data = _load_json(path)
+    _checked(path, spot_prices_problems(data))
+    return _spot_from_json(cast(Mapping[str, float], data))
+
+
+def _unknown(err: StateFileError, what: str, logger: Log) -> None:
+    """Log, in one line, why a state file is taken as unknown."""
+    level = logging.INFO if err.missing else logging.WARNING
+    logger.log(level, "%s unknown: %s", what, err)
+
+
+def read_warm_status(path: str | Path | None, logger: Log = log) -> WarmStatus | None:
+    """Return the warm status, or ``None`` (unknown) when it cannot be used.
+
+    Never raises: a missing file is logged at info level (the warmer has not
+    written it yet), anything else wrong at warning level, in one line.
+
+    Args:
+        path: the ``WARM_STATUS_FILE``; ``None`` when not configured (no log).
+        logger: where the line goes.
+
+    Returns:
+        The status, or ``None``.
+    """
+    if not path:
+        return None
+    try:
+        return load_warm_status(path)
+    except StateFileError as err:
+        _unknown(err, "Warm status", logger)
+        return None
+
+
+def read_spot_prices(
+    path: str | Path | None, logger: Log = log
+) -> dict[tuple[str, str], float] | None:
+    """Return observed spot prices, or ``None`` (unknown) when they cannot be used.
+
+    Never raises; logs one line like :func:`read_warm_status`.
+
+    Args:
+        path: the spot prices file; ``None`` when not configured (no log).
+        logger: where the line goes.
+
+    Returns:
+        USD per hour by ``(instance type, zone)``, or ``None``.
+    """
+    if not path:
+        return None
+    try:
+        return load_spot_prices(path)
+    except StateFileError as err:
+        _unknown(err, "Spot prices", logger)
+        return None
+
+
+# ----------------------------------------------------------------------- writing
+
+
+def _refuse(what: str, problems: list[tuple[str, str]]) -> None:
+    if problems:
+        found = "; ".join(f"{at}: {message}" for at, message in problems)
+        raise ValueError(f"refusing to write malformed {what}: {found}")
+
+
+def write_warm_status(path: str | Path, status: WarmStatus) -> None:
+    """Write the warm status atomically.
+
+    Args:
+        path: the ``WARM_STATUS_FILE`` (its directory is made if missing).
+        status: ready nodes per pool and zone.
+
+    Raises:
+        ValueError: the status holds an empty name or a count that is not a
+            whole number ≥ 0 (nothing is written).
+        OSError: the directory or file cannot be written.
+    """
+    data = {pool: dict(zones) for pool, zones in status.ready.items()}
+    _refuse("warm status", warm_status_problems(data))
+    _write_json_atomic(path, data)
+
+
+def write_spot_prices(path: str | Path, prices: SpotPriceMap) -> None:
+    """Write observed spot prices atomically.
+
+    Args:
+        path: the spot prices file (its directory is made if missing).
+        prices: USD per hour by ``(instance type, zone)``.
+
+    Raises:
+        ValueError: a key has an empty part or a ``/`` (it would not read back),
+            or a price is not a finite number ≥ 0 (nothing is written).
+        OSError: the directory or file cannot be written.
+    """
+    problems = [
+        (f"{name}/{zone}", "instance type and zone must be non-empty, without '/'")
+        for name, zone in prices
+        if not (isinstance(name, str) and isinstance(zone, str))
+        or not (name and zone)
+        or "/" in name + zone
+    ]
+    _refuse("spot prices", problems)
+    data = _spot_to_json(prices)
+    _refuse("spot prices", spot_prices_problems(data))
+    _write_json_atomic(path, data)
+
+
+def _write_json_atomic(path: str | Path, data: Mapping[str, object]) -> None:
+    """Write JSON to a temporary file beside ``path``, then rename it over it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=target.parent, delete=False, suffix=".tmp", encoding="utf-8"
+    ) as tmp:
+        try:
+            json.dump(data, tmp, sort_keys=True)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise
+    try:
+        os.replace(tmp.name, target)
+    except BaseException:
+        os.unlink(tmp.name)
+        raise
