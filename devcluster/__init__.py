@@ -3,4 +3,19 @@
 It serves a Kubernetes API over HTTP (on loopback), schedules pods like
 kube-scheduler, scales moto Auto Scaling groups like Cluster Autoscaler and runs
 pods' commands as local processes like a kubelet. wbspawner never imports it.
+
+The parts, from the top (a part imports only the parts below it; the
+import-linter contract in ``pyproject.toml`` checks it):
+
+- ``demo``: ``python -m devcluster.demo``, the whole workbench for people, and
+  the pieces the hub tests reuse.
+- ``__main__`` and ``cluster``: ``python -m devcluster``, and the composition of
+  one cluster (store, HTTP API, kubelet, controllers) in one asyncio loop.
+- ``controllers``: scheduler, Cluster Autoscaler, volume and attach/detach
+  controllers, spot interruptions. ``kubelet``: pods as local processes.
+- ``apiserver``: the Kubernetes API over HTTP and its object store.
+  ``services``: real local services (slapd, moto server, configurable-http-proxy
+  lookup, process control, kubectl/helm binaries).
+- ``config``, ``errors``, ``quantity``: settings, the API error, resource
+  quantities; shared by every part.
 """

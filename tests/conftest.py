@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from devcluster.moto_server import MotoServer
+    from devcluster.services.moto_server import MotoServer
 
 
 @pytest.fixture(scope="session")
 def moto_session() -> Iterator[MotoServer]:
-    from devcluster.moto_server import MotoServer  # no import at collection time
+    from devcluster.services.moto_server import (
+        MotoServer,  # no import at collection time
+    )
 
     server = MotoServer()
     try:

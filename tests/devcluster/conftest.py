@@ -27,12 +27,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from devcluster import validation
+from devcluster.apiserver import validation
+from devcluster.apiserver.store.store import Store
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
-from devcluster.moto_server import MotoServer
-from devcluster.store import Store
-from devcluster.tools import ensure_tool
+from devcluster.services.moto_server import MotoServer
+from devcluster.services.tools import ensure_tool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,7 +95,7 @@ async def full_cluster(
     c = Cluster(fast_config, aws_endpoint=moto.endpoint_url, controllers=True)
     await c.start()
     try:
-        assert c.controllers is not None, "devcluster.controllers did not start"
+        assert c.controllers is not None, "devcluster.controllers.manager did not start"
         yield c
     finally:
         await c.stop()

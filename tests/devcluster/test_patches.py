@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from devcluster.errors import ApiError
-from devcluster.patches import (
+from devcluster.apiserver.patches import (
     apply_patch,
     json_patch,
     merge_patch,
     strategic_merge_patch,
 )
+from devcluster.errors import ApiError
 
 POD = {
     "metadata": {"name": "p", "labels": {"a": "1", "b": "2"}, "finalizers": ["x"]},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from devcluster.apiserver.selectors import make_matcher
 from devcluster.errors import ApiError
-from devcluster.selectors import make_matcher
 
 OBJ = {
     "metadata": {

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from devcluster.apiserver.store.store import Store
 from devcluster.errors import ApiError
-from devcluster.store import Store
 
 from .conftest import pod_manifest, wait_for
 

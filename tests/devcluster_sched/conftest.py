@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from devcluster import validation
+from devcluster.apiserver import validation
+from devcluster.apiserver.store.store import Store
 from devcluster.config import ClusterConfig
-from devcluster.controllers import Controllers, start_controllers
-from devcluster.moto_server import MotoServer
-from devcluster.store import Store
+from devcluster.controllers.manager import Controllers, start_controllers
+from devcluster.services.moto_server import MotoServer
 
 from .aws_pools import make_network
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from devcluster.controllers import Controllers
-from devcluster.store import Store
+from devcluster.apiserver.store.store import Store
+from devcluster.controllers.manager import Controllers
 from wbspawner.catalog import load_catalog
 from wbspawner.model import SizingSettings
 from wbspawner.sizing import node_request

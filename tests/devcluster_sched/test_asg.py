@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from devcluster.asg import (
+from devcluster.controllers.autoscaler.asg import (
     AsgActuator,
     NodeGroup,
     group_from_asg,
@@ -15,7 +15,7 @@ from devcluster.asg import (
     parse_taint,
     template_from_tags,
 )
-from devcluster.nodes import build_node
+from devcluster.controllers.nodes import build_node
 from wbspawner.catalog import load_catalog
 from wbspawner.model import SizingSettings
 
@@ -314,8 +314,8 @@ def test_tags_of_the_pool_generator_read_back() -> None:
     """The tags ``wbspawner pools apply`` writes give the template wbspawner expects."""
     import yaml
 
-    from devcluster import autoscaler as ca
-    from devcluster.scheduler import Snapshot
+    from devcluster.controllers.autoscaler import decisions as ca
+    from devcluster.controllers.scheduler.decisions import Snapshot
     from wbspawner.model import Pool
     from wbspawner.pools import autoscaler_values, nodes
     from wbspawner.sizing import full_node_request

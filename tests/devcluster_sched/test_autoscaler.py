@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from devcluster import autoscaler as ca
-from devcluster.asg import NodeGroup
-from devcluster.nodes import GROUP_ANNOTATION, build_node, group_of
-from devcluster.scheduler import Snapshot
+from devcluster.controllers.autoscaler import decisions as ca
+from devcluster.controllers.autoscaler.asg import NodeGroup
+from devcluster.controllers.nodes import GROUP_ANNOTATION, build_node, group_of
+from devcluster.controllers.scheduler.decisions import Snapshot
 from wbspawner.catalog import load_catalog
 from wbspawner.model import SizingSettings
 from wbspawner.sizing import node_request

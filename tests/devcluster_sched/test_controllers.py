@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from devcluster.apiserver.store.store import Store
 from devcluster.config import ClusterConfig
-from devcluster.controllers import Controllers
-from devcluster.nodes import instance_id_of
-from devcluster.store import Store
+from devcluster.controllers.manager import Controllers
+from devcluster.controllers.nodes import instance_id_of
 
 from .aws_pools import make_pool
 from .controller_support import (

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from devcluster.controllers import Controllers
-from devcluster.ebs import attachment_name
-from devcluster.nodes import instance_id_of
-from devcluster.store import Store
+from devcluster.apiserver.store.store import Store
+from devcluster.controllers.manager import Controllers
+from devcluster.controllers.nodes import instance_id_of
+from devcluster.controllers.volumes.ebs import attachment_name
 
 from .aws_pools import make_pool
 from .controller_support import (

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from devcluster.ebs import EbsRules, make_pv, volume_request
+from devcluster.controllers.volumes.ebs import EbsRules, make_pv, volume_request
 
 from .factories import pvc, storage_class
 

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from devcluster.scheduler import Bound, Snapshot, Unschedulable, VolumeBinding, schedule
+from devcluster.controllers.scheduler.decisions import (
+    Bound,
+    Snapshot,
+    Unschedulable,
+    VolumeBinding,
+    schedule,
+)
 
 from .factories import (
     GPU,

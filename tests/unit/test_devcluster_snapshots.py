@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from devcluster.snapshots import SnapshotData, install
+from devcluster.controllers.volumes.snapshots import SnapshotData, install
 
 
 class FakeEc2:

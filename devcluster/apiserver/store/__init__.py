@@ -1,0 +1,1 @@
+"""The object store of the Kubernetes API emulator (one ``Store`` per cluster)."""

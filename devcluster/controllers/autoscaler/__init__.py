@@ -1,0 +1,1 @@
+"""Cluster Autoscaler: pure decisions, the groups as CA reads them, the loop."""

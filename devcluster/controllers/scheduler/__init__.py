@@ -1,0 +1,1 @@
+"""kube-scheduler: where a pod goes (``decisions``) and the loop that binds it."""

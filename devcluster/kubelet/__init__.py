@@ -1,0 +1,1 @@
+"""The kubelet: runs the pods bound to nodes as local processes."""
