@@ -124,10 +124,22 @@ def start_devcluster(state_dir: Path, time_factor: float) -> Devcluster:
     kubeconfig = state_dir / "kubeconfig"
     log = state_dir / "devcluster.log"
     argv = [
-        sys.executable, "-m", "devcluster", "--api-port", "0", "--moto-port", "0",
-        "--time-factor", str(time_factor), "--kubeconfig", str(kubeconfig),
-        "--state-dir", str(state_dir / "cluster"), "--namespace", NAMESPACE,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "devcluster",
+        "--api-port",
+        "0",
+        "--moto-port",
+        "0",
+        "--time-factor",
+        str(time_factor),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--state-dir",
+        str(state_dir / "cluster"),
+        "--namespace",
+        NAMESPACE,
+    ]
     proc = Proc.start(argv, log, cwd=repo_root())
     deadline = time.monotonic() + 60
     try:
