@@ -16,6 +16,6 @@ import-linter contract in ``pyproject.toml`` checks it):
 - ``apiserver``: the Kubernetes API over HTTP and its object store.
   ``services``: real local services (slapd, moto server, configurable-http-proxy
   lookup, process control, kubectl/helm binaries).
-- ``config``, ``errors``, ``quantity``: settings, the API error, resource
-  quantities; shared by every part.
+- ``config``, ``errors``, ``quantity``, ``timestamps``: settings, the API error,
+  resource quantities, RFC 3339 timestamps; shared by every part.
 """

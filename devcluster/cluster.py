@@ -24,7 +24,7 @@ from devcluster.apiserver import validation
 from devcluster.apiserver.app import FAULTS_KEY, REQUESTS_KEY, make_app
 from devcluster.apiserver.patches import merge_patch
 from devcluster.apiserver.routes import Faults
-from devcluster.apiserver.store.store import Store
+from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.kubelet.kubelet import Kubelet
 

@@ -27,7 +27,7 @@ from devcluster.apiserver.routes import (
     parse_route,
     read_body,
 )
-from devcluster.apiserver.store.store import Store
+from devcluster.apiserver.store import Store
 from devcluster.apiserver.watch_http import serve_watch
 from devcluster.errors import ApiError, bad_request
 

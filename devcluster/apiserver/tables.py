@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devcluster.apiserver.resources import Resource
-from devcluster.apiserver.store.history import ListPage
+from devcluster.apiserver.store import ListPage
 
 Row = list[Any]
 Column = tuple[str, str, int]  # name, type, priority (1 = only with -o wide)

@@ -20,8 +20,7 @@ from aiohttp import web
 
 from devcluster.apiserver import tables
 from devcluster.apiserver.routes import JSON, TRUE, Route, int_param
-from devcluster.apiserver.store.history import ListPage, Watch, WatchEvent
-from devcluster.apiserver.store.store import Store
+from devcluster.apiserver.store import ListPage, Store, Watch, WatchEvent
 from devcluster.errors import ApiError
 
 

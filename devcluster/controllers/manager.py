@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from devcluster.apiserver.store.store import Store, now_iso
+from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.controllers.autoscaler.asg import AsgActuator
 from devcluster.controllers.autoscaler.decisions import blocks_scale_down
@@ -30,6 +30,7 @@ from devcluster.controllers.scheduler.loop import SchedulerLoop
 from devcluster.controllers.volumes.ebs import EbsRules
 from devcluster.controllers.volumes.loop import VolumeLoop
 from devcluster.errors import ApiError
+from devcluster.timestamps import now_iso
 from wbspawner.model import Catalog, SizingSettings
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devcluster.apiserver.store.store import Store
+from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.errors import ApiError
 from devcluster.kubelet import podspec

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from devcluster.apiserver.store.lifecycle import now_iso
+from devcluster.timestamps import now_iso
 
 Lookup = Callable[[str, str, str], dict[str, Any] | None]
 """``(plural, namespace, name) -> object or None``."""

@@ -13,10 +13,10 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devcluster.apiserver.store.lifecycle import now_iso
 from devcluster.errors import ApiError
 from devcluster.kubelet import containers as sandbox
 from devcluster.kubelet import podspec
+from devcluster.timestamps import now_iso
 
 if TYPE_CHECKING:
     from devcluster.kubelet.kubelet import Kubelet, PodRun

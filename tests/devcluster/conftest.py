@@ -28,7 +28,7 @@ import aiohttp
 import pytest
 
 from devcluster.apiserver import validation
-from devcluster.apiserver.store.store import Store
+from devcluster.apiserver.store import Store
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
 from devcluster.services.moto_server import MotoServer

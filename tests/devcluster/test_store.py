@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from devcluster.apiserver.store.store import Store
+from devcluster.apiserver.store import Store
 from devcluster.errors import ApiError
 
 from .conftest import pod_manifest, wait_for

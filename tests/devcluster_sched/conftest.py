@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from devcluster.apiserver import validation
-from devcluster.apiserver.store.store import Store
+from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.controllers.manager import Controllers, start_controllers
 from devcluster.services.moto_server import MotoServer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from devcluster.apiserver.store.store import Store
+from devcluster.apiserver.store import Store
 from devcluster.controllers.manager import Controllers
 from wbspawner.catalog import load_catalog
 from wbspawner.model import SizingSettings

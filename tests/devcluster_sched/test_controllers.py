@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from devcluster.apiserver.store.store import Store
+from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.controllers.manager import Controllers
 from devcluster.controllers.nodes import instance_id_of

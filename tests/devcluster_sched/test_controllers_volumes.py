@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from devcluster.apiserver.store.store import Store
+from devcluster.apiserver.store import Store
 from devcluster.controllers.manager import Controllers
 from devcluster.controllers.nodes import instance_id_of
 from devcluster.controllers.volumes.ebs import attachment_name

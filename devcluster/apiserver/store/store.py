@@ -1,70 +1,53 @@
-"""The object store of the Kubernetes API emulator: CRUD, resourceVersions, deletion.
+"""``Store``: the object store of the Kubernetes API emulator, one per cluster.
 
-One ``Store`` per cluster holds every object, a global resourceVersion counter
-(like etcd's revision) and a bounded per-resource history for watches. Stored
-objects are never mutated in place: every write stores a new dict, so history
-entries can share them. Callers always get deep copies.
-
-Semantics follow the apiserver where clients can tell the difference:
+The store is composed of its parts: an ``ObjectTable`` (the objects, versioned
+writes, subscribers), a ``History`` (resourceVersion counter, watch cache) and a
+``Lifecycle`` (deletion, grace periods, finalizers, garbage collection). The
+``Store`` itself is the API the HTTP layer, the kubelet and the controllers use;
+callers always get deep copies. Semantics follow the apiserver where clients can
+tell the difference:
 
 * ``create`` fills uid, resourceVersion, creationTimestamp, generation,
   generateName and the per-kind defaults (see ``devcluster.apiserver.defaults``).
 * Resources with a ``/status`` subresource keep their old status on main
   writes, and ``subresource="status"`` writes change only ``status``.
   In-process controllers must therefore patch status with ``subresource="status"``.
-* Pod deletion is graceful: ``deletionTimestamp`` and
-  ``deletionGracePeriodSeconds`` are set and the pod is removed when the grace
-  period (scaled by ``time_factor``) ends or when a delete with grace 0 comes
-  (the kubelet sends one once the process is gone). Unscheduled or finished pods
-  go at once. Finalizers hold any object until they are removed.
-* Removing an object garbage-collects its dependents (ownerReferences), in the
-  background; ``propagationPolicy=Orphan`` strips the references instead.
+* ``delete`` is graceful for pods bound to a node; see
+  ``devcluster.apiserver.store.lifecycle``.
+* ``emit_event`` aggregates repeated Events like client-go's event recorder.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from devcluster.apiserver import defaults
 from devcluster.apiserver.admission import check_kind, check_namespace, pick_name
 from devcluster.apiserver.patches import apply_patch, clone
-from devcluster.apiserver.resources import RESOURCES, Resource
+from devcluster.apiserver.resources import Resource
 from devcluster.apiserver.selectors import make_matcher
-from devcluster.apiserver.store.history import (
-    History,
+from devcluster.apiserver.store.events import build_event
+from devcluster.apiserver.store.history import History
+from devcluster.apiserver.store.lifecycle import Lifecycle
+from devcluster.apiserver.store.paging import (
     ListPage,
-    Watch,
-    WatchEvent,
     continue_expired,
+    decode_continue,
+    paginate,
 )
-from devcluster.apiserver.store.lifecycle import Lifecycle, now_iso
+from devcluster.apiserver.store.table import ObjectTable, Subscriber, meta_of
+from devcluster.apiserver.store.watch import Key, Watch
 from devcluster.config import ClusterConfig
-from devcluster.errors import ApiError, already_exists, bad_request, conflict, not_found
+from devcluster.errors import ApiError, already_exists, bad_request, conflict
+from devcluster.timestamps import now_iso
 
-__all__ = ["ApiError", "ListPage", "Store", "Watch", "WatchEvent", "now_iso"]
-
-log = logging.getLogger(__name__)
-
-Key = tuple[str, str]
 Validator = Callable[[Resource, dict[str, Any]], None]
-Subscriber = Callable[[str, str, dict[str, Any]], None]
-
-_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def _meta(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict):
-        meta = obj["metadata"] = {}
-    return meta
-
-
-class Store(Lifecycle, History):
+class Store:
     """All objects of one emulated cluster, with watch history and subscribers.
 
     Args:
@@ -81,37 +64,17 @@ class Store(Lifecycle, History):
         validator: Validator | None = None,
         history: int = 10000,
     ) -> None:
-        super().__init__(history)
         self.config = config or ClusterConfig()
         self.validator = validator
-        self._objs: dict[str, dict[Key, dict[str, Any]]] = {p: {} for p in RESOURCES}
-        self._uids: dict[str, tuple[str, Key]] = {}
-        self._subscribers: builtins.list[Subscriber] = []
-        self._timers: dict[tuple[str, Key], asyncio.TimerHandle] = {}
+        self._history = History(history)
+        self._table = ObjectTable(self._history)
+        self._lifecycle = Lifecycle(self._table, self.config)
         self._event_index: dict[tuple[str, str, str, str], Key] = {}
 
     # ----------------------------------------------------------------- reads
-    def _res(self, kind: str) -> Resource:
-        try:
-            return RESOURCES[kind]
-        except KeyError:
-            raise ApiError(
-                404, "NotFound", "the server could not find the requested resource"
-            ) from None
-
-    def _key(self, res: Resource, namespace: str | None, name: str) -> Key:
-        return ((namespace or "") if res.namespaced else "", name)
-
-    def _get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
-        res = self._res(kind)
-        obj = self._objs[kind].get(self._key(res, namespace, name))
-        if obj is None:
-            raise not_found(kind, name, res.group)
-        return obj
-
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
         """Return a copy of one object (404 ApiError when missing)."""
-        return clone(self._get(kind, namespace, name))
+        return clone(self._table.stored(kind, namespace, name))
 
     def get_or_none(
         self, kind: str, namespace: str | None, name: str
@@ -133,15 +96,13 @@ class Store(Lifecycle, History):
 
     def exists(self, kind: str, namespace: str | None, name: str) -> bool:
         """Tell whether an object exists."""
-        res = self._res(kind)
-        return self._key(res, namespace, name) in self._objs[kind]
+        res = self._table.resource(kind)
+        return self._table.key(res, namespace, name) in self._table.objects(kind)
 
     def by_uid(self, uid: str) -> dict[str, Any] | None:
         """Return a copy of the object with this uid, or None."""
-        found = self._uids.get(uid)
-        if found is None:
-            return None
-        return clone(self._objs[found[0]][found[1]])
+        obj = self._table.by_uid(uid)
+        return None if obj is None else clone(obj)
 
     def list(
         self,
@@ -167,67 +128,33 @@ class Store(Lifecycle, History):
         continue_token: str = "",
     ) -> ListPage:
         """List with the apiserver's resourceVersion, limit and continue semantics."""
-        res = self._res(kind)
+        res = self._table.resource(kind)
         match = make_matcher(kind, label_selector, field_selector)
         ns = namespace if res.namespaced else None
+        current = self._table.objects(kind)
         start_after: Key | None = None
         if continue_token:
-            rv, start_after = self.decode_continue(continue_token)
+            rv, start_after = decode_continue(continue_token)
             try:
-                objs, list_rv = self.snapshot_at(kind, str(rv), "Exact")
+                objs, list_rv = self._history.snapshot_at(
+                    kind, current, str(rv), "Exact"
+                )
             except ApiError as exc:
                 if exc.code == 410:
                     raise continue_expired() from None
                 raise
         else:
-            objs, list_rv = self.snapshot_at(
-                kind, resource_version, resource_version_match
+            objs, list_rv = self._history.snapshot_at(
+                kind, current, resource_version, resource_version_match
             )
         keys = sorted(k for k in objs if ns is None or k[0] == ns)
-        return self.paginate(kind, keys, objs, match, limit, start_after, list_rv)
-
-    def _current(self, kind: str) -> dict[Key, dict[str, Any]]:
-        return self._objs[kind]
+        return paginate(keys, objs, match, limit, start_after, list_rv)
 
     def items_raw(self, kind: str) -> builtins.list[dict[str, Any]]:
         """Return the stored objects themselves (read-only; never mutate them)."""
-        return list(self._objs[kind].values())
+        return list(self._table.objects(kind).values())
 
     # ---------------------------------------------------------------- writes
-    def _store(
-        self, kind: str, key: Key, obj: dict[str, Any], old: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        rv = self.next_rv()
-        _meta(obj)["resourceVersion"] = str(rv)
-        self._objs[kind][key] = obj
-        self._uids[obj["metadata"]["uid"]] = (kind, key)
-        self.record(kind, "MODIFIED" if old is not None else "ADDED", obj, old, rv)
-        self._notify("MODIFIED" if old is not None else "ADDED", kind, obj)
-        return obj
-
-    def _notify(self, event_type: str, kind: str, obj: dict[str, Any]) -> None:
-        for callback in list(self._subscribers):
-            try:
-                callback(event_type, kind, clone(obj))
-            except Exception:
-                log.exception(
-                    "store subscriber %r failed on %s %s", callback, event_type, kind
-                )
-
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback(event_type, kind, obj)`` after every change.
-
-        The callback runs synchronously inside the write; it gets its own copy.
-        Returns a function that unsubscribes it.
-        """
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._subscribers:
-                self._subscribers.remove(callback)
-
-        return unsubscribe
-
     def create(
         self, kind: str, namespace: str | None, obj: dict[str, Any]
     ) -> dict[str, Any]:
@@ -237,15 +164,16 @@ class Store(Lifecycle, History):
             ApiError: 400 (kind/namespace mismatch), 404 (namespace missing),
                 409 (name taken), 422 (invalid), 403 (admission).
         """
-        res = self._res(kind)
+        res = self._table.resource(kind)
+        objs = self._table.objects(kind)
         obj = clone(obj)
         check_kind(res, obj)
-        meta = _meta(obj)
-        check_namespace(res, namespace, meta, self._objs["namespaces"])
+        meta = meta_of(obj)
+        check_namespace(res, namespace, meta, self._table.objects("namespaces"))
         name = pick_name(
-            res, meta, lambda n: self._key(res, namespace, n) in self._objs[kind]
+            res, meta, lambda n: self._table.key(res, namespace, n) in objs
         )
-        key = self._key(res, namespace, name)
+        key = self._table.key(res, namespace, name)
         for field in (
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
@@ -258,14 +186,14 @@ class Store(Lifecycle, History):
         defaults.apply_defaults(kind, obj, self.items_raw, self._service_ips())
         if self.validator is not None:
             self.validator(res, obj)
-        if key in self._objs[kind]:
+        if key in objs:
             raise already_exists(kind, name, res.group)
-        return clone(self._store(kind, key, obj, None))
+        return clone(self._table.put(kind, key, obj, None))
 
     def _service_ips(self) -> set[str]:
         return {
             str((s.get("spec") or {}).get("clusterIP"))
-            for s in self._objs["services"].values()
+            for s in self._table.objects("services").values()
         }
 
     def replace(
@@ -277,11 +205,11 @@ class Store(Lifecycle, History):
         subresource: str | None = None,
     ) -> dict[str, Any]:
         """Replace an object (PUT); a stale ``metadata.resourceVersion`` is a 409."""
-        res = self._res(kind)
-        old = self._get(kind, namespace, name)
+        res = self._table.resource(kind)
+        old = self._table.stored(kind, namespace, name)
         new = clone(obj)
         check_kind(res, new)
-        meta = _meta(new)
+        meta = meta_of(new)
         if meta.get("name") not in (None, name):
             raise bad_request(
                 f"the name of the object ({meta.get('name')}) does not match the "
@@ -302,13 +230,13 @@ class Store(Lifecycle, History):
         subresource: str | None = None,
     ) -> dict[str, Any]:
         """Patch an object with a ``merge``, ``strategic`` or ``json`` patch."""
-        res = self._res(kind)
-        old = self._get(kind, namespace, name)
+        res = self._table.resource(kind)
+        old = self._table.stored(kind, namespace, name)
         new = apply_patch(old, patch, patch_type)
         if not isinstance(new, dict):
             raise bad_request("patch did not produce an object")
         check_kind(res, new)
-        meta = _meta(new)
+        meta = meta_of(new)
         if meta.get("name") != name or meta.get("uid") != old["metadata"]["uid"]:
             raise ApiError(
                 422, "Invalid", f'{res.kind} "{name}" is invalid: metadata: immutable'
@@ -337,7 +265,7 @@ class Store(Lifecycle, History):
             new["status"] = clone(old["status"])
         elif res.status:
             new.pop("status", None)
-        meta = _meta(new)
+        meta = meta_of(new)
         old_meta = old["metadata"]
         for field in (
             "uid",
@@ -365,18 +293,157 @@ class Store(Lifecycle, History):
             )
         if self.validator is not None:
             self.validator(res, new)
-        key = self._key(res, meta.get("namespace"), meta["name"])
-        stored = self._store(kind, key, new, old)
-        self._maybe_finish(kind, key)
+        key = self._table.key(res, meta.get("namespace"), meta["name"])
+        stored = self._table.put(kind, key, new, old)
+        self._lifecycle.maybe_finish(kind, key)
         return clone(stored)
+
+    def bind(self, namespace: str, name: str, node_name: str) -> dict[str, Any]:
+        """Bind a pod to a node, as POST ``pods/{name}/binding`` does.
+
+        Raises:
+            ApiError: 409 when the pod is already bound to a node.
+        """
+        old = self._table.stored("pods", namespace, name)
+        if (old.get("spec") or {}).get("nodeName"):
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} '
+                f'is already assigned to node "{old["spec"]["nodeName"]}"',
+            )
+        new = clone(old)
+        new["spec"]["nodeName"] = node_name
+        status = new.setdefault("status", {})
+        conditions = [
+            c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
+        ]
+        conditions.append(
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": now_iso(),
+            }
+        )
+        status["conditions"] = conditions
+        key = self._table.key(self._table.resource("pods"), namespace, name)
+        return clone(self._table.put("pods", key, new, old))
+
+    def delete(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
+        preconditions: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Delete an object (graceful for pods) and return its last state."""
+        return self._lifecycle.delete(
+            kind,
+            namespace,
+            name,
+            grace_period_seconds,
+            propagation_policy,
+            preconditions,
+        )
+
+    def emit_event(
+        self,
+        involved: dict[str, Any],
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        source: str = "default-scheduler",
+        host: str = "",
+        field_path: str = "",
+    ) -> dict[str, Any]:
+        """Record a core/v1 Event about an object, aggregating repeats like client-go.
+
+        A repeat (same object, reason, message and source) increments ``count``
+        and ``lastTimestamp`` of the existing Event instead of creating a new one.
+        Events about cluster-scoped objects (Nodes) go to namespace ``default``.
+        """
+        meta = involved.get("metadata") or {}
+        ident = (str(meta.get("uid", "")), reason, message, source)
+        key = self._event_index.get(ident)
+        existing = self._table.objects("events").get(key) if key else None
+        if key is not None and existing is not None:
+            count = int(existing.get("count") or 1) + 1
+            return self.patch(
+                "events", key[0], key[1], {"count": count, "lastTimestamp": now_iso()}
+            )
+        event = build_event(involved, reason, message, type_, source, host, field_path)
+        namespace = event["metadata"]["namespace"]
+        created = self.create("events", namespace, event)
+        self._event_index[ident] = (namespace, created["metadata"]["name"])
+        return created
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event_type, kind, obj)`` after every change.
+
+        The callback runs synchronously inside the write; it gets its own copy.
+        Returns a function that unsubscribes it.
+        """
+        return self._table.subscribe(callback)
+
+    # --------------------------------------------------------------- watches
+    @property
+    def resource_version(self) -> int:
+        """Return the newest resourceVersion handed out."""
+        return self._history.resource_version
+
+    def compact(self, kind: str | None = None) -> None:
+        """Forget the history (of one resource or all), as etcd compaction does."""
+        self._history.compact(kind)
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(type, object)`` for changes, like a watch request.
+
+        Raises:
+            ApiError: 410 when ``resource_version`` is older than the history.
+        """
+        watch = self.open_watch(
+            kind, namespace, resource_version, label_selector, field_selector
+        )
+        return watch.iter_objects()
+
+    def open_watch(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> Watch:
+        """Register a watch now and return it (close it when done).
+
+        Raises:
+            ApiError: 410 for a compacted resourceVersion, 400 for a bad selector.
+        """
+        res = self._table.resource(kind)
+        match = make_matcher(kind, label_selector, field_selector)
+        ns = namespace if res.namespaced else None
+        current = self._table.objects(kind)
+        return self._history.start_watch(kind, ns, resource_version, match, current)
+
+    def watch_count(self) -> int:
+        """Return how many watches are open."""
+        return self._history.watch_count()
 
     # ------------------------------------------------------------------ misc
     def close(self) -> None:
         """Cancel pending grace-period timers and end every watch."""
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
-        self.close_watches()
+        self._lifecycle.close()
+        self._history.close_watches()
 
 
 def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from devcluster.apiserver.store.store import Store
+from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.controllers.autoscaler import decisions as ca
 from devcluster.controllers.autoscaler.asg import AsgActuator, NodeGroup, with_desired

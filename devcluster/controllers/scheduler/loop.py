@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from devcluster.apiserver.store.store import Store, now_iso
+from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.controllers.loops import (
     SCHEDULER,
@@ -31,6 +31,7 @@ from devcluster.controllers.predicates import is_terminating, meta_of
 from devcluster.controllers.scheduler.decisions import Bound, Snapshot, Unschedulable
 from devcluster.controllers.volumes.ebs import EbsRules
 from devcluster.errors import ApiError
+from devcluster.timestamps import now_iso
 
 log = logging.getLogger(__name__)
 
