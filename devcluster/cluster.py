@@ -26,7 +26,7 @@ from devcluster.apiserver.patches import merge_patch
 from devcluster.apiserver.routes import Faults
 from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
-from devcluster.kubelet.kubelet import Kubelet
+from devcluster.kubelet import Kubelet
 
 log = logging.getLogger(__name__)
 

@@ -1,87 +1,35 @@
 """The kubelet: runs pods bound to nodes as local processes and reports their status.
 
-For a pod with ``spec.nodeName`` set (by the scheduler) on an existing node it
-assigns a pod IP (a loopback address of its own), prepares the volumes
-(a PVC-backed volume is ``<state_dir>/volumes/<pv name>`` and persists; an
-emptyDir is per pod), pulls images (a delay, cached per node and image), then
-starts the first container's ``command + args`` with the container's env
-(see ``devcluster.kubelet.podspec`` for the path and address translation). The pod is
-Ready once the container port accepts TCP on the pod IP. On delete it sends
-SIGTERM to the process group, waits the grace period, sends SIGKILL and tells
-the store the pod is gone. Exit codes, restarts (restartPolicy) and logs are
-reported like a real kubelet. In ``sim`` mode, and for containers with neither
-command nor args (e.g. ``pause`` placeholders), nothing runs: the container is
-Ready after the delays. Nodes without a Ready condition are marked Ready.
+One ``Kubelet`` serves every node of the cluster. It watches the store: a pod
+with ``spec.nodeName`` set (by the scheduler) on an existing node gets a
+``PodWorker`` (``devcluster.kubelet.worker``) that assigns it a pod IP (a
+loopback address of its own), prepares its volumes, pulls its images, runs its
+container as a process and reports its status until it is deleted. Nodes
+without a Ready condition are marked Ready (and lose the not-ready taint); when
+a node vanishes its pods die with it and are force-deleted. ``read_log`` serves
+``GET pods/{name}/log``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import os
 import shutil
-import signal
-import socket
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.errors import ApiError
-from devcluster.kubelet import podspec
-from devcluster.kubelet.worker import run_pod
+from devcluster.kubelet import logs, status
+from devcluster.kubelet.containers import kill
+from devcluster.kubelet.images import Images
+from devcluster.kubelet.ips import IpPool
+from devcluster.kubelet.pod import PodRun
+from devcluster.kubelet.worker import PodWorker
 
 log = logging.getLogger(__name__)
-
-SIM_ANNOTATION = "devcluster.io/kubelet-mode"
-"""Pod annotation overriding ``config.kubelet_mode`` for one pod (run|sim)."""
-
-
-class IpPool:
-    """Pod IPs from ``base`` + 1 upward; the lowest free one is reused first."""
-
-    def __init__(self, base: str) -> None:
-        self._base = ipaddress.IPv4Address(base)
-        self._used: set[int] = set()
-
-    def allocate(self, port: int | None = None) -> str:
-        """Return a free address; with ``port``, one where that port can be bound.
-
-        Other programs on this machine (another devcluster, a test server) may
-        already listen on a loopback address of ours; such addresses are skipped.
-        """
-        n, skipped = 1, 0
-        while n in self._used or (
-            port and skipped < 256 and _port_taken(str(self._base + n), port)
-        ):
-            skipped += n not in self._used
-            n += 1
-        self._used.add(n)
-        return str(self._base + n)
-
-    def release(self, ip: str) -> None:
-        """Return an address to the pool."""
-        self._used.discard(int(ipaddress.IPv4Address(ip)) - int(self._base))
-
-
-@dataclass
-class PodRun:
-    """What the kubelet knows about one pod it runs."""
-
-    uid: str
-    namespace: str
-    name: str
-    node: str
-    pod_dir: Path
-    ip: str = ""
-    task: asyncio.Task[None] | None = None
-    proc: asyncio.subprocess.Process | None = None
-    terminate: asyncio.Event = field(default_factory=asyncio.Event)
-    log_paths: dict[str, Path] = field(default_factory=dict)
 
 
 class Kubelet:
@@ -98,8 +46,8 @@ class Kubelet:
         self.config = config
         self.state_dir = Path(state_dir)
         self.ips = IpPool(config.pod_ip_base)
+        self.images = Images(config)
         self.runs: dict[str, PodRun] = {}
-        self._pulled: set[tuple[str, str]] = set()
         self._unsubscribe: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._logs: dict[tuple[str, str], PodRun] = {}
@@ -119,7 +67,7 @@ class Kubelet:
         if self._unsubscribe is not None:
             self._unsubscribe()
         procs = [run.proc for run in self.runs.values() if run.proc is not None]
-        await asyncio.gather(*(self.kill(p, 2.0) for p in procs))
+        await asyncio.gather(*(kill(p, 2.0) for p in procs))
         for run in list(self.runs.values()):
             if run.task is not None:
                 run.task.cancel()
@@ -138,18 +86,20 @@ class Kubelet:
         """Return the directory backing a PersistentVolume (created on first use)."""
         return self.state_dir / "volumes" / pv_name
 
-    def host_ip(self, node_name: str) -> str:
-        """Return a node's InternalIP (127.0.0.1 when it has none)."""
-        node = self.store.get_or_none("nodes", None, node_name) or {}
-        for address in (node.get("status") or {}).get("addresses") or []:
-            if address.get("type") == "InternalIP" and address.get("address"):
-                return str(address["address"])
-        return "127.0.0.1"
-
     def pod_ip(self, namespace: str, name: str) -> str | None:
         """Return the IP of a pod this kubelet runs, or None."""
         run = self._logs.get((namespace, name))
         return run.ip if run else None
+
+    async def read_log(self, namespace: str, name: str, query: dict[str, str]) -> str:
+        """Serve ``GET pods/{name}/log`` (``container``, ``tailLines``, ``limitBytes``).
+
+        Raises:
+            ApiError: 400 when the container has not started or is ambiguous.
+        """
+        pod = self.store.get("pods", namespace, name)
+        run = self._logs.get((namespace, name))
+        return await logs.read_log(name, pod, run.log_paths if run else {}, query)
 
     # -------------------------------------------------------------- events
     def _on_change(self, event_type: str, kind: str, obj: dict[str, Any]) -> None:
@@ -179,7 +129,9 @@ class Kubelet:
             pod_dir = (
                 self.state_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{uid}"
             )
-            run = PodRun(uid, meta["namespace"], meta["name"], node, pod_dir)
+            run = PodRun(
+                self.store, uid, meta["namespace"], meta["name"], node, pod_dir
+            )
             self.runs[uid] = run
             self._logs[(run.namespace, run.name)] = run
             run.task = asyncio.get_running_loop().create_task(self._run(run))
@@ -195,10 +147,10 @@ class Kubelet:
 
     def _mark_node_ready(self, node: dict[str, Any]) -> None:
         name = node["metadata"]["name"]
-        status = node.get("status") or {}
-        if any(c.get("type") == "Ready" for c in status.get("conditions") or []):
+        node_status = node.get("status") or {}
+        if any(c.get("type") == "Ready" for c in node_status.get("conditions") or []):
             return
-        patch = podspec.node_ready_status(name, status)
+        patch = status.node_ready_status(name, node_status)
         self.store.patch("nodes", None, name, {"status": patch}, subresource="status")
         taints = (node.get("spec") or {}).get("taints") or []
         kept = [t for t in taints if t.get("key") != "node.kubernetes.io/not-ready"]
@@ -216,43 +168,19 @@ class Kubelet:
                     )
 
     # ------------------------------------------------------------- running
-    def mode_of(self, pod: dict[str, Any]) -> str:
-        """Return ``run`` or ``sim`` for a pod (annotation, else the config)."""
-        annotations = pod["metadata"].get("annotations") or {}
-        return str(annotations.get(SIM_ANNOTATION) or self.config.kubelet_mode)
-
-    def set_status(self, run: PodRun, status: dict[str, Any]) -> bool:
-        """Merge ``status`` into the pod's status; False when the pod is gone."""
-        try:
-            self.store.patch(
-                "pods",
-                run.namespace,
-                run.name,
-                {"status": status},
-                subresource="status",
-            )
-            return True
-        except ApiError:
-            return False
-
-    def pod_of(self, run: PodRun) -> dict[str, Any] | None:
-        """Return the current pod of a run, or None once it (this uid) is gone."""
-        try:
-            pod = self.store.get("pods", run.namespace, run.name)
-        except ApiError:
-            return None
-        return pod if pod["metadata"]["uid"] == run.uid else None
-
     async def _run(self, run: PodRun) -> None:
+        worker = PodWorker(
+            run, self.config, self.ips, self.images, self.state_dir / "volumes"
+        )
         try:
-            await run_pod(self, run)
+            await worker.run_pod()
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("kubelet: pod %s/%s failed", run.namespace, run.name)
         finally:
             if run.proc is not None and run.proc.returncode is None:
-                await self.kill(run.proc, 0)
+                await kill(run.proc, 0)
             self._cleanup(run)
 
     def _cleanup(self, run: PodRun) -> None:
@@ -262,100 +190,3 @@ class Kubelet:
         if run.ip:
             self.ips.release(run.ip)
         shutil.rmtree(run.pod_dir / "volumes", ignore_errors=True)
-
-    async def kill(self, proc: asyncio.subprocess.Process, grace: float) -> None:
-        """SIGTERM the process group, wait ``grace`` seconds, then SIGKILL it."""
-        if proc.returncode is not None:
-            return
-        _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            pass
-        _signal_group(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), 5.0)
-
-    async def read_log(self, namespace: str, name: str, query: dict[str, str]) -> str:
-        """Serve ``GET pods/{name}/log`` (``container``, ``tailLines``, ``limitBytes``).
-
-        Raises:
-            ApiError: 400 when the container has not started or is ambiguous.
-        """
-        pod = self.store.get("pods", namespace, name)
-        names = [c["name"] for c in pod["spec"].get("containers") or []]
-        container = query.get("container") or ""
-        if not container:
-            if len(names) != 1:
-                raise ApiError(
-                    400,
-                    "BadRequest",
-                    f"a container name must be specified "
-                    f"for pod {name}, choose one of: [{' '.join(names)}]",
-                )
-            container = names[0]
-        if container not in names:
-            raise ApiError(
-                400, "BadRequest", f"container {container} is not valid for pod {name}"
-            )
-        run = self._logs.get((namespace, name))
-        path = run.log_paths.get(container) if run else None
-        if path is None or not path.exists():
-            raise ApiError(
-                400,
-                "BadRequest",
-                f'container "{container}" in pod "{name}" is '
-                "waiting to start: ContainerCreating",
-            )
-        data = await asyncio.to_thread(path.read_bytes)
-        text = data.decode(errors="replace")
-        tail = query.get("tailLines")
-        if tail not in (None, ""):
-            lines = text.splitlines(keepends=True)
-            text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
-        limit = query.get("limitBytes")
-        if limit not in (None, ""):
-            text = text.encode()[: int(limit)].decode(errors="ignore")
-        return text
-
-    # ------------------------------------------------------------- helpers
-    def base_env(self, run: PodRun, home: str) -> dict[str, str]:
-        """Return the environment every pod process starts from."""
-        path = os.pathsep.join(
-            [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
-        )
-        tmp = run.pod_dir / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        return {
-            "PATH": path,
-            "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "HOME": home,
-            "TMPDIR": str(tmp),
-            "HOSTNAME": run.name,
-            "DEVCLUSTER_POD_IP": run.ip,
-            "PYTHONUNBUFFERED": "1",
-        }
-
-    def image_cached(self, node: str, image: str) -> bool:
-        """Tell whether ``image`` was pulled on ``node`` (and remember it now)."""
-        key = (node, image)
-        if key in self._pulled:
-            return True
-        self._pulled.add(key)
-        return False
-
-
-def _port_taken(ip: str, port: int) -> bool:
-    """Tell whether ``ip:port`` cannot be bound right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((ip, port))
-        except OSError:
-            return True
-    return False
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
