@@ -1,12 +1,10 @@
-"""The machinery shared by devcluster's control loops, and the volume binding steps.
+"""The machinery shared by devcluster's control loops.
 
 This module owns ``Loop`` (a pass on every relevant store change or every period,
 with warnings not repeated within a minute of simulated time), the Event source
-names, and the two volume steps both the scheduler and the PV controller take:
-:func:`bind_claim` (claim ↔ volume, both ways) and :func:`provision_claim` (the
-EBS CSI provisioner: volume in moto + PV + binding). Every delay is simulated
-seconds scaled by ``ClusterConfig.time_factor``; boto3 calls run in worker
-threads, store calls on the event loop.
+names and :func:`emit`. Every delay is simulated seconds scaled by
+``ClusterConfig.time_factor``; boto3 calls run in worker threads, store calls on
+the event loop.
 """
 
 from __future__ import annotations
@@ -18,13 +16,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.controllers.predicates import meta_of
-from devcluster.controllers.scheduler.decisions import Snapshot
-from devcluster.controllers.volumes.ebs import DRIVER, EbsRules, provision
 from devcluster.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -54,19 +48,6 @@ def emit(
         store.emit_event(dict(obj), reason, message, type_=type_, source=source)
     except ApiError as err:
         log.info("event %s on %s not recorded: %s", reason, ns_name(obj), err.message)
-
-
-def snapshot_of(store: Store) -> Snapshot:
-    """Return a scheduling snapshot of the store (read-only views, no copies)."""
-    raw = store.items_raw
-    return Snapshot(
-        raw("nodes"),
-        raw("pods"),
-        raw("persistentvolumeclaims"),
-        raw("persistentvolumes"),
-        raw("storageclasses"),
-        raw("priorityclasses"),
-    )
 
 
 def ns_name(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -160,87 +141,3 @@ class Loop:
     def forget_warnings(self, alive: set[str]) -> None:
         """Drop remembered warnings of objects that are gone."""
         self._warned = {k: v for k, v in self._warned.items() if k[0] in alive}
-
-
-def bind_claim(store: Store, pvc: Mapping[str, Any], pv: Mapping[str, Any]) -> None:
-    """Bind a claim and a volume both ways, as the PV controller does."""
-    namespace, name = ns_name(pvc)
-    pv_name = str(meta_of(pv)["name"])
-    claim_ref = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "namespace": namespace,
-        "name": name,
-        "uid": meta_of(pvc).get("uid", ""),
-    }
-    store.patch("persistentvolumes", None, pv_name, {"spec": {"claimRef": claim_ref}})
-    store.patch(
-        "persistentvolumes",
-        None,
-        pv_name,
-        {"status": {"phase": "Bound"}},
-        subresource="status",
-    )
-    annotations = {
-        "pv.kubernetes.io/bind-completed": "yes",
-        "pv.kubernetes.io/bound-by-controller": "yes",
-    }
-    store.patch(
-        "persistentvolumeclaims",
-        namespace,
-        name,
-        {"metadata": {"annotations": annotations}, "spec": {"volumeName": pv_name}},
-    )
-    pv_spec = pv.get("spec") or {}
-    status = {
-        "phase": "Bound",
-        "capacity": dict(pv_spec.get("capacity") or {}),
-        "accessModes": list(pv_spec.get("accessModes") or []),
-    }
-    store.patch(
-        "persistentvolumeclaims",
-        namespace,
-        name,
-        {"status": status},
-        subresource="status",
-    )
-
-
-async def provision_claim(
-    store: Store, ebs: EbsRules, pvc: Obj, sc: Mapping[str, Any], zone: str
-) -> bool:
-    """Create the EBS volume and PV for a claim and bind them (the CSI provisioner)."""
-    namespace, name = ns_name(pvc)
-    sc_name = meta_of(sc).get("name")
-    if sc.get("provisioner") != DRIVER:
-        message = (
-            f'storageclass "{sc_name}": provisioner "{sc.get("provisioner")}" '
-            "is not available in devcluster"
-        )
-        emit(store, pvc, "ProvisioningFailed", message, PV_CONTROLLER, "Warning")
-        return False
-    message = (
-        f'External provisioner is provisioning volume for claim "{namespace}/{name}"'
-    )
-    emit(store, pvc, "Provisioning", message, PROVISIONER)
-    try:
-        pv = await asyncio.to_thread(provision, ebs, pvc, sc, zone)
-    except ClientError as err:
-        message = (
-            f'failed to provision volume with StorageClass "{sc_name}": rpc error: '
-            f"code = Internal desc = Could not create volume: {err}"
-        )
-        emit(store, pvc, "ProvisioningFailed", message, PROVISIONER, "Warning")
-        return False
-    pv_name = meta_of(pv)["name"]
-    try:
-        store.create("persistentvolumes", None, pv)
-        bind_claim(store, pvc, pv)
-    except ApiError as err:
-        log.warning(
-            "binding %s/%s to %s failed: %s", namespace, name, pv_name, err.message
-        )
-        return False
-    message = f"Successfully provisioned volume {pv_name}"
-    emit(store, pvc, "ProvisioningSucceeded", message, PROVISIONER)
-    return True

@@ -26,7 +26,7 @@ from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.controllers.autoscaler import decisions as ca
 from devcluster.controllers.autoscaler.asg import AsgActuator, NodeGroup, with_desired
-from devcluster.controllers.loops import AUTOSCALER, Loop, Obj, emit, snapshot_of
+from devcluster.controllers.loops import AUTOSCALER, Loop, Obj, emit
 from devcluster.controllers.nodes import (
     build_node,
     group_of,
@@ -35,6 +35,7 @@ from devcluster.controllers.nodes import (
 )
 from devcluster.controllers.predicates import meta_of
 from devcluster.controllers.scheduler.decisions import Snapshot
+from devcluster.controllers.scheduler.loop import snapshot_of
 from devcluster.errors import ApiError
 from wbspawner.model import Catalog, InstanceType, SizingSettings
 

@@ -24,16 +24,28 @@ from devcluster.controllers.loops import (
     Obj,
     emit,
     ns_name,
-    provision_claim,
-    snapshot_of,
 )
 from devcluster.controllers.predicates import is_terminating, meta_of
 from devcluster.controllers.scheduler.decisions import Bound, Snapshot, Unschedulable
+from devcluster.controllers.volumes.binding import provision_claim
 from devcluster.controllers.volumes.ebs import EbsRules
 from devcluster.errors import ApiError
 from devcluster.timestamps import now_iso
 
 log = logging.getLogger(__name__)
+
+
+def snapshot_of(store: Store) -> Snapshot:
+    """Return a scheduling snapshot of the store (read-only views, no copies)."""
+    raw = store.items_raw
+    return Snapshot(
+        raw("nodes"),
+        raw("pods"),
+        raw("persistentvolumeclaims"),
+        raw("persistentvolumes"),
+        raw("storageclasses"),
+        raw("priorityclasses"),
+    )
 
 
 class SchedulerLoop(Loop):

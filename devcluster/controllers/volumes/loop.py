@@ -29,10 +29,8 @@ from devcluster.controllers.loops import (
     PV_CONTROLLER,
     Loop,
     Obj,
-    bind_claim,
     emit,
     ns_name,
-    provision_claim,
 )
 from devcluster.controllers.nodes import instance_id_of
 from devcluster.controllers.predicates import (
@@ -41,6 +39,7 @@ from devcluster.controllers.predicates import (
     is_terminating,
     meta_of,
 )
+from devcluster.controllers.volumes.binding import bind_claim, provision_claim
 from devcluster.controllers.volumes.ebs import (
     EbsRules,
     attach_for_pod,
