@@ -1,22 +1,32 @@
-"""Fixtures of the scheduler/autoscaler/EBS tests.
+"""Fixtures of the controller tests (scheduler, autoscaler, volumes, EBS).
 
-- ``aws``: the session's moto server (``tests/conftest.py``), wiped before the
-  test; ``ec2``/``autoscaling``: its clients.
+- ``ec2``/``autoscaling``: clients of ``moto`` (the session's moto server,
+  wiped before the test; see ``tests/devcluster/conftest.py``).
 - ``subnets``: a VPC with one subnet per AZ (us-east-1a, b, c).
-- ``config``: a ClusterConfig with every delay scaled down (time_factor 0.005).
-- ``store``: a validating Store with namespaces ``jhub`` and ``kube-system``.
-- ``controllers``: the running devcluster controllers on ``store`` and ``aws``.
+- ``config``: a ClusterConfig with every delay scaled down (time_factor 0.005),
+  cluster name ``dev``.
+- ``make_pool``: ``make_pool(pool=…, instance_type=…, zones=[…], …)`` creates a
+  pool's node groups in moto for the ``config`` cluster (``cluster=`` for
+  another); see ``aws_support.create_pool`` for the options.
+- ``store``: a validating Store with namespaces ``default``, ``jhub`` and
+  ``kube-system``.
+- ``controllers``: the running devcluster controllers on ``store`` and ``moto``.
 - ``eventually``: ``await eventually(check, timeout)`` polls until ``check()``.
+
+Helpers to import: ``controller_support`` (user pods, events, group status) and
+``aws_support`` (networks and node groups in moto).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from aws_support import MakePool, create_pool, make_network
 
 from devcluster.apiserver import validation
 from devcluster.apiserver.store import Store
@@ -24,25 +34,17 @@ from devcluster.config import ClusterConfig
 from devcluster.controllers.manager import Controllers, start_controllers
 from devcluster.services.moto_server import MotoServer
 
-from .aws_pools import make_network
-
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 
 
 @pytest.fixture
-def aws(moto_session: MotoServer) -> MotoServer:
-    moto_session.reset()
-    return moto_session
+def ec2(moto: MotoServer) -> Any:
+    return moto.client("ec2")
 
 
 @pytest.fixture
-def ec2(aws: MotoServer) -> Any:
-    return aws.client("ec2")
-
-
-@pytest.fixture
-def autoscaling(aws: MotoServer) -> Any:
-    return aws.client("autoscaling")
+def autoscaling(moto: MotoServer) -> Any:
+    return moto.client("autoscaling")
 
 
 @pytest.fixture
@@ -66,6 +68,15 @@ def config() -> ClusterConfig:
 
 
 @pytest.fixture
+def make_pool(
+    ec2: Any, autoscaling: Any, subnets: dict[str, str], config: ClusterConfig
+) -> MakePool:
+    return functools.partial(
+        create_pool, ec2, autoscaling, subnets, cluster=config.cluster_name
+    )
+
+
+@pytest.fixture
 async def store(config: ClusterConfig) -> AsyncIterator[Store]:
     validation.warm_up()
     s = Store(config, validator=validation.validate)
@@ -79,9 +90,9 @@ async def store(config: ClusterConfig) -> AsyncIterator[Store]:
 
 @pytest.fixture
 async def controllers(
-    store: Store, config: ClusterConfig, aws: MotoServer
+    store: Store, config: ClusterConfig, moto: MotoServer
 ) -> AsyncIterator[Controllers]:
-    running = await start_controllers(store, config, aws)
+    running = await start_controllers(store, config, moto)
     try:
         yield running
     finally:

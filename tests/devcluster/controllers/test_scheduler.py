@@ -6,16 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from devcluster.controllers.scheduler.decisions import (
-    Bound,
-    Snapshot,
-    Unschedulable,
-    VolumeBinding,
-    schedule,
-)
-
-from .factories import (
+from objects_support import (
     GPU,
     POOL,
     ZONE,
@@ -27,6 +18,14 @@ from .factories import (
     pvc,
     storage_class,
     taint,
+)
+
+from devcluster.controllers.scheduler.decisions import (
+    Bound,
+    Snapshot,
+    Unschedulable,
+    VolumeBinding,
+    schedule,
 )
 
 M64 = taint(POOL, "mem64")

@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from objects_support import pvc, storage_class
 
 from devcluster.controllers.volumes.ebs import EbsRules, make_pv, volume_request
-
-from .factories import pvc, storage_class
 
 pytestmark = pytest.mark.integration
 

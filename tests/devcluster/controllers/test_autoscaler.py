@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from objects_support import GPU, POOL, ZONE, node, pod, pv, pvc, taint
 
 from devcluster.controllers.autoscaler import decisions as ca
 from devcluster.controllers.autoscaler.asg import NodeGroup
@@ -13,8 +14,6 @@ from devcluster.controllers.scheduler.decisions import Snapshot
 from wbspawner.catalog import load_catalog
 from wbspawner.model import SizingSettings
 from wbspawner.sizing import node_request
-
-from .factories import GPU, POOL, ZONE, node, pod, pv, pvc, taint
 
 CATALOG = load_catalog()
 PRIORITIES = ca.parse_priorities("50:\n  - .*-spot$\n10:\n  - .*-ondemand$\n")

@@ -6,14 +6,8 @@ import time
 from typing import Any
 
 import pytest
-
-from devcluster.apiserver.store import Store
-from devcluster.config import ClusterConfig
-from devcluster.controllers.manager import Controllers
-from devcluster.controllers.nodes import instance_id_of
-
-from .aws_pools import make_pool
-from .controller_support import (
+from aws_support import MakePool
+from controller_support import (
     events,
     group_status,
     node_of,
@@ -21,7 +15,12 @@ from .controller_support import (
     sleep,
     user_pod,
 )
-from .factories import GPU, POOL, ZONE, priority_class
+from objects_support import GPU, POOL, ZONE, priority_class
+
+from devcluster.apiserver.store import Store
+from devcluster.config import ClusterConfig
+from devcluster.controllers.manager import Controllers
+from devcluster.controllers.nodes import instance_id_of
 
 pytestmark = pytest.mark.integration
 
@@ -29,25 +28,17 @@ pytestmark = pytest.mark.integration
 async def test_pending_pod_grows_the_right_group_and_binds(
     store: Store,
     controllers: Controllers,
-    ec2: Any,
+    make_pool: MakePool,
     autoscaling: Any,
-    subnets: Any,
     config: ClusterConfig,
     eventually: Any,
 ) -> None:
     make_pool(
-        ec2,
-        autoscaling,
-        subnets,
-        cluster="dev",
         pool="mem64",
         instance_type="r5.2xlarge",
         zones=["us-east-1a", "us-east-1b"],
     )
     make_pool(
-        ec2,
-        autoscaling,
-        subnets,
         cluster="other",
         pool="mem64",
         instance_type="r5.2xlarge",
@@ -104,17 +95,12 @@ async def test_pending_pod_grows_the_right_group_and_binds(
 async def test_empty_node_removed_after_unneeded_time_and_min_kept(
     store: Store,
     controllers: Controllers,
-    ec2: Any,
+    make_pool: MakePool,
     autoscaling: Any,
-    subnets: Any,
     config: ClusterConfig,
     eventually: Any,
 ) -> None:
     make_pool(
-        ec2,
-        autoscaling,
-        subnets,
-        cluster="dev",
         pool="mem16",
         instance_type="r5.large",
         zones=["us-east-1a"],
@@ -138,26 +124,16 @@ async def test_empty_node_removed_after_unneeded_time_and_min_kept(
 async def test_gpu_pool_scales_from_zero(
     store: Store,
     controllers: Controllers,
-    ec2: Any,
-    autoscaling: Any,
-    subnets: Any,
+    make_pool: MakePool,
     eventually: Any,
 ) -> None:
     make_pool(
-        ec2,
-        autoscaling,
-        subnets,
-        cluster="dev",
         pool="mem64",
         instance_type="r5.2xlarge",
         zones=["us-east-1a"],
         capacities=["spot"],
     )
     make_pool(
-        ec2,
-        autoscaling,
-        subnets,
-        cluster="dev",
         pool="gpu-a10g",
         instance_type="g5.xlarge",
         zones=["us-east-1a"],
@@ -177,16 +153,10 @@ async def test_gpu_pool_scales_from_zero(
 async def test_spot_shortage_falls_back_to_on_demand(
     store: Store,
     controllers: Controllers,
-    ec2: Any,
-    autoscaling: Any,
-    subnets: Any,
+    make_pool: MakePool,
     eventually: Any,
 ) -> None:
     make_pool(
-        ec2,
-        autoscaling,
-        subnets,
-        cluster="dev",
         pool="mem64",
         instance_type="r5.2xlarge",
         zones=["us-east-1a"],
@@ -216,16 +186,10 @@ async def test_spot_shortage_falls_back_to_on_demand(
 async def test_placeholder_is_preempted_by_a_user_pod(
     store: Store,
     controllers: Controllers,
-    ec2: Any,
-    autoscaling: Any,
-    subnets: Any,
+    make_pool: MakePool,
     eventually: Any,
 ) -> None:
     make_pool(
-        ec2,
-        autoscaling,
-        subnets,
-        cluster="dev",
         pool="mem64",
         instance_type="r5.2xlarge",
         zones=["us-east-1a"],
@@ -249,17 +213,12 @@ async def test_placeholder_is_preempted_by_a_user_pod(
 async def test_spot_interruption_cordons_then_removes_the_node(
     store: Store,
     controllers: Controllers,
+    make_pool: MakePool,
     ec2: Any,
-    autoscaling: Any,
-    subnets: Any,
     config: ClusterConfig,
     eventually: Any,
 ) -> None:
     make_pool(
-        ec2,
-        autoscaling,
-        subnets,
-        cluster="dev",
         pool="mem16",
         instance_type="r5.large",
         zones=["us-east-1a"],

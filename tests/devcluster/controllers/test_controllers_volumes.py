@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aws_support import MakePool
+from controller_support import (
+    events,
+    node_of,
+    user_pod,
+)
+from objects_support import ZONE, storage_class
 
 from devcluster.apiserver.store import Store
 from devcluster.controllers.manager import Controllers
 from devcluster.controllers.nodes import instance_id_of
 from devcluster.controllers.volumes.ebs import attachment_name
-
-from .aws_pools import make_pool
-from .controller_support import (
-    events,
-    node_of,
-    user_pod,
-)
-from .factories import ZONE, storage_class
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +24,11 @@ pytestmark = pytest.mark.integration
 async def test_wffc_claim_gets_a_volume_in_the_node_zone_and_is_attached(
     store: Store,
     controllers: Controllers,
+    make_pool: MakePool,
     ec2: Any,
-    autoscaling: Any,
-    subnets: Any,
     eventually: Any,
 ) -> None:
     make_pool(
-        ec2,
-        autoscaling,
-        subnets,
-        cluster="dev",
         pool="mem16",
         instance_type="r5.large",
         zones=["us-east-1c"],
@@ -106,16 +100,11 @@ async def test_wffc_claim_gets_a_volume_in_the_node_zone_and_is_attached(
 async def test_attach_in_the_wrong_zone_fails_like_aws(
     store: Store,
     controllers: Controllers,
+    make_pool: MakePool,
     ec2: Any,
-    autoscaling: Any,
-    subnets: Any,
     eventually: Any,
 ) -> None:
     make_pool(
-        ec2,
-        autoscaling,
-        subnets,
-        cluster="dev",
         pool="mem16",
         instance_type="r5.large",
         zones=["us-east-1b"],

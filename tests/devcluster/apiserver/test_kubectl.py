@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devcluster.cluster import Cluster
+from cluster_support import Api, pod_manifest, wait_for
 
-from .conftest import Api, pod_manifest, wait_for
+from devcluster.cluster import Cluster
 
 NS = "/api/v1/namespaces/jhub"
 

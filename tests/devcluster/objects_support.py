@@ -1,4 +1,4 @@
-"""Builders of Kubernetes objects and moto node groups for the devcluster tests."""
+"""Builders of Kubernetes objects for the devcluster tests (nodes, pods, claims)."""
 
 from __future__ import annotations
 

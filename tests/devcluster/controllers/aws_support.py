@@ -8,12 +8,15 @@ MixedInstancesPolicy with 0 % on-demand; on-demand groups the launch template.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 CA = "k8s.io/cluster-autoscaler/"
 TEMPLATE = CA + "node-template/"
 PRIORITIES = "50:\n  - .*-spot$\n10:\n  - .*-ondemand$\n"
+
+MakePool = Callable[..., list[str]]
+"""The ``make_pool`` fixture: ``create_pool`` bound to the clients and the cluster."""
 
 
 def make_network(ec2: Any, zones: Sequence[str]) -> dict[str, str]:
@@ -27,7 +30,7 @@ def make_network(ec2: Any, zones: Sequence[str]) -> dict[str, str]:
     }
 
 
-def make_pool(
+def create_pool(
     ec2: Any,
     autoscaling: Any,
     subnets: dict[str, str],

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aws_support import PRIORITIES
+from objects_support import GPU, POOL, ZONE
+
 from devcluster.apiserver.store import Store
 from devcluster.controllers.manager import Controllers
 from wbspawner.catalog import load_catalog
 from wbspawner.model import SizingSettings
 from wbspawner.sizing import node_request
-
-from .aws_pools import PRIORITIES
-from .factories import GPU, POOL, ZONE
 
 CATALOG = load_catalog()
 
