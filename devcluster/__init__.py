@@ -18,4 +18,10 @@ import-linter contract in ``pyproject.toml`` checks it):
   lookup, process control, kubectl/helm binaries).
 - ``config``, ``errors``, ``quantity``, ``timestamps``: settings, the API error,
   resource quantities, RFC 3339 timestamps; shared by every part.
+
+New behaviour goes to the part that owns it: API features (server-side apply,
+OpenAPI documents, authorization reviews, new resources) to ``apiserver/``; a new
+controller (Deployments, ReplicaSets) to ``controllers/`` as a package with its
+pure ``decisions`` and its ``loop``; pod features (exec and attach, probes,
+lifecycle hooks, init containers) to ``kubelet/``.
 """

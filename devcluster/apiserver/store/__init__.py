@@ -4,9 +4,10 @@
   deletion, watches), composed of the parts below.
 - ``table``: the objects by resource and key; versioned writes; subscribers.
 - ``history``: the resourceVersion counter and the watch cache (410 Gone).
-- ``watch`` (one watch and its events), ``paging`` (list pages and continue
-  tokens), ``lifecycle`` (graceful deletion, finalizers, garbage collection,
-  namespace termination), ``events`` (core/v1 Events).
+- ``updates`` (what an update may change), ``lifecycle`` (graceful deletion,
+  finalizers, garbage collection, namespace termination), ``watch`` (one watch
+  and its events), ``paging`` (list pages and continue tokens), ``events``
+  (core/v1 Events).
 """
 
 from devcluster.apiserver.store.paging import ListPage

@@ -11,7 +11,8 @@ tell the difference:
   generateName and the per-kind defaults (see ``devcluster.apiserver.defaults``).
 * Resources with a ``/status`` subresource keep their old status on main
   writes, and ``subresource="status"`` writes change only ``status``.
-  In-process controllers must therefore patch status with ``subresource="status"``.
+  In-process controllers must therefore patch status with ``subresource="status"``
+  (see ``devcluster.apiserver.store.updates``).
 * ``delete`` is graceful for pods bound to a node; see
   ``devcluster.apiserver.store.lifecycle``.
 * ``emit_event`` aggregates repeated Events like client-go's event recorder.
@@ -39,6 +40,7 @@ from devcluster.apiserver.store.paging import (
     paginate,
 )
 from devcluster.apiserver.store.table import ObjectTable, Subscriber, meta_of
+from devcluster.apiserver.store.updates import bound_pod, prepare_update
 from devcluster.apiserver.store.watch import Key, Watch
 from devcluster.config import ClusterConfig
 from devcluster.errors import ApiError, already_exists, bad_request, conflict
@@ -253,49 +255,13 @@ class Store:
         new: dict[str, Any],
         subresource: str | None,
     ) -> dict[str, Any]:
-        kind = res.plural
-        if subresource == "status":
-            status = new.get("status")
-            new = clone(old)
-            if status is None:
-                new.pop("status", None)
-            else:
-                new["status"] = status
-        elif res.status and "status" in old:
-            new["status"] = clone(old["status"])
-        elif res.status:
-            new.pop("status", None)
-        meta = meta_of(new)
-        old_meta = old["metadata"]
-        for field in (
-            "uid",
-            "creationTimestamp",
-            "namespace",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-        ):
-            if field in old_meta:
-                meta[field] = old_meta[field]
-            else:
-                meta.pop(field, None)
-        if _spec_of(new) != _spec_of(old):
-            meta["generation"] = int(old_meta.get("generation", 1)) + 1
-        if old_meta.get("deletionTimestamp") and set(
-            meta.get("finalizers") or []
-        ) - set(old_meta.get("finalizers") or []):
-            raise ApiError(
-                422,
-                "Invalid",
-                f'{res.kind} "{meta["name"]}" is invalid: metadata.finalizers: '
-                "Forbidden: no new finalizers can be added if the object is being "
-                "deleted",
-            )
+        new = prepare_update(res, old, new, subresource)
         if self.validator is not None:
             self.validator(res, new)
+        meta = new["metadata"]
         key = self._table.key(res, meta.get("namespace"), meta["name"])
-        stored = self._table.put(kind, key, new, old)
-        self._lifecycle.maybe_finish(kind, key)
+        stored = self._table.put(res.plural, key, new, old)
+        self._lifecycle.maybe_finish(res.plural, key)
         return clone(stored)
 
     def bind(self, namespace: str, name: str, node_name: str) -> dict[str, Any]:
@@ -305,28 +271,7 @@ class Store:
             ApiError: 409 when the pod is already bound to a node.
         """
         old = self._table.stored("pods", namespace, name)
-        if (old.get("spec") or {}).get("nodeName"):
-            raise ApiError(
-                409,
-                "Conflict",
-                f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} '
-                f'is already assigned to node "{old["spec"]["nodeName"]}"',
-            )
-        new = clone(old)
-        new["spec"]["nodeName"] = node_name
-        status = new.setdefault("status", {})
-        conditions = [
-            c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
-        ]
-        conditions.append(
-            {
-                "type": "PodScheduled",
-                "status": "True",
-                "lastProbeTime": None,
-                "lastTransitionTime": now_iso(),
-            }
-        )
-        status["conditions"] = conditions
+        new = bound_pod(old, node_name)
         key = self._table.key(self._table.resource("pods"), namespace, name)
         return clone(self._table.put("pods", key, new, old))
 
@@ -444,7 +389,3 @@ class Store:
         """Cancel pending grace-period timers and end every watch."""
         self._lifecycle.close()
         self._history.close_watches()
-
-
-def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
