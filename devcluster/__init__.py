@@ -4,8 +4,9 @@ It serves a Kubernetes API over HTTP (on loopback), schedules pods like
 kube-scheduler, scales moto Auto Scaling groups like Cluster Autoscaler and runs
 pods' commands as local processes like a kubelet. wbspawner never imports it.
 
-The parts, from the top (a part imports only the parts below it; the
-import-linter contract in ``pyproject.toml`` checks it):
+The parts, from the top (a part imports only the parts below it, and no module
+imports itself through others; import-linter contracts in ``pyproject.toml``
+check both):
 
 - ``demo``: ``python -m devcluster.demo``, the whole workbench for people, and
   the pieces the hub tests reuse.
