@@ -23,7 +23,7 @@ _HINT = "run scripts/setup-system.sh (or `make system`) to install it"
 
 def repo_root() -> Path:
     """Return the root of this checkout (the folder holding ``devcluster/``)."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]  # devcluster/services/chp.py
 
 
 def chp_command(root: str | os.PathLike[str] | None = None) -> list[str]:
