@@ -26,9 +26,9 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from warm_world import ScaledClock, home_objects, new_home, user_pod
 
-from devcluster.demo import Kube, prepare_cluster
-from devcluster.node_groups import aws_clients, create_node_groups
-from devcluster.procs import Proc
+from devcluster.demo.node_groups import aws_clients, create_node_groups
+from devcluster.demo.workbench import Kube, prepare_cluster
+from devcluster.services.procs import Proc
 from wbspawner.model import CAPACITY_LABEL, POOL_LABEL, ZONE_LABEL, Profiles
 from wbspawner.profiles.loader import parse_yaml
 
@@ -115,7 +115,7 @@ class Cluster:
 LAUNCHER = """
 import dataclasses, sys
 import devcluster.__main__ as main
-from devcluster.asg import AsgActuator
+from devcluster.controllers.autoscaler.asg import AsgActuator
 
 # Cluster Autoscaler's AWS provider caches the groups it reads and refreshes
 # them every minute; devcluster reads every group from moto every loop, which

@@ -3,7 +3,7 @@
 Shared by ``tests/integration/test_warmer.py`` and ``bench/bench_warmer.py``:
 
 - node groups, the StorageClass, PriorityClasses and the priority expander
-  come from ``devcluster.demo`` (``create_node_groups``, ``prepare_cluster``);
+  come from ``devcluster.demo.workbench`` (``create_node_groups``, ``prepare_cluster``);
 - ``home_objects``: a user's home as a bound PV + PVC in a zone (a returning
   user);
 - ``user_pod``: the pod KubeSpawner makes for a size (pool selector, the home's

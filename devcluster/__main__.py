@@ -94,7 +94,7 @@ async def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     moto = None
     if not args.no_moto:
-        from devcluster.moto_server import MotoServer
+        from devcluster.services.moto_server import MotoServer
 
         moto = await asyncio.to_thread(
             MotoServer(config.host, config.moto_port, config.region).start

@@ -20,13 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
-from devcluster import validation
-from devcluster.api import FAULTS_KEY, REQUESTS_KEY, make_app
+from devcluster.apiserver import validation
+from devcluster.apiserver.app import FAULTS_KEY, REQUESTS_KEY, make_app
+from devcluster.apiserver.patches import merge_patch
+from devcluster.apiserver.routes import Faults
+from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.kubelet import Kubelet
-from devcluster.patches import merge_patch
-from devcluster.routes import Faults
-from devcluster.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Cluster:
     Args:
         config: the settings (ports, delays, modes, static nodes).
         aws_endpoint: the moto server URL, handed to the controllers.
-        controllers: start ``devcluster.controllers`` when it is importable.
+        controllers: start ``devcluster.controllers.manager`` when it is importable.
     """
 
     def __init__(
@@ -183,8 +183,8 @@ class Cluster:
         if self.aws_endpoint is None:
             log.info("no AWS endpoint: scheduler and autoscaler not started")
             return
-        from devcluster import snapshots
-        from devcluster.controllers import start_controllers
+        from devcluster.controllers.manager import start_controllers
+        from devcluster.controllers.volumes import snapshots
 
         result: Any = start_controllers(store, self.config, self.aws_endpoint)
         if inspect.isawaitable(result):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system parts that the integration tests, the benchmarks and the demo use:
 #   - Debian packages: slapd + ldap-utils (OpenLDAP, run as a private instance by
-#     devcluster/ldap.py; the system daemon is neither configured nor started),
+#     devcluster/services/ldap.py; the system daemon is neither configured nor started),
 #     chromium (headless browser for the Playwright tests), fonts-dejavu-core
 #     (readable screenshots), and nodejs/npm only when `node`/`npm` are missing;
 #   - configurable-http-proxy (npm, pinned) into the repo-local directory .cache/node.

@@ -1,56 +1,38 @@
-"""Fixtures of the devcluster tests.
+"""Fixtures shared by the devcluster tests (each sub-folder adds its own).
 
 - ``fast_config``: a ClusterConfig with delays scaled down 100x, one static node
   ``core`` and its state in ``tmp_path``.
-- ``store``: a bare Store with validation and namespace ``jhub`` (no HTTP).
 - ``cluster``: a started in-process Cluster (API + kubelet, no controllers).
-- ``client``: an aiohttp session; ``Api`` wraps raw JSON calls to a cluster.
-- ``kubectl``: the kubectl binary, extracted once per session.
-- ``devcluster_proc``: ``python -m devcluster`` as a subprocess, stopped by PID.
+- ``client``: an aiohttp session; ``api``: an ``Api`` (raw JSON calls) to ``cluster``.
 - ``moto``: the session's moto server (``tests/conftest.py``), reset per test.
 - ``full_cluster``: a Cluster with the scheduler and autoscaler over ``moto``.
+- ``devcluster_proc``: ``python -m devcluster`` as a subprocess, stopped by PID.
+
+Helpers to import: ``cluster_support`` (``wait_for``, ``Api``, ``pod_manifest``)
+and ``objects_support`` (builders of nodes, pods, claims, volumes, classes).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from cluster_support import Api
 
-from devcluster import validation
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
-from devcluster.moto_server import MotoServer
-from devcluster.store import Store
-from devcluster.tools import ensure_tool
+from devcluster.services.moto_server import MotoServer
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-async def wait_for(
-    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
-) -> Any:
-    """Poll ``predicate`` (sync or async) until truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if isinstance(value, Awaitable):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture
@@ -61,15 +43,6 @@ def fast_config(tmp_path: Path) -> ClusterConfig:
         state_dir=str(tmp_path / "state"),
         static_nodes=({"metadata": {"name": "core"}},),
     )
-
-
-@pytest.fixture
-def store() -> Store:
-    s = Store(
-        ClusterConfig(time_factor=0.01), validator=validation.validate, history=50
-    )
-    s.create("namespaces", None, {"metadata": {"name": "jhub"}})
-    return s
 
 
 @pytest.fixture
@@ -107,81 +80,9 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-class Api:
-    """Raw HTTP calls to a cluster: ``await api.call("GET", "/api/v1/pods")``."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self.session = session
-        self.url = url
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        content_type: str = "application/json",
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body)
-        hdrs = {"Content-Type": content_type, **(headers or {})}
-        async with self.session.request(
-            method,
-            self.url + path,
-            data=data,
-            headers=hdrs,
-            timeout=aiohttp.ClientTimeout(10),
-        ) as resp:
-            text = await resp.text()
-            try:
-                return resp.status, json.loads(text)
-            except ValueError:
-                return resp.status, text
-
-    async def watch(
-        self, path: str, limit: int = 1000, timeout: float = 10.0
-    ) -> list[dict[str, Any]]:
-        """Read a watch stream until the server closes it (or ``limit`` events)."""
-        events: list[dict[str, Any]] = []
-        async with self.session.get(
-            self.url + path, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as resp:
-            assert resp.status == 200, await resp.text()
-            async for line in resp.content:
-                if line.strip():
-                    events.append(json.loads(line))
-                if len(events) >= limit:
-                    break
-        return events
-
-
 @pytest.fixture
 def api(cluster: Cluster, client: aiohttp.ClientSession) -> Api:
     return Api(client, cluster.url)
-
-
-def pod_manifest(
-    name: str, command: list[str] | None = None, **spec: Any
-) -> dict[str, Any]:
-    """Return a small pod bound to node ``core`` (no scheduler needed)."""
-    container: dict[str, Any] = {"name": "main", "image": "python:3.11"}
-    if command is not None:
-        container["command"] = command
-    container.update(spec.pop("container", {}))
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {
-            "nodeName": spec.pop("node", "core"),
-            "containers": [container],
-            **spec,
-        },
-    }
-
-
-@pytest.fixture(scope="session")
-def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_tool("kubectl", tmp_path_factory.mktemp("tools"))
 
 
 @pytest.fixture
@@ -224,8 +125,6 @@ def devcluster_proc(
 
 
 def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
-    import selectors
-
     assert proc.stdout is not None
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)

@@ -1,7 +1,7 @@
 """Fixtures of the browser tests (started lazily, stopped by PID at the end).
 
-- ``ldap_server``: :class:`devcluster.ldap.LdapServer`, a private slapd seeded with
-  the demo users (alice, bob, gina, carol) and their groups.
+- ``ldap_server``: :class:`devcluster.services.ldap.LdapServer`, a private slapd
+  seeded with the demo users (alice, bob, gina, carol) and their groups.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from devcluster.ldap import LdapServer
+    from devcluster.services.ldap import LdapServer
 
 
 @pytest.fixture(scope="session")
 def ldap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LdapServer]:
-    from devcluster.ldap import LdapServer
+    from devcluster.services.ldap import LdapServer
 
     server = LdapServer(tmp_path_factory.mktemp("slapd"))
     try:

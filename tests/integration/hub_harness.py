@@ -4,7 +4,7 @@
 form, the spawn form (whose ``action`` carries the XSRF token, as in a browser),
 and the REST API through a token the user creates for themself. The stack itself
 (slapd, devcluster, node groups, JupyterHub + configurable-http-proxy) is
-:class:`devcluster.demo.Workbench`, the same one ``make demo`` runs;
+:class:`devcluster.demo.workbench.Workbench`, the same one ``make demo`` runs;
 :func:`restart_hub` restarts its hub as an operator would (servers keep running).
 """
 
@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import requests
 
-from devcluster.demo import NAMESPACE, Kube, Workbench
-from devcluster.procs import Proc, wait_for_http
+from devcluster.demo.workbench import NAMESPACE, Kube, Workbench
+from devcluster.services.procs import Proc, wait_for_http
 
 T = TypeVar("T")
 

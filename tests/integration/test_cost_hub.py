@@ -41,8 +41,8 @@ from hub_harness import (
     wait_until,
 )
 
-from devcluster.demo import Kube, Workbench
-from devcluster.ldap import LdapServer
+from devcluster.demo.workbench import Kube, Workbench
+from devcluster.services.ldap import LdapServer
 from wbspawner.catalog.pricing import format_price, hourly_cost
 from wbspawner.costs.accounting import (
     MICRO,

@@ -36,9 +36,9 @@ import yaml
 from dask_gateway import BasicAuth, Gateway, GatewayWarning, JupyterHubAuth
 from hub_harness import wait_until
 
-from devcluster import demo
-from devcluster.ldap import LdapServer
-from devcluster.procs import Proc, free_port, wait_for_http
+from devcluster.demo import workbench as demo
+from devcluster.services.ldap import LdapServer
+from devcluster.services.procs import Proc, free_port, wait_for_http
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.gateway.workers import worker_resources
 from wbspawner.profiles.loader import load_profiles

@@ -32,7 +32,7 @@ from test_gateway import (
     write_profiles,
 )
 
-from devcluster.procs import Proc, free_port, wait_for_http
+from devcluster.services.procs import Proc, free_port, wait_for_http
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs.accounting import (
     MICRO,

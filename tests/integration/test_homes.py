@@ -1,10 +1,10 @@
 """Homes on EBS with moto + devcluster: the pod follows its home, and a home moves.
 
-One in-process devcluster (API over HTTP, scheduler, PV and attach controllers,
-Cluster Autoscaler over moto node groups, kubelet running pods as processes) with
-``devcluster.snapshots`` carrying files through EBS snapshots. A node pool
-``mem16`` has spot node groups in us-east-1a and us-east-1b. Alice's pods write
-and read her home through the kubelet's per-PV directory; the admin commands run
+One in-process devcluster (API over HTTP, scheduler, PV and attach controllers, Cluster
+Autoscaler over moto node groups, kubelet running pods as processes) with
+``devcluster.controllers.volumes.snapshots`` carrying files through EBS snapshots. A
+node pool ``mem16`` has spot node groups in us-east-1a and us-east-1b. Alice's pods
+write and read her home through the kubelet's per-PV directory; the admin commands run
 in-process through ``wbspawner.cli.main.main`` against the API and moto over HTTP.
 """
 
@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-from devcluster import snapshots
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
-from devcluster.ebs import EbsRules
+from devcluster.controllers.volumes import snapshots
+from devcluster.controllers.volumes.ebs import EbsRules
 from devcluster.errors import ApiError
-from devcluster.moto_server import MotoServer
+from devcluster.services.moto_server import MotoServer
 from wbspawner.adapters.kube import Kube
 from wbspawner.cli.main import main
 from wbspawner.homes import MoveFailedError

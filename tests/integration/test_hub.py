@@ -23,8 +23,8 @@ from hub_harness import (
     wait_until,
 )
 
-from devcluster.demo import Workbench
-from devcluster.ldap import LdapServer
+from devcluster.demo.workbench import Workbench
+from devcluster.services.ldap import LdapServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

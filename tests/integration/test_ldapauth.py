@@ -8,7 +8,7 @@ import pytest
 from ldapauthenticator import LDAPAuthenticator
 from traitlets.config import Config
 
-from devcluster.ldap import ADMINS_GROUP, DEMO_GROUPS, DEMO_USERS, LdapServer
+from devcluster.services.ldap import ADMINS_GROUP, DEMO_GROUPS, DEMO_USERS, LdapServer
 
 pytestmark = pytest.mark.integration
 

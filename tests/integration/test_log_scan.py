@@ -2,7 +2,7 @@
 
 Convention: every integration run writes its process logs as ``*.log`` files
 (``hub.log``, ``devcluster.log``, ...) under pytest's session temporary
-directory (``tmp_path_factory``), as :class:`devcluster.demo.Workbench` does.
+directory (``tmp_path_factory``), as :class:`devcluster.demo.workbench.Workbench` does.
 This module runs its own short login cycle on a real stack (every demo user
 logs in, a wrong password is tried, a user creates an API token, calls the
 REST API, starts a server and stops it), then scans
@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 from hub_harness import HubUser, pod_of
 
-from devcluster.demo import Workbench
-from devcluster.ldap import LdapServer
-from devcluster.ldap_seed import DEMO_USERS
+from devcluster.demo.workbench import Workbench
+from devcluster.services.ldap import LdapServer
+from devcluster.services.ldap_seed import DEMO_USERS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

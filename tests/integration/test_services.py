@@ -10,11 +10,11 @@ from pathlib import Path
 import ldap3
 import pytest
 
-from devcluster import chp, ldap, procs
-from devcluster.chp import CHP_VERSION, chp_command
-from devcluster.ldap import DEMO_USERS, LdapServer
-from devcluster.moto_server import MotoServer
-from devcluster.procs import Proc, ProcessExitedError, free_port, started
+from devcluster.services import chp, ldap, procs
+from devcluster.services.chp import CHP_VERSION, chp_command
+from devcluster.services.ldap import DEMO_USERS, LdapServer
+from devcluster.services.moto_server import MotoServer
+from devcluster.services.procs import Proc, ProcessExitedError, free_port, started
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ The cluster tests run an in-process devcluster (API over HTTP, scheduler,
 autoscaler over moto groups, kubelet in sim mode, 100× faster than real time)
 and the warmer's own loop against its API through kubernetes_asyncio, with the
 warmer's clock on the cluster's simulated time. The access test runs the whole
-hub (``devcluster.demo.Workbench``) with the warmer as a hub-managed service.
+hub (``devcluster.demo.workbench.Workbench``) with the warmer as a hub-managed service.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import requests
 
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
-from devcluster.demo import Kube, Workbench, prepare_cluster
-from devcluster.ldap import LdapServer
-from devcluster.moto_server import MotoServer
-from devcluster.node_groups import CLUSTER, REGION, aws_clients, create_node_groups
-from devcluster.procs import free_port
+from devcluster.demo.node_groups import CLUSTER, REGION, aws_clients, create_node_groups
+from devcluster.demo.workbench import Kube, Workbench, prepare_cluster
+from devcluster.services.ldap import LdapServer
+from devcluster.services.moto_server import MotoServer
+from devcluster.services.procs import free_port
 from wbspawner.adapters.kube import Kube as WarmerKube
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs import accounting

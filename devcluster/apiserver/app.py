@@ -1,0 +1,312 @@
+"""The Kubernetes API over HTTP: routing, verbs, watch streams, discovery.
+
+An aiohttp application in front of a ``Store``. It speaks the wire protocol
+unmodified clients expect (kubernetes_asyncio, KubeSpawner, kubectl): JSON
+bodies, ``Status`` errors, chunked watch streams that close at
+``timeoutSeconds``, ``watch=true/True/1``, list paging, ``as=Table`` for
+kubectl, the ``/status``, ``/log`` and ``/binding`` subresources.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from devcluster.apiserver import discovery, tables
+from devcluster.apiserver.routes import (
+    TRUE,
+    Faults,
+    Route,
+    int_param,
+    json_response,
+    not_found_path,
+    parse_route,
+    read_body,
+)
+from devcluster.apiserver.store import Store
+from devcluster.apiserver.watch_http import serve_watch
+from devcluster.errors import ApiError, bad_request
+
+log = logging.getLogger(__name__)
+
+LogReader = Callable[[str, str, dict[str, str]], Awaitable[str]]
+"""``(namespace, pod, query) -> text``; raises ApiError when there is no log."""
+
+STORE_KEY = web.AppKey("store", Store)
+LOGS_KEY = web.AppKey("logs", object)
+FAULTS_KEY = web.AppKey("faults", object)
+REQUESTS_KEY = web.AppKey("requests", object)
+
+_PATCH_TYPES = {
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/json-patch+json": "json",
+}
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """Turn ApiError (and crashes) into Status bodies; log each request."""
+    requests = request.app[REQUESTS_KEY]
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = json_response(exc.status(), exc.code)
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # a bug: report it like the apiserver would
+        log.exception("%s %s failed", request.method, request.path_qs)
+        response = json_response(
+            ApiError(500, "InternalError", repr(exc)).status(), 500
+        )
+    requests.append((request.method, request.path_qs, response.status))  # type: ignore[attr-defined]
+    return response
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """Serve every path: discovery documents or resource verbs."""
+    path = request.path
+    doc = discovery.document(path, request.host)
+    if doc is not None:
+        if doc == 404:
+            raise not_found_path()
+        return (
+            json_response(doc) if not isinstance(doc, str) else web.Response(text=doc)
+        )
+    route = parse_route(path)
+    fault = request.app[FAULTS_KEY].take(request.method, route.res.plural)  # type: ignore[attr-defined]
+    if fault is not None:
+        raise ApiError(
+            fault.status,
+            "InternalError" if fault.status >= 500 else "BadRequest",
+            fault.message,
+        )
+    store = request.app[STORE_KEY]
+    if request.method == "GET":
+        return await _get(request, store, route)
+    if request.method == "POST":
+        return await _post(request, store, route)
+    if request.method in ("PUT", "PATCH"):
+        return await _update(request, store, route)
+    if request.method == "DELETE":
+        return await _delete(request, store, route)
+    raise ApiError(
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+    )
+
+
+async def _get(request: web.Request, store: Store, route: Route) -> web.StreamResponse:
+    q = request.query
+    if route.name is None:
+        if route.watch_prefix or q.get("watch") in TRUE:
+            return await serve_watch(request, store, route)
+        page = store.list_page(
+            route.res.plural,
+            route.namespace,
+            q.get("labelSelector", ""),
+            q.get("fieldSelector", ""),
+            resource_version=q.get("resourceVersion", ""),
+            resource_version_match=q.get("resourceVersionMatch", ""),
+            limit=int_param(q, "limit") or 0,
+            continue_token=q.get("continue", ""),
+        )
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return json_response(
+                tables.table_for(route.res, page, q.get("includeObject", ""))
+            )
+        meta: dict[str, Any] = {"resourceVersion": page.resource_version}
+        if page.continue_token:
+            meta["continue"] = page.continue_token
+            meta["remainingItemCount"] = page.remaining
+        return json_response(
+            {
+                "kind": route.res.list_kind,
+                "apiVersion": route.res.api_version,
+                "metadata": meta,
+                "items": page.items,
+            }
+        )
+    if route.watch_prefix:
+        return await serve_watch(request, store, route, name=route.name)
+    if route.subresource == "log":
+        reader = request.app[LOGS_KEY]
+        store.get("pods", route.namespace, route.name)
+        if reader is None:
+            return web.Response(text="", content_type="text/plain")
+        text = await reader(route.namespace or "", route.name, dict(q))  # type: ignore[operator]
+        return web.Response(text=text, content_type="text/plain")
+    obj = store.get(route.res.plural, route.namespace, route.name)
+    if (
+        tables.wants_table(request.headers.get("Accept", ""))
+        and route.subresource is None
+    ):
+        page = store.list_page(
+            route.res.plural,
+            route.namespace,
+            field_selector=f"metadata.name={route.name}",
+        )
+        return json_response(
+            tables.table_for(route.res, page, q.get("includeObject", ""))
+        )
+    return json_response(obj)
+
+
+async def _post(request: web.Request, store: Store, route: Route) -> web.StreamResponse:
+    body = await read_body(request)
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    if request.query.get("dryRun"):
+        raise bad_request("dryRun is not supported by devcluster")
+    if route.name is None:
+        return json_response(store.create(route.res.plural, route.namespace, body), 201)
+    if route.res.plural == "pods" and route.subresource == "binding":
+        target = (body.get("target") or {}).get("name")
+        if not target:
+            raise bad_request("binding target name is required")
+        store.bind(route.namespace or "", route.name, target)
+        return json_response(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "code": 201,
+            },
+            201,
+        )
+    if route.res.plural == "pods" and route.subresource == "eviction":
+        opts = body.get("deleteOptions") or {}
+        store.delete(
+            "pods", route.namespace, route.name, opts.get("gracePeriodSeconds")
+        )
+        return json_response(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "code": 201,
+            },
+            201,
+        )
+    raise ApiError(
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+    )
+
+
+async def _update(
+    request: web.Request, store: Store, route: Route
+) -> web.StreamResponse:
+    if route.name is None or route.subresource not in (None, "status"):
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+    body = await read_body(request)
+    if request.method == "PUT":
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        return json_response(
+            store.replace(
+                route.res.plural, route.namespace, route.name, body, route.subresource
+            )
+        )
+    ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+    patch_type = _PATCH_TYPES.get(ctype)
+    if patch_type is None:
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media "
+            f"types include: {', '.join(_PATCH_TYPES)}",
+        )
+    return json_response(
+        store.patch(
+            route.res.plural,
+            route.namespace,
+            route.name,
+            body,
+            patch_type,
+            route.subresource,
+        )
+    )
+
+
+async def _delete(
+    request: web.Request, store: Store, route: Route
+) -> web.StreamResponse:
+    body = await read_body(request)
+    opts = body if isinstance(body, dict) else {}
+    q = request.query
+    grace = int_param(q, "gracePeriodSeconds")
+    if grace is None and opts.get("gracePeriodSeconds") is not None:
+        grace = int(opts["gracePeriodSeconds"])
+    policy = q.get("propagationPolicy") or opts.get("propagationPolicy")
+    if opts.get("orphanDependents") is True or q.get("orphanDependents") in TRUE:
+        policy = "Orphan"
+    if route.name is None:
+        page = store.list_page(
+            route.res.plural,
+            route.namespace,
+            q.get("labelSelector", ""),
+            q.get("fieldSelector", ""),
+        )
+        for item in page.items:
+            meta = item["metadata"]
+            store.delete(
+                route.res.plural, meta.get("namespace"), meta["name"], grace, policy
+            )
+        return json_response(
+            {
+                "kind": route.res.list_kind,
+                "apiVersion": route.res.api_version,
+                "metadata": {"resourceVersion": str(store.resource_version)},
+                "items": page.items,
+            }
+        )
+    if route.subresource is not None:
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+    obj = store.delete(
+        route.res.plural,
+        route.namespace,
+        route.name,
+        grace,
+        policy,
+        opts.get("preconditions"),
+    )
+    return json_response(obj)
+
+
+def make_app(
+    store: Store, logs: LogReader | None = None, request_log: int = 2000
+) -> web.Application:
+    """Build the aiohttp application serving ``store``.
+
+    Args:
+        store: the cluster's objects.
+        logs: reads a pod's log for ``GET pods/{name}/log`` (the kubelet's).
+        request_log: how many recent requests ``app[REQUESTS_KEY]`` keeps.
+    """
+    app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024**2)
+    app[STORE_KEY] = store
+    app[LOGS_KEY] = logs
+    app[FAULTS_KEY] = Faults()
+    app[REQUESTS_KEY] = deque(maxlen=request_log)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app

@@ -1,0 +1,391 @@
+"""``Store``: the object store of the Kubernetes API emulator, one per cluster.
+
+The store is composed of its parts: an ``ObjectTable`` (the objects, versioned
+writes, subscribers), a ``History`` (resourceVersion counter, watch cache) and a
+``Lifecycle`` (deletion, grace periods, finalizers, garbage collection). The
+``Store`` itself is the API the HTTP layer, the kubelet and the controllers use;
+callers always get deep copies. Semantics follow the apiserver where clients can
+tell the difference:
+
+* ``create`` fills uid, resourceVersion, creationTimestamp, generation,
+  generateName and the per-kind defaults (see ``devcluster.apiserver.defaults``).
+* Resources with a ``/status`` subresource keep their old status on main
+  writes, and ``subresource="status"`` writes change only ``status``.
+  In-process controllers must therefore patch status with ``subresource="status"``
+  (see ``devcluster.apiserver.store.updates``).
+* ``delete`` is graceful for pods bound to a node; see
+  ``devcluster.apiserver.store.lifecycle``.
+* ``emit_event`` aggregates repeated Events like client-go's event recorder.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from devcluster.apiserver import defaults
+from devcluster.apiserver.admission import check_kind, check_namespace, pick_name
+from devcluster.apiserver.patches import apply_patch, clone
+from devcluster.apiserver.resources import Resource
+from devcluster.apiserver.selectors import make_matcher
+from devcluster.apiserver.store.events import build_event
+from devcluster.apiserver.store.history import History
+from devcluster.apiserver.store.lifecycle import Lifecycle
+from devcluster.apiserver.store.paging import (
+    ListPage,
+    continue_expired,
+    decode_continue,
+    paginate,
+)
+from devcluster.apiserver.store.table import ObjectTable, Subscriber, meta_of
+from devcluster.apiserver.store.updates import bound_pod, prepare_update
+from devcluster.apiserver.store.watch import Key, Watch
+from devcluster.config import ClusterConfig
+from devcluster.errors import ApiError, already_exists, bad_request, conflict
+from devcluster.timestamps import now_iso
+
+Validator = Callable[[Resource, dict[str, Any]], None]
+
+
+class Store:
+    """All objects of one emulated cluster, with watch history and subscribers.
+
+    Args:
+        config: the cluster settings (``time_factor`` scales grace periods).
+        validator: called on every object about to be stored; raises
+            ``ApiError`` (422) to reject it.
+        history: watch events kept per resource before compaction (410 Gone).
+    """
+
+    def __init__(
+        self,
+        config: ClusterConfig | None = None,
+        *,
+        validator: Validator | None = None,
+        history: int = 10000,
+    ) -> None:
+        self.config = config or ClusterConfig()
+        self.validator = validator
+        self._history = History(history)
+        self._table = ObjectTable(self._history)
+        self._lifecycle = Lifecycle(self._table, self.config)
+        self._event_index: dict[tuple[str, str, str, str], Key] = {}
+
+    # ----------------------------------------------------------------- reads
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+        """Return a copy of one object (404 ApiError when missing)."""
+        return clone(self._table.stored(kind, namespace, name))
+
+    def get_or_none(
+        self, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        """Return a copy of one object, or None when it does not exist."""
+        try:
+            return self.get(kind, namespace, name)
+        except ApiError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    def ensure(
+        self, kind: str, namespace: str | None, obj: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create an object unless one with its name exists; return the stored one."""
+        existing = self.get_or_none(kind, namespace, obj["metadata"]["name"])
+        return existing if existing is not None else self.create(kind, namespace, obj)
+
+    def exists(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Tell whether an object exists."""
+        res = self._table.resource(kind)
+        return self._table.key(res, namespace, name) in self._table.objects(kind)
+
+    def by_uid(self, uid: str) -> dict[str, Any] | None:
+        """Return a copy of the object with this uid, or None."""
+        obj = self._table.by_uid(uid)
+        return None if obj is None else clone(obj)
+
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> tuple[builtins.list[dict[str, Any]], str]:
+        """Return copies of the matching objects and the list resourceVersion."""
+        page = self.list_page(kind, namespace, label_selector, field_selector)
+        return page.items, page.resource_version
+
+    def list_page(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+        *,
+        resource_version: str = "",
+        resource_version_match: str = "",
+        limit: int = 0,
+        continue_token: str = "",
+    ) -> ListPage:
+        """List with the apiserver's resourceVersion, limit and continue semantics."""
+        res = self._table.resource(kind)
+        match = make_matcher(kind, label_selector, field_selector)
+        ns = namespace if res.namespaced else None
+        current = self._table.objects(kind)
+        start_after: Key | None = None
+        if continue_token:
+            rv, start_after = decode_continue(continue_token)
+            try:
+                objs, list_rv = self._history.snapshot_at(
+                    kind, current, str(rv), "Exact"
+                )
+            except ApiError as exc:
+                if exc.code == 410:
+                    raise continue_expired() from None
+                raise
+        else:
+            objs, list_rv = self._history.snapshot_at(
+                kind, current, resource_version, resource_version_match
+            )
+        keys = sorted(k for k in objs if ns is None or k[0] == ns)
+        return paginate(keys, objs, match, limit, start_after, list_rv)
+
+    def items_raw(self, kind: str) -> builtins.list[dict[str, Any]]:
+        """Return the stored objects themselves (read-only; never mutate them)."""
+        return list(self._table.objects(kind).values())
+
+    # ---------------------------------------------------------------- writes
+    def create(
+        self, kind: str, namespace: str | None, obj: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create an object and return a copy of what was stored.
+
+        Raises:
+            ApiError: 400 (kind/namespace mismatch), 404 (namespace missing),
+                409 (name taken), 422 (invalid), 403 (admission).
+        """
+        res = self._table.resource(kind)
+        objs = self._table.objects(kind)
+        obj = clone(obj)
+        check_kind(res, obj)
+        meta = meta_of(obj)
+        check_namespace(res, namespace, meta, self._table.objects("namespaces"))
+        name = pick_name(
+            res, meta, lambda n: self._table.key(res, namespace, n) in objs
+        )
+        key = self._table.key(res, namespace, name)
+        for field in (
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+        ):
+            meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_iso()
+        meta["generation"] = 1
+        defaults.apply_defaults(kind, obj, self.items_raw, self._service_ips())
+        if self.validator is not None:
+            self.validator(res, obj)
+        if key in objs:
+            raise already_exists(kind, name, res.group)
+        return clone(self._table.put(kind, key, obj, None))
+
+    def _service_ips(self) -> set[str]:
+        return {
+            str((s.get("spec") or {}).get("clusterIP"))
+            for s in self._table.objects("services").values()
+        }
+
+    def replace(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        obj: dict[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Replace an object (PUT); a stale ``metadata.resourceVersion`` is a 409."""
+        res = self._table.resource(kind)
+        old = self._table.stored(kind, namespace, name)
+        new = clone(obj)
+        check_kind(res, new)
+        meta = meta_of(new)
+        if meta.get("name") not in (None, name):
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the "
+                f"name on the URL ({name})"
+            )
+        rv = meta.get("resourceVersion")
+        if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
+            raise conflict(kind, name, res.group)
+        return self._update(res, old, new, subresource)
+
+    def patch(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        patch_type: str = "merge",
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Patch an object with a ``merge``, ``strategic`` or ``json`` patch."""
+        res = self._table.resource(kind)
+        old = self._table.stored(kind, namespace, name)
+        new = apply_patch(old, patch, patch_type)
+        if not isinstance(new, dict):
+            raise bad_request("patch did not produce an object")
+        check_kind(res, new)
+        meta = meta_of(new)
+        if meta.get("name") != name or meta.get("uid") != old["metadata"]["uid"]:
+            raise ApiError(
+                422, "Invalid", f'{res.kind} "{name}" is invalid: metadata: immutable'
+            )
+        rv = meta.get("resourceVersion")  # a patch may carry one as a precondition
+        if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
+            raise conflict(kind, name, res.group)
+        return self._update(res, old, new, subresource)
+
+    def _update(
+        self,
+        res: Resource,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        subresource: str | None,
+    ) -> dict[str, Any]:
+        new = prepare_update(res, old, new, subresource)
+        if self.validator is not None:
+            self.validator(res, new)
+        meta = new["metadata"]
+        key = self._table.key(res, meta.get("namespace"), meta["name"])
+        stored = self._table.put(res.plural, key, new, old)
+        self._lifecycle.maybe_finish(res.plural, key)
+        return clone(stored)
+
+    def bind(self, namespace: str, name: str, node_name: str) -> dict[str, Any]:
+        """Bind a pod to a node, as POST ``pods/{name}/binding`` does.
+
+        Raises:
+            ApiError: 409 when the pod is already bound to a node.
+        """
+        old = self._table.stored("pods", namespace, name)
+        new = bound_pod(old, node_name)
+        key = self._table.key(self._table.resource("pods"), namespace, name)
+        return clone(self._table.put("pods", key, new, old))
+
+    def delete(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
+        preconditions: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Delete an object (graceful for pods) and return its last state."""
+        return self._lifecycle.delete(
+            kind,
+            namespace,
+            name,
+            grace_period_seconds,
+            propagation_policy,
+            preconditions,
+        )
+
+    def emit_event(
+        self,
+        involved: dict[str, Any],
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        source: str = "default-scheduler",
+        host: str = "",
+        field_path: str = "",
+    ) -> dict[str, Any]:
+        """Record a core/v1 Event about an object, aggregating repeats like client-go.
+
+        A repeat (same object, reason, message and source) increments ``count``
+        and ``lastTimestamp`` of the existing Event instead of creating a new one.
+        Events about cluster-scoped objects (Nodes) go to namespace ``default``.
+        """
+        meta = involved.get("metadata") or {}
+        ident = (str(meta.get("uid", "")), reason, message, source)
+        key = self._event_index.get(ident)
+        existing = self._table.objects("events").get(key) if key else None
+        if key is not None and existing is not None:
+            count = int(existing.get("count") or 1) + 1
+            return self.patch(
+                "events", key[0], key[1], {"count": count, "lastTimestamp": now_iso()}
+            )
+        event = build_event(involved, reason, message, type_, source, host, field_path)
+        namespace = event["metadata"]["namespace"]
+        created = self.create("events", namespace, event)
+        self._event_index[ident] = (namespace, created["metadata"]["name"])
+        return created
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event_type, kind, obj)`` after every change.
+
+        The callback runs synchronously inside the write; it gets its own copy.
+        Returns a function that unsubscribes it.
+        """
+        return self._table.subscribe(callback)
+
+    # --------------------------------------------------------------- watches
+    @property
+    def resource_version(self) -> int:
+        """Return the newest resourceVersion handed out."""
+        return self._history.resource_version
+
+    def compact(self, kind: str | None = None) -> None:
+        """Forget the history (of one resource or all), as etcd compaction does."""
+        self._history.compact(kind)
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(type, object)`` for changes, like a watch request.
+
+        Raises:
+            ApiError: 410 when ``resource_version`` is older than the history.
+        """
+        watch = self.open_watch(
+            kind, namespace, resource_version, label_selector, field_selector
+        )
+        return watch.iter_objects()
+
+    def open_watch(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> Watch:
+        """Register a watch now and return it (close it when done).
+
+        Raises:
+            ApiError: 410 for a compacted resourceVersion, 400 for a bad selector.
+        """
+        res = self._table.resource(kind)
+        match = make_matcher(kind, label_selector, field_selector)
+        ns = namespace if res.namespaced else None
+        current = self._table.objects(kind)
+        return self._history.start_watch(kind, ns, resource_version, match, current)
+
+    def watch_count(self) -> int:
+        """Return how many watches are open."""
+        return self._history.watch_count()
+
+    # ------------------------------------------------------------------ misc
+    def close(self) -> None:
+        """Cancel pending grace-period timers and end every watch."""
+        self._lifecycle.close()
+        self._history.close_watches()

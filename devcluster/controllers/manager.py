@@ -1,0 +1,230 @@
+"""devcluster's control plane: start and stop every loop, and inject faults.
+
+``start_controllers(store, config, aws)`` starts the scheduler
+(:mod:`devcluster.controllers.scheduler.loop`), the PV and attach/detach controllers
+(:mod:`devcluster.controllers.volumes.loop`) and Cluster Autoscaler
+(:mod:`devcluster.controllers.autoscaler.loop`) against one store and one moto server,
+and returns :class:`Controllers`: ``stop()``, ``status()``, ``interrupt_spot(node)``,
+``set_spot_capacity(type, zone, available)`` and ``remove_node(name)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from devcluster.apiserver.store import Store
+from devcluster.config import ClusterConfig
+from devcluster.controllers.autoscaler.asg import AsgActuator
+from devcluster.controllers.autoscaler.decisions import blocks_scale_down
+from devcluster.controllers.autoscaler.loop import AutoscalerLoop
+from devcluster.controllers.loops import NTH, SPOT_ITN_TAINT, Loop, emit, ns_name
+from devcluster.controllers.nodes import instance_id_of
+from devcluster.controllers.predicates import UNSCHEDULABLE_TAINT, is_terminating
+from devcluster.controllers.scheduler.loop import SchedulerLoop
+from devcluster.controllers.volumes.ebs import EbsRules
+from devcluster.controllers.volumes.loop import VolumeLoop
+from devcluster.errors import ApiError
+from devcluster.timestamps import now_iso
+from wbspawner.model import Catalog, SizingSettings
+
+log = logging.getLogger(__name__)
+
+
+class Controllers:
+    """The running control loops of one devcluster, and the fault injection API.
+
+    Args:
+        store: the object store.
+        config: cluster settings.
+        ebs: EC2 client with the EBS rules.
+        actuator: the ASG adapter.
+        catalog: instance catalogue.
+        sizing: node overheads.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        config: ClusterConfig,
+        ebs: EbsRules,
+        actuator: AsgActuator,
+        catalog: Catalog,
+        sizing: SizingSettings,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.ebs = ebs
+        self.actuator = actuator
+        self.scheduler = SchedulerLoop(store, config, ebs)
+        self.volumes = VolumeLoop(store, config, ebs)
+        self.autoscaler = AutoscalerLoop(
+            store, config, actuator, catalog, sizing, self.remove_node
+        )
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def loops(self) -> tuple[Loop, ...]:
+        """Every control loop."""
+        return (self.scheduler, self.volumes, self.autoscaler)
+
+    def start(self) -> None:
+        """Subscribe the loops to the store and start them."""
+        for loop in self.loops:
+            self._unsubscribe.append(self.store.subscribe(loop.on_change))
+            loop.start()
+
+    async def stop(self) -> None:
+        """Stop every loop and pending task."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for loop in self.loops:
+            await loop.stop()
+
+    def status(self) -> dict[str, Any]:
+        """Return the autoscaler status (groups, nodes, last scale-up), attachments."""
+        return {**self.autoscaler.status(), "attached": dict(self.volumes.attached)}
+
+    async def remove_node(self, name: str) -> None:
+        """Delete a node object and force-delete its pods (the instance is gone)."""
+        for pod in list(self.store.items_raw("pods")):
+            if (pod.get("spec") or {}).get("nodeName") == name:
+                with contextlib.suppress(ApiError):
+                    self.store.delete("pods", *ns_name(pod), grace_period_seconds=0)
+        with contextlib.suppress(ApiError):
+            self.store.delete("nodes", None, name)
+
+    def set_spot_capacity(self, instance_type: str, zone: str, available: bool) -> None:
+        """Make spot capacity of one instance type in one AZ (un)available."""
+        key = (instance_type, zone)
+        if available:
+            self.autoscaler.spot_unavailable.discard(key)
+        else:
+            self.autoscaler.spot_unavailable.add(key)
+
+    async def interrupt_spot(self, node_name: str) -> asyncio.Task[None]:
+        """Deliver a spot interruption notice to a node, like AWS + NTH.
+
+        The node is cordoned and tainted at once, its pods are drained (deleted
+        with their grace period), and after ``spot_notice_s`` the instance is
+        terminated (the ASG keeps its desired capacity and may replace it) and the
+        node and any pods left on it are gone. Returns the task that finishes then.
+        """
+        node = self.store.get("nodes", None, node_name)
+        instance_id, stamp = instance_id_of(node), now_iso()
+        taints = [
+            t
+            for t in (node.get("spec") or {}).get("taints") or []
+            if t.get("key") != UNSCHEDULABLE_TAINT
+        ]
+        taints += [
+            {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule", "timeAdded": stamp},
+            {
+                "key": SPOT_ITN_TAINT,
+                "value": f"spot-itn-{instance_id}",
+                "effect": "NoSchedule",
+                "timeAdded": stamp,
+            },
+        ]
+        node = self.store.patch(
+            "nodes",
+            None,
+            node_name,
+            {"spec": {"unschedulable": True, "taints": taints}},
+        )
+        self.autoscaler.interrupting.add(node_name)
+        emit(
+            self.store,
+            node,
+            "SpotInterruption",
+            f"Spot Interruption notice for instance {instance_id} was sent at {stamp}",
+            type_="Warning",
+            source=NTH,
+        )
+        for pod in list(self.store.items_raw("pods")):
+            if (pod.get("spec") or {}).get(
+                "nodeName"
+            ) == node_name and blocks_scale_down(pod, 0, -(2**31)):
+                if not is_terminating(pod):
+                    with contextlib.suppress(ApiError):
+                        self.store.delete("pods", *ns_name(pod))
+        emit(
+            self.store,
+            node,
+            "CordonAndDrain",
+            "Node successfully cordoned and drained",
+            source=NTH,
+        )
+        task = asyncio.create_task(self._spot_gone(node_name, instance_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _spot_gone(self, node_name: str, instance_id: str | None) -> None:
+        await asyncio.sleep(self.config.real(self.config.spot_notice_s))
+        if instance_id is not None:
+            try:
+                await asyncio.to_thread(
+                    self.actuator.autoscaling.terminate_instance_in_auto_scaling_group,
+                    InstanceId=instance_id,
+                    ShouldDecrementDesiredCapacity=False,
+                )
+            except ClientError as err:
+                log.warning("terminating interrupted instance %s: %s", instance_id, err)
+        await self.remove_node(node_name)
+        self.autoscaler.interrupting.discard(node_name)
+        log.info("spot node %s (%s) is gone", node_name, instance_id)
+
+
+def _clients(aws: Any, region: str) -> tuple[Any, Any]:
+    if hasattr(aws, "client"):
+        return aws.client("ec2"), aws.client("autoscaling")
+    from devcluster.services.moto_server import make_client
+
+    url = str(getattr(aws, "endpoint_url", aws))
+    return make_client("ec2", url, region), make_client("autoscaling", url, region)
+
+
+async def start_controllers(
+    store: Store,
+    config: ClusterConfig,
+    aws: Any,
+    *,
+    catalog: Catalog | None = None,
+    sizing: SizingSettings | None = None,
+) -> Controllers:
+    """Start the scheduler, volume, attach/detach and autoscaler loops.
+
+    Args:
+        store: the object store.
+        config: cluster settings (delays, cluster name, expander, cutoff).
+        aws: the moto endpoint: a URL, an object with ``endpoint_url``, or one
+            with ``client(service)`` (``devcluster.services.moto_server.MotoServer``).
+        catalog: instance catalogue (default: wbspawner's packaged one).
+        sizing: node overheads (default ``SizingSettings()``).
+
+    Returns:
+        The running controllers; call ``await controllers.stop()`` when done.
+    """
+    if catalog is None:
+        from wbspawner.catalog.instances import load_catalog
+
+        catalog = load_catalog()
+    ec2, autoscaling = _clients(aws, config.region)
+    ebs = EbsRules(ec2, snapshot_s=config.real(config.snapshot_s))
+    actuator = AsgActuator(autoscaling, ec2, config.cluster_name)
+    controllers = Controllers(
+        store, config, ebs, actuator, catalog, sizing or SizingSettings()
+    )
+    controllers.start()
+    return controllers

@@ -1,0 +1,312 @@
+"""The demo stack as one object: slapd, devcluster + node groups, Dask Gateway, the hub.
+
+:class:`Workbench` starts a private slapd with the demo users, devcluster (the
+Kubernetes API emulator with its moto server, scheduler, autoscaler and kubelet)
+as its own process, one Auto Scaling group per pool × zone × capacity type in
+moto (tagged for the Cluster Autoscaler like ``wbspawner pools apply`` tags them),
+Dask Gateway, and JupyterHub with configurable-http-proxy configured through the
+repository's ``jupyterhub_config.py``; ``stop()`` stops everything it started, by
+PID. ``python -m devcluster.demo`` runs it for people; the hub integration tests
+and the browser test run the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from devcluster.config import ClusterConfig
+from devcluster.demo.gateway import LocalGateway, start_gateway
+from devcluster.demo.node_groups import aws_clients, create_node_groups
+from devcluster.services.chp import chp_command, repo_root
+from devcluster.services.ldap import LdapServer
+from devcluster.services.procs import Proc, free_port, wait_for_http
+from wbspawner.catalog.instances import load_catalog
+from wbspawner.model import Profiles
+from wbspawner.pools.autoscaler_values import expander_priorities
+from wbspawner.profiles.loader import load_profiles
+
+NAMESPACE = "jhub"
+CLUSTER = ClusterConfig().cluster_name
+
+PRIORITY_CLASSES = (("wbspawner-placeholder", -10), ("wbspawner-user", 0))
+
+
+class Kube:
+    """A few Kubernetes API calls over plain HTTP (the demo and tests need no more)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.http = requests.Session()
+        self.http.trust_env = False
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``path``; the decoded JSON, or ``None`` on 404."""
+        response = self.http.get(self.url + path, params=params, timeout=10)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()
+
+    def create(self, path: str, obj: dict[str, Any]) -> Any:
+        """POST ``obj`` to the collection ``path`` (an existing object is fine)."""
+        response = self.http.post(self.url + path, json=obj, timeout=10)
+        if response.status_code != 409:
+            response.raise_for_status()
+        return response.json()
+
+
+def prepare_cluster(kube: Kube, profiles: Profiles) -> None:
+    """Create the homes' StorageClass, the PriorityClasses and the expander config.
+
+    Args:
+        kube: the devcluster API.
+        profiles: the profiles (StorageClass name, pools' capacity order).
+    """
+    kube.create(
+        "/apis/storage.k8s.io/v1/storageclasses",
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": profiles.homes.storage_class},
+            "provisioner": "ebs.csi.aws.com",
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Retain",
+            "parameters": {"type": "gp3", "encrypted": "true"},
+        },
+    )
+    for name, value in PRIORITY_CLASSES:
+        kube.create(
+            "/apis/scheduling.k8s.io/v1/priorityclasses",
+            {
+                "apiVersion": "scheduling.k8s.io/v1",
+                "kind": "PriorityClass",
+                "metadata": {"name": name},
+                "value": value,
+            },
+        )
+    priorities = yaml.safe_dump(expander_priorities(profiles, CLUSTER))
+    kube.create(
+        "/api/v1/namespaces/kube-system/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cluster-autoscaler-priority-expander"},
+            "data": {"priorities": priorities},
+        },
+    )
+
+
+@dataclass
+class Devcluster:
+    """A running ``python -m devcluster`` and what it reported."""
+
+    proc: Proc
+    api: str
+    moto: str
+    kubeconfig: Path
+
+
+def start_devcluster(state_dir: Path, time_factor: float) -> Devcluster:
+    """Start devcluster (with moto) and wait for its one-line JSON report."""
+    kubeconfig = state_dir / "kubeconfig"
+    log = state_dir / "devcluster.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "devcluster",
+        "--api-port",
+        "0",
+        "--moto-port",
+        "0",
+        "--time-factor",
+        str(time_factor),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--state-dir",
+        str(state_dir / "cluster"),
+        "--namespace",
+        NAMESPACE,
+    ]
+    proc = Proc.start(argv, log, cwd=repo_root())
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            proc.check_running()
+            for line in log.read_text(errors="replace").splitlines():
+                if line.startswith("{"):
+                    info = json.loads(line)
+                    return Devcluster(proc, info["api"], info["moto"], kubeconfig)
+            time.sleep(0.1)
+        raise TimeoutError(f"devcluster did not report in 60 s:\n{proc.tail()}")
+    except BaseException:
+        proc.stop()
+        raise
+
+
+def hub_env(
+    *,
+    state_dir: Path,
+    profiles_dir: Path,
+    ldap: LdapServer,
+    cluster: Devcluster,
+    public_port: int,
+    capacity_grace_s: float = 30.0,
+) -> dict[str, str]:
+    """Return the environment ``jupyterhub_config.py`` reads in local mode."""
+    hub_port, api_port = free_port(), free_port()
+    return {
+        "WBSPAWNER_MODE": "local",
+        "WBSPAWNER_PROFILES": str(profiles_dir),
+        "WBSPAWNER_STATE_DIR": str(state_dir),
+        "WBSPAWNER_PUBLIC_URL": f"http://127.0.0.1:{public_port}",
+        "WBSPAWNER_HUB_BIND_URL": f"http://127.0.0.1:{hub_port}",
+        "WBSPAWNER_PROXY_API_URL": f"http://127.0.0.1:{api_port}",
+        "WBSPAWNER_PROXY_COMMAND": os.pathsep.join(chp_command(repo_root())),
+        "WBSPAWNER_NAMESPACE": NAMESPACE,
+        "WBSPAWNER_START_TIMEOUT": "180",
+        "WBSPAWNER_PROFILES_CHECK_SECONDS": "0.5",
+        "WBSPAWNER_CAPACITY_GRACE_SECONDS": str(capacity_grace_s),
+        # the hub, the warmer's costs page and the gateway share one database
+        "WBSPAWNER_COST_DB_URL": f"sqlite:///{state_dir / 'wbspawner-costs.sqlite'}",
+        "WBSPAWNER_LDAP_SERVER": ldap.host,
+        "WBSPAWNER_LDAP_PORT": str(ldap.port),
+        "WBSPAWNER_LDAP_TLS": "insecure",
+        "WBSPAWNER_LDAP_BIND_DN_TEMPLATE": ldap.user_dn("{username}"),
+        "WBSPAWNER_LDAP_GROUP_DN_TEMPLATE": ldap.group_dn("{group}"),
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+        "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@dataclass
+class Workbench:
+    """The demo stack: slapd, devcluster + node groups, Dask Gateway, the hub.
+
+    Args:
+        state_dir: where logs, the hub database and volumes go.
+        time_factor: devcluster's real seconds per simulated second.
+        pools: pools to create node groups for (default: all).
+        zones: zones to create node groups in (default: each pool's).
+        ldap: an already running LdapServer to use instead of starting one.
+        public_port: the proxy's port (default: 8000 if free, else any).
+        capacity_grace_s: how long the autoscaler must refuse a node before a
+            spawn fails (tests shorten it).
+        warmer: whether the hub runs the warmer service (its page at
+            ``/services/warmer/``; the spawn form reads its status file).
+    """
+
+    state_dir: Path
+    time_factor: float = 0.1
+    pools: Sequence[str] | None = None
+    zones: Sequence[str] | None = None
+    ldap: LdapServer | None = None
+    public_port: int | None = None
+    capacity_grace_s: float = 30.0
+    warmer: bool = True
+    profiles_dir: Path = field(init=False)
+    url: str = field(init=False, default="")
+    hub: Proc | None = field(init=False, default=None)
+    gateway: LocalGateway | None = field(init=False, default=None)
+    cluster: Devcluster | None = field(init=False, default=None)
+    kube: Kube | None = field(init=False, default=None)
+    _own_ldap: LdapServer | None = field(init=False, default=None)
+
+    def start(self) -> Workbench:
+        """Start everything (stopping what started if a step fails)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.profiles_dir = self.state_dir / "profiles"
+        if not self.profiles_dir.exists():
+            shutil.copytree(repo_root() / "profiles", self.profiles_dir)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        if self.ldap is None:
+            self._own_ldap = self.ldap = LdapServer(self.state_dir / "slapd").start()
+        self.cluster = start_devcluster(self.state_dir, self.time_factor)
+        self.kube = Kube(self.cluster.api)
+        catalog = load_catalog()
+        profiles = load_profiles([self.profiles_dir], catalog)
+        prepare_cluster(self.kube, profiles)
+        create_node_groups(
+            aws_clients(self.cluster.moto),
+            profiles,
+            pools=self.pools,
+            zones=self.zones,
+        )
+        port = self.public_port or _port_or_free(8000)
+        env = hub_env(
+            state_dir=self.state_dir / "hub",
+            profiles_dir=self.profiles_dir,
+            ldap=self.ldap,
+            cluster=self.cluster,
+            public_port=port,
+            capacity_grace_s=self.capacity_grace_s,
+        )
+        (self.state_dir / "hub").mkdir(exist_ok=True)
+        if self.warmer:
+            env["WBSPAWNER_WARMER_URL"] = f"http://127.0.0.1:{free_port()}"
+            env["WBSPAWNER_WARM_STATUS_FILE"] = str(
+                self.state_dir / "hub" / "warm-status.json"
+            )
+        self.gateway = start_gateway(
+            self.state_dir,
+            self.profiles_dir,
+            env["WBSPAWNER_HUB_BIND_URL"] + "/hub/api",
+            cost_db_url=env["WBSPAWNER_COST_DB_URL"],
+        )
+        env.update(self.gateway.hub_env)
+        config = repo_root() / "jupyterhub_config.py"
+        self.hub = Proc.start(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+            self.state_dir / "hub.log",
+            env=env,
+            cwd=self.state_dir / "hub",
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        wait_for_http(self.url + "/hub/api/", timeout=90, proc=self.hub)
+
+    def stop(self) -> None:
+        """Stop the hub (and its proxy), devcluster (and its pods), slapd; by PID."""
+        if self.hub is not None:
+            self.hub.stop(timeout=10)
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self.cluster is not None:
+            self.cluster.proc.stop(timeout=15)
+        if self._own_ldap is not None:
+            self._own_ldap.stop()
+
+    def __enter__(self) -> Workbench:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _port_or_free(port: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
