@@ -101,7 +101,8 @@ def test_autoscaler_pod_admits_nothing_and_reaches_no_instance_metadata(rendered
     assert selects(policy["spec"]["podSelector"], labels)
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert policy["spec"]["ingress"] == []
-    (rule,) = policy["spec"]["egress"]
-    assert rule["to"] == [
-        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}
+    peers = [peer for rule in policy["spec"]["egress"] for peer in rule["to"]]
+    assert peers == [
+        {"namespaceSelector": {}},
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}},
     ]

@@ -235,12 +235,13 @@ def test_gateway_pods_reach_anything_but_instance_metadata() -> None:
     assert len(policies) == len(GATEWAY_PODS)
     for policy in policies:
         assert "Egress" in policy["spec"]["policyTypes"]
-        blocks = [
-            peer["ipBlock"] for rule in policy["spec"]["egress"] for peer in rule["to"]
+        peers = [peer for rule in policy["spec"]["egress"] for peer in rule["to"]]
+        # Pods by selector; addresses by ipBlock, the metadata address excepted.
+        assert peers == [
+            {"namespaceSelector": {}},
+            {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}},
         ]
-        assert blocks == [{"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}]
-        (block,) = blocks
-        assert METADATA in ipaddress.ip_network(block["except"][0])
+        assert METADATA in ipaddress.ip_network(peers[1]["ipBlock"]["except"][0])
 
 
 def test_deploy_guide_applies_the_gateway_policies() -> None:

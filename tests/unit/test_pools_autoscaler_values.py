@@ -61,8 +61,9 @@ def test_values_lock_the_pod_down():
     assert v["containerSecurityContext"]["readOnlyRootFilesystem"] is True
     (policy,) = v["extraObjects"]
     assert policy["kind"] == "NetworkPolicy" and policy["spec"]["ingress"] == []
-    (rule,) = policy["spec"]["egress"]
-    assert rule["to"][0]["ipBlock"]["except"] == [METADATA_CIDR]
+    to_pods, to_addresses = policy["spec"]["egress"]
+    assert to_pods["to"] == [{"namespaceSelector": {}}]
+    assert to_addresses["to"][0]["ipBlock"]["except"] == [METADATA_CIDR]
 
 
 def test_every_hardening_setting_has_a_written_reason_above_it():

@@ -166,8 +166,8 @@ def pod_hardening() -> JsonDict:
     Requests and limits, a non-root high uid with seccomp ``RuntimeDefault``, no
     privilege escalation, no capabilities, a read-only root filesystem (the
     binary writes nothing; it logs to stderr), and a NetworkPolicy (the chart's
-    ``extraObjects``) that admits no connection and lets the pod reach anything
-    but the instance metadata address. The kubelet's liveness probe comes from
+    ``extraObjects``) that admits no connection and lets the pod reach any pod
+    and any address but the instance metadata. The kubelet's liveness probe comes from
     the node, which NetworkPolicy always lets through.
 
     Returns:
@@ -190,8 +190,11 @@ def pod_hardening() -> JsonDict:
             },
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [],
+            # Pods by selector (plugins differ on whether ipBlock matches pod
+            # addresses), everything else by address.
             "egress": [
-                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}}]}
+                {"to": [{"namespaceSelector": {}}]},
+                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}}]},
             ],
         },
     }
