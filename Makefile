@@ -7,16 +7,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
+# The policy scanner lives in its own venv: its pins clash with constraints.txt.
+CHECKOV_VENV := .cache/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup system venv lint test test-unit demo bench clean
+.PHONY: help setup system venv checkov lint test test-unit demo bench clean
 
 help:
 	@echo "make demo   start the whole workbench locally and print the URL and logins"
 	@echo "make test   install everything and run every test (lint, unit, integration, e2e)"
 	@echo "make bench  run the benchmarks; numbers go to bench/results/*.json"
 
-setup: system venv
+setup: system venv checkov
 
 system:
 	@$(SUDO) bash scripts/setup-system.sh
@@ -37,6 +40,17 @@ venv: $(STAMP)
 # then everything that ships, devcluster/ included, against the runtime and
 # test dependencies together (missing and transitive imports only).
 LINT_TOOLS := ruff mypy lint-imports hadolint deptry
+
+# checkov with every dependency pinned by constraints-checkov.txt; the helm policy
+# test (tests/integration/test_helm_policy.py) runs $(CHECKOV_VENV)/bin/checkov.
+$(CHECKOV_STAMP): constraints-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -c constraints-checkov.txt checkov
+	@CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --version >/dev/null \
+	  || { echo "checkov did not install into $(CHECKOV_VENV)" >&2; exit 1; }
+	@touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
 
 lint: venv
 	@for tool in $(LINT_TOOLS); do test -x $(VENV)/bin/$$tool \

@@ -1,4 +1,9 @@
-"""helm-values/cluster-autoscaler.yaml rendered by the real chart with the real helm."""
+"""helm-values/cluster-autoscaler.yaml rendered by the real chart with the real helm.
+
+Besides the flags and priorities, the autoscaler's pod is locked down (non-root
+high uid, no capabilities, read-only root, requests and limits) and isolated by
+the NetworkPolicy the values add through the chart's ``extraObjects``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import yaml
 from helm_support import helm_template
 
 from wbspawner.catalog.instances import load_catalog
+from wbspawner.gateway.netpol import selects
 from wbspawner.pools.autoscaler_values import FLAGS, expander_priorities
 from wbspawner.profiles.loader import load_profiles
 
@@ -71,3 +77,32 @@ def test_service_account_can_read_the_priority_config_map(rendered):
     role = _one(rendered, "Role")
     names = [n for rule in role["rules"] for n in rule.get("resourceNames", [])]
     assert "cluster-autoscaler-priority-expander" in names
+
+
+def test_autoscaler_pod_is_locked_down(rendered):
+    pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] >= 10000
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    for bound in ("requests", "limits"):
+        assert set(container["resources"][bound]) == {"cpu", "memory"}, bound
+
+
+def test_autoscaler_pod_admits_nothing_and_reaches_no_instance_metadata(rendered):
+    deployment = _one(rendered, "Deployment")
+    policy = _one(rendered, "NetworkPolicy", "cluster-autoscaler")
+    assert policy["metadata"]["namespace"] == "kube-system"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selects(policy["spec"]["podSelector"], labels)
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["ingress"] == []
+    peers = [peer for rule in policy["spec"]["egress"] for peer in rule["to"]]
+    assert peers == [
+        {"namespaceSelector": {}},
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}},
+    ]

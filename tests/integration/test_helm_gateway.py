@@ -4,11 +4,15 @@ Every rendered object is checked: Kubernetes kinds with kubernetes-validate
 (strict), the chart's CustomResourceDefinitions too, and its Traefik objects
 against the schemas of those CRDs. The rendered ``dask_gateway_config.py`` is
 then executed the way the gateway pod runs it, with the profiles arriving as the
-ConfigMap variables the Deployment declares.
+ConfigMap variables the Deployment declares. The gateway's pods have requests
+and limits, and ``helm-values/dask-gateway-networkpolicy.yaml`` admits to them
+only their clients (checked with the pods' real labels) and keeps them from the
+instance metadata address.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,15 +20,21 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
+from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
+from dask_gateway_server.backends.kubernetes.controller import KubeController
+from dask_gateway_server.utils import FrozenAttrDict
 from helm_support import helm_template, one
 from traitlets.config import Config
 
 from wbspawner.gateway.backends import WorkbenchKubeBackend
+from wbspawner.gateway.netpol import PodRef, allows
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 VALUES = REPO / "helm-values" / "dask-gateway.yaml"
+HUB_VALUES = REPO / "helm-values" / "jupyterhub.yaml"
 CHART_NAME = "dask-gateway-2026.3.0.tgz"
 K8S = "1.33"
 
@@ -136,3 +146,104 @@ def test_rendered_config_runs_with_the_workbench_backend(
     profiles = backend.profiles()
     assert [s.name for s in profiles.dask.worker_sizes][:1] == ["m64-quarter"]
     assert profiles.pools.keys() >= {"cpu4", "mem64", "gpu-a10g-x4"}
+
+
+GATEWAY_PODS = ("api-dask-gateway", "controller-dask-gateway", "traefik-dask-gateway")
+POLICIES = REPO / "helm-values" / "dask-gateway-networkpolicy.yaml"
+METADATA = ipaddress.ip_address("169.254.169.254")
+
+
+@pytest.mark.parametrize("name", GATEWAY_PODS)
+def test_gateway_pods_have_requests_and_limits(
+    rendered: list[dict[str, Any]], name: str
+) -> None:
+    (container,) = one(rendered, "Deployment", name)["spec"]["template"]["spec"][
+        "containers"
+    ]
+    for bound in ("requests", "limits"):
+        assert set(container["resources"][bound]) == {"cpu", "memory"}, bound
+
+
+def _gateway_policies() -> list[dict[str, Any]]:
+    docs = [d for d in yaml.safe_load_all(POLICIES.read_text(encoding="utf-8")) if d]
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S, strict=True)
+        assert doc["metadata"]["namespace"] == "dask-gateway"
+    return docs
+
+
+@pytest.fixture(scope="module")
+def pods(rendered: list[dict[str, Any]]) -> dict[str, PodRef]:
+    """Every pod that talks to the gateway, labelled as the real code labels it."""
+    out = {}
+    for doc in rendered:
+        if doc["kind"] == "Deployment":
+            labels = doc["spec"]["template"]["metadata"]["labels"]
+            component = labels["app.kubernetes.io/component"]
+            out[component] = PodRef("dask-gateway", labels)
+    hub = helm_template("jhub", "jupyterhub-4.4.0.tgz", HUB_VALUES, "jhub")
+    for name in ("hub", "proxy"):
+        template = one(hub, "Deployment", name)["spec"]["template"]
+        out[name] = PodRef("jhub", template["metadata"]["labels"])
+    # KubeSpawner's labels of every user server (z2jh's network policies use them).
+    server = {"app": "jupyterhub", "component": "singleuser-server"}
+    out["server"] = PodRef("jhub", server)
+    out["server elsewhere"] = PodRef("other", server)
+    controller = KubeController(
+        gateway_instance="dask-gateway", api_url="http://api:8000/api"
+    )
+    config = FrozenAttrDict(KubeClusterConfig().to_dict())
+    for role, worker in (("scheduler", False), ("worker", True)):
+        pod = controller.make_pod("dask-gateway", "c0ffee", config, worker)
+        out[role] = PodRef("dask-gateway", pod["metadata"]["labels"])
+    return out
+
+
+CONNECTIONS = [
+    # source, target (component), port, allowed
+    ("server", "traefik", 8000, True),
+    ("server", "traefik", 8786, True),
+    ("proxy", "traefik", 8000, True),
+    ("hub", "traefik", 8000, True),
+    ("traefik", "gateway", 8000, True),
+    ("scheduler", "gateway", 8000, True),
+    ("server elsewhere", "traefik", 8000, False),
+    ("hub", "traefik", 8786, False),
+    ("worker", "traefik", 8786, False),
+    ("server", "gateway", 8000, False),
+    ("hub", "gateway", 8000, False),
+    ("worker", "gateway", 8000, False),
+    ("server", "controller", 8000, False),
+    ("traefik", "controller", 8000, False),
+    ("gateway", "controller", 8000, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "port", "allowed"),
+    [pytest.param(*c, id=f"{c[0]}-{c[1]}-{c[2]}") for c in CONNECTIONS],
+)
+def test_gateway_pods_admit_only_their_clients(
+    pods: dict[str, PodRef], source: str, target: str, port: int, allowed: bool
+) -> None:
+    policies = _gateway_policies()
+    assert allows(policies, pods[source], pods[target], port) is allowed
+
+
+def test_gateway_pods_reach_anything_but_instance_metadata() -> None:
+    policies = _gateway_policies()
+    assert len(policies) == len(GATEWAY_PODS)
+    for policy in policies:
+        assert "Egress" in policy["spec"]["policyTypes"]
+        peers = [peer for rule in policy["spec"]["egress"] for peer in rule["to"]]
+        # Pods by selector; addresses by ipBlock, the metadata address excepted.
+        assert peers == [
+            {"namespaceSelector": {}},
+            {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}},
+        ]
+        assert METADATA in ipaddress.ip_network(peers[1]["ipBlock"]["except"][0])
+
+
+def test_deploy_guide_applies_the_gateway_policies() -> None:
+    guide = (REPO / "docs" / "deploy-eks.md").read_text(encoding="utf-8")
+    assert f"kubectl apply -f {POLICIES.relative_to(REPO)}" in guide

@@ -1,7 +1,8 @@
 """helm-values/jupyterhub.yaml rendered by the real z2jh chart with the real helm.
 
-Every rendered object passes strict validation; the network policies and
-security contexts an operator expects are asserted on the rendered manifests;
+Every rendered object passes strict validation; the network policies, security
+contexts, resources and credential files an operator expects are asserted on the
+rendered manifests;
 and the hub configuration the chart ships (its ``extraConfig``, taken from the
 rendered Secret) is executed against a traitlets ``Config`` with the hub
 Deployment's environment, and must configure wbspawner's spawner.
@@ -157,6 +158,85 @@ def test_core_pods_run_unprivileged(rendered, name):
         assert sc["runAsUser"] != 0
 
 
+@pytest.mark.parametrize("name", ["hub", "proxy"])
+def test_core_pods_have_requests_limits_and_read_only_roots(rendered, name):
+    (container,) = one(rendered, "Deployment", name)["spec"]["template"]["spec"][
+        "containers"
+    ]
+    for bound in ("requests", "limits"):
+        assert set(container["resources"][bound]) == {"cpu", "memory"}, bound
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_hub_writes_only_to_its_volume_and_an_empty_dir_tmp(rendered):
+    pod = one(rendered, "Deployment", "hub")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (container,) = pod["containers"]
+    writable = {
+        m["mountPath"]: volumes[m["name"]]
+        for m in container["volumeMounts"]
+        if not m.get("readOnly")
+        and not {"configMap", "secret"} & set(volumes[m["name"]])
+    }
+    assert set(writable) == {"/srv/jupyterhub", "/tmp"}
+    assert "persistentVolumeClaim" in writable["/srv/jupyterhub"]
+    assert "emptyDir" in writable["/tmp"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["WBSPAWNER_STATE_DIR"] == "/srv/jupyterhub"
+
+
+def test_only_the_hub_gets_a_service_account_token(rendered):
+    proxy = one(rendered, "Deployment", "proxy")["spec"]["template"]["spec"]
+    assert proxy["automountServiceAccountToken"] is False
+    assert proxy["securityContext"]["runAsNonRoot"] is True
+    spawner = _values(rendered)["hub"]["config"]["KubeSpawner"]
+    assert spawner["automount_service_account_token"] is False
+    assert not _values(rendered)["singleuser"].get("serviceAccountName")
+
+
+def test_hub_credentials_are_mounted_files(rendered):
+    """Secrets reach the hub as variables only where no file can replace them."""
+    pod = one(rendered, "Deployment", "hub")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    from_secrets = sorted(
+        (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    )
+    # The chart's own proxy token, and directory names (not credentials).
+    ldap = (
+        "bind-dn-template",
+        "group-dn-template",
+        "lookup-user",
+        "server",
+        "user-search-base",
+    )
+    assert from_secrets == [
+        ("hub", "hub.config.ConfigurableHTTPProxy.auth_token"),
+        *[("wbspawner-ldap", key) for key in ldap],
+    ]
+    secret_volumes = {
+        v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v
+    }
+    mounts = {
+        m["mountPath"]: secret_volumes[m["name"]]
+        for m in container["volumeMounts"]
+        if m["name"] in secret_volumes
+    }
+    files = {
+        e["name"]: e["value"] for e in container["env"] if e["name"].endswith("_FILE")
+    }
+    assert set(files) >= {
+        "WBSPAWNER_LDAP_BIND_PASSWORD_FILE",
+        "WBSPAWNER_DASK_GATEWAY_API_TOKEN_FILE",
+    }
+    for name, path in files.items():
+        (secret,) = [
+            s for m, s in mounts.items() if path.startswith(m.rstrip("/") + "/")
+        ]
+        assert secret in ("wbspawner-ldap", "wbspawner-dask-gateway"), name
+
+
 def _values(rendered: list[dict[str, Any]]) -> dict[str, Any]:
     secret = one(rendered, "Secret", "hub")
     return yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
@@ -219,7 +299,7 @@ def _hub_environ(rendered: list[dict[str, Any]], tmp_path: Path) -> dict[str, st
     (container,) = one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
         "containers"
     ]
-    fakes = {"server": "ldap.example.org", "token": "fake-gateway-token",
+    fakes = {"server": "ldap.example.org",
              "bind-dn-template": "uid={username},ou=people,dc=example,dc=org",
              "group-dn-template": "cn={group},ou=groups,dc=example,dc=org"}  # fmt: skip
     env: dict[str, str] = {}
@@ -241,7 +321,12 @@ def _hub_environ(rendered: list[dict[str, Any]], tmp_path: Path) -> dict[str, st
                 assert ref["secretKeyRef"].get("optional") is True, key
     # Files the pod gets from its mounts live in tmp_path here.
     mounted = {"/etc/wbspawner/profiles": REPO / "profiles"}
-    for name in ("WBSPAWNER_LDAP_BIND_PASSWORD_FILE", "WBSPAWNER_LDAP_CA_FILE"):
+    files = (
+        "WBSPAWNER_LDAP_BIND_PASSWORD_FILE",
+        "WBSPAWNER_LDAP_CA_FILE",
+        "WBSPAWNER_DASK_GATEWAY_API_TOKEN_FILE",
+    )
+    for name in files:
         local = tmp_path / Path(env[name]).name
         local.write_text("fake\n", encoding="utf-8")
         mounted[env[name]] = local

@@ -11,8 +11,10 @@ from pools_support import REPO, cluster_spec, example
 from wbspawner.naming import group_regex
 from wbspawner.pools.autoscaler_values import (
     FLAGS,
+    METADATA_CIDR,
     autoscaler_values,
     expander_priorities,
+    pod_hardening,
     render_values,
 )
 from wbspawner.pools.desired import desired_state
@@ -50,6 +52,25 @@ def test_values_essentials():
         "max-node-provision-time",
     ):
         assert re.fullmatch(r"\d+m", args[flag])
+
+
+def test_values_lock_the_pod_down():
+    v = autoscaler_values(PROFILES, "prod", "1.33")
+    assert {k: v[k] for k in pod_hardening()} == pod_hardening()
+    assert v["securityContext"]["runAsUser"] >= 10000
+    assert v["containerSecurityContext"]["readOnlyRootFilesystem"] is True
+    (policy,) = v["extraObjects"]
+    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["ingress"] == []
+    to_pods, to_addresses = policy["spec"]["egress"]
+    assert to_pods["to"] == [{"namespaceSelector": {}}]
+    assert to_addresses["to"][0]["ipBlock"]["except"] == [METADATA_CIDR]
+
+
+def test_every_hardening_setting_has_a_written_reason_above_it():
+    lines = render_values(PROFILES, "prod").splitlines()
+    for key in pod_hardening():
+        i = lines.index(f"{key}:")
+        assert lines[i - 1].startswith("# "), key
 
 
 def test_every_flag_has_a_written_reason_above_it():

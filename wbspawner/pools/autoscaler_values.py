@@ -2,9 +2,10 @@
 
 This module owns ``helm-values/cluster-autoscaler.yaml`` (for the
 kubernetes/autoscaler ``cluster-autoscaler`` chart 9.59.0): auto-discovery of the
-pools' groups, the flags wbspawner depends on, and the priority expander's
+pools' groups, the flags wbspawner depends on, the priority expander's
 ``priorities`` (the chart's ``expanderPriorities`` renders the
-``cluster-autoscaler-priority-expander`` ConfigMap). The values are data
+``cluster-autoscaler-priority-expander`` ConfigMap), and the hardening of the
+autoscaler's own pod (:func:`pod_hardening`). The values are data
 (:func:`autoscaler_values`); :func:`render_values` writes them as YAML with the
 reasons as comments, and a test keeps the committed file equal to a fresh render.
 
@@ -132,6 +133,71 @@ def image_tag(k8s_version: str) -> str:
     return f"v{k8s_version}.0"
 
 
+POD_UID = 65532
+"""uid and gid of the autoscaler: ``nonroot`` of its distroless base image."""
+METADATA_CIDR = "169.254.169.254/32"
+"""The node's instance metadata address, which the pod must not reach."""
+
+
+def pod_hardening() -> JsonDict:
+    """Return the chart values that lock the autoscaler's pod down.
+
+    Requests and limits, a non-root high uid with seccomp ``RuntimeDefault``, no
+    privilege escalation, no capabilities, a read-only root filesystem (the
+    binary writes nothing; it logs to stderr), and a NetworkPolicy (the chart's
+    ``extraObjects``) that admits no connection and lets the pod reach any pod
+    and any address but the instance metadata. The kubelet's liveness probe comes from
+    the node, which NetworkPolicy always lets through.
+
+    Returns:
+        ``resources``, ``securityContext``, ``containerSecurityContext`` and
+        ``extraObjects`` of the cluster-autoscaler chart 9.59.0.
+    """
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": "cluster-autoscaler",
+            "namespace": "{{ .Release.Namespace }}",
+        },
+        "spec": {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/instance": "{{ .Release.Name }}",
+                    "app.kubernetes.io/name": "aws-cluster-autoscaler",
+                }
+            },
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            # Pods by selector (plugins differ on whether ipBlock matches pod
+            # addresses), everything else by address.
+            "egress": [
+                {"to": [{"namespaceSelector": {}}]},
+                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}}]},
+            ],
+        },
+    }
+    return {
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "300Mi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": POD_UID,
+            "runAsGroup": POD_UID,
+            "fsGroup": POD_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containerSecurityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "extraObjects": [policy],
+    }
+
+
 def autoscaler_values(
     profiles: Profiles, cluster: str, k8s_version: str = "1.33"
 ) -> JsonDict:
@@ -159,6 +225,7 @@ def autoscaler_values(
         "image": {"tag": image_tag(k8s_version)},
         "extraArgs": {flag: value for flag, value, _ in FLAGS},
         "expanderPriorities": expander_priorities(profiles, cluster),
+        **pod_hardening(),
     }
 
 
@@ -190,6 +257,17 @@ _NOTES = {
     "cluster-autoscaler-priority-expander. Higher wins; within a pool the "
     "profiles' capacity_types order decides (spot first, on-demand as fallback, "
     "unless the pool lists on-demand first).",
+    "resources": "The autoscaler's memory grows with the number of nodes and "
+    "pods; these fit a few hundred nodes. The CPU limit only stops a runaway.",
+    "securityContext": "Run as nonroot, the distroless image's own user (a high "
+    "uid no host user has), with the runtime's default seccomp profile; fsGroup "
+    "lets it read the projected IRSA token.",
+    "containerSecurityContext": "No privilege escalation, no capabilities, and a "
+    "read-only root filesystem: the binary writes no file (it logs to stderr).",
+    "extraObjects": "A NetworkPolicy for the autoscaler's pod: nothing may connect "
+    "to it (allow your Prometheus here if you scrape its metrics on 8085), and it "
+    "may reach the Kubernetes and AWS APIs but not the node's instance metadata "
+    "(its IAM role comes from IRSA or Pod Identity, never the node's).",
 }
 
 
