@@ -7,14 +7,14 @@
   cluster name ``dev``.
 - ``make_pool``: ``make_pool(pool=…, instance_type=…, zones=[…], …)`` creates a
   pool's node groups in moto for the ``config`` cluster (``cluster=`` for
-  another); see ``aws_support.create_pool`` for the options.
+  another); see ``node_groups_support.create_pool`` for the options.
 - ``store``: a validating Store with namespaces ``default``, ``jhub`` and
   ``kube-system``.
 - ``controllers``: the running devcluster controllers on ``store`` and ``moto``.
 - ``eventually``: ``await eventually(check, timeout)`` polls until ``check()``.
 
 Helpers to import: ``controller_support`` (user pods, events, group status) and
-``aws_support`` (networks and node groups in moto).
+``node_groups_support`` (networks and node groups in moto).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from aws_support import MakePool, create_pool, make_network
+from node_groups_support import MakePool, create_pool, make_network
 
 from devcluster.apiserver import validation
 from devcluster.apiserver.store import Store

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aws_support import PRIORITIES
+from node_groups_support import PRIORITIES
 from objects_support import GPU, POOL, ZONE
 
 from devcluster.apiserver.store import Store

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import pytest
-from aws_support import MakePool
 from controller_support import (
     events,
     group_status,
@@ -15,6 +14,7 @@ from controller_support import (
     sleep,
     user_pod,
 )
+from node_groups_support import MakePool
 from objects_support import GPU, POOL, ZONE, priority_class
 
 from devcluster.apiserver.store import Store

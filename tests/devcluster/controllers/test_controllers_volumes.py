@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_support import MakePool
 from controller_support import (
     events,
     node_of,
     user_pod,
 )
+from node_groups_support import MakePool
 from objects_support import ZONE, storage_class
 
 from devcluster.apiserver.store import Store
