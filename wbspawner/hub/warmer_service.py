@@ -100,8 +100,11 @@ def service(
         "environment": env,
         "oauth_no_confirm": True,
         "display": True,
-        # JupyterHub 6 waits this long for the service at start (default 30 s).
-        "timeout": 10,
+        # How long JupyterHub 6 waits for the service at start; a managed service
+        # that is not up by then stops the hub. Importing the warmer (jsonschema's
+        # format checkers build a grammar at import) takes seconds on a busy
+        # node, so keep JupyterHub's own default rather than a shorter wait.
+        "timeout": 30,
     }
 
 
