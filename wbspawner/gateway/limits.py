@@ -26,6 +26,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dask_gateway_server.models import ClusterStatus
+
 from wbspawner.errors import UserFacingError
 from wbspawner.model import DaskLimits, Profiles
 
@@ -282,6 +284,22 @@ async def user_usage(backend: ClusterLister, username: str) -> list[ClusterUsage
     return [usage_of(c) for c in clusters]
 
 
+async def known_clusters(backend: ClusterLister, username: str) -> frozenset[str]:
+    """Return the names of every cluster of a user the backend knows, in any state.
+
+    Args:
+        backend: the gateway's backend.
+        username: the gateway user name.
+
+    Returns:
+        Names of its pending, running, stopping, stopped and failed clusters.
+    """
+    clusters = await backend.list_clusters(
+        username=username, statuses=list(ClusterStatus)
+    )
+    return frozenset(c.name for c in clusters)
+
+
 def usage_of(cluster: ClusterRecord) -> ClusterUsage:
     """Return the usage of one cluster from its stored configuration.
 
@@ -339,22 +357,40 @@ class UsageLedger:
         """
         self._recent.setdefault(username, {})[usage.name] = _Recent(usage, self.clock())
 
-    def merge(
-        self, username: str, listed: Iterable[ClusterUsage]
-    ) -> tuple[ClusterUsage, ...]:
-        """Return the listed clusters plus recent ones the backend does not list.
+    def release(self, name: str) -> None:
+        """Stop counting a cluster that is stopping (whoever stops it).
 
-        Recent clusters that are listed, or older than ``hold_s``, are dropped.
+        Args:
+            name: the cluster's name.
+        """
+        for username, recent in list(self._recent.items()):
+            recent.pop(name, None)
+            if not recent:
+                del self._recent[username]
+
+    def merge(
+        self,
+        username: str,
+        listed: Iterable[ClusterUsage],
+        known: Collection[str] = (),
+    ) -> tuple[ClusterUsage, ...]:
+        """Return the listed clusters plus recent ones the backend does not know yet.
+
+        A recent cluster is dropped once the backend knows it in any state (it
+        is then counted only while listed, so not once it stopped), once it is
+        listed, or when it is older than ``hold_s``.
 
         Args:
             username: the owner.
-            listed: what the backend lists for the user.
+            listed: what the backend lists for the user (pending and running).
+            known: names of every cluster of the user the backend knows, stopped
+                and failed ones included (:func:`known_clusters`).
 
         Returns:
             Every cluster to count against the user's limits.
         """
         out = list(listed)
-        names = {u.name for u in out}
+        names = {u.name for u in out} | set(known)
         recent = self._recent.get(username, {})
         now = self.clock()
         for name, entry in list(recent.items()):
