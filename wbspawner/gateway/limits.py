@@ -21,6 +21,7 @@ concurrent requests from both passing.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -250,6 +251,46 @@ def max_workers_bounds(limits: DaskLimits, per_cluster: int) -> tuple[int, int]:
     cap = max(1, cap)
     share = cap // max(1, limits.max_clusters or 1)
     return max(1, min(cap, share)), cap
+
+
+def default_workers(
+    limits: DaskLimits,
+    per_cluster: int,
+    per_worker: ClusterUsage,
+    fixed: ClusterUsage,
+) -> int:
+    """Return the default ``max_workers`` of a cluster of one worker size.
+
+    The default is the cluster's share of every limit of the user: each limit
+    (workers, cores, memory, GPUs) is split evenly among the clusters the user
+    may run, and the default is the most workers whose cluster, scheduler
+    included, fits one share of each. So a user's default clusters fit their
+    limits whatever worker size they pick (a GPU size is bounded by the GPUs).
+
+    Args:
+        limits: the user's limits.
+        per_cluster: ``max_workers_per_cluster`` of the profiles.
+        per_worker: what one worker of the size holds (:func:`worker_usage`).
+        fixed: what the cluster holds with no worker (its scheduler).
+
+    Returns:
+        The default, at least 1 and at most the worker share of
+        :func:`max_workers_bounds`.
+    """
+    best = max_workers_bounds(limits, per_cluster)[0]
+    clusters = max(1, limits.max_clusters or 1)
+    budgets: list[tuple[str, float | int | None]] = [
+        ("cores", limits.max_cores),
+        ("memory_gib", limits.max_memory_gib),
+        ("gpus", limits.max_gpus),
+    ]
+    for attr, limit in budgets:
+        each = getattr(per_worker, attr)
+        if limit is None or each <= 0:
+            continue
+        room = limit / clusters - getattr(fixed, attr)
+        best = min(best, math.floor((room + 1e-9) / each))
+    return max(1, best)
 
 
 class ClusterRecord(Protocol):
