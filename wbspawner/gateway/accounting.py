@@ -177,6 +177,9 @@ class CostAccountingMixin(Backend):
         self._wb_cost_task: asyncio.Task[None] | None = None
         self._wb_cost_book: CostBook | None = None
         self._wb_cost_wake = asyncio.Event()
+        # One round at a time: a round observes, then writes in a thread; two
+        # interleaved rounds could write an older observation over a newer one.
+        self._wb_cost_round = asyncio.Lock()
         self._wb_cost_workers: MutableMapping[str, int] = {}
         self._wb_cost_groups: MutableMapping[str, str] = {}
         self._wb_cost_stopped: set[str] = set()
@@ -234,9 +237,13 @@ class CostAccountingMixin(Backend):
 
     async def _wb_cost_loop(self) -> None:
         while True:
+            # asyncio.timeout, not asyncio.wait_for: on Python 3.11, wait_for
+            # swallows a cancellation that arrives in the loop iteration in
+            # which the event is set (it returns the result instead), and
+            # cleanup() then waits for this task forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wb_cost_wake.wait(), self.cost_interval)
-            self._wb_cost_wake.clear()
+                async with asyncio.timeout(self.cost_interval):
+                    await self._wb_cost_wake.wait()
             await self.record_costs()
 
     async def record_costs(self) -> list[Change]:
@@ -245,12 +252,16 @@ class CostAccountingMixin(Backend):
         Returns:
             The changes written (none when the round failed; it is logged).
         """
-        if self._wb_cost_book is None:
+        book = self._wb_cost_book
+        if book is None:
             return []
         try:
-            at = self.cost_now()
-            observed = await self._wb_cost_observe()
-            changes = await asyncio.to_thread(self._wb_cost_book.sync, observed, at)
+            async with self._wb_cost_round:
+                # This round covers every change signalled so far.
+                self._wb_cost_wake.clear()
+                at = self.cost_now()
+                observed = await self._wb_cost_observe()
+                changes = await asyncio.to_thread(book.sync, observed, at)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # the database is down: retry next round
