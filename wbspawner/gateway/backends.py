@@ -25,7 +25,7 @@ from traitlets import Float, List, Unicode, default
 
 from wbspawner.adapters.hubapi import HubApi
 from wbspawner.catalog.instances import load_catalog
-from wbspawner.gateway.accounting import CostAccountingMixin
+from wbspawner.gateway.accounting import CostAccountingMixin, WorkerSpansMixin
 from wbspawner.gateway.limits import (
     UsageLedger,
     known_clusters,
@@ -198,11 +198,15 @@ class WorkbenchBackendMixin(CostAccountingMixin):
         self._wb_ledger.release(cluster_name)
 
 
-class WorkbenchUnsafeLocalBackend(WorkbenchBackendMixin, UnsafeLocalBackend):
+class WorkbenchUnsafeLocalBackend(
+    WorkbenchBackendMixin, WorkerSpansMixin, UnsafeLocalBackend
+):
     """Schedulers and workers as local processes (tests and the demo only).
 
     ``UnsafeLocalBackend`` runs every cluster as the gateway's own user; never
-    use ``LocalBackend`` here (2026.3.0 chowns ``/`` when run as root).
+    use ``LocalBackend`` here (2026.3.0 chowns ``/`` when run as root). It
+    starts and stops each worker itself, so accounting counts each worker from
+    its own start to its own stop.
     """
 
     backend_kind: BackendKind = "local"
