@@ -248,7 +248,7 @@ class CostAccountingMixin(Backend):
     async def start_cluster(self, user: Any, cluster_options: Any) -> str:
         """Start a cluster; remember whose group pays for it."""
         name: str = await super().start_cluster(user, cluster_options)
-        if self.cost_tracks_workers:
+        if self.cost_tracks_workers and self._wb_cost_book is not None:
             self._wb_cost_tracked[name] = _Tracked(started=self._wb_cost_time())
         with contextlib.suppress(Exception):  # never fail a start over accounting
             self._wb_cost_groups[name] = spending_group(self.profiles(), user.groups)
