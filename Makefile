@@ -24,11 +24,15 @@ setup: system venv checkov
 system:
 	@$(SUDO) bash scripts/setup-system.sh
 
-$(STAMP): pyproject.toml constraints.txt
+# packages/wb-dask-gateway-fix goes in as the notebook images install it (not
+# editable: its .pth file is only in a built wheel).
+DASK_GATEWAY_FIX := packages/wb-dask-gateway-fix
+
+$(STAMP): pyproject.toml constraints.txt $(shell find $(DASK_GATEWAY_FIX) -type f -not -path '*/build/*' -not -path '*.egg-info*' -not -name '*.pyc')
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]' ./$(DASK_GATEWAY_FIX)
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -6,12 +6,12 @@ groups, and a small stand-in for the hub API that the reaper asks: options,
 refusals, limits, the reaper. Part 2 runs the whole stack (slapd, devcluster,
 JupyterHub + configurable-http-proxy, the gateway behind the hub's proxy) and
 works from inside bob's running server environment, with no address or token
-typed anywhere.
+typed anywhere; it also holds the tests of the issue "What a new user and an
+attacker found" (items 2, 3, 6 and 7) on that stack.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import re
@@ -40,20 +40,11 @@ from devcluster.demo import workbench as demo
 from devcluster.services.ldap import LdapServer
 from devcluster.services.procs import Proc, free_port, wait_for_http
 from wbspawner.catalog.instances import load_catalog
+from wbspawner.costs.accounting import UsageRecord, open_db
 from wbspawner.gateway.workers import worker_resources
 from wbspawner.profiles.loader import load_profiles
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.timeout(300),
-    # FIXME(dask-gateway 2026.3.0 client.py Gateway.__del__): a closed Gateway
-    # calls close() again when collected, which raises once the shared event
-    # loop has stopped; Python ignores it and pytest reports it as unraisable.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in.*Gateway.__del__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "gateway-test-pw"
@@ -94,17 +85,15 @@ c.DaskGateway.authenticator_class = GroupsAuthenticator
 def refused(gw: Gateway, **options: Any) -> str:
     """Ask for a cluster that must be refused; return the gateway's message.
 
-    FIXME(dask-gateway 2026.3.0 client.py GatewayCluster._init_internal): a
-    refused ``new_cluster`` leaves its own ``Gateway`` to the garbage collector;
-    when that runs on the client's event-loop thread, ``Gateway.__del__`` waits
-    on that same loop and the client deadlocks. Collect it here, off the loop.
+    A refused ``new_cluster`` leaves its own ``Gateway`` to the garbage
+    collector, on whatever thread it runs: the client's finalizers come from
+    packages/wb-dask-gateway-fix, which never wait (see
+    ``test_a_refused_cluster_does_not_hang_the_notebook``).
     """
     try:
         gw.new_cluster(**options).shutdown()
     except ValueError as err:
         return str(err)
-    finally:
-        gc.collect()
     raise AssertionError(f"new_cluster({options}) was not refused")
 
 
@@ -353,7 +342,6 @@ apply_hub_wiring(
 
 # Runs with the environment of bob's server process: no address, no token.
 NOTEBOOK = """\
-import gc
 import json
 import os
 
@@ -371,8 +359,6 @@ def refused(**options):
         gw.new_cluster(**options).shutdown()
     except ValueError as err:
         return str(err)
-    finally:
-        gc.collect()  # see refused() in the test module
     return "not refused"
 
 
@@ -404,6 +390,7 @@ class Stack:
     gateway: Proc
     hub: Proc
     bob_token: str
+    cost_db_url: str
 
 
 @pytest.fixture(scope="module")
@@ -484,7 +471,9 @@ def stack(
         wait_for_http(url + "/hub/api/", timeout=90, proc=hub)
         bob = HubUser(url, "bob", "bob-pw")
         assert bob.login().status_code == 302
-        yield Stack(url, kube, gateway, hub, bob.token())
+        yield Stack(
+            url, kube, gateway, hub, bob.token(), hub_env["WBSPAWNER_COST_DB_URL"]
+        )
     finally:
         for proc in reversed(procs):
             proc.stop(timeout=15)
@@ -524,6 +513,162 @@ def test_bobs_server_knows_the_gateway(stack: Stack, bob_env: dict[str, str]) ->
     assert bob_env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
     assert bob_env["DASK_GATEWAY__PROXY_ADDRESS"].startswith("gateway://127.0.0.1:")
     assert bob_env["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] == bob_env["JUPYTER_IMAGE"]
+
+
+# -------------------------------------- issue "What a new user and an attacker found"
+
+
+def _notebook_gateway(env: dict[str, str], token: str) -> Gateway:
+    """A client addressed as in a notebook (the hub's proxy, the gateway's TCP)."""
+    return Gateway(
+        env["DASK_GATEWAY__ADDRESS"],
+        proxy_address=env["DASK_GATEWAY__PROXY_ADDRESS"],
+        auth=JupyterHubAuth(api_token=token),
+    )
+
+
+def test_a_stopped_cluster_no_longer_counts_against_the_limit(
+    stack: Stack, bob_env: dict[str, str]
+) -> None:
+    """Item 2: bob may run 2 clusters; one he stopped does not count."""
+    with _notebook_gateway(bob_env, stack.bob_token) as gw:
+        assert not gw.list_clusters()
+        a = gw.new_cluster(max_workers=1)
+        a.shutdown()  # before any other limit check saw it running
+        assert gw.list_clusters() == []
+        b = gw.new_cluster(max_workers=1)
+        try:
+            c = gw.new_cluster(max_workers=1)  # refused while A still counted
+            try:
+                message = refused(gw, max_workers=1)  # the limit still holds
+            finally:
+                c.shutdown()
+        finally:
+            b.shutdown()
+        running = ", ".join(sorted([b.name, c.name]))
+        assert f"you already run 2 ({running})" in message, message
+        wait_until(lambda: not gw.list_clusters(), 30, "bob's clusters stopped")
+
+
+def test_ginas_default_gpu_cluster_is_accepted(
+    stack: Stack, bob_env: dict[str, str]
+) -> None:
+    """Item 3: gina's default max_workers fits her 8 GPUs (2 clusters: 4 each)."""
+    from hub_harness import HubUser
+
+    gina = HubUser(stack.url, "gina", "gina-pw")
+    assert gina.login().status_code == 302
+    with _notebook_gateway(bob_env, gina.token()) as gw:
+        # submit() returns once the options and limits are accepted (gina has
+        # no running server: the reaper stops her clusters after its grace).
+        first = gw.submit(worker_size="gpu-t4")
+        try:
+            second = gw.submit(worker_size="gpu-t4")  # the other 4 of her 8 GPUs
+            gw.stop_cluster(second)
+        finally:
+            gw.stop_cluster(first)
+        wait_until(lambda: not gw.list_clusters(), 30, "gina's clusters stopped")
+
+
+def _dask_records(stack: Stack, name: str) -> list[UsageRecord]:
+    with open_db(stack.cost_db_url)() as session:
+        query = session.query(UsageRecord).filter(
+            UsageRecord.kind == "dask", UsageRecord.name == name
+        )
+        return query.order_by(UsageRecord.id).all()
+
+
+def test_a_short_cluster_is_recorded_with_every_worker(
+    stack: Stack, bob_env: dict[str, str]
+) -> None:
+    """Item 6: two workers for a few seconds, under the 15 s heartbeat period."""
+    with _notebook_gateway(bob_env, stack.bob_token) as gw:
+        began = time.time()
+        cluster = gw.new_cluster(worker_size="m64-quarter", max_workers=2)
+        name = cluster.name
+        try:
+            scaled = time.time()
+            cluster.scale(2)
+            with cluster.get_client() as client:
+                client.wait_for_workers(2, timeout=60)
+                both = time.time()  # both workers run from here ...
+                time.sleep(1)
+                stopping = time.time()  # ... to here, at least
+        finally:
+            cluster.shutdown()
+    rows = wait_until(
+        lambda: (r := _dask_records(stack, name)) and r[-1].stopped_at and r,
+        30,
+        "the short cluster's records closed",
+    )
+    ended = time.time()
+    assert stopping - scaled < 12, "not short: the heartbeat may have counted"
+    assert max(r.units for r in rows) == 2, [(r.units, r.started_at) for r in rows]
+    assert rows[0].units == 0 and rows[-1].stopped_at is not None
+    for before, after in zip(rows, rows[1:], strict=False):
+        assert before.stopped_at == after.started_at  # closed and continued
+    worker_s = sum(
+        r.units * (r.stopped_at - r.started_at).total_seconds()
+        for r in rows
+        if r.stopped_at
+    )
+    assert 2 * (stopping - both) <= worker_s + 0.01, (worker_s, rows)
+    assert worker_s <= 2 * (ended - began), (worker_s, rows)
+    log = stack.gateway.tail(100_000)
+    assert f"Costs: cluster {name} of bob: rescale, 2 worker(s)" in log
+
+
+# Runs in bob's server environment: a refused new_cluster() whose dropped
+# Gateway the garbage collector frees on the client's event-loop thread, the
+# moment the collector happens to run there (forced here by enabling it there;
+# no gc.collect()). Before the fix the client hung at that moment.
+REFUSED_THEN_COLLECTED = """\
+import gc
+
+from dask_gateway import Gateway
+
+gw = Gateway()
+gc.disable()
+try:
+    gw.new_cluster(worker_size="gpu-t4")
+    print("not refused", flush=True)
+except ValueError as err:
+    print("refused:", str(err)[:80], flush=True)
+
+
+async def allocate_on_the_loop():
+    gc.enable()
+    return len([[] for _ in range(10_000)])
+
+
+gw.sync(allocate_on_the_loop)
+print("clusters:", len(gw.list_clusters()), flush=True)
+gw.close()
+print("done", flush=True)
+"""
+
+
+def test_a_refused_cluster_does_not_hang_the_notebook(
+    stack: Stack, bob_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Item 7: the client's finalizers come from packages/wb-dask-gateway-fix."""
+    script = tmp_path / "refused.py"
+    script.write_text(REFUSED_THEN_COLLECTED, encoding="utf-8")
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            env=bob_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise AssertionError(f"the notebook hung: {err.stdout!r}") from None
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "refused: Worker size 'gpu-t4' is not available" in done.stdout
+    assert "clusters: 0" in done.stdout and "done" in done.stdout
+    assert "Exception ignored" not in done.stderr, done.stderr[-3000:]
 
 
 def test_cluster_from_bobs_server_with_nothing_configured(

@@ -44,15 +44,7 @@ from wbspawner.costs.accounting import (
 )
 from wbspawner.profiles.loader import load_profiles
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.timeout(240),
-    # FIXME(dask-gateway 2026.3.0 client.py Gateway.__del__): see test_gateway.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in.*Gateway.__del__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 # The test configuration of test_gateway, plus what dask_gateway_config.py adds
 # for accounting, and quicker heartbeats so worker counts arrive within seconds.

@@ -78,8 +78,15 @@ def to_micro(price_per_hour: float | Decimal | str) -> int:
     return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
-def _utc(at: datetime) -> datetime:
-    """Return a naive UTC time (aware times are converted)."""
+def naive_utc(at: datetime) -> datetime:
+    """Return a time as the database stores it: naive UTC.
+
+    Args:
+        at: a naive (taken as UTC) or aware time.
+
+    Returns:
+        The same instant, naive, in UTC.
+    """
     return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
 
 
@@ -136,7 +143,7 @@ def record(session: Session, start: Start) -> UsageRecord:
     Returns:
         The new record.
     """
-    at = _utc(start.at)
+    at = naive_utc(start.at)
     stale = _open(session, start.kind, start.user, start.name)
     if stale is not None:
         stale.stopped_at = max(at, stale.started_at)
@@ -222,7 +229,7 @@ def record_stop(
     row = _open(session, kind, user, name)
     if row is None:
         return None
-    row.stopped_at = max(_utc(at), row.started_at)
+    row.stopped_at = max(naive_utc(at), row.started_at)
     session.commit()
     return row
 
@@ -331,7 +338,7 @@ def report(
     Returns:
         One row per key with its hours and exact cost.
     """
-    now = _utc(now or datetime.now(UTC))
+    now = naive_utc(now or datetime.now(UTC))
     start, end = month_bounds(month or now.strftime("%Y-%m"))
     end = min(end, now) if start <= now else end
     query = select(UsageRecord).where(UsageRecord.started_at < end)
@@ -383,7 +390,7 @@ def start_times(
     """
     query = (
         select(UsageRecord.user, UsageRecord.started_at)
-        .where(UsageRecord.kind == kind, UsageRecord.started_at >= _utc(since))
+        .where(UsageRecord.kind == kind, UsageRecord.started_at >= naive_utc(since))
         .order_by(UsageRecord.started_at, UsageRecord.id)
     )
     out: dict[str, list[datetime]] = {}

@@ -25,8 +25,13 @@ from traitlets import Float, List, Unicode, default
 
 from wbspawner.adapters.hubapi import HubApi
 from wbspawner.catalog.instances import load_catalog
-from wbspawner.gateway.accounting import CostAccountingMixin
-from wbspawner.gateway.limits import UsageLedger, usage_from_config, user_usage
+from wbspawner.gateway.accounting import CostAccountingMixin, WorkerSpansMixin
+from wbspawner.gateway.limits import (
+    UsageLedger,
+    known_clusters,
+    usage_from_config,
+    user_usage,
+)
 from wbspawner.gateway.options import (
     BackendKind,
     OptionsContext,
@@ -138,9 +143,10 @@ class WorkbenchBackendMixin(CostAccountingMixin):
             The user's :class:`~dask_gateway_server.options.Options`.
         """
         listed = await user_usage(self, user.name)
+        known = await known_clusters(self, user.name)
         ctx = OptionsContext(
             backend=self.backend_kind,
-            existing=self._wb_ledger.merge(user.name, listed),
+            existing=self._wb_ledger.merge(user.name, listed, known),
             default_image=self.default_image or None,
         )
         return cluster_options_for(self.profiles(), user, ctx)
@@ -186,12 +192,21 @@ class WorkbenchBackendMixin(CostAccountingMixin):
                 self._wb_ledger.remember(user.name, usage_from_config(name, config))
             return name
 
+    async def stop_cluster(self, cluster_name: str, failed: bool = False) -> None:
+        """Stop a cluster; it no longer counts against its owner's limits."""
+        await super().stop_cluster(cluster_name, failed=failed)
+        self._wb_ledger.release(cluster_name)
 
-class WorkbenchUnsafeLocalBackend(WorkbenchBackendMixin, UnsafeLocalBackend):
+
+class WorkbenchUnsafeLocalBackend(
+    WorkbenchBackendMixin, WorkerSpansMixin, UnsafeLocalBackend
+):
     """Schedulers and workers as local processes (tests and the demo only).
 
     ``UnsafeLocalBackend`` runs every cluster as the gateway's own user; never
-    use ``LocalBackend`` here (2026.3.0 chowns ``/`` when run as root).
+    use ``LocalBackend`` here (2026.3.0 chowns ``/`` when run as root). It
+    starts and stops each worker itself, so accounting counts each worker from
+    its own start to its own stop.
     """
 
     backend_kind: BackendKind = "local"

@@ -21,10 +21,13 @@ concurrent requests from both passing.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from dask_gateway_server.models import ClusterStatus
 
 from wbspawner.errors import UserFacingError
 from wbspawner.model import DaskLimits, Profiles
@@ -250,6 +253,46 @@ def max_workers_bounds(limits: DaskLimits, per_cluster: int) -> tuple[int, int]:
     return max(1, min(cap, share)), cap
 
 
+def default_workers(
+    limits: DaskLimits,
+    per_cluster: int,
+    per_worker: ClusterUsage,
+    fixed: ClusterUsage,
+) -> int:
+    """Return the default ``max_workers`` of a cluster of one worker size.
+
+    The default is the cluster's share of every limit of the user: each limit
+    (workers, cores, memory, GPUs) is split evenly among the clusters the user
+    may run, and the default is the most workers whose cluster, scheduler
+    included, fits one share of each. So a user's default clusters fit their
+    limits whatever worker size they pick (a GPU size is bounded by the GPUs).
+
+    Args:
+        limits: the user's limits.
+        per_cluster: ``max_workers_per_cluster`` of the profiles.
+        per_worker: what one worker of the size holds (:func:`worker_usage`).
+        fixed: what the cluster holds with no worker (its scheduler).
+
+    Returns:
+        The default, at least 1 and at most the worker share of
+        :func:`max_workers_bounds`.
+    """
+    best = max_workers_bounds(limits, per_cluster)[0]
+    clusters = max(1, limits.max_clusters or 1)
+    budgets: list[tuple[str, float | int | None]] = [
+        ("cores", limits.max_cores),
+        ("memory_gib", limits.max_memory_gib),
+        ("gpus", limits.max_gpus),
+    ]
+    for attr, limit in budgets:
+        each = getattr(per_worker, attr)
+        if limit is None or each <= 0:
+            continue
+        room = limit / clusters - getattr(fixed, attr)
+        best = min(best, math.floor((room + 1e-9) / each))
+    return max(1, best)
+
+
 class ClusterRecord(Protocol):
     """What the limits read of a ``dask_gateway_server.models.Cluster``."""
 
@@ -280,6 +323,22 @@ async def user_usage(backend: ClusterLister, username: str) -> list[ClusterUsage
     """
     clusters = await backend.list_clusters(username=username)
     return [usage_of(c) for c in clusters]
+
+
+async def known_clusters(backend: ClusterLister, username: str) -> frozenset[str]:
+    """Return the names of every cluster of a user the backend knows, in any state.
+
+    Args:
+        backend: the gateway's backend.
+        username: the gateway user name.
+
+    Returns:
+        Names of its pending, running, stopping, stopped and failed clusters.
+    """
+    clusters = await backend.list_clusters(
+        username=username, statuses=list(ClusterStatus)
+    )
+    return frozenset(c.name for c in clusters)
 
 
 def usage_of(cluster: ClusterRecord) -> ClusterUsage:
@@ -339,22 +398,40 @@ class UsageLedger:
         """
         self._recent.setdefault(username, {})[usage.name] = _Recent(usage, self.clock())
 
-    def merge(
-        self, username: str, listed: Iterable[ClusterUsage]
-    ) -> tuple[ClusterUsage, ...]:
-        """Return the listed clusters plus recent ones the backend does not list.
+    def release(self, name: str) -> None:
+        """Stop counting a cluster that is stopping (whoever stops it).
 
-        Recent clusters that are listed, or older than ``hold_s``, are dropped.
+        Args:
+            name: the cluster's name.
+        """
+        for username, recent in list(self._recent.items()):
+            recent.pop(name, None)
+            if not recent:
+                del self._recent[username]
+
+    def merge(
+        self,
+        username: str,
+        listed: Iterable[ClusterUsage],
+        known: Collection[str] = (),
+    ) -> tuple[ClusterUsage, ...]:
+        """Return the listed clusters plus recent ones the backend does not know yet.
+
+        A recent cluster is dropped once the backend knows it in any state (it
+        is then counted only while listed, so not once it stopped), once it is
+        listed, or when it is older than ``hold_s``.
 
         Args:
             username: the owner.
-            listed: what the backend lists for the user.
+            listed: what the backend lists for the user (pending and running).
+            known: names of every cluster of the user the backend knows, stopped
+                and failed ones included (:func:`known_clusters`).
 
         Returns:
             Every cluster to count against the user's limits.
         """
         out = list(listed)
-        names = {u.name for u in out}
+        names = {u.name for u in out} | set(known)
         recent = self._recent.get(username, {})
         now = self.clock()
         for name, entry in list(recent.items()):

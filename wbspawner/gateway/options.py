@@ -27,13 +27,14 @@ from wbspawner.gateway.limits import (
     ENV_GPUS,
     ClusterUsage,
     check_limits,
+    default_workers,
     limits_for,
     max_workers_bounds,
     usage_from_config,
     worker_usage,
 )
 from wbspawner.gateway.workers import worker_resources
-from wbspawner.model import DaskWorkerSize, Profiles, Resources
+from wbspawner.model import DaskLimits, DaskWorkerSize, Profiles, Resources
 from wbspawner.profiles import access
 
 BackendKind = Literal["local", "kube"]
@@ -169,6 +170,25 @@ class _WorkerSizeSelect(Select):  # type: ignore[misc,unused-ignore]
         return super().validate(x)
 
 
+class _WorkersField(Integer):  # type: ignore[misc,unused-ignore]
+    """``max_workers``, whose default depends on the chosen worker size.
+
+    A request that leaves the field out gets the share of the user's limits of
+    the size it asks for (:func:`~wbspawner.gateway.limits.default_workers`),
+    resolved by the handler. Clients are shown the share of the default size;
+    a client that sends every field (an ``Options`` object) sends that number
+    as its own choice, which the limit check treats like any other.
+    """
+
+    def get_default(self) -> Any:
+        # Only a request without the field asks for its default: mark it so the
+        # handler can pick the default of the requested worker size.
+        return None
+
+    def validate(self, x: Any) -> Any:
+        return None if x is None else super().validate(x)
+
+
 def _refusals(
     profiles: Profiles, user: GatewayUser, sizes: Sequence[DaskWorkerSize]
 ) -> dict[str, str]:
@@ -199,8 +219,9 @@ def cluster_options_for(
 
     Fields: ``worker_size`` (a known size the user may not use is refused with
     the group it needs), ``max_workers`` (the cluster's scale cap, bounded by
-    the per-cluster cap and the user's worker limit) and ``image`` (notebooks
-    send theirs through ``DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE``).
+    the per-cluster cap and the user's worker limit; left out, the worker
+    size's share of the user's limits) and ``image`` (notebooks send theirs
+    through ``DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE``).
 
     Args:
         profiles: the profiles in force.
@@ -215,26 +236,28 @@ def cluster_options_for(
     admin = is_admin(profiles, user)
     sizes = worker_sizes_for(profiles, user.groups, admin)
     limits = limits_for(profiles, user.name, user.groups)
-    default_workers, max_workers = max_workers_bounds(
-        limits, profiles.dask.max_workers_per_cluster
-    )
+    max_workers = max_workers_bounds(limits, profiles.dask.max_workers_per_cluster)[1]
     image = ctx.default_image or default_image_for(profiles, user.groups, admin)
     offered = sizes or profiles.dask.worker_sizes
     if not offered:
         return Options(handler=_no_dask)
+    shares = {
+        s.name: _default_workers(profiles, s, limits, ctx.backend) for s in offered
+    }
     names = [s.name for s in offered]
     default = profiles.dask.default_worker_size
+    default = default if default in names else names[0]
     fields = (
         _WorkerSizeSelect(
             "worker_size",
             names,
-            default=default if default in names else names[0],
+            default=default,
             label="Worker size",
             refused=_refusals(profiles, user, sizes),
         ),
-        Integer(
+        _WorkersField(
             "max_workers",
-            default=default_workers,
+            default=shares[default],
             min=1,
             max=max_workers,
             label="Maximum workers",
@@ -248,7 +271,8 @@ def cluster_options_for(
         chosen = options.image or image  # an empty image means the default
         if chosen != image and not admin:
             _check_image(chosen, images)
-        workers = int(options.max_workers)
+        asked = options.max_workers
+        workers = shares[size.name] if asked is None else int(asked)
         return overrides_for(profiles, size, user, workers, chosen, ctx)
 
     return Options(*fields, handler=handler)
@@ -303,17 +327,8 @@ def overrides_for(
     pool = profiles.pools[size.pool]
     sched_pool = profiles.pools.get(profiles.dask.scheduler_pool or "", pool)
     worker = worker_resources(size, pool)
-    sched = Resources(
-        cpu_m=round(profiles.dask.scheduler_cores * 1000),
-        memory_mib=round(profiles.dask.scheduler_memory_gib * 1024),
-    )
-    out = _resources(worker, sched, ctx.backend)
-    out["environment"] = {
-        ENV_SIZE: size.name,
-        ENV_POOL: pool.name,
-        ENV_GPUS: str(worker.gpus),
-        ENV_USER: user.name,
-    }
+    out = _size_config(profiles, size, ctx.backend)
+    out["environment"] = {**out["environment"], ENV_USER: user.name}
     out["idle_timeout"] = float(profiles.dask.idle_timeout_s)
     out.update(_cluster_max(out, workers))
     check_limits(
@@ -327,6 +342,38 @@ def overrides_for(
             out["image"] = image
         out.update(pods.kube_overrides(size, pool, sched_pool, worker, user.name))
     return out
+
+
+def _size_config(
+    profiles: Profiles, size: DaskWorkerSize, backend: BackendKind
+) -> dict[str, Any]:
+    """Return the resources and environment of a cluster of one worker size."""
+    pool = profiles.pools[size.pool]
+    worker = worker_resources(size, pool)
+    sched = Resources(
+        cpu_m=round(profiles.dask.scheduler_cores * 1000),
+        memory_mib=round(profiles.dask.scheduler_memory_gib * 1024),
+    )
+    out = _resources(worker, sched, backend)
+    out["environment"] = {
+        ENV_SIZE: size.name,
+        ENV_POOL: pool.name,
+        ENV_GPUS: str(worker.gpus),
+    }
+    return out
+
+
+def _default_workers(
+    profiles: Profiles, size: DaskWorkerSize, limits: DaskLimits, backend: BackendKind
+) -> int:
+    """Return the default ``max_workers`` of a cluster of this size for these limits."""
+    config = _size_config(profiles, size, backend)
+    return default_workers(
+        limits,
+        profiles.dask.max_workers_per_cluster,
+        worker_usage(config),
+        usage_from_config("", {**config, "cluster_max_workers": 0}),
+    )
 
 
 def _resources(
