@@ -15,7 +15,7 @@ import html
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -98,7 +98,7 @@ class HubUser:
         self.action = html.unescape(found.group(1))
         return page.text
 
-    def spawn(self, data: dict[str, str]) -> requests.Response:
+    def spawn(self, data: Mapping[str, str | list[str]]) -> requests.Response:
         """Submit the spawn form with ``data`` (fields as a browser sends them)."""
         if self.action is None:
             self.form()
