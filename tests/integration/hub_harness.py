@@ -29,6 +29,7 @@ T = TypeVar("T")
 _ACTION = re.compile(r'id="spawn_form"\s+action="([^"]+)"')
 _PROFILE = re.compile(r'<input type="radio"\s+name="profile"[^>]*value="([^"]+)"')
 _ERROR = re.compile(r'class="spawn-error-msg[^"]*">(.*?)</p>', re.S)
+_LOGIN_ERROR = re.compile(r'<p class="login_error">(.*?)</p>', re.S)
 
 
 def wait_until(
@@ -194,6 +195,12 @@ def error_on(page: str) -> str:
     return (
         html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip() if found else ""
     )
+
+
+def login_error_on(page: str) -> str:
+    """Return the error message shown on a login page ('' when none)."""
+    found = _LOGIN_ERROR.search(page)
+    return html.unescape(found.group(1)).strip() if found else ""
 
 
 def pod_of(kube: Kube, user: str) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from hub_harness import (
     edit_profiles,
     error_on,
     hub_log,
+    login_error_on,
     pod_of,
     pvc_of,
     sizes_on,
@@ -72,6 +73,20 @@ def test_user_in_no_group_gets_403(bench: Workbench) -> None:
 
 def test_wrong_password_gets_403(bench: Workbench) -> None:
     assert HubUser(bench.url, "bob", "wrong").login().status_code == 403
+
+
+def test_user_in_no_group_is_told_so_not_that_the_password_is_wrong(
+    bench: Workbench,
+) -> None:
+    carol = HubUser(bench.url, "carol", "carol-pw").login()
+    assert carol.status_code == 403
+    assert login_error_on(carol.text) == (
+        "You are not in a group allowed to use this hub. Ask an admin to add you "
+        "to one of: gpu-users, jupyter-admins, jupyter-users."
+    )
+    wrong = HubUser(bench.url, "carol", "not-carols-pw").login()
+    assert wrong.status_code == 403
+    assert login_error_on(wrong.text) == "Invalid username or password"
 
 
 def test_hub_groups_and_admin_follow_ldap(alice: HubUser, bob: HubUser) -> None:

@@ -21,15 +21,20 @@ from typing import Any
 
 from wbspawner.hub import warmer_service as warmer_hub
 from wbspawner.hub.gateway_service import apply_hub_wiring, hub_wiring
-from wbspawner.hub.ldap import GroupMapper, authenticator_config
+from wbspawner.hub.ldap import (
+    GroupMapper,
+    all_groups,
+    authenticator_config,
+    not_in_group_message,
+)
 from wbspawner.hub.settings import Settings
 from wbspawner.model import Profiles
 from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE
 
 SPAWNER_CLASS = "workbench"
 """Entry point name of :class:`wbspawner.hub.spawner.WorkbenchSpawner`."""
-AUTHENTICATOR_CLASS = "ldap"
-"""Entry point name of ldapauthenticator's ``LDAPAuthenticator``."""
+AUTHENTICATOR_CLASS = "wbspawner.hub.login.WorkbenchLDAPAuthenticator"
+"""ldapauthenticator's ``LDAPAuthenticator``, saying when groups refuse a login."""
 HTTP_TIMEOUT = 120
 """Seconds a started server may take to answer HTTP (Jupyter imports are slow)."""
 
@@ -72,6 +77,8 @@ def _hub(c: Any, settings: Settings) -> None:
 def _authenticator(c: Any, settings: Settings, profiles: Profiles) -> None:
     for name, value in authenticator_config(settings.ldap, profiles).items():
         setattr(c.LDAPAuthenticator, name, value)
+    message = not_in_group_message(all_groups(profiles))
+    c.WorkbenchLDAPAuthenticator.not_allowed_message = message
     # Requires JUPYTERHUB_CRYPT_KEY: auth_state carries the uid/gid pods run as.
     c.Authenticator.enable_auth_state = True
     c.Authenticator.manage_groups = True
