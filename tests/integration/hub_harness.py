@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import requests
 
-from devcluster.demo.workbench import NAMESPACE, Kube, Workbench
-from devcluster.services.procs import Proc, wait_for_http
+from devcluster.demo.workbench import NAMESPACE, Kube, Workbench, wait_for_hub
+from devcluster.services.procs import Proc
 
 T = TypeVar("T")
 
@@ -257,4 +257,4 @@ def restart_hub(bench: Workbench, timeout: float = 90) -> None:
         inherit_env=False,
         cwd=bench.state_dir / "hub",
     )
-    wait_for_http(bench.url + "/hub/api/", timeout=timeout, proc=bench.hub)
+    wait_for_hub(environ["WBSPAWNER_HUB_BIND_URL"], bench.url, bench.hub, timeout)

@@ -53,7 +53,10 @@ def test_hub_and_proxy(profiles: Profiles) -> None:
     assert c.JupyterHub.cookie_secret_file == "/srv/hub/jupyterhub_cookie_secret"
     assert c.JupyterHub.cleanup_servers is False
     assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:8001"
-    assert c.ConfigurableHTTPProxy.command == ["configurable-http-proxy"]
+    assert c.ConfigurableHTTPProxy.command == [
+        "configurable-http-proxy",
+        "--default-target=http://127.0.0.1:8081",
+    ]
     assert "hub_connect_url" not in c.JupyterHub
 
 
