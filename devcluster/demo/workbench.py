@@ -283,7 +283,7 @@ class Workbench:
             cwd=self.state_dir / "hub",
         )
         self.url = f"http://127.0.0.1:{port}"
-        wait_for_http(self.url + "/hub/api/", timeout=90, proc=self.hub)
+        wait_for_hub(env["WBSPAWNER_HUB_BIND_URL"], self.url, self.hub, timeout=90)
 
     def stop(self) -> None:
         """Stop the hub (and its proxy), devcluster (and its pods), slapd; by PID."""
@@ -301,6 +301,24 @@ class Workbench:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_for_hub(hub_url: str, public_url: str, hub: Proc, timeout: float) -> None:
+    """Wait until the hub answers, then until it answers through its proxy.
+
+    The hub starts its proxy before it listens; asking the proxy first would
+    make it forward to a hub not yet there, an error in the proxy's log.
+
+    Args:
+        hub_url: where the hub itself listens.
+        public_url: the proxy's public URL.
+        hub: the hub process (a hub that exits fails the wait at once).
+        timeout: seconds for the two waits together.
+    """
+    deadline = time.monotonic() + timeout
+    wait_for_http(hub_url.rstrip("/") + "/hub/api/", timeout=timeout, proc=hub)
+    left = max(deadline - time.monotonic(), 1.0)
+    wait_for_http(public_url.rstrip("/") + "/hub/api/", timeout=left, proc=hub)
 
 
 def _port_or_free(port: int) -> int:

@@ -15,20 +15,21 @@ import html
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 
-from devcluster.demo.workbench import NAMESPACE, Kube, Workbench
-from devcluster.services.procs import Proc, wait_for_http
+from devcluster.demo.workbench import NAMESPACE, Kube, Workbench, wait_for_hub
+from devcluster.services.procs import Proc
 
 T = TypeVar("T")
 
 _ACTION = re.compile(r'id="spawn_form"\s+action="([^"]+)"')
 _PROFILE = re.compile(r'<input type="radio"\s+name="profile"[^>]*value="([^"]+)"')
 _ERROR = re.compile(r'class="spawn-error-msg[^"]*">(.*?)</p>', re.S)
+_LOGIN_ERROR = re.compile(r'<p class="login_error">(.*?)</p>', re.S)
 
 
 def wait_until(
@@ -98,7 +99,7 @@ class HubUser:
         self.action = html.unescape(found.group(1))
         return page.text
 
-    def spawn(self, data: dict[str, str]) -> requests.Response:
+    def spawn(self, data: Mapping[str, str | list[str]]) -> requests.Response:
         """Submit the spawn form with ``data`` (fields as a browser sends them)."""
         if self.action is None:
             self.form()
@@ -196,6 +197,12 @@ def error_on(page: str) -> str:
     )
 
 
+def login_error_on(page: str) -> str:
+    """Return the error message shown on a login page ('' when none)."""
+    found = _LOGIN_ERROR.search(page)
+    return html.unescape(found.group(1)).strip() if found else ""
+
+
 def pod_of(kube: Kube, user: str) -> dict[str, Any] | None:
     """Return the user's server pod, if it exists."""
     result: dict[str, Any] | None = kube.get(
@@ -250,4 +257,4 @@ def restart_hub(bench: Workbench, timeout: float = 90) -> None:
         inherit_env=False,
         cwd=bench.state_dir / "hub",
     )
-    wait_for_http(bench.url + "/hub/api/", timeout=timeout, proc=bench.hub)
+    wait_for_hub(environ["WBSPAWNER_HUB_BIND_URL"], bench.url, bench.hub, timeout)

@@ -468,7 +468,7 @@ def stack(
         )
         procs.append(hub)
         url = f"http://127.0.0.1:{public}"
-        wait_for_http(url + "/hub/api/", timeout=90, proc=hub)
+        demo.wait_for_hub(hub_env["WBSPAWNER_HUB_BIND_URL"], url, hub, timeout=90)
         bob = HubUser(url, "bob", "bob-pw")
         assert bob.login().status_code == 302
         yield Stack(

@@ -354,7 +354,10 @@ def test_rendered_hub_config_loads_wbspawner(rendered, tmp_path, monkeypatch):
     exec(compile(snippet, "10-wbspawner", "exec"), {"c": c})
 
     assert c.JupyterHub.spawner_class == "workbench"
-    assert c.JupyterHub.authenticator_class == "ldap"
+    assert (
+        c.JupyterHub.authenticator_class
+        == "wbspawner.hub.login.WorkbenchLDAPAuthenticator"
+    )
     from importlib.metadata import entry_points
 
     (ep,) = entry_points(group="jupyterhub.spawners", name="workbench")
@@ -438,7 +441,9 @@ def test_chart_hub_config_with_our_values_loads_wbspawner(rendered, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["spawner_class"] == "workbench"
-    assert got["authenticator_class"] == "ldap"
+    assert (
+        got["authenticator_class"] == "wbspawner.hub.login.WorkbenchLDAPAuthenticator"
+    )
     assert got["should_start"] is False
     assert got["api_url"] == "http://proxy-api:8001"
     assert got["hub_connect_url"] == "http://hub:8081"

@@ -17,6 +17,7 @@ from hub_harness import (
     edit_profiles,
     error_on,
     hub_log,
+    login_error_on,
     pod_of,
     pvc_of,
     sizes_on,
@@ -72,6 +73,20 @@ def test_user_in_no_group_gets_403(bench: Workbench) -> None:
 
 def test_wrong_password_gets_403(bench: Workbench) -> None:
     assert HubUser(bench.url, "bob", "wrong").login().status_code == 403
+
+
+def test_user_in_no_group_is_told_so_not_that_the_password_is_wrong(
+    bench: Workbench,
+) -> None:
+    carol = HubUser(bench.url, "carol", "carol-pw").login()
+    assert carol.status_code == 403
+    assert login_error_on(carol.text) == (
+        "You are not in a group allowed to use this hub. Ask an admin to add you "
+        "to one of: gpu-users, jupyter-admins, jupyter-users."
+    )
+    wrong = HubUser(bench.url, "carol", "not-carols-pw").login()
+    assert wrong.status_code == 403
+    assert login_error_on(wrong.text) == "Invalid username or password"
 
 
 def test_hub_groups_and_admin_follow_ldap(alice: HubUser, bob: HubUser) -> None:
@@ -131,6 +146,86 @@ def test_forged_posts_are_refused_with_a_message(
     log = hub_log(bench)
     assert "Refused bob" in log
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param({"profile": ""}, "No server size was chosen", id="empty"),
+        pytest.param(
+            {"profile": ["large", "medium"]},
+            "The option 'profile' must be text",
+            id="repeated",
+        ),
+        pytest.param(
+            {"profile": "large", "profile-option-large--image": ""},
+            "No image was chosen",
+            id="empty-image",
+        ),
+    ],
+)
+def test_a_form_without_one_size_is_refused_not_defaulted(
+    bench: Workbench, bob: HubUser, data: dict[str, str | list[str]], message: str
+) -> None:
+    bob.form()
+    response = bob.spawn(data)
+    assert response.status_code == 400
+    assert message in error_on(response.text)
+    assert pod_of(bench.kube, "bob") is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param({"profile": ""}, "No server size was chosen", id="empty"),
+        pytest.param({"profile": None}, "No server size was chosen", id="null"),
+        pytest.param({"profile": ["large"]}, "must be text", id="list"),
+    ],
+)
+def test_an_api_start_without_one_size_is_refused_not_defaulted(
+    bench: Workbench, bob: HubUser, options: dict[str, object], message: str
+) -> None:
+    response = bob.api("POST", "/users/bob/server", json=options)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["message"]
+    assert pod_of(bench.kube, "bob") is None  # type: ignore[arg-type]
+
+
+def saved_options(bob: HubUser) -> dict[str, object]:
+    """bob's saved options, as a new start without options would reuse them."""
+    bob.form()  # a failed spawner is replaced by one read from the database
+    model = bob.api("GET", "/users/bob", params={"include_stopped_servers": "1"})
+    model.raise_for_status()
+    server = model.json()["servers"].get("", {})
+    return dict(server.get("user_options") or {})
+
+
+def test_refused_options_are_never_the_saved_ones(
+    bench: Workbench, bob: HubUser, alice: HubUser
+) -> None:
+    kube = bench.kube
+    assert kube is not None
+    before = saved_options(bob)
+    assert "gpu-t4" not in str(before)
+    refused = bob.spawn({"profile": "gpu-t4"})
+    assert refused.status_code == 400
+    assert saved_options(bob) == before
+    form = bob.form()
+    assert "no longer" not in form
+    assert "Not pre-selecting saved user_options" not in hub_log(bench)
+
+    # An admin starts bob's server from the admin page: the saved options.
+    started = alice.api("POST", "/users/bob/server")
+    assert started.status_code in (201, 202), started.text
+    messages = [e.get("message", "") for e in bob.progress()]
+    assert not [m for m in messages if "no longer" in m or "GPU" in m], messages
+    bob.wait_ready(timeout=150)
+    pod = pod_of(kube, "bob")
+    assert pod is not None
+    assert pod["metadata"]["labels"]["wbspawner.io/size"] == str(
+        before.get("profile", "medium")
+    )
+    bob.stop(kube)
 
 
 def test_profile_edit_shows_on_the_next_form(bench: Workbench, bob: HubUser) -> None:

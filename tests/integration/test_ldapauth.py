@@ -6,16 +6,20 @@ from typing import Any
 
 import pytest
 from ldapauthenticator import LDAPAuthenticator
+from tornado import web
 from traitlets.config import Config
 
 from devcluster.services.ldap import ADMINS_GROUP, DEMO_GROUPS, DEMO_USERS, LdapServer
+from wbspawner.hub.login import WorkbenchLDAPAuthenticator
 
 pytestmark = pytest.mark.integration
 
 PASSWORDS = {user.uid: user.password for user in DEMO_USERS}
 
 
-def make_authenticator(server: LdapServer) -> LDAPAuthenticator:
+def make_authenticator(
+    server: LdapServer, cls: type[LDAPAuthenticator] = LDAPAuthenticator
+) -> LDAPAuthenticator:
     c = Config()
     c.LDAPAuthenticator.server_address = server.host
     c.LDAPAuthenticator.server_port = server.port
@@ -31,7 +35,7 @@ def make_authenticator(server: LdapServer) -> LDAPAuthenticator:
         "homeDirectory",
         "memberOf",
     ]
-    return LDAPAuthenticator(config=c)
+    return cls(config=c)
 
 
 async def login(server: LdapServer, username: str, password: str) -> Any:
@@ -105,3 +109,19 @@ async def test_carol_is_refused_for_her_groups_not_her_password(
     user = await authenticator.get_authenticated_user(None, data)
     assert user["name"] == "carol"
     assert user["auth_state"]["ldap_groups"] == []
+
+
+async def test_workbench_login_tells_carol_her_groups_are_the_reason(
+    ldap_server: LdapServer,
+) -> None:
+    """The hub's authenticator: a right password in no group is a 403 saying so."""
+    authenticator = make_authenticator(ldap_server, WorkbenchLDAPAuthenticator)
+    data = {"username": "carol", "password": PASSWORDS["carol"]}
+    with pytest.raises(web.HTTPError) as info:
+        await authenticator.get_authenticated_user(None, data)
+    assert info.value.status_code == 403
+    assert "not in a group allowed to use this hub" in (info.value.get_message() or "")
+    wrong = {"username": "carol", "password": "not-carols-pw"}
+    assert await authenticator.get_authenticated_user(None, wrong) is None
+    bob = {"username": "bob", "password": PASSWORDS["bob"]}
+    assert (await authenticator.get_authenticated_user(None, bob))["name"] == "bob"

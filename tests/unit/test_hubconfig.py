@@ -45,12 +45,18 @@ def test_hub_and_proxy(profiles: Profiles) -> None:
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
     assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
     assert c.JupyterHub.spawner_class == "workbench"
-    assert c.JupyterHub.authenticator_class == "ldap"
+    assert (
+        c.JupyterHub.authenticator_class
+        == "wbspawner.hub.login.WorkbenchLDAPAuthenticator"
+    )
     assert c.JupyterHub.db_url == "sqlite:////srv/hub/jupyterhub.sqlite"
     assert c.JupyterHub.cookie_secret_file == "/srv/hub/jupyterhub_cookie_secret"
     assert c.JupyterHub.cleanup_servers is False
     assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:8001"
-    assert c.ConfigurableHTTPProxy.command == ["configurable-http-proxy"]
+    assert c.ConfigurableHTTPProxy.command == [
+        "configurable-http-proxy",
+        "--default-target=http://127.0.0.1:8081",
+    ]
     assert "hub_connect_url" not in c.JupyterHub
 
 

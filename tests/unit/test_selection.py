@@ -39,9 +39,6 @@ def profiles() -> Profiles:
         ),
         pytest.param({"profile": "gpu-t4"}, GINA, "gpu-t4", "pytorch", id="gpu-user"),
         pytest.param({"profile": "huge"}, ALICE, "huge", "scipy", id="admin-huge"),
-        pytest.param(
-            {"profile": "", "image": ""}, BOB, "medium", "scipy", id="blank-values"
-        ),
     ],
 )
 def test_allowed_choices(
@@ -116,6 +113,13 @@ def test_allowed_choices(
             r"The option 'profile' must be text",
             "options",
             id="list-value",
+        ),
+        pytest.param(
+            {"profile": "", "image": ""},
+            BOB,
+            r"No server size was chosen\. Pick one of: '4 GiB', '16 GiB'",
+            "options",
+            id="blank-values",
         ),
         pytest.param(
             {"profile": "x" * 500},

@@ -7,7 +7,7 @@ This module owns what ``dask-gateway-server`` loads by class path
   when they change), the limit check, cost accounting, and the reaper of
   :mod:`wbspawner.gateway.reaper` running as a periodic task, asking the hub
   through :class:`wbspawner.adapters.hubapi.HubApi` (on the backend's own
-  aiohttp session);
+  aiohttp session), and :mod:`wbspawner.gateway.route_watch` on the API server;
 - :class:`WorkbenchUnsafeLocalBackend`: local processes, for tests and the demo;
 - :class:`WorkbenchKubeBackend`: pods on the workbench's pools, for production.
 """
@@ -38,6 +38,7 @@ from wbspawner.gateway.options import (
     cluster_options_for,
 )
 from wbspawner.gateway.reaper import Reaper
+from wbspawner.gateway.route_watch import route_watch_middleware
 from wbspawner.model import Profiles
 from wbspawner.profiles.loader import ProfilesSource
 
@@ -154,6 +155,7 @@ class WorkbenchBackendMixin(CostAccountingMixin):
     async def setup(self, app: Any) -> None:
         """Load the profiles (an invalid file fails the start), start the reaper."""
         self.profiles()
+        app.middlewares.append(route_watch_middleware(self.log))
         await super().setup(app)
         if self.reap_interval > 0 and self.hub_api_url and self.hub_api_token:
             hub = HubApi(self.hub_api_url, self.hub_api_token, session=self.session)

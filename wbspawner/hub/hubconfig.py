@@ -18,18 +18,24 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from wbspawner.hub import warmer_service as warmer_hub
 from wbspawner.hub.gateway_service import apply_hub_wiring, hub_wiring
-from wbspawner.hub.ldap import GroupMapper, authenticator_config
+from wbspawner.hub.ldap import (
+    GroupMapper,
+    all_groups,
+    authenticator_config,
+    not_in_group_message,
+)
 from wbspawner.hub.settings import Settings
 from wbspawner.model import Profiles
 from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE
 
 SPAWNER_CLASS = "workbench"
 """Entry point name of :class:`wbspawner.hub.spawner.WorkbenchSpawner`."""
-AUTHENTICATOR_CLASS = "ldap"
-"""Entry point name of ldapauthenticator's ``LDAPAuthenticator``."""
+AUTHENTICATOR_CLASS = "wbspawner.hub.login.WorkbenchLDAPAuthenticator"
+"""ldapauthenticator's ``LDAPAuthenticator``, saying when groups refuse a login."""
 HTTP_TIMEOUT = 120
 """Seconds a started server may take to answer HTTP (Jupyter imports are slow)."""
 
@@ -50,6 +56,34 @@ class StaticProfiles:
         return self.profiles
 
 
+def proxy_default_target(settings: Settings) -> str:
+    """Return where the proxy sends requests no route matches: the hub itself.
+
+    JupyterHub starts configurable-http-proxy, then listens, starts its services
+    (up to each one's ``timeout``) and only then adds the proxy's route to the
+    hub. Without a default target every request in that window is a 404 the
+    proxy logs as an error (and asks the hub, maybe not listening yet, for the
+    error page); with it the hub answers as soon as it listens, as in z2jh,
+    whose proxy runs with ``--default-target`` pointing at the hub.
+
+    Args:
+        settings: the hub settings (its connect or bind URL).
+
+    Returns:
+        ``scheme://host:port`` of the hub; an empty or wildcard host (the hub
+        listens everywhere) becomes 127.0.0.1, where the proxy the hub started
+        reaches it.
+    """
+    parts = urlsplit(settings.hub_connect_url or settings.hub_bind_url)
+    host = parts.hostname or ""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme or "http", netloc, "", "", ""))
+
+
 def _hub(c: Any, settings: Settings) -> None:
     state = Path(settings.state_dir)
     c.JupyterHub.bind_url = settings.public_url
@@ -64,7 +98,10 @@ def _hub(c: Any, settings: Settings) -> None:
     c.JupyterHub.spawner_class = SPAWNER_CLASS
     c.JupyterHub.authenticator_class = AUTHENTICATOR_CLASS
     c.ConfigurableHTTPProxy.api_url = settings.proxy_api_url
-    c.ConfigurableHTTPProxy.command = list(settings.proxy_command)
+    c.ConfigurableHTTPProxy.command = [
+        *settings.proxy_command,
+        f"--default-target={proxy_default_target(settings)}",
+    ]
     c.ConfigurableHTTPProxy.pid_file = str(state / "jupyterhub-proxy.pid")
     c.ConfigurableHTTPProxy.should_start = True
 
@@ -72,6 +109,8 @@ def _hub(c: Any, settings: Settings) -> None:
 def _authenticator(c: Any, settings: Settings, profiles: Profiles) -> None:
     for name, value in authenticator_config(settings.ldap, profiles).items():
         setattr(c.LDAPAuthenticator, name, value)
+    message = not_in_group_message(all_groups(profiles))
+    c.WorkbenchLDAPAuthenticator.not_allowed_message = message
     # Requires JUPYTERHUB_CRYPT_KEY: auth_state carries the uid/gid pods run as.
     c.Authenticator.enable_auth_state = True
     c.Authenticator.manage_groups = True

@@ -11,7 +11,9 @@ This module owns how a directory account becomes a hub user:
   names (``manage_groups``), membership of an admin group makes a hub admin, and
   the account's ``uidNumber``/``gidNumber`` are put in ``auth_state`` as numbers
   so the server runs as the user;
-- :func:`posix_ids` reads them back for the spawner.
+- :func:`posix_ids` reads them back for the spawner;
+- :func:`not_in_group_message` is what a person in none of the groups is told
+  (:mod:`wbspawner.hub.login` shows it).
 
 No I/O here: ldapauthenticator does the binds and searches. The hook returns a
 new model and never mutates the one it is given.
@@ -65,6 +67,25 @@ def all_groups(profiles: Profiles) -> tuple[str, ...]:
         Group names without duplicates, in that order.
     """
     return tuple(dict.fromkeys([*profiles.admin_groups, *profiles.user_groups]))
+
+
+def not_in_group_message(groups: Iterable[str]) -> str:
+    """Return what a person in none of the hub's groups is told at login.
+
+    Args:
+        groups: the hub groups that grant access (:func:`all_groups`); none
+            leaves the groups unnamed.
+
+    Returns:
+        The message.
+    """
+    names = sorted(set(groups))
+    ask = (
+        f"Ask an admin to add you to one of: {', '.join(names)}."
+        if names
+        else "Ask an admin to add you to one of its groups."
+    )
+    return f"You are not in a group allowed to use this hub. {ask}"
 
 
 def authenticator_config(ldap: LdapSettings, profiles: Profiles) -> dict[str, Any]:

@@ -33,7 +33,12 @@ from wbspawner.profiles import access
 from wbspawner.spawn import form, manifests, progress
 from wbspawner.spawn.budget import BudgetState, check_size
 from wbspawner.spawn.manifests import SpawnUser
-from wbspawner.spawn.selection import Selection, options_sent, select
+from wbspawner.spawn.selection import (
+    Selection,
+    options_from_form,
+    options_sent,
+    select,
+)
 
 
 class WorkbenchSpawner(KubeSpawner):
@@ -90,12 +95,18 @@ class WorkbenchSpawner(KubeSpawner):
     )
 
     user_options: dict[str, Any]  # JupyterHub's trait, typed for mypy only
+    _kept_options: dict[str, Any]
     _selection: Selection | None = None
     _size: str | None = None
     _pool: str | None = None
     _zone: str | None = None
     _policies: asyncio.Future[None] | None = None
     _kube: Kube | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Build the spawner; the hub passes the options it saved last."""
+        super().__init__(**kwargs)
+        self._kept_options = dict(self.user_options or {})
 
     @property
     def kube(self) -> Kube:
@@ -170,6 +181,10 @@ class WorkbenchSpawner(KubeSpawner):
         rendered = self._render_options_form(self._workbench_profiles(None, state))
         return "".join(banners) + str(rendered)
 
+    def _options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
+        """Return the form's options; a size sent empty or twice stays to be refused."""
+        return options_from_form(formdata, super()._options_from_form(formdata))
+
     def _options_are_saved(self) -> bool:
         """Whether ``user_options`` were reused from the last spawn, not sent now."""
         request = getattr(getattr(self, "handler", None), "request", None)
@@ -203,9 +218,21 @@ class WorkbenchSpawner(KubeSpawner):
             manifests.security_context(uid, gid, user.name)
         except UserFacingError as err:
             self.log.warning("Refused %s: %s", self._log_name, err.log_message)
-            self.user_options = {}  # the form preselects the defaults again
-            raise to_hub_error(err) from None
+            raise self._refused(err, saved) from None
         return chosen, user
+
+    def _refused(self, err: UserFacingError, saved: bool) -> Exception:
+        """Forget refused options; return the error the hub shows.
+
+        JupyterHub saves the options a start request sends before they are
+        checked, to reuse them when a later start sends none (the admin page).
+        Sent options that are refused go back to those saved before; the hub
+        writes that to its database when it cleans up the failed start.
+        """
+        self.user_options = dict(self._kept_options)  # the form preselects them
+        if not saved and self.orm_spawner is not None:
+            self.orm_spawner.user_options = dict(self._kept_options)
+        return to_hub_error(err)
 
     async def load_user_options(self) -> None:
         """Check the user's options, then let KubeSpawner apply the chosen size.
@@ -217,6 +244,7 @@ class WorkbenchSpawner(KubeSpawner):
         """
         profiles = self._provider().current()
         chosen, user = await self._check(profiles)
+        asked = dict(self.user_options or {})  # checked: a mapping
         if chosen.notice:
             self.log.info("%s: %s", self._log_name, chosen.notice)
         self.user_options = chosen.options
@@ -226,7 +254,9 @@ class WorkbenchSpawner(KubeSpawner):
             # KubeSpawner writes these messages for users (unknown profile, bad
             # unlisted choice); anything else is a bug and keeps its traceback.
             self.log.warning("KubeSpawner refused %s: %s", self._log_name, err)
-            raise to_hub_error(UserFacingError(str(err), reason="profile")) from None
+            refusal = UserFacingError(str(err), reason="profile")
+            raise self._refused(refusal, self._options_are_saved()) from None
+        self._kept_options = asked
         pool = profiles.pool_of(chosen.size)
         home = await spawner_io.home_zone(self.kube, self.namespace, self.pvc_name)
         self._zone = home or self._first_zone(pool, profiles)

@@ -3,9 +3,12 @@
 This module owns the rules for ``user_options`` (from the spawn form, a query
 string or the REST API): the size must exist and be visible to the user, the
 image must be one of the size's images the user may pick, free-form values and
-unknown fields are refused. Options reused from an earlier spawn that name a size
-or image which no longer exists (or which the user may no longer use) fall back
-to the defaults, with a notice saying so, instead of failing.
+unknown fields are refused. Only a field that was not sent means "the default": a
+request that names the size or image with an empty value, or with anything but
+one text value (a list from a repeated form field, a number, ``null``), is
+refused. Options reused from an earlier spawn that name a size or image which no
+longer exists (or which the user may no longer use) fall back to the defaults,
+with a notice saying so, instead of failing.
 
 Every refusal is a :class:`~wbspawner.errors.UserFacingError` whose message a
 person understands and can act on. Values from the request are quoted shortened,
@@ -94,6 +97,24 @@ def _check_fields(user_options: Mapping[str, object]) -> None:
             )
 
 
+def _check_chosen(user_options: Mapping[str, object], visible: Sequence[Size]) -> None:
+    """Refuse a size or image that was sent without a value.
+
+    Leaving a field out asks for the default; sending it empty (or ``null``) is
+    a choice of nothing, which a person did not make through the form.
+    """
+    if PROFILE_OPTION in user_options and not user_options[PROFILE_OPTION]:
+        raise _refuse(
+            f"No server size was chosen. Pick one of: {_names(visible)}.",
+            f"user_options[{PROFILE_OPTION!r}] is empty",
+        )
+    if IMAGE_OPTION in user_options and not user_options[IMAGE_OPTION]:
+        raise _refuse(
+            "No image was chosen. Pick one of the size's images on the spawn page.",
+            f"user_options[{IMAGE_OPTION!r}] is empty",
+        )
+
+
 def _pick_size(
     slug: str,
     profiles: Profiles,
@@ -172,6 +193,33 @@ def _pick_image(
     )
 
 
+def options_from_form(
+    formdata: Mapping[str, Sequence[str]], parsed: Mapping[str, object]
+) -> dict[str, object]:
+    """Return a spawn form's ``user_options``, keeping a size sent without a value.
+
+    KubeSpawner reads the first ``profile`` value of the form and drops it when it
+    is empty, so an empty or repeated field would start the default size. A form
+    that sent the field chose something: an empty value is kept as ``""`` and
+    several values as their list, for :func:`select` to refuse.
+
+    Args:
+        formdata: the form (or query) fields, each a list of values.
+        parsed: what KubeSpawner made of them.
+
+    Returns:
+        A new dict: ``parsed``, with ``profile`` as sent when it was not one
+        non-empty value.
+    """
+    sent = formdata.get(PROFILE_OPTION)
+    if sent is None:
+        return dict(parsed)
+    values = list(sent)
+    if len(values) == 1 and values[0]:
+        return dict(parsed)
+    return {**parsed, PROFILE_OPTION: values[0] if len(values) == 1 else values}
+
+
 def options_sent(body: bytes, query: str) -> bool:
     """Return whether a start request itself chose a size.
 
@@ -201,7 +249,8 @@ def select(
 
     Args:
         user_options: what the user asked for (``{"profile": …, "image": …}``),
-            or ``None``/empty for the defaults.
+            or ``None``/empty for the defaults; a field left out means its
+            default.
         profiles: the profiles in force.
         groups: the user's hub groups.
         is_admin: whether the user is a hub admin.
@@ -214,8 +263,9 @@ def select(
 
     Raises:
         UserFacingError: the options are malformed, name an unknown or forbidden
-            size or image, carry a free-form value or an unknown field, or the
-            user may use no size at all.
+            size or image or send one without a value (unless ``saved``), carry
+            a free-form value or an unknown field, or the user may use no size
+            at all.
     """
     options: Mapping[str, object] = user_options or {}
     if not isinstance(options, Mapping):
@@ -237,6 +287,8 @@ def select(
         # A saved request was valid once; only its size and image may be stale.
         options = {k: v for k, v in options.items() if k in KNOWN_OPTIONS}
     _check_fields(options)
+    if not saved:
+        _check_chosen(options, visible)
     size, size_notice = _pick_size(
         str(options.get(PROFILE_OPTION) or ""), profiles, visible, groups, saved
     )

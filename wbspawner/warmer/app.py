@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections import deque
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -390,12 +391,33 @@ class WarmerApp(Application):
         periodic = PeriodicCallback(self.reconcile, self.interval * 1000)
         periodic.start()
         try:
-            await asyncio.Event().wait()
+            await self.until_stopped()
         finally:
             periodic.stop()
             await self.hub.close()
             await kube.close()
 
+    async def until_stopped(self) -> None:
+        """Return when the process gets SIGINT or SIGTERM.
+
+        The hub stops its services with SIGINT, then SIGTERM; either ends the
+        service cleanly (connections closed, exit code 0) instead of with a
+        ``KeyboardInterrupt`` traceback in the hub's log.
+        """
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in before:
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig, handler in before.items():
+                loop.remove_signal_handler(sig)
+                if handler is not None:  # e.g. asyncio.run's own SIGINT handler
+                    signal.signal(sig, handler)
+        self.log.info("warmer stopping")
+
     def start(self) -> None:
-        """Run the service until interrupted."""
+        """Run the service until it is told to stop."""
         asyncio.run(self.serve())
