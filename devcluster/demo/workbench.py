@@ -32,7 +32,7 @@ from devcluster.demo.gateway import LocalGateway, start_gateway
 from devcluster.demo.node_groups import aws_clients, create_node_groups
 from devcluster.services.chp import chp_command, repo_root
 from devcluster.services.ldap import LdapServer
-from devcluster.services.procs import Proc, free_port, wait_for_http
+from devcluster.services.procs import Proc, free_port, lifeline_argv, wait_for_http
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import Profiles
 from wbspawner.pools.autoscaler_values import expander_priorities
@@ -174,7 +174,11 @@ def hub_env(
         "WBSPAWNER_PUBLIC_URL": f"http://127.0.0.1:{public_port}",
         "WBSPAWNER_HUB_BIND_URL": f"http://127.0.0.1:{hub_port}",
         "WBSPAWNER_PROXY_API_URL": f"http://127.0.0.1:{api_port}",
-        "WBSPAWNER_PROXY_COMMAND": os.pathsep.join(chp_command(repo_root())),
+        # JupyterHub starts the proxy in a session of its own: a hub that dies
+        # without stopping it would leave it holding the public port.
+        "WBSPAWNER_PROXY_COMMAND": os.pathsep.join(
+            lifeline_argv(chp_command(repo_root()))
+        ),
         "WBSPAWNER_NAMESPACE": NAMESPACE,
         "WBSPAWNER_START_TIMEOUT": "180",
         "WBSPAWNER_PROFILES_CHECK_SECONDS": "0.5",
