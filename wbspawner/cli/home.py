@@ -58,6 +58,7 @@ from wbspawner.homes.views import (
     CLAIM_PREFIX,
     MovePlan,
     describe,
+    describe_volume,
     home_rows,
     kept_volumes,
     plan_move,
@@ -263,6 +264,7 @@ async def _show(args: argparse.Namespace, ctx: CliContext) -> int:
         "kept": [{"pv": p, "volume": v, "retain_until": u} for p, v, u in kept],
     }
     volume_id = volume_handle(pv)
+    volume = None
     if volume_id:
         volumes = _volumes(args, ctx, _profiles(args, ctx))
         volume = await asyncio.to_thread(volumes.describe_volume, volume_id)
@@ -273,7 +275,10 @@ async def _show(args: argparse.Namespace, ctx: CliContext) -> int:
         print_json(ctx, info)
         return 0
     for key, value in info.items():
-        ctx.print(f"{key:12} {_text(value)}")
+        text = _text(value)
+        if key == "volume":
+            text = describe_volume(volume) if volume else f"{volume_id} (not found)"
+        ctx.print(f"{key:12} {text}")
     return 0
 
 
