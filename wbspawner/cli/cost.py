@@ -31,11 +31,16 @@ from wbspawner.cli.util import (
     print_json,
     profiles_from_args,
 )
-from wbspawner.costs.accounting import DEFAULT_DB_URL, open_db, report
 from wbspawner.costs.alarm import (
     DEFAULT_BUDGET_NAME,
     BudgetSpec,
     ensure_budget,
+)
+from wbspawner.costs.database import (
+    DB_URL_ENV,
+    STATE_DIR_ENV,
+    configured_url,
+    read_report,
 )
 from wbspawner.costs.estimate import Estimate, estimate
 from wbspawner.costs.scenario import load_scenario
@@ -43,8 +48,6 @@ from wbspawner.costs.spot import latest_spot_prices
 from wbspawner.errors import AwsError
 from wbspawner.model import Profiles
 
-DB_ENV = "WBSPAWNER_COST_DB_URL"
-"""Accounting database URL (default: :data:`DEFAULT_DB_URL`)."""
 LIVE_SPOT_ATTEMPTS = 2
 """Sends of the spot-price look-up: optional, the estimate falls back to the
 assumed discount, so it gives up sooner than other AWS calls."""
@@ -97,7 +100,12 @@ def register(subparsers: Any) -> None:
     add_catalog_option(p)
     p.set_defaults(run=run_alarm)
     p = sub.add_parser("report", help="recorded spending per user, group or size")
-    p.add_argument("--db", help=f"database URL (default ${DB_ENV} or {DEFAULT_DB_URL})")
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help=f"the accounting database (default: ${DB_URL_ENV}, else the SQLite "
+        f"file in ${STATE_DIR_ENV}, as the hub finds it)",
+    )
     p.add_argument("--by", choices=("user", "group", "size"), default="user")
     p.add_argument("--month", help="YYYY-MM (default: this month)")
     add_json_option(p)
@@ -211,13 +219,26 @@ def run_alarm(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def run_report(args: argparse.Namespace, ctx: CliContext) -> int:
-    """Print recorded spending."""
-    url = args.db or ctx.environ.get(DB_ENV) or DEFAULT_DB_URL
+    """Print recorded spending.
+
+    Returns:
+        0; 2 when no database is named (nothing is created).
+
+    Raises:
+        AccountingDbError: the database cannot be read (exit code 1).
+    """
     if args.month and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
         ctx.note("error: --month must be YYYY-MM")
         return 2
-    with open_db(url)() as session:
-        rows = report(session, by=args.by, month=args.month)
+    url = args.db or configured_url(ctx.environ)
+    if url is None:
+        ctx.note(
+            f"error: which accounting database? pass --db URL, or set ${DB_URL_ENV} "
+            f"(or ${STATE_DIR_ENV}) as the hub has it; the local demo: source "
+            ".demo/env"
+        )
+        return 2
+    rows = read_report(url, by=args.by, month=args.month)
     if args.json:
         print_json(
             ctx,
