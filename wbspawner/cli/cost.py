@@ -25,8 +25,10 @@ from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,
     add_command_group,
+    add_endpoint_option,
     add_json_option,
     add_profiles_option,
+    endpoint_url,
     format_table,
     print_json,
     profiles_from_args,
@@ -79,7 +81,7 @@ def register(subparsers: Any) -> None:
         help="read spot prices from EC2 (DescribeSpotPriceHistory); when AWS "
         "cannot be reached, the assumed discount is used",
     )
-    p.add_argument("--endpoint-url", help="another AWS endpoint (a local moto)")
+    add_endpoint_option(p)
     add_profiles_option(p)
     add_catalog_option(p)
     add_json_option(p)
@@ -90,7 +92,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--name", default=DEFAULT_BUDGET_NAME, help="budget name")
     p.add_argument("--account-id", help="AWS account (default: from STS)")
     p.add_argument("--region", default="us-east-1", help="AWS region")
-    p.add_argument("--endpoint-url", help="another AWS endpoint (a local moto)")
+    add_endpoint_option(p)
     p.add_argument(
         "--replace",
         action="store_true",
@@ -174,7 +176,7 @@ def _live_spot(
         ec2 = make_client(
             "ec2",
             profiles.cost.region,
-            args.endpoint_url,
+            endpoint_url(args, ctx),
             max_attempts=LIVE_SPOT_ATTEMPTS,
         )
         return latest_spot_prices(ec2, types)
@@ -183,10 +185,10 @@ def _live_spot(
         return {}
 
 
-def _account_id(args: argparse.Namespace) -> str:
+def _account_id(args: argparse.Namespace, ctx: CliContext) -> str:
     if args.account_id:
         return str(args.account_id)
-    sts = make_client("sts", args.region, args.endpoint_url)
+    sts = make_client("sts", args.region, endpoint_url(args, ctx))
     return str(call(sts, "get_caller_identity")["Account"])
 
 
@@ -203,8 +205,8 @@ def run_alarm(args: argparse.Namespace, ctx: CliContext) -> int:
         pools=tuple(sorted(profiles.pools)),
         currency=profiles.cost.currency,
     )
-    client = make_client("budgets", args.region, args.endpoint_url)
-    result = ensure_budget(client, _account_id(args), spec, replace=args.replace)
+    client = make_client("budgets", args.region, endpoint_url(args, ctx))
+    result = ensure_budget(client, _account_id(args, ctx), spec, replace=args.replace)
     amount = format_price(spec.monthly, "/month")
     if result.action == "unchanged":
         ctx.print(f"budget {spec.name} is up to date ({amount}); nothing changed")
