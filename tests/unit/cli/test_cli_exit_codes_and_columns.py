@@ -1,5 +1,5 @@
 """`validate` of a missing path is a usage error (2); `catalog` says what its
-capacity column is in words."""
+capacity column is in words; AWS commands take `$AWS_ENDPOINT_URL`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from wbspawner.cli.main import main
+from wbspawner.cli.main import build_parser, main
+from wbspawner.cli.util import CliContext, endpoint_url
 
 REPO = Path(__file__).resolve().parents[3]
 PROFILES = REPO / "profiles"
@@ -62,3 +63,34 @@ def test_catalog_says_measured_or_estimated_in_a_column() -> None:
     assert not any(re.search(r"GiB [em]\b", x) for x in lines), "bare e/m suffix"
     legend = " ".join(lines[-2:])
     assert "measured on a node of the type or estimated" in legend
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "endpoint"),
+    [
+        pytest.param([], {}, None, id="aws-itself"),
+        pytest.param(
+            [],
+            {"AWS_ENDPOINT_URL": "http://127.0.0.1:5"},
+            "http://127.0.0.1:5",
+            id="environment",
+        ),
+        pytest.param(
+            ["--endpoint-url", "http://a:1"],
+            {"AWS_ENDPOINT_URL": "http://b:2"},
+            "http://a:1",
+            id="option-wins",
+        ),
+    ],
+)
+def test_aws_commands_take_the_endpoint_from_the_environment(
+    argv: list[str], environ: dict[str, str], endpoint: str | None
+) -> None:
+    for command in (
+        ["pools", "plan"],
+        ["home", "list"],
+        ["cost", "estimate", "--scenario", "s"],
+    ):
+        args = build_parser().parse_args([*command, *argv])
+        ctx = CliContext(environ=environ, out=io.StringIO(), err=io.StringIO())
+        assert endpoint_url(args, ctx) == endpoint, command
