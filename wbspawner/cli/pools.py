@@ -2,8 +2,9 @@
 
 This module owns how an admin drives the node pools from the shell: gather the
 cluster's facts (EKS endpoint and CA, node subnets, EKS AMIs from SSM or pinned
-with ``--ami``), compute the desired state from the profiles, observe AWS, and
-print the plan and the subnet check as tables (or JSON); ``apply`` refuses small
+with ``--ami``), compute the desired state from the profiles, observe AWS (both
+narrowed to some groups with ``--pool``/``--zone``), and print the plan and the
+subnet check as tables (or JSON); ``apply`` refuses small
 subnets unless ``--force``, then runs the plan; ``render`` writes the eksctl,
 Karpenter or Cluster Autoscaler configuration of the same pools, no AWS needed.
 
