@@ -11,6 +11,7 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .cache/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: help setup system venv checkov lint test test-unit demo bench clean
 
@@ -74,7 +75,7 @@ test-unit: venv
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 demo: setup
-	$(PY) -m devcluster.demo
+	$(PY) -m devcluster.demo $(DEMO_ARGS)
 
 bench: setup
 	$(PY) bench/run.py

@@ -1,8 +1,12 @@
 """``python -m devcluster``: run a moto server and a devcluster until SIGTERM/SIGINT.
 
-Prints one JSON line with what it started (API URL, moto URL, kubeconfig path,
-state directory, PID), then a few human-readable lines. On SIGTERM or SIGINT it
-stops the controllers, kills every pod process by PID and exits 0.
+The moto server holds the account an EKS cluster lives in (its VPC, tagged node
+subnets, security group, the EKS cluster and the EKS AMI parameters; see
+:mod:`devcluster.services.eks_world`), so ``wbspawner pools`` works against it.
+Prints one JSON line with what it started (API URL, moto URL, cluster name,
+kubeconfig path, state directory, PID), then a few human-readable lines. On
+SIGTERM or SIGINT it stops the controllers, kills every pod process by PID and
+exits 0.
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
+
+if TYPE_CHECKING:
+    from devcluster.services.moto_server import MotoServer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,6 +97,16 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
     )
 
 
+def _make_eks_world(moto: MotoServer, config: ClusterConfig) -> None:
+    """Make the EKS cluster's account in moto (this process runs its backends)."""
+    from devcluster.services.eks_world import create_eks_world, eks_amis, seed_eks_amis
+
+    seed_eks_amis(config.region, eks_amis())
+    create_eks_world(
+        moto.client("ec2"), moto.client("eks"), config.cluster_name, config.zones
+    )
+
+
 async def run(args: argparse.Namespace) -> int:
     """Start everything, report, wait for a signal, stop everything."""
     config = config_from(args)
@@ -99,6 +117,7 @@ async def run(args: argparse.Namespace) -> int:
         moto = await asyncio.to_thread(
             MotoServer(config.host, config.moto_port, config.region).start
         )
+        await asyncio.to_thread(_make_eks_world, moto, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -111,6 +130,7 @@ async def run(args: argparse.Namespace) -> int:
         info = {
             "api": cluster.url,
             "moto": moto.endpoint_url if moto else None,
+            "cluster": config.cluster_name,
             "kubeconfig": str(kubeconfig),
             "state_dir": str(cluster.state_dir),
             "pid": os.getpid(),

@@ -119,7 +119,18 @@ class Cluster:
         return self.app[REQUESTS_KEY]
 
     async def start(self) -> Cluster:
-        """Build everything and start serving; return self."""
+        """Build everything and start serving; return self.
+
+        When a step fails, what was started is stopped before the error is
+        raised, so a caller that never got a cluster has nothing to stop.
+        """
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> Cluster:
         cfg = self.config
         if cfg.state_dir:
             self.state_dir = Path(cfg.state_dir)

@@ -1,4 +1,8 @@
-"""Fixtures shared by every test package.
+"""Fixtures shared by every test package, and the check that ends every run.
+
+The plugin :mod:`process_leftovers` fails the run when a process it started is
+still alive at its end (and stops it); ``pytester`` runs small test runs of
+their own (the check's tests).
 
 - ``moto_session``: one moto server on 127.0.0.1 for the whole session, stopped
   by its server thread at the end (also when a test failed). moto keeps its
@@ -15,6 +19,8 @@ import pytest
 
 if TYPE_CHECKING:
     from devcluster.services.moto_server import MotoServer
+
+pytest_plugins = ["process_leftovers", "pytester"]
 
 
 @pytest.fixture(scope="session")

@@ -2,22 +2,26 @@
 
 It starts the :class:`~devcluster.demo.workbench.Workbench` (slapd with the demo
 users, devcluster with its moto server and node groups, Dask Gateway, JupyterHub
-with configurable-http-proxy), prints the URL and the logins, and runs until
-Ctrl-C or SIGTERM, when it stops everything it started, by PID. Every demo starts
-afresh under ``.demo/`` (or ``--state-dir``).
+with configurable-http-proxy), prints the URL, the logins and the line that
+points the ``wbspawner`` command at it, and runs until Ctrl-C or SIGTERM, when it
+stops everything it started, by PID. Every demo starts afresh under ``.demo/``
+(or ``--state-dir``). Port 8000 is used when free; when it is taken the demo says
+by whom and which port it uses instead; a ``--port`` that is taken stops it.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from devcluster.demo.workbench import Workbench
+from devcluster.demo.workbench import PUBLIC_PORT, Workbench
 from devcluster.services.ldap import DEMO_USERS
+from devcluster.services.ports import PortTakenError
 
 
 def logins_table() -> str:
@@ -30,11 +34,37 @@ def logins_table() -> str:
     )
 
 
+def source_line(env_file: Path) -> str:
+    """Return ``source <env file>``, relative to the working directory if inside."""
+    try:
+        shown = env_file.relative_to(Path.cwd())
+    except ValueError:
+        shown = env_file
+    return f"source {shlex.quote(str(shown))}"
+
+
+def ready_text(bench: Workbench, state: Path) -> str:
+    """Return what the demo prints once it runs: URL, logins, CLI, logs."""
+    lines = [""]
+    if bench.port_note:
+        lines += [f"NOTE: {bench.port_note}.", ""]
+    lines += [f"wbspawner is running at {bench.url}/", "", logins_table(), ""]
+    lines += [
+        "Point the wbspawner command at it (pools plan, home list, cost report …):",
+        f"  {source_line(bench.env_file)}",
+        "",
+        f"Logs: {state}   Stop with Ctrl-C.",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo until Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m devcluster.demo")
     parser.add_argument("--state-dir", default=".demo", help="logs and state")
-    parser.add_argument("--port", type=int, default=0, help="proxy port (8000)")
+    parser.add_argument(
+        "--port", type=int, help=f"proxy port (default {PUBLIC_PORT}, else any)"
+    )
     parser.add_argument(
         "--time-factor", type=float, default=0.1, help="0.1: nodes boot in 18 s"
     )
@@ -45,12 +75,18 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
     print("Starting slapd, devcluster, node groups, Dask Gateway, hub…", flush=True)
-    with Workbench(state, args.time_factor, public_port=args.port or None) as bench:
-        print(f"\nwbspawner is running at {bench.url}/\n", flush=True)
-        print(logins_table(), flush=True)
-        print(f"\nLogs: {state}   Stop with Ctrl-C.", flush=True)
+    bench = Workbench(state, args.time_factor, public_port=args.port)
+    try:
+        bench.start()
+    except PortTakenError as err:
+        print(f"error: {err} (--port N)", file=sys.stderr)
+        return 1
+    try:
+        print(ready_text(bench, state), flush=True)
         stopped.wait()
         print("Stopping…", flush=True)
+    finally:
+        bench.stop()
     return 0
 
 

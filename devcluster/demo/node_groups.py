@@ -1,9 +1,12 @@
-"""Node groups for the local workbench: one moto ASG per pool × zone × capacity.
+"""Node groups straight into moto: one ASG per pool × zone × capacity.
 
-The groups are tagged like ``wbspawner pools apply`` tags them (the same pure
-functions build the tags), so devcluster's autoscaler scales them from zero as
-Cluster Autoscaler would. moto cannot hold the EKS AMI parameters, so the launch
-templates name a placeholder AMI; devcluster boots no image.
+The workbench (and so the demo) makes its groups with ``wbspawner pools apply``
+(:func:`devcluster.demo.cli_env.apply_node_groups`). This shortcut is for tests
+and the benchmark that run a moto server without devcluster's EKS account
+(no subnets, cluster or AMI parameters). The groups are tagged like
+``wbspawner pools apply`` tags them (the same pure functions build the tags), so
+devcluster's autoscaler scales them from zero as Cluster Autoscaler would; the
+launch templates name a placeholder AMI; devcluster boots no image.
 """
 
 from __future__ import annotations

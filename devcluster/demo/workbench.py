@@ -2,12 +2,14 @@
 
 :class:`Workbench` starts a private slapd with the demo users, devcluster (the
 Kubernetes API emulator with its moto server, scheduler, autoscaler and kubelet)
-as its own process, one Auto Scaling group per pool × zone × capacity type in
-moto (tagged for the Cluster Autoscaler like ``wbspawner pools apply`` tags them),
-Dask Gateway, and JupyterHub with configurable-http-proxy configured through the
-repository's ``jupyterhub_config.py``; ``stop()`` stops everything it started, by
-PID. ``python -m devcluster.demo`` runs it for people; the hub integration tests
-and the browser test run the same thing.
+as its own process, runs ``wbspawner pools apply`` against it for the node
+groups (one Auto Scaling group per pool × zone × capacity type, as on EKS), and
+starts Dask Gateway and JupyterHub with configurable-http-proxy configured
+through the repository's ``jupyterhub_config.py``. It writes ``env`` in its
+state directory: ``source`` it and every ``wbspawner`` command works against
+the stack. ``stop()`` stops everything it started, by PID. ``python -m
+devcluster.demo`` runs it for people; the hub integration tests and the browser
+test run the same thing.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -28,11 +29,12 @@ import requests
 import yaml
 
 from devcluster.config import ClusterConfig
+from devcluster.demo.cli_env import apply_node_groups, cli_environment, write_env_file
 from devcluster.demo.gateway import LocalGateway, start_gateway
-from devcluster.demo.node_groups import aws_clients, create_node_groups
 from devcluster.services.chp import chp_command, repo_root
 from devcluster.services.ldap import LdapServer
-from devcluster.services.procs import Proc, free_port, wait_for_http
+from devcluster.services.ports import choose_port
+from devcluster.services.procs import Proc, free_port, lifeline_argv, wait_for_http
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import Profiles
 from wbspawner.pools.autoscaler_values import expander_priorities
@@ -40,6 +42,9 @@ from wbspawner.profiles.loader import load_profiles
 
 NAMESPACE = "jhub"
 CLUSTER = ClusterConfig().cluster_name
+REGION = ClusterConfig().region
+PUBLIC_PORT = 8000
+"""The proxy's port when it is free and none is asked for."""
 
 PRIORITY_CLASSES = (("wbspawner-placeholder", -10), ("wbspawner-user", 0))
 
@@ -117,6 +122,8 @@ class Devcluster:
     api: str
     moto: str
     kubeconfig: Path
+    cluster: str = CLUSTER
+    """The EKS cluster devcluster stands for (node groups, subnet tags)."""
 
 
 def start_devcluster(state_dir: Path, time_factor: float) -> Devcluster:
@@ -148,7 +155,9 @@ def start_devcluster(state_dir: Path, time_factor: float) -> Devcluster:
             for line in log.read_text(errors="replace").splitlines():
                 if line.startswith("{"):
                     info = json.loads(line)
-                    return Devcluster(proc, info["api"], info["moto"], kubeconfig)
+                    return Devcluster(
+                        proc, info["api"], info["moto"], kubeconfig, info["cluster"]
+                    )
             time.sleep(0.1)
         raise TimeoutError(f"devcluster did not report in 60 s:\n{proc.tail()}")
     except BaseException:
@@ -174,7 +183,11 @@ def hub_env(
         "WBSPAWNER_PUBLIC_URL": f"http://127.0.0.1:{public_port}",
         "WBSPAWNER_HUB_BIND_URL": f"http://127.0.0.1:{hub_port}",
         "WBSPAWNER_PROXY_API_URL": f"http://127.0.0.1:{api_port}",
-        "WBSPAWNER_PROXY_COMMAND": os.pathsep.join(chp_command(repo_root())),
+        # JupyterHub starts the proxy in a session of its own: a hub that dies
+        # without stopping it would leave it holding the public port.
+        "WBSPAWNER_PROXY_COMMAND": os.pathsep.join(
+            lifeline_argv(chp_command(repo_root()))
+        ),
         "WBSPAWNER_NAMESPACE": NAMESPACE,
         "WBSPAWNER_START_TIMEOUT": "180",
         "WBSPAWNER_PROFILES_CHECK_SECONDS": "0.5",
@@ -203,7 +216,8 @@ class Workbench:
         pools: pools to create node groups for (default: all).
         zones: zones to create node groups in (default: each pool's).
         ldap: an already running LdapServer to use instead of starting one.
-        public_port: the proxy's port (default: 8000 if free, else any).
+        public_port: the proxy's port; it must be free (default: 8000 if free,
+            else any free port, and ``port_note`` says so).
         capacity_grace_s: how long the autoscaler must refuse a node before a
             spawn fails (tests shorten it).
         warmer: whether the hub runs the warmer service (its page at
@@ -220,6 +234,12 @@ class Workbench:
     warmer: bool = True
     profiles_dir: Path = field(init=False)
     url: str = field(init=False, default="")
+    port_note: str = field(init=False, default="")
+    """Why the proxy is not on the port asked for (empty when it is)."""
+    env_file: Path = field(init=False)
+    """``source`` it to point the ``wbspawner`` CLI at this stack."""
+    cli_env: dict[str, str] = field(init=False, default_factory=dict)
+    """The variables ``env_file`` exports."""
     hub: Proc | None = field(init=False, default=None)
     gateway: LocalGateway | None = field(init=False, default=None)
     cluster: Devcluster | None = field(init=False, default=None)
@@ -230,6 +250,7 @@ class Workbench:
         """Start everything (stopping what started if a step fails)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.profiles_dir = self.state_dir / "profiles"
+        self.env_file = self.state_dir / "env"
         if not self.profiles_dir.exists():
             shutil.copytree(repo_root() / "profiles", self.profiles_dir)
         try:
@@ -240,6 +261,7 @@ class Workbench:
         return self
 
     def _start(self) -> None:
+        port, self.port_note = choose_port(self.public_port, PUBLIC_PORT)
         if self.ldap is None:
             self._own_ldap = self.ldap = LdapServer(self.state_dir / "slapd").start()
         self.cluster = start_devcluster(self.state_dir, self.time_factor)
@@ -247,13 +269,6 @@ class Workbench:
         catalog = load_catalog()
         profiles = load_profiles([self.profiles_dir], catalog)
         prepare_cluster(self.kube, profiles)
-        create_node_groups(
-            aws_clients(self.cluster.moto),
-            profiles,
-            pools=self.pools,
-            zones=self.zones,
-        )
-        port = self.public_port or _port_or_free(8000)
         env = hub_env(
             state_dir=self.state_dir / "hub",
             profiles_dir=self.profiles_dir,
@@ -261,6 +276,21 @@ class Workbench:
             cluster=self.cluster,
             public_port=port,
             capacity_grace_s=self.capacity_grace_s,
+        )
+        self.cli_env = cli_environment(
+            kubeconfig=self.cluster.kubeconfig,
+            profiles_dir=self.profiles_dir,
+            cluster=self.cluster.cluster,
+            aws_endpoint=self.cluster.moto,
+            region=REGION,
+            cost_db_url=env["WBSPAWNER_COST_DB_URL"],
+        )
+        write_env_file(self.env_file, self.cli_env)
+        apply_node_groups(
+            self.cli_env,
+            self.state_dir / "pools-apply.log",
+            pools=self.pools,
+            zones=self.zones,
         )
         (self.state_dir / "hub").mkdir(exist_ok=True)
         if self.warmer:
@@ -319,12 +349,3 @@ def wait_for_hub(hub_url: str, public_url: str, hub: Proc, timeout: float) -> No
     wait_for_http(hub_url.rstrip("/") + "/hub/api/", timeout=timeout, proc=hub)
     left = max(deadline - time.monotonic(), 1.0)
     wait_for_http(public_url.rstrip("/") + "/hub/api/", timeout=left, proc=hub)
-
-
-def _port_or_free(port: int) -> int:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return free_port()
-    return port

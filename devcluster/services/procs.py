@@ -4,15 +4,20 @@ This module owns how devcluster runs a helper program (slapd, the hub, the proxy
 a single-user server): each one is started in its own process group with its
 output in a log file, every wait is bounded and fails with the end of that log,
 and stopping signals the process group of the PID we started, never a name.
+On Linux each one also dies with the process that started it (see
+:mod:`devcluster.services.lifeline`), so a test run or a demo killed by a signal
+leaves nothing running.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,10 +25,32 @@ from collections.abc import Container, Iterator, Mapping, Sequence
 from pathlib import Path
 
 _POLL_S = 0.05
+LIFELINE = Path(__file__).with_name("lifeline.py")
+"""The script that makes a command die with its parent (Linux)."""
 
 
 class ProcessExitedError(RuntimeError):
     """A process we were waiting for exited before it became ready."""
+
+
+def lifeline_argv(argv: Sequence[str], parent: int | None = None) -> list[str]:
+    """Return ``argv`` so that it dies (SIGTERM) when the process starting it ends.
+
+    On Linux the command is run through :mod:`devcluster.services.lifeline`,
+    which execs it (same PID); elsewhere ``argv`` is returned unchanged.
+
+    Args:
+        argv: The command.
+        parent: PID that must still be the command's parent when it starts
+            (``None``: no check).
+
+    Returns:
+        The command line to start.
+    """
+    if not sys.platform.startswith("linux"):
+        return list(argv)
+    check = ["--parent", str(parent)] if parent is not None else []
+    return [sys.executable, "-I", "-S", str(LIFELINE), *check, "--", *argv]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -38,7 +65,9 @@ class Proc:
 
     Use :meth:`start` (or :func:`started`) to create one. :meth:`stop` signals the
     group whose id is the PID we started (SIGTERM, then SIGKILL after a timeout),
-    so children the command forked are stopped too.
+    so children the command forked are stopped too. The command gets SIGTERM
+    when the thread that started it ends (:func:`lifeline_argv`): start it from
+    a thread that outlives it.
     """
 
     def __init__(
@@ -70,14 +99,20 @@ class Proc:
 
         Returns:
             The running process.
+
+        Raises:
+            FileNotFoundError: The command is not found (as ``Popen`` says it).
         """
-        path = Path(log_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ) if inherit_env else {}
         full_env.update(env or {})
+        if shutil.which(argv[0], path=full_env.get("PATH", os.defpath)) is None:
+            # The lifeline execs the command, so Popen itself would not notice.
+            raise FileNotFoundError(2, "No such file or directory", argv[0])
+        path = Path(log_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("ab") as log:
             popen = subprocess.Popen(
-                list(argv),
+                lifeline_argv(argv, parent=os.getpid()),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

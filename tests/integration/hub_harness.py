@@ -5,7 +5,8 @@ form, the spawn form (whose ``action`` carries the XSRF token, as in a browser),
 and the REST API through a token the user creates for themself. The stack itself
 (slapd, devcluster, node groups, JupyterHub + configurable-http-proxy) is
 :class:`devcluster.demo.workbench.Workbench`, the same one ``make demo`` runs;
-:func:`restart_hub` restarts its hub as an operator would (servers keep running).
+:func:`restart_hub` restarts its hub as an operator would (servers keep running);
+:func:`start_hub_again` starts one after a crash.
 """
 
 from __future__ import annotations
@@ -231,7 +232,7 @@ def edit_profiles(bench: Workbench, name: str, text: str) -> Path:
     return path
 
 
-def _environ_of(pid: int) -> dict[str, str]:
+def environ_of(pid: int) -> dict[str, str]:
     """Return the environment a running process was started with (Linux)."""
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
@@ -248,8 +249,15 @@ def restart_hub(bench: Workbench, timeout: float = 90) -> None:
     """
     old = bench.hub
     assert old is not None and old.running, "the hub is not running"
-    environ = _environ_of(old.pid)
+    environ = environ_of(old.pid)
     old.stop(timeout=15)
+    start_hub_again(bench, old, environ, timeout)
+
+
+def start_hub_again(
+    bench: Workbench, old: Proc, environ: dict[str, str], timeout: float = 90
+) -> None:
+    """Start a hub like ``old`` (stopped or dead) with the environment it had."""
     bench.hub = Proc.start(
         old.argv,
         old.log_path,

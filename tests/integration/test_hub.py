@@ -8,6 +8,8 @@ checks the cluster through the Kubernetes API.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,16 +17,19 @@ import pytest
 from hub_harness import (
     HubUser,
     edit_profiles,
+    environ_of,
     error_on,
     hub_log,
     login_error_on,
     pod_of,
     pvc_of,
     sizes_on,
+    start_hub_again,
     wait_until,
 )
 
 from devcluster.demo.workbench import Workbench
+from devcluster.services.descendants import descendants, still_alive
 from devcluster.services.ldap import LdapServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -351,3 +356,21 @@ def test_the_workbench_serves_dask_gateway_through_the_hub(bench: Workbench) -> 
     response = requests.get(bench.url + "/services/dask-gateway/api/health", timeout=10)
     assert response.status_code == 200, response.text[:300]
     assert response.json()["status"] == "pass"
+
+
+def test_a_killed_hub_leaves_no_proxy_or_warmer_behind(bench: Workbench) -> None:
+    """kill -9 of the hub: the proxy and the warmer it started (each in a session
+    of its own) end with it, so the next hub gets the ports; then it starts again."""
+    hub = bench.hub
+    assert hub is not None and hub.running
+    environ = environ_of(hub.pid)
+    children = {p.pid: p.command for p in descendants(hub.pid)}
+    commands = " | ".join(children.values())
+    assert "configurable-http-proxy" in commands and "wbspawner.warmer" in commands
+    os.kill(hub.pid, signal.SIGKILL)  # no cleanup runs
+    hub.stop(timeout=5)  # reaps it
+    wait_until(
+        lambda: not still_alive(children), 10, f"the dead hub's children {children}"
+    )
+    start_hub_again(bench, hub, environ)
+    assert bench.hub is not None and bench.hub.running

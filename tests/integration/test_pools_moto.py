@@ -29,6 +29,7 @@ import pytest
 import yaml
 from aws_support import SendErrors
 
+from devcluster.services import eks_world
 from wbspawner.adapters.aws import make_client
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.cli import pools as cli_pools
@@ -57,27 +58,7 @@ PROFILES = load_profiles([PROFILES_DIR], load_catalog())
 
 def seed_eks_amis() -> None:
     """Put the EKS AMI parameters into moto's SSM backend (server mode refuses them)."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.ssm.models import Parameter, ssm_backends
-
-    params = ssm_backends[DEFAULT_ACCOUNT_ID][REGION]._parameters
-    for name, ami in AMIS.items():
-        if params.get(name):
-            continue
-        params[name].append(
-            Parameter(
-                account_id=DEFAULT_ACCOUNT_ID,
-                name=name,
-                value=ami,
-                parameter_type="String",
-                description=None,
-                allowed_pattern=None,
-                keyid=None,
-                last_modified_date=datetime.datetime.now(),
-                version=1,
-                data_type="aws:ec2:image",
-            )
-        )
+    eks_world.seed_eks_amis(REGION, AMIS)
 
 
 @dataclass

@@ -13,17 +13,20 @@ reason. It holds no policy.
 A :class:`Kube` is made by :meth:`Kube.connect` (its own connection, from a
 kubeconfig or the pod's service account; never at import or in ``__init__``) or
 by :meth:`Kube.of` around an existing client, so that the hub keeps the one
-connection KubeSpawner made.
+connection KubeSpawner made. :func:`kubeconfig_namespace` reads the namespace a
+kubeconfig context names (the admin CLI's default).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import yaml
 
 from wbspawner.errors import KubeError
 
@@ -62,6 +65,31 @@ def api_path(
         path += f"/namespaces/{quote(namespace, safe='')}"
     path += f"/{resource}"
     return path + (f"/{quote(name, safe='')}" if name is not None else "")
+
+
+def kubeconfig_namespace(path: str, context: str | None = None) -> str | None:
+    """Return the namespace a kubeconfig context names, as ``kubectl`` uses it.
+
+    Args:
+        path: the kubeconfig file.
+        context: a context of the file; ``None``: its ``current-context``.
+
+    Returns:
+        The namespace, or ``None`` when the file cannot be read or parsed, the
+        context does not exist, or it names no namespace.
+    """
+    try:
+        config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    name = context or config.get("current-context")
+    for entry in config.get("contexts") or []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            namespace = (entry.get("context") or {}).get("namespace")
+            return str(namespace) if namespace else None
+    return None
 
 
 class Kube:

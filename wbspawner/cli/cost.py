@@ -25,17 +25,24 @@ from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,
     add_command_group,
+    add_endpoint_option,
     add_json_option,
     add_profiles_option,
+    endpoint_url,
     format_table,
     print_json,
     profiles_from_args,
 )
-from wbspawner.costs.accounting import DEFAULT_DB_URL, open_db, report
 from wbspawner.costs.alarm import (
     DEFAULT_BUDGET_NAME,
     BudgetSpec,
     ensure_budget,
+)
+from wbspawner.costs.database import (
+    DB_URL_ENV,
+    STATE_DIR_ENV,
+    configured_url,
+    read_report,
 )
 from wbspawner.costs.estimate import Estimate, estimate
 from wbspawner.costs.scenario import load_scenario
@@ -43,8 +50,6 @@ from wbspawner.costs.spot import latest_spot_prices
 from wbspawner.errors import AwsError
 from wbspawner.model import Profiles
 
-DB_ENV = "WBSPAWNER_COST_DB_URL"
-"""Accounting database URL (default: :data:`DEFAULT_DB_URL`)."""
 LIVE_SPOT_ATTEMPTS = 2
 """Sends of the spot-price look-up: optional, the estimate falls back to the
 assumed discount, so it gives up sooner than other AWS calls."""
@@ -76,7 +81,7 @@ def register(subparsers: Any) -> None:
         help="read spot prices from EC2 (DescribeSpotPriceHistory); when AWS "
         "cannot be reached, the assumed discount is used",
     )
-    p.add_argument("--endpoint-url", help="another AWS endpoint (a local moto)")
+    add_endpoint_option(p)
     add_profiles_option(p)
     add_catalog_option(p)
     add_json_option(p)
@@ -87,7 +92,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--name", default=DEFAULT_BUDGET_NAME, help="budget name")
     p.add_argument("--account-id", help="AWS account (default: from STS)")
     p.add_argument("--region", default="us-east-1", help="AWS region")
-    p.add_argument("--endpoint-url", help="another AWS endpoint (a local moto)")
+    add_endpoint_option(p)
     p.add_argument(
         "--replace",
         action="store_true",
@@ -97,7 +102,12 @@ def register(subparsers: Any) -> None:
     add_catalog_option(p)
     p.set_defaults(run=run_alarm)
     p = sub.add_parser("report", help="recorded spending per user, group or size")
-    p.add_argument("--db", help=f"database URL (default ${DB_ENV} or {DEFAULT_DB_URL})")
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help=f"the accounting database (default: ${DB_URL_ENV}, else the SQLite "
+        f"file in ${STATE_DIR_ENV}, as the hub finds it)",
+    )
     p.add_argument("--by", choices=("user", "group", "size"), default="user")
     p.add_argument("--month", help="YYYY-MM (default: this month)")
     add_json_option(p)
@@ -166,7 +176,7 @@ def _live_spot(
         ec2 = make_client(
             "ec2",
             profiles.cost.region,
-            args.endpoint_url,
+            endpoint_url(args, ctx),
             max_attempts=LIVE_SPOT_ATTEMPTS,
         )
         return latest_spot_prices(ec2, types)
@@ -175,10 +185,10 @@ def _live_spot(
         return {}
 
 
-def _account_id(args: argparse.Namespace) -> str:
+def _account_id(args: argparse.Namespace, ctx: CliContext) -> str:
     if args.account_id:
         return str(args.account_id)
-    sts = make_client("sts", args.region, args.endpoint_url)
+    sts = make_client("sts", args.region, endpoint_url(args, ctx))
     return str(call(sts, "get_caller_identity")["Account"])
 
 
@@ -195,8 +205,8 @@ def run_alarm(args: argparse.Namespace, ctx: CliContext) -> int:
         pools=tuple(sorted(profiles.pools)),
         currency=profiles.cost.currency,
     )
-    client = make_client("budgets", args.region, args.endpoint_url)
-    result = ensure_budget(client, _account_id(args), spec, replace=args.replace)
+    client = make_client("budgets", args.region, endpoint_url(args, ctx))
+    result = ensure_budget(client, _account_id(args, ctx), spec, replace=args.replace)
     amount = format_price(spec.monthly, "/month")
     if result.action == "unchanged":
         ctx.print(f"budget {spec.name} is up to date ({amount}); nothing changed")
@@ -211,13 +221,26 @@ def run_alarm(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def run_report(args: argparse.Namespace, ctx: CliContext) -> int:
-    """Print recorded spending."""
-    url = args.db or ctx.environ.get(DB_ENV) or DEFAULT_DB_URL
+    """Print recorded spending.
+
+    Returns:
+        0; 2 when no database is named (nothing is created).
+
+    Raises:
+        AccountingDbError: the database cannot be read (exit code 1).
+    """
     if args.month and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
         ctx.note("error: --month must be YYYY-MM")
         return 2
-    with open_db(url)() as session:
-        rows = report(session, by=args.by, month=args.month)
+    url = args.db or configured_url(ctx.environ)
+    if url is None:
+        ctx.note(
+            f"error: which accounting database? pass --db URL, or set ${DB_URL_ENV} "
+            f"(or ${STATE_DIR_ENV}) as the hub has it; the local demo: source "
+            ".demo/env"
+        )
+        return 2
+    rows = read_report(url, by=args.by, month=args.month)
     if args.json:
         print_json(
             ctx,

@@ -12,9 +12,11 @@ This module owns how admins see and move homes from a shell:
 
 Kubernetes is reached through ``--kubeconfig`` (default ``$KUBECONFIG`` or
 ``~/.kube/config``, or the pod's service account inside a cluster) with
-:class:`wbspawner.adapters.kube.Kube`; AWS through the usual credential chain,
-``--region`` and ``--endpoint-url``. The homes code is async; each command runs
-it with :func:`asyncio.run`.
+:class:`wbspawner.adapters.kube.Kube`; the namespace is ``--namespace``, else
+``$WBSPAWNER_NAMESPACE``, else the one the kubeconfig's context names (as
+``kubectl`` does), else ``jupyterhub``. AWS is reached through the usual
+credential chain, ``--region`` and ``--endpoint-url`` (or ``$AWS_ENDPOINT_URL``).
+The homes code is async; each command runs it with :func:`asyncio.run`.
 """
 
 from __future__ import annotations
@@ -30,13 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from wbspawner.adapters.aws import make_client
-from wbspawner.adapters.kube import Kube
+from wbspawner.adapters.kube import Kube, kubeconfig_namespace
 from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,
     add_command_group,
+    add_endpoint_option,
     add_json_option,
     add_profiles_option,
+    endpoint_url,
     exists,
     format_table,
     print_json,
@@ -58,6 +62,7 @@ from wbspawner.homes.views import (
     CLAIM_PREFIX,
     MovePlan,
     describe,
+    describe_volume,
     home_rows,
     kept_volumes,
     plan_move,
@@ -67,6 +72,8 @@ from wbspawner.model import HomeSettings, Profiles
 from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE
 
 NAMESPACE_ENV = "WBSPAWNER_NAMESPACE"
+DEFAULT_NAMESPACE = "jupyterhub"
+"""The namespace when neither option, environment nor kubeconfig names one."""
 RBAC_HINT = (
     "the account in use needs get/list/create/patch/delete on persistentvolumes "
     "and persistentvolumeclaims and list on pods"
@@ -126,7 +133,8 @@ def register(subparsers: Any) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--namespace",
-        help=f"namespace of homes (default ${NAMESPACE_ENV} or jupyterhub)",
+        help=f"namespace of homes (default: ${NAMESPACE_ENV}, else the kubeconfig "
+        f"context's, else {DEFAULT_NAMESPACE})",
     )
     p.add_argument(
         "--claim", help="claim name (default: home-<user> as KubeSpawner slugs it)"
@@ -136,7 +144,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--region", help="AWS region (default $AWS_REGION or the profiles' cost.region)"
     )
-    p.add_argument("--endpoint-url", help="EC2 endpoint (a local moto server)")
+    add_endpoint_option(p)
     add_profiles_option(p)
     add_catalog_option(p)
 
@@ -149,18 +157,29 @@ def _profiles(args: argparse.Namespace, ctx: CliContext) -> Profiles | None:
     return profiles_from_args(args, ctx)[0]
 
 
+def _kubeconfig(args: argparse.Namespace, ctx: CliContext) -> str | None:
+    """Return the kubeconfig file to use; ``None``: the pod's service account."""
+    path = args.kubeconfig or ctx.environ.get("KUBECONFIG", "").split(":")[0]
+    if not path and ctx.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    return str(path or Path("~/.kube/config").expanduser())
+
+
 def _namespace(args: argparse.Namespace, ctx: CliContext) -> str:
-    return str(args.namespace or ctx.environ.get(NAMESPACE_ENV) or "jupyterhub")
+    if args.namespace or ctx.environ.get(NAMESPACE_ENV):
+        return str(args.namespace or ctx.environ[NAMESPACE_ENV])
+    path = _kubeconfig(args, ctx)
+    from_config = kubeconfig_namespace(path, args.context) if path else None
+    return from_config or DEFAULT_NAMESPACE
 
 
 @asynccontextmanager
 async def _kube(args: argparse.Namespace, ctx: CliContext) -> AsyncIterator[Kube]:
     """Connect to the API for one command; close the connection after it."""
-    path = args.kubeconfig or ctx.environ.get("KUBECONFIG", "").split(":")[0]
-    if not path and ctx.environ.get("KUBERNETES_SERVICE_HOST"):
+    path = _kubeconfig(args, ctx)
+    if path is None:
         kube = await Kube.connect(in_cluster=True, forbidden_hint=RBAC_HINT)
     else:
-        path = path or str(Path("~/.kube/config").expanduser())
         kube = await Kube.connect(path, context=args.context, forbidden_hint=RBAC_HINT)
     try:
         yield kube
@@ -177,7 +196,7 @@ def _volumes(
         or ctx.environ.get("AWS_DEFAULT_REGION")
         or (profiles.cost.region if profiles else "us-east-1")
     )
-    return Volumes(make_client("ec2", region, args.endpoint_url))
+    return Volumes(make_client("ec2", region, endpoint_url(args, ctx)))
 
 
 def _claim(args: argparse.Namespace, user: str) -> str:
@@ -263,6 +282,7 @@ async def _show(args: argparse.Namespace, ctx: CliContext) -> int:
         "kept": [{"pv": p, "volume": v, "retain_until": u} for p, v, u in kept],
     }
     volume_id = volume_handle(pv)
+    volume = None
     if volume_id:
         volumes = _volumes(args, ctx, _profiles(args, ctx))
         volume = await asyncio.to_thread(volumes.describe_volume, volume_id)
@@ -273,7 +293,10 @@ async def _show(args: argparse.Namespace, ctx: CliContext) -> int:
         print_json(ctx, info)
         return 0
     for key, value in info.items():
-        ctx.print(f"{key:12} {_text(value)}")
+        text = _text(value)
+        if key == "volume":
+            text = describe_volume(volume) if volume else f"{volume_id} (not found)"
+        ctx.print(f"{key:12} {text}")
     return 0
 
 

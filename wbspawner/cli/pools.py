@@ -2,8 +2,9 @@
 
 This module owns how an admin drives the node pools from the shell: gather the
 cluster's facts (EKS endpoint and CA, node subnets, EKS AMIs from SSM or pinned
-with ``--ami``), compute the desired state from the profiles, observe AWS, and
-print the plan and the subnet check as tables (or JSON); ``apply`` refuses small
+with ``--ami``), compute the desired state from the profiles, observe AWS (both
+narrowed to some groups with ``--pool``/``--zone``), and print the plan and the
+subnet check as tables (or JSON); ``apply`` refuses small
 subnets unless ``--force``, then runs the plan; ``render`` writes the eksctl,
 Karpenter or Cluster Autoscaler configuration of the same pools, no AWS needed.
 
@@ -22,8 +23,10 @@ from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,
     add_command_group,
+    add_endpoint_option,
     add_json_option,
     add_profiles_option,
+    endpoint_url,
     print_json,
     profiles_from_args,
 )
@@ -35,7 +38,7 @@ from wbspawner.pools.aws import AsgPools, Ec2Pools
 from wbspawner.pools.aws_cluster import EksClusters, SsmAmis
 from wbspawner.pools.desired import ClusterSpec, DesiredState, desired_state
 from wbspawner.pools.nodes import required_ami_parameters
-from wbspawner.pools.plan import Plan, make_plan
+from wbspawner.pools.plan import Plan, make_plan, only_groups
 from wbspawner.pools.render import eksctl_config, karpenter_manifests, to_yaml
 from wbspawner.pools.report import plan_table, plan_to_json, report_table
 from wbspawner.pools.subnets import (
@@ -73,7 +76,22 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 _AWS_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--region", {"help": "AWS region (default: the profiles' cost.region)"}),
-    ("--endpoint-url", {"metavar": "URL", "help": "another endpoint (moto)"}),
+    (
+        "--pool",
+        {
+            "action": "append",
+            "metavar": "NAME",
+            "help": "only this pool's groups (repeatable; others are left alone)",
+        },
+    ),
+    (
+        "--zone",
+        {
+            "action": "append",
+            "metavar": "ZONE",
+            "help": "only the groups in this zone (repeatable)",
+        },
+    ),
     (
         "--allow-delete",
         {
@@ -147,6 +165,7 @@ _AWS_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
 def _aws_options(p: argparse.ArgumentParser) -> None:
     _common(p)
     add_json_option(p)
+    add_endpoint_option(p)
     for flag, options in _AWS_OPTIONS:
         p.add_argument(flag, **options)
 
@@ -263,7 +282,7 @@ def _gather(args: argparse.Namespace, ctx: CliContext) -> _World:
     profiles, catalog = profiles_from_args(args, ctx)
     name = _cluster_name(args, ctx)
     region = args.region or profiles.cost.region
-    clients = make_clients(POOL_SERVICES, region, args.endpoint_url)
+    clients = make_clients(POOL_SERVICES, region, endpoint_url(args, ctx))
     ec2, asg = Ec2Pools(clients["ec2"]), AsgPools(clients["autoscaling"])
     subnets = ec2.subnets(ids=args.subnet) if args.subnet else ec2.subnets(cluster=name)
     if not subnets:
@@ -276,9 +295,13 @@ def _gather(args: argparse.Namespace, ctx: CliContext) -> _World:
     missing = [n for n in needed if n not in amis]
     amis.update(SsmAmis(clients["ssm"], region).resolve(missing))
     cluster = _cluster(args, name, region, clients, subnets, amis)
-    desired = desired_state(profiles, catalog, cluster)
     adapters = Adapters(ec2=ec2, asg=asg)
-    observed = observe(adapters, name)
+    desired, observed = only_groups(
+        desired_state(profiles, catalog, cluster),
+        observe(adapters, name),
+        pools=args.pool or (),
+        zones=args.zone or (),
+    )
     plan = make_plan(desired, observed, allow_delete=args.allow_delete)
     model = CniModel(
         warm_eni_target=args.cni_warm_eni_target,

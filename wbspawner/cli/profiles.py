@@ -48,13 +48,14 @@ def register(subparsers: Any) -> None:
         "validate",
         help="check profiles files; list every problem",
         description="Check profiles directories/files: YAML, schema, references, "
-        "defaults, instance types, sizing. Exit 0 when valid, 1 when not.",
+        "defaults, instance types, sizing. Exit 0 when valid, 1 when not, 2 when "
+        "a named path does not exist.",
     )
     p.add_argument(
         "paths", nargs="*", metavar="PATH", help="profiles directories or files"
     )
     add_catalog_option(p)
-    p.set_defaults(run=run_validate)
+    p.set_defaults(run=run_validate, usage=p.format_usage)
 
     p = subparsers.add_parser(
         "render",
@@ -127,10 +128,19 @@ def run_validate(args: argparse.Namespace, ctx: CliContext) -> int:
         ctx: the command context.
 
     Returns:
-        0 when valid (problems raise :class:`ProfileConfigError`).
+        0 when valid (problems raise :class:`ProfileConfigError`), 2 when a
+        path named on the command line or in ``$WBSPAWNER_PROFILES`` does not
+        exist (a usage error: nothing was checked).
     """
     if args.paths:
         args.profiles = args.paths
+    paths, explicit = profiles_paths(args, ctx)
+    missing = [p for p in paths if not exists([p])]
+    if explicit and missing:
+        ctx.err.write(args.usage())
+        listed = ", ".join(missing)
+        ctx.note(f"wbspawner validate: error: no such file or directory: {listed}")
+        return 2
     profiles, _ = profiles_from_args(args, ctx)
     ctx.print(
         f"OK: {len(profiles.pools)} pools, {len(profiles.sizes)} sizes "
@@ -306,8 +316,8 @@ def run_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
             f"{r['memory_gib']:g} GiB",
             f"{r['gpus']}× {r['gpu_kind']}" if r["gpus"] else "-",
             str(r["max_pods"]),
-            gib(r["capacity_mib"])
-            + (" m" if r["capacity_source"] == "measured" else " e"),
+            gib(r["capacity_mib"]),
+            str(r["capacity_source"]),
             gib(r["allocatable_mib"]),
             gib(r["request_memory_mib"]),
             f"{r['request_cpu_m']}m",
@@ -315,15 +325,18 @@ def run_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
         ]
         for r in rows
     ]
-    headers = ["TYPE", "VCPU", "MEMORY", "GPU", "MAXPODS", "CAPACITY", "ALLOCATABLE"]
-    headers += ["REQUEST MEM", "REQUEST CPU", "ON-DEMAND"]
+    headers = ["TYPE", "VCPU", "MEMORY", "GPU", "MAXPODS", "CAPACITY", "CAPACITY IS"]
+    headers += ["ALLOCATABLE", "REQUEST MEM", "REQUEST CPU", "ON-DEMAND"]
     ctx.print(f"Instance catalogue, {catalog.region}, {catalog.date}; sizing {origin}")
     ctx.print()
-    for line in format_table(headers, table, right=(1, 2, 4, 5, 6, 7, 8, 9)):
+    for line in format_table(headers, table, right=(1, 2, 4, 5, 7, 8, 9, 10)):
         ctx.print(line)
     ctx.print()
     ctx.print(
-        "CAPACITY: kernel-visible memory, m = measured, e = estimated; "
+        "CAPACITY: kernel-visible memory, measured on a node of the type or "
+        "estimated from its nominal memory;"
+    )
+    ctx.print(
         "REQUEST: what one server requests to fill a node (allocatable - DaemonSets)."
     )
     return 0

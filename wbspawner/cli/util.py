@@ -4,6 +4,7 @@ This module owns what every command module (``wbspawner/cli/*.py``) reuses so
 that the commands behave alike: the ``--profiles``/``--catalog``/``--json``
 options and how their defaults are found (option, then ``WBSPAWNER_PROFILES`` /
 ``WBSPAWNER_CATALOG``, then ``./profiles`` and the packaged catalogue), aligned
+the AWS endpoint (``--endpoint-url``, then ``AWS_ENDPOINT_URL``), aligned
 tables for people, JSON for machines, and how problems are printed.
 
 Library code never prints; only the ``run`` functions of command modules write,
@@ -31,6 +32,8 @@ CATALOG_ENV = "WBSPAWNER_CATALOG"
 """Instance catalogue JSON (default: the packaged one)."""
 DEFAULT_PROFILES = "profiles"
 """Profiles directory used when neither option nor environment names one."""
+ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+"""Another AWS endpoint for every service (the AWS SDKs' own variable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,33 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print JSON instead of a table"
     )
+
+
+def add_endpoint_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--endpoint-url URL`` (another AWS endpoint) to a subcommand.
+
+    Args:
+        parser: the subcommand's parser.
+    """
+    parser.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help=f"another AWS endpoint, such as a local moto (default: ${ENDPOINT_ENV})",
+    )
+
+
+def endpoint_url(args: argparse.Namespace, ctx: CliContext) -> str | None:
+    """Return the AWS endpoint a command should use (``None``: AWS itself).
+
+    Args:
+        args: parsed arguments (``endpoint_url`` from :func:`add_endpoint_option`).
+        ctx: the command context (environment).
+
+    Returns:
+        ``--endpoint-url``, else ``$AWS_ENDPOINT_URL``, else ``None``.
+    """
+    given = getattr(args, "endpoint_url", None) or ctx.environ.get(ENDPOINT_ENV, "")
+    return given.strip() or None
 
 
 def profiles_paths(args: argparse.Namespace, ctx: CliContext) -> tuple[list[str], bool]:

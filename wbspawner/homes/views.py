@@ -28,6 +28,7 @@ from wbspawner.homes.records import (
     Obj,
     ThreadedVolumes,
     VolumeApi,
+    VolumeInfo,
     annotations_of,
     claim_volume_name,
     name_of,
@@ -270,3 +271,31 @@ def describe(result: MoveResult) -> str:
         f"the snapshot are kept until {result.retain_until} (`wbspawner home gc` "
         "deletes them after that)."
     )
+
+
+def describe_volume(volume: VolumeInfo) -> str:
+    """Return one line about an EBS volume for an admin.
+
+    Args:
+        volume: the volume as EC2 describes it.
+
+    Returns:
+        E.g. ``vol-0abc: 10 GiB gp3 in us-east-1b, in-use, attached to i-0def,
+        encrypted, made from snap-0123``.
+    """
+    kind = volume.volume_type
+    if volume.iops or volume.throughput:
+        extra = [f"{volume.iops} IOPS" if volume.iops else ""]
+        extra.append(f"{volume.throughput} MiB/s" if volume.throughput else "")
+        kind += f" ({', '.join(e for e in extra if e)})"
+    parts = [f"{volume.size_gib} GiB {kind} in {volume.zone}", volume.state]
+    if volume.attached_to:
+        parts.append(f"attached to {', '.join(volume.attached_to)}")
+    if volume.encrypted:
+        key = f" with {volume.kms_key_id}" if volume.kms_key_id else ""
+        parts.append(f"encrypted{key}")
+    else:
+        parts.append("not encrypted")
+    if volume.snapshot_id:
+        parts.append(f"made from {volume.snapshot_id}")
+    return f"{volume.volume_id}: {', '.join(parts)}"

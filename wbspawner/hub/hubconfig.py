@@ -151,7 +151,11 @@ def _warmer(
     """Register the warmer as a hub-managed service, page for admins only."""
     if not settings.warmer_url:
         return
-    service = warmer_hub.service(settings, environ=environ, url=settings.warmer_url)
+    # This file runs in the hub's process: the warmer stops if that process dies
+    # without stopping it (JupyterHub starts services in their own session).
+    service = warmer_hub.service(
+        settings, environ=environ, url=settings.warmer_url, hub_pid=os.getpid()
+    )
     c.JupyterHub.services = [service]
     c.JupyterHub.load_roles = warmer_hub.roles(profiles.admin_groups)
 

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
 
+from wbspawner.costs.database import url_in_state_dir
 from wbspawner.errors import WbError
 from wbspawner.gateway.config import GatewaySettings
 
@@ -228,7 +229,7 @@ class Settings:
         """The accounting database URL in force."""
         if self.cost_db_url:
             return self.cost_db_url
-        return f"sqlite:///{Path(self.state_dir) / 'wbspawner-costs.sqlite'}"
+        return url_in_state_dir(self.state_dir)
 
     @property
     def is_local(self) -> bool:

@@ -72,6 +72,7 @@ def service(
     url: str = DEFAULT_URL,
     extra_args: Sequence[str] = (),
     name: str = SERVICE_NAME,
+    hub_pid: int | None = None,
 ) -> dict[str, Any]:
     """Return the warmer's entry for ``c.JupyterHub.services``.
 
@@ -81,12 +82,16 @@ def service(
         url: where the service listens (the proxy routes its prefix there).
         extra_args: more command-line arguments.
         name: the service name (also in its URL prefix and access scope).
+        hub_pid: the hub's PID: the warmer stops when that hub dies without
+            stopping it (``None``: it does not watch).
 
     Returns:
         A new dict.
     """
     host = urlparse(url).hostname or "127.0.0.1"
     args = list(extra_args)
+    if hub_pid is not None:
+        args.append(f"--WarmerApp.parent_pid={hub_pid}")
     if not _is_ip(host) and host != "localhost":
         args.append("--WarmerApp.bind_ip=0.0.0.0")  # a name (a k8s Service): all
     env = {k: v for k, v in (environ or {}).items() if k in PASSTHROUGH_ENV}

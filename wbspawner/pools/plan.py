@@ -17,10 +17,11 @@ Pure: no I/O. Tables and JSON of a plan are in :mod:`wbspawner.pools.report`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
+from wbspawner.pools import PoolsError
 from wbspawner.pools.desired import (
     DesiredState,
     GroupSpec,
@@ -348,3 +349,56 @@ def make_plan(
     # Stable sort: a template's new version stays before making it the default.
     ordered = sorted(actions, key=lambda a: (rank[a.kind], a.target))
     return Plan(cluster=desired.cluster, actions=tuple(ordered))
+
+
+def only_groups(
+    desired: DesiredState,
+    observed: ObservedState,
+    *,
+    pools: Collection[str] = (),
+    zones: Collection[str] = (),
+) -> tuple[DesiredState, ObservedState]:
+    """Narrow a plan to the groups of some pools and zones (empty: no narrowing).
+
+    The groups of other pools or zones are left out on both sides, so that a plan
+    made from the result neither creates, changes nor deletes them; neither does
+    it delete groups the profiles no longer have.
+
+    Args:
+        desired: what the profiles ask for.
+        observed: what exists.
+        pools: pool names to keep (empty: every pool).
+        zones: zones to keep (empty: every zone).
+
+    Returns:
+        The narrowed desired and observed states.
+
+    Raises:
+        PoolsError: a named pool is not in the profiles, or a named zone has no
+            group of the kept pools.
+    """
+    if not pools and not zones:
+        return desired, observed
+    known = sorted({g.pool for g in desired.groups})
+    unknown = sorted(set(pools) - set(known))
+    if unknown:
+        raise PoolsError(
+            f"no pool {', '.join(unknown)} in the profiles (pools: {', '.join(known)})"
+        )
+    kept_pools = [g for g in desired.groups if not pools or g.pool in pools]
+    used = sorted({g.zone for g in kept_pools})
+    idle = sorted(set(zones) - set(used))
+    if idle:
+        raise PoolsError(
+            f"no group of these pools in zone {', '.join(idle)} "
+            f"(their zones: {', '.join(used)})"
+        )
+    groups = tuple(g for g in kept_pools if not zones or g.zone in zones)
+    names = {g.asg.name for g in groups} | {g.launch_template.name for g in groups}
+    narrowed = ObservedState(
+        launch_templates={
+            n: t for n, t in observed.launch_templates.items() if n in names
+        },
+        asgs={n: a for n, a in observed.asgs.items() if n in names},
+    )
+    return replace(desired, groups=groups), narrowed

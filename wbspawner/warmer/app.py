@@ -105,6 +105,16 @@ class WarmerApp(Application):
     metrics_require_auth = Bool(
         True, config=True, help="Metrics need the same hub access as the page."
     )
+    parent_pid = Int(
+        0,
+        config=True,
+        help="""PID of the hub that manages this service; 0: none.
+
+        When set, the warmer stops within a second of that process no longer being
+        its parent (the hub died without stopping it), so that a crashed hub leaves
+        no warmer behind holding the service's port. The hub sets it to its own
+        PID for the service it starts.""",
+    )
     clock = AnyTrait(help="Injected clock (``now()``, ``from_api()``); tests only.")
 
     aliases = {
@@ -374,8 +384,49 @@ class WarmerApp(Application):
         """Return the Prometheus exposition and its content type."""
         return self.metrics.render()
 
+    def parent_gone(self) -> bool:
+        """Return whether the hub named by ``parent_pid`` is no longer the parent.
+
+        An orphan is re-parented (to PID 1 or a subreaper), so its parent PID
+        changes for good when the hub dies.
+        """
+        return bool(self.parent_pid) and os.getppid() != self.parent_pid
+
+    def _watch_parent(self, stop: asyncio.Event) -> PeriodicCallback | None:
+        """Set ``stop`` once the managing hub is gone (checked every second)."""
+        if not self.parent_pid:
+            return None
+
+        def check() -> None:
+            if self.parent_gone() and not stop.is_set():
+                self.log.warning(
+                    "warmer: the hub (pid %s) that manages this service is gone;"
+                    " stopping",
+                    self.parent_pid,
+                )
+                stop.set()
+
+        check()
+        watch = PeriodicCallback(check, 1000)
+        watch.start()
+        return watch
+
     async def serve(self) -> None:
-        """Connect, listen, reconcile at once and then periodically, forever."""
+        """Connect, listen, reconcile at once and then periodically.
+
+        Runs until cancelled, or until the managing hub is gone
+        (:attr:`parent_pid`).
+        """
+        stop = asyncio.Event()
+        watch = self._watch_parent(stop)
+        try:
+            if not stop.is_set():
+                await self._serve_until(stop)
+        finally:
+            if watch is not None:
+                watch.stop()
+
+    async def _serve_until(self, stop: asyncio.Event) -> None:
         from wbspawner.adapters.kube import Kube
         from wbspawner.warmer.web import make_app
 
@@ -391,20 +442,23 @@ class WarmerApp(Application):
         periodic = PeriodicCallback(self.reconcile, self.interval * 1000)
         periodic.start()
         try:
-            await self.until_stopped()
+            await self.until_stopped(stop)
         finally:
             periodic.stop()
             await self.hub.close()
             await kube.close()
 
-    async def until_stopped(self) -> None:
-        """Return when the process gets SIGINT or SIGTERM.
+    async def until_stopped(self, stop: asyncio.Event | None = None) -> None:
+        """Return when the process gets SIGINT or SIGTERM, or ``stop`` is set.
 
         The hub stops its services with SIGINT, then SIGTERM; either ends the
         service cleanly (connections closed, exit code 0) instead of with a
         ``KeyboardInterrupt`` traceback in the hub's log.
+
+        Args:
+            stop: also ends the wait when set (the managing hub is gone).
         """
-        stop = asyncio.Event()
+        stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         for sig in before:

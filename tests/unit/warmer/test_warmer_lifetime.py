@@ -1,0 +1,73 @@
+"""The warmer ends with the hub that manages it (a crashed hub leaves no warmer)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from wbspawner.hub import hubconfig
+from wbspawner.hub.settings import Settings
+from wbspawner.profiles.loader import load_profiles
+from wbspawner.warmer import app as warmer_app
+from wbspawner.warmer.app import WarmerApp
+
+REPO = Path(__file__).resolve().parents[3]
+ENV = {
+    "WBSPAWNER_LDAP_SERVER": "ldap.example.org",
+    "WBSPAWNER_LDAP_BIND_DN_TEMPLATE": "uid={username},ou=people,dc=example,dc=org",
+    "WBSPAWNER_LDAP_GROUP_DN_TEMPLATE": "cn={group},ou=groups,dc=example,dc=org",
+    "WBSPAWNER_STATE_DIR": "/srv/hub",
+    "WBSPAWNER_WARMER_URL": "http://127.0.0.1:10101",
+}
+
+
+def test_the_hub_names_itself_as_the_warmers_parent() -> None:
+    c = Config()
+    settings = Settings.from_env(ENV, lambda path: None)
+    hubconfig.apply(c, settings, load_profiles([REPO / "profiles"]), environ={})
+    (warmer,) = c.JupyterHub.services
+    assert f"--WarmerApp.parent_pid={os.getpid()}" in warmer["command"]
+
+
+@pytest.mark.parametrize(
+    ("parent_pid", "gone"),
+    [
+        pytest.param(0, False, id="not-watching"),
+        pytest.param(os.getppid(), False, id="parent-alive"),
+        pytest.param(1, True, id="re-parented"),
+    ],
+)
+def test_parent_gone(parent_pid: int, gone: bool) -> None:
+    assert WarmerApp(parent_pid=parent_pid).parent_gone() is gone
+
+
+async def test_serve_returns_at_once_when_the_hub_is_already_gone() -> None:
+    app = WarmerApp(parent_pid=1, profiles_dir=["/nonexistent"])
+    await asyncio.wait_for(app.serve(), 5)  # never reads profiles or the cluster
+
+
+async def test_serving_stops_within_a_second_or_two_after_the_hub_dies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_parent = os.getppid()
+    app = WarmerApp(parent_pid=real_parent)
+    served = asyncio.Event()
+
+    async def serve_until(stop: asyncio.Event) -> None:
+        served.set()
+        await stop.wait()
+
+    monkeypatch.setattr(app, "_serve_until", serve_until)
+    task = asyncio.create_task(app.serve())
+    await asyncio.wait_for(served.wait(), 5)
+    await asyncio.sleep(1.2)
+    assert not task.done(), "stopped while the hub was alive"
+    monkeypatch.setattr(warmer_app.os, "getppid", lambda: 1)  # the hub died
+    began = time.monotonic()
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - began < 2.5
