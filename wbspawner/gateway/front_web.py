@@ -300,7 +300,11 @@ class SocketHandler(_Front, WebSocketHandler):
         except GatewayHttpError as err:
             self.context.log.warning("websocket %s: %s", self.request.path, err)
             raise web.HTTPError(err.status) from None
-        await super().get(*args, **kwargs)
+        try:
+            # Returns when the client's websocket ends (or was never accepted).
+            await super().get(*args, **kwargs)
+        finally:
+            self.upstream.close()
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         """Agree on what the upstream chose."""
