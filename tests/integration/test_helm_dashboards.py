@@ -284,3 +284,8 @@ def test_the_hub_admits_the_front_and_user_servers_may_reach_it(
         )
     ]
     assert [[p["port"] for p in r["ports"]] for r in rules] == [[8765]]
+
+
+def test_deploy_guide_applies_the_front() -> None:
+    guide = (REPO / "docs" / "deploy-eks.md").read_text(encoding="utf-8")
+    assert f"kubectl apply -f {FRONT.relative_to(REPO)}" in guide
