@@ -457,6 +457,23 @@ async def test_owners_are_remembered_for_their_ttl_unknown_ones_not() -> None:
     assert asked[-1] == "c1"
 
 
+def test_a_front_without_its_settings_stops_with_the_missing_ones(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("URL", "FRONT_URL", "API_TOKEN", "API_TOKEN_FILE", "HUB_API_URL"):
+        monkeypatch.delenv(f"WBSPAWNER_DASK_GATEWAY_{name}", raising=False)
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+    app = DashboardFront()
+    app.log.propagate = True  # traitlets' own handler aside, caplog sees it
+    with caplog.at_level(logging.CRITICAL), pytest.raises(SystemExit) as stopped:
+        app.start()
+    assert stopped.value.code == 1
+    assert "needs WBSPAWNER_DASK_GATEWAY_URL" in caplog.text
+    assert "WBSPAWNER_DASK_GATEWAY_API_TOKEN" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
 def test_every_front_setting_has_help() -> None:
     own = DashboardFront.class_own_traits(config=True)
     assert own, "the front has settings"

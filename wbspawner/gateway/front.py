@@ -185,11 +185,14 @@ class DashboardFront(Application):
             max_message_size=self.websocket_max_message_size,
         )
 
-    async def serve(self) -> None:
-        """Listen on the front URL until cancelled."""
+    async def serve(self, settings: GatewaySettings) -> None:
+        """Listen on the front URL until cancelled.
+
+        Args:
+            settings: from :meth:`settings_from_env`.
+        """
         from tornado.httpserver import HTTPServer
 
-        settings = self.settings_from_env()
         gateway = self.make_gateway(settings)
         context = FrontContext(
             gateway=gateway,
@@ -219,6 +222,11 @@ class DashboardFront(Application):
 
     def start(self) -> None:
         """Run the front until interrupted."""
+        try:
+            settings = self.settings_from_env()
+        except GatewaySettingsError as err:  # the operator's to fix: no traceback
+            self.log.critical("Cannot start: %s", err)
+            self.exit(1)
         # Tornado's loggers (access, errors, JupyterHub's service auth) write
         # through the application's handler, with its level and layout.
         for name in ("tornado.access", "tornado.application", "tornado.general"):
@@ -227,7 +235,7 @@ class DashboardFront(Application):
             logger.propagate = True
             logger.parent = self.log
         try:
-            asyncio.run(self.serve())
+            asyncio.run(self.serve(settings))
         except KeyboardInterrupt:
             pass
 
