@@ -97,7 +97,8 @@ def test_the_front_runs_from_the_hub_image_unprivileged(
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["capabilities"] == {"drop": ["ALL"]}
-    assert sc["runAsUser"] != 0
+    assert sc["runAsUser"] >= 10000  # no user of the node (1000: ec2-user)
+    assert pod["securityContext"]["fsGroup"] == sc["runAsGroup"]  # reads the token
     for bound in ("requests", "limits"):
         assert set(container["resources"][bound]) == {"cpu", "memory"}, bound
     for probe in ("readinessProbe", "livenessProbe"):
