@@ -65,6 +65,12 @@ MESSAGES = {
     504: "The Dask Gateway did not answer in time; try again in a moment.",
 }
 """What people are told for each refusal (nothing from the request is echoed)."""
+WHY = {
+    Verdict.LOGIN: "no valid hub login or token",
+    Verdict.FORBIDDEN: "neither its owner nor a hub admin, or no access to the gateway",
+    Verdict.NOT_FOUND: "no such cluster",
+}
+"""Why a dashboard request was refused, for the log."""
 
 
 class OwnerCache:
@@ -154,9 +160,9 @@ class _Front(HubOAuthenticated):
                 raise web.HTTPError(err.status) from None
         verdict = may_view(viewer, owner)
         if verdict is not Verdict.ALLOW:
-            who = f"{viewer.kind} {viewer.name}" if viewer else "nobody"
+            who = f"{viewer.kind} {viewer.name}" if viewer else "a client"
             self.context.log.info(
-                "dashboard of %s: %s for %s", cluster, verdict.name.lower(), who
+                "Dashboard of %s refused to %s: %s", cluster, who, WHY[verdict]
             )
         return verdict, viewer
 
