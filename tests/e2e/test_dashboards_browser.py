@@ -79,7 +79,10 @@ def _log_in(context: BrowserContext, url: str, user: str) -> Page:
     page.fill("#username_input", user)
     page.fill("#password_input", f"{user}-pw")
     page.click("#login_submit")
-    page.wait_for_url(re.compile(r"/hub/(spawn|home)"))
+    # The hub sends a user with a running server on to it (no need to load it).
+    page.wait_for_url(
+        re.compile(r"/(hub/(spawn|home)|user/[^/]+/)"), wait_until="commit"
+    )
     return page
 
 
