@@ -3,8 +3,10 @@
 The demo and the tests start the gateway with the repository's
 ``dask_gateway_config.py`` (UnsafeLocalBackend: schedulers and workers are local
 processes; dask-gateway's ``LocalBackend`` is never used, it chowns ``/`` as
-root), and hand the hub the environment that wires it in: the hub service, the
-users' access scope and the notebooks' ``DASK_GATEWAY__*`` variables.
+root), and hand the hub the environment that wires it in: the hub service (the
+dashboards front, which the hub starts on a free loopback port and which passes
+on to the gateway's proxy), the users' access scope and the notebooks'
+``DASK_GATEWAY__*`` variables.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def start_gateway(
         raise
     hub_env = {
         "WBSPAWNER_DASK_GATEWAY_URL": http_url,
+        "WBSPAWNER_DASK_GATEWAY_FRONT_URL": f"http://127.0.0.1:{free_port()}",
         "WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS": f"gateway://127.0.0.1:{tcp}",
         "WBSPAWNER_DASK_GATEWAY_API_TOKEN": token,
     }

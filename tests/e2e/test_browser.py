@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from devcluster.demo.workbench import NAMESPACE, Workbench
 from devcluster.services.ldap import LdapServer
@@ -21,15 +21,6 @@ from devcluster.services.ldap import LdapServer
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "browser"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +35,6 @@ def bench(
         ldap=ldap_server,
     ) as workbench:
         yield workbench
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), (
-        f"{CHROMIUM} is missing: run scripts/setup-system.sh (Debian's chromium)"
-    )
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -456,6 +456,7 @@ def stack(
             {
                 "TEST_REPO": str(REPO),
                 "WBSPAWNER_DASK_GATEWAY_URL": f"http://127.0.0.1:{http}",
+                "WBSPAWNER_DASK_GATEWAY_FRONT_URL": f"http://127.0.0.1:{free_port()}",
                 "WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS": f"gateway://127.0.0.1:{tcp}",
                 "WBSPAWNER_DASK_GATEWAY_API_TOKEN": token,
             }

@@ -6,8 +6,9 @@ against the schemas of those CRDs. The rendered ``dask_gateway_config.py`` is
 then executed the way the gateway pod runs it, with the profiles arriving as the
 ConfigMap variables the Deployment declares. The gateway's pods have requests
 and limits, and ``helm-values/dask-gateway-networkpolicy.yaml`` admits to them
-only their clients (checked with the pods' real labels) and keeps them from the
-instance metadata address.
+only their clients (checked with the pods' real labels: the HTTP side only from
+the dashboards front of ``helm-values/dask-dashboards.yaml``) and keeps them
+from the instance metadata address.
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ def test_rendered_config_runs_with_the_workbench_backend(
 
 GATEWAY_PODS = ("api-dask-gateway", "controller-dask-gateway", "traefik-dask-gateway")
 POLICIES = REPO / "helm-values" / "dask-gateway-networkpolicy.yaml"
+FRONT = REPO / "helm-values" / "dask-dashboards.yaml"
 METADATA = ipaddress.ip_address("169.254.169.254")
 
 
@@ -185,6 +187,9 @@ def pods(rendered: list[dict[str, Any]]) -> dict[str, PodRef]:
     for name in ("hub", "proxy"):
         template = one(hub, "Deployment", name)["spec"]["template"]
         out[name] = PodRef("jhub", template["metadata"]["labels"])
+    front = yaml.safe_load_all(FRONT.read_text(encoding="utf-8"))
+    (deployment,) = [d for d in front if d and d["kind"] == "Deployment"]
+    out["front"] = PodRef("jhub", deployment["spec"]["template"]["metadata"]["labels"])
     # KubeSpawner's labels of every user server (z2jh's network policies use them).
     server = {"app": "jupyterhub", "component": "singleuser-server"}
     out["server"] = PodRef("jhub", server)
@@ -201,10 +206,14 @@ def pods(rendered: list[dict[str, Any]]) -> dict[str, PodRef]:
 
 CONNECTIONS = [
     # source, target (component), port, allowed
-    ("server", "traefik", 8000, True),
+    # The gateway's HTTP side (API, dashboards) only through the dashboards
+    # front; user servers reach traefik for their schedulers' TLS only.
+    ("front", "traefik", 8000, True),
+    ("server", "traefik", 8000, False),
     ("server", "traefik", 8786, True),
-    ("proxy", "traefik", 8000, True),
-    ("hub", "traefik", 8000, True),
+    ("proxy", "traefik", 8000, False),
+    ("hub", "traefik", 8000, False),
+    ("front", "traefik", 8786, False),
     ("traefik", "gateway", 8000, True),
     ("scheduler", "gateway", 8000, True),
     ("server elsewhere", "traefik", 8000, False),

@@ -22,7 +22,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from helm_support import helm_template, one
+from helm_support import IMAGE_HUB_CONFIG, helm_template, hub_environ, one
 from traitlets.config import Config
 
 pytestmark = pytest.mark.integration
@@ -33,8 +33,6 @@ CHART_NAME = "jupyterhub-4.4.0.tgz"
 NAMESPACE = "jhub"
 K8S = "1.33"
 METADATA = "169.254.169.254"
-IMAGE_HUB_CONFIG = "/usr/local/etc/wbspawner/jupyterhub_config.py"
-"""Where images/hub/Dockerfile puts the repository's jupyterhub_config.py."""
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +112,30 @@ def test_user_servers_reach_only_hub_proxy_and_gateway_pods(rendered):
                 selectors.append(peer["podSelector"]["matchLabels"])
     components = {s.get("component") or s.get("app.kubernetes.io/component")
                   for s in selectors}  # fmt: skip
-    assert components == {"hub", "proxy", "autohttps", "traefik"}
+    assert components == {"hub", "proxy", "autohttps", "dask-dashboards", "traefik"}
     gateway = [s for s in selectors if s.get("app.kubernetes.io/name")]
+    # The gateway's HTTP side through the dashboards front only (its own
+    # policy and test: test_helm_dashboards.py); traefik for schedulers only.
     assert gateway == [
-        {"app.kubernetes.io/name": "dask-gateway",
-         "app.kubernetes.io/component": "traefik"}
-    ]  # fmt: skip
+        {
+            "app.kubernetes.io/name": "wbspawner",
+            "app.kubernetes.io/component": "dask-dashboards",
+        },
+        {
+            "app.kubernetes.io/name": "dask-gateway",
+            "app.kubernetes.io/component": "traefik",
+        },
+    ]
+    traefik = [
+        [p["port"] for p in rule["ports"]]
+        for rule in policy["spec"]["egress"]
+        for peer in rule.get("to", [])
+        if peer.get("podSelector", {})
+        .get("matchLabels", {})
+        .get("app.kubernetes.io/component")
+        == "traefik"
+    ]
+    assert traefik == [[8786]]
     # Nothing may select every pod (an empty selector would open the cluster).
     assert all(selectors)
 
@@ -294,50 +310,10 @@ def test_culling_is_on(rendered):
     assert cull["users"] is False  # users (and their homes) are never deleted
 
 
-def _hub_environ(rendered: list[dict[str, Any]], tmp_path: Path) -> dict[str, str]:
-    """The hub container's environment, with fakes for what Kubernetes fills."""
-    (container,) = one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
-        "containers"
-    ]
-    fakes = {"server": "ldap.example.org",
-             "bind-dn-template": "uid={username},ou=people,dc=example,dc=org",
-             "group-dn-template": "cn={group},ou=groups,dc=example,dc=org"}  # fmt: skip
-    env: dict[str, str] = {}
-    for var in container["env"]:
-        if "value" in var:
-            env[var["name"]] = var["value"]
-            continue
-        ref = var["valueFrom"]
-        if "fieldRef" in ref:
-            assert ref["fieldRef"]["fieldPath"] == "metadata.namespace"
-            env[var["name"]] = NAMESPACE
-        elif "secretKeyRef" in ref:
-            key = ref["secretKeyRef"]["key"]
-            if key in fakes:
-                env[var["name"]] = fakes[key]
-            elif ref["secretKeyRef"]["name"] == "hub":  # the chart's own Secret
-                env[var["name"]] = f"fake-{key}"
-            else:
-                assert ref["secretKeyRef"].get("optional") is True, key
-    # Files the pod gets from its mounts live in tmp_path here.
-    mounted = {"/etc/wbspawner/profiles": REPO / "profiles"}
-    files = (
-        "WBSPAWNER_LDAP_BIND_PASSWORD_FILE",
-        "WBSPAWNER_LDAP_CA_FILE",
-        "WBSPAWNER_DASK_GATEWAY_API_TOKEN_FILE",
-    )
-    for name in files:
-        local = tmp_path / Path(env[name]).name
-        local.write_text("fake\n", encoding="utf-8")
-        mounted[env[name]] = local
-    mounted[env["WBSPAWNER_STATE_DIR"]] = tmp_path
-    return {k: str(mounted.get(v, v)) for k, v in env.items()}
-
-
 def test_rendered_hub_config_loads_wbspawner(rendered, tmp_path, monkeypatch):
     extra = _values(rendered)["hub"]["extraConfig"]
     assert list(extra) == ["10-wbspawner"]
-    env = _hub_environ(rendered, tmp_path)
+    env = hub_environ(rendered, tmp_path, NAMESPACE)
     for name in [n for n in os.environ if n.startswith("WBSPAWNER_")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
@@ -429,7 +405,7 @@ def test_chart_hub_config_with_our_values_loads_wbspawner(rendered, tmp_path):
     root = tmp_path / "etc"
     _chart_etc(rendered, root)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WBSPAWNER_")}
-    env.update(_hub_environ(rendered, tmp_path))
+    env.update(hub_environ(rendered, tmp_path, NAMESPACE))
     # Kubernetes sets these for the chart's Services.
     env.update(HUB_SERVICE_PORT="8081", PROXY_API_SERVICE_PORT="8001",
                PROXY_PUBLIC_SERVICE_PORT="80")  # fmt: skip

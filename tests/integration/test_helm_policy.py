@@ -1,8 +1,9 @@
 """A Kubernetes policy scanner on every rendered release: no finding goes unexplained.
 
 Each release is rendered with `helm template` from the chart archives and the
-values in ``helm-values/`` (the dask-gateway release together with both of its
-NetworkPolicy files, which operators apply beside it). checkov, pinned in
+values in ``helm-values/`` (the jupyterhub release together with the Dask
+dashboards front, the dask-gateway release with both of its NetworkPolicy files:
+the files operators apply beside them). checkov, pinned in
 ``constraints-checkov.txt`` and installed into ``.cache/checkov`` by
 ``make checkov``, then scans the rendered objects. A test fails on any finding
 that ``helm-values/policy-skips.yaml`` does not list with a reason, and on any
@@ -76,7 +77,13 @@ class Release:
 
 
 RELEASES = {
-    "jupyterhub": Release("jhub", "jupyterhub-4.4.0.tgz", "jhub", "jupyterhub.yaml"),
+    "jupyterhub": Release(
+        "jhub",
+        "jupyterhub-4.4.0.tgz",
+        "jhub",
+        "jupyterhub.yaml",
+        ("dask-dashboards.yaml",),
+    ),
     "dask-gateway": Release(
         "dask-gateway",
         "dask-gateway-2026.3.0.tgz",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -471,6 +472,7 @@ LOCAL_ENV = {
     "WBSPAWNER_MODE": "local",
     "WBSPAWNER_PROFILES": "/p1:/p2",
     "WBSPAWNER_DASK_GATEWAY_URL": "http://127.0.0.1:9000",
+    "WBSPAWNER_DASK_GATEWAY_FRONT_URL": "http://127.0.0.1:9002",
     "WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS": "gateway://127.0.0.1:9001",
     "WBSPAWNER_DASK_GATEWAY_API_TOKEN": "s3cret-token",
     "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api",
@@ -483,6 +485,8 @@ def test_settings_from_env() -> None:
     assert settings.profiles_paths == ("/p1", "/p2")
     assert settings.api_token == "s3cret-token"
     assert settings.hub_api_url == "http://127.0.0.1:8081/hub/api"
+    assert settings.url == "http://127.0.0.1:9000"
+    assert settings.front_url == "http://127.0.0.1:9002"
     assert settings.extra_path and Path(settings.extra_path[0], "python").exists()
 
 
@@ -500,6 +504,11 @@ def test_settings_from_env() -> None:
         ),
         pytest.param(
             {"WBSPAWNER_DASK_GATEWAY_REAP_INTERVAL": "-1"}, "seconds >= 0", id="reap"
+        ),
+        pytest.param(
+            {"WBSPAWNER_DASK_GATEWAY_URL": "http://127.0.0.1:9000"},
+            "FRONT_URL is not: without the dashboards front",
+            id="gateway-without-front",
         ),
     ],
 )
@@ -558,9 +567,18 @@ def test_hub_wiring_merges_into_existing_config() -> None:
     gwhub.apply_hub_wiring(c, wiring, "KubeSpawner")  # idempotent
     services = {s["name"]: s for s in c.JupyterHub.services}
     gateway = services["dask-gateway"]
-    assert gateway["url"] == "http://127.0.0.1:9000"
+    # The hub's proxy sends the prefix to the dashboards front, which the hub
+    # runs itself in local mode and which passes on to the gateway's proxy.
+    assert gateway["url"] == "http://127.0.0.1:9002"
+    assert gateway["command"] == [sys.executable, "-m", "wbspawner.gateway.front"]
+    assert gateway["environment"] == {
+        "WBSPAWNER_MODE": "local",
+        "WBSPAWNER_DASK_GATEWAY_URL": "http://127.0.0.1:9000",
+        "WBSPAWNER_DASK_GATEWAY_FRONT_URL": "http://127.0.0.1:9002",
+    }
     assert gateway["api_token"] == "s3cret-token"
-    assert gateway["display"] is False and gateway["timeout"] <= 5
+    assert gateway["display"] is False and gateway["timeout"] <= 10
+    assert gateway["oauth_no_confirm"] is True
     assert services["warmer"]["api_token"] == "w"
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["user"]["scopes"] == [

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
+from wbspawner.gateway.config import GatewaySettingsError
 from wbspawner.hub import hubconfig
 from wbspawner.hub.ldap import GroupMapper
 from wbspawner.hub.settings import Settings
@@ -214,11 +215,16 @@ def test_gateway_wiring_from_the_environment(profiles: Profiles) -> None:
         profiles,
         WBSPAWNER_PUBLIC_URL="http://127.0.0.1:8000",
         WBSPAWNER_DASK_GATEWAY_URL="http://127.0.0.1:8600",
+        WBSPAWNER_DASK_GATEWAY_FRONT_URL="http://dask-dashboards:8765",
         WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS="gateway://127.0.0.1:8601",
         WBSPAWNER_DASK_GATEWAY_API_TOKEN="t" * 32,
     )
     (service,) = [s for s in c.JupyterHub.services if s["name"] == "dask-gateway"]
-    assert service["url"] == "http://127.0.0.1:8600"
+    # The hub's proxy sends the prefix to the dashboards front, which runs
+    # beside the hub in production (an external service).
+    assert service["url"] == "http://dask-dashboards:8765"
+    assert "command" not in service
+    assert service["oauth_no_confirm"] is True
     assert "access:services!service=dask-gateway" in c.KubeSpawner.server_token_scopes
     env = c.KubeSpawner.environment
     assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
@@ -226,8 +232,16 @@ def test_gateway_wiring_from_the_environment(profiles: Profiles) -> None:
     assert env["DASK_GATEWAY__ADDRESS"].endswith("/services/dask-gateway")
 
 
+def test_a_gateway_without_its_dashboards_front_stops_the_hub(
+    profiles: Profiles,
+) -> None:
+    with pytest.raises(GatewaySettingsError, match="dashboard is open to anyone"):
+        applied(profiles, WBSPAWNER_DASK_GATEWAY_URL="http://127.0.0.1:8600")
+
+
 GATEWAY = {
     "WBSPAWNER_DASK_GATEWAY_URL": "http://127.0.0.1:8600",
+    "WBSPAWNER_DASK_GATEWAY_FRONT_URL": "http://127.0.0.1:8602",
     "WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS": "gateway://127.0.0.1:8601",
     "WBSPAWNER_DASK_GATEWAY_API_TOKEN": "t" * 32,
 }

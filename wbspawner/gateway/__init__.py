@@ -1,7 +1,8 @@
-"""Dask Gateway for the workbench: options, limits, reaper and configuration.
+"""Dask Gateway for the workbench: options, limits, reaper, configuration, front.
 
 This package runs inside ``dask-gateway-server`` (loaded from its config file or
-the Helm chart's ``extraConfig``) and tells the hub how to wire the gateway in:
+the Helm chart's ``extraConfig``) and tells the hub how to wire the gateway in;
+its dashboards front runs as a process of its own, in front of the gateway:
 
 - :mod:`~wbspawner.gateway.options`: pure; worker sizes, limits and the
   per-user ``Options`` with their handler.
@@ -19,12 +20,17 @@ the Helm chart's ``extraConfig``) and tells the hub how to wire the gateway in:
   written by the hub's spawner.
 - :mod:`~wbspawner.gateway.config`: ``configure(c, settings, profiles)`` for
   ``dask_gateway_config.py``.
+- :mod:`~wbspawner.gateway.front_policy` (pure), :mod:`~wbspawner.gateway.
+  front_web` and :mod:`~wbspawner.gateway.front`: the hub's ``dask-gateway``
+  service, which passes the gateway's API through and shows a cluster's
+  dashboard to its owner and hub admins only.
 - :mod:`~wbspawner.hub.gateway_service`: pure; the hub's service, roles, token scopes
   and notebook environment.
 
-It imports pure wbspawner modules, the adapters (the hub API, Kubernetes) and
-``dask_gateway_server``, never JupyterHub or KubeSpawner. Importing it starts
-nothing.
+It imports pure wbspawner modules, the adapters (the hub API, Kubernetes, the
+gateway's HTTP) and ``dask_gateway_server``, never KubeSpawner; only the front's
+two modules import JupyterHub (its service auth), and the gateway never loads
+them. Importing it starts nothing.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ This module owns what ``dask-gateway-server`` loads by class path
 (``c.DaskGateway.backend_class``, see :data:`wbspawner.gateway.config.BACKENDS`):
 
 - :class:`WorkbenchBackendMixin`: per-user options from the profiles (re-read
-  when they change), the limit check, cost accounting, and the reaper of
+  when they change), the limit check, cost accounting, the owner route of
+  :mod:`wbspawner.adapters.gatewayhttp` (for the dashboards front), the reaper of
   :mod:`wbspawner.gateway.reaper` running as a periodic task, asking the hub
   through :class:`wbspawner.adapters.hubapi.HubApi` (on the backend's own
   aiohttp session), and :mod:`wbspawner.gateway.route_watch` on the API server;
@@ -23,6 +24,7 @@ from dask_gateway_server.backends.kubernetes.backend import KubeBackend
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 from traitlets import Float, List, Unicode, default
 
+from wbspawner.adapters.gatewayhttp import add_owner_route
 from wbspawner.adapters.hubapi import HubApi
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.gateway.accounting import CostAccountingMixin, WorkerSpansMixin
@@ -94,7 +96,8 @@ class WorkbenchBackendMixin(CostAccountingMixin):
         The gateway's JupyterHub service token, for the reaper.
 
         Its service needs a role with ``list:users`` and ``read:servers``.
-        Empty: no reaper.
+        Also the credential the dashboards front shows the owner route (the
+        front is the same hub service). Empty: no reaper, no owner route.
         """,
         config=True,
     )
@@ -153,9 +156,13 @@ class WorkbenchBackendMixin(CostAccountingMixin):
         return cluster_options_for(self.profiles(), user, ctx)
 
     async def setup(self, app: Any) -> None:
-        """Load the profiles (an invalid file fails the start), start the reaper."""
+        """Load the profiles (an invalid file fails the start), start the reaper.
+
+        Also adds the owner route the dashboards front asks.
+        """
         self.profiles()
         app.middlewares.append(route_watch_middleware(self.log))
+        add_owner_route(app, self.get_cluster, self.hub_api_token)
         await super().setup(app)
         if self.reap_interval > 0 and self.hub_api_url and self.hub_api_token:
             hub = HubApi(self.hub_api_url, self.hub_api_token, session=self.session)

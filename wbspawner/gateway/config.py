@@ -15,7 +15,10 @@ This module owns two things:
 Variables (``WBSPAWNER_DASK_GATEWAY_`` prefix unless stated):
 
 ======================  ==========================================================
-``URL``                 the gateway's HTTP proxy as the hub reaches it (service URL)
+``URL``                 the gateway's HTTP proxy, as the dashboards front reaches it
+``FRONT_URL``           the dashboards front (:mod:`wbspawner.gateway.front`), as
+                        the hub's proxy reaches it: the hub's service URL; needed
+                        whenever ``URL`` is set
 ``PROXY_ADDRESS``       ``gateway://host:port`` of the TCP proxy, for notebooks
 ``ADDRESS``             notebooks' gateway URL (default: hub public URL + prefix)
 ``PUBLIC_ADDRESS``      dashboard links' base (default: like ``ADDRESS``)
@@ -57,6 +60,8 @@ SERVICE_NAME = "dask-gateway"
 """Name of the gateway's JupyterHub service (and its proxy route)."""
 PREFIX = f"/services/{SERVICE_NAME}"
 """Path of the gateway behind the hub's proxy."""
+ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
+"""What a hub token needs to use the gateway (and its dashboards)."""
 DEFAULT_PROFILES = ("/etc/wbspawner/profiles",)
 DEFAULT_API_BIND = "127.0.0.1:8787"
 DEFAULT_HTTP_BIND = "127.0.0.1:8000"
@@ -80,7 +85,11 @@ class GatewaySettings:
     profiles_paths: tuple[str, ...] = DEFAULT_PROFILES
     catalog_path: str | None = None
     url: str | None = None
-    """The gateway's HTTP proxy as the hub's proxy reaches it; ``None``: not wired."""
+    """The gateway's HTTP proxy as the dashboards front reaches it; ``None``: the
+    hub does not wire the gateway in."""
+    front_url: str | None = None
+    """The dashboards front as the hub's proxy reaches it (the ``dask-gateway``
+    service's URL); the front listens on its port."""
     proxy_address: str | None = None
     """``gateway://host:port`` notebooks reach schedulers through."""
     address: str | None = None
@@ -131,6 +140,12 @@ class GatewaySettings:
         auth = (get("AUTH") or "jupyterhub").lower()
         state_dir = get("STATE_DIR")
         _check(environ, mode, auth, state_dir, get("PASSWORD"))
+        if get("URL") and not get("FRONT_URL"):
+            raise GatewaySettingsError(
+                f"{ENV}URL is set but {ENV}FRONT_URL is not: without the dashboards "
+                "front (python -m wbspawner.gateway.front) every Dask cluster's "
+                "dashboard is open to anyone who reaches the hub"
+            )
         profiles = tuple(
             p for p in (environ.get("WBSPAWNER_PROFILES") or "").split(os.pathsep) if p
         )
@@ -139,6 +154,7 @@ class GatewaySettings:
             profiles_paths=profiles or DEFAULT_PROFILES,
             catalog_path=environ.get("WBSPAWNER_CATALOG") or None,
             url=get("URL"),
+            front_url=get("FRONT_URL"),
             proxy_address=get("PROXY_ADDRESS"),
             address=get("ADDRESS"),
             public_address=get("PUBLIC_ADDRESS"),

@@ -2,12 +2,19 @@
 
 This module owns the hub side of the gateway:
 
-- the ``dask-gateway`` service (its URL behind the hub's proxy at
-  ``/services/dask-gateway``, its token, hidden from the home page, and a short
-  start-up ``timeout``: JupyterHub 6 otherwise waits 30 s for a missing service);
+- the ``dask-gateway`` service, hidden from the home page: the hub's proxy sends
+  ``/services/dask-gateway`` to the dashboards front (:mod:`wbspawner.gateway.
+  front`), which passes the gateway's API through and lets only a cluster's
+  owner or a hub admin see its dashboard. In local mode the hub runs the front
+  itself (a managed service); in production it runs beside the hub (the
+  ``dask-dashboards`` Deployment) and the service is external, with a short
+  start-up ``timeout`` (JupyterHub 6 otherwise waits 30 s for it). Its OAuth
+  needs no confirmation page (it is the hub's own component);
 - the roles: users' ``access:services!service=dask-gateway`` (the gateway's
   JupyterHub authenticator refuses tokens without it) and the gateway's own
-  least-privilege role for its reaper (``list:users``, ``read:servers``);
+  least-privilege role for its reaper (``list:users``, ``read:servers``); the
+  front, the same service, needs nothing more (it asks the hub who sent a
+  request with that request's own token, which any token may);
 - the server token's scopes (``Spawner.server_token_scopes``): the default
   ``server`` role's plus the gateway access;
 - the notebook environment: ``DASK_GATEWAY__ADDRESS`` (through the hub's
@@ -21,22 +28,29 @@ service or role of the same name is updated, lists are extended once).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from wbspawner.gateway.config import PREFIX, SERVICE_NAME, GatewaySettings
+from wbspawner.gateway.config import (
+    ACCESS_SCOPE,
+    ENV,
+    PREFIX,
+    SERVICE_NAME,
+    GatewaySettings,
+)
 
-ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
-"""What a token needs to use the gateway."""
 SERVER_ROLE_SCOPES = ("users:activity!user", "access:servers!server")
 """Scopes of JupyterHub's default ``server`` role (a server token's default)."""
 REAPER_ROLE = "dask-gateway-reaper"
 REAPER_SCOPES = ("list:users", "read:servers")
 """What the gateway's reaper needs: who has an active server."""
 SERVICE_TIMEOUT_S = 2
-"""Seconds the hub waits for the gateway at start before carrying on."""
+"""Seconds the hub waits for an external front at start before carrying on."""
+MANAGED_TIMEOUT_S = 10
+"""Seconds the hub waits for the front it starts itself (local mode)."""
 
 EnvValue = str | Callable[[Any], str]
 
@@ -91,14 +105,7 @@ def hub_wiring(gateway: GatewaySettings | None, public_url: str) -> HubWiring | 
     """
     if gateway is None or not gateway.url:
         return None
-    service: dict[str, Any] = {
-        "name": SERVICE_NAME,
-        "url": gateway.url,
-        "display": False,
-        "timeout": SERVICE_TIMEOUT_S,
-    }
-    if gateway.api_token:
-        service["api_token"] = gateway.api_token
+    service = _service(gateway)
     address = gateway.address or _hub_address(public_url) + PREFIX
     env: dict[str, EnvValue] = {
         "DASK_GATEWAY__ADDRESS": address,
@@ -124,6 +131,35 @@ def hub_wiring(gateway: GatewaySettings | None, public_url: str) -> HubWiring | 
         server_token_scopes=(*SERVER_ROLE_SCOPES, ACCESS_SCOPE),
         environment=env,
     )
+
+
+def front_command() -> list[str]:
+    """Return the command of the dashboards front (this Python's)."""
+    return [sys.executable, "-m", "wbspawner.gateway.front"]
+
+
+def _service(gateway: GatewaySettings) -> dict[str, Any]:
+    """Return the ``dask-gateway`` service: the front, managed in local mode."""
+    service: dict[str, Any] = {
+        "name": SERVICE_NAME,
+        "url": gateway.front_url,
+        "display": False,
+        "oauth_no_confirm": True,
+        "timeout": SERVICE_TIMEOUT_S,
+    }
+    if gateway.api_token:
+        service["api_token"] = gateway.api_token
+    if gateway.mode == "local":
+        # The hub gives a managed service its token and hub API URL
+        # (JUPYTERHUB_API_TOKEN / _URL); the front reads the rest from these.
+        service["command"] = front_command()
+        service["environment"] = {
+            "WBSPAWNER_MODE": gateway.mode,
+            f"{ENV}URL": gateway.url,
+            f"{ENV}FRONT_URL": gateway.front_url,
+        }
+        service["timeout"] = MANAGED_TIMEOUT_S
+    return service
 
 
 def _merged_list(current: Any, extra: list[Any], key: str) -> list[Any]:

@@ -1,0 +1,191 @@
+"""Dask dashboards in a real browser: the owner sees his, others do not.
+
+Headless Debian Chromium (Playwright) against the demo's stack (slapd,
+devcluster, Dask Gateway, JupyterHub with configurable-http-proxy and the
+dashboards front it runs). bob's server runs and he has one Dask cluster. In
+the browser, with nothing but the hub's login:
+
+- bob opens his cluster's dashboard: the page loads after the hub's OAuth round
+  trip, and a websocket the page opens to the scheduler (``/eventstream``, the
+  dashboard's own) answers a ping, on cookies alone;
+- gina, logged in as herself, gets the refusal page and no websocket;
+- a browser that never logged in lands on the hub's login page.
+
+Screenshots go to ``tests/artifacts/dashboards/``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from dask_gateway import Gateway, JupyterHubAuth
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from devcluster.demo.workbench import Workbench
+from devcluster.services.ldap import LdapServer
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(300),
+    # FIXME(dask-gateway 2026.3.0 client.py Gateway.__del__): see
+    # tests/integration/test_gateway.py.
+    pytest.mark.filterwarnings(
+        "ignore:Exception ignored in.*Gateway.__del__"
+        ":pytest.PytestUnraisableExceptionWarning"
+    ),
+]
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboards"
+PREFIX = "/services/dask-gateway"
+
+# Opens a websocket from the page, sends the scheduler's ping, and reports.
+PING = """
+async (url) => await new Promise((resolve) => {
+  const ws = new WebSocket(url);
+  const done = (what) => { try { ws.close(); } catch (e) {} resolve(what); };
+  ws.onopen = () => ws.send(JSON.stringify({name: "ping"}));
+  ws.onmessage = (event) => {
+    if (JSON.parse(event.data).name === "pong") done("pong");
+  };
+  ws.onerror = () => done("refused");
+  setTimeout(() => done("timeout"), 20000);
+})
+"""
+
+
+@dataclass
+class Stack:
+    bench: Workbench
+    cluster: str
+
+    def dashboard(self, path: str) -> str:
+        return f"{self.bench.url}{PREFIX}/clusters/{self.cluster}/{path}"
+
+
+def _context(browser: Browser) -> BrowserContext:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    return context
+
+
+def _log_in(context: BrowserContext, url: str, user: str) -> Page:
+    page = context.new_page()
+    page.goto(f"{url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", f"{user}-pw")
+    page.click("#login_submit")
+    # The hub sends a user with a running server on to it (no need to load it).
+    page.wait_for_url(
+        re.compile(r"/(hub/(spawn|home)|user/[^/]+/)"), wait_until="commit"
+    )
+    return page
+
+
+def _xsrf(context: BrowserContext) -> str:
+    return next(c["value"] for c in context.cookies() if c["name"] == "_xsrf")
+
+
+def _start_server_and_token(context: BrowserContext, page: Page, url: str) -> str:
+    """Start bob's server and make him a token, through the REST API as himself."""
+    headers = {"X-XSRFToken": _xsrf(context)}
+    started = page.request.post(
+        f"{url}/hub/api/users/bob/server", headers=headers, data={"profile": "medium"}
+    )
+    assert started.status in (201, 202), started.text()
+    deadline = time.monotonic() + 150
+    while not page.request.get(f"{url}/hub/api/users/bob").json()["server"]:
+        assert time.monotonic() < deadline, "bob's server did not start in 150 s"
+        time.sleep(1)
+    made = page.request.post(
+        f"{url}/hub/api/users/bob/tokens",
+        headers=headers,
+        data={"note": "dashboards e2e", "expires_in": 900},
+    )
+    assert made.ok, made.text()
+    return str(made.json()["token"])
+
+
+@pytest.fixture(scope="module")
+def stack(
+    ldap_server: LdapServer, browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    with Workbench(
+        tmp_path_factory.mktemp("dashboards-browser"),
+        time_factor=0.02,
+        pools=["cpu16"],
+        zones=["us-east-1a"],
+        ldap=ldap_server,
+        warmer=False,
+    ) as bench:
+        context = _context(browser)
+        try:
+            page = _log_in(context, bench.url, "bob")
+            token = _start_server_and_token(context, page, bench.url)
+        finally:
+            context.close()
+        assert bench.gateway is not None
+        with Gateway(
+            f"{bench.url}{PREFIX}",
+            proxy_address=bench.gateway.hub_env["WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS"],
+            auth=JupyterHubAuth(api_token=token),
+        ) as gateway:
+            cluster = gateway.new_cluster(max_workers=1)
+            try:
+                yield Stack(bench, cluster.name)
+            finally:
+                cluster.shutdown()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_bob_sees_his_dashboard_and_its_websocket(
+    stack: Stack, browser: Browser
+) -> None:
+    context = _context(browser)
+    try:
+        page = _log_in(context, stack.bench.url, "bob")
+        response = page.goto(stack.dashboard("info/main/workers.html"))
+        assert response is not None and response.status == 200
+        expect(page.locator("body")).to_contain_text("Worker")
+        shot(page, "01-bob-workers")
+        assert any(c["name"] == "service-dask-gateway" for c in context.cookies())
+        ws = "ws" + stack.dashboard("eventstream").removeprefix("http")
+        assert page.evaluate(PING, ws) == "pong"
+    finally:
+        context.close()
+
+
+def test_gina_is_refused_bobs_dashboard_and_websocket(
+    stack: Stack, browser: Browser
+) -> None:
+    context = _context(browser)
+    try:
+        page = _log_in(context, stack.bench.url, "gina")
+        response = page.goto(stack.dashboard("info/main/workers.html"))
+        assert response is not None and response.status == 403
+        expect(page.locator("body")).to_contain_text("Only the cluster's owner")
+        shot(page, "02-gina-refused")
+        ws = "ws" + stack.dashboard("eventstream").removeprefix("http")
+        assert page.evaluate(PING, ws) == "refused"
+    finally:
+        context.close()
+
+
+def test_a_stranger_lands_on_the_login_page(stack: Stack, browser: Browser) -> None:
+    context = _context(browser)
+    try:
+        page = context.new_page()
+        page.goto(stack.dashboard("info/main/workers.html"))
+        page.wait_for_url(re.compile(r"/hub/login"))
+        expect(page.locator("#login_submit")).to_be_visible()
+        shot(page, "03-stranger-login")
+    finally:
+        context.close()
