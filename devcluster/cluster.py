@@ -135,7 +135,9 @@ class Cluster:
         self._bootstrap(store)
         self.kubelet = Kubelet(store, cfg, self.state_dir)
         self.kubelet.start()
-        self.app = make_app(store, logs=self.kubelet.read_log)
+        self.app = make_app(
+            store, logs=self.kubelet.read_log, streams=self.kubelet.stream
+        )
         self._runner = web.AppRunner(
             self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0
         )
