@@ -131,6 +131,7 @@ class Kubelet:
             name,
             q,
             runner.logs if runner else None,
+            runner.restarts if runner else 0,
             str(waiting.get("reason") or "ContainerCreating"),
         )
 

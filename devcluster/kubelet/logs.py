@@ -78,12 +78,16 @@ class LogWriter:
         lines = buffered.split(b"\n")
         rest = lines.pop()
         stamp = _stamp(time.time_ns()).encode()
+        tag = stream.encode()
         out = []
         for line in lines:
-            out.append(b"%s %s F %s\n" % (stamp, stream.encode(), line))
+            while len(line) > _MAX_LINE:
+                out.append(b"%s %s P %s\n" % (stamp, tag, line[:_MAX_LINE]))
+                line = line[_MAX_LINE:]
+            out.append(b"%s %s F %s\n" % (stamp, tag, line))
         while len(rest) > _MAX_LINE:
-            piece, rest = rest[:_MAX_LINE], rest[_MAX_LINE:]
-            out.append(b"%s %s P %s\n" % (stamp, stream.encode(), piece))
+            out.append(b"%s %s P %s\n" % (stamp, tag, rest[:_MAX_LINE]))
+            rest = rest[_MAX_LINE:]
         self._partial[stream] = rest
         if out:
             self._file.write(b"".join(out))
@@ -128,22 +132,26 @@ async def pump(
 
 @dataclass
 class ContainerLogs:
-    """The log files of one container: every run, the newest last."""
+    """The log files of one container, by run (its restart count then)."""
 
-    runs: list[Path] = field(default_factory=list)
+    runs: dict[int, Path] = field(default_factory=dict)
     current: LogWriter | None = None
 
     def begin(self, directory: Path, restart_count: int) -> LogWriter:
-        """Open the log of a new run (keeping this one and the previous one)."""
+        """Open the log of a new run (keeping it and the one before)."""
         if self.current is not None:
             self.current.close()
         path = directory / f"{restart_count}.log"
         self.current = LogWriter(path)
-        self.runs.append(path)
-        while len(self.runs) > 2:
+        self.runs[restart_count] = path
+        for old in [n for n in self.runs if n < restart_count - 1]:
             with contextlib.suppress(OSError):
-                self.runs.pop(0).unlink()
+                self.runs.pop(old).unlink()
         return self.current
+
+    def latest(self) -> Path | None:
+        """The newest run's log."""
+        return self.runs[max(self.runs)] if self.runs else None
 
 
 @dataclass(frozen=True)
@@ -265,32 +273,42 @@ async def read_log(
     name: str,
     q: LogQuery,
     logs: ContainerLogs | None,
+    restart_count: int = 0,
     waiting_reason: str = "ContainerCreating",
 ) -> AsyncIterator[bytes]:
     """Return the chosen run's log as chunks (one, or a stream with ``follow``).
+
+    As the kubelet picks the container: ``previous`` is the run the status's
+    ``lastState`` records (the one before ``restart_count``), otherwise the
+    newest run, running or not (during CrashLoopBackOff, the one that crashed).
 
     Args:
         name: the pod's name.
         q: the parsed query.
         logs: the container's log files (None before it first started).
+        restart_count: the container's restart count.
         waiting_reason: why the container has no log yet, for the error.
 
     Raises:
         ApiError: 400 when that run does not exist.
     """
+    writer = None
     if q.previous:
-        if logs is None or len(logs.runs) < 2:
+        path = logs.runs.get(restart_count - 1) if logs and restart_count else None
+        if path is None:
             raise ApiError(
                 400,
                 "BadRequest",
                 f'previous terminated container "{q.container}" in pod "{name}" '
                 "not found",
             )
-        path, writer = logs.runs[-2], None
+        if logs is not None and logs.current is not None and logs.current.path == path:
+            writer = logs.current
     else:
-        if logs is None or not logs.runs:
+        path = logs.latest() if logs else None
+        if path is None:
             raise _waiting(name, q.container, waiting_reason)
-        path, writer = logs.runs[-1], logs.current
+        writer = logs.current if logs else None
     raw = await asyncio.to_thread(path.read_bytes)
     return _stream(raw, path, writer if q.follow else None, q)
 

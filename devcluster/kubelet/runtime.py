@@ -6,8 +6,9 @@ whether it may change users (only root may). When it may not, a container that
 asks for another user runs as devcluster's user; the kubelet logs that once and
 warns once per pod (``warn_identity``). When it may, the state directory must be
 searchable by the pods' users: ``open_state_dir`` adds search permission for
-others (``o+x``, never read) to the state directory and to the directories above
-it that devcluster owns (a 0700 temporary directory, typically), and logs each.
+group and others (``go+x``, never read: a pod user without runAsGroup is in
+group 0) to the state directory and to the directories above it that devcluster
+owns (a 0700 temporary directory, typically), and logs each.
 """
 
 from __future__ import annotations
@@ -109,11 +110,12 @@ class Runtime:
                 st = directory.stat()
             except OSError:
                 continue
-            if st.st_mode & stat.S_IXOTH or st.st_uid != self.current.uid:
+            search = stat.S_IXGRP | stat.S_IXOTH
+            if st.st_mode & search == search or st.st_uid != self.current.uid:
                 continue
-            directory.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
+            directory.chmod(stat.S_IMODE(st.st_mode) | search)
             log.info(
-                "kubelet: %s made searchable by other users (o+x) so pods "
+                "kubelet: %s made searchable by group and others (go+x) so pods "
                 "running as other users reach their volumes",
                 directory,
             )
