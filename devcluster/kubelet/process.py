@@ -139,7 +139,12 @@ async def wait_exit(started: Started) -> int:
         if fd is not None:
             loop = asyncio.get_running_loop()
             gone: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+
+            def readable() -> None:
+                if not gone.done():
+                    gone.set_result(None)
+
+            loop.add_reader(fd, readable)
             try:
                 await gone
             finally:

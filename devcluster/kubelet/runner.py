@@ -20,71 +20,17 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from devcluster.kubelet import containers, logs, probes, process, status
+from devcluster.kubelet import containers, logs, probes, probing, process, status
 from devcluster.kubelet.cgroups import Cgroup
 from devcluster.kubelet.containers import ContainerConfigError, Prepared
 from devcluster.kubelet.identity import RunAsError
-from devcluster.kubelet.pod import PodRun
-from devcluster.kubelet.runtime import Runtime
+from devcluster.kubelet.pod import PodSandbox
 from devcluster.timestamps import now_iso
 
 _MAX_BACKOFF_S = 300.0
-_READY_POLL_S = 0.05
-
-Publish = Callable[[], None]
-
-
-class PodSandbox:
-    """What the containers of one pod share: the pod, its volumes, its mode.
-
-    Args:
-        run: the pod's run record.
-        pod: the pod as it was when it started.
-        dirs: the host directory of every pod volume.
-        runtime: the kubelet's runtime.
-        mode: ``run`` or ``sim``.
-        publish: reports the pod's status after a container changed.
-    """
-
-    def __init__(
-        self,
-        run: PodRun,
-        pod: dict[str, Any],
-        dirs: dict[str, Any],
-        runtime: Runtime,
-        mode: str,
-        publish: Publish,
-    ) -> None:
-        self.run = run
-        self.pod = pod
-        self.dirs = dirs
-        self.runtime = runtime
-        self.mode = mode
-        self.publish = publish
-
-    @property
-    def stopping(self) -> bool:
-        """The pod is being deleted (or its node went)."""
-        return self.run.terminate.is_set()
-
-    def grace(self) -> float:
-        """The pod's termination grace period (simulated seconds)."""
-        current = self.run.current() or self.pod
-        meta_grace = current["metadata"].get("deletionGracePeriodSeconds")
-        if meta_grace is not None:
-            return float(meta_grace)
-        return float(current["spec"].get("terminationGracePeriodSeconds", 30))
-
-    async def sleep(self, simulated: float) -> bool:
-        """Sleep ``simulated`` seconds; False if the pod started stopping."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self.run.terminate.wait(), self.runtime.config.real(simulated)
-            )
-        return not self.stopping
 
 
 class ContainerRunner:
@@ -178,7 +124,7 @@ class ContainerRunner:
     async def run(self) -> None:
         """Run an app container or sidecar: restart it by policy until the pod stops."""
         while not self.sandbox.stopping:
-            code = await self._run_once(probing=True)
+            code = await self._run_once(with_probes=True)
             if code is None:
                 return
             if not self._restarts(code):
@@ -194,7 +140,7 @@ class ContainerRunner:
         None when the pod stops first.
         """
         while True:
-            code = await self._run_once(probing=False)
+            code = await self._run_once(with_probes=False)
             if code is None or code == 0:
                 return code
             if (self.sandbox.pod["spec"].get("restartPolicy") or "Always") == "Never":
@@ -271,7 +217,7 @@ class ContainerRunner:
         if prepared.launch.identity is not None:
             runtime.open_state_dir()
 
-    async def _run_once(self, probing: bool) -> int | None:
+    async def _run_once(self, with_probes: bool) -> int | None:
         """Create, start and watch the container once; its exit code.
 
         None when the pod stops first.
@@ -310,7 +256,7 @@ class ContainerRunner:
             asyncio.ensure_future(logs.pump(self.started.proc.stdout, log, "stdout")),
             asyncio.ensure_future(logs.pump(self.started.proc.stderr, log, "stderr")),
         ]
-        code = await self._watch(probing)
+        code = await self._watch(with_probes)
         if self.started.proc.returncode is not None:
             # the main process is gone: so is the rest of the container
             process.kill_rest(self.started)
@@ -336,7 +282,7 @@ class ContainerRunner:
         log.close()
         return None
 
-    async def _watch(self, probing: bool) -> int | None:
+    async def _watch(self, with_probes: bool) -> int | None:
         """Hooks, probes and the wait for the main process; its exit code."""
         assert self.started is not None and self.prepared is not None
         exited = asyncio.ensure_future(process.wait_exit(self.started))
@@ -349,12 +295,14 @@ class ContainerRunner:
                 await self._kill_process("FailedPostStartHook")
             elif not exited.done() and not stop.done():
                 self.event("Started", f"Started container {self.name}")
-                has_startup = probing and bool(self.spec.get("startupProbe"))
+                has_startup = with_probes and bool(self.spec.get("startupProbe"))
                 self._set(status.running(self._started_at), started=not has_startup)
                 if not has_startup:
                     self.has_started.set()
-                if probing:
-                    probe_task = asyncio.ensure_future(self._probe_all())
+                if with_probes:
+                    probe_task = asyncio.ensure_future(
+                        probing.watch(self._probe_target())
+                    )
             await asyncio.wait(
                 {exited, stop, kill}, return_when=asyncio.FIRST_COMPLETED
             )
@@ -434,104 +382,25 @@ class ContainerRunner:
         return int(started.proc.returncode or 0), out + err
 
     # -------------------------------------------------------------- probes
-    async def _probe_all(self) -> None:
-        spec = self.spec
-        began = time.monotonic()
-        if spec.get("startupProbe"):
-            if not await self._probe_until_passing(
-                probes.Prober("Startup", spec["startupProbe"]), began
-            ):
-                return
-            self._set(status.running(self._started_at), started=True)
-            self.has_started.set()
-        tasks = []
-        if spec.get("readinessProbe"):
-            tasks.append(
-                self._probe_loop(
-                    probes.Prober("Readiness", spec["readinessProbe"]), began
-                )
-            )
-        else:
-            tasks.append(self._implicit_readiness())
-        if spec.get("livenessProbe"):
-            tasks.append(
-                self._probe_loop(
-                    probes.Prober("Liveness", spec["livenessProbe"]), began
-                )
-            )
-        await asyncio.gather(*tasks)
-
-    async def _implicit_readiness(self) -> None:
-        """No readinessProbe: Ready once the declared port accepts TCP.
-
-        devcluster's stand-in for an image that is ready when it listens (a
-        real kubelet reports such a container Ready at once); without a port,
-        Ready at once.
-        """
+    def _probe_target(self) -> probing.ProbeTarget:
         assert self.prepared is not None
-        port = self.prepared.port
-        interval = _READY_POLL_S
-        while port is not None:
-            result = await probes.handle(
-                {"tcpSocket": {"port": port}},
-                self.spec,
-                self.sandbox.run.ip,
-                self.exec_command,
-                1.0,
-            )
-            if result.ok:
-                break
-            await asyncio.sleep(interval)
-            interval = min(interval * 1.5, 1.0)
-        self._set(status.running(self._started_at), ready=True, started=True)
-
-    async def _wait_initial(self, prober: probes.Prober, began: float) -> None:
-        delay = self.sandbox.runtime.config.real(prober.initial_delay)
-        left = began + delay - time.monotonic()
-        if left > 0:
-            await asyncio.sleep(left)
-
-    async def _probe_once(self, prober: probes.Prober) -> bool | None:
-        result = await self._handle(prober.spec, prober.timeout)
-        if not result.ok:
-            self.event(
-                "Unhealthy",
-                f"{prober.kind} probe failed: {result.message}".strip(),
-                "Warning",
-            )
-        return prober.record(result)
-
-    def _period(self, prober: probes.Prober) -> float:
-        return probes.real_period(
-            prober.period, self.sandbox.runtime.config.time_factor or 1.0
+        config = self.sandbox.runtime.config
+        return probing.ProbeTarget(
+            name=self.name,
+            spec=self.spec,
+            port=self.prepared.port,
+            handle=self._handle,
+            event=self.event,
+            report=self._report,
+            kill=self._request_kill,
+            real=config.real,
+            time_factor=config.time_factor,
         )
 
-    async def _probe_until_passing(self, prober: probes.Prober, began: float) -> bool:
-        """Run a startup probe until it passes (True) or fails for good (kill)."""
-        await self._wait_initial(prober, began)
-        while True:
-            flip = await self._probe_once(prober)
-            if flip is True:
-                return True
-            if flip is False:
-                self._request_kill(
-                    f"Container {self.name} failed startup probe, will be restarted"
-                )
-                return False
-            await asyncio.sleep(self._period(prober))
-
-    async def _probe_loop(self, prober: probes.Prober, began: float) -> None:
-        await self._wait_initial(prober, began)
-        while True:
-            flip = await self._probe_once(prober)
-            if prober.kind == "Readiness" and flip is not None:
-                self._set(status.running(self._started_at), ready=flip, started=True)
-            elif prober.kind == "Liveness" and flip is False:
-                self._request_kill(
-                    f"Container {self.name} failed liveness probe, will be restarted"
-                )
-                return
-            await asyncio.sleep(self._period(prober))
+    def _report(self, ready: bool, started: bool) -> None:
+        self._set(status.running(self._started_at), ready=ready, started=started)
+        if started:
+            self.has_started.set()
 
     def _request_kill(self, message: str) -> None:
         self.event("Killing", message)

@@ -27,8 +27,8 @@ from devcluster.errors import ApiError
 from devcluster.kubelet import containers, podspec, status
 from devcluster.kubelet.images import Images
 from devcluster.kubelet.ips import IpPool
-from devcluster.kubelet.pod import PodRun
-from devcluster.kubelet.runner import ContainerRunner, PodSandbox
+from devcluster.kubelet.pod import PodRun, PodSandbox
+from devcluster.kubelet.runner import ContainerRunner
 from devcluster.kubelet.runtime import Runtime
 from devcluster.kubelet.volumes import volumes
 from devcluster.timestamps import now_iso
