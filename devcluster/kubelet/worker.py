@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 from pathlib import Path
 from typing import Any
@@ -83,6 +82,7 @@ class PodWorker:
         self._base: dict[str, Any] = {}
         self._sent: dict[str, Any] = {}
         self._terminal = False
+        self._tearing_down = False
         self.max_grace: float | None = None
         """Real seconds the teardown may take at most (the kubelet is stopping)."""
 
@@ -136,8 +136,10 @@ class PodWorker:
         }
         if self.init:
             update["initContainerStatuses"] = [r.status for r in self.init]
-        if update != self._sent:
-            self._sent = copy.deepcopy(update)
+        if update != self._sent and not self._tearing_down:
+            # the store copies what it merges, and runners replace (never
+            # change) their status dicts: keeping ``update`` itself is safe
+            self._sent = update
             self.run.set_status(update)
 
     # ------------------------------------------------------------ running
@@ -244,6 +246,8 @@ class PodWorker:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*(tasks or []), return_exceptions=True)
+        # one status at the end, not one per stopped container
+        self._tearing_down = True
         grace = self.config.real(self.sandbox.grace()) if self.sandbox else 0.0
         if self.max_grace is not None:
             grace = min(grace, self.max_grace)
@@ -258,6 +262,7 @@ class PodWorker:
         if current is None:
             return
         self._terminal = True
+        self._tearing_down = False
         self.publish()
         if current["metadata"].get("deletionTimestamp"):
             await asyncio.sleep(self.config.real(_SYNC_S))

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pexpect
-from cluster_support import Api
+from cluster_support import Api, wait_for
 from kubelet_support import NS, phase, ready, script, server
 
 from devcluster.cluster import Cluster
@@ -128,8 +128,13 @@ async def test_kubectl_port_forward(
         await asyncio.to_thread(proc.wait, 10)
         stderr = proc.stderr.read() if proc.stderr else ""
     assert "error" not in stderr.lower(), stderr
-    upgrades = [r for r in cluster.requests if "/portforward" in r[1]]
-    assert upgrades and all(r[0] == "GET" and r[2] == 101 for r in upgrades), upgrades
+
+    def upgrades() -> list[tuple[str, str, int]]:
+        # a websocket request is logged when its session ends, after kubectl's
+        return [r for r in cluster.requests if "/portforward" in r[1]]
+
+    found = await wait_for(upgrades, 10)
+    assert all(r[0] == "GET" and r[2] == 101 for r in found), found
 
 
 async def test_kubectl_logs_follow(
