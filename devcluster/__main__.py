@@ -2,7 +2,9 @@
 
 Prints one JSON line with what it started (API URL, moto URL, kubeconfig path,
 state directory, PID), then a few human-readable lines. On SIGTERM or SIGINT it
-stops the controllers, kills every pod process by PID and exits 0.
+stops the controllers, stops every pod (its processes and their cgroups) and
+exits 0. ``--static-node NAME`` nodes carry the labels EKS workers get (zone,
+region, instance type).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ Python client used is kubernetes_asyncio's ``WsApiClient`` (v4.channel.k8s.io).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import struct
 import zlib
@@ -83,6 +84,22 @@ async def test_exec_v5_stdin_close_and_exit_code(
     status = json.loads(got[3])
     assert status["status"] == "Failure" and status["reason"] == "NonZeroExitCode"
     assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+
+
+async def test_exec_over_the_base64_protocol(
+    api: Api, cluster: Cluster, client: aiohttp.ClientSession
+):
+    """Browsers' variant: text messages, the channel as a digit, then base64."""
+    await api.call("POST", f"{NS}/pods", script("b64", _SLEEP))
+    await ready(api, "b64")
+    async with client.ws_connect(
+        _ws_url(cluster, f"{NS}/pods/b64/exec?command=echo&command=hi&stdout=true"),
+        protocols=("v4.base64.channel.k8s.io",),
+    ) as ws:
+        texts = [m.data async for m in ws if m.type == aiohttp.WSMsgType.TEXT]
+    decoded = [(t[0], base64.b64decode(t[1:])) for t in texts]
+    assert ("1", b"hi\n") in decoded
+    assert json.loads(dict(decoded)["3"])["status"] == "Success"
 
 
 async def test_exec_with_a_terminal_follows_resizes(
