@@ -248,7 +248,10 @@ class PodWorker:
         await asyncio.gather(*(tasks or []), return_exceptions=True)
         # one status at the end, not one per stopped container
         self._tearing_down = True
-        grace = self.config.real(self.sandbox.grace()) if self.sandbox else 0.0
+        grace = 0.0
+        if self.sandbox is not None and run.current() is not None:
+            # a pod already gone (force-deleted, or its node went) gets none
+            grace = self.config.real(self.sandbox.grace())
         if self.max_grace is not None:
             grace = min(grace, self.max_grace)
         began = asyncio.get_running_loop().time()
