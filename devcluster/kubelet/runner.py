@@ -290,11 +290,13 @@ class ContainerRunner:
         kill = asyncio.ensure_future(self._kill.wait())
         probe_task: asyncio.Future[None] | None = None
         try:
+            # as the kubelet: Started, then the postStart hook, and only then
+            # does the status say running
+            self.event("Started", f"Started container {self.name}")
             hook = (self.spec.get("lifecycle") or {}).get("postStart")
             if hook and not await self._post_start(hook, exited, stop):
                 await self._kill_process("FailedPostStartHook")
             elif not exited.done() and not stop.done():
-                self.event("Started", f"Started container {self.name}")
                 has_startup = with_probes and bool(self.spec.get("startupProbe"))
                 self._set(status.running(self._started_at), started=not has_startup)
                 if not has_startup:
