@@ -40,13 +40,13 @@ kubelet's status sync), so a deleted pod stays visible with its deletionTimestam
 
 
 def _ports(pod: dict[str, Any]) -> list[int]:
-    """Every port the pod's containers declare."""
+    """Every port the pod's containers listen on (declared, or in their env)."""
     found: list[int] = []
     for container in pod["spec"].get("containers") or []:
+        declared = [int(p["containerPort"]) for p in container.get("ports") or []]
         env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or []}
-        port = podspec.readiness_port(container, env)
-        if port:
-            found.append(port)
+        fallback = podspec.readiness_port(container, env)
+        found += declared or ([fallback] if fallback else [])
     return found
 
 
@@ -150,7 +150,7 @@ class PodWorker:
         if pod is None:
             return
         self._pod = pod
-        run.ip = self.ips.allocate(*_ports(pod)[:1])
+        run.ip = self.ips.allocate(*_ports(pod))
         mode = containers.mode_of(pod, self.config.kubelet_mode)
         self._base = {
             "hostIP": run.host_ip(),
