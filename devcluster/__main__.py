@@ -5,8 +5,9 @@ subnets, security group, the EKS cluster and the EKS AMI parameters; see
 :mod:`devcluster.services.eks_world`), so ``wbspawner pools`` works against it.
 Prints one JSON line with what it started (API URL, moto URL, cluster name,
 kubeconfig path, state directory, PID), then a few human-readable lines. On
-SIGTERM or SIGINT it stops the controllers, kills every pod process by PID and
-exits 0.
+SIGTERM or SIGINT it stops the controllers, stops every pod (its processes and
+their cgroups) and exits 0. ``--static-node NAME`` nodes carry the labels EKS
+workers get (zone, region, instance type).
 """
 
 from __future__ import annotations

@@ -26,9 +26,13 @@ from devcluster.apiserver.patches import merge_patch
 from devcluster.apiserver.routes import Faults
 from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
+from devcluster.controllers.nodes import standard_labels
 from devcluster.kubelet import Kubelet
 
 log = logging.getLogger(__name__)
+
+STATIC_INSTANCE_TYPE = "m5.xlarge"
+"""What a static node is (its 4 CPUs and 16 GiB), for its instance-type label."""
 
 SYSTEM_PRIORITY_CLASSES = (
     ("system-cluster-critical", 2000000000),
@@ -36,20 +40,26 @@ SYSTEM_PRIORITY_CLASSES = (
 )
 
 
-def static_node(partial: dict[str, Any], index: int) -> dict[str, Any]:
-    """Complete a partial Node dict from ``ClusterConfig.static_nodes``."""
+def static_node(
+    partial: dict[str, Any], index: int, config: ClusterConfig | None = None
+) -> dict[str, Any]:
+    """Complete a partial Node dict from ``ClusterConfig.static_nodes``.
+
+    A static node carries the well-known labels an EKS worker gets, as the nodes
+    of Auto Scaling groups do (``devcluster.controllers.nodes``): its zone (the
+    cluster's zones in turn), region, instance type and capacity type
+    (on-demand). Labels of ``partial`` win.
+    """
+    cfg = config or ClusterConfig()
     name = str((partial.get("metadata") or {}).get("name") or f"static-{index}")
+    zone = cfg.zones[index % len(cfg.zones)] if cfg.zones else ""
+    labels = standard_labels(
+        name, STATIC_INSTANCE_TYPE, "amd64", zone, cfg.region, "on-demand"
+    )
     base: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-            },
-        },
+        "metadata": {"name": name, "labels": labels},
         "spec": {},
         "status": {
             "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
@@ -146,7 +156,9 @@ class Cluster:
         self._bootstrap(store)
         self.kubelet = Kubelet(store, cfg, self.state_dir)
         self.kubelet.start()
-        self.app = make_app(store, logs=self.kubelet.read_log)
+        self.app = make_app(
+            store, logs=self.kubelet.read_log, streams=self.kubelet.stream
+        )
         self._runner = web.AppRunner(
             self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0
         )
@@ -173,7 +185,7 @@ class Cluster:
                 },
             )
         for index, partial in enumerate(self.config.static_nodes):
-            node = static_node(dict(partial), index)
+            node = static_node(dict(partial), index, self.config)
             store.ensure("nodes", None, node)
 
     def _on_change(self, event_type: str, kind: str, obj: dict[str, Any]) -> None:

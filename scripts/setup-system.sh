@@ -4,7 +4,10 @@
 #     devcluster/services/ldap.py; the system daemon is neither configured nor started),
 #     chromium (headless browser for the Playwright tests), fonts-dejavu-core
 #     (readable screenshots), and nodejs/npm only when `node`/`npm` are missing;
-#   - configurable-http-proxy (npm, pinned) into the repo-local directory .cache/node.
+#   - configurable-http-proxy (npm, pinned) into the repo-local directory .cache/node;
+#   - as root: search permission for group and others (go+x) on the directories above
+#     the Python interpreter, so devcluster's pods that run as a pod's non-root user
+#     (runAsUser) can execute the venv's Python.
 #
 # Idempotent and non-interactive; a fast no-op when everything is present.
 # Run as root, or as a user with sudo (the apt steps use sudo then).
@@ -133,6 +136,27 @@ else
     || die "npm install configurable-http-proxy@$CHP_VERSION failed"
   [ -x "$chp_bin" ] || die "npm finished but $chp_bin is missing"
   say "installed configurable-http-proxy $("$chp_bin" --version)"
+fi
+
+# ---------------------------------------------------------------- Python for pod users
+# Run as root, devcluster starts a pod's processes as the pod's runAsUser, and they
+# execute the venv's Python and the interpreter it links to. A directory on that path
+# which other users cannot search (pyenv under a 0700 /root) stops them with
+# "permission denied"; such directories get go+x (search only: no listing, no
+# reading; group too, because a pod user without runAsGroup is in group 0).
+if [ "$(id -u)" -eq 0 ]; then
+  for candidate in "${PYTHON:-python3}" "$REPO_ROOT/.venv/bin/python"; do
+    py="$(command -v "$candidate" 2>/dev/null || true)"
+    [ -n "$py" ] || continue
+    dir="$(dirname "$(readlink -f "$py")")"
+    while [ "$dir" != "/" ]; do
+      if [ $(( 8#$(stat -c %a "$dir") & 8#11 )) -ne $(( 8#11 )) ]; then
+        chmod go+x "$dir"
+        say "made $dir searchable (go+x) for pods that run as non-root users"
+      fi
+      dir="$(dirname "$dir")"
+    done
+  done
 fi
 
 say "ready: slapd $(pkg_version slapd), ldap-utils $(pkg_version ldap-utils)," \

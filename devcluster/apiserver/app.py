@@ -4,14 +4,16 @@ An aiohttp application in front of a ``Store``. It speaks the wire protocol
 unmodified clients expect (kubernetes_asyncio, KubeSpawner, kubectl): JSON
 bodies, ``Status`` errors, chunked watch streams that close at
 ``timeoutSeconds``, ``watch=true/True/1``, list paging, ``as=Table`` for
-kubectl, the ``/status``, ``/log`` and ``/binding`` subresources.
+kubectl, the ``/status``, ``/log`` (streamed with ``follow``) and ``/binding``
+subresources, and ``exec``, ``attach`` and ``portforward``, which it hands to
+the kubelet's streaming server as the apiserver proxies them to a kubelet.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -33,11 +35,16 @@ from devcluster.errors import ApiError, bad_request
 
 log = logging.getLogger(__name__)
 
-LogReader = Callable[[str, str, dict[str, str]], Awaitable[str]]
-"""``(namespace, pod, query) -> text``; raises ApiError when there is no log."""
+LogReader = Callable[[str, str, dict[str, str]], Awaitable[AsyncIterator[bytes]]]
+"""``(namespace, pod, query) -> chunks``; raises ApiError when there is no log."""
+StreamServer = Callable[[web.Request, str, str, str], Awaitable[web.StreamResponse]]
+"""``(request, subresource, namespace, pod) -> response`` for exec, attach and
+portforward; raises ApiError before upgrading the connection."""
 
+STREAMING = ("exec", "attach", "portforward")
 STORE_KEY = web.AppKey("store", Store)
 LOGS_KEY = web.AppKey("logs", object)
+STREAMS_KEY = web.AppKey("streams", object)
 FAULTS_KEY = web.AppKey("faults", object)
 REQUESTS_KEY = web.AppKey("requests", object)
 
@@ -89,6 +96,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
             fault.message,
         )
     store = request.app[STORE_KEY]
+    if route.res.plural == "pods" and route.subresource in STREAMING:
+        return await _stream(request, store, route)
     if request.method == "GET":
         return await _get(request, store, route)
     if request.method == "POST":
@@ -138,12 +147,7 @@ async def _get(request: web.Request, store: Store, route: Route) -> web.StreamRe
     if route.watch_prefix:
         return await serve_watch(request, store, route, name=route.name)
     if route.subresource == "log":
-        reader = request.app[LOGS_KEY]
-        store.get("pods", route.namespace, route.name)
-        if reader is None:
-            return web.Response(text="", content_type="text/plain")
-        text = await reader(route.namespace or "", route.name, dict(q))  # type: ignore[operator]
-        return web.Response(text=text, content_type="text/plain")
+        return await _log(request, store, route)
     obj = store.get(route.res.plural, route.namespace, route.name)
     if (
         tables.wants_table(request.headers.get("Accept", ""))
@@ -158,6 +162,44 @@ async def _get(request: web.Request, store: Store, route: Route) -> web.StreamRe
             tables.table_for(route.res, page, q.get("includeObject", ""))
         )
     return json_response(obj)
+
+
+async def _log(request: web.Request, store: Store, route: Route) -> web.StreamResponse:
+    """``GET pods/{name}/log``: the whole text, or a stream with ``follow``."""
+    reader = request.app[LOGS_KEY]
+    store.get("pods", route.namespace, route.name or "")
+    if reader is None:
+        return web.Response(text="", content_type="text/plain")
+    chunks = await reader(route.namespace or "", route.name, dict(request.query))  # type: ignore[operator]
+    if request.query.get("follow") not in TRUE:
+        body = b"".join([chunk async for chunk in chunks])
+        return web.Response(body=body, content_type="text/plain")
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    await response.prepare(request)
+    async for chunk in chunks:
+        if chunk:
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def _stream(
+    request: web.Request, store: Store, route: Route
+) -> web.StreamResponse:
+    """``pods/{name}/exec|attach|portforward`` (GET or POST, websocket upgrade)."""
+    if request.method not in ("GET", "POST"):
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+    store.get("pods", route.namespace, route.name or "")
+    server: StreamServer | None = request.app[STREAMS_KEY]  # type: ignore[assignment]
+    if server is None:
+        raise ApiError(400, "BadRequest", "no kubelet serves this pod")
+    return await server(
+        request, route.subresource or "", route.namespace or "", route.name or ""
+    )
 
 
 async def _post(request: web.Request, store: Store, route: Route) -> web.StreamResponse:
@@ -294,7 +336,10 @@ async def _delete(
 
 
 def make_app(
-    store: Store, logs: LogReader | None = None, request_log: int = 2000
+    store: Store,
+    logs: LogReader | None = None,
+    request_log: int = 2000,
+    streams: StreamServer | None = None,
 ) -> web.Application:
     """Build the aiohttp application serving ``store``.
 
@@ -302,10 +347,12 @@ def make_app(
         store: the cluster's objects.
         logs: reads a pod's log for ``GET pods/{name}/log`` (the kubelet's).
         request_log: how many recent requests ``app[REQUESTS_KEY]`` keeps.
+        streams: serves ``exec``, ``attach`` and ``portforward`` (the kubelet's).
     """
     app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024**2)
     app[STORE_KEY] = store
     app[LOGS_KEY] = logs
+    app[STREAMS_KEY] = streams
     app[FAULTS_KEY] = Faults()
     app[REQUESTS_KEY] = deque(maxlen=request_log)
     app.router.add_route("*", "/{tail:.*}", handle)

@@ -25,8 +25,17 @@ _SUB_VERBS = {
     "binding": ("create",),
     "eviction": ("create",),
     "finalize": ("update",),
+    "exec": ("create", "get"),
+    "attach": ("create", "get"),
+    "portforward": ("create", "get"),
 }
-_SUB_KIND = {"binding": "Binding", "eviction": "Eviction"}
+_SUB_KIND = {
+    "binding": "Binding",
+    "eviction": "Eviction",
+    "exec": "PodExecOptions",
+    "attach": "PodAttachOptions",
+    "portforward": "PodPortForwardOptions",
+}
 _CATEGORY_ALL = frozenset({"pods", "services"})
 
 

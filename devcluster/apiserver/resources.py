@@ -101,7 +101,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
 """Served API groups and their versions (the core group is ``""``)."""
 
 SUBRESOURCES: dict[str, tuple[str, ...]] = {
-    "pods": ("status", "log", "binding", "eviction"),
+    "pods": (
+        "status",
+        "log",
+        "binding",
+        "eviction",
+        "exec",
+        "attach",
+        "portforward",
+    ),
     "nodes": ("status",),
     "persistentvolumeclaims": ("status",),
     "persistentvolumes": ("status",),

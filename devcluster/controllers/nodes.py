@@ -198,7 +198,7 @@ def build_node(
     if taints:
         spec["taints"] = [dict(t) for t in taints]
     all_labels = {
-        **_standard_labels(name, itype.name, arch, zone, region, capacity_type),
+        **standard_labels(name, itype.name, arch, zone, region, capacity_type),
         **(labels or {}),
     }
     return {
@@ -240,7 +240,7 @@ def _identity(
     return annotations, spec, addresses
 
 
-def _standard_labels(
+def standard_labels(
     name: str, itype: str, arch: str, zone: str, region: str, capacity_type: str
 ) -> dict[str, str]:
     """Labels the kubelet, EKS and the EBS CSI driver put on every worker."""

@@ -1,31 +1,38 @@
-"""A container as a local process: its env, command line, log file, and its end.
+"""A container as a local process: its command line, env, directory and user.
 
-What a container runtime does for devcluster's kubelet: the first container's
-``command + args`` (with ``$(VAR)`` expanded, container paths and ``0.0.0.0``
-rewritten, see ``devcluster.kubelet.podspec``) starts as a process in its own
-session, in its working directory, with the container env on top of a small base
-env and its output appended to the container log. Stopping signals the process
-group: SIGTERM, the grace period, then SIGKILL. In ``sim`` mode, and for
-containers with neither command nor args (e.g. ``pause`` placeholders), nothing
-runs.
+What a container runtime makes of a container spec, on this machine: the
+container's ``command + args`` (with ``$(VAR)`` expanded, container paths and
+``0.0.0.0`` rewritten, see ``devcluster.kubelet.podspec``), the container env on
+top of a small base env, the working directory (else ``$HOME``), and the user
+from its security context (``devcluster.kubelet.identity``). ``prepare`` builds
+that (a ``Launch``) and ``exec_launch`` the same for a command run inside the
+running container (``kubectl exec``, exec probes and hooks). In ``sim`` mode,
+and for containers with neither command nor args (e.g. ``pause``
+placeholders), nothing runs.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import signal
+import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from devcluster.kubelet import podspec
+from devcluster.kubelet.cgroups import Cgroup
+from devcluster.kubelet.identity import Identity, blocked, interpreter, run_as
 from devcluster.kubelet.pod import PodRun
+from devcluster.kubelet.process import Launch
 from devcluster.kubelet.volumes import home_dir, mounts
 
 SIM_ANNOTATION = "devcluster.io/kubelet-mode"
 """Pod annotation overriding ``config.kubelet_mode`` for one pod (run|sim)."""
+
+
+class ContainerConfigError(Exception):
+    """The container cannot be created as specified (CreateContainerConfigError)."""
 
 
 def mode_of(pod: dict[str, Any], default: str) -> str:
@@ -40,7 +47,9 @@ def base_env(run: PodRun, home: str) -> dict[str, str]:
         [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
     )
     tmp = run.pod_dir / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
+    if not tmp.exists():
+        tmp.mkdir(parents=True, exist_ok=True)
+        tmp.chmod(0o1777)  # like /tmp: any of the pod's users may write here
     return {
         "PATH": path,
         "LANG": os.environ.get("LANG", "C.UTF-8"),
@@ -52,64 +61,104 @@ def base_env(run: PodRun, home: str) -> dict[str, str]:
     }
 
 
-async def spawn(
-    run: PodRun, pod: dict[str, Any], dirs: dict[str, Path], default_mode: str
-) -> tuple[list[str], asyncio.subprocess.Process | None, int | None]:
-    """Start the first container; return (argv, process or None, readiness port).
+@dataclass
+class Prepared:
+    """A container ready to start: its launch, mounts and readiness port."""
 
-    The port is -1 when the command could not be started.
+    launch: Launch
+    mounted: dict[str, str]
+    wanted: Identity
+    """Who the securityContext asks the container to run as."""
+    port: int | None
+    """The port that must accept TCP before a container without readinessProbe
+    is Ready (devcluster's stand-in for the image's health)."""
+
+
+def prepare(
+    run: PodRun,
+    pod: dict[str, Any],
+    container: dict[str, Any],
+    dirs: dict[str, Path],
+    current: Identity,
+    can_switch: bool,
+) -> Prepared:
+    """Build a container's process (not started).
+
+    Args:
+        run: the pod's run record.
+        pod: the pod.
+        container: the container spec.
+        dirs: the host directory of every pod volume.
+        current: devcluster's own identity.
+        can_switch: devcluster may change users (it runs as root).
+
+    Raises:
+        ContainerConfigError: a subPath that cannot be made.
+        RunAsError: ``runAsNonRoot`` with a root user.
     """
-    container = pod["spec"]["containers"][0]
-    mounted = mounts(container, dirs)
+    try:
+        mounted = mounts(container, dirs)
+    except (OSError, ValueError) as exc:
+        raise ContainerConfigError(str(exc)) from exc
+    wanted = run_as(pod, container, current)
+    identity = wanted if can_switch else current
     host_ip = run.host_ip()
     env = podspec.container_env(pod, container, run.store.get_or_none, run.ip, host_ip)
-    full = base_env(run, home_dir(env, mounted, run))
+    home = home_dir(env, mounted, run, identity)
+    full = base_env(run, home)
     full.update({k: podspec.rewrite(v, mounted, run.ip) for k, v in env.items()})
-    if "HOME" in env:
-        full["HOME"] = home_dir(env, mounted, run)
+    full["HOME"] = home
     argv = [
         podspec.rewrite(podspec.expand(str(a), full), mounted, run.ip)
         for a in (container.get("command") or []) + (container.get("args") or [])
     ]
-    port = podspec.readiness_port(container, full)
-    log_path = run.log_paths[container["name"]]
-    if mode_of(pod, default_mode) == "sim" or not argv:
-        return argv, None, None
-    workdir = (
-        podspec.map_path(container.get("workingDir") or "", mounted) or full["HOME"]
-    )
+    workdir = podspec.map_path(container.get("workingDir") or "", mounted) or home
     Path(workdir).mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as out:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                env=full,
-                cwd=workdir,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            out.write(f"devcluster: cannot start {argv[0]!r}: {exc}\n".encode())
-            return argv, None, -1
-    return argv, proc, port
+    launch = Launch(
+        argv,
+        full,
+        workdir,
+        identity=identity if identity != current else None,
+        stdin=bool(container.get("stdin")),
+    )
+    return Prepared(launch, mounted, wanted, podspec.readiness_port(container, full))
 
 
-async def kill(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the process group, wait ``grace`` seconds, then SIGKILL it."""
-    if proc.returncode is not None:
-        return
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), grace)
-    except TimeoutError:
-        pass
-    _signal_group(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), 5.0)
+def exec_launch(
+    prepared: Prepared, command: list[str], cgroup: Cgroup | None, tty: bool = False
+) -> Launch:
+    """Return the launch of ``command`` inside a running container (env, user)."""
+    base = prepared.launch
+    # Paths are rewritten as in the container's own command line; addresses are
+    # not (an exec'd command reaches its pod through $DEVCLUSTER_POD_IP).
+    argv = [podspec.rewrite_paths(str(a), prepared.mounted) for a in command]
+    return Launch(
+        argv,
+        dict(base.env),
+        base.cwd,
+        identity=base.identity,
+        cgroup=cgroup,
+        stdin=True,
+        tty=tty,
+    )
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+def unreachable(launch: Launch) -> str | None:
+    """Return why the launch's user cannot run it (None when it can, or is us)."""
+    who = launch.identity
+    if who is None or not launch.argv:
+        return None
+    program = (
+        shutil.which(launch.argv[0], path=launch.env.get("PATH")) or launch.argv[0]
+    )
+    if not os.path.isabs(program):
+        return None  # not found: the start reports it
+    checks = [(program, True), (launch.cwd, False)]
+    script = interpreter(program)
+    if script and os.path.isabs(script):
+        checks.insert(1, (script, True))
+    for path, execute in checks:
+        why = blocked(path, who, execute)
+        if why:
+            return why
+    return None

@@ -37,9 +37,12 @@ class Images:
 
     async def pull(self, run: PodRun, pod: dict[str, Any]) -> bool:
         """Pull every image (a delay unless cached); False if the pod went away."""
-        for container in pod["spec"].get("containers") or []:
+        spec = pod["spec"]
+        every = [("initContainers", c) for c in spec.get("initContainers") or []]
+        every += [("containers", c) for c in spec.get("containers") or []]
+        for section, container in every:
             image = container.get("image", "")
-            path = f"spec.containers{{{container['name']}}}"
+            path = f"spec.{section}{{{container['name']}}}"
             if self.cached(run.node, image):
                 run.event(
                     pod,

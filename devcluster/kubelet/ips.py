@@ -17,15 +17,16 @@ class IpPool:
         self._base = ipaddress.IPv4Address(base)
         self._used: set[int] = set()
 
-    def allocate(self, port: int | None = None) -> str:
-        """Return a free address; with ``port``, one where that port can be bound.
+    def allocate(self, *ports: int) -> str:
+        """Return a free address; with ``ports``, one where they can all be bound.
 
         Other programs on this machine (another devcluster, a test server) may
         already listen on a loopback address of ours; such addresses are skipped.
         """
         n, skipped = 1, 0
         while n in self._used or (
-            port and skipped < 256 and _port_taken(str(self._base + n), port)
+            skipped < 256
+            and any(_port_taken(str(self._base + n), port) for port in ports if port)
         ):
             skipped += n not in self._used
             n += 1

@@ -4,10 +4,14 @@ One ``Kubelet`` serves every node of the cluster. It watches the store: a pod
 with ``spec.nodeName`` set (by the scheduler) on an existing node gets a
 ``PodWorker`` (``devcluster.kubelet.worker``) that assigns it a pod IP (a
 loopback address of its own), prepares its volumes, pulls its images, runs its
-container as a process and reports its status until it is deleted. Nodes
-without a Ready condition are marked Ready (and lose the not-ready taint); when
-a node vanishes its pods die with it and are force-deleted. ``read_log`` serves
-``GET pods/{name}/log``.
+init containers and containers as processes and reports its status until it is
+deleted. Nodes without a Ready condition are marked Ready (and lose the
+not-ready taint); when a node vanishes its pods die with it and are
+force-deleted. It also serves what the apiserver proxies to a kubelet:
+``GET pods/{name}/log`` (``read_log``) and ``pods/{name}/exec``, ``attach`` and
+``portforward`` (``stream``, see ``devcluster.kubelet.streaming``). A pod the
+kubelet runs is removed from the store only by the kubelet's own final delete,
+once its processes are gone.
 """
 
 from __future__ import annotations
@@ -16,17 +20,20 @@ import asyncio
 import contextlib
 import logging
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.errors import ApiError
-from devcluster.kubelet import logs, status
-from devcluster.kubelet.containers import kill
+from devcluster.kubelet import logs, status, streaming
 from devcluster.kubelet.images import Images
 from devcluster.kubelet.ips import IpPool
 from devcluster.kubelet.pod import PodRun
+from devcluster.kubelet.runtime import Runtime
 from devcluster.kubelet.worker import PodWorker
 
 log = logging.getLogger(__name__)
@@ -47,40 +54,49 @@ class Kubelet:
         self.state_dir = Path(state_dir)
         self.ips = IpPool(config.pod_ip_base)
         self.images = Images(config)
+        self.runtime = Runtime(config, self.state_dir)
         self.runs: dict[str, PodRun] = {}
+        self.workers: dict[str, PodWorker] = {}
         self._unsubscribe: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._logs: dict[tuple[str, str], PodRun] = {}
+        self._by_name: dict[tuple[str, str], PodRun] = {}
+        self._stopping = False
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Subscribe to the store and pick up nodes and pods already there."""
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.store.subscribe(self._on_change)
+        self.store.attach_kubelet(self._runs_pod)
         for node in self.store.list("nodes")[0]:
             self._on_change("ADDED", "nodes", node)
         for pod in self.store.list("pods")[0]:
             self._on_change("ADDED", "pods", pod)
 
     async def stop(self) -> None:
-        """Kill every pod process (SIGTERM, then SIGKILL) and stop all tasks."""
+        """Stop every pod (2 s of grace at most), its processes and all tasks."""
+        self._stopping = True
         if self._unsubscribe is not None:
             self._unsubscribe()
-        procs = [run.proc for run in self.runs.values() if run.proc is not None]
-        await asyncio.gather(*(kill(p, 2.0) for p in procs))
-        for run in list(self.runs.values()):
-            if run.task is not None:
-                run.task.cancel()
+        for uid, run in list(self.runs.items()):
+            worker = self.workers.get(uid)
+            if worker is not None:
+                worker.max_grace = 2.0
+            run.terminate.set()
         tasks = [r.task for r in self.runs.values() if r.task is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=10.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.to_thread(self.runtime.close)
+
+    def _runs_pod(self, pod: dict[str, Any]) -> bool:
+        return not self._stopping and pod["metadata"]["uid"] in self.runs
 
     def pids(self) -> list[int]:
         """Return the PIDs of the pod processes now running."""
-        return [
-            r.proc.pid
-            for r in self.runs.values()
-            if r.proc and r.proc.returncode is None
-        ]
+        return [pid for w in self.workers.values() for pid in w.pids()]
 
     def volume_dir(self, pv_name: str) -> Path:
         """Return the directory backing a PersistentVolume (created on first use)."""
@@ -88,18 +104,45 @@ class Kubelet:
 
     def pod_ip(self, namespace: str, name: str) -> str | None:
         """Return the IP of a pod this kubelet runs, or None."""
-        run = self._logs.get((namespace, name))
+        run = self._by_name.get((namespace, name))
         return run.ip if run else None
 
-    async def read_log(self, namespace: str, name: str, query: dict[str, str]) -> str:
-        """Serve ``GET pods/{name}/log`` (``container``, ``tailLines``, ``limitBytes``).
+    def worker(self, namespace: str, name: str) -> PodWorker | None:
+        """Return the worker of a pod this kubelet runs, or None."""
+        run = self._by_name.get((namespace, name))
+        return self.workers.get(run.uid) if run else None
+
+    async def read_log(
+        self, namespace: str, name: str, query: dict[str, str]
+    ) -> AsyncIterator[bytes]:
+        """Serve ``GET pods/{name}/log`` (see ``devcluster.kubelet.logs``).
 
         Raises:
-            ApiError: 400 when the container has not started or is ambiguous.
+            ApiError: 400 when that container (or its previous run) has no log.
         """
         pod = self.store.get("pods", namespace, name)
-        run = self._logs.get((namespace, name))
-        return await logs.read_log(name, pod, run.log_paths if run else {}, query)
+        q = logs.parse_query(name, pod, query)
+        worker = self.worker(namespace, name)
+        runner = worker.runner(q.container) if worker else None
+        waiting = (
+            ((runner.status.get("state") or {}).get("waiting") or {}) if runner else {}
+        )
+        return await logs.read_log(
+            name,
+            q,
+            runner.logs if runner else None,
+            runner.restarts if runner else 0,
+            str(waiting.get("reason") or "ContainerCreating"),
+        )
+
+    async def stream(
+        self, request: web.Request, subresource: str, namespace: str, name: str
+    ) -> web.StreamResponse:
+        """Serve ``pods/{name}/exec``, ``attach`` and ``portforward`` (websockets)."""
+        pod = self.store.get("pods", namespace, name)
+        return await streaming.serve(
+            request, subresource, pod, self.worker(namespace, name)
+        )
 
     # -------------------------------------------------------------- events
     def _on_change(self, event_type: str, kind: str, obj: dict[str, Any]) -> None:
@@ -133,7 +176,10 @@ class Kubelet:
                 self.store, uid, meta["namespace"], meta["name"], node, pod_dir
             )
             self.runs[uid] = run
-            self._logs[(run.namespace, run.name)] = run
+            self._by_name[(run.namespace, run.name)] = run
+            self.workers[uid] = PodWorker(
+                run, self.runtime, self.ips, self.images, self.state_dir / "volumes"
+            )
             run.task = asyncio.get_running_loop().create_task(self._run(run))
         elif run is not None and meta.get("deletionTimestamp"):
             run.terminate.set()
@@ -169,9 +215,7 @@ class Kubelet:
 
     # ------------------------------------------------------------- running
     async def _run(self, run: PodRun) -> None:
-        worker = PodWorker(
-            run, self.config, self.ips, self.images, self.state_dir / "volumes"
-        )
+        worker = self.workers[run.uid]
         try:
             await worker.run_pod()
         except asyncio.CancelledError:
@@ -179,14 +223,22 @@ class Kubelet:
         except Exception:
             log.exception("kubelet: pod %s/%s failed", run.namespace, run.name)
         finally:
-            if run.proc is not None and run.proc.returncode is None:
-                await kill(run.proc, 0)
+            # whatever happened above, nothing of the pod may outlive it
+            await self.runtime.reap(run.uid)
             self._cleanup(run)
+            current = run.current()
+            if current is not None and current["metadata"].get("deletionTimestamp"):
+                with contextlib.suppress(ApiError):
+                    self.store.delete(
+                        "pods", run.namespace, run.name, grace_period_seconds=0
+                    )
 
     def _cleanup(self, run: PodRun) -> None:
         self.runs.pop(run.uid, None)
-        if self._logs.get((run.namespace, run.name)) is run:
-            del self._logs[(run.namespace, run.name)]
+        self.workers.pop(run.uid, None)
+        self.runtime.forget(run.uid)
+        if self._by_name.get((run.namespace, run.name)) is run:
+            del self._by_name[(run.namespace, run.name)]
         if run.ip:
             self.ips.release(run.ip)
         shutil.rmtree(run.pod_dir / "volumes", ignore_errors=True)

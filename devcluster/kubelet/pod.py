@@ -1,21 +1,25 @@
-"""One pod the kubelet runs: its run record, and the pod's own calls to the store.
+"""One pod the kubelet runs: its run record, the pod's calls to the store, its sandbox.
 
-``PodRun`` is what the kubelet knows about a pod it runs (uid, node, pod IP,
-process, container log files, the signal to stop) and how the kubelet reads and
-reports that pod: its current object (None once this uid is gone), its status
-(through the ``/status`` subresource) and its Events, from source ``kubelet`` on
-the pod's node, worded like the real kubelet's.
+``PodRun`` is what the kubelet knows about a pod it runs (uid, node, pod IP, the
+signal to stop) and how the kubelet reads and reports that pod: its current
+object (None once this uid is gone), its status (through the ``/status``
+subresource) and its Events, from source ``kubelet`` on the pod's node, worded
+like the real kubelet's. ``PodSandbox`` is what the pod's containers share once
+it is up: its volumes, its mode (run or sim), the runtime and how to report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from devcluster.apiserver.store import Store
 from devcluster.errors import ApiError
+from devcluster.kubelet.runtime import Runtime
 
 
 @dataclass
@@ -30,9 +34,7 @@ class PodRun:
     pod_dir: Path
     ip: str = ""
     task: asyncio.Task[None] | None = None
-    proc: asyncio.subprocess.Process | None = None
     terminate: asyncio.Event = field(default_factory=asyncio.Event)
-    log_paths: dict[str, Path] = field(default_factory=dict)
 
     def current(self) -> dict[str, Any] | None:
         """Return the pod now, or None once it (this uid) is gone."""
@@ -76,3 +78,56 @@ class PodRun:
         self.store.emit_event(
             pod, reason, message, type_, "kubelet", self.node, field_path
         )
+
+
+Publish = Callable[[], None]
+
+
+class PodSandbox:
+    """What the containers of one pod share: the pod, its volumes, its mode.
+
+    Args:
+        run: the pod's run record.
+        pod: the pod as it was when it started.
+        dirs: the host directory of every pod volume.
+        runtime: the kubelet's runtime.
+        mode: ``run`` or ``sim``.
+        publish: reports the pod's status after a container changed.
+    """
+
+    def __init__(
+        self,
+        run: PodRun,
+        pod: dict[str, Any],
+        dirs: dict[str, Any],
+        runtime: Runtime,
+        mode: str,
+        publish: Publish,
+    ) -> None:
+        self.run = run
+        self.pod = pod
+        self.dirs = dirs
+        self.runtime = runtime
+        self.mode = mode
+        self.publish = publish
+
+    @property
+    def stopping(self) -> bool:
+        """The pod is being deleted (or its node went)."""
+        return self.run.terminate.is_set()
+
+    def grace(self) -> float:
+        """The pod's termination grace period (simulated seconds)."""
+        current = self.run.current() or self.pod
+        meta_grace = current["metadata"].get("deletionGracePeriodSeconds")
+        if meta_grace is not None:
+            return float(meta_grace)
+        return float(current["spec"].get("terminationGracePeriodSeconds", 30))
+
+    async def sleep(self, simulated: float) -> bool:
+        """Sleep ``simulated`` seconds; False if the pod started stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self.run.terminate.wait(), self.runtime.config.real(simulated)
+            )
+        return not self.stopping

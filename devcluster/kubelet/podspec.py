@@ -136,15 +136,20 @@ def container_env(
     return env
 
 
-def rewrite(value: str, mounts: Mapping[str, str], pod_ip: str) -> str:
-    """Map container paths to host directories and ``0.0.0.0`` to the pod IP."""
+def rewrite_paths(value: str, mounts: Mapping[str, str]) -> str:
+    """Map container paths under a mount (alone, or after ``=``/``:``) to host ones."""
     for mount_path in sorted(mounts, key=len, reverse=True):
         if mount_path in ("", "/"):
             continue
         pattern = r"(^|[=:])" + re.escape(mount_path.rstrip("/")) + r"(?=/|$|:)"
         host = mounts[mount_path].replace("\\", "\\\\")
         value = re.sub(pattern, r"\g<1>" + host, value)
-    return value.replace("0.0.0.0", pod_ip)
+    return value
+
+
+def rewrite(value: str, mounts: Mapping[str, str], pod_ip: str) -> str:
+    """Map container paths to host directories and ``0.0.0.0`` to the pod IP."""
+    return rewrite_paths(value, mounts).replace("0.0.0.0", pod_ip)
 
 
 def map_path(path: str, mounts: Mapping[str, str]) -> str | None:

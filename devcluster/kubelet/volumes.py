@@ -1,10 +1,17 @@
 """A pod's volumes on the kubelet: each pod volume is a directory on this machine.
 
 A PersistentVolumeClaim's volume is ``<state_dir>/volumes/<pv name>`` and
-persists across pods (the kubelet waits until the claim is bound); emptyDir,
-configMap and secret volumes are per-pod directories (configMap and secret keys
-written as files). A container's ``volumeMounts`` (with ``subPath``) map its
-mount paths to those directories.
+persists across pods (the kubelet waits until the claim is bound); emptyDir
+(mode 0777, as the kubelet makes it), configMap, secret and projected volumes
+are per-pod directories (so is a hostPath: pods never get this machine's own
+directories), their keys written as files (``items`` pick and rename
+keys; ``defaultMode``/``mode`` set the files' modes). With a pod
+``securityContext.fsGroup`` every volume but a hostPath gets the group, group
+read/write (read for configMap and secret volumes) and setgid directories, as
+the kubelet's volume ownership does (``fsGroupChangePolicy: OnRootMismatch``
+skips a volume whose root is already right). A container's ``volumeMounts``
+(with ``subPath``, which may name a file, e.g. one key of a ConfigMap) map its
+mount paths to those directories and files.
 """
 
 from __future__ import annotations
@@ -12,11 +19,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
+import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from devcluster.errors import ApiError
 from devcluster.kubelet import podspec
+from devcluster.kubelet.identity import Identity
 from devcluster.kubelet.pod import PodRun
 
 _POLL_S = 0.05
@@ -47,11 +58,50 @@ async def _wait_pvc(run: PodRun, claim: str) -> str | None:
     return None
 
 
-def _write_keys(target: Path, data: dict[str, str], secret: bool) -> None:
+_SOURCES = (("configmaps", "configMap"), ("secrets", "secret"))
+
+
+def _write_keys(
+    run: PodRun, target: Path, source: Mapping[str, Any], plural: str, mode: int
+) -> None:
+    """Write a ConfigMap's or Secret's keys (or its ``items``) as files."""
+    ref = source.get("name") or source.get("secretName", "")
+    obj = run.store.get_or_none(plural, run.namespace, str(ref)) or {}
+    data = dict(obj.get("data") or {})
+    if plural == "configmaps":
+        data.update(obj.get("binaryData") or {})
+    items = source.get("items")
+    chosen = (
+        [(i["key"], i["path"], i.get("mode")) for i in items if i.get("key") in data]
+        if items
+        else [(key, key, None) for key in data]
+    )
     target.mkdir(parents=True, exist_ok=True)
-    for key, value in data.items():
-        raw = base64.b64decode(value) if secret else str(value).encode()
-        (target / key).write_bytes(raw)
+    for key, rel, item_mode in chosen:
+        value = data[key]
+        binary = plural == "secrets" or key in (obj.get("binaryData") or {})
+        raw = base64.b64decode(value) if binary else str(value).encode()
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(raw)
+        path.chmod(int(item_mode if item_mode is not None else mode))
+
+
+def _fill(run: PodRun, volume: Mapping[str, Any], path: Path) -> None:
+    """Write the files of a configMap, secret or projected volume."""
+    for plural, field in _SOURCES:
+        if field in volume:
+            source = volume[field]
+            _write_keys(
+                run, path, source, plural, int(source.get("defaultMode", 0o644))
+            )
+    projected = volume.get("projected")
+    if projected:
+        mode = int(projected.get("defaultMode", 0o644))
+        for source in projected.get("sources") or []:
+            for plural, field in _SOURCES:
+                if field in source:
+                    _write_keys(run, path, source[field], plural, mode)
 
 
 async def volumes(
@@ -65,6 +115,8 @@ async def volumes(
         volume_root: where PersistentVolume directories live.
     """
     dirs: dict[str, Path] = {}
+    pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
+    fs_group = pod_sc.get("fsGroup")
     for volume in (pod.get("spec") or {}).get("volumes") or []:
         name = volume["name"]
         if "persistentVolumeClaim" in volume:
@@ -72,39 +124,89 @@ async def volumes(
             if pv is None:
                 return None
             path = volume_root / pv
+            path.mkdir(parents=True, exist_ok=True)
         else:
+            # hostPath too: pods do not get this machine's own directories
             path = run.pod_dir / "volumes" / name
-            for plural, field in (("configmaps", "configMap"), ("secrets", "secret")):
-                if field in volume:
-                    ref = volume[field].get("name") or volume[field].get(
-                        "secretName", ""
-                    )
-                    with contextlib.suppress(ApiError):
-                        obj = run.store.get(plural, run.namespace, ref)
-                        _write_keys(path, obj.get("data") or {}, plural == "secrets")
-        path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True)
+            if "emptyDir" in volume:
+                path.chmod(0o777)
+            _fill(run, volume, path)
+        if fs_group is not None and "hostPath" not in volume:
+            read_only = any(k in volume for k in ("configMap", "secret", "projected"))
+            policy = pod_sc.get("fsGroupChangePolicy") or "Always"
+            await asyncio.to_thread(
+                set_ownership, path, int(fs_group), read_only, policy
+            )
         dirs[name] = path
     return dirs
 
 
+def set_ownership(path: Path, gid: int, read_only: bool, policy: str) -> None:
+    """Give a volume to ``fsGroup``: group, group permissions, setgid directories.
+
+    As the kubelet's ``SetVolumeOwnership``: every file gets the group, group
+    read (and write unless the volume is read-only), directories also group
+    execute and setgid so new files inherit the group.
+    """
+    mask = 0o440 if read_only else 0o660
+    root = path.stat()
+    if (
+        policy == "OnRootMismatch"
+        and root.st_gid == gid
+        and stat.S_IMODE(root.st_mode) & (mask | 0o110 | stat.S_ISGID)
+        == (mask | 0o110 | stat.S_ISGID)
+    ):
+        return
+    for directory, _subdirs, files in os.walk(path):
+        for entry in [directory, *(os.path.join(directory, f) for f in files)]:
+            try:
+                st = os.lstat(entry)
+                if stat.S_ISLNK(st.st_mode):
+                    continue
+                os.chown(entry, -1, gid)
+                extra = mask | (0o110 | stat.S_ISGID if stat.S_ISDIR(st.st_mode) else 0)
+                os.chmod(entry, stat.S_IMODE(st.st_mode) | extra)
+            except OSError:
+                continue
+
+
 def mounts(container: dict[str, Any], dirs: dict[str, Path]) -> dict[str, str]:
-    """Return ``{mount path: host directory}`` of a container (made if missing)."""
+    """Return ``{mount path: host path}`` of a container.
+
+    A ``subPath`` names a file or directory inside the volume; a missing one is
+    made as a directory, as the kubelet does.
+    """
     found: dict[str, str] = {}
     for mount in container.get("volumeMounts") or []:
         base = dirs.get(mount.get("name", ""))
         if base is None:
             continue
-        path = base / mount["subPath"] if mount.get("subPath") else base
-        path.mkdir(parents=True, exist_ok=True)
+        sub = mount.get("subPath") or ""
+        path = base / sub if sub else base
+        if sub and ".." in Path(sub).parts:
+            raise ValueError(f"subPath {sub!r} must not contain '..'")
+        if not path.exists():
+            path.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                # a new subPath directory takes its volume's group and mode
+                st = base.stat()
+                os.chown(path, -1, st.st_gid)
+                path.chmod(stat.S_IMODE(st.st_mode))
         found[mount["mountPath"]] = str(path)
     return found
 
 
-def home_dir(env: dict[str, str], mounted: dict[str, str], run: PodRun) -> str:
+def home_dir(
+    env: dict[str, str],
+    mounted: dict[str, str],
+    run: PodRun,
+    identity: Identity | None = None,
+) -> str:
     """Return the host directory a container's ``$HOME`` maps to (made if missing).
 
     ``HOME`` under a mount maps into the volume; otherwise the first mount under
-    ``/home/``, else a per-pod directory.
+    ``/home/``, else a per-pod directory (owned by the container's user).
     """
     if env.get("HOME") and (mapped := podspec.map_path(env["HOME"], mounted)):
         return mapped
@@ -112,5 +214,8 @@ def home_dir(env: dict[str, str], mounted: dict[str, str], run: PodRun) -> str:
         if mount_path.startswith("/home/"):
             return host
     home = run.pod_dir / "home"
-    home.mkdir(parents=True, exist_ok=True)
+    if not home.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        if identity is not None and identity.uid != os.geteuid():
+            os.chown(home, identity.uid, identity.gid)
     return str(home)

@@ -1,66 +1,61 @@
-"""One pod's life on the kubelet: volumes, image pulls, process, readiness, exit.
+"""One pod's life on the kubelet: sandbox, init containers, containers, teardown.
 
-``PodWorker.run_pod`` is the body of the per-pod task of the ``Kubelet``. It
-reports every step through the pod's ``/status`` and Events worded like the real
-kubelet's: ContainerCreating, then Running (Ready once the container port
-accepts TCP on the pod IP), exit codes and restarts by ``restartPolicy``
-(CrashLoopBackOff), a terminal phase, and on delete SIGTERM, the grace period,
-SIGKILL, and a delete with grace 0 that lets the store drop the pod.
+``PodWorker.run_pod`` is the body of the per-pod task of the ``Kubelet``, in the
+order the kubelet follows: the sandbox (pod IP, volumes, image pulls), the init
+containers one after the other, each to completion (a sidecar, an init
+container with ``restartPolicy: Always``, only until it has started), then every
+app container at once, each a ``ContainerRunner`` (``devcluster.kubelet.runner``).
+It reports the pod's status through ``/status`` after every change: phase (as
+the kubelet's getPhase computes it), conditions, init and app container
+statuses. When the pod is deleted (or its node goes) every container stops at
+once within the grace period (preStop hooks, SIGTERM, SIGKILL; sidecars after the
+app containers), the pod reports a terminal phase (Succeeded or Failed, as the
+kubelet does since Kubernetes 1.27) and only then does the kubelet delete it with
+grace 0, which lets the store drop it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
+import logging
 from pathlib import Path
 from typing import Any
 
-from devcluster.config import ClusterConfig
 from devcluster.errors import ApiError
 from devcluster.kubelet import containers, podspec, status
 from devcluster.kubelet.images import Images
 from devcluster.kubelet.ips import IpPool
-from devcluster.kubelet.pod import PodRun
+from devcluster.kubelet.pod import PodRun, PodSandbox
+from devcluster.kubelet.runner import ContainerRunner
+from devcluster.kubelet.runtime import Runtime
 from devcluster.kubelet.volumes import volumes
 from devcluster.timestamps import now_iso
 
-_POLL_S = 0.05
-_MAX_BACKOFF_S = 300.0
+log = logging.getLogger(__name__)
+
+_SYNC_S = 1.0
+"""Simulated seconds from a pod's containers stopping to its final delete (the
+kubelet's status sync), so a deleted pod stays visible with its deletionTimestamp."""
 
 
-async def _probe(ip: str, port: int) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 1.0)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
-
-
-def _statuses(pod: dict[str, Any], first: dict[str, Any]) -> list[dict[str, Any]]:
-    """Statuses of all containers; the ones after the first copy its state."""
-    out = [first]
-    for c in pod["spec"]["containers"][1:]:
-        out.append(
-            {
-                **first,
-                "name": c["name"],
-                "image": c.get("image", ""),
-                "imageID": status.container_status(c, {})["imageID"],
-            }
-        )
-    return out
+def _ports(pod: dict[str, Any]) -> list[int]:
+    """Every port the pod's containers listen on (declared, or in their env)."""
+    found: list[int] = []
+    for container in pod["spec"].get("containers") or []:
+        declared = [int(p["containerPort"]) for p in container.get("ports") or []]
+        env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or []}
+        fallback = podspec.readiness_port(container, env)
+        found += declared or ([fallback] if fallback else [])
+    return found
 
 
 class PodWorker:
-    """Runs one pod: brings it up, keeps it running (with restarts), tears it down.
+    """Runs one pod: brings it up, keeps its containers running, tears it down.
 
     Args:
         run: the pod's run record (and its calls to the store).
-        config: delays (scaled by ``time_factor``) and the kubelet mode.
+        runtime: the kubelet's runtime (settings, cgroups, identity).
         ips: the pod IP pool.
         images: the images pulled per node.
         volume_root: where PersistentVolume directories live.
@@ -69,230 +64,211 @@ class PodWorker:
     def __init__(
         self,
         run: PodRun,
-        config: ClusterConfig,
+        runtime: Runtime,
         ips: IpPool,
         images: Images,
         volume_root: Path,
     ) -> None:
         self.run = run
-        self.config = config
+        self.runtime = runtime
+        self.config = runtime.config
         self.ips = ips
         self.images = images
         self.volume_root = volume_root
+        self.init: list[ContainerRunner] = []
+        self.apps: list[ContainerRunner] = []
+        self.sandbox: PodSandbox | None = None
+        self._pod: dict[str, Any] = {}
+        self._base: dict[str, Any] = {}
+        self._sent: dict[str, Any] = {}
+        self._terminal = False
+        self._tearing_down = False
+        self.max_grace: float | None = None
+        """Real seconds the teardown may take at most (the kubelet is stopping)."""
 
+    # ------------------------------------------------------------ queries
+    def runners(self) -> list[ContainerRunner]:
+        """Every container of the pod, init containers first."""
+        return self.init + self.apps
+
+    def runner(self, name: str) -> ContainerRunner | None:
+        """The runner of a container (app or init) by name."""
+        for candidate in self.runners():
+            if candidate.name == name:
+                return candidate
+        return None
+
+    def pids(self) -> list[int]:
+        """The PIDs of the pod's running processes."""
+        return [pid for r in self.runners() for pid in r.pids()]
+
+    # ------------------------------------------------------------- status
+    def publish(self) -> None:
+        """Report the pod's status (only when something changed)."""
+        if not self._pod:
+            return
+        spec = self._pod["spec"]
+        init = {r.name: r.status for r in self.init}
+        apps = {r.name: r.status for r in self.apps}
+        phase = status.pod_phase(spec, init, apps, self._terminal)
+        done = {"Succeeded": "PodCompleted", "Failed": "PodFailed"}.get(phase, "")
+        unready = [r.name for r in self.apps if not r.ready]
+        uninitialized = [
+            r.name
+            for r in self.init
+            if not (
+                r.status.get("started")
+                if r.kind == "sidecar"
+                else "terminated" in (r.status.get("state") or {})
+                and r.status["state"]["terminated"].get("exitCode") == 0
+            )
+        ]
+        conditions = status.pod_conditions(
+            not self._terminal, not unready and not done, unready, done, uninitialized
+        )
+        update: dict[str, Any] = {
+            **self._base,
+            "phase": phase,
+            "conditions": status.keep_transitions(
+                conditions, self._sent.get("conditions") or []
+            ),
+            "containerStatuses": [r.status for r in self.apps],
+        }
+        if self.init:
+            update["initContainerStatuses"] = [r.status for r in self.init]
+        if update != self._sent and not self._tearing_down:
+            # the store copies what it merges, and runners replace (never
+            # change) their status dicts: keeping ``update`` itself is safe
+            self._sent = update
+            self.run.set_status(update)
+
+    # ------------------------------------------------------------ running
     async def run_pod(self) -> None:
-        """Bring the pod up, keep it running (with restarts) and tear it down."""
+        """Bring the pod up, keep it running, tear it down when it goes."""
         run = self.run
         pod = run.current()
         if pod is None:
             return
-        first = pod["spec"]["containers"][0]
-        plain = {e["name"]: str(e.get("value", "")) for e in first.get("env") or []}
-        run.ip = self.ips.allocate(podspec.readiness_port(first, plain))
-        names = [c["name"] for c in pod["spec"]["containers"]]
-        creating = [
-            status.container_status(c, status.waiting("ContainerCreating"))
+        self._pod = pod
+        run.ip = self.ips.allocate(*_ports(pod))
+        mode = containers.mode_of(pod, self.config.kubelet_mode)
+        self._base = {
+            "hostIP": run.host_ip(),
+            "hostIPs": [{"ip": run.host_ip()}],
+            "podIP": run.ip,
+            "podIPs": [{"ip": run.ip}],
+            "startTime": now_iso(),
+        }
+        sandbox = self.sandbox = PodSandbox(
+            run, pod, {}, self.runtime, mode, self.publish
+        )
+        for c in pod["spec"].get("initContainers") or []:
+            kind = "sidecar" if c.get("restartPolicy") == "Always" else "init"
+            self.init.append(ContainerRunner(sandbox, c, kind, "PodInitializing"))
+        waiting = "PodInitializing" if self.init else "ContainerCreating"
+        self.apps = [
+            ContainerRunner(sandbox, c, "app", waiting)
             for c in pod["spec"]["containers"]
         ]
-        start_time = now_iso()
-        run.set_status(
-            {
-                "phase": "Pending",
-                "hostIP": run.host_ip(),
-                "hostIPs": [{"ip": run.host_ip()}],
-                "podIP": run.ip,
-                "podIPs": [{"ip": run.ip}],
-                "startTime": start_time,
-                "conditions": status.pod_conditions(True, False, names),
-                "containerStatuses": creating,
-            }
-        )
-        dirs = await volumes(run, pod, self.volume_root)
-        if dirs is None or not await self.images.pull(run, pod):
-            return await self._terminate()
-        run.pod_dir.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            run.log_paths[name] = run.pod_dir / f"{name}.log"
-            run.log_paths[name].touch()
-        restarts = 0
-        last_state: dict[str, Any] = {}
-        while True:
-            pod = run.current() or pod
-            outcome = await self._one_run(pod, dirs, restarts, last_state)
-            if outcome is None:
-                return await self._terminate()
-            exit_code, state = outcome
-            policy = pod["spec"].get("restartPolicy", "Always")
-            if policy == "Never" or (policy == "OnFailure" and exit_code == 0):
-                return await self._finished(pod, exit_code, state, restarts)
-            restarts += 1
-            last_state = state
-            if not await self._back_off(pod, restarts, last_state):
-                return await self._terminate()
-
-    def _container_events(self, pod: dict[str, Any], reason: str, text: str) -> None:
-        """Emit one kubelet Event per container (``text`` gets the container name)."""
-        for c in pod["spec"]["containers"]:
-            self.run.event(
-                pod,
-                reason,
-                text.format(c["name"]),
-                "Normal",
-                f"spec.containers{{{c['name']}}}",
-            )
-
-    async def _one_run(
-        self,
-        pod: dict[str, Any],
-        dirs: dict[str, Path],
-        restarts: int,
-        last_state: dict[str, Any],
-    ) -> tuple[int, dict[str, Any]] | None:
-        """Run the container once; (exit code, terminated state), or None if deleted."""
-        run = self.run
-        first = pod["spec"]["containers"][0]
-        names = [c["name"] for c in pod["spec"]["containers"]]
-        self._container_events(pod, "Created", "Created container: {}")
-        _argv, proc, port = await containers.spawn(
-            run, pod, dirs, self.config.kubelet_mode
-        )
-        run.proc = proc
-        started_at = now_iso()
-        cid = f"containerd://{uuid.uuid4().hex}"
-        if port == -1:
-            return 128, status.terminated(128, started_at, cid, "StartError")
-        self._container_events(pod, "Started", "Started container {}")
-
-        def report(ready: bool) -> None:
-            container = status.container_status(
-                first,
-                status.running(started_at),
-                ready=ready,
-                restart_count=restarts,
-                container_id=cid,
-                last_state=last_state,
-            )
-            run.set_status(
-                {
-                    "phase": "Running",
-                    "conditions": status.pod_conditions(True, ready, names),
-                    "containerStatuses": _statuses(pod, container),
-                }
-            )
-
-        report(False)
-        exited = asyncio.ensure_future(proc.wait() if proc else asyncio.Event().wait())
-        stop = asyncio.ensure_future(run.terminate.wait())
+        self.publish()
         try:
-            if await self._wait_ready(port, exited, stop):
-                report(True)
-            await asyncio.wait({exited, stop}, return_when=asyncio.FIRST_COMPLETED)
+            dirs = await volumes(run, pod, self.volume_root)
+        except OSError as exc:
+            run.event(pod, "FailedMount", f"MountVolume.SetUp failed: {exc}", "Warning")
+            dirs = None
+            await run.terminate.wait()
+        if dirs is None or not await self.images.pull(run, pod):
+            return await self._teardown()
+        sandbox.dirs = dirs
+        run.pod_dir.mkdir(parents=True, exist_ok=True)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            if await self._initialize(tasks):
+                tasks += [asyncio.ensure_future(r.run()) for r in self.apps]
+                await self._wait(tasks)
+        finally:
+            await self._teardown(tasks)
+
+    async def _initialize(self, tasks: list[asyncio.Task[None]]) -> bool:
+        """Run the init containers in order; False if the pod cannot go on."""
+        for runner in self.init:
+            if runner.kind == "sidecar":
+                tasks.append(asyncio.ensure_future(runner.run()))
+                started = asyncio.ensure_future(runner.has_started.wait())
+                stop = asyncio.ensure_future(self.run.terminate.wait())
+                await asyncio.wait({started, stop}, return_when=asyncio.FIRST_COMPLETED)
+                started.cancel()
+                stop.cancel()
+                if self.run.terminate.is_set():
+                    return False
+                continue
+            code = await runner.run_to_completion()
+            if code is None:
+                return False
+            if code != 0:
+                # restartPolicy Never: the pod has failed; it waits to be deleted
+                self.publish()
+                await self.run.terminate.wait()
+                return False
+        for runner in self.apps:
+            runner.set_waiting("ContainerCreating")
+        return True
+
+    async def _wait(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Wait until the pod is deleted (its containers may all finish first)."""
+        stop = asyncio.ensure_future(self.run.terminate.wait())
+        apps = tasks[-len(self.apps) :]
+        try:
+            done: asyncio.Future[list[Any]] = asyncio.ensure_future(
+                asyncio.gather(*apps, return_exceptions=True)
+            )
+            waits: list[asyncio.Future[Any]] = [stop, done]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if not stop.done():
+                for result in done.result():
+                    if isinstance(result, Exception):
+                        log.error(
+                            "kubelet: a container of %s/%s failed",
+                            self.run.namespace,
+                            self.run.name,
+                            exc_info=result,
+                        )
+                # every container has finished for good: a terminal phase
+                self.publish()
+                await stop
         finally:
             stop.cancel()
-        if run.terminate.is_set():
-            exited.cancel()
-            return None
-        code = int(exited.result())
-        # killed by a signal: 128 + signal number, as a container runtime reports it
-        code = 128 - code if code < 0 else code
-        return code, status.terminated(code, started_at, cid)
 
-    async def _wait_ready(
-        self,
-        port: int | None,
-        exited: asyncio.Future[Any],
-        stop: asyncio.Future[Any],
-    ) -> bool:
-        """Probe the port until it accepts TCP; False if the process ended first."""
-        if port is None:
-            return True
-        interval = _POLL_S
-        while not exited.done() and not stop.done():
-            if await _probe(self.run.ip, port):
-                return True
-            await asyncio.wait({exited, stop}, timeout=interval)
-            interval = min(interval * 1.5, 1.0)
-        return False
-
-    async def _back_off(
-        self, pod: dict[str, Any], restarts: int, last_state: dict[str, Any]
-    ) -> bool:
-        """Wait the CrashLoopBackOff delay; False if the pod was deleted meanwhile."""
+    async def _teardown(self, tasks: list[asyncio.Task[None]] | None = None) -> None:
+        """Stop every container within the grace period, report, then delete the pod."""
         run = self.run
-        delay = min(10.0 * 2 ** (restarts - 1), _MAX_BACKOFF_S)
-        first = pod["spec"]["containers"][0]
-        name = first["name"]
-        pod_ref = f"{run.name}_{run.namespace}({run.uid})"
-        message = (
-            f"back-off {int(delay)}s restarting failed container={name} pod={pod_ref}"
-        )
-        container = status.container_status(
-            first,
-            status.waiting("CrashLoopBackOff", message),
-            restart_count=restarts,
-            last_state=last_state,
-        )
-        names = [c["name"] for c in pod["spec"]["containers"]]
-        run.set_status(
-            {
-                "phase": "Running",
-                "containerStatuses": _statuses(pod, container),
-                "conditions": status.pod_conditions(True, False, names),
-            }
-        )
-        run.event(
-            pod,
-            "BackOff",
-            f"Back-off restarting failed container {name} in "
-            f"pod {run.name}_{run.namespace}({run.uid})",
-            "Warning",
-            f"spec.containers{{{name}}}",
-        )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(run.terminate.wait(), self.config.real(delay))
-        return not run.terminate.is_set()
-
-    async def _finished(
-        self,
-        pod: dict[str, Any],
-        code: int,
-        state: dict[str, Any],
-        restarts: int,
-    ) -> None:
-        """Report a terminal phase, then wait for the pod to be deleted."""
-        run = self.run
-        first = pod["spec"]["containers"][0]
-        names = [c["name"] for c in pod["spec"]["containers"]]
-        container = status.container_status(
-            first,
-            state,
-            restart_count=restarts,
-            container_id=state["terminated"]["containerID"],
-        )
-        done = "PodCompleted" if code == 0 else "PodFailed"
-        run.set_status(
-            {
-                "phase": "Succeeded" if code == 0 else "Failed",
-                "conditions": status.pod_conditions(False, False, names, done),
-                "containerStatuses": _statuses(pod, container),
-            }
-        )
-        run.proc = None
-        await run.terminate.wait()
-        await self._terminate()
-
-    async def _terminate(self) -> None:
-        """Stop the process within the grace period, then let the store drop the pod."""
-        run = self.run
-        current = run.current()
+        for task in tasks or []:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*(tasks or []), return_exceptions=True)
+        # one status at the end, not one per stopped container
+        self._tearing_down = True
         grace = 0.0
-        if current is not None:
-            grace = float(current["metadata"].get("deletionGracePeriodSeconds") or 0)
-            if run.proc is not None and run.proc.returncode is None:
-                self._container_events(current, "Killing", "Stopping container {}")
-        if run.proc is not None:
-            await containers.kill(run.proc, self.config.real(grace))
-        if current is not None and current["metadata"].get("deletionTimestamp"):
+        if self.sandbox is not None and run.current() is not None:
+            # a pod already gone (force-deleted, or its node went) gets none
+            grace = self.config.real(self.sandbox.grace())
+        if self.max_grace is not None:
+            grace = min(grace, self.max_grace)
+        began = asyncio.get_running_loop().time()
+        await asyncio.gather(*(r.stop(grace) for r in self.apps))
+        left = grace - (asyncio.get_running_loop().time() - began)
+        await asyncio.gather(
+            *(r.stop(max(left, 0.0)) for r in self.init if r.kind == "sidecar")
+        )
+        await self.runtime.reap(run.uid)
+        current = run.current()
+        if current is None:
+            return
+        self._terminal = True
+        self._tearing_down = False
+        self.publish()
+        if current["metadata"].get("deletionTimestamp"):
+            await asyncio.sleep(self.config.real(_SYNC_S))
             with contextlib.suppress(ApiError):
                 run.store.delete(
                     "pods", run.namespace, run.name, grace_period_seconds=0

@@ -11,6 +11,10 @@ import urllib.request
 
 from cluster_support import wait_for
 
+from devcluster.cluster import static_node
+from devcluster.config import ClusterConfig
+from devcluster.controllers.nodes import standard_labels
+
 
 def _call(url: str, method: str = "GET", body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
@@ -37,6 +41,12 @@ async def test_main_starts_serves_and_stops_on_sigterm(devcluster_proc):
     assert f"server: {info['api']}" in kubeconfig and "namespace: jhub" in kubeconfig
     nodes = _call(info["api"] + "/api/v1/nodes")
     assert [n["metadata"]["name"] for n in nodes["items"]] == ["core"]
+    # an EKS stand-in's nodes carry the well-known labels, as ASG nodes do
+    labels = nodes["items"][0]["metadata"]["labels"]
+    assert labels["topology.kubernetes.io/zone"] == "us-east-1a"
+    assert labels["topology.kubernetes.io/region"] == "us-east-1"
+    assert labels["node.kubernetes.io/instance-type"] == "m5.xlarge"
+    assert labels["eks.amazonaws.com/capacityType"] == "ON_DEMAND"
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -70,3 +80,19 @@ async def test_main_starts_serves_and_stops_on_sigterm(devcluster_proc):
     assert time.monotonic() - began < 10
     assert not any(_alive(pid) for pid in children)
     assert "devcluster stopped" in proc.stdout.read()
+
+
+def test_static_nodes_get_the_labels_asg_nodes_get():
+    """Zones in turn, the region, the instance type matching their capacity;
+    labels given in the partial node win."""
+    config = ClusterConfig(zones=("z-a", "z-b"), region="r-1")
+    first = static_node({"metadata": {"name": "one"}}, 0, config)
+    second = static_node(
+        {"metadata": {"name": "two", "labels": {"role": "core"}}}, 1, config
+    )
+    asg = standard_labels("x", "m5.xlarge", "amd64", "z-a", "r-1", "on-demand")
+    assert set(first["metadata"]["labels"]) == set(asg)
+    assert first["metadata"]["labels"]["topology.kubernetes.io/zone"] == "z-a"
+    assert second["metadata"]["labels"]["topology.kubernetes.io/zone"] == "z-b"
+    assert second["metadata"]["labels"]["role"] == "core"
+    assert first["metadata"]["labels"]["kubernetes.io/hostname"] == "one"

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from hub_harness import (
     HubUser,
     edit_profiles,
@@ -311,6 +312,40 @@ def test_start_64_gib_gets_a_whole_node_of_the_pool(
     bob.stop(kube)
     assert pvc_of(kube, "bob") is not None  # the home stays
     assert "Traceback" not in hub_log(bench)
+
+
+def test_server_runs_as_the_ldap_uid_and_owns_what_it_writes(
+    bench: Workbench, bob: HubUser
+) -> None:
+    """The singleuser server runs as the user's LDAP uidNumber with the home
+    mounted (devcluster's kubelet honours runAsUser and fsGroup, as a kubelet
+    does); a file it writes through the Jupyter API belongs to that uid, and to
+    fsGroup through the home's setgid directory."""
+    kube = bench.kube
+    assert kube is not None
+    bob.form()
+    assert bob.spawn({"profile": "medium"}).status_code == 302
+    bob.wait_ready(timeout=150)
+    pod = pod_of(kube, "bob")
+    assert pod is not None
+    assert pod["spec"]["securityContext"]["runAsUser"] == 10002  # bob's uidNumber
+    fs_group = pod["spec"]["securityContext"]["fsGroup"]
+    put = requests.put(
+        f"{bench.url}/user/bob/api/contents/owned-by-bob.txt",
+        json={"type": "file", "format": "text", "content": "mine"},
+        headers={"Authorization": f"token {bob.token()}"},
+        timeout=30,
+    )
+    assert put.status_code == 201, put.text
+    claim = pvc_of(kube, "bob")
+    assert claim is not None
+    home = bench.state_dir / "cluster" / "volumes" / claim["spec"]["volumeName"]
+    written = list(home.rglob("owned-by-bob.txt"))
+    assert len(written) == 1, sorted(str(p) for p in home.rglob("*"))[:20]
+    st = written[0].stat()
+    assert (st.st_uid, st.st_gid) == (10002, fs_group)
+    assert written[0].read_text() == "mine"
+    bob.stop(kube)
 
 
 def test_next_start_is_pinned_to_the_homes_zone(bench: Workbench, bob: HubUser) -> None:

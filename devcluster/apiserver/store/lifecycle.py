@@ -2,9 +2,10 @@
 
 ``Lifecycle`` works on the store's ``ObjectTable``. It owns graceful pod
 deletion (``deletionTimestamp`` and ``deletionGracePeriodSeconds``; the pod is
-removed when the grace period, scaled by ``time_factor``, ends or when a delete
-with grace 0 comes, which the kubelet sends once the process is gone;
-unscheduled or finished pods go at once), finalizers (they hold any object until
+removed by a delete with grace 0, which the kubelet sends once its processes
+are gone, as a real kubelet does; a pod no kubelet runs is removed when the
+grace period, scaled by ``time_factor``, ends; unscheduled or finished pods go
+at once), finalizers (they hold any object until
 removed), ownerReferences garbage collection (dependents go in the background;
 ``propagationPolicy=Orphan`` strips the references instead, ``Foreground``
 deletes the dependents first) and namespace termination.
@@ -13,6 +14,7 @@ deletes the dependents first) and namespace termination.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from devcluster.apiserver.patches import clone
@@ -36,6 +38,8 @@ class Lifecycle:
         self._table = table
         self._config = config
         self._timers: dict[tuple[str, Key], asyncio.TimerHandle] = {}
+        self.kubelet_runs: Callable[[dict[str, Any]], bool] | None = None
+        """Tells whether a kubelet runs a pod (then only the kubelet removes it)."""
 
     def delete(
         self,
@@ -121,11 +125,14 @@ class Lifecycle:
         new["metadata"]["deletionTimestamp"] = iso_after(self._config.real(grace))
         new["metadata"]["deletionGracePeriodSeconds"] = grace
         stored = self._table.put(kind, key, new, obj)
-        if grace > 0:
+        if grace > 0 and not (kind == "pods" and self._kubelet_runs(new)):
             self._schedule_removal(kind, key, self._config.real(grace))
         else:
             self.maybe_finish(kind, key)
         return stored
+
+    def _kubelet_runs(self, pod: dict[str, Any]) -> bool:
+        return self.kubelet_runs is not None and self.kubelet_runs(pod)
 
     def _schedule_removal(self, kind: str, key: Key, delay: float) -> None:
         timer = self._timers.pop((kind, key), None)

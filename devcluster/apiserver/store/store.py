@@ -14,7 +14,8 @@ tell the difference:
   In-process controllers must therefore patch status with ``subresource="status"``
   (see ``devcluster.apiserver.store.updates``).
 * ``delete`` is graceful for pods bound to a node; see
-  ``devcluster.apiserver.store.lifecycle``.
+  ``devcluster.apiserver.store.lifecycle``. A kubelet that runs pods says so
+  with ``attach_kubelet``: its pods then go only by its final delete.
 * ``emit_event`` aggregates repeated Events like client-go's event recorder.
 """
 
@@ -293,6 +294,16 @@ class Store:
             propagation_policy,
             preconditions,
         )
+
+    def attach_kubelet(self, runs_pod: Callable[[dict[str, Any]], bool]) -> None:
+        """Let a kubelet end the graceful deletion of the pods it runs.
+
+        Args:
+            runs_pod: tells whether the kubelet runs a pod; such a pod stays
+                (with its deletionTimestamp) past its grace period until the
+                kubelet deletes it with grace 0.
+        """
+        self._lifecycle.kubelet_runs = runs_pod
 
     def emit_event(
         self,

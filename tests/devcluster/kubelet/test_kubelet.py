@@ -4,58 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 import urllib.request
 
 import pytest
-from cluster_support import Api, pod_manifest, wait_for
+from cluster_support import Api, wait_for
+from kubelet_support import NS
+from kubelet_support import alive as _alive
+from kubelet_support import get_pod as _pod
+from kubelet_support import missing as _missing
+from kubelet_support import phase as _phase
+from kubelet_support import ready as _ready
+from kubelet_support import reasons as _reasons
+from kubelet_support import script as _script
+from kubelet_support import server as _server
 
 from devcluster.cluster import Cluster
-
-NS = "/api/v1/namespaces/jhub"
-PY = sys.executable
-
-
-def _server(name: str, port: int = 8888, **spec) -> dict:
-    cmd = [PY, "-m", "http.server", "--bind", "0.0.0.0", str(port)]
-    return pod_manifest(
-        name, cmd, container={"ports": [{"containerPort": port}]}, **spec
-    )
-
-
-def _script(name: str, code: str, **spec) -> dict:
-    return pod_manifest(name, [PY, "-c", code], **spec)
-
-
-async def _pod(api: Api, name: str) -> dict:
-    status, pod = await api.call("GET", f"{NS}/pods/{name}")
-    assert status == 200, pod
-    return pod
-
-
-async def _ready(api: Api, name: str, timeout: float = 15) -> dict:
-    async def check():
-        pod = await _pod(api, name)
-        statuses = pod["status"].get("containerStatuses") or []
-        return pod if statuses and all(c["ready"] for c in statuses) else None
-
-    return await wait_for(check, timeout)
-
-
-async def _phase(api: Api, name: str, phase: str, timeout: float = 15) -> dict:
-    async def check():
-        pod = await _pod(api, name)
-        return pod if pod["status"]["phase"] == phase else None
-
-    return await wait_for(check, timeout)
-
-
-async def _reasons(api: Api, name: str) -> list[str]:
-    _, events = await api.call(
-        "GET", f"{NS}/events?fieldSelector=involvedObject.name%3D{name}"
-    )
-    return [e["reason"] for e in events["items"]]
 
 
 def _get(url: str) -> int:
@@ -192,20 +156,6 @@ async def test_delete_of_cooperative_process_is_quick(api: Api, cluster: Cluster
     await api.call("DELETE", f"{NS}/pods/quick?gracePeriodSeconds=3000")  # 30 s real
     await wait_for(lambda: _missing(api, "quick"), 5)
     assert time.monotonic() - began < 3 and not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie is not alive
-        return stat.read().split()[2] != "Z"
-
-
-async def _missing(api: Api, name: str) -> bool:
-    status, _ = await api.call("GET", f"{NS}/pods/{name}")
-    return status == 404
 
 
 async def _bound_claim(api: Api, name: str) -> None:

@@ -1,0 +1,200 @@
+"""Starting and stopping a process in a pod's sandbox: its cgroup, user and terminal.
+
+Every process the kubelet starts for a pod (a container's, an ``exec`` session's,
+an exec probe's or hook's) goes through ``start``: in the child, before it execs,
+it joins the container's cgroup (as root, so the cgroup's owner does not
+matter), starts a session of its own, drops to the container's user
+(supplementary groups, group, then user), and takes its terminal when it has
+one. ``stop`` is how a container runtime stops a container: the stop signal
+(SIGTERM) to the container's main process, the grace period, then SIGKILL to
+everything left in the container (its cgroup, else its session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import termios
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from devcluster.kubelet.cgroups import Cgroup
+from devcluster.kubelet.identity import Identity
+
+
+@dataclass
+class Launch:
+    """What to start: command line, env, directory, user, cgroup and stdio."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    identity: Identity | None = None
+    """None: keep devcluster's own user."""
+    cgroup: Cgroup | None = None
+    stdin: bool = False
+    """Give the process a pipe as stdin (else /dev/null)."""
+    tty: bool = False
+    """Give the process a terminal as stdin, stdout and stderr."""
+
+
+@dataclass
+class Started:
+    """A started process and the parent's ends of its stdio."""
+
+    proc: asyncio.subprocess.Process
+    terminal: int | None = None
+    """The terminal's master side (``tty`` launches)."""
+    cgroup: Cgroup | None = None
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.proc.pid
+
+    def close_terminal(self) -> None:
+        """Close the terminal's master side (the process gets SIGHUP)."""
+        if self.terminal is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.terminal)
+            self.terminal = None
+
+
+def _child_setup(
+    procs_file: str | None, identity: Identity | None, tty: bool
+) -> Callable[[], None]:
+    """Return what the child runs between fork and exec (only system calls)."""
+
+    def setup() -> None:
+        if procs_file is not None:
+            with open(procs_file, "w") as procs:
+                procs.write("0")
+        if identity is not None:
+            os.setgroups(list(identity.groups))
+            os.setresgid(identity.gid, identity.gid, identity.gid)
+            os.setresuid(identity.uid, identity.uid, identity.uid)
+        if tty:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    return setup
+
+
+async def start(launch: Launch) -> Started:
+    """Start a process as ``launch`` says.
+
+    Raises:
+        OSError: the command cannot be started (not found, not executable).
+    """
+    procs = launch.cgroup.procs_file if launch.cgroup is not None else None
+    setup = _child_setup(procs, launch.identity, launch.tty)
+    if launch.tty:
+        master, slave = os.openpty()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *launch.argv,
+                env=launch.env,
+                cwd=launch.cwd,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                start_new_session=True,
+                preexec_fn=setup,
+            )
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        os.set_blocking(master, False)
+        return Started(proc, master, launch.cgroup)
+    proc = await asyncio.create_subprocess_exec(
+        *launch.argv,
+        env=launch.env,
+        cwd=launch.cwd,
+        stdin=asyncio.subprocess.PIPE if launch.stdin else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=setup,
+    )
+    return Started(proc, None, launch.cgroup)
+
+
+async def wait_exit(started: Started) -> int:
+    """Wait until the main process exits; its return code.
+
+    Not ``Process.wait()``: that also waits until its stdout and stderr close,
+    which never happens while a child it left behind holds them.
+    """
+    proc = started.proc
+    if proc.returncode is None:
+        try:
+            fd: int | None = os.pidfd_open(proc.pid)
+        except OSError:
+            fd = None  # already reaped (or no pidfd): the return code comes soon
+        if fd is not None:
+            loop = asyncio.get_running_loop()
+            gone: asyncio.Future[None] = loop.create_future()
+
+            def readable() -> None:
+                if not gone.done():
+                    gone.set_result(None)
+
+            loop.add_reader(fd, readable)
+            try:
+                await gone
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+        while proc.returncode is None:  # the child watcher reaps it in a moment
+            await asyncio.sleep(0.005)
+    return int(proc.returncode)
+
+
+def kill_session(started: Started) -> None:
+    """SIGKILL a process and its session (an exec'd command, not its container)."""
+    _signal_session(started.pid, signal.SIGKILL)
+
+
+def kill_rest(started: Started) -> None:
+    """SIGKILL every process of the container (as its PID namespace ending does)."""
+    if started.cgroup is not None:
+        started.cgroup.kill()
+        return
+    _signal_session(started.pid, signal.SIGKILL)
+
+
+async def stop(started: Started, grace: float) -> None:
+    """SIGTERM the main process, wait ``grace`` seconds, then SIGKILL everything."""
+    proc = started.proc
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wait_exit(started), max(grace, 0.0))
+    kill_rest(started)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wait_exit(started), 5.0)
+    if started.cgroup is not None:
+        await started.cgroup.wait_empty(5.0)
+
+
+def _signal_session(leader: int, sig: signal.Signals) -> None:
+    """Signal the process group of ``leader`` and every process of its session."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, sig)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields after the command: state, ppid, pgrp, session, ...
+        if len(fields) > 3 and fields[3] == str(leader):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), sig)
