@@ -255,3 +255,49 @@ def test_patch_resource_version_is_a_precondition(store: Store):
         )
     assert info.value.code == 409
     assert store.get("configmaps", "jhub", "a")["data"] == {"k": "1"}
+
+
+# ------------------------------------------------------------ watch cache
+# Kubernetes behaviour followed: the apiserver's watch cache keeps at least
+# 100 events per resource and events younger than 75 s (cacher/watch_cache.go);
+# a watch from an older resourceVersion gets 410 Expired and the client relists.
+
+
+def test_watch_cache_drops_stale_events_beyond_the_minimum():
+    from devcluster.apiserver.store.history import History
+    from devcluster.errors import ApiError as Error
+
+    now = [0.0]
+    history = History(1000, min_events=3, fresh_s=10.0, clock=lambda: now[0])
+    objs: dict = {}
+    for n in range(1, 6):  # rv 1..5 at t=0: fresh, all kept
+        rv = history.next_rv()
+        history.record("configmaps", "ADDED", {"metadata": {"name": f"c{n}"}}, None, rv)
+    watch = history.start_watch("configmaps", None, "1", lambda o: True, objs)
+    assert watch.queue.qsize() == 4
+    now[0] = 11.0  # everything so far is stale now
+    rv = history.next_rv()
+    history.record("configmaps", "ADDED", {"metadata": {"name": "c6"}}, None, rv)
+    # the 3 newest are kept (4, 5, 6); 1..3 were dropped
+    with pytest.raises(Error) as info:
+        history.start_watch("configmaps", None, "2", lambda o: True, objs)
+    assert info.value.code == 410 and info.value.reason == "Expired"
+    assert (
+        history.start_watch("configmaps", None, "3", lambda o: True, objs).queue.qsize()
+        == 3
+    )
+
+
+def test_watch_cache_size_bounds_fresh_events():
+    from devcluster.apiserver.store.history import History
+
+    history = History(4, min_events=2, fresh_s=1e9)
+    for n in range(6):
+        rv = history.next_rv()
+        history.record("configmaps", "ADDED", {"metadata": {"name": f"c{n}"}}, None, rv)
+    with pytest.raises(ApiError):
+        history.start_watch("configmaps", None, "1", lambda o: True, {})
+    assert (
+        history.start_watch("configmaps", None, "2", lambda o: True, {}).queue.qsize()
+        == 4
+    )
