@@ -135,6 +135,9 @@ async def test_kubectl_apply_validates_with_the_servers_schema(
         'Pod in version "v1" cannot be handled as a Pod: strict decoding error: '
         'unknown field "spec.containers[0].imagePullPolicyy"'
     ) in err
+    changed = good.replace('["sleep", "60"]', '["sleep", "61"]')
+    err = await _kubectl_fails(kubectl, kubeconfig, "apply", "-f", "-", stdin=changed)
+    assert 'The Pod "ok" is invalid: spec: Forbidden: pod updates may not change' in err
 
 
 async def test_kubectl_apply_server_side(
