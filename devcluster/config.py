@@ -63,7 +63,13 @@ class ClusterConfig:
     validate: bool = True
     """Check every written object (kubernetes-validate strict + name rules → 422)."""
     watch_history: int = 10000
-    """Watch events kept per resource; older resourceVersions get 410 Gone."""
+    """Most watch events kept per resource; older resourceVersions get 410 Gone."""
+    watch_cache_min_events: int = 100
+    """Fewest watch events kept per resource, however old (the apiserver's 100)."""
+    watch_cache_fresh_s: float = 75.0
+    """Watch events younger than this are kept (up to ``watch_history``). Real
+    seconds, not simulated: the clients that resume watches time out in real
+    time. The apiserver's watch cache keeps 75 s of events."""
 
     def real(self, simulated_s: float) -> float:
         """Return the real duration of a simulated one."""

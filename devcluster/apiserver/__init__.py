@@ -2,12 +2,17 @@
 
 - ``app``: the aiohttp application (routing, verbs, subresources, Status errors);
   ``routes`` its wire helpers, ``watch_http`` the watch streams, ``tables`` the
-  server-side printing for kubectl, ``discovery`` the discovery documents.
+  server-side printing for kubectl, ``discovery`` the discovery documents,
+  ``openapi`` the OpenAPI v2/v3 documents (``openapi_proto`` their protobuf
+  form), ``protobuf`` the protobuf request bodies clients send.
 - ``resources``: the registry of the resources served.
-- ``store``: the objects themselves (CRUD, resourceVersions, watch history,
+- ``store``: the objects themselves (CRUD, resourceVersions, watch cache,
   graceful deletion and garbage collection, Events).
 - What a write goes through: ``admission`` (kind, namespace, names),
   ``defaults`` (per-kind defaulting and admission plugins), ``validation``
-  (schema and semantic checks), ``patches`` (merge, strategic, JSON patch);
+  (schema and semantic checks, ``fieldValidation``), ``patches`` (merge,
+  strategic, JSON patch), ``apply`` (server-side apply and managed fields);
   ``selectors`` parses and matches label and field selectors.
+- Subresources and reviews: ``scale`` (``/scale`` of Deployments and
+  ReplicaSets), ``authorization`` (access reviews answered from RBAC objects).
 """

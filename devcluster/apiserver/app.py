@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from devcluster.apiserver import discovery, tables
+from devcluster.apiserver import authorization, discovery, openapi, scale, tables
 from devcluster.apiserver.routes import (
     TRUE,
     Faults,
@@ -26,8 +26,10 @@ from devcluster.apiserver.routes import (
     int_param,
     json_response,
     not_found_path,
+    parse_document,
     parse_route,
     read_body,
+    write_options,
 )
 from devcluster.apiserver.store import Store
 from devcluster.apiserver.watch_http import serve_watch
@@ -48,6 +50,7 @@ STREAMS_KEY = web.AppKey("streams", object)
 FAULTS_KEY = web.AppKey("faults", object)
 REQUESTS_KEY = web.AppKey("requests", object)
 
+APPLY_PATCH = "application/apply-patch+yaml"
 _PATCH_TYPES = {
     "application/merge-patch+json": "merge",
     "application/strategic-merge-patch+json": "strategic",
@@ -80,6 +83,11 @@ async def error_middleware(
 async def handle(request: web.Request) -> web.StreamResponse:
     """Serve every path: discovery documents or resource verbs."""
     path = request.path
+    if path.startswith("/openapi/"):
+        found = openapi.respond(path, request.headers.get("Accept", ""))
+        if found is None:
+            raise not_found_path()
+        return web.Response(body=found[0], content_type=found[1])
     doc = discovery.document(path, request.host)
     if doc is not None:
         if doc == 404:
@@ -96,6 +104,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
             fault.message,
         )
     store = request.app[STORE_KEY]
+    if not route.res.stored and (request.method != "POST" or route.name):
+        raise _not_allowed()
     if route.res.plural == "pods" and route.subresource in STREAMING:
         return await _stream(request, store, route)
     if request.method == "GET":
@@ -106,11 +116,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return await _update(request, store, route)
     if request.method == "DELETE":
         return await _delete(request, store, route)
-    raise ApiError(
-        405,
-        "MethodNotAllowed",
-        "the server does not allow this method on the requested resource",
-    )
+    raise _not_allowed()
 
 
 async def _get(request: web.Request, store: Store, route: Route) -> web.StreamResponse:
@@ -146,6 +152,8 @@ async def _get(request: web.Request, store: Store, route: Route) -> web.StreamRe
         )
     if route.watch_prefix:
         return await serve_watch(request, store, route, name=route.name)
+    if route.subresource == "scale":
+        return json_response(scale.read(store, route))
     if route.subresource == "log":
         return await _log(request, store, route)
     obj = store.get(route.res.plural, route.namespace, route.name)
@@ -206,41 +214,49 @@ async def _post(request: web.Request, store: Store, route: Route) -> web.StreamR
     body = await read_body(request)
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object")
-    if request.query.get("dryRun"):
-        raise bad_request("dryRun is not supported by devcluster")
+    if not route.res.stored:
+        who = authorization.requester(
+            request.headers.get("Impersonate-User"),
+            request.headers.getall("Impersonate-Group", []),
+        )
+        answer = authorization.review(store, route.res, route.namespace, body, who)
+        return json_response(answer, 201)
+    opts = write_options(request.query, request.headers.get("User-Agent", ""))
     if route.name is None:
-        return json_response(store.create(route.res.plural, route.namespace, body), 201)
+        created = store.create(
+            route.res.plural,
+            route.namespace,
+            body,
+            field_validation=opts.field_validation,
+            dry_run=opts.dry_run,
+        )
+        return json_response(created, 201)
     if route.res.plural == "pods" and route.subresource == "binding":
         target = (body.get("target") or {}).get("name")
         if not target:
             raise bad_request("binding target name is required")
         store.bind(route.namespace or "", route.name, target)
-        return json_response(
-            {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "code": 201,
-            },
-            201,
-        )
+        return json_response(_SUCCESS_201, 201)
     if route.res.plural == "pods" and route.subresource == "eviction":
-        opts = body.get("deleteOptions") or {}
+        opts_body = body.get("deleteOptions") or {}
         store.delete(
-            "pods", route.namespace, route.name, opts.get("gracePeriodSeconds")
+            "pods", route.namespace, route.name, opts_body.get("gracePeriodSeconds")
         )
-        return json_response(
-            {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "code": 201,
-            },
-            201,
-        )
-    raise ApiError(
+        return json_response(_SUCCESS_201, 201)
+    raise _not_allowed()
+
+
+_SUCCESS_201 = {
+    "kind": "Status",
+    "apiVersion": "v1",
+    "metadata": {},
+    "status": "Success",
+    "code": 201,
+}
+
+
+def _not_allowed() -> ApiError:
+    return ApiError(
         405,
         "MethodNotAllowed",
         "the server does not allow this method on the requested resource",
@@ -250,29 +266,54 @@ async def _post(request: web.Request, store: Store, route: Route) -> web.StreamR
 async def _update(
     request: web.Request, store: Store, route: Route
 ) -> web.StreamResponse:
-    if route.name is None or route.subresource not in (None, "status"):
-        raise ApiError(
-            405,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
+    if route.name is None or route.subresource not in (None, "status", "scale"):
+        raise _not_allowed()
+    opts = write_options(request.query, request.headers.get("User-Agent", ""))
+    ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+    if request.method == "PATCH" and ctype == APPLY_PATCH:
+        if route.subresource is not None:
+            raise _not_allowed()
+        applied = parse_document(await request.read())
+        if not isinstance(applied, dict):
+            raise bad_request("the apply patch must be an object")
+        obj, created = store.apply(
+            route.res.plural,
+            route.namespace,
+            route.name,
+            applied,
+            opts.field_manager if "fieldManager" in request.query else "",
+            force=opts.force,
+            field_validation=opts.field_validation,
+            dry_run=opts.dry_run,
         )
+        return json_response(obj, 201 if created else 200)
     body = await read_body(request)
+    if route.subresource == "scale":
+        return json_response(
+            scale.update(store, route, request.method, body, ctype, opts)
+        )
     if request.method == "PUT":
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         return json_response(
             store.replace(
-                route.res.plural, route.namespace, route.name, body, route.subresource
+                route.res.plural,
+                route.namespace,
+                route.name,
+                body,
+                route.subresource,
+                field_validation=opts.field_validation,
+                dry_run=opts.dry_run,
+                field_manager=opts.field_manager,
             )
         )
-    ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
     patch_type = _PATCH_TYPES.get(ctype)
     if patch_type is None:
         raise ApiError(
             415,
             "UnsupportedMediaType",
             "the body of the request was in an unknown format - accepted media "
-            f"types include: {', '.join(_PATCH_TYPES)}",
+            f"types include: {', '.join((*_PATCH_TYPES, APPLY_PATCH))}",
         )
     return json_response(
         store.patch(
@@ -282,6 +323,9 @@ async def _update(
             body,
             patch_type,
             route.subresource,
+            field_validation=opts.field_validation,
+            dry_run=opts.dry_run,
+            field_manager=opts.field_manager,
         )
     )
 
@@ -319,11 +363,7 @@ async def _delete(
             }
         )
     if route.subresource is not None:
-        raise ApiError(
-            405,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
-        )
+        raise _not_allowed()
     obj = store.delete(
         route.res.plural,
         route.namespace,

@@ -96,9 +96,12 @@ def _priority(spec: dict[str, Any], classes: list[dict[str, Any]], name: str) ->
         spec.setdefault("priority", 0)
 
 
-def default_pod(obj: dict[str, Any], lister: Lister) -> None:
-    """Fill pod defaults in place (the object is a fresh copy owned by the store)."""
-    spec = obj.setdefault("spec", {})
+def default_pod_spec(spec: dict[str, Any]) -> None:
+    """Fill the defaults of a pod spec in place (pods and pod templates).
+
+    Idempotent: the apiserver defaults every write, so an update that leaves a
+    defaulted field out does not change it.
+    """
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -111,6 +114,12 @@ def default_pod(obj: dict[str, Any], lister: Lister) -> None:
         spec.get("initContainers") or []
     ):
         _container_defaults(container)
+
+
+def default_pod(obj: dict[str, Any], lister: Lister) -> None:
+    """Fill pod defaults in place (the object is a fresh copy owned by the store)."""
+    spec = obj.setdefault("spec", {})
+    default_pod_spec(spec)
     tolerations = spec.setdefault("tolerations", [])
     keys = {
         t.get("key") for t in tolerations if t.get("effect") in (None, "", "NoExecute")

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from devcluster.apiserver.resources import GROUPS, Resource, in_group
+from devcluster.apiserver.resources import GROUPS, SUBRESOURCES, Resource, in_group
 
 K8S_VERSION = ("1", "33", "v1.33.0-devcluster")
 
-_VERBS = [
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-]
-_CLUSTER_VERBS = _VERBS
 _SUB_VERBS = {
     "status": ("get", "patch", "update"),
+    "scale": ("get", "patch", "update"),
     "log": ("get",),
     "binding": ("create",),
     "eviction": ("create",),
@@ -32,22 +22,22 @@ _SUB_VERBS = {
 _SUB_KIND = {
     "binding": "Binding",
     "eviction": "Eviction",
+    "scale": "Scale",
     "exec": "PodExecOptions",
     "attach": "PodAttachOptions",
     "portforward": "PodPortForwardOptions",
 }
-_CATEGORY_ALL = frozenset({"pods", "services"})
+_SUB_GROUP = {"eviction": ("policy", "v1"), "scale": ("autoscaling", "v1")}
+_CATEGORY_ALL = frozenset({"pods", "services", "deployments", "replicasets"})
 
 
 def _resource_entries(res: Resource) -> list[dict[str, Any]]:
-    from devcluster.apiserver.resources import SUBRESOURCES
-
     entry: dict[str, Any] = {
         "name": res.plural,
         "singularName": res.singular or res.kind.lower(),
         "namespaced": res.namespaced,
         "kind": res.kind,
-        "verbs": list(_VERBS),
+        "verbs": list(res.verbs),
     }
     if res.short_names:
         entry["shortNames"] = list(res.short_names)
@@ -62,8 +52,9 @@ def _resource_entries(res: Resource) -> list[dict[str, Any]]:
             "kind": _SUB_KIND.get(sub, res.kind),
             "verbs": list(_SUB_VERBS[sub]),
         }
-        if sub == "eviction":
-            sub_entry.update(group="policy", version="v1")
+        if sub in _SUB_GROUP:
+            group, version = _SUB_GROUP[sub]
+            sub_entry.update(group=group, version=version)
         entries.append(sub_entry)
     return entries
 
@@ -140,7 +131,7 @@ def document(path: str, host: str) -> dict[str, Any] | str | int | None:
         return version_info()
     if path in ("/healthz", "/livez", "/readyz"):
         return "ok"
-    if parts and parts[0] in ("openapi", "swagger.json", "metrics", "logs"):
+    if parts and parts[0] in ("swagger.json", "metrics", "logs"):
         return 404
     if path == "/":
         return {"paths": ["/api", "/api/v1", "/apis", "/healthz", "/version"]}

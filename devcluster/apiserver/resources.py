@@ -8,6 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+VERBS = (
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+)
+"""The verbs of an ordinary stored resource."""
+
 
 @dataclass(frozen=True, slots=True)
 class Resource:
@@ -23,6 +35,14 @@ class Resource:
     status: bool = False
     """Has a ``/status`` subresource: main-resource writes keep the old status."""
     singular: str = ""
+    verbs: tuple[str, ...] = VERBS
+    """The verbs discovery lists; ``("create",)`` marks a review that is never
+    stored (the authorization reviews answer and forget)."""
+
+    @property
+    def stored(self) -> bool:
+        """Tell whether objects of this resource are kept in the store."""
+        return "get" in self.verbs
 
     @property
     def api_version(self) -> str:
@@ -39,6 +59,9 @@ class Resource:
         """Return the kind of a list of these objects."""
         return f"{self.kind}List"
 
+
+_RBAC = "rbac.authorization.k8s.io"
+_AUTHZ = "authorization.k8s.io"
 
 _ALL: tuple[Resource, ...] = (
     Resource("pods", "Pod", short_names=("po",), status=True),
@@ -87,6 +110,58 @@ _ALL: tuple[Resource, ...] = (
         group="networking.k8s.io",
         short_names=("netpol",),
     ),
+    Resource(
+        "deployments",
+        "Deployment",
+        group="apps",
+        short_names=("deploy",),
+        status=True,
+    ),
+    Resource(
+        "replicasets", "ReplicaSet", group="apps", short_names=("rs",), status=True
+    ),
+    Resource("endpointslices", "EndpointSlice", group="discovery.k8s.io"),
+    Resource(
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        group="policy",
+        short_names=("pdb",),
+        status=True,
+    ),
+    Resource("leases", "Lease", group="coordination.k8s.io"),
+    Resource("roles", "Role", group=_RBAC),
+    Resource("rolebindings", "RoleBinding", group=_RBAC),
+    Resource("clusterroles", "ClusterRole", group=_RBAC, namespaced=False),
+    Resource(
+        "clusterrolebindings", "ClusterRoleBinding", group=_RBAC, namespaced=False
+    ),
+    Resource(
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        group=_AUTHZ,
+        namespaced=False,
+        verbs=("create",),
+    ),
+    Resource(
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        group=_AUTHZ,
+        namespaced=False,
+        verbs=("create",),
+    ),
+    Resource(
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        group=_AUTHZ,
+        namespaced=False,
+        verbs=("create",),
+    ),
+    Resource(
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        group=_AUTHZ,
+        verbs=("create",),
+    ),
 )
 
 RESOURCES: dict[str, Resource] = {r.plural: r for r in _ALL}
@@ -97,6 +172,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "storage.k8s.io": ("v1",),
     "scheduling.k8s.io": ("v1",),
     "networking.k8s.io": ("v1",),
+    "apps": ("v1",),
+    "discovery.k8s.io": ("v1",),
+    "policy": ("v1",),
+    "coordination.k8s.io": ("v1",),
+    _RBAC: ("v1",),
+    _AUTHZ: ("v1",),
 }
 """Served API groups and their versions (the core group is ``""``)."""
 
@@ -116,6 +197,9 @@ SUBRESOURCES: dict[str, tuple[str, ...]] = {
     "services": ("status",),
     "namespaces": ("status", "finalize"),
     "resourcequotas": ("status",),
+    "deployments": ("status", "scale"),
+    "replicasets": ("status", "scale"),
+    "poddisruptionbudgets": ("status",),
 }
 """Subresources by plural name, for discovery and routing."""
 

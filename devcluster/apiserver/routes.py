@@ -6,8 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from aiohttp import web
 
+from devcluster.apiserver import protobuf
 from devcluster.apiserver.resources import GROUPS, RESOURCES, SUBRESOURCES, Resource
 from devcluster.errors import ApiError, bad_request
 
@@ -114,9 +116,12 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 
 async def read_body(request: web.Request) -> Any:
+    """Return the request body as JSON data (protobuf bodies decoded)."""
     raw = await request.read()
     if not raw:
         return None
+    if request.headers.get("Content-Type", "").startswith(protobuf.MEDIA_TYPE):
+        return protobuf.decode(raw)
     try:
         return json.loads(raw)
     except ValueError as exc:
@@ -133,3 +138,52 @@ def int_param(query: Any, name: str) -> int | None:
         return int(value)
     except ValueError:
         raise bad_request(f"invalid value for {name}: {value!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOptions:
+    """The query parameters of a write (create, update, patch, apply)."""
+
+    field_validation: str = ""
+    dry_run: bool = False
+    field_manager: str = ""
+    force: bool = False
+
+
+def write_options(query: Any, user_agent: str = "") -> WriteOptions:
+    """Parse ``fieldValidation``, ``dryRun``, ``fieldManager`` and ``force``.
+
+    Without ``fieldManager`` the writer is named after its user agent, as the
+    apiserver does (``kubectl/v1.35.0 (...)`` → ``kubectl``).
+
+    Raises:
+        ApiError: 400 for a dryRun other than ``All``.
+    """
+    dry_run = query.get("dryRun", "")
+    if dry_run not in ("", "All"):
+        raise bad_request(f'Invalid dry run value "{dry_run}": must be "All"')
+    manager = query.get("fieldManager") or user_agent.split("/", 1)[0].strip()
+    return WriteOptions(
+        field_validation=query.get("fieldValidation", ""),
+        dry_run=dry_run == "All",
+        field_manager=manager[:128],
+        force=query.get("force") in TRUE,
+    )
+
+
+def parse_document(raw: bytes) -> Any:
+    """Parse a JSON or YAML request body (apply patches may be either).
+
+    Raises:
+        ApiError: 400 when the body is neither.
+    """
+    try:
+        return json.loads(raw)
+    except ValueError:
+        pass
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise bad_request(
+            f"the body of the request was in an unknown format: {exc}"
+        ) from exc

@@ -194,3 +194,52 @@ def make_matcher(plural: str, label_selector: str, field_selector: str) -> Match
 
 def _match_all(obj: Mapping[str, Any]) -> bool:
     return True
+
+
+_OPERATORS = {
+    "In": "in",
+    "NotIn": "notin",
+    "Exists": "exists",
+    "DoesNotExist": "!exists",
+}
+
+
+def selector_requirements(selector: Mapping[str, Any]) -> tuple[Requirement, ...]:
+    """Return the requirements of a ``metav1.LabelSelector`` object.
+
+    ``matchLabels`` and ``matchExpressions`` are ANDed; an empty selector has
+    no requirements (it matches everything, as workload selectors do).
+    """
+    reqs = [
+        Requirement(str(k), "=", frozenset([str(v)]))
+        for k, v in (selector.get("matchLabels") or {}).items()
+    ]
+    for expr in selector.get("matchExpressions") or []:
+        op = _OPERATORS.get(str(expr.get("operator")))
+        if op is None:
+            raise ApiError(
+                400, "BadRequest", f"{expr.get('operator')!r} is not a valid operator"
+            )
+        values = frozenset(str(v) for v in expr.get("values") or [])
+        reqs.append(Requirement(str(expr.get("key", "")), op, values))
+    return tuple(reqs)
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Tell whether labels satisfy a ``metav1.LabelSelector`` object."""
+    return all(r.matches(labels) for r in selector_requirements(selector))
+
+
+def format_selector(selector: Mapping[str, Any]) -> str:
+    """Return a ``metav1.LabelSelector`` as a selector string (``a=b,c in (d)``)."""
+    parts = []
+    for req in selector_requirements(selector):
+        if req.op == "=":
+            parts.append(f"{req.key}={next(iter(req.values))}")
+        elif req.op in ("in", "notin"):
+            parts.append(f"{req.key} {req.op} ({','.join(sorted(req.values))})")
+        elif req.op == "exists":
+            parts.append(req.key)
+        else:
+            parts.append(f"!{req.key}")
+    return ",".join(parts)

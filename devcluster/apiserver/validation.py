@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from importlib import resources as importlib_resources
 from typing import Any
 
@@ -22,7 +22,7 @@ import jsonschema
 import referencing
 
 from devcluster.apiserver.resources import Resource
-from devcluster.errors import invalid
+from devcluster.errors import bad_request, invalid
 
 SCHEMA_VERSION = "1.33.0"
 
@@ -61,10 +61,25 @@ def _schema_dir() -> Any:
 
 
 @functools.lru_cache(maxsize=1)
+def _definitions_document() -> dict[str, Any]:
+    return dict(json.loads((_schema_dir() / "_definitions.json").read_text()))
+
+
+def definitions() -> Mapping[str, Any]:
+    """Return the named JSON schemas every kind's schema refers to (``$defs``).
+
+    The same definitions back the OpenAPI documents and server-side apply's
+    list types. Shared and cached: never mutate what this returns.
+    """
+    defs: Mapping[str, Any] = _definitions_document()["$defs"]
+    return defs
+
+
+@functools.lru_cache(maxsize=1)
 def _registry() -> referencing.Registry:
-    defs = json.loads((_schema_dir() / "_definitions.json").read_text())
     resource = referencing.Resource.from_contents(
-        defs, default_specification=referencing.jsonschema.DRAFT202012
+        _definitions_document(),
+        default_specification=referencing.jsonschema.DRAFT202012,
     )
     return resource @ referencing.Registry()
 
@@ -89,19 +104,53 @@ def warm_up() -> None:
         schema_validator(res.kind, res.api_version)
 
 
-def _schema_causes(obj: Mapping[str, Any], res: Resource) -> list[Cause]:
+def _dotted(path: Iterable[Any]) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(
+        ".[", "["
+    )
+
+
+Unknown = tuple[tuple[Any, ...], tuple[str, ...], Cause]
+"""An object with unknown fields: its path, the unknown names, the 422 cause."""
+
+
+def _schema_causes(
+    obj: Mapping[str, Any], res: Resource
+) -> tuple[list[Cause], list[Unknown]]:
+    """Return the schema problems and, apart, the objects with unknown fields."""
     validator = schema_validator(res.kind, res.api_version)
     if validator is None:
-        return []
-    causes = []
+        return [], []
+    causes: list[Cause] = []
+    unknown: list[Unknown] = []
     for err in validator.iter_errors(obj):
-        field = ".".join(
-            f"[{p}]" if isinstance(p, int) else str(p) for p in err.absolute_path
-        ).replace(".[", "[")
-        causes.append(
-            {"reason": "FieldValueInvalid", "message": err.message, "field": field}
-        )
-    return causes
+        cause = {
+            "reason": "FieldValueInvalid",
+            "message": err.message,
+            "field": _dotted(err.absolute_path),
+        }
+        if (
+            err.validator == "additionalProperties"
+            and err.validator_value is False
+            and isinstance(err.instance, dict)
+        ):
+            schema = err.schema if isinstance(err.schema, Mapping) else {}
+            known = schema.get("properties") or {}
+            names = tuple(str(k) for k in err.instance if k not in known)
+            unknown.append((tuple(err.absolute_path), names, cause))
+        else:
+            causes.append(cause)
+    return causes, unknown
+
+
+def _prune(obj: dict[str, Any], unknown: list[Unknown]) -> None:
+    """Drop unknown fields in place, as the apiserver's decoder does."""
+    for path, names, _ in unknown:
+        node: Any = obj
+        for part in path:
+            node = node[part]
+        for name in names:
+            node.pop(name, None)
 
 
 def _name_causes(res: Resource, name: str) -> Iterator[Cause]:
@@ -265,13 +314,46 @@ def semantic_causes(res: Resource, obj: Mapping[str, Any]) -> list[Cause]:
     return causes
 
 
-def validate(res: Resource, obj: dict[str, Any]) -> None:
+FIELD_VALIDATION = ("", "Ignore", "Warn", "Strict")
+"""Values of the ``fieldValidation`` parameter; "" is devcluster's default."""
+
+
+def validate(res: Resource, obj: dict[str, Any], field_validation: str = "") -> None:
     """Check an object about to be stored (the Store's ``validator`` hook).
 
+    Unknown fields depend on ``field_validation``, the request's
+    ``fieldValidation`` parameter: ``Strict`` rejects them with the
+    apiserver's strict-decoding 400 (what kubectl sends by default),
+    ``Ignore`` and ``Warn`` drop them from ``obj`` as the apiserver's decoder
+    does (devcluster sends no Warning header). Without the parameter
+    devcluster stays stricter than the apiserver (which then warns): an
+    unknown field is one more 422 cause, so a typo in the product fails.
+
     Raises:
-        ApiError: 422 Invalid with a cause per problem.
+        ApiError: 422 Invalid with a cause per problem; 400 for unknown
+            fields under ``Strict``.
     """
-    causes = _schema_causes(obj, res) + semantic_causes(res, obj)
+    if field_validation not in FIELD_VALIDATION:
+        raise bad_request(
+            f"fieldValidation {json.dumps(field_validation)} is invalid: must be "
+            "one of Ignore, Warn, Strict"
+        )
+    causes, unknown = _schema_causes(obj, res)
+    if unknown and field_validation in ("Ignore", "Warn"):
+        _prune(obj, unknown)
+    elif unknown and field_validation == "Strict":
+        fields = ", ".join(
+            f"unknown field {json.dumps(_dotted((*path, name)))}"
+            for path, names, _ in unknown
+            for name in names
+        )
+        raise bad_request(
+            f'{res.kind} in version "{res.version}" cannot be handled as a '
+            f"{res.kind}: strict decoding error: {fields}"
+        )
+    elif unknown:
+        causes += [cause for _, _, cause in unknown]
+    causes += semantic_causes(res, obj)
     if causes:
         name = str((obj.get("metadata") or {}).get("name", ""))
         raise invalid(res.kind, name, causes, res.group)

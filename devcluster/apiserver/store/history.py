@@ -1,8 +1,13 @@
 """The store's watch cache: resourceVersions, event history and open watches.
 
 ``History`` owns the global resourceVersion counter (like etcd's revision) and a
-bounded event history per resource. Watches replay history from a
-resourceVersion (410 Expired when it was compacted), then receive live events.
+bounded event history per resource: the apiserver's watch cache. Like that
+cache (``cacher/watch_cache.go``: at least 100 events, and events younger than
+75 s kept by growing up to a bound), a resource keeps its newest ``min_events``
+events, every event younger than ``fresh_s`` real seconds, and never more than
+``size``; older events are dropped as new ones arrive. Watches replay history
+from a resourceVersion (410 Expired when it was dropped or compacted), then
+receive live events.
 Lists can be served at an exact past resourceVersion by undoing history, which
 also backs ``continue`` tokens. The current objects are the caller's (the
 store's table); they are passed in where a replay or a snapshot needs them.
@@ -10,8 +15,9 @@ store's table); they are passed in where a replay or a snapshot needs them.
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from devcluster.apiserver.store.watch import Key, Matcher, Watch, WatchEvent, key_of
@@ -32,12 +38,24 @@ class History:
     """The resourceVersion counter, per-resource history and registered watches.
 
     Args:
-        size: watch events kept per resource before compaction (410 Gone).
+        size: most watch events kept per resource (older ones: 410 Gone).
+        min_events: fewest events kept per resource, however old.
+        fresh_s: events younger than this (real seconds) are kept (up to ``size``).
+        clock: the monotonic clock (seconds) events are stamped with.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(
+        self,
+        size: int,
+        min_events: int = 100,
+        fresh_s: float = 75.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._rv = 0
         self._size = size
+        self._min = min(min_events, size)
+        self._fresh_s = fresh_s
+        self._clock = clock
         self._hist: dict[str, deque[WatchEvent]] = {}
         self._compacted: dict[str, int] = {}
         self._watches: dict[str, set[Watch]] = {}
@@ -61,11 +79,14 @@ class History:
         rv: int,
     ) -> None:
         """Append an event to the history of ``kind`` and deliver it to watches."""
-        hist = self._hist.setdefault(kind, deque(maxlen=self._size))
-        if len(hist) == hist.maxlen:
-            self._compacted[kind] = hist[0].rv
-        ev = WatchEvent(rv, event_type, obj, old)
+        hist = self._hist.setdefault(kind, deque())
+        now = self._clock()
+        ev = WatchEvent(rv, event_type, obj, old, at=now)
         hist.append(ev)
+        while len(hist) > self._size or (
+            len(hist) > self._min and now - hist[0].at > self._fresh_s
+        ):
+            self._compacted[kind] = hist.popleft().rv
         for watch in list(self._watches.get(kind, ())):
             watch.offer(ev)
 

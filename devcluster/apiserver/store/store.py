@@ -28,6 +28,8 @@ from typing import Any
 
 from devcluster.apiserver import defaults
 from devcluster.apiserver.admission import check_kind, check_namespace, pick_name
+from devcluster.apiserver.apply import apply as apply_fields
+from devcluster.apiserver.apply import track_update
 from devcluster.apiserver.patches import apply_patch, clone
 from devcluster.apiserver.resources import Resource
 from devcluster.apiserver.selectors import make_matcher
@@ -47,7 +49,9 @@ from devcluster.config import ClusterConfig
 from devcluster.errors import ApiError, already_exists, bad_request, conflict
 from devcluster.timestamps import now_iso
 
-Validator = Callable[[Resource, dict[str, Any]], None]
+Validator = Callable[[Resource, dict[str, Any], str], None]
+"""``(resource, object, fieldValidation)``; raises ApiError to reject the object
+and may drop unknown fields from it (``fieldValidation`` Ignore or Warn)."""
 
 
 class Store:
@@ -57,7 +61,8 @@ class Store:
         config: the cluster settings (``time_factor`` scales grace periods).
         validator: called on every object about to be stored; raises
             ``ApiError`` (422) to reject it.
-        history: watch events kept per resource before compaction (410 Gone).
+        history: most watch events kept per resource (410 Gone beyond); the
+            fewest kept and their freshness come from ``config``.
     """
 
     def __init__(
@@ -69,7 +74,11 @@ class Store:
     ) -> None:
         self.config = config or ClusterConfig()
         self.validator = validator
-        self._history = History(history)
+        self._history = History(
+            history,
+            self.config.watch_cache_min_events,
+            self.config.watch_cache_fresh_s,
+        )
         self._table = ObjectTable(self._history)
         self._lifecycle = Lifecycle(self._table, self.config)
         self._event_index: dict[tuple[str, str, str, str], Key] = {}
@@ -159,9 +168,19 @@ class Store:
 
     # ---------------------------------------------------------------- writes
     def create(
-        self, kind: str, namespace: str | None, obj: dict[str, Any]
+        self,
+        kind: str,
+        namespace: str | None,
+        obj: dict[str, Any],
+        *,
+        field_validation: str = "",
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         """Create an object and return a copy of what was stored.
+
+        ``field_validation`` is the request's ``fieldValidation`` (see
+        ``devcluster.apiserver.validation.validate``); with ``dry_run`` nothing
+        is stored and the object is returned as it would have been.
 
         Raises:
             ApiError: 400 (kind/namespace mismatch), 404 (namespace missing),
@@ -188,9 +207,11 @@ class Store:
         meta["generation"] = 1
         defaults.apply_defaults(kind, obj, self.items_raw, self._service_ips())
         if self.validator is not None:
-            self.validator(res, obj)
+            self.validator(res, obj, field_validation)
         if key in objs:
             raise already_exists(kind, name, res.group)
+        if dry_run:
+            return obj
         return clone(self._table.put(kind, key, obj, None))
 
     def _service_ips(self) -> set[str]:
@@ -206,8 +227,16 @@ class Store:
         name: str,
         obj: dict[str, Any],
         subresource: str | None = None,
+        *,
+        field_validation: str = "",
+        dry_run: bool = False,
+        field_manager: str = "",
     ) -> dict[str, Any]:
-        """Replace an object (PUT); a stale ``metadata.resourceVersion`` is a 409."""
+        """Replace an object (PUT); a stale ``metadata.resourceVersion`` is a 409.
+
+        ``field_manager`` names the writer for ``managedFields`` (objects that
+        were server-side applied record who changed which fields).
+        """
         res = self._table.resource(kind)
         old = self._table.stored(kind, namespace, name)
         new = clone(obj)
@@ -221,7 +250,9 @@ class Store:
         rv = meta.get("resourceVersion")
         if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
             raise conflict(kind, name, res.group)
-        return self._update(res, old, new, subresource)
+        return self._update(
+            res, old, new, subresource, field_validation, dry_run, field_manager
+        )
 
     def patch(
         self,
@@ -231,6 +262,10 @@ class Store:
         patch: Any,
         patch_type: str = "merge",
         subresource: str | None = None,
+        *,
+        field_validation: str = "",
+        dry_run: bool = False,
+        field_manager: str = "",
     ) -> dict[str, Any]:
         """Patch an object with a ``merge``, ``strategic`` or ``json`` patch."""
         res = self._table.resource(kind)
@@ -247,7 +282,68 @@ class Store:
         rv = meta.get("resourceVersion")  # a patch may carry one as a precondition
         if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
             raise conflict(kind, name, res.group)
-        return self._update(res, old, new, subresource)
+        return self._update(
+            res, old, new, subresource, field_validation, dry_run, field_manager
+        )
+
+    def apply(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        body: dict[str, Any],
+        manager: str,
+        *,
+        force: bool = False,
+        field_validation: str = "",
+        dry_run: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Server-side apply ``body`` as ``manager``; return (object, created).
+
+        Creates the object when it does not exist. See
+        ``devcluster.apiserver.apply`` for the merge and ownership rules.
+
+        Raises:
+            ApiError: 400 without a field manager or kind, 409 on conflicts.
+        """
+        res = self._table.resource(kind)
+        if not manager:
+            raise bad_request(
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required '
+                "value: is required for apply patch"
+            )
+        if not body.get("apiVersion") or not body.get("kind"):
+            raise bad_request(
+                f"invalid object type: {body.get('apiVersion', '')}, "
+                f"Kind={body.get('kind', '')}"
+            )
+        check_kind(res, clone(body))
+        meta = meta_of(body)
+        if meta.get("name") not in (None, name):
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the "
+                f"name on the URL ({name})"
+            )
+        live = self.get_or_none(kind, namespace, name)
+        result = apply_fields(live, body, res, manager, force)
+        meta_of(result)["name"] = name
+        if live is None:
+            created = self.create(
+                kind,
+                namespace,
+                result,
+                field_validation=field_validation,
+                dry_run=dry_run,
+            )
+            return created, True
+        return self.replace(
+            kind,
+            namespace,
+            name,
+            result,
+            field_validation=field_validation,
+            dry_run=dry_run,
+        ), False
 
     def _update(
         self,
@@ -255,10 +351,17 @@ class Store:
         old: dict[str, Any],
         new: dict[str, Any],
         subresource: str | None,
+        field_validation: str = "",
+        dry_run: bool = False,
+        field_manager: str = "",
     ) -> dict[str, Any]:
         new = prepare_update(res, old, new, subresource)
+        if subresource is None:
+            _track_managers(res, old, new, field_manager)
         if self.validator is not None:
-            self.validator(res, new)
+            self.validator(res, new, field_validation)
+        if dry_run:
+            return new
         meta = new["metadata"]
         key = self._table.key(res, meta.get("namespace"), meta["name"])
         stored = self._table.put(res.plural, key, new, old)
@@ -400,3 +503,31 @@ class Store:
         """Cancel pending grace-period timers and end every watch."""
         self._lifecycle.close()
         self._history.close_watches()
+
+
+def _track_managers(
+    res: Resource, old: dict[str, Any], new: dict[str, Any], manager: str
+) -> None:
+    """Keep ``managedFields`` of an update (the apiserver's field manager).
+
+    A write that leaves ``managedFields`` out, or sends them unchanged, keeps
+    them and, with a manager, gives it the fields it changed; a write that
+    sends other ``managedFields`` sets them (``[]`` or ``[{}]`` clears them).
+    Objects never applied have none and cost nothing here.
+    """
+    meta, old_fields = new["metadata"], old["metadata"].get("managedFields")
+    if "managedFields" not in meta:
+        if old_fields is None:
+            return
+        meta["managedFields"] = old_fields
+    sent = meta["managedFields"]
+    if sent != old_fields:
+        if not [e for e in sent or [] if e]:
+            meta.pop("managedFields")
+        return
+    if sent and manager:
+        tracked = track_update(old, new, res, manager)
+        if tracked:
+            meta["managedFields"] = tracked
+        else:
+            meta.pop("managedFields")

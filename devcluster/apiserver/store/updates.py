@@ -5,18 +5,20 @@ object to store: the ``/status`` subresource changes only ``status`` and a main
 write keeps the old status; server-set metadata (uid, creationTimestamp,
 namespace, deletion fields, generation) cannot be changed; ``generation`` grows
 when anything but metadata and status changed; no finalizer may be added to an
-object being deleted. ``bound_pod`` is a pod after ``pods/{name}/binding``.
-Neither mutates its inputs.
+object being deleted; a pod's spec may change only where the apiserver lets
+it (``check_pod_update``). ``bound_pod`` is a pod after
+``pods/{name}/binding``. None of them mutates its inputs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from devcluster.apiserver.defaults import default_pod_spec
 from devcluster.apiserver.patches import clone
 from devcluster.apiserver.resources import Resource
 from devcluster.apiserver.store.table import meta_of
-from devcluster.errors import ApiError
+from devcluster.errors import ApiError, invalid
 from devcluster.timestamps import now_iso
 
 _SERVER_SET = (
@@ -62,6 +64,8 @@ def prepare_update(
             meta.pop(field, None)
     if _spec_of(new) != _spec_of(old):
         meta["generation"] = int(old_meta.get("generation", 1)) + 1
+    if res.plural == "pods" and subresource is None:
+        check_pod_update(old, new)
     if old_meta.get("deletionTimestamp") and set(meta.get("finalizers") or []) - set(
         old_meta.get("finalizers") or []
     ):
@@ -73,6 +77,82 @@ def prepare_update(
             "deleted",
         )
     return new
+
+
+POD_UPDATE_FORBIDDEN = (
+    "pod updates may not change fields other than `spec.containers[*].image`,"
+    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+    "`spec.tolerations` (only additions to existing tolerations),"
+    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
+    "previously negative)"
+)
+"""The apiserver's message (``ValidatePodUpdate``, Kubernetes 1.33)."""
+
+
+def _mutable_view(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Return ``new`` with every change the apiserver allows undone onto ``old``.
+
+    What is left differing from ``old`` is a forbidden change.
+    """
+    view = clone(new)
+    for field in ("containers", "initContainers"):
+        olds, news = old.get(field) or [], view.get(field) or []
+        if len(olds) == len(news):
+            for before, after in zip(olds, news, strict=True):
+                if before.get("name") == after.get("name") and "image" in before:
+                    after["image"] = before["image"]
+    deadline, old_deadline = (
+        view.get("activeDeadlineSeconds"),
+        old.get("activeDeadlineSeconds"),
+    )
+    if deadline is not None and (old_deadline is None or deadline <= old_deadline):
+        view["activeDeadlineSeconds"] = old_deadline
+        if old_deadline is None:
+            view.pop("activeDeadlineSeconds")
+    old_tolerations = old.get("tolerations") or []
+    if all(t in (view.get("tolerations") or []) for t in old_tolerations):
+        view["tolerations"] = clone(old_tolerations)
+        if "tolerations" not in old:
+            view.pop("tolerations")
+    grace = old.get("terminationGracePeriodSeconds")
+    if (
+        isinstance(grace, int)
+        and grace < 0
+        and view.get("terminationGracePeriodSeconds") == 1
+    ):
+        view["terminationGracePeriodSeconds"] = grace
+    gates = view.get("schedulingGates") or []
+    if all(g in (old.get("schedulingGates") or []) for g in gates):
+        view["schedulingGates"] = clone(old.get("schedulingGates") or [])
+        if "schedulingGates" not in old:
+            view.pop("schedulingGates")
+    return view
+
+
+def check_pod_update(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Reject a pod update that changes its spec where Kubernetes forbids it.
+
+    Allowed: container and init container images, ``activeDeadlineSeconds``
+    set or lowered, tolerations added, ``terminationGracePeriodSeconds`` from
+    negative to 1, scheduling gates removed. ``nodeName`` is set through the
+    binding subresource only. Fields a write leaves out are defaulted first,
+    as the apiserver defaults every request.
+
+    Raises:
+        ApiError: 422 Invalid with the apiserver's Forbidden message.
+    """
+    old_spec = old.get("spec") or {}
+    new_spec = clone(new.get("spec") or {})
+    default_pod_spec(new_spec)
+    if _mutable_view(old_spec, new_spec) == old_spec:
+        return
+    name = str(new["metadata"].get("name", ""))
+    cause = {
+        "reason": "FieldValueForbidden",
+        "message": f"Forbidden: {POD_UPDATE_FORBIDDEN}",
+        "field": "spec",
+    }
+    raise invalid("Pod", name, [cause])
 
 
 def bound_pod(old: dict[str, Any], node_name: str) -> dict[str, Any]:

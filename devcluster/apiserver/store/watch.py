@@ -28,6 +28,8 @@ class WatchEvent:
     type: str
     obj: dict[str, Any]
     old: dict[str, Any] | None = None
+    at: float = 0.0
+    """When it was recorded (monotonic seconds): the watch cache ages events."""
     _wire: dict[str, bytes] = field(default_factory=dict)
 
     def wire(self, event_type: str) -> bytes:

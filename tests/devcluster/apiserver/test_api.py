@@ -46,12 +46,18 @@ async def test_discovery(api: Api):
         "storage.k8s.io",
         "scheduling.k8s.io",
         "networking.k8s.io",
+        "apps",
+        "discovery.k8s.io",
+        "policy",
+        "coordination.k8s.io",
+        "rbac.authorization.k8s.io",
+        "authorization.k8s.io",
     }
     status, doc = await api.call("GET", "/apis/storage.k8s.io/v1")
     assert [r["name"] for r in doc["resources"]] == ["storageclasses"]
     status, doc = await api.call("GET", "/version")
     assert doc["major"] == "1" and doc["minor"] == "33"
-    status, _ = await api.call("GET", "/openapi/v2")
+    status, _ = await api.call("GET", "/openapi/v3/apis/nope.example.com/v1")
     assert status == 404
 
 
@@ -180,41 +186,75 @@ async def test_crud_roundtrip(api: Api):
     assert status == 200 and gone["metadata"]["name"] == "a"
 
 
+def _deployment(name: str) -> dict:
+    """A Deployment whose pod template has one container ``main`` (sleep 60)."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {"name": "main", "image": "a:1", "command": ["sleep", "60"]}
+                    ]
+                },
+            },
+        },
+    }
+
+
 @pytest.mark.parametrize(
     ("content_type", "patch", "expected"),
     [
         pytest.param(
             "application/merge-patch+json",
-            {"spec": {"containers": [{"name": "main", "image": "b:2"}]}},
+            {"containers": [{"name": "main", "image": "b:2"}]},
             [("main", "b:2", None)],
             id="merge-replaces-list",
         ),
         pytest.param(
             "application/strategic-merge-patch+json",
-            {"spec": {"containers": [{"name": "main", "image": "b:2"}]}},
+            {"containers": [{"name": "main", "image": "b:2"}]},
             [("main", "b:2", ["sleep", "60"])],
             id="strategic-merges-by-name",
         ),
         pytest.param(
             "application/json-patch+json",
-            [{"op": "replace", "path": "/spec/containers/0/image", "value": "b:2"}],
+            [
+                {
+                    "op": "replace",
+                    "path": "/spec/template/spec/containers/0/image",
+                    "value": "b:2",
+                }
+            ],
             [("main", "b:2", ["sleep", "60"])],
             id="json-patch",
         ),
     ],
 )
 async def test_patch_types(api: Api, content_type, patch, expected):
-    await api.call("POST", f"{NS}/pods", pod_manifest("p", ["sleep", "60"], node=""))
-    status, doc = await api.call("PATCH", f"{NS}/pods/p", patch, content_type)
+    """Patch semantics on a pod template (a pod's own spec is immutable)."""
+    deployments = "/apis/apps/v1/namespaces/jhub/deployments"
+    await api.call("POST", deployments, _deployment("d"))
+    if isinstance(patch, dict):
+        patch = {"spec": {"template": {"spec": patch}}}
+    status, doc = await api.call("PATCH", f"{deployments}/d", patch, content_type)
     assert status == 200, doc
-    got = [(c["name"], c["image"], c.get("command")) for c in doc["spec"]["containers"]]
+    containers = doc["spec"]["template"]["spec"]["containers"]
+    got = [(c["name"], c["image"], c.get("command")) for c in containers]
     assert got == expected
 
 
 async def test_patch_unsupported_media_type(api: Api):
+    """A patch type the apiserver does not know is a 415 (apply is known now)."""
     await api.call("POST", f"{NS}/configmaps", _cm("a"))
     status, doc = await api.call(
-        "PATCH", f"{NS}/configmaps/a", {}, "application/apply-patch+yaml"
+        "PATCH", f"{NS}/configmaps/a", {}, "application/x-unknown-patch+json"
     )
     assert status == 415 and doc["reason"] == "UnsupportedMediaType"
 
@@ -419,3 +459,38 @@ async def test_watch_as_table_for_kubectl(api: Api):
     assert [c["name"] for c in tables[0]["columnDefinitions"]] == ["Name", "Age"]
     assert tables[1]["columnDefinitions"] == []
     assert [t["rows"][0]["cells"][0] for t in tables] == ["a", "b"]
+
+
+# -------------------------------------------------------- field validation
+# Kubernetes behaviour followed: the fieldValidation parameter (Strict:
+# "strict decoding error: unknown field" 400, Ignore/Warn: the field is
+# dropped), https://kubernetes.io/docs/reference/using-api/api-concepts/#field-validation
+
+
+async def test_field_validation_directives(api: Api):
+    bad = {**_cm("s"), "bogus": 1}
+    status, doc = await api.call("POST", f"{NS}/configmaps?fieldValidation=Strict", bad)
+    assert status == 400 and doc["reason"] == "BadRequest"
+    assert doc["message"] == (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict '
+        'decoding error: unknown field "bogus"'
+    )
+    status, doc = await api.call("POST", f"{NS}/configmaps?fieldValidation=Ignore", bad)
+    assert status == 201 and "bogus" not in doc
+    status, doc = await api.call(
+        "POST", f"{NS}/configmaps", {**bad, "metadata": {"name": "d"}}
+    )
+    assert status == 422  # devcluster's own default stays strict
+    status, doc = await api.call(
+        "POST", f"{NS}/configmaps?fieldValidation=Nope", _cm("e")
+    )
+    assert status == 400
+
+
+async def test_dry_run_stores_nothing(api: Api):
+    status, doc = await api.call("POST", f"{NS}/configmaps?dryRun=All", _cm("a"))
+    assert status == 201 and doc["metadata"]["name"] == "a"
+    status, _ = await api.call("GET", f"{NS}/configmaps/a")
+    assert status == 404
+    status, _ = await api.call("POST", f"{NS}/configmaps?dryRun=Yes", _cm("a"))
+    assert status == 400

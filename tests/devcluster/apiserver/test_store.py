@@ -255,3 +255,125 @@ def test_patch_resource_version_is_a_precondition(store: Store):
         )
     assert info.value.code == 409
     assert store.get("configmaps", "jhub", "a")["data"] == {"k": "1"}
+
+
+# ------------------------------------------------------- pod spec updates
+# Kubernetes behaviour followed: ValidatePodUpdate (pkg/apis/core/validation):
+# a pod's spec is immutable except container images, activeDeadlineSeconds
+# (set or lowered), added tolerations and terminationGracePeriodSeconds from
+# negative to 1; nodeName is set through pods/binding only.
+
+
+@pytest.mark.parametrize(
+    ("patch", "allowed"),
+    [
+        pytest.param(
+            {"spec": {"containers": [{"name": "main", "image": "python:3.12"}]}},
+            True,
+            id="image",
+        ),
+        pytest.param({"metadata": {"labels": {"x": "y"}}}, True, id="labels"),
+        pytest.param({"spec": {"activeDeadlineSeconds": 60}}, True, id="deadline"),
+        pytest.param(
+            {"spec": {"tolerations": [{"key": "k", "operator": "Exists"}]}},
+            False,  # a strategic merge of tolerations replaces the list: removal
+            id="tolerations-replaced",
+        ),
+        pytest.param(
+            {"spec": {"containers": [{"name": "main", "command": ["false"]}]}},
+            False,
+            id="command",
+        ),
+        pytest.param({"spec": {"nodeName": "core"}}, False, id="node-name"),
+        pytest.param({"spec": {"restartPolicy": "Never"}}, False, id="restart-policy"),
+        pytest.param(
+            {
+                "spec": {
+                    "containers": [
+                        {"name": "main", "resources": {"limits": {"cpu": "1"}}}
+                    ]
+                }
+            },
+            False,
+            id="resources",
+        ),
+    ],
+)
+def test_pod_spec_is_immutable_but_for_a_few_fields(store: Store, patch, allowed):
+    store.create("pods", "jhub", pod_manifest("p", ["sleep", "60"], node=""))
+    if allowed:
+        store.patch("pods", "jhub", "p", patch, "strategic")
+        return
+    with pytest.raises(
+        ApiError, match="pod updates may not change fields other"
+    ) as info:
+        store.patch("pods", "jhub", "p", patch, "strategic")
+    assert info.value.code == 422 and info.value.reason == "Invalid"
+    assert info.value.details["causes"][0]["field"] == "spec"
+
+
+def test_pod_tolerations_may_be_added_and_deadline_only_lowered(store: Store):
+    pod = store.create("pods", "jhub", pod_manifest("p", ["sleep", "60"], node=""))
+    more = pod["spec"]["tolerations"] + [{"key": "k", "operator": "Exists"}]
+    store.patch("pods", "jhub", "p", {"spec": {"tolerations": more}}, "merge")
+    store.patch("pods", "jhub", "p", {"spec": {"activeDeadlineSeconds": 60}})
+    store.patch("pods", "jhub", "p", {"spec": {"activeDeadlineSeconds": 30}})
+    with pytest.raises(ApiError, match="pod updates may not change"):
+        store.patch("pods", "jhub", "p", {"spec": {"activeDeadlineSeconds": 90}})
+
+
+def test_pod_put_without_defaulted_fields_is_no_change(store: Store):
+    """A PUT that leaves defaulted fields out changes nothing (they are defaulted)."""
+    made = store.create("pods", "jhub", pod_manifest("p", ["sleep", "60"], node=""))
+    body = pod_manifest("p", ["sleep", "60"], node="")
+    body["spec"]["tolerations"] = made["spec"]["tolerations"]
+    body["spec"]["priority"] = 0
+    body["metadata"]["labels"]["new"] = "label"
+    put = store.replace("pods", "jhub", "p", body)
+    assert put["metadata"]["labels"]["new"] == "label"
+
+
+# ------------------------------------------------------------ watch cache
+# Kubernetes behaviour followed: the apiserver's watch cache keeps at least
+# 100 events per resource and events younger than 75 s (cacher/watch_cache.go);
+# a watch from an older resourceVersion gets 410 Expired and the client relists.
+
+
+def test_watch_cache_drops_stale_events_beyond_the_minimum():
+    from devcluster.apiserver.store.history import History
+    from devcluster.errors import ApiError as Error
+
+    now = [0.0]
+    history = History(1000, min_events=3, fresh_s=10.0, clock=lambda: now[0])
+    objs: dict = {}
+    for n in range(1, 6):  # rv 1..5 at t=0: fresh, all kept
+        rv = history.next_rv()
+        history.record("configmaps", "ADDED", {"metadata": {"name": f"c{n}"}}, None, rv)
+    watch = history.start_watch("configmaps", None, "1", lambda o: True, objs)
+    assert watch.queue.qsize() == 4
+    now[0] = 11.0  # everything so far is stale now
+    rv = history.next_rv()
+    history.record("configmaps", "ADDED", {"metadata": {"name": "c6"}}, None, rv)
+    # the 3 newest are kept (4, 5, 6); 1..3 were dropped
+    with pytest.raises(Error) as info:
+        history.start_watch("configmaps", None, "2", lambda o: True, objs)
+    assert info.value.code == 410 and info.value.reason == "Expired"
+    assert (
+        history.start_watch("configmaps", None, "3", lambda o: True, objs).queue.qsize()
+        == 3
+    )
+
+
+def test_watch_cache_size_bounds_fresh_events():
+    from devcluster.apiserver.store.history import History
+
+    history = History(4, min_events=2, fresh_s=1e9)
+    for n in range(6):
+        rv = history.next_rv()
+        history.record("configmaps", "ADDED", {"metadata": {"name": f"c{n}"}}, None, rv)
+    with pytest.raises(ApiError):
+        history.start_watch("configmaps", None, "1", lambda o: True, {})
+    assert (
+        history.start_watch("configmaps", None, "2", lambda o: True, {}).queue.qsize()
+        == 4
+    )
