@@ -66,7 +66,7 @@ lint: venv
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint --config .hadolint.yaml images/*/Dockerfile
 	$(VENV)/bin/deptry .
-	$(VENV)/bin/deptry . --extend-exclude bench --ignore DEP002,DEP004
+	$(VENV)/bin/deptry . --extend-exclude bench --extend-exclude packages --ignore DEP002,DEP004
 
 test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
