@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 
-from cluster_support import wait_for
+from tests.devcluster.cluster_support import wait_for
 
 
 def _call(url: str, method: str = "GET", body: dict | None = None) -> dict:

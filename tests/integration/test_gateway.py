@@ -34,11 +34,11 @@ import pytest
 import requests
 import yaml
 from dask_gateway import BasicAuth, Gateway, GatewayWarning, JupyterHubAuth
-from hub_harness import wait_until
 
 from devcluster.demo import workbench as demo
 from devcluster.services.ldap import LdapServer
 from devcluster.services.procs import Proc, free_port, wait_for_http
+from tests.integration.hub_harness import wait_until
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.gateway.workers import worker_resources
 from wbspawner.profiles.loader import load_profiles
@@ -410,7 +410,7 @@ class Stack:
 def stack(
     ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    from hub_harness import HubUser
+    from tests.integration.hub_harness import HubUser
 
     state = tmp_path_factory.mktemp("gwhub")
     profiles_dir = state / "profiles"
@@ -503,7 +503,7 @@ def _server_env(user: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def bob_env(stack: Stack) -> dict[str, str]:
-    from hub_harness import HubUser
+    from tests.integration.hub_harness import HubUser
 
     bob = HubUser(stack.url, "bob", "bob-pw")
     assert bob.login().status_code == 302
@@ -555,7 +555,7 @@ def test_cluster_from_bobs_server_with_nothing_configured(
 def test_stopping_bobs_server_stops_his_clusters(
     stack: Stack, bob_env: dict[str, str]
 ) -> None:
-    from hub_harness import pod_of
+    from tests.integration.hub_harness import pod_of
 
     with _bob_gateway(stack) as gw:
         names = [c.name for c in gw.list_clusters()]

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 from dask_gateway import BasicAuth, Gateway
-from test_gateway import (
+
+from devcluster.services.procs import Proc, free_port, wait_for_http
+from tests.integration.test_gateway import (
     GROUPS,
     PASSWORD,
     PREFIX,
@@ -31,8 +33,6 @@ from test_gateway import (
     wait_until,
     write_profiles,
 )
-
-from devcluster.services.procs import Proc, free_port, wait_for_http
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs.accounting import (
     MICRO,

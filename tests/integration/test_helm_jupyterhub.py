@@ -22,8 +22,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from helm_support import helm_template, one
 from traitlets.config import Config
+
+from tests.integration.helm_support import helm_template, one
 
 pytestmark = pytest.mark.integration
 

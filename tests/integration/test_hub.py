@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_harness import (
+
+from devcluster.demo.workbench import Workbench
+from devcluster.services.ldap import LdapServer
+from tests.integration.hub_harness import (
     HubUser,
     edit_profiles,
     error_on,
@@ -22,9 +25,6 @@ from hub_harness import (
     sizes_on,
     wait_until,
 )
-
-from devcluster.demo.workbench import Workbench
-from devcluster.services.ldap import LdapServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

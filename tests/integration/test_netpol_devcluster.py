@@ -27,7 +27,6 @@ from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
 from dask_gateway_server.backends.kubernetes.controller import KubeController
 from dask_gateway_server.models import User
 from dask_gateway_server.utils import FrozenAttrDict
-from helm_support import helm_template
 from jupyterhub.objects import Hub, Server
 from kubernetes_asyncio.client import ApiClient, Configuration, NetworkingV1Api
 from kubespawner import KubeSpawner, clients
@@ -35,6 +34,7 @@ from traitlets.config import Config
 
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
+from tests.integration.helm_support import helm_template
 from wbspawner.adapters.kube import Kube
 from wbspawner.gateway.netpol import (
     GatewaySelector,

@@ -6,8 +6,13 @@ import time
 from typing import Any
 
 import pytest
-from aws_support import MakePool
-from controller_support import (
+
+from devcluster.apiserver.store import Store
+from devcluster.config import ClusterConfig
+from devcluster.controllers.manager import Controllers
+from devcluster.controllers.nodes import instance_id_of
+from tests.devcluster.controllers.aws_support import MakePool
+from tests.devcluster.controllers.controller_support import (
     events,
     group_status,
     node_of,
@@ -15,12 +20,7 @@ from controller_support import (
     sleep,
     user_pod,
 )
-from objects_support import GPU, POOL, ZONE, priority_class
-
-from devcluster.apiserver.store import Store
-from devcluster.config import ClusterConfig
-from devcluster.controllers.manager import Controllers
-from devcluster.controllers.nodes import instance_id_of
+from tests.devcluster.objects_support import GPU, POOL, ZONE, priority_class
 
 pytestmark = pytest.mark.integration
 

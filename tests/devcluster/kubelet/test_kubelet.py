@@ -9,9 +9,9 @@ import time
 import urllib.request
 
 import pytest
-from cluster_support import Api, pod_manifest, wait_for
 
 from devcluster.cluster import Cluster
+from tests.devcluster.cluster_support import Api, pod_manifest, wait_for
 
 NS = "/api/v1/namespaces/jhub"
 PY = sys.executable
