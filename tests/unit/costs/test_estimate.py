@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from wbspawner.catalog.instances import load_catalog
 from wbspawner.catalog.pricing import HOURS_PER_MONTH
 from wbspawner.costs.estimate import Estimate, estimate, window_hours_per_month
 from wbspawner.costs.scenario import load_scenario, parse_scenario
 from wbspawner.errors import ProfileConfigError
-from wbspawner.profiles.loader import load_profiles
+from wbspawner.model import Catalog, Profiles
 
 REPO = Path(__file__).resolve().parents[3]
 SCENARIOS = REPO / "costs" / "scenarios"
-CATALOG = load_catalog()
-PROFILES = load_profiles([REPO / "profiles"], CATALOG)
+Run = Callable[..., Estimate]
 
 
-def run(name: str, spot_prices: dict[tuple[str, str], float] | None = None) -> Estimate:
-    return estimate(PROFILES, load_scenario(SCENARIOS / name), spot_prices, CATALOG)
+@pytest.fixture
+def run(profiles: Profiles, catalog: Catalog) -> Run:
+    """Estimate a scenario file of costs/scenarios on the shipped profiles."""
+
+    def estimated(
+        name: str, spot_prices: dict[tuple[str, str], float] | None = None
+    ) -> Estimate:
+        return estimate(profiles, load_scenario(SCENARIOS / name), spot_prices, catalog)
+
+    return estimated
 
 
 def published_total() -> float:
@@ -37,14 +44,14 @@ def test_every_scenario_file_is_estimated_here() -> None:
     assert {p.name for p in SCENARIOS.glob("*.yaml")} == tested
 
 
-def test_published_scenario_is_reproduced_within_two_percent() -> None:
+def test_published_scenario_is_reproduced_within_two_percent(run: Run) -> None:
     result = run("carlson-2017.yaml")
     assert result.yearly == pytest.approx(published_total(), rel=0.02)
     assert result.yearly == pytest.approx(1053.60, rel=0.02)  # the published figure
     assert result.monthly * 12 == pytest.approx(result.yearly)
 
 
-def test_published_scenario_items_and_dominance() -> None:
+def test_published_scenario_items_and_dominance(run: Run) -> None:
     result = run("carlson-2017.yaml")
     by_name = {i.name: i for i in result.items}
     assert by_name["t2.xlarge (spot)"].quantity == pytest.approx(4 * 7 * 24 / 12)
@@ -55,7 +62,7 @@ def test_published_scenario_items_and_dominance() -> None:
     assert result.dominant is not None and result.dominant.category == "base"
 
 
-def test_todays_prices_on_eks_cost_more_because_of_the_control_plane() -> None:
+def test_todays_prices_on_eks_cost_more_because_of_the_control_plane(run: Run) -> None:
     then, now = run("carlson-2017.yaml"), run("carlson-today-eks.yaml")
     plane = next(i for i in now.items if i.name == "EKS control plane")
     assert plane.monthly == pytest.approx(0.10 * HOURS_PER_MONTH)
@@ -66,7 +73,7 @@ def test_todays_prices_on_eks_cost_more_because_of_the_control_plane() -> None:
     assert sum(hours.values()) == pytest.approx((4 * 7 * 24 + 4 * 2 * 24) / 12)
 
 
-def test_spot_source_is_shown_assumed_or_observed() -> None:
+def test_spot_source_is_shown_assumed_or_observed(run: Run) -> None:
     assumed = run("carlson-today-eks.yaml")
     spot_items = [i for i in assumed.items if i.name.endswith("(spot)")]
     assert spot_items and {i.source for i in spot_items} == {"assumed discount"}
@@ -78,7 +85,7 @@ def test_spot_source_is_shown_assumed_or_observed() -> None:
     assert (medium.source, medium.unit_price) == ("observed", observed_price)
 
 
-def test_team_month_has_every_kind_of_item() -> None:
+def test_team_month_has_every_kind_of_item(run: Run) -> None:
     result = run("team-workbench.yaml")
     categories = result.by_category()
     assert set(categories) == {"base", "compute", "warm", "dask", "storage", "s3"}
@@ -90,8 +97,8 @@ def test_team_month_has_every_kind_of_item() -> None:
     assert dask.quantity == pytest.approx(800 * 0.8 / 4)  # 4 workers per node
 
 
-def test_warm_capacity_follows_the_schedules() -> None:
-    schedule = PROFILES.warm.schedules[0]
+def test_warm_capacity_follows_the_schedules(run: Run, profiles: Profiles) -> None:
+    schedule = profiles.warm.schedules[0]
     weekly = sum(
         (w.end_minute - w.start_minute) / 60 * len(w.days) for w in schedule.windows
     )
@@ -99,7 +106,7 @@ def test_warm_capacity_follows_the_schedules() -> None:
         weekly * HOURS_PER_MONTH / 168
     )
     warm = [i for i in run("team-workbench.yaml").items if i.category == "warm"]
-    assert len(warm) == len(PROFILES.warm.schedules)
+    assert len(warm) == len(profiles.warm.schedules)
 
 
 @pytest.mark.parametrize(
@@ -122,7 +129,7 @@ def test_bad_scenarios_are_refused(doc: dict[str, object], message: str) -> None
         parse_scenario(doc, "s.yaml")
 
 
-def test_unknown_size_is_refused() -> None:
+def test_unknown_size_is_refused(profiles: Profiles) -> None:
     scenario = parse_scenario({"compute": [{"size": "nope", "hours_per_month": 1}]})
     with pytest.raises(ProfileConfigError, match="no size 'nope'"):
-        estimate(PROFILES, scenario)
+        estimate(profiles, scenario)

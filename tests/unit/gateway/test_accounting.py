@@ -40,15 +40,8 @@ from wbspawner.gateway.billing import (
 from wbspawner.gateway.options import ENV_POOL, ENV_SIZE
 from wbspawner.gateway.workers import workers_per_node
 from wbspawner.model import Profiles
-from wbspawner.profiles.loader import load_profiles
 
-REPO = Path(__file__).resolve().parents[3]
 T0 = datetime(2026, 3, 2, 9, 0)
-
-
-@pytest.fixture(scope="module")
-def profiles() -> Profiles:
-    return load_profiles([REPO / "profiles"])
 
 
 def node_price(profiles: Profiles, pool_name: str) -> float:

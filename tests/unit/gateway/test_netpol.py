@@ -19,7 +19,6 @@ from wbspawner.gateway import netpol
 from wbspawner.gateway.netpol import GatewaySelector, PodRef
 from wbspawner.gateway.options import OptionsContext, cluster_options_for
 from wbspawner.model import USER_LABEL, Profiles
-from wbspawner.profiles.loader import load_profiles
 from wbspawner.spawn.manifests import label_value
 
 REPO = Path(__file__).resolve().parents[3]
@@ -37,11 +36,6 @@ ODD_USERS = [
     pytest.param("x" * 80, id="long"),
     pytest.param("ALICE", id="upper"),
 ]
-
-
-@pytest.fixture(scope="module")
-def profiles() -> Profiles:
-    return load_profiles([REPO / "profiles"])
 
 
 def _build(user: str) -> list[dict[str, Any]]:

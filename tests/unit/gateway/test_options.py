@@ -35,20 +35,13 @@ from wbspawner.gateway.reaper import ClusterRef, Reaper, clusters_to_stop
 from wbspawner.gateway.workers import worker_resources, workers_per_node
 from wbspawner.hub import gateway_service as gwhub
 from wbspawner.model import DaskLimits, Profiles
-from wbspawner.profiles.loader import load_profiles
 from wbspawner.spawn.manifests import PRICE_ANNOTATION
 
-REPO = Path(__file__).resolve().parents[3]
 K8S = "1.33"
 BOB = User("bob", groups=["jupyter-users"])
 GINA = User("gina", groups=["jupyter-users", "gpu-users"])
 ALICE = User("alice", groups=["jupyter-users", "jupyter-admins"])
 SIZES = ["m64-quarter", "m64-whole", "m128-half", "gpu-t4", "gpu-a10g"]
-
-
-@pytest.fixture(scope="module")
-def profiles() -> Profiles:
-    return load_profiles([REPO / "profiles"])
 
 
 def _configure(

@@ -33,16 +33,9 @@ from wbspawner.hub.accounting import (
     usage_start,
 )
 from wbspawner.model import GroupBudget, Profiles
-from wbspawner.profiles.loader import load_profiles
 
-ROOT = Path(__file__).resolve().parents[3]
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 LOG = logging.getLogger("test-cost-hooks")
-
-
-@pytest.fixture(scope="module")
-def profiles() -> Profiles:
-    return load_profiles([ROOT / "profiles"])
 
 
 def node(name: str, labels: dict[str, str]) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from wbspawner.hub import hubconfig
 from wbspawner.hub.ldap import GroupMapper
 from wbspawner.hub.settings import Settings
 from wbspawner.model import Profiles
-from wbspawner.profiles.loader import load_profiles
 
 ROOT = Path(__file__).resolve().parents[3]
 ENV = {
@@ -26,11 +25,6 @@ ENV = {
     "WBSPAWNER_STATE_DIR": "/srv/hub",
     "WBSPAWNER_NAMESPACE": "jhub",
 }
-
-
-@pytest.fixture(scope="module")
-def profiles() -> Profiles:
-    return load_profiles([ROOT / "profiles"])
 
 
 def applied(profiles: Profiles, **env: str) -> Config:

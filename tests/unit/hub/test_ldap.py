@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import ssl
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +16,7 @@ from wbspawner.hub.ldap import (
 )
 from wbspawner.hub.settings import LdapSettings
 from wbspawner.model import Profiles
-from wbspawner.profiles.loader import load_profiles
 
-ROOT = Path(__file__).resolve().parents[3]
 BASE = "dc=example,dc=org"
 
 
@@ -34,11 +31,6 @@ def ldap(**changes: Any) -> LdapSettings:
     }
     values.update(changes)
     return LdapSettings(**values)
-
-
-@pytest.fixture(scope="module")
-def profiles() -> Profiles:
-    return load_profiles([ROOT / "profiles"])
 
 
 def test_production_uses_starttls_with_certificate_checks(profiles: Profiles) -> None:

@@ -30,9 +30,7 @@ from wbspawner.errors import Problem, ProfileConfigError
 from wbspawner.hub import spawner as spawner_module
 from wbspawner.hub.spawner import WorkbenchSpawner
 from wbspawner.model import Profiles
-from wbspawner.profiles.loader import load_profiles
 
-ROOT = Path(__file__).resolve().parents[3]
 KUBECONFIG = """\
 apiVersion: v1
 kind: Config
@@ -42,11 +40,6 @@ contexts: [{name: offline, context: {cluster: offline, user: offline}}]
 current-context: offline
 """
 BOB_STATE = {"uidNumber": 10002, "gidNumber": 100}
-
-
-@pytest.fixture(scope="module")
-def profiles() -> Profiles:
-    return load_profiles([ROOT / "profiles"])
 
 
 @pytest.fixture(autouse=True)

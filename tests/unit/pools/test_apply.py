@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
 
-from tests.unit.pools.conftest import cluster_spec, echoed, example
 from wbspawner.adapters.aws import AlreadyExistsError, NotFoundError
 from wbspawner.errors import TemporaryAwsError
+from wbspawner.model import Catalog, Profiles
 from wbspawner.pools import PoolsError
 from wbspawner.pools.apply import Adapters, apply, ensure_subnets
-from wbspawner.pools.desired import desired_state
+from wbspawner.pools.desired import ClusterSpec, DesiredState, desired_state
 from wbspawner.pools.observed import ObservedAsg, ObservedLaunchTemplate, ObservedState
 from wbspawner.pools.plan import make_plan
 from wbspawner.pools.report import report_table
 from wbspawner.pools.subnets import SubnetInfo, check_subnets
-
-PROFILES, CATALOG = example()
-DESIRED = desired_state(PROFILES, CATALOG, cluster_spec(PROFILES, CATALOG))
 
 
 class Recorder:
@@ -79,19 +76,19 @@ def _adapters(rec: Recorder) -> Adapters:
     return Adapters(ec2=rec, asg=rec)
 
 
-def test_apply_runs_every_action_in_plan_order():
-    plan = make_plan(DESIRED, ObservedState())
+def test_apply_runs_every_action_in_plan_order(shipped_desired: DesiredState):
+    plan = make_plan(shipped_desired, ObservedState())
     rec = Recorder()
     report = apply(plan, _adapters(rec))
     assert report.ok
     assert report.count("done") == len(plan.actions)
-    n = len(DESIRED.groups)
+    n = len(shipped_desired.groups)
     assert [c[0] for c in rec.calls] == ["create_launch_template"] * n + ["create"] * n
     assert [c[1] for c in rec.calls] == [a.target for a in plan.actions]
 
 
-def test_dry_run_calls_nothing():
-    plan = make_plan(DESIRED, ObservedState())
+def test_dry_run_calls_nothing(shipped_desired: DesiredState):
+    plan = make_plan(shipped_desired, ObservedState())
     rec = Recorder()
     report = apply(plan, _adapters(rec), dry_run=True)
     assert rec.calls == []
@@ -99,8 +96,8 @@ def test_dry_run_calls_nothing():
     assert "Apply (dry run)" in report_table(report)
 
 
-def test_first_failure_stops_the_run():
-    plan = make_plan(DESIRED, ObservedState())
+def test_first_failure_stops_the_run(shipped_desired: DesiredState):
+    plan = make_plan(shipped_desired, ObservedState())
     third = plan.actions[2]
     err = TemporaryAwsError("AWS is throttling", code="Throttling")
     rec = Recorder(fail={("create_launch_template", third.target): err})
@@ -115,8 +112,8 @@ def test_first_failure_stops_the_run():
     assert "failed" in text and "run apply again" in text
 
 
-def test_objects_made_by_a_lost_response_count_as_done():
-    plan = make_plan(DESIRED, ObservedState())
+def test_objects_made_by_a_lost_response_count_as_done(shipped_desired: DesiredState):
+    plan = make_plan(shipped_desired, ObservedState())
     first = plan.actions[0]
     rec = Recorder(
         fail={("create_launch_template", first.target): AlreadyExistsError("exists")}
@@ -126,7 +123,13 @@ def test_objects_made_by_a_lost_response_count_as_done():
     assert report.results[0].status == "already done"
 
 
-def test_deleting_what_is_gone_is_done_but_updating_it_fails():
+def test_deleting_what_is_gone_is_done_but_updating_it_fails(
+    shipped_desired: DesiredState,
+    profiles: Profiles,
+    echoed: Callable,
+    catalog: Catalog,
+    spec: ClusterSpec,
+):
     stray = ObservedAsg(
         name="old",
         min_size=0,
@@ -140,22 +143,22 @@ def test_deleting_what_is_gone_is_done_but_updating_it_fails():
         propagate_at_launch=frozenset(),
     )
     observed = dataclasses.replace(
-        echoed(DESIRED), asgs={**echoed(DESIRED).asgs, "old": stray}
+        echoed(shipped_desired), asgs={**echoed(shipped_desired).asgs, "old": stray}
     )
-    plan = make_plan(DESIRED, observed, allow_delete=True)
+    plan = make_plan(shipped_desired, observed, allow_delete=True)
     rec = Recorder(fail={("delete", "old"): NotFoundError("old not found")})
     assert apply(plan, _adapters(rec)).results[-1].status == "already done"
 
     changed = dataclasses.replace(
-        PROFILES,
+        profiles,
         pools={
-            **PROFILES.pools,
-            "mem64": dataclasses.replace(PROFILES.pools["mem64"], max_nodes=3),
+            **profiles.pools,
+            "mem64": dataclasses.replace(profiles.pools["mem64"], max_nodes=3),
         },
     )
     plan = make_plan(
-        desired_state(changed, CATALOG, cluster_spec(PROFILES, CATALOG)),
-        echoed(DESIRED),
+        desired_state(changed, catalog, spec),
+        echoed(shipped_desired),
     )
     target = plan.actions[0].target
     rec = Recorder(fail={("update", target): NotFoundError("gone")})
@@ -163,7 +166,9 @@ def test_deleting_what_is_gone_is_done_but_updating_it_fails():
     assert report.failed is not None and report.failed.action.target == target
 
 
-def test_blocked_actions_are_reported_not_run():
+def test_blocked_actions_are_reported_not_run(
+    shipped_desired: DesiredState, echoed: Callable
+):
     stray = ObservedAsg(
         name="old",
         min_size=0,
@@ -177,10 +182,10 @@ def test_blocked_actions_are_reported_not_run():
         propagate_at_launch=frozenset(),
     )
     plan = make_plan(
-        DESIRED,
+        shipped_desired,
         ObservedState(
-            asgs={**echoed(DESIRED).asgs, "old": stray},
-            launch_templates=echoed(DESIRED).launch_templates,
+            asgs={**echoed(shipped_desired).asgs, "old": stray},
+            launch_templates=echoed(shipped_desired).launch_templates,
         ),
     )
     rec = Recorder()
@@ -196,8 +201,10 @@ def _subnets(free: int) -> list[SubnetInfo]:
     ]
 
 
-def test_apply_refuses_small_subnets_unless_forced():
-    small = check_subnets(DESIRED, PROFILES, CATALOG, _subnets(100))
+def test_apply_refuses_small_subnets_unless_forced(
+    shipped_desired: DesiredState, profiles: Profiles, catalog: Catalog
+):
+    small = check_subnets(shipped_desired, profiles, catalog, _subnets(100))
     with pytest.raises(
         PoolsError,
         match=r"subnets too small: us-east-1a has 100 free addresses "
@@ -205,4 +212,4 @@ def test_apply_refuses_small_subnets_unless_forced():
     ):
         ensure_subnets(small)
     ensure_subnets(small, force=True)
-    ensure_subnets(check_subnets(DESIRED, PROFILES, CATALOG, _subnets(100_000)))
+    ensure_subnets(check_subnets(shipped_desired, profiles, catalog, _subnets(100_000)))

@@ -6,22 +6,15 @@ import base64
 import dataclasses
 import email
 import re
+from collections.abc import Callable
 
 import pytest
 import yaml
 
-from tests.unit.pools.conftest import (
-    ami_for,
-    ca_template,
-    cluster_spec,
-    example,
-    make_pool,
-    profiles_with,
-)
 from wbspawner.catalog import sizing
-from wbspawner.model import SizingSettings
+from wbspawner.model import Catalog, Pool, Profiles, SizingSettings
 from wbspawner.pools import PoolsError
-from wbspawner.pools.desired import GroupSpec, desired_state
+from wbspawner.pools.desired import ClusterSpec, DesiredState, GroupSpec, desired_state
 from wbspawner.pools.nodes import (
     ami_parameter,
     is_managed_tag,
@@ -29,19 +22,11 @@ from wbspawner.pools.nodes import (
     node_taints,
 )
 
-PROFILES, CATALOG = example()
-POOLS = sorted(PROFILES.pools)
+A, B = "us-east-1a", "us-east-1b"
 
 
-def _desired(**changes: object):
-    return desired_state(PROFILES, CATALOG, cluster_spec(PROFILES, CATALOG, **changes))
-
-
-DESIRED = _desired()
-
-
-def _groups(pool: str) -> list[GroupSpec]:
-    return [g for g in DESIRED.groups if g.pool == pool]
+def _groups(desired: DesiredState, pool: str) -> list[GroupSpec]:
+    return [g for g in desired.groups if g.pool == pool]
 
 
 def _node_config(g: GroupSpec) -> dict:
@@ -62,33 +47,37 @@ def _flag(g: GroupSpec, name: str) -> str:
     return found[0]
 
 
-def test_one_group_per_pool_zone_and_capacity_type():
+def test_one_group_per_pool_zone_and_capacity_type(
+    shipped_desired: DesiredState, profiles: Profiles
+):
     wanted = {
         (p.name, z, c)
-        for p in PROFILES.pools.values()
+        for p in profiles.pools.values()
         for z in p.zones
         for c in p.capacity_types
     }
-    got = [(g.pool, g.zone, g.capacity) for g in DESIRED.groups]
+    got = [(g.pool, g.zone, g.capacity) for g in shipped_desired.groups]
     assert sorted(got) == sorted(wanted)
-    assert len({g.asg.name for g in DESIRED.groups}) == len(got)
+    assert len({g.asg.name for g in shipped_desired.groups}) == len(got)
 
 
-@pytest.mark.parametrize("pool", POOLS, ids=POOLS)
-def test_group_names_subnets_and_sizes(pool):
-    p = PROFILES.pools[pool]
-    for g in _groups(pool):
+def test_group_names_subnets_and_sizes(
+    shipped_desired: DesiredState, profiles: Profiles, shipped_pool
+):
+    p = profiles.pools[shipped_pool]
+    for g in _groups(shipped_desired, shipped_pool):
         suffix = "spot" if g.capacity == "spot" else "ondemand"
-        assert g.asg.name == f"wbspawner-dev-{pool}-{g.zone[-1]}-{suffix}"
+        assert g.asg.name == f"wbspawner-dev-{shipped_pool}-{g.zone[-1]}-{suffix}"
         assert g.launch_template.name == g.asg.name == g.asg.launch_template
         assert g.asg.subnets == (f"subnet-{g.zone[-1]}",)
         assert (g.asg.min_size, g.asg.max_size) == (p.min_nodes, p.max_nodes)
 
 
-@pytest.mark.parametrize("pool", POOLS, ids=POOLS)
-def test_mixed_instances_policy(pool):
-    p = PROFILES.pools[pool]
-    for g in _groups(pool):
+def test_mixed_instances_policy(
+    shipped_desired: DesiredState, profiles: Profiles, shipped_pool
+):
+    p = profiles.pools[shipped_pool]
+    for g in _groups(shipped_desired, shipped_pool):
         mip = g.asg.mixed_instances_policy
         spec = mip["LaunchTemplate"]["LaunchTemplateSpecification"]
         assert spec == {"LaunchTemplateName": g.asg.name, "Version": "$Default"}
@@ -106,11 +95,12 @@ def test_mixed_instances_policy(pool):
             assert g.asg.capacity_rebalance is False
 
 
-@pytest.mark.parametrize("pool", POOLS, ids=POOLS)
-def test_autoscaler_tags_describe_the_node_that_boots(pool):
+def test_autoscaler_tags_describe_the_node_that_boots(
+    shipped_desired: DesiredState, profiles: Profiles, shipped_pool
+):
     """CA's node template (read back the way CA reads it) equals the kubelet's flags."""
-    p = PROFILES.pools[pool]
-    for g in _groups(pool):
+    p = profiles.pools[shipped_pool]
+    for g in _groups(shipped_desired, shipped_pool):
         tags = g.asg.tags
         assert tags["k8s.io/cluster-autoscaler/enabled"] == "true"
         assert "k8s.io/cluster-autoscaler/dev" in tags
@@ -137,27 +127,29 @@ def test_autoscaler_tags_describe_the_node_that_boots(pool):
             assert not any(t["key"] == "nvidia.com/gpu" for t in taints)
 
 
-@pytest.mark.parametrize("pool", POOLS, ids=POOLS)
-def test_template_allocatable_is_the_real_allocatable(pool):
-    p = PROFILES.pools[pool]
+def test_template_allocatable_is_the_real_allocatable(
+    profiles: Profiles, shipped_desired: DesiredState, catalog: Catalog, shipped_pool
+):
+    p = profiles.pools[shipped_pool]
     allocs = [
-        sizing.allocatable(CATALOG.types[t], PROFILES.sizing) for t in p.instance_types
+        sizing.allocatable(catalog.types[t], profiles.sizing) for t in p.instance_types
     ]
-    g = _groups(pool)[0]
+    g = _groups(shipped_desired, shipped_pool)[0]
     _, _, resources = ca_template(dict(g.asg.tags))
     assert resources["memory"] == f"{min(a.memory_mib for a in allocs)}Mi"
     assert resources["cpu"] == f"{min(a.cpu_m for a in allocs)}m"
     # The full-node request fits what the template promises, with the DaemonSets.
-    assert p.request.memory_mib + PROFILES.sizing.daemonset_memory_mib <= min(
+    assert p.request.memory_mib + profiles.sizing.daemonset_memory_mib <= min(
         a.memory_mib for a in allocs
     )
 
 
-@pytest.mark.parametrize("pool", POOLS, ids=POOLS)
-def test_cost_tags_propagate_and_autoscaler_tags_do_not(pool):
-    for g in _groups(pool):
+def test_cost_tags_propagate_and_autoscaler_tags_do_not(
+    shipped_desired: DesiredState, shipped_pool
+):
+    for g in _groups(shipped_desired, shipped_pool):
         tags = g.asg.tags
-        assert tags["wbspawner.io/pool"] == pool
+        assert tags["wbspawner.io/pool"] == shipped_pool
         assert tags["wbspawner.io/capacity"] == g.capacity
         assert tags["wbspawner.io/cluster"] == "dev"
         assert tags["Name"] == g.asg.name
@@ -174,16 +166,17 @@ def test_cost_tags_propagate_and_autoscaler_tags_do_not(pool):
         assert volume_tags["ResourceType"] == "volume"
         assert {t["Key"]: t["Value"] for t in volume_tags["Tags"]}[
             "wbspawner.io/pool"
-        ] == pool
+        ] == shipped_pool
 
 
-@pytest.mark.parametrize("pool", POOLS, ids=POOLS)
-def test_launch_template_ami_imds_and_root_volume(pool):
-    p = PROFILES.pools[pool]
+def test_launch_template_ami_imds_and_root_volume(
+    shipped_desired: DesiredState, profiles: Profiles, spec: ClusterSpec, shipped_pool
+):
+    p = profiles.pools[shipped_pool]
     param = ami_parameter("1.33", "x86_64", p.is_gpu)
-    for g in _groups(pool):
+    for g in _groups(shipped_desired, shipped_pool):
         data = g.launch_template.data
-        assert data["ImageId"] == ami_for(param)
+        assert data["ImageId"] == spec.amis[param]
         assert ("/nvidia/" in param) == p.is_gpu
         assert data["InstanceType"] == p.instance_types[0]
         assert "InstanceMarketOptions" not in data
@@ -207,8 +200,8 @@ def test_launch_template_ami_imds_and_root_volume(pool):
         assert data["SecurityGroupIds"] == ["sg-cluster"]
 
 
-def test_node_config_joins_the_cluster():
-    cfg = _node_config(DESIRED.groups[0])
+def test_node_config_joins_the_cluster(shipped_desired: DesiredState):
+    cfg = _node_config(shipped_desired.groups[0])
     assert cfg["apiVersion"] == "node.eks.aws/v1alpha1"
     assert cfg["kind"] == "NodeConfig"
     assert cfg["spec"]["cluster"] == {
@@ -220,33 +213,37 @@ def test_node_config_joins_the_cluster():
     assert "maxPodsExpression" not in cfg["spec"]["kubelet"]
 
 
-def test_max_pods_cap_becomes_a_max_pods_expression():
-    pool = make_pool(CATALOG, "big", ("r5.16xlarge",))
+def test_max_pods_cap_becomes_a_max_pods_expression(
+    make_pool: Callable[..., Pool],
+    catalog: Catalog,
+    spec: ClusterSpec,
+    make_profiles: Callable[..., Profiles],
+):
+    pool = make_pool(name="big", instance_types=("r5.16xlarge",), zones=(A, B))
     capped = SizingSettings(max_pods=30)
-    state = desired_state(
-        profiles_with(pool, settings=capped), CATALOG, cluster_spec(PROFILES, CATALOG)
-    )
+    state = desired_state(make_profiles(pool, sizing=capped), catalog, spec)
     cfg = _node_config(state.groups[0])
     assert (
         cfg["spec"]["kubelet"]["maxPodsExpression"] == "max_pods < 30 ? max_pods : 30"
     )
     # kube-reserved follows the capped maxPods, so the template promises more memory.
-    uncapped = desired_state(
-        profiles_with(pool), CATALOG, cluster_spec(PROFILES, CATALOG)
-    )
+    uncapped = desired_state(make_profiles(pool), catalog, spec)
     mem = "k8s.io/cluster-autoscaler/node-template/resources/memory"
     assert int(state.groups[0].asg.tags[mem][:-2]) > int(
         uncapped.groups[0].asg.tags[mem][:-2]
     )
 
 
-def test_measured_capacity_changes_the_template_memory():
-    pool = make_pool(CATALOG, "m64", ("r5.2xlarge",))
+def test_measured_capacity_changes_the_template_memory(
+    make_pool: Callable[..., Pool],
+    catalog: Catalog,
+    spec: ClusterSpec,
+    make_profiles: Callable[..., Profiles],
+):
+    pool = make_pool(name="m64", instance_types=("r5.2xlarge",), zones=(A, B))
     measured = SizingSettings(measured_capacity_mib={"r5.2xlarge": 60_000})
-    state = desired_state(
-        profiles_with(pool, settings=measured), CATALOG, cluster_spec(PROFILES, CATALOG)
-    )
-    t = dataclasses.replace(CATALOG.types["r5.2xlarge"], measured_capacity_mib=60_000)
+    state = desired_state(make_profiles(pool, sizing=measured), catalog, spec)
+    t = dataclasses.replace(catalog.types["r5.2xlarge"], measured_capacity_mib=60_000)
     want = sizing.allocatable(t, measured).memory_mib
     assert (
         state.groups[0].asg.tags[
@@ -256,55 +253,104 @@ def test_measured_capacity_changes_the_template_memory():
     )
 
 
-def test_pool_labels_reach_kubelet_and_template():
-    pool = make_pool(CATALOG, "m64", ("r5.2xlarge",), labels={"team": "geo"})
-    state = desired_state(profiles_with(pool), CATALOG, cluster_spec(PROFILES, CATALOG))
+def test_pool_labels_reach_kubelet_and_template(
+    make_pool: Callable[..., Pool],
+    catalog: Catalog,
+    spec: ClusterSpec,
+    make_profiles: Callable[..., Profiles],
+):
+    pool = make_pool(
+        name="m64", instance_types=("r5.2xlarge",), zones=(A, B), labels={"team": "geo"}
+    )
+    state = desired_state(make_profiles(pool), catalog, spec)
     g = state.groups[0]
     assert "team=geo" in _flag(g, "node-labels").split(",")
     assert g.asg.tags["k8s.io/cluster-autoscaler/node-template/label/team"] == "geo"
 
 
-def test_instance_profile_arn_and_hop_limit():
+def test_instance_profile_arn_and_hop_limit(
+    spec: ClusterSpec, profiles: Profiles, catalog: Catalog
+):
     arn = "arn:aws:iam::123456789012:instance-profile/nodes"
-    state = _desired(instance_profile=arn, imds_hop_limit=2)
+    changed = dataclasses.replace(spec, instance_profile=arn, imds_hop_limit=2)
+    state = desired_state(profiles, catalog, changed)
     data = state.groups[0].launch_template.data
     assert data["IamInstanceProfile"] == {"Arn": arn}
     assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
 
 
-def test_zone_without_subnet_is_refused():
-    spec = cluster_spec(PROFILES, CATALOG)
+def test_zone_without_subnet_is_refused(
+    profiles: Profiles, catalog: Catalog, spec: ClusterSpec
+):
     subnets = {z: s for z, s in spec.subnets.items() if z != "us-east-1c"}
     with pytest.raises(
         PoolsError, match="uses zone us-east-1c, but cluster dev has no node subnet"
     ):
-        desired_state(PROFILES, CATALOG, dataclasses.replace(spec, subnets=subnets))
+        desired_state(profiles, catalog, dataclasses.replace(spec, subnets=subnets))
 
 
-def test_unresolved_gpu_ami_is_refused():
-    spec = cluster_spec(PROFILES, CATALOG)
+def test_unresolved_gpu_ami_is_refused(
+    profiles: Profiles, catalog: Catalog, spec: ClusterSpec
+):
     amis = {k: v for k, v in spec.amis.items() if "/nvidia/" not in k}
     with pytest.raises(
         PoolsError, match=r"no AMI resolved for .*/x86_64/nvidia/recommended/image_id"
     ):
-        desired_state(PROFILES, CATALOG, dataclasses.replace(spec, amis=amis))
+        desired_state(profiles, catalog, dataclasses.replace(spec, amis=amis))
 
 
-def test_unknown_instance_type_is_refused():
+def test_unknown_instance_type_is_refused(
+    make_pool: Callable[..., Pool],
+    catalog: Catalog,
+    spec: ClusterSpec,
+    make_profiles: Callable[..., Profiles],
+):
     pool = dataclasses.replace(
-        make_pool(CATALOG, "x", ("r5.large",)), instance_types=("r99.huge",)
+        make_pool(name="x", instance_types=("r5.large",), zones=(A, B)),
+        instance_types=("r99.huge",),
     )
     with pytest.raises(
         PoolsError, match="instance types not in the catalogue: r99.huge"
     ):
-        desired_state(profiles_with(pool), CATALOG, cluster_spec(PROFILES, CATALOG))
+        desired_state(make_profiles(pool), catalog, spec)
 
 
-def test_gpu_taint_has_empty_value_and_pool_taint_the_pool():
-    gpu = PROFILES.pools["gpu-t4"]
+def test_gpu_taint_has_empty_value_and_pool_taint_the_pool(profiles: Profiles):
+    gpu = profiles.pools["gpu-t4"]
     taints = {t.key: t for t in node_taints(gpu)}
     assert (
         taints["wbspawner.io/pool"].kubelet() == "wbspawner.io/pool=gpu-t4:NoSchedule"
     )
     assert taints["nvidia.com/gpu"].kubelet() == "nvidia.com/gpu:NoSchedule"
     assert taints["nvidia.com/gpu"].ca_tag_value() == ":NoSchedule"
+
+
+_CA_TAINT = re.compile(r"^(.*):(NoSchedule|NoExecute|PreferNoSchedule)$")
+_TEMPLATE = "k8s.io/cluster-autoscaler/node-template/"
+
+
+def ca_template(
+    tags: dict[str, str],
+) -> tuple[dict[str, str], list[dict[str, str]], dict[str, str]]:
+    """Read node-template tags the way Cluster Autoscaler's AWS provider does.
+
+    (``aws_manager.go``: labels and resources by key suffix; a taint only when its
+    value matches ``(.*):(NoSchedule|NoExecute|PreferNoSchedule)``.)
+    """
+    labels: dict[str, str] = {}
+    taints: list[dict[str, str]] = []
+    resources: dict[str, str] = {}
+    for key, value in tags.items():
+        if not key.startswith(_TEMPLATE):
+            continue
+        kind, _, name = key[len(_TEMPLATE) :].partition("/")
+        if kind == "label":
+            labels[name] = value
+        elif kind == "resources":
+            resources[name] = value
+        elif kind == "taint" and (m := _CA_TAINT.match(value)):
+            taint = {"key": name, "effect": m.group(2)}
+            if m.group(1):
+                taint["value"] = m.group(1)
+            taints.append(taint)
+    return labels, taints, resources

@@ -5,43 +5,44 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from collections.abc import Callable
 
 import pytest
 
-from tests.unit.pools.conftest import (
-    cluster_spec,
-    echoed,
-    example,
-    make_pool,
-    profiles_with,
-)
-from wbspawner.pools.desired import desired_state
+from wbspawner.model import Catalog, Profiles
+from wbspawner.pools.desired import ClusterSpec, DesiredState, desired_state
 from wbspawner.pools.observed import ObservedAsg, ObservedState, contains
 from wbspawner.pools.plan import ACTION_ORDER, make_plan
 from wbspawner.pools.report import plan_table, plan_to_json
 
-PROFILES, CATALOG = example()
-SPEC = cluster_spec(PROFILES, CATALOG)
-DESIRED = desired_state(PROFILES, CATALOG, SPEC)
+A, B = "us-east-1a", "us-east-1b"
 
 
 def _kinds(plan):
     return [a.kind for a in plan.actions]
 
 
-def _with_pool(name: str, **changes: object):
-    pools = dict(PROFILES.pools)
-    pools[name] = dataclasses.replace(pools[name], **changes)
-    return desired_state(dataclasses.replace(PROFILES, pools=pools), CATALOG, SPEC)
+@pytest.fixture
+def with_pool(profiles, catalog, spec):
+    """``with_pool(name, **changes)``: the desired state with one pool changed."""
+
+    def desired(name: str, **changes: object):
+        pools = dict(profiles.pools)
+        pools[name] = dataclasses.replace(pools[name], **changes)
+        return desired_state(dataclasses.replace(profiles, pools=pools), catalog, spec)
+
+    return desired
 
 
-def test_empty_account_creates_every_template_before_every_group():
-    plan = make_plan(DESIRED, ObservedState())
-    n = len(DESIRED.groups)
+def test_empty_account_creates_every_template_before_every_group(
+    shipped_desired: DesiredState,
+):
+    plan = make_plan(shipped_desired, ObservedState())
+    n = len(shipped_desired.groups)
     assert _kinds(plan) == ["create-launch-template"] * n + ["create-asg"] * n
     assert not plan.blocked
     create = next(a for a in plan.actions if a.kind == "create-asg")
-    group = DESIRED.group(create.target)
+    group = shipped_desired.group(create.target)
     assert create.params["DesiredCapacity"] == group.asg.min_size
     assert create.params["VPCZoneIdentifier"] == ",".join(group.asg.subnets)
     tags = {t["Key"]: t for t in create.params["Tags"]}
@@ -49,16 +50,20 @@ def test_empty_account_creates_every_template_before_every_group():
     assert tags["k8s.io/cluster-autoscaler/enabled"]["PropagateAtLaunch"] is False
 
 
-def test_what_aws_echoes_back_needs_no_change():
-    plan = make_plan(DESIRED, echoed(DESIRED))
+def test_what_aws_echoes_back_needs_no_change(
+    shipped_desired: DesiredState, echoed: Callable
+):
+    plan = make_plan(shipped_desired, echoed(shipped_desired))
     assert plan.actions == ()
     assert plan.is_empty
     assert "No changes" in plan_table(plan)
 
 
-def test_changed_max_nodes_updates_only_that_pools_groups():
-    desired = _with_pool("mem64", max_nodes=12)
-    plan = make_plan(desired, echoed(DESIRED))
+def test_changed_max_nodes_updates_only_that_pools_groups(
+    with_pool: Callable, echoed: Callable, shipped_desired: DesiredState
+):
+    desired = with_pool("mem64", max_nodes=12)
+    plan = make_plan(desired, echoed(shipped_desired))
     mem64 = {g.asg.name for g in desired.groups if g.pool == "mem64"}
     assert {a.target for a in plan.actions} == mem64
     for a in plan.actions:
@@ -72,9 +77,11 @@ def test_changed_max_nodes_updates_only_that_pools_groups():
         assert [(c.field, c.old, c.new) for c in a.changes] == [("MaxSize", "10", "12")]
 
 
-def test_changed_root_volume_makes_a_new_template_version_and_tag():
-    desired = _with_pool("cpu16", root_volume_gib=150)
-    plan = make_plan(desired, echoed(DESIRED))
+def test_changed_root_volume_makes_a_new_template_version_and_tag(
+    with_pool: Callable, echoed: Callable, shipped_desired: DesiredState
+):
+    desired = with_pool("cpu16", root_volume_gib=150)
+    plan = make_plan(desired, echoed(shipped_desired))
     cpu16 = sorted(g.asg.name for g in desired.groups if g.pool == "cpu16")
     by_kind = {
         k: sorted(a.target for a in plan.actions if a.kind == k) for k in _kinds(plan)
@@ -101,10 +108,16 @@ def test_changed_root_volume_makes_a_new_template_version_and_tag():
     )
 
 
-def test_new_ami_changes_templates_not_groups():
-    amis = {k: v + "-new" for k, v in SPEC.amis.items()}
-    desired = desired_state(PROFILES, CATALOG, dataclasses.replace(SPEC, amis=amis))
-    plan = make_plan(desired, echoed(DESIRED))
+def test_new_ami_changes_templates_not_groups(
+    profiles: Profiles,
+    catalog: Catalog,
+    spec: ClusterSpec,
+    echoed: Callable,
+    shipped_desired: DesiredState,
+):
+    amis = {k: v + "-new" for k, v in spec.amis.items()}
+    desired = desired_state(profiles, catalog, dataclasses.replace(spec, amis=amis))
+    plan = make_plan(desired, echoed(shipped_desired))
     assert set(_kinds(plan)) == {
         "create-launch-template-version",
         "set-default-version",
@@ -117,11 +130,17 @@ def test_new_ami_changes_templates_not_groups():
     assert default.params["DefaultVersion"] is None  # the version just created
 
 
-def test_version_made_but_not_default_is_only_made_default():
+def test_version_made_but_not_default_is_only_made_default(
+    profiles: Profiles,
+    catalog: Catalog,
+    echoed: Callable,
+    shipped_desired: DesiredState,
+    spec: ClusterSpec,
+):
     """A run that stopped between the two calls is finished, not repeated."""
-    amis = {k: v + "-new" for k, v in SPEC.amis.items()}
-    desired = desired_state(PROFILES, CATALOG, dataclasses.replace(SPEC, amis=amis))
-    observed = echoed(DESIRED)
+    amis = {k: v + "-new" for k, v in spec.amis.items()}
+    desired = desired_state(profiles, catalog, dataclasses.replace(spec, amis=amis))
+    observed = echoed(shipped_desired)
     name = desired.groups[0].launch_template.name
     lt = observed.launch_templates[name]
     half = dataclasses.replace(
@@ -139,11 +158,17 @@ def test_version_made_but_not_default_is_only_made_default():
     ]
 
 
-def test_user_data_change_shows_the_labels_and_taints_that_change():
-    pool = make_pool(CATALOG, "m64", ("r5.2xlarge",))
-    before = desired_state(profiles_with(pool), CATALOG, SPEC)
+def test_user_data_change_shows_the_labels_and_taints_that_change(
+    make_pool: Callable,
+    catalog: Catalog,
+    spec: ClusterSpec,
+    make_profiles: Callable,
+    echoed: Callable,
+):
+    pool = make_pool(name="m64", instance_types=("r5.2xlarge",), zones=(A, B))
+    before = desired_state(make_profiles(pool), catalog, spec)
     relabelled = dataclasses.replace(pool, name="m64", labels={"team": "geo"})
-    after = desired_state(profiles_with(relabelled), CATALOG, SPEC)
+    after = desired_state(make_profiles(relabelled), catalog, spec)
     plan = make_plan(after, echoed(before))
     version = next(
         a for a in plan.actions if a.kind == "create-launch-template-version"
@@ -151,8 +176,8 @@ def test_user_data_change_shows_the_labels_and_taints_that_change():
     assert [(c.field, c.old, c.new) for c in version.changes] == [
         ("UserData node-labels", "—", "team=geo")
     ]
-    gpu = make_pool(CATALOG, "m64", ("g4dn.xlarge",))
-    plan = make_plan(desired_state(profiles_with(gpu), CATALOG, SPEC), echoed(before))
+    gpu = make_pool(name="m64", instance_types=("g4dn.xlarge",), zones=(A, B))
+    plan = make_plan(desired_state(make_profiles(gpu), catalog, spec), echoed(before))
     version = next(
         a for a in plan.actions if a.kind == "create-launch-template-version"
     )
@@ -165,9 +190,11 @@ def test_user_data_change_shows_the_labels_and_taints_that_change():
     assert fields["InstanceType"] == ("r5.2xlarge", "g4dn.xlarge")
 
 
-def test_changed_instance_types_update_the_policy():
-    desired = _with_pool("mem64", instance_types=("r5.2xlarge",))
-    plan = make_plan(desired, echoed(DESIRED))
+def test_changed_instance_types_update_the_policy(
+    with_pool: Callable, echoed: Callable, shipped_desired: DesiredState
+):
+    desired = with_pool("mem64", instance_types=("r5.2xlarge",))
+    plan = make_plan(desired, echoed(shipped_desired))
     updates = [a for a in plan.actions if a.kind == "update-asg"]
     assert updates and all(
         set(a.params) == {"AutoScalingGroupName", "MixedInstancesPolicy"}
@@ -177,8 +204,7 @@ def test_changed_instance_types_update_the_policy():
     assert "r6i.2xlarge" not in updates[0].changes[0].new
 
 
-def _observed_with_group(extra: ObservedAsg) -> ObservedState:
-    base = echoed(DESIRED)
+def _observed_with_group(base: ObservedState, extra: ObservedAsg) -> ObservedState:
     return dataclasses.replace(base, asgs={**base.asgs, extra.name: extra})
 
 
@@ -201,15 +227,17 @@ def _stray(instances: int) -> ObservedAsg:
 @pytest.mark.parametrize(
     "instances", [pytest.param(0, id="empty"), pytest.param(2, id="with-nodes")]
 )
-def test_groups_not_in_profiles_are_only_deleted_when_allowed(instances):
-    observed = _observed_with_group(_stray(instances))
-    plan = make_plan(DESIRED, observed)
+def test_groups_not_in_profiles_are_only_deleted_when_allowed(
+    shipped_desired: DesiredState, echoed: Callable, instances
+):
+    observed = _observed_with_group(echoed(shipped_desired), _stray(instances))
+    plan = make_plan(shipped_desired, observed)
     (action,) = plan.actions
     assert action.kind == "delete-asg"
     assert action.blocked is not None and "--allow-delete" in action.blocked
     assert ("has 2 node(s)" in action.blocked) == bool(instances)
     assert plan.is_empty
-    allowed = make_plan(DESIRED, observed, allow_delete=True)
+    allowed = make_plan(shipped_desired, observed, allow_delete=True)
     (action,) = allowed.actions
     assert action.blocked is None
     assert action.params == {
@@ -218,24 +246,28 @@ def test_groups_not_in_profiles_are_only_deleted_when_allowed(instances):
     }
 
 
-def test_templates_not_in_profiles_are_deleted_after_groups():
-    base = echoed(DESIRED)
+def test_templates_not_in_profiles_are_deleted_after_groups(
+    echoed: Callable, shipped_desired: DesiredState
+):
+    base = echoed(shipped_desired)
     lt = dataclasses.replace(
         next(iter(base.launch_templates.values())), name="wbspawner-dev-old-a-spot"
     )
     observed = dataclasses.replace(
-        _observed_with_group(_stray(0)),
+        _observed_with_group(echoed(shipped_desired), _stray(0)),
         launch_templates={**base.launch_templates, lt.name: lt},
     )
-    plan = make_plan(DESIRED, observed, allow_delete=True)
+    plan = make_plan(shipped_desired, observed, allow_delete=True)
     assert _kinds(plan) == ["delete-asg", "delete-launch-template"]
-    blocked = make_plan(DESIRED, observed)
+    blocked = make_plan(shipped_desired, observed)
     assert all(a.blocked for a in blocked.actions)
 
 
-def test_tags_owned_by_others_are_left_alone_and_stale_ones_removed():
-    base = echoed(DESIRED)
-    name = DESIRED.groups[0].asg.name
+def test_tags_owned_by_others_are_left_alone_and_stale_ones_removed(
+    echoed: Callable, shipped_desired: DesiredState
+):
+    base = echoed(shipped_desired)
+    name = shipped_desired.groups[0].asg.name
     seen = base.asgs[name]
     tags = dict(seen.tags)
     tags["team-budget"] = "geo"  # not ours
@@ -244,21 +276,23 @@ def test_tags_owned_by_others_are_left_alone_and_stale_ones_removed():
     observed = dataclasses.replace(
         base, asgs={**base.asgs, name: dataclasses.replace(seen, tags=tags)}
     )
-    plan = make_plan(DESIRED, observed)
+    plan = make_plan(shipped_desired, observed)
     put = next(a for a in plan.actions if a.kind == "update-tags")
     delete = next(a for a in plan.actions if a.kind == "delete-tags")
     assert [
         (t["Key"], t["Value"], t["PropagateAtLaunch"]) for t in put.params["Tags"]
-    ] == [("wbspawner.io/pool", DESIRED.groups[0].pool, True)]
+    ] == [("wbspawner.io/pool", shipped_desired.groups[0].pool, True)]
     assert [t["Key"] for t in delete.params["Tags"]] == [
         "k8s.io/cluster-autoscaler/node-template/label/old"
     ]
     assert "PropagateAtLaunch" not in delete.params["Tags"][0]
 
 
-def test_propagation_flag_change_is_a_tag_update():
-    base = echoed(DESIRED)
-    name = DESIRED.groups[0].asg.name
+def test_propagation_flag_change_is_a_tag_update(
+    echoed: Callable, shipped_desired: DesiredState
+):
+    base = echoed(shipped_desired)
+    name = shipped_desired.groups[0].asg.name
     seen = base.asgs[name]
     observed = dataclasses.replace(
         base,
@@ -267,7 +301,7 @@ def test_propagation_flag_change_is_a_tag_update():
             name: dataclasses.replace(seen, propagate_at_launch=frozenset()),
         },
     )
-    plan = make_plan(DESIRED, observed)
+    plan = make_plan(shipped_desired, observed)
     assert {a.kind for a in plan.actions} == {"update-tags"}
     assert {t["Key"] for t in plan.actions[0].params["Tags"]} == set(
         seen.propagate_at_launch
@@ -308,9 +342,11 @@ def test_contains(observed, desired, same):
     assert contains(observed, desired) is same
 
 
-def test_table_and_json_show_every_action():
-    desired = _with_pool("mem64", max_nodes=12)
-    observed = _observed_with_group(_stray(1))
+def test_table_and_json_show_every_action(
+    with_pool: Callable, echoed: Callable, shipped_desired: DesiredState
+):
+    desired = with_pool("mem64", max_nodes=12)
+    observed = _observed_with_group(echoed(shipped_desired), _stray(1))
     plan = make_plan(desired, observed)
     text = plan_table(plan)
     assert (
@@ -329,6 +365,8 @@ def test_action_order_constant_matches_the_documented_order():
     assert ACTION_ORDER[-2:] == ("delete-asg", "delete-launch-template")
 
 
-def test_user_data_is_base64_of_the_node_config():
-    raw = base64.b64decode(DESIRED.groups[0].launch_template.data["UserData"]).decode()
+def test_user_data_is_base64_of_the_node_config(shipped_desired: DesiredState):
+    raw = base64.b64decode(
+        shipped_desired.groups[0].launch_template.data["UserData"]
+    ).decode()
     assert raw.startswith("MIME-Version: 1.0\n")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.unit.pools.conftest import REPO, cluster_spec, example
 from wbspawner.cli.main import main
+from wbspawner.model import Catalog, Profiles
 from wbspawner.pools.desired import desired_state
 from wbspawner.pools.nodes import node_labels, node_taints
 from wbspawner.pools.render import (
@@ -19,8 +21,7 @@ from wbspawner.pools.render import (
     to_yaml,
 )
 
-PROFILES, CATALOG = example()
-POOLS = sorted(PROFILES.pools)
+REPO = Path(__file__).resolve().parents[3]
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 EKSCTL_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]*$")
 
@@ -32,12 +33,14 @@ def _taints(pool):
     ]
 
 
-def test_eksctl_has_one_node_group_per_desired_group():
-    cfg = eksctl_config(PROFILES, "prod", "1.33")
+def test_eksctl_has_one_node_group_per_desired_group(
+    profiles: Profiles, catalog: Catalog, cluster_spec: Callable
+):
+    cfg = eksctl_config(profiles, "prod", "1.33")
     assert (cfg["apiVersion"], cfg["kind"]) == ("eksctl.io/v1alpha5", "ClusterConfig")
     assert cfg["metadata"] == {"name": "prod", "region": "us-east-1", "version": "1.33"}
     desired = desired_state(
-        PROFILES, CATALOG, cluster_spec(PROFILES, CATALOG, name="prod")
+        profiles, catalog, cluster_spec(profiles, catalog, name="prod")
     )
     groups = cfg["nodeGroups"]
     assert [(g["availabilityZones"], g["minSize"], g["maxSize"]) for g in groups] == [
@@ -48,13 +51,12 @@ def test_eksctl_has_one_node_group_per_desired_group():
     assert all(EKSCTL_NAME.match(n) for n in names)
 
 
-@pytest.mark.parametrize("pool", POOLS, ids=POOLS)
-def test_eksctl_node_groups_match_the_pool(pool):
-    p = PROFILES.pools[pool]
+def test_eksctl_node_groups_match_the_pool(profiles: Profiles, shipped_pool):
+    p = profiles.pools[shipped_pool]
     groups = [
         g
-        for g in eksctl_config(PROFILES, "prod")["nodeGroups"]
-        if g["labels"]["wbspawner.io/pool"] == pool
+        for g in eksctl_config(profiles, "prod")["nodeGroups"]
+        if g["labels"]["wbspawner.io/pool"] == shipped_pool
     ]
     assert len(groups) == len(p.zones) * len(p.capacity_types)
     for g in groups:
@@ -76,7 +78,7 @@ def test_eksctl_node_groups_match_the_pool(pool):
         assert dist.get("capacityRebalance", False) is spot
         assert g["tags"]["k8s.io/cluster-autoscaler/enabled"] == "true"
         assert g["tags"]["k8s.io/cluster-autoscaler/prod"] == "owned"
-        assert g["tags"]["wbspawner.io/pool"] == pool
+        assert g["tags"]["wbspawner.io/pool"] == shipped_pool
         assert "Name" not in g["tags"]
         gpu_tag = g["tags"].get(
             "k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"
@@ -84,19 +86,20 @@ def test_eksctl_node_groups_match_the_pool(pool):
         assert gpu_tag == (str(p.gpu_count) if p.is_gpu else None)
 
 
-def _karpenter(**kw):
-    docs = karpenter_manifests(PROFILES, CATALOG, "prod", **kw)
+def _karpenter(profiles, catalog, **kw):
+    docs = karpenter_manifests(profiles, catalog, "prod", **kw)
     return (
         {d["metadata"]["name"]: d for d in docs if d["kind"] == "EC2NodeClass"},
         {d["metadata"]["name"]: d for d in docs if d["kind"] == "NodePool"},
     )
 
 
-@pytest.mark.parametrize("pool", POOLS, ids=POOLS)
-def test_karpenter_node_pool_per_pool(pool):
-    p = PROFILES.pools[pool]
-    classes, pools = _karpenter()
-    np = pools[f"wbspawner-{pool}"]
+def test_karpenter_node_pool_per_pool(
+    catalog: Catalog, profiles: Profiles, shipped_pool
+):
+    p = profiles.pools[shipped_pool]
+    classes, pools = _karpenter(profiles, catalog)
+    np = pools[f"wbspawner-{shipped_pool}"]
     assert (np["apiVersion"], np["kind"]) == ("karpenter.sh/v1", "NodePool")
     spec = np["spec"]["template"]["spec"]
     req = {r["key"]: (r["operator"], r["values"]) for r in spec["requirements"]}
@@ -108,7 +111,10 @@ def test_karpenter_node_pool_per_pool(pool):
     assert req["karpenter.sh/capacity-type"] == ("In", wanted)
     assert spec["taints"] == _taints(p)
     labels = np["spec"]["template"]["metadata"]["labels"]
-    assert labels["wbspawner.io/pool"] == pool and "wbspawner.io/capacity" not in labels
+    assert (
+        labels["wbspawner.io/pool"] == shipped_pool
+        and "wbspawner.io/capacity" not in labels
+    )
     nodes = p.max_nodes * len(p.zones) * len(p.capacity_types)
     limits = np["spec"]["limits"]
     assert limits["cpu"] == str(p.vcpu * nodes)
@@ -127,9 +133,11 @@ def test_karpenter_node_pool_per_pool(pool):
     assert DNS1123.match(np["metadata"]["name"]) and DNS1123.match(ref["name"])
 
 
-def test_karpenter_node_classes():
-    classes, pools = _karpenter(role="nodes", ami_alias="al2023@v20260801")
-    assert set(classes) == {node_class_name(p) for p in PROFILES.pools.values()}
+def test_karpenter_node_classes(catalog: Catalog, profiles: Profiles):
+    classes, pools = _karpenter(
+        profiles, catalog, role="nodes", ami_alias="al2023@v20260801"
+    )
+    assert set(classes) == {node_class_name(p) for p in profiles.pools.values()}
     for cls in classes.values():
         assert (cls["apiVersion"], cls["kind"]) == (
             "karpenter.k8s.aws/v1",
@@ -147,8 +155,8 @@ def test_karpenter_node_classes():
         assert "kubelet" not in spec  # no maxPods cap in the example profiles
 
 
-def test_yaml_has_no_aliases_and_round_trips():
-    docs = karpenter_manifests(PROFILES, CATALOG, "prod")
+def test_yaml_has_no_aliases_and_round_trips(profiles: Profiles, catalog: Catalog):
+    docs = karpenter_manifests(profiles, catalog, "prod")
     text = to_yaml(docs)
     assert "&id" not in text and "*id" not in text
     assert list(yaml.safe_load_all(text)) == docs

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 
-from tests.unit.pools.conftest import cluster_spec, example, make_pool, profiles_with
-from wbspawner.model import DaskSettings, DaskWorkerSize
+from wbspawner.model import Catalog, DaskSettings, DaskWorkerSize, Profiles
 from wbspawner.pools.desired import desired_state
 from wbspawner.pools.subnets import (
     CniModel,
@@ -18,8 +18,6 @@ from wbspawner.pools.subnets import (
     subnet_report_json,
     subnet_table,
 )
-
-PROFILES, CATALOG = example()
 
 
 @pytest.mark.parametrize(
@@ -44,11 +42,11 @@ PROFILES, CATALOG = example()
         ),
     ],
 )
-def test_ips_per_node(itype, pods, model, ips):
-    assert ips_per_node(CATALOG.types[itype], pods, model) == ips
+def test_ips_per_node(catalog: Catalog, itype, pods, model, ips):
+    assert ips_per_node(catalog.types[itype], pods, model) == ips
 
 
-def test_dask_pools_pack_more_pods_per_node():
+def test_dask_pools_pack_more_pods_per_node(profiles: Profiles):
     dask = DaskSettings(
         scheduler_pool=None,
         worker_sizes=(
@@ -57,24 +55,38 @@ def test_dask_pools_pack_more_pods_per_node():
             ),
         ),
     )
-    profiles = dataclasses.replace(PROFILES, dask=dask)
+    profiles = dataclasses.replace(profiles, dask=dask)
     model = CniModel()
     assert pods_per_node(profiles, "mem64", model) == model.daemonset_pods + 8
     assert pods_per_node(profiles, "mem128", model) == model.daemonset_pods + 1
 
 
-def _one_pool_state(max_nodes: int):
-    pool = make_pool(
-        CATALOG, "m64", ("r5.2xlarge",), max_nodes=max_nodes, zones=("us-east-1a",)
-    )
-    profiles = profiles_with(pool)
-    return profiles, desired_state(profiles, CATALOG, cluster_spec(profiles, CATALOG))
+@pytest.fixture
+def one_pool_state(make_pool, make_profiles, catalog, cluster_spec):
+    """``one_pool_state(max_nodes)``: profiles with one pool in us-east-1a and
+    their desired state."""
+
+    def state(max_nodes: int):
+        pool = make_pool(
+            name="m64",
+            instance_types=("r5.2xlarge",),
+            max_nodes=max_nodes,
+            zones=("us-east-1a",),
+        )
+        profiles = make_profiles(pool)
+        return profiles, desired_state(
+            profiles, catalog, cluster_spec(profiles, catalog)
+        )
+
+    return state
 
 
-def test_zone_needs_every_group_at_its_maximum():
-    profiles, desired = _one_pool_state(max_nodes=5)
+def test_zone_needs_every_group_at_its_maximum(
+    one_pool_state: Callable, catalog: Catalog
+):
+    profiles, desired = one_pool_state(max_nodes=5)
     subnets = [SubnetInfo(id="subnet-a", zone="us-east-1a", free_ips=299)]
-    report = check_subnets(desired, profiles, CATALOG, subnets)
+    report = check_subnets(desired, profiles, catalog, subnets)
     (zone,) = report.zones
     # spot and on-demand: 5 + 5 nodes × 30 addresses
     assert zone.needed == 300
@@ -84,26 +96,30 @@ def test_zone_needs_every_group_at_its_maximum():
     assert "us-east-1a: m64 spot: 5 node(s) × 30 IPs = 150" in text
     assert "Not enough free addresses in us-east-1a" in text
     ok = check_subnets(
-        desired, profiles, CATALOG, [dataclasses.replace(subnets[0], free_ips=300)]
+        desired, profiles, catalog, [dataclasses.replace(subnets[0], free_ips=300)]
     )
     assert ok.ok and "Every zone has enough free addresses." in subnet_table(ok)
 
 
-def test_running_nodes_are_already_counted_by_aws():
-    profiles, desired = _one_pool_state(max_nodes=5)
+def test_running_nodes_are_already_counted_by_aws(
+    one_pool_state: Callable, catalog: Catalog
+):
+    profiles, desired = one_pool_state(max_nodes=5)
     spot = next(g.asg.name for g in desired.groups if g.capacity == "spot")
     subnets = [SubnetInfo(id="subnet-a", zone="us-east-1a", free_ips=240)]
-    report = check_subnets(desired, profiles, CATALOG, subnets, current={spot: 2})
+    report = check_subnets(desired, profiles, catalog, subnets, current={spot: 2})
     assert report.zones[0].needed == (3 + 5) * 30
     assert report.ok
 
 
-def test_free_addresses_of_several_subnets_add_up():
-    profiles, desired = _one_pool_state(max_nodes=1)
+def test_free_addresses_of_several_subnets_add_up(
+    one_pool_state: Callable, cluster_spec: Callable, catalog: Catalog
+):
+    profiles, desired = one_pool_state(max_nodes=1)
     spec = cluster_spec(
-        profiles, CATALOG, subnets={"us-east-1a": ("subnet-a", "subnet-b")}
+        profiles, catalog, subnets={"us-east-1a": ("subnet-a", "subnet-b")}
     )
-    desired = desired_state(profiles, CATALOG, spec)
+    desired = desired_state(profiles, catalog, spec)
     subnets = [
         SubnetInfo(id="subnet-a", zone="us-east-1a", free_ips=30),
         SubnetInfo(id="subnet-b", zone="us-east-1a", free_ips=30),
@@ -111,18 +127,20 @@ def test_free_addresses_of_several_subnets_add_up():
             id="subnet-x", zone="us-east-1a", free_ips=1000
         ),  # not a node subnet
     ]
-    report = check_subnets(desired, profiles, CATALOG, subnets)
+    report = check_subnets(desired, profiles, catalog, subnets)
     assert report.zones[0].subnets == ("subnet-a", "subnet-b")
     assert report.zones[0].free_ips == 60
     assert report.ok
 
 
-def test_example_profiles_report_every_zone():
-    desired = desired_state(PROFILES, CATALOG, cluster_spec(PROFILES, CATALOG))
+def test_example_profiles_report_every_zone(
+    profiles: Profiles, catalog: Catalog, cluster_spec: Callable
+):
+    desired = desired_state(profiles, catalog, cluster_spec(profiles, catalog))
     subnets = [
         SubnetInfo(id=f"subnet-{z}", zone=f"us-east-1{z}", free_ips=8187) for z in "abc"
     ]
-    report = check_subnets(desired, PROFILES, CATALOG, subnets)
+    report = check_subnets(desired, profiles, catalog, subnets)
     assert [z.zone for z in report.zones] == ["us-east-1a", "us-east-1b", "us-east-1c"]
     data = subnet_report_json(report)
     assert data["ok"] is report.ok

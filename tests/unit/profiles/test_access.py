@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from wbspawner.catalog.instances import load_catalog
-from wbspawner.model import ImageChoice, Profiles, Size
+from wbspawner.model import Catalog, ImageChoice, Profiles, Size
 from wbspawner.profiles import access
 from wbspawner.profiles.loader import load_profiles
-
-REPO = Path(__file__).resolve().parents[3]
-PROFILES = load_profiles([REPO / "profiles"], load_catalog())
-OPEN_LAB = load_profiles([REPO / "profiles" / "examples" / "open-lab"], load_catalog())
 
 CPU = ["small", "medium", "large", "xlarge", "xxlarge"]
 GPU = ["gpu-t4", "gpu-a10g", "gpu-a10g-x4"]
@@ -53,9 +48,11 @@ def _size(slug: str, default: bool = False, **kw: object) -> Size:
         pytest.param([], False, [], id="no-groups"),
     ],
 )
-def test_visible_sizes(groups: list[str], is_admin: bool, expected: list[str]) -> None:
-    admin = is_admin or access.is_admin_member(PROFILES, groups)
-    sizes = access.visible_sizes(PROFILES, groups, admin)
+def test_visible_sizes(
+    profiles: Profiles, groups: list[str], is_admin: bool, expected: list[str]
+) -> None:
+    admin = is_admin or access.is_admin_member(profiles, groups)
+    sizes = access.visible_sizes(profiles, groups, admin)
     assert [s.slug for s in sizes] == expected
 
 
@@ -69,17 +66,20 @@ def test_visible_sizes(groups: list[str], is_admin: bool, expected: list[str]) -
         pytest.param([], False, False, id="none"),
     ],
 )
-def test_may_log_in(groups: list[str], is_admin: bool, may: bool) -> None:
-    assert access.may_log_in(PROFILES, groups, is_admin) is may
+def test_may_log_in(
+    profiles: Profiles, groups: list[str], is_admin: bool, may: bool
+) -> None:
+    assert access.may_log_in(profiles, groups, is_admin) is may
 
 
-def test_everyone_may_log_in_without_user_groups() -> None:
-    assert OPEN_LAB.user_groups == ()
-    assert access.may_log_in(OPEN_LAB, [], False)
-    assert [s.slug for s in access.visible_sizes(OPEN_LAB, ["anyone"], False)] == [
+def test_everyone_may_log_in_without_user_groups(repo: Path, catalog: Catalog) -> None:
+    open_lab = load_profiles([repo / "profiles" / "examples" / "open-lab"], catalog)
+    assert open_lab.user_groups == ()
+    assert access.may_log_in(open_lab, [], False)
+    assert [s.slug for s in access.visible_sizes(open_lab, ["anyone"], False)] == [
         "student"
     ]
-    assert len(access.visible_sizes(OPEN_LAB, ["lab-staff"], True)) == 2
+    assert len(access.visible_sizes(open_lab, ["lab-staff"], True)) == 2
 
 
 @pytest.mark.parametrize(
@@ -148,20 +148,22 @@ def test_home_size(groups: list[str], gib: int) -> None:
     assert access.home_size_gib(size, groups) == gib
 
 
-def test_shipped_home_size_for_admins() -> None:
-    size = PROFILES.size("gpu-a10g-x4")
+def test_shipped_home_size_for_admins(profiles: Profiles) -> None:
+    size = profiles.size("gpu-a10g-x4")
     assert size is not None
     assert access.home_size_gib(size, ["gpu-users"]) == 100
     assert access.home_size_gib(size, ["gpu-users", "jupyter-admins"]) == 200
 
 
-def test_every_user_group_of_the_shipped_profiles_sees_one_default() -> None:
+def test_every_user_group_of_the_shipped_profiles_sees_one_default(
+    profiles: Profiles,
+) -> None:
     audiences: list[tuple[list[str], bool]] = [
-        ([g], False) for g in PROFILES.user_groups
+        ([g], False) for g in profiles.user_groups
     ]
     audiences.append(([], True))
     for groups, is_admin in audiences:
-        sizes = access.visible_sizes(PROFILES, groups, is_admin)
+        sizes = access.visible_sizes(profiles, groups, is_admin)
         assert [s.slug for s in sizes if s.default] == ["medium"], groups
 
 
@@ -172,5 +174,5 @@ def test_allowed() -> None:
     assert access.allowed(("a",), [], True)
 
 
-def test_profiles_fixture_is_the_shipped_set() -> None:
-    assert isinstance(PROFILES, Profiles) and len(PROFILES.sizes) == 9
+def test_profiles_fixture_is_the_shipped_set(profiles: Profiles) -> None:
+    assert isinstance(profiles, Profiles) and len(profiles.sizes) == 9

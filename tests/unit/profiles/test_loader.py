@@ -68,43 +68,40 @@ def problems_of(paths: list[Path]) -> list[str]:
 # --------------------------------------------------------------- the example sets
 
 
-@pytest.fixture(scope="module")
-def shipped() -> Profiles:
-    return load_profiles([PROFILES], CATALOG)
-
-
-def test_shipped_profiles_have_every_size_class(shipped: Profiles) -> None:
-    memory = {p.name: p.memory_mib // 1024 for p in shipped.pools.values()}
+def test_shipped_profiles_have_every_size_class(profiles: Profiles) -> None:
+    memory = {p.name: p.memory_mib // 1024 for p in profiles.pools.values()}
     assert {4, 16, 64, 128, 256, 512} <= set(memory.values())
     gpu = {
-        p.name: (p.gpu_kind, p.gpu_count) for p in shipped.pools.values() if p.is_gpu
+        p.name: (p.gpu_kind, p.gpu_count) for p in profiles.pools.values() if p.is_gpu
     }
     assert sorted(gpu.values()) == [("A10G", 1), ("A10G", 4), ("T4", 1)]
-    assert shipped.pools["gpu-a10g-x4"].request.gpus == 4
-    assert set(shipped.admin_groups) == {"jupyter-admins"}
-    assert set(shipped.user_groups) == {"jupyter-users", "gpu-users"}
-    assert [s.slug for s in shipped.sizes if s.default] == ["medium"]
+    assert profiles.pools["gpu-a10g-x4"].request.gpus == 4
+    assert set(profiles.admin_groups) == {"jupyter-admins"}
+    assert set(profiles.user_groups) == {"jupyter-users", "gpu-users"}
+    assert [s.slug for s in profiles.sizes if s.default] == ["medium"]
 
 
-def test_shipped_pools_prefer_spot_with_on_demand_fallback(shipped: Profiles) -> None:
-    for pool in shipped.pools.values():
+def test_shipped_pools_prefer_spot_with_on_demand_fallback(profiles: Profiles) -> None:
+    for pool in profiles.pools.values():
         assert set(pool.capacity_types) == {"spot", "on-demand"}, pool.name
-    assert shipped.pools["mem64"].capacity_types == ("spot", "on-demand")
+    assert profiles.pools["mem64"].capacity_types == ("spot", "on-demand")
 
 
-def test_pool_request_and_price_come_from_sizing_and_pricing(shipped: Profiles) -> None:
-    for pool in shipped.pools.values():
+def test_pool_request_and_price_come_from_sizing_and_pricing(
+    profiles: Profiles,
+) -> None:
+    for pool in profiles.pools.values():
         types = [CATALOG.types[t] for t in pool.instance_types]
-        assert pool.request == sizing.full_node_request(types, shipped.sizing)
+        assert pool.request == sizing.full_node_request(types, profiles.sizing)
         assert pool.price_per_hour == min(t.price_per_hour for t in types)
         assert pool.request.memory_mib > 0 and pool.request.cpu_m > 0
         assert pool.request.memory_mib < pool.memory_mib
 
 
-def test_sources_are_in_name_order_and_digest_is_a_sha256(shipped: Profiles) -> None:
-    names = [Path(s).name for s in shipped.sources]
+def test_sources_are_in_name_order_and_digest_is_a_sha256(profiles: Profiles) -> None:
+    names = [Path(s).name for s in profiles.sources]
     assert names == sorted(names) and len(names) == 7
-    assert re.fullmatch(r"[0-9a-f]{64}", shipped.digest)
+    assert re.fullmatch(r"[0-9a-f]{64}", profiles.digest)
 
 
 @pytest.mark.parametrize("example", [pytest.param(p, id=p.name) for p in EXAMPLES])
@@ -118,18 +115,18 @@ def test_examples_exist() -> None:
     assert len(EXAMPLES) >= 2
 
 
-def test_model_is_frozen_with_tuples_and_read_only_maps(shipped: Profiles) -> None:
+def test_model_is_frozen_with_tuples_and_read_only_maps(profiles: Profiles) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign"):
-        shipped.sizes[0].slug = "x"  # type: ignore[misc]
-    assert isinstance(shipped.pools, MappingProxyType)
+        profiles.sizes[0].slug = "x"  # type: ignore[misc]
+    assert isinstance(profiles.pools, MappingProxyType)
     with pytest.raises(TypeError, match="does not support item assignment"):
-        shipped.pools["x"] = shipped.pools["cpu4"]  # type: ignore[index]
-    size = shipped.size("gpu-t4")
+        profiles.pools["x"] = profiles.pools["cpu4"]  # type: ignore[index]
+    size = profiles.size("gpu-t4")
     assert size is not None
     assert isinstance(size.images, tuple) and isinstance(size.allowed_groups, tuple)
     assert isinstance(size.environment, MappingProxyType)
-    assert isinstance(shipped.dask.group_limits, MappingProxyType)
-    window = shipped.warm.schedules[0].windows[0]
+    assert isinstance(profiles.dask.group_limits, MappingProxyType)
+    window = profiles.warm.schedules[0].windows[0]
     assert window.days == frozenset({1, 2, 3, 4, 5})
     assert (window.start_minute, window.end_minute) == (8 * 60, 18 * 60)
 

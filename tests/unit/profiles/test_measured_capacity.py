@@ -7,32 +7,28 @@ the rows of ``wbspawner catalog`` all read the instance facts the profiles carry
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.unit.pools.conftest import cluster_spec
 from wbspawner.catalog import sizing
-from wbspawner.catalog.instances import load_catalog
-from wbspawner.cli import main as cli
-from wbspawner.model import Profiles
-from wbspawner.pools.desired import desired_state
+from wbspawner.model import Catalog, Profiles
+from wbspawner.pools.desired import ClusterSpec, desired_state
 from wbspawner.profiles.loader import load_profiles
 from wbspawner.spawn.form import kubespawner_profiles
 
-ROOT = Path(__file__).resolve().parents[3]
 MEASURED = 60_000
 """MiB: below the estimate for r6i.2xlarge, so it sets the 64 GiB pool's request."""
 MEMORY_TAG = "k8s.io/cluster-autoscaler/node-template/resources/memory"
 
 
 @pytest.fixture(scope="module")
-def measured_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def measured_dir(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
     out = tmp_path_factory.mktemp("measured") / "profiles"
-    shutil.copytree(ROOT / "profiles", out, ignore=shutil.ignore_patterns("examples"))
+    shutil.copytree(repo / "profiles", out, ignore=shutil.ignore_patterns("examples"))
     pools = out / "10-pools.yaml"
     text = pools.read_text(encoding="utf-8")
     assert text.rstrip().endswith("eviction_hard_mib: 100")  # sizing comes last
@@ -44,22 +40,26 @@ def measured_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def measured(measured_dir: Path) -> Profiles:
-    return load_profiles([measured_dir], load_catalog())
+def measured(measured_dir: Path, catalog: Catalog) -> Profiles:
+    return load_profiles([measured_dir], catalog)
 
 
-def _cli(*argv: str) -> str:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), environ={}, stdout=out, stderr=err)
-    assert (code, err.getvalue()) == (0, "")
-    return out.getvalue()
+@pytest.fixture
+def cli_out(run_cli: Callable[..., tuple[int, str, str]]) -> Callable[..., str]:
+    """``cli_out(*argv)``: what ``wbspawner`` prints when it succeeds."""
+
+    def out(*argv: str) -> str:
+        code, stdout, stderr = run_cli(*argv)
+        assert (code, stderr) == (0, "")
+        return stdout
+
+    return out
 
 
 def test_the_pools_request_comes_from_the_measured_capacity(
-    measured: Profiles,
+    measured: Profiles, profiles: Profiles, catalog: Catalog
 ) -> None:
-    catalog = load_catalog()
-    shipped = load_profiles([ROOT / "profiles"], catalog)
+    shipped = profiles
     pool = measured.pools["mem64"]
     assert measured.catalog.types["r6i.2xlarge"].measured_capacity_mib == MEASURED
     assert catalog.types["r6i.2xlarge"].measured_capacity_mib is None  # unchanged
@@ -70,7 +70,11 @@ def test_the_pools_request_comes_from_the_measured_capacity(
 
 
 def test_every_reader_sees_the_same_request(
-    measured: Profiles, measured_dir: Path
+    measured: Profiles,
+    measured_dir: Path,
+    catalog: Catalog,
+    cluster_spec: Callable[..., ClusterSpec],
+    cli_out: Callable[..., str],
 ) -> None:
     pool = measured.pools["mem64"]
     request_mib = pool.request.memory_mib
@@ -80,18 +84,20 @@ def test_every_reader_sees_the_same_request(
     assert large["kubespawner_override"]["mem_guarantee"] == request_mib * 2**20
 
     who = ["--user", "bob", "--groups", "jupyter-users"]
-    shown = json.loads(_cli("render", *who, "--json", "--profiles", str(measured_dir)))
+    shown = json.loads(
+        cli_out("render", *who, "--json", "--profiles", str(measured_dir))
+    )
     size = next(s for s in shown["sizes"] if s["slug"] == "large")
     assert size["placement"]["requests"]["memory"] == f"{request_mib}Mi"
 
-    catalog = load_catalog()  # desired_state looks the pools' types up here
+    # desired_state looks the pools' types up in the (unmeasured) catalogue
     desired = desired_state(measured, catalog, cluster_spec(measured, catalog))
     groups = [g for g in desired.groups if g.pool == "mem64"]
     # The template promises the allocatable: the request plus the DaemonSets.
     allocatable = request_mib + measured.sizing.daemonset_memory_mib
     assert {g.asg.tags[MEMORY_TAG] for g in groups} == {f"{allocatable}Mi"}
 
-    rows = json.loads(_cli("catalog", "--json", "--profiles", str(measured_dir)))
+    rows = json.loads(cli_out("catalog", "--json", "--profiles", str(measured_dir)))
     row = next(r for r in rows["types"] if r["name"] == "r6i.2xlarge")
     assert (row["capacity_mib"], row["capacity_source"]) == (MEASURED, "measured")
     assert row["allocatable_mib"] == allocatable

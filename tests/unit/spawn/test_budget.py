@@ -5,14 +5,12 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
 from wbspawner.errors import UserFacingError
 from wbspawner.model import GroupBudget, Profiles
 from wbspawner.profiles import access
-from wbspawner.profiles.loader import load_profiles
 from wbspawner.spawn.budget import (
     BudgetState,
     budget_state,
@@ -25,16 +23,10 @@ from wbspawner.spawn.budget import (
 )
 from wbspawner.spawn.form import budget_banner, kubespawner_profiles
 
-ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 5, 17, 12, 0, tzinfo=UTC)
 BOB = ["jupyter-users"]
 GINA = ["gpu-users", "jupyter-users"]
 ALICE = ["jupyter-admins", "jupyter-users"]
-
-
-@pytest.fixture(scope="module")
-def shipped() -> Profiles:
-    return load_profiles([ROOT / "profiles"])
 
 
 def with_budgets(profiles: Profiles, *budgets: GroupBudget) -> Profiles:
@@ -103,7 +95,7 @@ def with_budgets(profiles: Profiles, *budgets: GroupBudget) -> Profiles:
     ],
 )  # fmt: skip
 def test_level_and_decision(
-    shipped: Profiles,
+    profiles: Profiles,
     groups: list[str],
     is_admin: bool,
     spent: dict[str, Fraction],
@@ -111,8 +103,8 @@ def test_level_and_decision(
     level: str,
     refused: bool,
 ) -> None:
-    state = budget_state(shipped, groups, spent, NOW, is_admin=is_admin)
-    chosen = shipped.size(size)
+    state = budget_state(profiles, groups, spent, NOW, is_admin=is_admin)
+    chosen = profiles.size(size)
     assert chosen is not None
     assert state.level == level
     assert (size_refusal(state, chosen) is not None) is refused
@@ -134,13 +126,13 @@ def test_level_and_decision(
     ],
 )
 def test_warn_fraction_from_the_profiles(
-    shipped: Profiles, warn_fraction: float, spent: Fraction, level: str
+    profiles: Profiles, warn_fraction: float, spent: Fraction, level: str
 ) -> None:
-    profiles = with_budgets(
-        shipped,
+    budgeted = with_budgets(
+        profiles,
         GroupBudget(group="jupyter-users", monthly=100.0, warn_fraction=warn_fraction),
     )
-    assert budget_state(profiles, BOB, {"jupyter-users": spent}, NOW).level == level
+    assert budget_state(budgeted, BOB, {"jupyter-users": spent}, NOW).level == level
 
 
 @pytest.mark.parametrize(
@@ -165,35 +157,35 @@ def test_warn_fraction_from_the_profiles(
     ],
 )
 def test_spending_group(
-    shipped: Profiles, groups: list[str], budgets: tuple[str, ...], expected: str
+    profiles: Profiles, groups: list[str], budgets: tuple[str, ...], expected: str
 ) -> None:
-    profiles = with_budgets(
-        shipped, *(GroupBudget(group=g, monthly=10.0) for g in budgets)
+    budgeted = with_budgets(
+        profiles, *(GroupBudget(group=g, monthly=10.0) for g in budgets)
     )
-    assert spending_group(profiles, groups) == expected
+    assert spending_group(budgeted, groups) == expected
 
 
-def test_free_sizes_listed_or_smallest_cpu(shipped: Profiles) -> None:
+def test_free_sizes_listed_or_smallest_cpu(profiles: Profiles) -> None:
     listed = GroupBudget(group="gpu-users", monthly=1.0, free_sizes=("medium",))
-    assert free_sizes(shipped, listed) == {"medium"}
+    assert free_sizes(profiles, listed) == {"medium"}
     default = GroupBudget(group="gpu-users", monthly=1.0)
-    assert free_sizes(shipped, default) == {"small"}
+    assert free_sizes(profiles, default) == {"small"}
     gpu_only = dataclasses.replace(
-        shipped, sizes=tuple(s for s in shipped.sizes if s.slug.startswith("gpu"))
+        profiles, sizes=tuple(s for s in profiles.sizes if s.slug.startswith("gpu"))
     )
     assert free_sizes(gpu_only, default) == frozenset()
 
 
-def test_percent_rounds_down_and_month_is_named(shipped: Profiles) -> None:
-    state = budget_state(shipped, BOB, {"jupyter-users": Fraction("4249.99")}, NOW)
+def test_percent_rounds_down_and_month_is_named(profiles: Profiles) -> None:
+    state = budget_state(profiles, BOB, {"jupyter-users": Fraction("4249.99")}, NOW)
     assert state.percent == 84
     assert state.month == "2026-05"
     assert state.spent == Fraction("4249.99")
     assert state.monthly == 5000
 
 
-def test_warning_text_names_group_amounts_and_percent(shipped: Profiles) -> None:
-    state = budget_state(shipped, BOB, {"jupyter-users": Fraction(4250)}, NOW)
+def test_warning_text_names_group_amounts_and_percent(profiles: Profiles) -> None:
+    state = budget_state(profiles, BOB, {"jupyter-users": Fraction(4250)}, NOW)
     assert summary(state) == (
         "Group jupyter-users has used $4,250.00 of its $5,000.00 monthly budget (85 %)."
     )
@@ -203,10 +195,10 @@ def test_warning_text_names_group_amounts_and_percent(shipped: Profiles) -> None
 
 
 def test_spent_banner_says_what_still_starts_and_whom_to_ask(
-    shipped: Profiles,
+    profiles: Profiles,
 ) -> None:
-    state = budget_state(shipped, BOB, {"jupyter-users": Fraction(5100)}, NOW)
-    sizes = access.visible_sizes(shipped, BOB, False)
+    state = budget_state(profiles, BOB, {"jupyter-users": Fraction(5100)}, NOW)
+    sizes = access.visible_sizes(profiles, BOB, False)
     text = summary(state, sizes)
     assert text is not None
     assert text.startswith(
@@ -218,9 +210,9 @@ def test_spent_banner_says_what_still_starts_and_whom_to_ask(
     assert "alert-danger" in budget_banner(state, sizes)
 
 
-def test_admin_sees_the_state_with_the_override(shipped: Profiles) -> None:
+def test_admin_sees_the_state_with_the_override(profiles: Profiles) -> None:
     state = budget_state(
-        shipped, ALICE, {"jupyter-users": Fraction(5000)}, NOW, is_admin=True
+        profiles, ALICE, {"jupyter-users": Fraction(5000)}, NOW, is_admin=True
     )
     assert state.override
     assert summary(state) == (
@@ -229,20 +221,20 @@ def test_admin_sees_the_state_with_the_override(shipped: Profiles) -> None:
     )
 
 
-def test_no_banner_below_warning_or_without_budget(shipped: Profiles) -> None:
-    ok = budget_state(shipped, BOB, {"jupyter-users": Fraction(1)}, NOW)
-    none = budget_state(shipped, ["jupyter-admins"], {}, NOW)
+def test_no_banner_below_warning_or_without_budget(profiles: Profiles) -> None:
+    ok = budget_state(profiles, BOB, {"jupyter-users": Fraction(1)}, NOW)
+    none = budget_state(profiles, ["jupyter-admins"], {}, NOW)
     assert summary(ok) is None and budget_banner(ok) == ""
     assert summary(none) is None and budget_banner(none) == ""
 
 
 def test_refusal_message_names_size_group_spend_and_whom_to_ask(
-    shipped: Profiles,
+    profiles: Profiles,
 ) -> None:
-    state = budget_state(shipped, BOB, {"jupyter-users": Fraction("5000.5")}, NOW)
-    large = shipped.size("large")
+    state = budget_state(profiles, BOB, {"jupyter-users": Fraction("5000.5")}, NOW)
+    large = profiles.size("large")
     assert large is not None
-    sizes = access.visible_sizes(shipped, BOB, False)
+    sizes = access.visible_sizes(profiles, BOB, False)
     with pytest.raises(UserFacingError) as caught:
         check_size(state, large, sizes)
     err = caught.value
@@ -259,9 +251,9 @@ def test_refusal_message_names_size_group_spend_and_whom_to_ask(
     )
 
 
-def test_unavailable_sizes_are_the_paid_ones(shipped: Profiles) -> None:
-    state = budget_state(shipped, GINA, {"gpu-users": Fraction(3000)}, NOW)
-    sizes = access.visible_sizes(shipped, GINA, False)
+def test_unavailable_sizes_are_the_paid_ones(profiles: Profiles) -> None:
+    state = budget_state(profiles, GINA, {"gpu-users": Fraction(3000)}, NOW)
+    sizes = access.visible_sizes(profiles, GINA, False)
     refused = unavailable_sizes(state, sizes)
     assert sorted(refused) == sorted(
         s.slug for s in sizes if s.slug not in ("small", "medium")
@@ -271,9 +263,9 @@ def test_unavailable_sizes_are_the_paid_ones(shipped: Profiles) -> None:
     )
 
 
-def test_form_marks_paid_sizes_and_preselects_a_free_one(shipped: Profiles) -> None:
-    state = budget_state(shipped, BOB, {"jupyter-users": Fraction(5000)}, NOW)
-    entries = kubespawner_profiles(shipped, BOB, False, budget=state)
+def test_form_marks_paid_sizes_and_preselects_a_free_one(profiles: Profiles) -> None:
+    state = budget_state(profiles, BOB, {"jupyter-users": Fraction(5000)}, NOW)
+    entries = kubespawner_profiles(profiles, BOB, False, budget=state)
     by_slug = {e["slug"]: e for e in entries}
     assert [e["slug"] for e in entries if e["default"]] == ["small"]
     assert "wb-unavailable" not in by_slug["small"]["description"]
@@ -283,13 +275,13 @@ def test_form_marks_paid_sizes_and_preselects_a_free_one(shipped: Profiles) -> N
     ) in by_slug["large"]["description"]
 
 
-def test_form_keeps_the_default_when_nothing_is_refused(shipped: Profiles) -> None:
-    state = budget_state(shipped, BOB, {"jupyter-users": Fraction(4500)}, NOW)
-    entries = kubespawner_profiles(shipped, BOB, False, budget=state)
+def test_form_keeps_the_default_when_nothing_is_refused(profiles: Profiles) -> None:
+    state = budget_state(profiles, BOB, {"jupyter-users": Fraction(4500)}, NOW)
+    entries = kubespawner_profiles(profiles, BOB, False, budget=state)
     assert [e["slug"] for e in entries if e["default"]] == ["medium"]
     assert not any("wb-unavailable" in e["description"] for e in entries)
 
 
-def test_state_without_budget_refuses_nothing(shipped: Profiles) -> None:
+def test_state_without_budget_refuses_nothing(profiles: Profiles) -> None:
     state = BudgetState(group="", level="none")
-    assert all(size_refusal(state, s) is None for s in shipped.sizes)
+    assert all(size_refusal(state, s) is None for s in profiles.sizes)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import pytest
 
 from wbspawner.model import ImageChoice, Profiles
-from wbspawner.profiles.loader import load_profiles
 from wbspawner.spawn.form import (
     IMAGE_OPTION,
     admin_warning,
@@ -19,13 +17,6 @@ from wbspawner.spawn.form import (
     price_text,
     warm_text,
 )
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def profiles() -> Profiles:
-    return load_profiles([ROOT / "profiles"])
 
 
 @pytest.mark.parametrize(

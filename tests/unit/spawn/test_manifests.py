@@ -15,7 +15,6 @@ from wbspawner.errors import UserFacingError
 from wbspawner.homes.policy import zone_of_pv
 from wbspawner.model import HomeSettings, Profiles
 from wbspawner.profiles import access
-from wbspawner.profiles.loader import load_profiles
 from wbspawner.spawn.manifests import (
     HOME_VOLUME,
     SpawnUser,
@@ -32,11 +31,6 @@ ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden"
 UPDATE_GOLDEN = os.environ.get("WBSPAWNER_UPDATE_GOLDEN") == "1"
 BOB = SpawnUser(name="bob", uid=10002, gid=100, home_size_gib=20)
-
-
-@pytest.fixture(scope="module")
-def profiles() -> Profiles:
-    return load_profiles([ROOT / "profiles"])
 
 
 def test_placement_selects_pool_and_tolerates_its_taints(profiles: Profiles) -> None:

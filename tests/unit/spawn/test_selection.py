@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from wbspawner.errors import UserFacingError
 from wbspawner.model import Profiles
-from wbspawner.profiles.loader import load_profiles
 from wbspawner.spawn.selection import options_sent, select
 
-ROOT = Path(__file__).resolve().parents[3]
 BOB = (["jupyter-users"], False)
 GINA = (["gpu-users", "jupyter-users"], False)
 ALICE = (["jupyter-admins", "jupyter-users"], True)
-
-
-@pytest.fixture(scope="module")
-def profiles() -> Profiles:
-    return load_profiles([ROOT / "profiles"])
 
 
 @pytest.mark.parametrize(

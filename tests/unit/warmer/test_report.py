@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from wbspawner.catalog.pricing import hourly_cost
-from wbspawner.model import CostSettings
-from wbspawner.profiles.loader import load_profiles
+from wbspawner.model import CostSettings, Profiles
 from wbspawner.spawn.progress import boot_minutes
 from wbspawner.warmer.report import (
     Sample,
@@ -26,7 +24,6 @@ from wbspawner.warmer.status import StatusView, status_json
 from wbspawner.warmer.svg import Series, line_chart_svg
 from wbspawner.warmer.web import render_page
 
-PROFILES = load_profiles([Path(__file__).resolve().parents[3] / "profiles"])
 NOW = datetime(2026, 11, 25, 14, tzinfo=UTC)
 A, B = "us-east-1a", "us-east-1b"
 
@@ -72,36 +69,36 @@ SNAP = ClusterSnapshot(
 )
 
 
-def test_cells_count_warm_nodes_users_and_cost() -> None:
+def test_cells_count_warm_nodes_users_and_cost(profiles: Profiles) -> None:
     found = {
-        (c.pool, c.zone): c for c in cells(PROFILES.pools, SNAP, None, CostSettings())
+        (c.pool, c.zone): c for c in cells(profiles.pools, SNAP, None, CostSettings())
     }
     a, b = found[("mem64", A)], found[("mem64", B)]
     spot = hourly_cost(
-        PROFILES.pools["mem64"], "spot", None, CostSettings(), (A,)
+        profiles.pools["mem64"], "spot", None, CostSettings(), (A,)
     ).per_hour
     assert (a.warm_nodes, a.placeholders_running, a.users) == (1, 1, 1)
     assert (a.spot_nodes, a.on_demand_nodes) == (1, 1)
     assert a.warm_cost_per_hour == pytest.approx(spot)
     assert a.node_cost_per_hour == pytest.approx(
-        spot + PROFILES.pools["mem64"].price_per_hour
+        spot + profiles.pools["mem64"].price_per_hour
     )
     assert (b.warm_nodes, b.placeholders_pending, b.warm_cost_per_hour) == (0, 1, 0)
 
 
-def test_readiness_per_size() -> None:
-    out = readiness(PROFILES.pools, PROFILES.sizes, SNAP, NOW)
+def test_readiness_per_size(profiles: Profiles) -> None:
+    out = readiness(profiles.pools, profiles.sizes, SNAP, NOW)
     large = out["sizes"]["large"]  # type: ignore[index]
     assert (large["ready"], large["minutes"], large["text"]) == (1, 0, "Ready now")
     assert large["zones"][B] == {
         "ready": 0,
-        "minutes": boot_minutes(PROFILES.pools["mem64"]) - 1,
+        "minutes": boot_minutes(profiles.pools["mem64"]) - 1,
     }
     small = out["sizes"]["small"]  # type: ignore[index]
-    cold = boot_minutes(PROFILES.pools["cpu4"])
+    cold = boot_minutes(profiles.pools["cpu4"])
     assert (small["ready"], small["text"]) == (0, f"Starts in about {cold} minutes")
-    assert out["pools"] == ready_nodes(PROFILES.pools, SNAP)
-    assert ready_nodes(PROFILES.pools, SNAP)["mem64"] == {A: 1, B: 0, "us-east-1c": 0}
+    assert out["pools"] == ready_nodes(profiles.pools, SNAP)
+    assert ready_nodes(profiles.pools, SNAP)["mem64"] == {A: 1, B: 0, "us-east-1c": 0}
 
 
 def test_cost_since_integrates_steps_from_the_start() -> None:
@@ -126,9 +123,9 @@ def test_local_midnight() -> None:
     assert local_midnight(NOW, ny) == datetime(2026, 11, 25, tzinfo=ny)
 
 
-def test_status_json_and_page_escape_everything() -> None:
+def test_status_json_and_page_escape_everything(profiles: Profiles) -> None:
     view = StatusView(
-        pools=PROFILES.pools,
+        pools=profiles.pools,
         cost=CostSettings(),
         timezone="UTC",
         snapshot=SNAP,
