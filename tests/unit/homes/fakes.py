@@ -1,4 +1,4 @@
-"""Fakes for the home move tests (imported by tests/unit/test_homes_*.py).
+"""Fakes of the EC2 and Kubernetes adapters for the home tests.
 
 - ``FakeEc2``: volumes and snapshots in memory (``records.VolumeApi``); every
   volume and snapshot carries ``data`` bytes, copied by snapshot and restore, so
@@ -12,8 +12,11 @@
   terminating (``kubernetes.io/pvc-protection``).
 - ``Faults``: makes the n-th adapter call raise, to inject failures and crashes
   (``Crash`` is a ``BaseException``, like a killed process: no cleanup runs).
-- ``world()``: a cluster with alice's bound 10 GiB home in us-east-1a holding
-  ``DATA``; ``home_data(kube, ec2)`` the bytes the claim resolves to.
+- ``world(pending_polls=2)``: a cluster with alice's bound 10 GiB home in
+  us-east-1a holding ``DATA`` (the ``alice_home`` fixture; called directly where
+  a table needs it at collection or the snapshots must stay pending longer).
+- ``home_data(kube, ec2)``: the bytes alice's claim resolves to; ``pv_data`` the
+  bytes of every PV's volume.
 """
 
 from __future__ import annotations

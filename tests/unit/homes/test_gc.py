@@ -6,7 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.unit.homes.fakes import CLAIM, DATA, NS, USER, B, home_data, world
+from tests.unit.homes.fakes import (
+    CLAIM,
+    DATA,
+    NS,
+    USER,
+    B,
+    FakeEc2,
+    FakeKube,
+    Faults,
+    home_data,
+    world,
+)
 from wbspawner.errors import PermanentAwsError
 from wbspawner.homes.gc import gc_expired
 from wbspawner.homes.move import HomeMover, MoveRequest, MoveResult
@@ -109,8 +120,10 @@ async def test_views_show_the_moved_home() -> None:
     ]
 
 
-async def test_plan_lists_every_step_and_changes_nothing() -> None:
-    kube, ec2, faults = world()
+async def test_plan_lists_every_step_and_changes_nothing(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, faults = alice_home
     plan = await plan_move(kube, ec2, REQ)
     assert (plan.from_zone, plan.move_id, plan.already_there) == (
         "us-east-1a",

@@ -79,8 +79,10 @@ def assert_converged(kube: FakeKube, ec2: FakeEc2) -> None:
 
 
 # ------------------------------------------------------------------ clean move
-async def test_move_copies_the_home_to_the_target_zone() -> None:
-    kube, ec2, _ = world()
+async def test_move_copies_the_home_to_the_target_zone(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, _ = alice_home
     old_volume = kube.pvs["pvc-1"]["spec"]["csi"]["volumeHandle"]
     result = await mover(kube, ec2).run(REQ)
     assert result.status == "moved"
@@ -105,16 +107,20 @@ async def test_move_copies_the_home_to_the_target_zone() -> None:
     assert claim_of(kube)["metadata"]["labels"] == {"hub.jupyter.org/username": USER}
 
 
-async def test_move_again_is_already_there() -> None:
-    kube, ec2, _ = world()
+async def test_move_again_is_already_there(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, _ = alice_home
     await mover(kube, ec2).run(REQ)
     result = await mover(kube, ec2, token=lambda: "other1").run(REQ)
     assert result.status == "already-there"
     assert_converged(kube, ec2)
 
 
-async def test_move_back_and_forth_keeps_the_bytes() -> None:
-    kube, ec2, _ = world()
+async def test_move_back_and_forth_keeps_the_bytes(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, _ = alice_home
     await mover(kube, ec2).run(REQ)
     back = await mover(kube, ec2, token=lambda: "back01").run(
         replace(REQ, target_zone=A)
@@ -124,8 +130,10 @@ async def test_move_back_and_forth_keeps_the_bytes() -> None:
     assert ec2.deleted == []
 
 
-async def test_steps_report_in_order() -> None:
-    kube, ec2, _ = world()
+async def test_steps_report_in_order(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, _ = alice_home
     seen: list[StepReport] = []
     await mover(kube, ec2, on_step=seen.append).run(REQ)
     assert tuple(r.step for r in seen) == STEPS
@@ -133,8 +141,10 @@ async def test_steps_report_in_order() -> None:
 
 
 # -------------------------------------------------------------------- refusals
-async def test_refused_while_the_server_runs() -> None:
-    kube, ec2, faults = world()
+async def test_refused_while_the_server_runs(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, faults = alice_home
     kube.pods[(NS, "jupyter-alice")] = CLAIM
     with pytest.raises(
         MoveRefusedError, match="alice's server is running .*jupyter-alice"
@@ -158,8 +168,10 @@ async def test_refused_while_the_server_runs() -> None:
                      "not an EBS volume", id="not-ebs"),
     ],
 )  # fmt: skip
-async def test_refused_without_a_bound_ebs_home(change, message: str) -> None:
-    kube, ec2, _ = world()
+async def test_refused_without_a_bound_ebs_home(
+    alice_home: tuple[FakeKube, FakeEc2, Faults], change, message: str
+) -> None:
+    kube, ec2, _ = alice_home
     change(kube)
     with pytest.raises(MoveRefusedError, match=message):
         await mover(kube, ec2).run(REQ)
@@ -172,8 +184,10 @@ async def _failed_move_to_b(kube: FakeKube, ec2: FakeEc2, faults: Faults) -> Non
     faults.clear()
 
 
-async def test_failed_move_is_replaced_by_a_move_elsewhere() -> None:
-    kube, ec2, faults = world()
+async def test_failed_move_is_replaced_by_a_move_elsewhere(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, faults = alice_home
     await _failed_move_to_b(kube, ec2, faults)
     first_snapshot = min(ec2.snapshots)
     result = await mover(kube, ec2, token=lambda: "new001").run(
@@ -189,8 +203,10 @@ async def test_failed_move_is_replaced_by_a_move_elsewhere() -> None:
     assert first_snapshot in ec2.snapshots and ec2.deleted == []
 
 
-async def test_move_to_the_home_zone_abandons_an_unfinished_move() -> None:
-    kube, ec2, faults = world()
+async def test_move_to_the_home_zone_abandons_an_unfinished_move(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, faults = alice_home
     await _failed_move_to_b(kube, ec2, faults)
     result = await mover(kube, ec2).run(replace(REQ, target_zone=A))
     assert result.status == "already-there"
@@ -200,8 +216,10 @@ async def test_move_to_the_home_zone_abandons_an_unfinished_move() -> None:
     assert home_data(kube, ec2) == DATA
 
 
-async def test_move_that_switched_the_claim_must_be_finished_first() -> None:
-    kube, ec2, _ = world()
+async def test_move_that_switched_the_claim_must_be_finished_first(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, _ = alice_home
 
     def die(report: StepReport) -> None:
         if report.step == "claim":
@@ -235,9 +253,10 @@ def _injected(name: str) -> Exception:
     "index", [pytest.param(i, id=f"{i:02d}-{c}") for i, c in enumerate(CLEAN_CALLS)]
 )
 async def test_failure_at_every_call_keeps_the_home_and_rerun_converges(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
     index: int,
 ) -> None:
-    kube, ec2, faults = world()
+    kube, ec2, faults = alice_home
     faults.fail(index, _injected(CLEAN_CALLS[index]))
     with pytest.raises(WbError, match="injected fault"):
         await mover(kube, ec2).run(REQ)
@@ -251,9 +270,10 @@ async def test_failure_at_every_call_keeps_the_home_and_rerun_converges(
     "index", [pytest.param(i, id=f"{i:02d}-{c}") for i, c in enumerate(CLEAN_CALLS)]
 )
 async def test_crash_at_every_call_loses_nothing_and_rerun_converges(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
     index: int,
 ) -> None:
-    kube, ec2, faults = world()
+    kube, ec2, faults = alice_home
     faults.fail(index, Crash("process killed"))
     with pytest.raises(Crash, match="killed"):
         await mover(kube, ec2).run(REQ)
@@ -266,9 +286,10 @@ async def test_crash_at_every_call_loses_nothing_and_rerun_converges(
 
 @pytest.mark.parametrize("after", [pytest.param(s, id=f"after-{s}") for s in STEPS])
 async def test_crash_between_steps_keeps_the_claim_and_rerun_converges(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
     after: str,
 ) -> None:
-    kube, ec2, _ = world()
+    kube, ec2, _ = alice_home
 
     def die(report: StepReport) -> None:
         if report.step == after:
@@ -289,10 +310,12 @@ async def test_crash_between_steps_keeps_the_claim_and_rerun_converges(
         assert [r.step for r in seen if r.already_done] == expected
 
 
-async def test_claim_is_missing_only_inside_the_rebind() -> None:
+async def test_claim_is_missing_only_inside_the_rebind(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
     """At every adapter call the files are reachable; the claim resolves except
     between deleting the old claim and creating the new one."""
-    kube, ec2, faults = world()
+    kube, ec2, faults = alice_home
     gaps: list[str] = []
     hit = faults.hit
 
@@ -309,8 +332,10 @@ async def test_claim_is_missing_only_inside_the_rebind() -> None:
 
 
 # ---------------------------------------------------------- specific failures
-async def test_new_claim_refused_puts_the_claim_back_on_the_old_pv() -> None:
-    kube, ec2, faults = world()
+async def test_new_claim_refused_puts_the_claim_back_on_the_old_pv(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, faults = alice_home
     faults.fail_method("kube.create_pvc", KubeError("quota exceeded", status=403), 1)
     with pytest.raises(
         MoveFailedError, match="step 'claim': quota exceeded.*stays on the old"
@@ -324,8 +349,10 @@ async def test_new_claim_refused_puts_the_claim_back_on_the_old_pv() -> None:
     assert_converged(kube, ec2)
 
 
-async def test_claim_that_never_binds_is_rolled_back() -> None:
-    kube, ec2, _ = world()
+async def test_claim_that_never_binds_is_rolled_back(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, _ = alice_home
     reconcile = kube.reconcile
 
     def no_binding_to_new() -> None:
@@ -346,8 +373,10 @@ async def test_claim_that_never_binds_is_rolled_back() -> None:
     assert_converged(kube, ec2)
 
 
-async def test_snapshot_in_error_state_is_retaken_on_rerun() -> None:
-    kube, ec2, _ = world()
+async def test_snapshot_in_error_state_is_retaken_on_rerun(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, _ = alice_home
     describe = ec2.describe_snapshot
 
     def broken(snapshot_id: str):  # the first snapshot fails
@@ -381,8 +410,10 @@ async def test_slow_snapshot_times_out_then_resumes_with_the_same_snapshot() -> 
     assert_converged(kube, ec2)
 
 
-async def test_permission_error_is_clear_and_changes_nothing() -> None:
-    kube, ec2, faults = world()
+async def test_permission_error_is_clear_and_changes_nothing(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, faults = alice_home
     denied = ClientError(
         {"Error": {"Code": "UnauthorizedOperation", "Message": "not authorized"}},
         "CreateSnapshot",
@@ -398,8 +429,10 @@ async def test_permission_error_is_clear_and_changes_nothing() -> None:
     assert claim_of(kube)["spec"]["volumeName"] == "pvc-1"
 
 
-async def test_new_volume_that_differs_is_not_used() -> None:
-    kube, ec2, _ = world()
+async def test_new_volume_that_differs_is_not_used(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    kube, ec2, _ = alice_home
     create = ec2.create_volume_from_snapshot
 
     def small(*args, **kw):
