@@ -26,6 +26,7 @@
   returns ``(exit code, stdout, stderr)``.
 - ``aws_env``: dummy AWS credentials and no shared config files, so boto3
   reads nothing from the home folder.
+- ``moto``: ``aws_env`` with moto's in-process AWS (``mock_aws``) for the test.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ import dataclasses
 import functools
 import io
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
 from wbspawner.catalog import sizing
 from wbspawner.catalog.instances import load_catalog
@@ -211,3 +213,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def moto(aws_env: None) -> Iterator[None]:
+    with mock_aws():
+        yield

@@ -11,14 +11,12 @@ from __future__ import annotations
 import ast
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from tests.aws_support import SendErrors, error_response, record_backoff
 from wbspawner.adapters.aws import (
@@ -35,25 +33,6 @@ from wbspawner.errors import PermanentAwsError, TemporaryAwsError
 
 REPO = Path(__file__).resolve().parents[3]
 GROUP = {"AutoScalingGroupName": "g1", "MinSize": 0, "MaxSize": 1}
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dummy credentials; nothing read from ~/.aws."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-@pytest.fixture
-def moto(aws_env: None) -> Iterator[None]:
-    with mock_aws():
-        yield
 
 
 @pytest.fixture

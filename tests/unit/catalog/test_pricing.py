@@ -2,41 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from wbspawner.catalog import pricing, sizing
-from wbspawner.catalog.instances import load_catalog
-from wbspawner.model import CapacityType, CostSettings, InstanceType, Pool
-from wbspawner.model import SizingSettings as Sizing
+from wbspawner.catalog import pricing
+from wbspawner.model import Catalog, CostSettings, InstanceType, Pool
 
-CATALOG = load_catalog()
 COST = CostSettings()
+ZONES = ("us-east-1a", "us-east-1b")
 
 
-def types(*names: str) -> list[InstanceType]:
-    return [CATALOG.types[n] for n in names]
+@pytest.fixture
+def types(catalog: Catalog) -> Callable[..., list[InstanceType]]:
+    """``types(*names)``: these instance types of the catalogue."""
+
+    def of(*names: str) -> list[InstanceType]:
+        return [catalog.types[n] for n in names]
+
+    return of
 
 
-def make_pool(
-    names: tuple[str, ...],
-    zones: tuple[str, ...] = ("us-east-1a", "us-east-1b"),
-    capacity_types: tuple[CapacityType, ...] = ("spot", "on-demand"),
-) -> Pool:
-    its = types(*names)
-    return Pool(
-        name="m128",
-        display_name="128 GiB",
-        instance_types=names,
-        capacity_types=capacity_types,
-        zones=zones,
-        request=sizing.full_node_request(its, Sizing()),
-        vcpu=its[0].vcpu,
-        memory_mib=its[0].memory_mib,
-        price_per_hour=pricing.on_demand_price(its),
-    )
-
-
-def test_on_demand_price_is_the_cheapest_type() -> None:
+def test_on_demand_price_is_the_cheapest_type(
+    types: Callable[..., list[InstanceType]],
+) -> None:
     assert pricing.on_demand_price(types("r7i.4xlarge", "r5.4xlarge")) == 1.008
     assert pricing.on_demand_price(types("g5.12xlarge")) == 5.672
 
@@ -66,7 +55,10 @@ OBSERVED = {
     ],
 )
 def test_spot_price_prefers_observations(
-    zones: list[str] | None, price: float, source: str
+    types: Callable[..., list[InstanceType]],
+    zones: list[str] | None,
+    price: float,
+    source: str,
 ) -> None:
     quote = pricing.spot_price(
         types("r5.4xlarge", "r6i.4xlarge"), OBSERVED, COST, zones
@@ -76,7 +68,9 @@ def test_spot_price_prefers_observations(
     assert quote.is_estimate is (source == "assumed discount")
 
 
-def test_spot_price_without_observations_uses_the_admin_discount() -> None:
+def test_spot_price_without_observations_uses_the_admin_discount(
+    types: Callable[..., list[InstanceType]],
+) -> None:
     quote = pricing.spot_price(
         types("g5.xlarge"), None, CostSettings(spot_discount=0.5)
     )
@@ -84,14 +78,20 @@ def test_spot_price_without_observations_uses_the_admin_discount() -> None:
     assert quote.source == "assumed discount"
 
 
-def test_hourly_cost_on_demand_is_the_catalogue_price() -> None:
-    pool = make_pool(("r5.4xlarge", "r6i.4xlarge", "r7i.4xlarge"))
+def test_hourly_cost_on_demand_is_the_catalogue_price(
+    make_pool: Callable[..., Pool],
+) -> None:
+    pool = make_pool(
+        instance_types=("r5.4xlarge", "r6i.4xlarge", "r7i.4xlarge"), zones=ZONES
+    )
     quote = pricing.hourly_cost(pool, "on-demand", OBSERVED, COST)
     assert (quote.per_hour, quote.source) == (1.008, "catalogue")
 
 
-def test_hourly_cost_spot_only_counts_the_pools_zones() -> None:
-    pool = make_pool(("r5.4xlarge", "r6i.4xlarge"))
+def test_hourly_cost_spot_only_counts_the_pools_zones(
+    make_pool: Callable[..., Pool],
+) -> None:
+    pool = make_pool(instance_types=("r5.4xlarge", "r6i.4xlarge"), zones=ZONES)
     # us-east-1c's 0.20 is outside the pool's zones.
     quote = pricing.hourly_cost(pool, "spot", OBSERVED, COST)
     assert (quote.per_hour, quote.source) == (0.25, "observed")
@@ -99,16 +99,24 @@ def test_hourly_cost_spot_only_counts_the_pools_zones() -> None:
     assert one_zone.per_hour == 0.20
 
 
-def test_hourly_cost_spot_falls_back_to_discount() -> None:
-    pool = make_pool(("r5.16xlarge",))
+def test_hourly_cost_spot_falls_back_to_discount(
+    make_pool: Callable[..., Pool],
+) -> None:
+    pool = make_pool(instance_types=("r5.16xlarge",), zones=ZONES)
     quote = pricing.hourly_cost(pool, "spot", OBSERVED, CostSettings(spot_discount=0.7))
     assert quote.per_hour == pytest.approx(4.032 * 0.3)
     assert quote.source == "assumed discount"
 
 
-def test_preferred_cost_uses_first_capacity_type() -> None:
-    spot_first = make_pool(("r5.4xlarge",))
-    od_first = make_pool(("r5.4xlarge",), capacity_types=("on-demand", "spot"))
+def test_preferred_cost_uses_first_capacity_type(
+    make_pool: Callable[..., Pool],
+) -> None:
+    spot_first = make_pool(instance_types=("r5.4xlarge",), zones=ZONES)
+    od_first = make_pool(
+        instance_types=("r5.4xlarge",),
+        zones=ZONES,
+        capacity_types=("on-demand", "spot"),
+    )
     assert pricing.preferred_cost(spot_first, OBSERVED, COST).per_hour == 0.30
     assert pricing.preferred_cost(od_first, OBSERVED, COST).per_hour == 1.008
 

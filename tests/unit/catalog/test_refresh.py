@@ -19,14 +19,6 @@ BASE = load_catalog()
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-@pytest.fixture
 def stubbed(aws_env: None) -> Iterator[tuple[Any, Stubber]]:
     client = boto3.client("ec2", region_name="us-east-1")
     with Stubber(client) as stub:

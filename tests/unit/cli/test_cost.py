@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
-from wbspawner.cli import main as cli
 from wbspawner.costs.accounting import open_db, record_start, record_stop
 
 REPO = Path(__file__).resolve().parents[3]
@@ -20,17 +17,13 @@ PROFILES = str(REPO / "profiles")
 SCENARIOS = REPO / "costs" / "scenarios"
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), environ={}, stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.mark.parametrize(
     "name", sorted(p.name for p in SCENARIOS.glob("*.yaml")), ids=str
 )
-def test_estimate_prints_items_totals_and_dominance(name: str) -> None:
-    code, out, err = run(
+def test_estimate_prints_items_totals_and_dominance(
+    run_cli: Callable[..., tuple[int, str, str]], name: str
+) -> None:
+    code, out, err = run_cli(
         "cost", "estimate", "--scenario", str(SCENARIOS / name), "--profiles", PROFILES
     )
     assert code == 0, err
@@ -39,8 +32,10 @@ def test_estimate_prints_items_totals_and_dominance(name: str) -> None:
     assert "dominated by:" in out
 
 
-def test_estimate_json_totals_add_up() -> None:
-    code, out, err = run(
+def test_estimate_json_totals_add_up(
+    run_cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    code, out, err = run_cli(
         "cost",
         "estimate",
         "--scenario",
@@ -56,10 +51,12 @@ def test_estimate_json_totals_add_up() -> None:
     assert data["dominant"].startswith("Administration")
 
 
-def test_estimate_uses_observed_spot_prices(tmp_path: Path) -> None:
+def test_estimate_uses_observed_spot_prices(
+    run_cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
     spot = tmp_path / "spot.json"
     spot.write_text(json.dumps({"r5.large/us-east-1a": 0.031}))
-    code, out, err = run(
+    code, out, err = run_cli(
         "cost",
         "estimate",
         "--scenario",
@@ -75,17 +72,21 @@ def test_estimate_uses_observed_spot_prices(tmp_path: Path) -> None:
     assert (medium["source"], medium["unit_price"]) == ("observed", 0.031)
 
 
-def test_estimate_reports_a_bad_scenario(tmp_path: Path) -> None:
+def test_estimate_reports_a_bad_scenario(
+    run_cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("users: many\n")
-    code, _, err = run(
+    code, _, err = run_cli(
         "cost", "estimate", "--scenario", str(bad), "--profiles", PROFILES
     )
     assert code == 1
     assert "$.users: expected a whole number" in err
 
 
-def test_report_by_user_and_size(tmp_path: Path) -> None:
+def test_report_by_user_and_size(
+    run_cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'c.sqlite'}"
     t0 = datetime(2026, 2, 3, 9, 0)
     with open_db(url)() as session:
@@ -93,13 +94,13 @@ def test_report_by_user_and_size(tmp_path: Path) -> None:
         record_stop(session, "ada", t0 + timedelta(hours=4))
         record_start(session, "bob", "small", "cpu4", "spot", "a", "n2", 0.5, t0)
         record_stop(session, "bob", t0 + timedelta(hours=1))
-    code, out, err = run("cost", "report", "--db", url, "--month", "2026-02")
+    code, out, err = run_cli("cost", "report", "--db", url, "--month", "2026-02")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split() == ["USER", "HOURS", "COST"]
     assert lines[1].split() == ["ada", "4.00", "$1.00"]
     assert lines[-1] == "total: $1.50"
-    code, out, _ = run(
+    code, out, _ = run_cli(
         "cost", "report", "--db", url, "--month", "2026-02", "--by", "size", "--json"
     )
     assert json.loads(out) == [
@@ -117,42 +118,33 @@ def test_report_by_user_and_size(tmp_path: Path) -> None:
     ],
     ids=["month", "amount", "email"],
 )
-def test_bad_arguments_are_usage_errors(argv: list[str], message: str) -> None:
-    code, _, err = run(*argv)
+def test_bad_arguments_are_usage_errors(
+    run_cli: Callable[..., tuple[int, str, str]], argv: list[str], message: str
+) -> None:
+    code, _, err = run_cli(*argv)
     assert code == 2
     assert message in err
 
 
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }.items():
-        monkeypatch.setenv(key, value)
-
-
-def test_live_spot_prices_are_read_from_ec2(monkeypatch: pytest.MonkeyPatch) -> None:
-    aws_env(monkeypatch)
-    with mock_aws():
-        code, out, err = run(
-            "cost", "estimate", "--scenario", str(SCENARIOS / "team-workbench.yaml"),
-            "--profiles", PROFILES, "--live-spot", "--json",
-        )  # fmt: skip
+def test_live_spot_prices_are_read_from_ec2(
+    run_cli: Callable[..., tuple[int, str, str]], moto: None
+) -> None:
+    code, out, err = run_cli(
+        "cost", "estimate", "--scenario", str(SCENARIOS / "team-workbench.yaml"),
+        "--profiles", PROFILES, "--live-spot", "--json",
+    )  # fmt: skip
     assert code == 0, err
     spot = [i for i in json.loads(out)["items"] if i["name"].endswith("(spot)")]
     assert spot and {i["source"] for i in spot} == {"observed"}
 
 
 def test_unreachable_ec2_falls_back_to_the_discount(
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: Callable[..., tuple[int, str, str]], aws_env: None
 ) -> None:
-    aws_env(monkeypatch)
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    code, out, err = run(
+    code, out, err = run_cli(
         "cost", "estimate", "--scenario", str(SCENARIOS / "carlson-today-eks.yaml"),
         "--profiles", PROFILES, "--live-spot", "--endpoint-url", closed, "--json",
     )  # fmt: skip

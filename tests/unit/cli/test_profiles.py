@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,12 +18,6 @@ PROFILES = REPO / "profiles"
 BROKEN = REPO / "tests" / "broken_profiles"
 CASES = sorted(p for p in BROKEN.iterdir() if p.is_dir())
 EXAMPLES = sorted(p for p in (PROFILES / "examples").iterdir() if p.is_dir())
-
-
-def run(*argv: str, environ: dict[str, str] | None = None) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), environ=environ or {}, stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def expected_problems(case: Path) -> list[tuple[str, str]]:
@@ -59,8 +53,10 @@ def test_corpus_has_at_least_30_cases_each_with_expectations() -> None:
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
-def test_broken_profiles_are_rejected_with_every_problem(case: Path) -> None:
-    code, out, err = run("validate", str(case))
+def test_broken_profiles_are_rejected_with_every_problem(
+    run_cli: Callable[..., tuple[int, str, str]], case: Path
+) -> None:
+    code, out, err = run_cli("validate", str(case))
     assert out == ""
     assert_reports_every_expected_problem(case, code, err)
 
@@ -94,8 +90,10 @@ def test_console_script_validates_the_shipped_profiles() -> None:
     assert proc.stdout == "OK: 9 pools, 9 sizes from 7 files\n"
 
 
-def test_validate_shipped_profiles_exits_0() -> None:
-    assert run("validate", str(PROFILES)) == (
+def test_validate_shipped_profiles_exits_0(
+    run_cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    assert run_cli("validate", str(PROFILES)) == (
         0,
         "OK: 9 pools, 9 sizes from 7 files\n",
         "",
@@ -103,20 +101,24 @@ def test_validate_shipped_profiles_exits_0() -> None:
 
 
 @pytest.mark.parametrize("example", [pytest.param(p, id=p.name) for p in EXAMPLES])
-def test_every_example_set_validates(example: Path) -> None:
-    code, out, err = run("validate", str(example))
+def test_every_example_set_validates(
+    run_cli: Callable[..., tuple[int, str, str]], example: Path
+) -> None:
+    code, out, err = run_cli("validate", str(example))
     assert (code, err) == (0, "")
     assert out.startswith("OK: ")
 
 
 def test_validate_defaults_to_the_environment_then_to_profiles_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run_cli: Callable[..., tuple[int, str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     example = str(PROFILES / "examples" / "open-lab")
-    code, out, _ = run("validate", environ={"WBSPAWNER_PROFILES": example})
+    code, out, _ = run_cli("validate", environ={"WBSPAWNER_PROFILES": example})
     assert (code, out) == (0, "OK: 2 pools, 2 sizes from 1 file\n")
     monkeypatch.chdir(tmp_path)
-    code, _, err = run("validate")
+    code, _, err = run_cli("validate")
     assert code == 1
     assert "profiles: $: no such file or directory" in err
 
@@ -130,8 +132,10 @@ def test_validate_defaults_to_the_environment_then_to_profiles_dir(
         pytest.param(["catalog", "--bogus"], id="unknown-option"),
     ],
 )
-def test_usage_errors_exit_2(argv: list[str]) -> None:
-    code, out, err = run(*argv)
+def test_usage_errors_exit_2(
+    run_cli: Callable[..., tuple[int, str, str]], argv: list[str]
+) -> None:
+    code, out, err = run_cli(*argv)
     assert code == 2 and out == ""
     assert "usage: wbspawner" in err
 
@@ -145,16 +149,16 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
     ],
 )
 def test_a_command_group_without_action_names_its_actions(
-    group: str, actions: str
+    run_cli: Callable[..., tuple[int, str, str]], group: str, actions: str
 ) -> None:
-    code, out, err = run(group)
+    code, out, err = run_cli(group)
     assert (code, out) == (2, "")
     assert f"usage: wbspawner {group} [-h] ACTION" in err
     assert f"wbspawner {group}: error: choose {actions}" in err
 
 
-def test_help_exits_0() -> None:
-    code, text, _ = run("--help")
+def test_help_exits_0(run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    code, text, _ = run_cli("--help")
     assert code == 0
     for command in ("validate", "render", "catalog"):
         assert command in text
@@ -169,8 +173,10 @@ def test_command_modules_are_registered_from_a_fixed_list() -> None:
 # ------------------------------------------------------------------------ render
 
 
-def test_render_bob_sees_only_jupyter_users_sizes_with_prices() -> None:
-    code, out, err = run(
+def test_render_bob_sees_only_jupyter_users_sizes_with_prices(
+    run_cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    code, out, err = run_cli(
         "render",
         "--user",
         "bob",
@@ -192,8 +198,10 @@ def test_render_bob_sees_only_jupyter_users_sizes_with_prices() -> None:
     assert "wbspawner.io/capacity=spot:NoSchedule" in out
 
 
-def test_render_json_placement_is_the_full_node() -> None:
-    code, out, _ = run(
+def test_render_json_placement_is_the_full_node(
+    run_cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    code, out, _ = run_cli(
         "render",
         "--user",
         "ann",
@@ -221,19 +229,25 @@ def test_render_json_placement_is_the_full_node() -> None:
     assert [i["slug"] for i in x4["images"] if i["default"]] == ["pytorch"]
 
 
-def test_render_admin_and_outsider() -> None:
-    _, out, _ = run("render", "--user", "root", "--admin", "--profiles", str(PROFILES))
+def test_render_admin_and_outsider(
+    run_cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    _, out, _ = run_cli(
+        "render", "--user", "root", "--admin", "--profiles", str(PROFILES)
+    )
     assert "huge" in out and "gpu-a10g-x4" in out and "admin)" in out
-    code, out, _ = run(
+    code, out, _ = run_cli(
         "render", "--user", "eve", "--groups", "staff", "--profiles", str(PROFILES)
     )
     assert code == 0 and "may not log in" in out
 
 
-def test_render_uses_observed_spot_prices(tmp_path: Path) -> None:
+def test_render_uses_observed_spot_prices(
+    run_cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
     prices = tmp_path / "spot.json"
     prices.write_text(json.dumps({"r5.2xlarge/us-east-1a": 0.1234, "x/y": 9}))
-    code, out, err = run(
+    code, out, err = run_cli(
         "render",
         "--user",
         "bob",
@@ -251,20 +265,24 @@ def test_render_uses_observed_spot_prices(tmp_path: Path) -> None:
     assert large["price_per_hour"]["spot_source"] == "observed"
 
 
-def test_render_refuses_a_malformed_spot_prices_file(tmp_path: Path) -> None:
+def test_render_refuses_a_malformed_spot_prices_file(
+    run_cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
     prices = tmp_path / "spot.json"
     prices.write_text(json.dumps({"r5.2xlarge": 0.1, "r5.large/us-east-1a": "x"}))
     args = ["--user", "bob", "--profiles", str(PROFILES), "--spot-prices", str(prices)]
-    code, out, err = run("render", *args)
+    code, out, err = run_cli("render", *args)
     assert (code, out) == (1, "")
     assert f'{prices}: $["r5.2xlarge"]: expected "<type>/<zone>"' in err
     assert f'{prices}: $["r5.large/us-east-1a"]: expected a price' in err
     assert "Traceback" not in err
 
 
-def test_render_invalid_profiles_exit_1_without_traceback() -> None:
+def test_render_invalid_profiles_exit_1_without_traceback(
+    run_cli: Callable[..., tuple[int, str, str]],
+) -> None:
     case = BROKEN / "unknown-pool"
-    code, out, err = run("render", "--user", "bob", "--profiles", str(case))
+    code, out, err = run_cli("render", "--user", "bob", "--profiles", str(case))
     assert code == 1 and out == ""
     assert "$.sizes[0].pool: unknown pool 'smal'" in err
     assert "Traceback" not in err
@@ -273,16 +291,20 @@ def test_render_invalid_profiles_exit_1_without_traceback() -> None:
 # ----------------------------------------------------------------------- catalog
 
 
-def test_catalog_table_lists_types_with_request_and_price() -> None:
-    code, out, err = run("catalog", "--profiles", str(PROFILES))
+def test_catalog_table_lists_types_with_request_and_price(
+    run_cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    code, out, err = run_cli("catalog", "--profiles", str(PROFILES))
     assert (code, err) == (0, "")
     line = next(x for x in out.splitlines() if x.startswith("r5.2xlarge "))
     assert "61.04 GiB" in line and "60.80 GiB" in line and "$0.50/h" in line
     assert "sizing from" in out.splitlines()[0]
 
 
-def test_catalog_json_matches_the_sizing_of_the_profiles(tmp_path: Path) -> None:
-    code, out, _ = run("catalog", "--json", "--profiles", str(PROFILES))
+def test_catalog_json_matches_the_sizing_of_the_profiles(
+    run_cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    code, out, _ = run_cli("catalog", "--json", "--profiles", str(PROFILES))
     assert code == 0
     data = json.loads(out)
     rows = {r["name"]: r for r in data["types"]}
@@ -290,34 +312,40 @@ def test_catalog_json_matches_the_sizing_of_the_profiles(tmp_path: Path) -> None
     assert rows["g5.12xlarge"]["gpus"] == 4
     assert data["region"] == "us-east-1"
     lab = PROFILES / "examples" / "open-lab"  # caps maxPods at 30, measures t3.large
-    _, out, _ = run("catalog", "--json", "--profiles", str(lab))
+    _, out, _ = run_cli("catalog", "--json", "--profiles", str(lab))
     rows = {r["name"]: r for r in json.loads(out)["types"]}
     assert rows["r5.16xlarge"]["max_pods"] == 30
     assert rows["t3.large"]["capacity_mib"] == 7700
 
 
 def test_catalog_without_profiles_uses_default_sizing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run_cli: Callable[..., tuple[int, str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, _ = run("catalog")
+    code, out, _ = run_cli("catalog")
     assert code == 0 and "sizing defaults (no profiles found)" in out
 
 
-def test_catalog_bad_catalog_file_exits_1(tmp_path: Path) -> None:
+def test_catalog_bad_catalog_file_exits_1(
+    run_cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
     bad = tmp_path / "catalog.json"
     bad.write_text("{")
-    code, _, err = run("catalog", "--catalog", str(bad))
+    code, _, err = run_cli("catalog", "--catalog", str(bad))
     assert code == 1 and "invalid JSON" in err and "Traceback" not in err
 
 
 # ------------------------------------------------------------------------ schema
 
 
-def test_schema_reference_documents_every_key() -> None:
-    code, out, _ = run("schema")
+def test_schema_reference_documents_every_key(
+    run_cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    code, out, _ = run_cli("schema")
     assert code == 0
-    schema = json.loads(run("schema", "--json")[1])
+    schema = json.loads(run_cli("schema", "--json")[1])
     keys: set[str] = set()
 
     def collect(node: object) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from wbspawner.homes.policy import (
@@ -14,26 +16,13 @@ from wbspawner.homes.policy import (
     should_offer_move,
     zone_of_pv,
 )
-from wbspawner.model import CapacityType, HomeSettings, Pool, Resources, WarmStatus
+from wbspawner.model import HomeSettings, Pool, WarmStatus
 
 A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"
 
 
-def make_pool(
-    zones: tuple[str, ...] = (A, B, C),
-    capacity: tuple[CapacityType, ...] = ("spot", "on-demand"),
-) -> Pool:
-    return Pool(
-        name="mem64",
-        display_name="64 GiB",
-        instance_types=("r5.2xlarge",),
-        capacity_types=capacity,
-        zones=zones,
-        request=Resources(cpu_m=7000, memory_mib=60000),
-        vcpu=8,
-        memory_mib=65536,
-        price_per_hour=0.504,
-    )
+R5 = ("r5.2xlarge",)
+"""The pool of these tests: one type (its spot prices are the ones given)."""
 
 
 F = ZoneFacts
@@ -91,22 +80,30 @@ F = ZoneFacts
     ],
 )  # fmt: skip
 def test_choose_zone(
-    facts: list[ZoneFacts], default: str | None, zone: str, reason: str
+    make_pool: Callable[..., Pool],
+    facts: list[ZoneFacts],
+    default: str | None,
+    zone: str,
+    reason: str,
 ) -> None:
-    choice = choose_zone(make_pool(), facts, default)
+    choice = choose_zone(make_pool(instance_types=R5), facts, default)
     assert choice.zone == zone
     assert reason in choice.reason
 
 
-def test_choose_zone_on_demand_pool_ignores_spot_prices() -> None:
+def test_choose_zone_on_demand_pool_ignores_spot_prices(
+    make_pool: Callable[..., Pool],
+) -> None:
     facts = [F(zone=A, spot_price=0.01, free_nodes=1), F(zone=B, free_nodes=4)]
-    choice = choose_zone(make_pool(capacity=("on-demand",)), facts, None)
+    choice = choose_zone(
+        make_pool(instance_types=R5, capacity_types=("on-demand",)), facts, None
+    )
     assert (choice.zone, choice.reason.split(":")[0]) == (B, "free capacity")
 
 
-def test_choose_zone_needs_zones() -> None:
+def test_choose_zone_needs_zones(make_pool: Callable[..., Pool]) -> None:
     with pytest.raises(ValueError, match="has no zones"):
-        choose_zone(make_pool(zones=()), [], None)
+        choose_zone(make_pool(instance_types=R5, zones=()), [], None)
 
 
 def _pv(match: list[dict[str, object]], labels: dict[str, str] | None = None) -> dict:
@@ -157,13 +154,18 @@ def test_zone_of_pv(pv: dict, zone: str | None) -> None:
         pytest.param(F(zone=A, spot_available=False), True, id="on-demand-fallback"),
     ],
 )
-def test_has_capacity(facts: ZoneFacts, expected: bool) -> None:
-    assert has_capacity(make_pool(), facts) is expected
+def test_has_capacity(
+    make_pool: Callable[..., Pool], facts: ZoneFacts, expected: bool
+) -> None:
+    assert has_capacity(make_pool(instance_types=R5), facts) is expected
 
 
-def test_has_capacity_spot_only_pool_without_spot() -> None:
+def test_has_capacity_spot_only_pool_without_spot(
+    make_pool: Callable[..., Pool],
+) -> None:
     assert not has_capacity(
-        make_pool(capacity=("spot",)), F(zone=A, spot_available=False)
+        make_pool(instance_types=R5, capacity_types=("spot",)),
+        F(zone=A, spot_available=False),
     )
 
 
@@ -183,16 +185,22 @@ def test_has_capacity_spot_only_pool_without_spot() -> None:
     ],
 )  # fmt: skip
 def test_should_offer_move(
-    auto: bool, facts: list[ZoneFacts], action: str, target: str | None
+    make_pool: Callable[..., Pool],
+    auto: bool,
+    facts: list[ZoneFacts],
+    action: str,
+    target: str | None,
 ) -> None:
     settings = HomeSettings(auto_move=auto)
-    advice = should_offer_move(A, make_pool(), facts, settings)
+    advice = should_offer_move(A, make_pool(instance_types=R5), facts, settings)
     assert (advice.action, advice.target_zone) == (action, target)
 
 
-def test_should_offer_move_home_zone_outside_pool() -> None:
+def test_should_offer_move_home_zone_outside_pool(
+    make_pool: Callable[..., Pool],
+) -> None:
     """A home in a zone the pool does not use can never start there."""
-    pool = make_pool(zones=(B, C))
+    pool = make_pool(instance_types=R5, zones=(B, C))
     advice = should_offer_move(A, pool, [], HomeSettings())
     assert (advice.action, advice.target_zone) == ("offer", B)
 
@@ -215,8 +223,10 @@ CONFLICT = (
                      f"Your home is being moved to {C}", id="moving"),
     ],
 )  # fmt: skip
-def test_no_capacity_message(advice: MoveAdvice | None, expected: str) -> None:
-    message = no_capacity_message(CONFLICT, A, make_pool(), advice)
+def test_no_capacity_message(
+    make_pool: Callable[..., Pool], advice: MoveAdvice | None, expected: str
+) -> None:
+    message = no_capacity_message(CONFLICT, A, make_pool(instance_types=R5), advice)
     assert message is not None
     assert message.startswith(f"Your home directory is stored in zone {A}")
     assert "no 64 GiB node can be started there" in message
@@ -231,8 +241,10 @@ def test_no_capacity_message(advice: MoveAdvice | None, expected: str) -> None:
         pytest.param(CONFLICT, None, id="no-home-yet"),
     ],
 )  # fmt: skip
-def test_no_capacity_message_not_applicable(event: str, zone: str | None) -> None:
-    assert no_capacity_message(event, zone, make_pool()) is None
+def test_no_capacity_message_not_applicable(
+    make_pool: Callable[..., Pool], event: str, zone: str | None
+) -> None:
+    assert no_capacity_message(event, zone, make_pool(instance_types=R5)) is None
 
 
 @pytest.mark.parametrize(
@@ -261,11 +273,12 @@ def test_no_capacity_message_not_applicable(event: str, zone: str | None) -> Non
     ],
 )
 def test_first_home_zone(
+    make_pool: Callable[..., Pool],
     warm: dict[str, dict[str, int]] | None,
     spot: dict[tuple[str, str], float] | None,
     default: str | None,
     zone: str | None,
 ) -> None:
     status = WarmStatus.of(warm) if warm is not None else None
-    choice = first_home_zone(make_pool(), status, spot, default)
+    choice = first_home_zone(make_pool(instance_types=R5), status, spot, default)
     assert (choice.zone if choice else None) == zone

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from tests.aws_support import SendErrors, record_backoff
 from wbspawner.adapters.aws import MAX_ATTEMPTS, make_client
@@ -45,17 +43,9 @@ class World:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(moto: None, monkeypatch: pytest.MonkeyPatch) -> World:
     """Errors are answered at ``before-send``, so botocore's retries run."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        yield World(monkeypatch)
+    return World(monkeypatch)
 
 
 @pytest.mark.parametrize(

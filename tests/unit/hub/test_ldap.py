@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,26 +15,21 @@ from wbspawner.hub.ldap import (
     normalize_dn,
     posix_ids,
 )
-from wbspawner.hub.settings import LdapSettings
+from wbspawner.hub.settings import LdapSettings, Settings
 from wbspawner.model import Profiles
 
 BASE = "dc=example,dc=org"
 
 
-def ldap(**changes: Any) -> LdapSettings:
-    values: dict[str, Any] = {
-        "server": "ldap.example.org",
-        "port": 389,
-        "tls": "starttls",
-        "ca_file": None,
-        "bind_dn_templates": (f"uid={{username}},ou=people,{BASE}",),
-        "group_dn_template": f"cn={{group}},ou=groups,{BASE}",
-    }
-    values.update(changes)
-    return LdapSettings(**values)
+@pytest.fixture
+def ldap(make_settings: Callable[..., Settings]) -> Callable[..., LdapSettings]:
+    """``ldap(**changes)``: the LDAP settings of ``make_settings`` with changes."""
+    return lambda **changes: make_settings(ldap=changes).ldap
 
 
-def test_production_uses_starttls_with_certificate_checks(profiles: Profiles) -> None:
+def test_production_uses_starttls_with_certificate_checks(
+    ldap: Callable[..., LdapSettings], profiles: Profiles
+) -> None:
     config = authenticator_config(ldap(ca_file="/ca.pem"), profiles)
     assert config["tls_strategy"] == "before_bind"
     assert config["tls_kwargs"] == {
@@ -57,13 +53,17 @@ def test_production_uses_starttls_with_certificate_checks(profiles: Profiles) ->
         pytest.param("insecure", "insecure", id="insecure"),
     ],
 )
-def test_tls_strategies(profiles: Profiles, tls: str, strategy: str) -> None:
+def test_tls_strategies(
+    ldap: Callable[..., LdapSettings], profiles: Profiles, tls: str, strategy: str
+) -> None:
     config = authenticator_config(ldap(tls=tls), profiles)
     assert config["tls_strategy"] == strategy
     assert ("tls_kwargs" in config) is (tls != "insecure")
 
 
-def test_lookup_dn_variant(profiles: Profiles) -> None:
+def test_lookup_dn_variant(
+    ldap: Callable[..., LdapSettings], profiles: Profiles
+) -> None:
     config = authenticator_config(
         ldap(
             bind_dn_templates=(),
@@ -121,7 +121,11 @@ def login_model(groups: list[str], admin: bool | None = False) -> dict[str, Any]
     ],
 )
 def test_hook_maps_groups_and_admin(
-    profiles: Profiles, dns: list[str], groups: list[str], admin: bool
+    ldap: Callable[..., LdapSettings],
+    profiles: Profiles,
+    dns: list[str],
+    groups: list[str],
+    admin: bool,
 ) -> None:
     hook = GroupMapper.build(ldap(), profiles)
     model = login_model(dns)
@@ -135,7 +139,9 @@ def test_hook_maps_groups_and_admin(
     assert model == before  # the input is not mutated
 
 
-def test_hook_keeps_admin_from_other_configuration(profiles: Profiles) -> None:
+def test_hook_keeps_admin_from_other_configuration(
+    ldap: Callable[..., LdapSettings], profiles: Profiles
+) -> None:
     hook = GroupMapper.build(ldap(), profiles)
     out = hook(None, None, login_model([f"cn=jupyter-users,ou=groups,{BASE}"], True))
     assert out["admin"] is True

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import io
+from collections.abc import Callable
 from pathlib import Path
-
-from wbspawner.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_profiles_reference_matches_the_schema() -> None:
+def test_profiles_reference_matches_the_schema(
+    run_cli: Callable[..., tuple[int, str, str]],
+) -> None:
     """docs/profiles.md equals `wbspawner schema` (regenerate it after edits)."""
-    out = io.StringIO()
-    assert cli.main(["schema"], stdout=out, stderr=io.StringIO()) == 0
+    code, out, _ = run_cli("schema")
+    assert code == 0
     committed = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
-    assert committed == out.getvalue(), (
+    assert committed == out, (
         "docs/profiles.md is stale: run `wbspawner schema > docs/profiles.md`"
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,27 +28,22 @@ A, B = "us-east-1a", "us-east-1b"
 NOW = datetime(2026, 11, 25, 14, tzinfo=UTC)
 
 
-def make_pool(name: str, gpus: int = 0) -> Pool:
-    return Pool(
-        name=name,
-        display_name=name,
-        instance_types=("r5.2xlarge",),
-        capacity_types=("spot", "on-demand"),
-        zones=(A, B),
-        request=Resources(cpu_m=7710, memory_mib=62170, gpus=gpus),
-        vcpu=8,
-        memory_mib=65536,
-        price_per_hour=0.504,
-        gpu_count=gpus,
-        gpu_kind="T4" if gpus else None,
-    )
+@pytest.fixture(scope="module")
+def pools(make_pool: Callable[..., Pool]) -> dict[str, Pool]:
+    def pool(name: str, gpus: int = 0) -> Pool:
+        return make_pool(
+            name=name,
+            display_name=name,
+            instance_types=("r5.2xlarge",),
+            zones=(A, B),
+            request=Resources(cpu_m=7710, memory_mib=62170, gpus=gpus),
+            gpu_count=gpus,
+            gpu_kind="T4" if gpus else None,
+        )
+
+    return {"mem64": pool("mem64"), "cpu16": pool("cpu16"), "gpu": pool("gpu", 1)}
 
 
-POOLS = {
-    "mem64": make_pool("mem64"),
-    "cpu16": make_pool("cpu16"),
-    "gpu": make_pool("gpu", 1),
-}
 SETTINGS = PlaceholderSettings(
     namespace="jhub",
     command=("sleep", "infinity"),
@@ -132,8 +128,10 @@ class FakeKube:
         return created
 
 
-def test_placeholder_pod_holds_a_whole_node_of_the_pool_in_its_zone() -> None:
-    pod = placeholder_pod(POOLS["gpu"], B, "on-demand", 2, SETTINGS)
+def test_placeholder_pod_holds_a_whole_node_of_the_pool_in_its_zone(
+    pools: dict[str, Pool],
+) -> None:
+    pod = placeholder_pod(pools["gpu"], B, "on-demand", 2, SETTINGS)
     spec = pod["spec"]
     assert pod["metadata"]["name"] == "warm-gpu-us-east-1b-on-demand-2"
     assert spec["priorityClassName"] == PRIORITY_CLASS
@@ -156,8 +154,8 @@ def test_placeholder_pod_holds_a_whole_node_of_the_pool_in_its_zone() -> None:
     assert spec["terminationGracePeriodSeconds"] == 0
 
 
-def test_prepull_containers_request_nothing() -> None:
-    pod = placeholder_pod(POOLS["mem64"], A, "spot", 0, SETTINGS)
+def test_prepull_containers_request_nothing(pools: dict[str, Pool]) -> None:
+    pod = placeholder_pod(pools["mem64"], A, "spot", 0, SETTINGS)
     pulls = pod["spec"]["containers"][:-1]
     assert [c["image"] for c in pulls] == ["quay.io/jupyter/scipy-notebook:2026-07-20"]
     assert all("resources" not in c for c in pulls)
@@ -172,20 +170,20 @@ def test_priority_class_is_minus_ten_and_never_preempts() -> None:
     )
 
 
-def test_default_image_is_pause_without_command() -> None:
+def test_default_image_is_pause_without_command(pools: dict[str, Pool]) -> None:
     pod = placeholder_pod(
-        POOLS["cpu16"], A, "spot", 0, PlaceholderSettings(namespace="x")
+        pools["cpu16"], A, "spot", 0, PlaceholderSettings(namespace="x")
     )
     assert pod["spec"]["containers"][0]["image"].startswith("registry.k8s.io/pause:")
     assert "command" not in pod["spec"]["containers"][0]
     assert len(pod["spec"]["containers"]) == 1
 
 
-async def test_apply_creates_then_is_idempotent() -> None:
+async def test_apply_creates_then_is_idempotent(pools: dict[str, Pool]) -> None:
     kube = FakeKube()
     actuator = PlaceholderActuator(kube, SETTINGS)
     plan = make_plan(target("mem64", A, 2), target("cpu16", B, 1, "on-demand"))
-    first = await actuator.apply(plan, POOLS)
+    first = await actuator.apply(plan, pools)
     assert sorted(kube.pods) == [
         "warm-cpu16-us-east-1b-on-demand-0",
         "warm-mem64-us-east-1a-spot-0",
@@ -194,17 +192,17 @@ async def test_apply_creates_then_is_idempotent() -> None:
     assert [a.verb for a in first.done] == ["create"] * 3
     assert kube.priority_classes[PRIORITY_CLASS]["value"] == -10
     kube.calls.clear()
-    second = await actuator.apply(plan, POOLS)
+    second = await actuator.apply(plan, pools)
     assert second.planned == () and second.errors == ()
     assert [c[0] for c in kube.calls] == ["list"]
 
 
-async def test_apply_shrinks_and_moves() -> None:
+async def test_apply_shrinks_and_moves(pools: dict[str, Pool]) -> None:
     kube = FakeKube()
     actuator = PlaceholderActuator(kube, SETTINGS)
-    await actuator.apply(make_plan(target("mem64", A, 2)), POOLS)
+    await actuator.apply(make_plan(target("mem64", A, 2)), pools)
     result = await actuator.apply(
-        make_plan(target("mem64", A, 1), target("mem64", B, 1)), POOLS
+        make_plan(target("mem64", A, 1), target("mem64", B, 1)), pools
     )
     assert sorted(kube.pods) == [
         "warm-mem64-us-east-1a-spot-0",
@@ -216,10 +214,10 @@ async def test_apply_shrinks_and_moves() -> None:
     ]
 
 
-async def test_dry_run_changes_nothing_but_reports() -> None:
+async def test_dry_run_changes_nothing_but_reports(pools: dict[str, Pool]) -> None:
     kube = FakeKube()
     result = await PlaceholderActuator(kube, SETTINGS).apply(
-        make_plan(target("mem64", A, 1)), POOLS, dry_run=True
+        make_plan(target("mem64", A, 1)), pools, dry_run=True
     )
     assert kube.pods == {} and kube.priority_classes == {}
     assert result.dry_run
@@ -228,13 +226,15 @@ async def test_dry_run_changes_nothing_but_reports() -> None:
     ]
 
 
-async def test_one_pool_failing_does_not_stop_the_others() -> None:
+async def test_one_pool_failing_does_not_stop_the_others(
+    pools: dict[str, Pool],
+) -> None:
     kube = FakeKube()
     kube.broken.add("mem64")
     plan = make_plan(
         target("cpu16", A, 1), target("mem64", A, 2), target("mem64", B, 1)
     )
-    result = await PlaceholderActuator(kube, SETTINGS).apply(plan, POOLS)
+    result = await PlaceholderActuator(kube, SETTINGS).apply(plan, pools)
     assert sorted(kube.pods) == ["warm-cpu16-us-east-1a-spot-0"]
     assert [(e.pool, e.action) for e in result.errors] == [
         ("mem64", "create warm-mem64-us-east-1a-spot-0")
@@ -242,31 +242,33 @@ async def test_one_pool_failing_does_not_stop_the_others() -> None:
     assert "exceeded quota" in result.errors[0].message
 
 
-async def test_listing_failure_is_recorded_not_raised() -> None:
+async def test_listing_failure_is_recorded_not_raised(pools: dict[str, Pool]) -> None:
     kube = FakeKube()
     kube.list_fails = True
     result = await PlaceholderActuator(kube, SETTINGS).apply(
-        make_plan(target("mem64", A, 1)), POOLS
+        make_plan(target("mem64", A, 1)), pools
     )
     assert [(e.pool, e.message) for e in result.errors] == [
         ("*", "API server unreachable")
     ]
 
 
-async def test_asg_min_mode_removes_placeholders() -> None:
+async def test_asg_min_mode_removes_placeholders(pools: dict[str, Pool]) -> None:
     kube = FakeKube()
     actuator = PlaceholderActuator(kube, SETTINGS)
-    await actuator.apply(make_plan(target("mem64", A, 1)), POOLS)
-    await actuator.apply(make_plan(target("mem64", A, 1), mode="asg-min"), POOLS)
+    await actuator.apply(make_plan(target("mem64", A, 1)), pools)
+    await actuator.apply(make_plan(target("mem64", A, 1), mode="asg-min"), pools)
     assert kube.pods == {}
 
 
-def test_diff_recreates_changed_and_waits_for_terminating() -> None:
-    desired = desired_pods(make_plan(target("mem64", A, 2)), POOLS, SETTINGS)
+def test_diff_recreates_changed_and_waits_for_terminating(
+    pools: dict[str, Pool],
+) -> None:
+    desired = desired_pods(make_plan(target("mem64", A, 2)), pools, SETTINGS)
     changed = placeholder_pod(
-        POOLS["mem64"], A, "spot", 0, PlaceholderSettings(namespace="jhub")
+        pools["mem64"], A, "spot", 0, PlaceholderSettings(namespace="jhub")
     )
-    going = placeholder_pod(POOLS["mem64"], A, "spot", 1, SETTINGS)
+    going = placeholder_pod(pools["mem64"], A, "spot", 1, SETTINGS)
     going["metadata"]["deletionTimestamp"] = "2026-11-25T14:00:00Z"
     actions = diff(desired, [changed, going])
     assert [(a.verb, a.name, a.detail) for a in actions] == [

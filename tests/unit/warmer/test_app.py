@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -186,22 +187,8 @@ def test_command_line_flags() -> None:
     )
 
 
-def settings(**kw: Any) -> Settings:
-    from wbspawner.hub.settings import LdapSettings
-
-    ldap = LdapSettings(
-        server="ldap",
-        port=389,
-        tls="starttls",
-        ca_file=None,
-        bind_dn_templates=("uid={username},ou=people",),
-        group_dn_template="cn={group}",
-    )
-    return Settings(ldap=ldap, **kw)
-
-
-def test_service_entry() -> None:
-    s = settings(
+def test_service_entry(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings(
         profiles_paths=("/p1", "/p2"),
         namespace="jhub",
         k8s_api_host="https://k8s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -19,7 +20,7 @@ from wbspawner.model import (
     WarmSchedule,
     WarmSettings,
 )
-from wbspawner.warmer.policy import PolicyOptions, plan
+from wbspawner.warmer.policy import PolicyOptions, WarmPlan, plan
 from wbspawner.warmer.schedule import describe_window, window_open
 from wbspawner.warmer.snapshot import ClusterSnapshot, PodInfo, Shortage, Spawn
 
@@ -28,29 +29,29 @@ A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"
 WEEKDAYS = frozenset({1, 2, 3, 4, 5})
 
 
-def make_pool(
-    name: str, price: float, capacity: tuple[str, ...] = ("spot", "on-demand")
-) -> Pool:
-    return Pool(
-        name=name,
-        display_name=name,
-        instance_types=(f"{name}.type",),
-        capacity_types=capacity,  # type: ignore[arg-type]
-        zones=(A, B, C),
-        request=Resources(cpu_m=1000, memory_mib=1024),
-        vcpu=2,
-        memory_mib=2048,
-        price_per_hour=price,
-        max_nodes=5,
-    )
+@pytest.fixture(scope="module")
+def pools(make_pool: Callable[..., Pool]) -> dict[str, Pool]:
+    def pool(name: str, price: float, capacity: tuple[str, ...]) -> Pool:
+        return make_pool(
+            name=name,
+            display_name=name,
+            instance_types=(f"{name}.type",),
+            capacity_types=capacity,
+            zones=(A, B, C),
+            request=Resources(cpu_m=1000, memory_mib=1024),
+            vcpu=2,
+            memory_mib=2048,
+            price_per_hour=price,
+            max_nodes=5,
+        )
 
-
-POOLS = {
-    "mem64": make_pool("mem64", 0.504),
-    "cpu16": make_pool("cpu16", 0.126),
-    "mem512": make_pool("mem512", 4.032, ("on-demand", "spot")),
-    "gpu": make_pool("gpu", 1.006, ("spot",)),
-}
+    spot_first = ("spot", "on-demand")
+    return {
+        "mem64": pool("mem64", 0.504, spot_first),
+        "cpu16": pool("cpu16", 0.126, spot_first),
+        "mem512": pool("mem512", 4.032, ("on-demand", "spot")),
+        "gpu": pool("gpu", 1.006, ("spot",)),
+    }
 
 
 def local(y: int, mo: int, d: int, h: int, mi: int = 0, tz: ZoneInfo = NY) -> datetime:
@@ -460,7 +461,13 @@ CASES = [
 ]
 
 
-def _run(case: Case):
+@pytest.fixture
+def run_case(pools: dict[str, Pool]) -> Callable[[Case], WarmPlan]:
+    """``run_case(case)``: the plan for a case of the table on these pools."""
+    return lambda case: _run(pools, case)
+
+
+def _run(pools: dict[str, Pool], case: Case) -> WarmPlan:
     settings = WarmSettings(
         timezone=case.timezone,
         mode=case.mode,  # type: ignore[arg-type]
@@ -479,12 +486,14 @@ def _run(case: Case):
         shortages=case.shortages,
         habits=MappingProxyType(case.habits),
     )
-    return plan(POOLS, settings, snapshot, case.now)
+    return plan(pools, settings, snapshot, case.now)
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_plan(case: Case) -> None:
-    result = _run(case)
+def test_plan(
+    run_case: Callable[[Case], WarmPlan], pools: dict[str, Pool], case: Case
+) -> None:
+    result = run_case(case)
     got = {(t.pool, t.zone, t.capacity_type): t.count for t in result.targets}
     assert got == case.expected
     text = "\n".join(d.message for d in result.decisions)
@@ -492,13 +501,15 @@ def test_plan(case: Case) -> None:
     assert all(t.reason for t in result.targets)
     assert len(result.decisions) >= len(result.targets)
     expected_cost = sum(
-        n * hourly_cost(POOLS[p], c, None, CostSettings(), (z,)).per_hour  # type: ignore[arg-type]
+        n * hourly_cost(pools[p], c, None, CostSettings(), (z,)).per_hour  # type: ignore[arg-type]
         for (p, z, c), n in case.expected.items()
     )
     assert result.cost_per_hour == pytest.approx(expected_cost)
 
 
-def test_budget_drops_least_valuable_first() -> None:
+def test_budget_drops_least_valuable_first(
+    run_case: Callable[[Case], WarmPlan],
+) -> None:
     """Over budget, the node with the fewest users per dollar goes first, said so."""
     users = {"ann": A, "ben": A, "cat": A, "dan": B}
     case = Case(
@@ -507,7 +518,7 @@ def test_budget_drops_least_valuable_first() -> None:
         user_pools={u: ("mem64", "cpu16") for u in users},
         budget=0.3,
     )
-    result = _run(case)
+    result = run_case(case)
     got = {(t.pool, t.zone, t.capacity_type): t.count for t in result.targets}
     # four candidates: mem64 in A (3 users) and B (1 user), cpu16 in A and B
     assert got == {
@@ -521,40 +532,44 @@ def test_budget_drops_least_valuable_first() -> None:
     assert "least valuable" in dropped[0].message
 
 
-def test_budget_that_fits_drops_nothing() -> None:
-    full = _run(Case(schedules=(sched(),)))
-    capped = _run(Case(schedules=(sched(),), budget=full.cost_per_hour))
+def test_budget_that_fits_drops_nothing(run_case: Callable[[Case], WarmPlan]) -> None:
+    full = run_case(Case(schedules=(sched(),)))
+    capped = run_case(Case(schedules=(sched(),), budget=full.cost_per_hour))
     assert capped.targets == full.targets
     assert not any("budget" in d.message for d in capped.decisions)
 
 
-def test_asg_min_mode_counts_user_nodes() -> None:
+def test_asg_min_mode_counts_user_nodes(
+    run_case: Callable[[Case], WarmPlan], pools: dict[str, Pool]
+) -> None:
     """In asg-min mode the minimum is the nodes users hold plus the warm ones."""
     case = Case(
         schedules=(sched(zones=(A,)),),
         pods=(user_pod("ann", "mem64", A), user_pod("ben", "mem64", A)),
         mode="asg-min",
     )
-    result = _run(case)
+    result = run_case(case)
     mins = {(t.pool, t.zone, t.capacity_type): t.min_size for t in result.asg_min}
     assert mins[("mem64", A, "spot")] == 3
     assert mins[("mem64", B, "spot")] == 0
     assert mins[("cpu16", A, "on-demand")] == 0
     assert len(mins) == sum(
-        len(p.zones) * len(p.capacity_types) for p in POOLS.values()
+        len(p.zones) * len(p.capacity_types) for p in pools.values()
     )
 
 
-def test_placeholders_mode_has_no_asg_minimums() -> None:
-    assert _run(Case(schedules=(sched(),))).asg_min == ()
+def test_placeholders_mode_has_no_asg_minimums(
+    run_case: Callable[[Case], WarmPlan],
+) -> None:
+    assert run_case(Case(schedules=(sched(),))).asg_min == ()
 
 
-def test_observed_spot_price_is_used() -> None:
+def test_observed_spot_price_is_used(pools: dict[str, Pool]) -> None:
     settings = WarmSettings(timezone="UTC", schedules=(sched(zones=(A,)),))
     snapshot = ClusterSnapshot(
         taken_at=WED_9, spot_prices=MappingProxyType({("mem64.type", A): 0.2})
     )
-    result = plan(POOLS, settings, snapshot, WED_9, options=PolicyOptions())
+    result = plan(pools, settings, snapshot, WED_9, options=PolicyOptions())
     assert result.cost_per_hour == pytest.approx(0.2)
     assert "$0.20/h" in result.targets[0].reason
 
