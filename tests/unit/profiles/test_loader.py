@@ -1,11 +1,10 @@
-"""Loading profiles: files, safe YAML, merge, checks, the frozen model, hot reload."""
+"""Loading profiles: the shipped and example sets, the frozen model, defaults,
+and that any wrong value gives only ProfileConfigErrors."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
-import os
 import random
 import re
 from collections.abc import Callable
@@ -14,55 +13,19 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-import yaml
 
 from wbspawner.catalog import sizing
-from wbspawner.catalog.instances import load_catalog
 from wbspawner.errors import ProfileConfigError
-from wbspawner.model import Profiles
+from wbspawner.model import Catalog, Profiles
 from wbspawner.profiles.loader import (
-    ProfilesSource,
     load_profiles,
-    profile_files,
     profiles_from_documents,
 )
-from wbspawner.profiles.merge import Document, jsonpath, merge_documents
-from wbspawner.profiles.parsers import parse_days, parse_time
 from wbspawner.profiles.safe_yaml import parse_yaml
 
 REPO = Path(__file__).resolve().parents[3]
 PROFILES = REPO / "profiles"
 EXAMPLES = sorted(p for p in (PROFILES / "examples").iterdir() if p.is_dir())
-CATALOG = load_catalog()
-
-BASE = """\
-groups:
-  user_groups: [users]
-pools:
-  small:
-    instance_types: [r5.large, r6i.large]
-    zones: [us-east-1a, us-east-1b]
-sizes:
-  - slug: small
-    display_name: Small
-    pool: small
-    default: true
-    images:
-      - {slug: scipy, display_name: SciPy, image: "quay.io/jupyter/scipy-notebook:1"}
-"""
-
-
-def write(directory: Path, files: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (directory / name).write_text(text)
-    return directory
-
-
-def problems_of(paths: list[Path]) -> list[str]:
-    with pytest.raises(ProfileConfigError, match=r".") as info:
-        load_profiles(paths, CATALOG)
-    return [str(p) for p in info.value.problems]
 
 
 # --------------------------------------------------------------- the example sets
@@ -88,10 +51,11 @@ def test_shipped_pools_prefer_spot_with_on_demand_fallback(profiles: Profiles) -
 
 
 def test_pool_request_and_price_come_from_sizing_and_pricing(
+    catalog: Catalog,
     profiles: Profiles,
 ) -> None:
     for pool in profiles.pools.values():
-        types = [CATALOG.types[t] for t in pool.instance_types]
+        types = [catalog.types[t] for t in pool.instance_types]
         assert pool.request == sizing.full_node_request(types, profiles.sizing)
         assert pool.price_per_hour == min(t.price_per_hour for t in types)
         assert pool.request.memory_mib > 0 and pool.request.cpu_m > 0
@@ -105,8 +69,8 @@ def test_sources_are_in_name_order_and_digest_is_a_sha256(profiles: Profiles) ->
 
 
 @pytest.mark.parametrize("example", [pytest.param(p, id=p.name) for p in EXAMPLES])
-def test_every_example_set_loads(example: Path) -> None:
-    profiles = load_profiles([example], CATALOG)
+def test_every_example_set_loads(catalog: Catalog, example: Path) -> None:
+    profiles = load_profiles([example], catalog)
     assert profiles.pools and profiles.sizes
     assert sum(s.default for s in profiles.sizes) == 1
 
@@ -131,8 +95,15 @@ def test_model_is_frozen_with_tuples_and_read_only_maps(profiles: Profiles) -> N
     assert (window.start_minute, window.end_minute) == (8 * 60, 18 * 60)
 
 
-def test_defaults_are_applied_from_the_dataclasses(tmp_path: Path) -> None:
-    profiles = load_profiles([write(tmp_path, {"p.yaml": BASE})], CATALOG)
+def test_defaults_are_applied_from_the_dataclasses(
+    catalog: Catalog,
+    write_profiles: Callable[[Path, dict[str, str]], Path],
+    minimal_yaml: str,
+    tmp_path: Path,
+) -> None:
+    profiles = load_profiles(
+        [write_profiles(tmp_path, {"p.yaml": minimal_yaml})], catalog
+    )
     pool = profiles.pools["small"]
     assert pool.capacity_types == ("spot", "on-demand")
     assert (pool.min_nodes, pool.max_nodes, pool.root_volume_gib) == (0, 10, 100)
@@ -143,266 +114,41 @@ def test_defaults_are_applied_from_the_dataclasses(tmp_path: Path) -> None:
     assert profiles.dask.worker_sizes == () and profiles.warm.schedules == ()
 
 
-def test_measured_capacity_overrides_the_catalogue(tmp_path: Path) -> None:
-    before = load_profiles([write(tmp_path / "a", {"p.yaml": BASE})], CATALOG)
-    text = BASE + "sizing:\n  measured_capacity_mib:\n    r6i.large: 15000\n"
-    after = load_profiles([write(tmp_path / "b", {"p.yaml": text})], CATALOG)
+def test_measured_capacity_overrides_the_catalogue(
+    catalog: Catalog,
+    minimal_yaml: str,
+    write_profiles: Callable[[Path, dict[str, str]], Path],
+    tmp_path: Path,
+) -> None:
+    before = load_profiles(
+        [write_profiles(tmp_path / "a", {"p.yaml": minimal_yaml})], catalog
+    )
+    text = minimal_yaml + "sizing:\n  measured_capacity_mib:\n    r6i.large: 15000\n"
+    after = load_profiles([write_profiles(tmp_path / "b", {"p.yaml": text})], catalog)
     assert after.sizing.measured_capacity_mib == {"r6i.large": 15000}
-    r6i = dataclasses.replace(CATALOG.types["r6i.large"], measured_capacity_mib=15000)
-    assert after.catalog.types["r6i.large"] == r6i and before.catalog == CATALOG
-    expected = sizing.full_node_request([CATALOG.types["r5.large"], r6i], after.sizing)
+    r6i = dataclasses.replace(catalog.types["r6i.large"], measured_capacity_mib=15000)
+    assert after.catalog.types["r6i.large"] == r6i and before.catalog == catalog
+    expected = sizing.full_node_request([catalog.types["r5.large"], r6i], after.sizing)
     assert after.pools["small"].request == expected
     assert after.pools["small"].request != before.pools["small"].request
 
 
-def test_dask_default_worker_size_is_the_first(tmp_path: Path) -> None:
-    text = BASE.replace(
+def test_dask_default_worker_size_is_the_first(
+    catalog: Catalog,
+    minimal_yaml: str,
+    write_profiles: Callable[[Path, dict[str, str]], Path],
+    tmp_path: Path,
+) -> None:
+    text = minimal_yaml.replace(
         "zones: [us-east-1a, us-east-1b]",
         "zones: [us-east-1a]\n    purpose: [user, dask]",
     )
     text += (
         "dask:\n  worker_sizes:\n    - {name: half, pool: small, workers_per_node: 2}\n"
     )
-    profiles = load_profiles([write(tmp_path, {"p.yaml": text})], CATALOG)
+    profiles = load_profiles([write_profiles(tmp_path, {"p.yaml": text})], catalog)
     assert profiles.dask.default_worker_size == "half"
     assert profiles.dask.worker_sizes[0].display_name == "half"
-
-
-# ------------------------------------------------------------------------- YAML
-
-
-def test_unquoted_times_and_leading_zeros_mean_what_admins_mean() -> None:
-    text = "a: 18:00\nb: 010\nc: 1e3\nd: 0x10\ne: 1_000\nf: 0.5\ng: -2\nh: .5\n"
-    data, problems = parse_yaml("f", text)
-    assert problems == []
-    assert data == {
-        "a": "18:00",
-        "b": "010",
-        "c": 1000.0,
-        "d": 16,
-        "e": 1000,
-        "f": 0.5,
-        "g": -2,
-        "h": 0.5,
-    }
-    assert yaml.safe_load("a: 18:00")["a"] == 1080  # what plain YAML 1.1 does
-
-
-def test_keys_are_the_text_written_and_dates_stay_strings() -> None:
-    data, problems = parse_yaml("f", "2024: a\nyes: b\nnull: c\nd: 2026-07-20\n")
-    assert problems == []
-    assert data == {"2024": "a", "yes": "b", "null": "c", "d": "2026-07-20"}
-
-
-_BOMB = "a: &a [1,1,1,1,1,1,1,1,1,1]\n" + "".join(
-    f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n"
-    for p, n in zip("abcdef", "bcdefg", strict=True)
-)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        pytest.param(
-            "a: !!set {x}\n", "tag 'tag:yaml.org,2002:set' is not allowed", id="set"
-        ),
-        pytest.param(
-            "a: !!binary aGk=\n", "tag 'tag:yaml.org,2002:binary'", id="binary"
-        ),
-        pytest.param(
-            "a: !!timestamp 2026-01-01\n", "timestamp' is not allowed", id="ts"
-        ),
-        pytest.param("a: &x [*x]\n", "nested more than 40 levels deep", id="recursive"),
-        pytest.param("a: " + "[" * 2000 + "]" * 2000, "nested too deeply", id="deep"),
-        pytest.param(_BOMB, "more than 100000 values", id="alias-bomb"),
-    ],
-)
-def test_yaml_beyond_plain_data_is_refused(text: str, message: str) -> None:
-    data, problems = parse_yaml("f.yaml", text)
-    assert data is None
-    assert len(problems) == 1 and message in problems[0].message
-
-
-def test_python_tag_is_reported_not_executed(tmp_path: Path) -> None:
-    marker = tmp_path / "pwned"
-    tag = f'!!python/object/apply:os.system ["touch {marker}"]'
-    text = BASE + f"homes:\n  storage_class: {tag}\n"
-    lines = problems_of([write(tmp_path / "p", {"p.yaml": text})])
-    assert not marker.exists()
-    assert len(lines) == 1
-    assert (
-        "the YAML tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed"
-        in lines[0]
-    )
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        pytest.param("a: [1\n", "line 2, column 1: invalid YAML", id="unclosed"),
-        pytest.param("a: 1\n b: 2\n", "line 2, column 3: invalid YAML", id="indent"),
-        pytest.param("a: 1\n---\nb: 2\n", "expected a single document", id="two-docs"),
-        pytest.param(
-            "a: !custom 1\n", "the YAML tag '!custom' is not allowed", id="tag"
-        ),
-        pytest.param("a: *nowhere\n", "found undefined alias", id="alias"),
-    ],
-)
-def test_yaml_errors_have_a_position(text: str, message: str) -> None:
-    data, problems = parse_yaml("f.yaml", text)
-    assert data is None
-    assert [p.path for p in problems] == ["$"]
-    assert message in problems[0].message
-
-
-def test_duplicate_keys_are_reported_merge_keys_are_not() -> None:
-    text = "base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  x: 3\nm2: 1\nm2: 2\n"
-    data, problems = parse_yaml("f", text)
-    assert isinstance(data, dict) and data["m"] == {"x": 3, "y": 2}
-    assert [p.message[:40] for p in problems] == [
-        "line 6, column 1: duplicate key 'm2' (fi"
-    ]
-
-
-def test_empty_file_is_an_empty_document(tmp_path: Path) -> None:
-    directory = write(tmp_path, {"00-empty.yaml": "", "10-p.yaml": BASE})
-    assert len(load_profiles([directory], CATALOG).sources) == 2
-
-
-def test_non_utf8_file_is_a_problem(tmp_path: Path) -> None:
-    directory = write(tmp_path, {"p.yaml": BASE})
-    (directory / "q.yaml").write_bytes(b"a: \xff\xfe\n")
-    assert problems_of([directory]) == [f"{directory}/q.yaml: $: not UTF-8 text"]
-
-
-# ------------------------------------------------------------------ files, merge
-
-
-def test_directory_files_in_name_order_yml_too_hidden_and_subdirs_ignored(
-    tmp_path: Path,
-) -> None:
-    directory = write(
-        tmp_path, {"b.yml": "", "a.yaml": "", ".hidden.yaml": "", "c.txt": ""}
-    )
-    write(directory / "sub", {"d.yaml": ""})
-    files, problems = profile_files([directory, directory / "a.yaml"])
-    assert [f.name for f in files] == ["a.yaml", "b.yml"] and problems == []
-
-
-def test_missing_paths_and_empty_directories_are_problems(tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
-    files, problems = profile_files([tmp_path / "nope", tmp_path / "empty"])
-    assert files == []
-    assert [p.message for p in problems] == [
-        "no such file or directory",
-        "no *.yaml or *.yml files in directory",
-    ]
-
-
-def test_pool_defined_twice_is_reported_at_the_later_file(tmp_path: Path) -> None:
-    pool = "pools:\n  small:\n    instance_types: [r5.large]\n    zones: [us-east-1a]\n"
-    directory = write(tmp_path, {"9-a.yaml": BASE, "10-b.yaml": pool})
-    lines = problems_of([directory])
-    assert lines == [
-        (
-            f"{directory}/9-a.yaml: $.pools.small: pool 'small' is already defined "
-            f"in {directory}/10-b.yaml; a pool may be defined in one file only"
-        )
-    ]
-
-
-def test_merge_concatenates_lists_keeps_origins_and_does_not_mutate() -> None:
-    a = {"sizes": [{"slug": "a"}], "pools": {"p": {"zones": ["z"]}}, "cost": {"x": 1}}
-    b = {"sizes": [{"slug": "b"}, {"slug": "c"}], "budgets": [{"group": "g"}]}
-    before = copy.deepcopy((a, b))
-    merged, problems = merge_documents([Document("a.yaml", a), Document("b.yaml", b)])
-    assert problems == []
-    assert [(i.file, i.path, i.value["slug"]) for i in merged.sizes] == [
-        ("a.yaml", "$.sizes[0]", "a"),
-        ("b.yaml", "$.sizes[0]", "b"),
-        ("b.yaml", "$.sizes[1]", "c"),
-    ]
-    merged.sizes[0].value["slug"] = "changed"
-    merged.pools["p"].value["zones"].append("y")
-    assert (a, b) == before
-    with pytest.raises(TypeError, match="does not support item assignment"):
-        merged.pools["q"] = merged.pools["p"]  # type: ignore[index]
-
-
-def test_single_sections_may_appear_once() -> None:
-    docs = [
-        Document("a.yaml", {"warm": {}}),
-        Document("b.yaml", {"warm": {}, "cost": {}}),
-    ]
-    merged, problems = merge_documents(docs)
-    assert [str(p) for p in problems] == [
-        (
-            "b.yaml: $.warm: section 'warm' is already defined in a.yaml; it may "
-            "appear in one file only"
-        )
-    ]
-    assert merged.sections["warm"].file == "a.yaml" and "cost" in merged.sections
-
-
-@pytest.mark.parametrize(
-    ("parts", "expected"),
-    [
-        pytest.param([], "$", id="root"),
-        pytest.param(["sizes", 2, "pool"], "$.sizes[2].pool", id="list"),
-        pytest.param(["pools", "gpu-t4"], "$.pools['gpu-t4']", id="bracket"),
-        pytest.param(["labels", "it's"], "$.labels['it\\'s']", id="quote"),
-    ],
-)
-def test_jsonpath(parts: list[str | int], expected: str) -> None:
-    assert jsonpath(parts) == expected
-
-
-def test_digest_follows_contents(tmp_path: Path) -> None:
-    directory = write(tmp_path, {"p.yaml": BASE})
-    first = load_profiles([directory], CATALOG).digest
-    assert load_profiles([directory], CATALOG).digest == first
-    (directory / "p.yaml").write_text(BASE + "# a comment\n")
-    assert load_profiles([directory], CATALOG).digest != first
-
-
-# ---------------------------------------------------------------- value parsers
-
-
-@pytest.mark.parametrize(
-    ("value", "minutes"),
-    [("00:00", 0), ("08:30", 510), ("23:59", 1439), ("24:00", 1440)],
-)
-def test_parse_time(value: str, minutes: int) -> None:
-    assert parse_time(value) == minutes
-
-
-@pytest.mark.parametrize(
-    "value", ["24:01", "8:00", "25:00", "12:60", "noon", 800, None]
-)
-def test_parse_time_rejects(value: object) -> None:
-    with pytest.raises(ValueError, match="is not a time 'HH:MM'"):
-        parse_time(value)
-
-
-@pytest.mark.parametrize(
-    ("value", "days"),
-    [
-        ("mon-fri", {1, 2, 3, 4, 5}),
-        ("fri-mon", {5, 6, 7, 1}),
-        ("weekends", {6, 7}),
-        ("daily", {1, 2, 3, 4, 5, 6, 7}),
-        (["Tue", "thursday"], {2, 4}),
-        (["mon", "sat-sun"], {1, 6, 7}),
-    ],
-)
-def test_parse_days(value: object, days: set[int]) -> None:
-    assert parse_days(value) == frozenset(days)
-
-
-@pytest.mark.parametrize("value", ["mon-fryday", ["mon", "funday"], [], [1], "", "mo"])
-def test_parse_days_rejects(value: object) -> None:
-    with pytest.raises(ValueError, match="day"):
-        parse_days(value)
 
 
 # ------------------------------------------------------------------ robustness
@@ -439,7 +185,9 @@ def _documents(directory: Path) -> list[tuple[str, Any]]:
     return docs
 
 
-def test_any_wrong_value_anywhere_gives_only_profile_config_errors() -> None:
+def test_any_wrong_value_anywhere_gives_only_profile_config_errors(
+    catalog: Catalog,
+) -> None:
     """Replace every value of an example (and a sample of the main set) with junk."""
     cases: list[list[tuple[str, Any]]] = []
     for directory in EXAMPLES:
@@ -468,98 +216,10 @@ def test_any_wrong_value_anywhere_gives_only_profile_config_errors() -> None:
     outcomes = {"ok": 0, "invalid": 0}
     for docs in cases:
         try:
-            profiles_from_documents(docs, CATALOG)
+            profiles_from_documents(docs, catalog)
         except ProfileConfigError as err:
             assert err.problems, docs
             outcomes["invalid"] += 1
         else:
             outcomes["ok"] += 1
     assert outcomes["invalid"] > 0.8 * len(cases), outcomes
-
-
-# ------------------------------------------------------------------- hot reload
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _touch(path: Path, text: str) -> None:
-    path.write_text(text)
-    st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-
-
-@pytest.fixture
-def source_dir(tmp_path: Path) -> Path:
-    return write(tmp_path / "profiles", {"p.yaml": BASE})
-
-
-def _source(directory: Path, clock: Callable[[], float]) -> ProfilesSource:
-    log = logging.getLogger("test.profiles")
-    return ProfilesSource([directory], CATALOG, log, interval_s=5.0, clock=clock)
-
-
-def test_first_load_failure_raises(tmp_path: Path) -> None:
-    directory = write(tmp_path, {"p.yaml": BASE + "bogus: 1\n"})
-    with pytest.raises(ProfileConfigError, match=r"\$\.bogus: unknown key 'bogus'"):
-        _source(directory, Clock()).current()
-
-
-def test_reload_waits_for_the_interval_then_picks_up_a_change(source_dir: Path) -> None:
-    clock = Clock()
-    source = _source(source_dir, clock)
-    first = source.current()
-    _touch(
-        source_dir / "p.yaml", BASE.replace("display_name: Small", "display_name: Tiny")
-    )
-    clock.now += 4.9
-    assert source.current() is first
-    clock.now += 0.2
-    second = source.current()
-    assert second.sizes[0].display_name == "Tiny" and second.digest != first.digest
-    clock.now += 10
-    assert source.current() is second  # nothing changed: no re-read
-
-
-def test_new_file_is_noticed(source_dir: Path) -> None:
-    clock = Clock()
-    source = _source(source_dir, clock)
-    assert source.current().budgets == ()
-    (source_dir / "z.yaml").write_text("budgets:\n  - {group: users, monthly: 10}\n")
-    clock.now += 6
-    assert source.current().budgets[0].monthly == 10
-
-
-def test_invalid_edit_keeps_last_good_and_logs_every_problem(
-    source_dir: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    clock = Clock()
-    source = _source(source_dir, clock)
-    good = source.current()
-    _touch(
-        source_dir / "p.yaml", BASE.replace("pool: small", "pool: nowhere") + "x: 1\n"
-    )
-    clock.now += 6
-    with caplog.at_level(logging.WARNING, logger="test.profiles"):
-        assert source.current() is good
-    assert source.last_error is not None
-    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("invalid (2 problems)" in m for m in messages)
-    assert any("$.sizes[0].pool: unknown pool 'nowhere'" in m for m in messages)
-    assert any("$.x: unknown key 'x'" in m for m in messages)
-    assert "Traceback" not in caplog.text
-    caplog.clear()
-    clock.now += 6
-    assert source.current() is good and caplog.records == []  # logged once
-    _touch(
-        source_dir / "p.yaml",
-        BASE.replace("display_name: Small", "display_name: Fixed"),
-    )
-    clock.now += 6
-    assert source.current().sizes[0].display_name == "Fixed"
-    assert source.last_error is None
