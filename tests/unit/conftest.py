@@ -22,6 +22,9 @@
 - ``cluster_spec(profiles, catalog, name="dev", **changes)``: an EKS cluster's
   facts for the pools of ``profiles``: one subnet per zone, an AMI for every SSM
   parameter they need; ``changes`` replace fields.
+- ``gateway_env``: the environment of a local Dask Gateway (``WBSPAWNER_MODE=
+  local``, two profiles paths, its URL, proxy address and API token, the hub's
+  API URL), as ``GatewaySettings.from_env`` reads it.
 - ``run_cli(*argv, environ=None)``: runs ``wbspawner`` in this process and
   returns ``(exit code, stdout, stderr)``.
 - ``aws_env``: dummy AWS credentials and no shared config files, so boto3
@@ -187,6 +190,20 @@ def make_settings() -> Callable[..., Settings]:
         return Settings(ldap=server, **fields)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def gateway_env() -> Mapping[str, str]:
+    return MappingProxyType(
+        {
+            "WBSPAWNER_MODE": "local",
+            "WBSPAWNER_PROFILES": "/p1:/p2",
+            "WBSPAWNER_DASK_GATEWAY_URL": "http://127.0.0.1:9000",
+            "WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS": "gateway://127.0.0.1:9001",
+            "WBSPAWNER_DASK_GATEWAY_API_TOKEN": "s3cret-token",
+            "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api",
+        }
+    )
 
 
 @pytest.fixture(scope="session")

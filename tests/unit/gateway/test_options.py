@@ -1,9 +1,8 @@
-"""Dask Gateway: worker sizes, pods, limits, hub wiring, settings and the reaper."""
+"""Dask Gateway options: worker sizes, the pods they make, refusals and limits."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -14,11 +13,9 @@ from dask_gateway_server.backends.kubernetes.controller import KubeController
 from dask_gateway_server.backends.local import LocalClusterConfig
 from dask_gateway_server.models import User
 from dask_gateway_server.utils import FrozenAttrDict
-from traitlets.config import Config
 
 from wbspawner.catalog.pricing import preferred_cost
 from wbspawner.errors import UserFacingError
-from wbspawner.gateway import config as gwconfig
 from wbspawner.gateway.billing import worker_price
 from wbspawner.gateway.limits import UsageLedger, max_workers_bounds
 from wbspawner.gateway.options import (
@@ -31,9 +28,7 @@ from wbspawner.gateway.options import (
     usage_from_config,
     worker_sizes_for,
 )
-from wbspawner.gateway.reaper import ClusterRef, Reaper, clusters_to_stop
 from wbspawner.gateway.workers import worker_resources, workers_per_node
-from wbspawner.hub import gateway_service as gwhub
 from wbspawner.model import DaskLimits, Profiles
 from wbspawner.spawn.manifests import PRICE_ANNOTATION
 
@@ -382,215 +377,3 @@ def test_ledger_counts_recent_clusters_until_listed_or_old() -> None:
         "listed"
     ]
     assert ledger.merge("bob", []) == ()
-
-
-# ------------------------------------------------------------------ reaper
-
-
-def _ref(name: str, user: str, started: float | None) -> ClusterRef:
-    return ClusterRef(name=name, username=user, started_s=started)
-
-
-@pytest.mark.parametrize(
-    ("cluster", "stop"),
-    [
-        pytest.param(_ref("a", "bob", 0), True, id="owner-has-no-server"),
-        pytest.param(_ref("b", "gina", 0), False, id="owner-active"),
-        pytest.param(_ref("c", "bob", 95), False, id="younger-than-grace"),
-        pytest.param(_ref("d", "bob", None), True, id="unknown-age"),
-        pytest.param(_ref("e", "service:x", 0), False, id="service-cluster"),
-    ],
-)
-def test_clusters_to_stop(cluster: ClusterRef, stop: bool) -> None:
-    assert (clusters_to_stop([cluster], {"gina"}, 100.0, 10.0) == [cluster]) is stop
-
-
-class _Cluster:
-    def __init__(self, name: str, username: str) -> None:
-        self.name, self.username, self.start_time = name, username, 1000
-
-
-class _Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str, *args: Any) -> None:
-        self.lines.append(msg % args)
-
-    warning = exception = info
-
-
-async def test_reaper_stops_only_clusters_of_users_without_server() -> None:
-    stopped: list[str] = []
-
-    async def listed() -> list[_Cluster]:
-        return [_Cluster("c1", "bob"), _Cluster("c2", "gina")]
-
-    async def stop(name: str) -> None:
-        stopped.append(name)
-
-    async def active() -> set[str]:
-        return {"gina"}
-
-    log = _Log()
-    reaper = Reaper(listed, stop, active, log, grace_s=5, clock=lambda: 100.0)
-    assert await reaper.run_once() == ["c1"]
-    assert stopped == ["c1"]
-    assert "stopping cluster c1 of bob" in log.lines[0]
-
-
-async def test_reaper_stops_nothing_when_the_hub_cannot_be_asked() -> None:
-    stopped: list[str] = []
-
-    async def listed() -> list[_Cluster]:
-        return [_Cluster("c1", "bob")]
-
-    async def stop(name: str) -> None:
-        stopped.append(name)
-
-    async def active() -> set[str]:
-        raise OSError("connection refused")
-
-    log = _Log()
-    assert await Reaper(listed, stop, active, log, clock=lambda: 1e9).run_once() == []
-    assert stopped == []
-    assert "cannot list active hub users" in log.lines[0]
-
-
-# ------------------------------------------------------------------ settings
-
-
-LOCAL_ENV = {
-    "WBSPAWNER_MODE": "local",
-    "WBSPAWNER_PROFILES": "/p1:/p2",
-    "WBSPAWNER_DASK_GATEWAY_URL": "http://127.0.0.1:9000",
-    "WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS": "gateway://127.0.0.1:9001",
-    "WBSPAWNER_DASK_GATEWAY_API_TOKEN": "s3cret-token",
-    "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api",
-}
-
-
-def test_settings_from_env() -> None:
-    settings = gwconfig.GatewaySettings.from_env(LOCAL_ENV)
-    assert settings.mode == "local"
-    assert settings.profiles_paths == ("/p1", "/p2")
-    assert settings.api_token == "s3cret-token"
-    assert settings.hub_api_url == "http://127.0.0.1:8081/hub/api"
-    assert settings.extra_path and Path(settings.extra_path[0], "python").exists()
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        pytest.param({"WBSPAWNER_MODE": "cloud"}, "production or local", id="mode"),
-        pytest.param(
-            {"WBSPAWNER_DASK_GATEWAY_STATE_DIR": "/tmp/x"},
-            "needs DASK_GATEWAY_ENCRYPT_KEYS",
-            id="state-dir-without-keys",
-        ),
-        pytest.param(
-            {"WBSPAWNER_DASK_GATEWAY_AUTH": "simple"}, "needs .*PASSWORD", id="simple"
-        ),
-        pytest.param(
-            {"WBSPAWNER_DASK_GATEWAY_REAP_INTERVAL": "-1"}, "seconds >= 0", id="reap"
-        ),
-    ],
-)
-def test_settings_errors(env: dict[str, str], message: str) -> None:
-    with pytest.raises(gwconfig.GatewaySettingsError, match=message):
-        gwconfig.GatewaySettings.from_env(env)
-
-
-def test_inline_profiles_become_files(tmp_path: Path) -> None:
-    settings = gwconfig.GatewaySettings()
-    env = {"WBSPAWNER_PROFILES_INLINE_00_GROUPS": "groups: {}\n"}
-    out = gwconfig.inline_profiles(settings, env, tmp_path / "p")
-    assert out.profiles_paths == (str(tmp_path / "p"),)
-    assert (tmp_path / "p" / "00_groups.yaml").read_text() == "groups: {}\n"
-    assert gwconfig.inline_profiles(settings, {}, tmp_path / "q") is settings
-
-
-@pytest.mark.parametrize("mode", ["local", "production"])
-def test_configure_sets_backend_commands_and_auth(
-    profiles: Profiles, mode: str
-) -> None:
-    c = Config()
-    settings = gwconfig.GatewaySettings.from_env({**LOCAL_ENV, "WBSPAWNER_MODE": mode})
-    gwconfig.configure(c, settings, profiles)
-    backend = c.DaskGateway.backend_class
-    assert backend.startswith("wbspawner.gateway.backends.Workbench")
-    assert not backend.endswith(".LocalBackend")  # chowns / as root in 2026.3.0
-    assert ("UnsafeLocal" in backend) is (mode == "local")
-    assert c.ClusterConfig.scheduler_cmd == ["dask", "scheduler"]
-    assert c.ClusterConfig.worker_cmd == ["dask", "worker"]
-    assert c.ClusterConfig.idle_timeout == profiles.dask.idle_timeout_s
-    assert c.JupyterHubAuthenticator.jupyterhub_service_name == "dask-gateway"
-    assert c.WorkbenchBackendMixin.hub_api_token == "s3cret-token"
-    assert ("prefix" in c.Proxy) is (mode == "local")
-
-
-# ------------------------------------------------------------------ hub wiring
-
-
-def test_no_wiring_without_a_gateway_url() -> None:
-    assert gwhub.hub_wiring(gwconfig.GatewaySettings(), "http://hub") is None
-    assert gwhub.hub_wiring(None, "http://hub") is None
-    c = Config()
-    gwhub.apply_hub_wiring(c, None)
-    assert "services" not in c.JupyterHub
-
-
-def test_hub_wiring_merges_into_existing_config() -> None:
-    settings = gwconfig.GatewaySettings.from_env(LOCAL_ENV)
-    wiring = gwhub.hub_wiring(settings, "http://:8100")
-    c = Config()
-    c.JupyterHub.services = [{"name": "warmer", "api_token": "w"}]
-    c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "x"]}]
-    c.KubeSpawner.environment = {"A": "1"}
-    gwhub.apply_hub_wiring(c, wiring, "KubeSpawner")
-    gwhub.apply_hub_wiring(c, wiring, "KubeSpawner")  # idempotent
-    services = {s["name"]: s for s in c.JupyterHub.services}
-    gateway = services["dask-gateway"]
-    assert gateway["url"] == "http://127.0.0.1:9000"
-    assert gateway["api_token"] == "s3cret-token"
-    assert gateway["display"] is False and gateway["timeout"] <= 5
-    assert services["warmer"]["api_token"] == "w"
-    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
-    assert roles["user"]["scopes"] == [
-        "self",
-        "x",
-        "access:services!service=dask-gateway",
-    ]
-    assert roles["dask-gateway-reaper"]["services"] == ["dask-gateway"]
-    assert set(roles["dask-gateway-reaper"]["scopes"]) == {"list:users", "read:servers"}
-    assert c.KubeSpawner.server_token_scopes == [
-        "users:activity!user",
-        "access:servers!server",
-        "access:services!service=dask-gateway",
-    ]
-    env = c.KubeSpawner.environment
-    assert env["A"] == "1"
-    assert env["DASK_GATEWAY__ADDRESS"] == "http://127.0.0.1:8100/services/dask-gateway"
-    assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://127.0.0.1:9001"
-    assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
-    image_of = env["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"]
-    assert image_of(type("S", (), {"image": "img:1"})()) == "img:1"
-
-
-def test_existing_service_token_is_kept_and_callable_scopes_extended() -> None:
-    settings = dataclasses.replace(
-        gwconfig.GatewaySettings.from_env(LOCAL_ENV), api_token=None
-    )
-    c = Config()
-    c.JupyterHub.services = [{"name": "dask-gateway", "api_token": "from-chart"}]
-    c.Spawner.server_token_scopes = lambda spawner: ["read:users:name!user"]
-    gwhub.apply_hub_wiring(c, gwhub.hub_wiring(settings, "http://hub.example.org"))
-    assert c.JupyterHub.services[0]["api_token"] == "from-chart"
-    assert c.Spawner.server_token_scopes(None) == [
-        "read:users:name!user",
-        "access:services!service=dask-gateway",
-    ]
-    env = c.Spawner.environment
-    assert env["DASK_GATEWAY__ADDRESS"] == (
-        "http://hub.example.org/services/dask-gateway"
-    )
