@@ -8,7 +8,6 @@ a hub may cap the page size below the ``limit`` asked for).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -114,20 +113,7 @@ async def test_a_refusal_raises_and_the_callers_session_stays_open() -> None:
         assert not session.closed
 
 
-async def test_a_silent_hub_is_bounded_by_the_timeout() -> None:
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)  # accept, never answer
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hub/api"
-    try:
-        async with HubApi(url, TOKEN, timeout=0.3) as api:
-            with pytest.raises(TimeoutError):
-                await api.last_sizes()
-    finally:
-        for writer in held:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+async def test_a_silent_hub_is_bounded_by_the_timeout(silent_server: str) -> None:
+    async with HubApi(f"{silent_server}/hub/api", TOKEN, timeout=0.3) as api:
+        with pytest.raises(TimeoutError):
+            await api.last_sizes()

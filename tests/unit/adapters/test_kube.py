@@ -9,7 +9,6 @@ check what went over the wire.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -248,29 +247,16 @@ async def test_conflict_and_refusal_carry_status_reason_and_hint(
     assert (info.value.status, info.value.reason) == (403, "Forbidden")
 
 
-async def test_no_answer_is_bounded_by_the_timeout() -> None:
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)  # accept, never answer
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+async def test_no_answer_is_bounded_by_the_timeout(silent_server: str) -> None:
     from kubernetes_asyncio.client import ApiClient, Configuration
 
-    try:
-        async with ApiClient(Configuration(host=url)) as client:
-            kube = Kube.of(client, timeout=0.3)
-            with pytest.raises(KubeError, match="no answer .* within 0.3 s") as info:
-                await kube.list_nodes()
-            assert info.value.status == 0
-            await kube.close()  # not its client: leaves it open
-            assert not client.rest_client.pool_manager.closed
-    finally:
-        for writer in held:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+    async with ApiClient(Configuration(host=silent_server)) as client:
+        kube = Kube.of(client, timeout=0.3)
+        with pytest.raises(KubeError, match="no answer .* within 0.3 s") as info:
+            await kube.list_nodes()
+        assert info.value.status == 0
+        await kube.close()  # not its client: leaves it open
+        assert not client.rest_client.pool_manager.closed
 
 
 async def test_unreachable_api_and_bad_kubeconfig_are_kube_errors(

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,24 @@ def test_ready_nodes_per_pool(zone: str | None, expected: dict[str, int]) -> Non
 # --------------------------------------------------------- tolerant reading
 
 
+def _unknown_with_one_log_line(
+    path: Path,
+    text: str,
+    caplog: pytest.LogCaptureFixture,
+    read: Callable[[Path], object],
+    load: Callable[[Path], object],
+    what: str,
+) -> None:
+    """A malformed file reads as unknown with one warning; loading it raises."""
+    path.write_text(text, encoding="utf-8")
+    caplog.set_level(logging.INFO)
+    assert read(path) is None
+    line = _one_line(caplog, logging.WARNING).getMessage()
+    assert line.startswith(f"{what} unknown: ") and str(path) in line
+    with pytest.raises(StateFileError, match=r"\$"):
+        load(path)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -105,14 +124,14 @@ def test_ready_nodes_per_pool(zone: str | None, expected: dict[str, int]) -> Non
 def test_malformed_warm_status_is_unknown_with_one_log_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str
 ) -> None:
-    path = tmp_path / "warm.json"
-    path.write_text(text, encoding="utf-8")
-    caplog.set_level(logging.INFO)
-    assert read_warm_status(path) is None
-    line = _one_line(caplog, logging.WARNING).getMessage()
-    assert line.startswith("Warm status unknown: ") and str(path) in line
-    with pytest.raises(StateFileError, match=r"\$"):
-        load_warm_status(path)
+    _unknown_with_one_log_line(
+        tmp_path / "warm.json",
+        text,
+        caplog,
+        read_warm_status,
+        load_warm_status,
+        "Warm status",
+    )
 
 
 @pytest.mark.parametrize(
@@ -137,14 +156,14 @@ def test_malformed_warm_status_is_unknown_with_one_log_line(
 def test_malformed_spot_prices_are_unknown_with_one_log_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str
 ) -> None:
-    path = tmp_path / "spot.json"
-    path.write_text(text, encoding="utf-8")
-    caplog.set_level(logging.INFO)
-    assert read_spot_prices(path) is None
-    line = _one_line(caplog, logging.WARNING).getMessage()
-    assert line.startswith("Spot prices unknown: ") and str(path) in line
-    with pytest.raises(StateFileError, match=r"\$"):
-        load_spot_prices(path)
+    _unknown_with_one_log_line(
+        tmp_path / "spot.json",
+        text,
+        caplog,
+        read_spot_prices,
+        load_spot_prices,
+        "Spot prices",
+    )
 
 
 def test_every_problem_is_listed_with_its_place(tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[3]
 PROFILES = REPO / "profiles"
 BROKEN = REPO / "tests" / "broken_profiles"
 CASES = sorted(p for p in BROKEN.iterdir() if p.is_dir())
+RENDER_BOB = ("render", "--user", "bob", "--groups", "jupyter-users")
+"""``wbspawner render`` for bob of jupyter-users (add ``--profiles``)."""
 EXAMPLES = sorted(p for p in (PROFILES / "examples").iterdir() if p.is_dir())
 
 
@@ -177,11 +179,7 @@ def test_render_bob_sees_only_jupyter_users_sizes_with_prices(
     run_cli: Callable[..., tuple[int, str, str]],
 ) -> None:
     code, out, err = run_cli(
-        "render",
-        "--user",
-        "bob",
-        "--groups",
-        "jupyter-users",
+        *RENDER_BOB,
         "--profiles",
         str(PROFILES),
     )
@@ -248,11 +246,7 @@ def test_render_uses_observed_spot_prices(
     prices = tmp_path / "spot.json"
     prices.write_text(json.dumps({"r5.2xlarge/us-east-1a": 0.1234, "x/y": 9}))
     code, out, err = run_cli(
-        "render",
-        "--user",
-        "bob",
-        "--groups",
-        "jupyter-users",
+        *RENDER_BOB,
         "--profiles",
         str(PROFILES),
         "--spot-prices",

@@ -20,6 +20,22 @@ from wbspawner.pools.report import report_table
 from wbspawner.pools.subnets import SubnetInfo, check_subnets
 
 
+def _stray(instances: int) -> ObservedAsg:
+    """A group named ``old`` of no pool, with ``instances`` running nodes."""
+    return ObservedAsg(
+        name="old",
+        min_size=0,
+        max_size=1,
+        desired_capacity=instances,
+        instances=instances,
+        subnets=(),
+        mixed_instances_policy=None,
+        capacity_rebalance=False,
+        tags={},
+        propagate_at_launch=frozenset(),
+    )
+
+
 class Recorder:
     """Fake EC2 and ASG adapters: record calls, fail on request."""
 
@@ -130,18 +146,7 @@ def test_deleting_what_is_gone_is_done_but_updating_it_fails(
     catalog: Catalog,
     spec: ClusterSpec,
 ):
-    stray = ObservedAsg(
-        name="old",
-        min_size=0,
-        max_size=1,
-        desired_capacity=0,
-        instances=0,
-        subnets=(),
-        mixed_instances_policy=None,
-        capacity_rebalance=False,
-        tags={},
-        propagate_at_launch=frozenset(),
-    )
+    stray = _stray(0)
     observed = dataclasses.replace(
         echoed(shipped_desired), asgs={**echoed(shipped_desired).asgs, "old": stray}
     )
@@ -169,18 +174,7 @@ def test_deleting_what_is_gone_is_done_but_updating_it_fails(
 def test_blocked_actions_are_reported_not_run(
     shipped_desired: DesiredState, echoed: Callable
 ):
-    stray = ObservedAsg(
-        name="old",
-        min_size=0,
-        max_size=1,
-        desired_capacity=1,
-        instances=1,
-        subnets=(),
-        mixed_instances_policy=None,
-        capacity_rebalance=False,
-        tags={},
-        propagate_at_launch=frozenset(),
-    )
+    stray = _stray(1)
     plan = make_plan(
         shipped_desired,
         ObservedState(

@@ -289,31 +289,39 @@ def _asg(name: str, min_size: int, desired: int) -> dict[str, Any]:
     }
 
 
-async def test_asg_min_actuator_sets_min_and_desired() -> None:
-    client = boto3.client(
+@pytest.fixture
+def autoscaling() -> Any:
+    """An Auto Scaling client for the Stubber (nothing is sent)."""
+    return boto3.client(
         "autoscaling",
         region_name="us-east-1",
         aws_access_key_id="x",
         aws_secret_access_key="x",
     )
-    names = ["wbspawner-dev-mem64-a-spot", "wbspawner-dev-mem64-b-spot"]
-    plan = WarmPlan(
+
+
+def asg_min_plan(*targets: tuple[str, str, int]) -> WarmPlan:
+    """An asg-min plan with these (pool, zone, spot minimum) targets."""
+    return WarmPlan(
         at=NOW,
         mode="asg-min",
         targets=(),
         decisions=(),
         cost_per_hour=0,
         budget_per_hour=None,
-        asg_min=(
+        asg_min=tuple(
             AsgMinTarget(
-                pool="mem64", zone=A, capacity_type="spot", min_size=2, reason="r"
-            ),
-            AsgMinTarget(
-                pool="mem64", zone=B, capacity_type="spot", min_size=0, reason="r"
-            ),
+                pool=pool, zone=zone, capacity_type="spot", min_size=n, reason="r"
+            )
+            for pool, zone, n in targets
         ),
     )
-    with Stubber(client) as stub:
+
+
+async def test_asg_min_actuator_sets_min_and_desired(autoscaling: Any) -> None:
+    names = ["wbspawner-dev-mem64-a-spot", "wbspawner-dev-mem64-b-spot"]
+    plan = asg_min_plan(("mem64", A, 2), ("mem64", B, 0))
+    with Stubber(autoscaling) as stub:
         stub.add_response(
             "describe_auto_scaling_groups",
             {"AutoScalingGroups": [_asg(names[0], 0, 1), _asg(names[1], 0, 0)]},
@@ -324,7 +332,7 @@ async def test_asg_min_actuator_sets_min_and_desired() -> None:
             {},
             {"AutoScalingGroupName": names[0], "MinSize": 2, "DesiredCapacity": 2},
         )
-        result = await AsgMinActuator(client, "dev", "us-east-1").apply(plan)
+        result = await AsgMinActuator(autoscaling, "dev", "us-east-1").apply(plan)
         stub.assert_no_pending_responses()
     assert [(a.verb, a.name) for a in result.done] == [("set-min", names[0])]
     assert result.errors == ()
@@ -335,32 +343,11 @@ async def test_asg_min_actuator_sets_min_and_desired() -> None:
     [pytest.param(True, 0, id="dry-run"), pytest.param(False, 1, id="apply")],
 )
 async def test_asg_min_actuator_missing_group_is_an_error(
-    dry_run: bool, updates: int
+    autoscaling: Any, dry_run: bool, updates: int
 ) -> None:
-    client = boto3.client(
-        "autoscaling",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
     names = ["wbspawner-dev-cpu16-a-spot", "wbspawner-dev-mem64-a-spot"]
-    plan = WarmPlan(
-        at=NOW,
-        mode="asg-min",
-        targets=(),
-        decisions=(),
-        cost_per_hour=0,
-        budget_per_hour=None,
-        asg_min=(
-            AsgMinTarget(
-                pool="mem64", zone=A, capacity_type="spot", min_size=1, reason="r"
-            ),
-            AsgMinTarget(
-                pool="cpu16", zone=A, capacity_type="spot", min_size=1, reason="r"
-            ),
-        ),
-    )
-    with Stubber(client) as stub:
+    plan = asg_min_plan(("mem64", A, 1), ("cpu16", A, 1))
+    with Stubber(autoscaling) as stub:
         stub.add_response(
             "describe_auto_scaling_groups",
             {"AutoScalingGroups": [_asg(names[1], 0, 3)]},
@@ -372,7 +359,7 @@ async def test_asg_min_actuator_missing_group_is_an_error(
                 {},
                 {"AutoScalingGroupName": names[1], "MinSize": 1},
             )
-        result = await AsgMinActuator(client, "dev", "us-east-1").apply(
+        result = await AsgMinActuator(autoscaling, "dev", "us-east-1").apply(
             plan, dry_run=dry_run
         )
         stub.assert_no_pending_responses()
@@ -382,34 +369,16 @@ async def test_asg_min_actuator_missing_group_is_an_error(
     assert [a.name for a in result.done] == [names[1]]
 
 
-async def test_asg_min_actuator_failures_carry_the_aws_advice() -> None:
+async def test_asg_min_actuator_failures_carry_the_aws_advice(autoscaling: Any) -> None:
     """A refused update is recorded with the adapter's advice, not botocore's text."""
-    client = boto3.client(
-        "autoscaling",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
     name = "wbspawner-dev-mem64-a-spot"
-    plan = WarmPlan(
-        at=NOW,
-        mode="asg-min",
-        targets=(),
-        decisions=(),
-        cost_per_hour=0,
-        budget_per_hour=None,
-        asg_min=(
-            AsgMinTarget(
-                pool="mem64", zone=A, capacity_type="spot", min_size=1, reason="r"
-            ),
-        ),
-    )
-    with Stubber(client) as stub:
+    plan = asg_min_plan(("mem64", A, 1))
+    with Stubber(autoscaling) as stub:
         stub.add_response(
             "describe_auto_scaling_groups", {"AutoScalingGroups": [_asg(name, 0, 0)]}
         )
         stub.add_client_error("update_auto_scaling_group", "AccessDenied", "no")
-        result = await AsgMinActuator(client, "dev", "us-east-1").apply(plan)
+        result = await AsgMinActuator(autoscaling, "dev", "us-east-1").apply(plan)
         stub.assert_no_pending_responses()
     advice = (
         f"AWS denied autoscaling:UpdateAutoScalingGroup for {name} (AccessDenied): "
