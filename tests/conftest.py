@@ -1,9 +1,15 @@
-"""Fixtures shared by the test tiers that run real services (started lazily).
+"""Fixtures shared by the test tiers (those that run services start lazily).
 
 - ``ldap_server``: :class:`devcluster.services.ldap.LdapServer`, a private slapd
   seeded with ``DEMO_USERS`` (alice, bob, gina, carol) and the groups
   jupyter-users, gpu-users, jupyter-admins, for the whole session; stopped by its
   PID at the end. Tests that change the directory use unique names.
+- ``silent_server``: the base URL (``http://127.0.0.1:PORT``) of a loopback
+  server that accepts connections and never answers, to show timeouts; closed
+  with its connections after the test.
+- ``dask_pod(overrides, worker, namespace=, cluster=, instance=)``: the pod
+  manifest the real dask-gateway Kubernetes controller makes for a cluster with
+  these configuration overrides (scheduler, or worker when ``worker``).
 - ``moto_session``: one moto server on 127.0.0.1 for the whole session, stopped
   by its server thread at the end (also when a test failed). moto keeps its
   state per process, so each folder's ``moto`` fixture decides when to reset it
@@ -12,8 +18,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -46,3 +53,44 @@ def moto_session() -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[str]:
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, never answer
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture(scope="session")
+def dask_pod() -> Callable[..., dict[str, Any]]:
+    # Imported here: dask_gateway_server is heavy and only some tests need it.
+    from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
+    from dask_gateway_server.backends.kubernetes.controller import KubeController
+    from dask_gateway_server.utils import FrozenAttrDict
+
+    def make(
+        overrides: Mapping[str, Any],
+        worker: bool,
+        *,
+        namespace: str = "dask-gateway",
+        cluster: str = "c0ffee",
+        instance: str = "dask-gateway",
+    ) -> dict[str, Any]:
+        config = FrozenAttrDict(KubeClusterConfig(**overrides).to_dict())
+        controller = KubeController(
+            gateway_instance=instance, api_url="http://api:8000/api"
+        )
+        return dict(controller.make_pod(namespace, cluster, config, worker))
+
+    return make

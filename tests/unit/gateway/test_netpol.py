@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
-from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
-from dask_gateway_server.backends.kubernetes.controller import KubeController
 from dask_gateway_server.models import User
-from dask_gateway_server.utils import FrozenAttrDict
 
 from wbspawner.gateway import netpol
 from wbspawner.gateway.netpol import GatewaySelector, PodRef
@@ -44,17 +41,22 @@ def _build(user: str) -> list[dict[str, Any]]:
     )
 
 
-def _dask_pod(profiles: Profiles, user: str, worker: bool) -> PodRef:
-    """Labels of the pod the real dask-gateway controller makes for ``user``."""
-    owner = User(user, groups=["jupyter-users"])
-    options = cluster_options_for(profiles, owner, OptionsContext())
-    overrides = options.get_configuration(options.parse_options({}), owner)
-    config = FrozenAttrDict(KubeClusterConfig(**overrides).to_dict())
-    controller = KubeController(
-        gateway_instance="dask-gateway", api_url="http://api:8000/api"
-    )
-    pod = controller.make_pod(NS, "c0ffee", config, worker)
-    return PodRef(NS, pod["metadata"]["labels"])
+@pytest.fixture
+def dask_pod_of(
+    profiles: Profiles, dask_pod: Callable[..., dict[str, Any]]
+) -> Callable[[str, bool], PodRef]:
+    """``dask_pod_of(user, worker)``: labels of the pod the real dask-gateway
+    controller makes for ``user`` (of jupyter-users) with default options."""
+
+    def labels(user: str, worker: bool) -> PodRef:
+        owner = User(user, groups=["jupyter-users"])
+        options = cluster_options_for(profiles, owner, OptionsContext())
+        overrides = options.get_configuration(options.parse_options({}), owner)
+        return PodRef(
+            NS, dask_pod(overrides, worker, namespace=NS)["metadata"]["labels"]
+        )
+
+    return labels
 
 
 def _static() -> list[dict[str, Any]]:
@@ -182,12 +184,14 @@ def test_builder_returns_fresh_dicts() -> None:
 # ---------------------------------------------------- evaluation with real labels
 
 
-def test_owner_reaches_own_scheduler_and_others_do_not(profiles: Profiles) -> None:
+def test_owner_reaches_own_scheduler_and_others_do_not(
+    dask_pod_of: Callable[[str, bool], PodRef], profiles: Profiles
+) -> None:
     policies = [*_static(), *_build("bob"), *_build("alice")]
-    bob_sched = _dask_pod(profiles, "bob", worker=False)
-    bob_worker = _dask_pod(profiles, "bob", worker=True)
-    alice_worker = _dask_pod(profiles, "alice", worker=True)
-    alice_sched = _dask_pod(profiles, "alice", worker=False)
+    bob_sched = dask_pod_of("bob", worker=False)
+    bob_worker = dask_pod_of("bob", worker=True)
+    alice_worker = dask_pod_of("alice", worker=True)
+    alice_sched = dask_pod_of("alice", worker=False)
     assert netpol.allows(policies, bob_worker, bob_sched, 8786)
     assert not netpol.allows(policies, alice_worker, bob_sched, 8786)
     assert not netpol.allows(policies, bob_worker, bob_sched, 8788)
@@ -196,10 +200,12 @@ def test_owner_reaches_own_scheduler_and_others_do_not(profiles: Profiles) -> No
     assert not netpol.allows(policies, alice_worker, bob_worker, 41234)
 
 
-def test_without_owner_policies_dask_pods_fail_closed(profiles: Profiles) -> None:
+def test_without_owner_policies_dask_pods_fail_closed(
+    dask_pod_of: Callable[[str, bool], PodRef], profiles: Profiles
+) -> None:
     static = _static()
-    sched = _dask_pod(profiles, "bob", worker=False)
-    worker = _dask_pod(profiles, "bob", worker=True)
+    sched = dask_pod_of("bob", worker=False)
+    worker = dask_pod_of("bob", worker=True)
     assert not netpol.allows(static, worker, sched, 8786)
     assert not netpol.allows(static, sched, worker, 41234)
     # Without any policy the same pods would accept anything.
@@ -218,14 +224,16 @@ def test_static_file_validates_strictly_and_matches_the_builder() -> None:
     assert {d["metadata"]["namespace"] for d in docs} == {NS}
 
 
-def test_static_deny_selects_exactly_the_dask_pods(profiles: Profiles) -> None:
+def test_static_deny_selects_exactly_the_dask_pods(
+    dask_pod_of: Callable[[str, bool], PodRef], profiles: Profiles
+) -> None:
     deny = next(
         d for d in _static() if d["metadata"]["name"] == "dask-default-deny-ingress"
     )
     assert deny["spec"]["ingress"] == []
     selector = deny["spec"]["podSelector"]
     for worker in (False, True):
-        assert netpol.selects(selector, _dask_pod(profiles, "bob", worker).labels)
+        assert netpol.selects(selector, dask_pod_of("bob", worker).labels)
     chart = {"app.kubernetes.io/name": "dask-gateway",
              "app.kubernetes.io/instance": "dask-gateway"}  # fmt: skip
     for component in ("gateway", "traefik", "controller"):

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
 import kubernetes_validate
 import pytest
 from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
-from dask_gateway_server.backends.kubernetes.controller import KubeController
 from dask_gateway_server.backends.local import LocalClusterConfig
 from dask_gateway_server.models import User
-from dask_gateway_server.utils import FrozenAttrDict
 
 from wbspawner.catalog.pricing import preferred_cost
 from wbspawner.errors import UserFacingError
@@ -44,13 +43,6 @@ def _configure(
 ) -> dict[str, Any]:
     options = cluster_options_for(profiles, user, OptionsContext(**ctx))
     return dict(options.get_configuration(options.parse_options(request), user))
-
-
-def _pod(overrides: dict[str, Any], worker: bool) -> dict[str, Any]:
-    """The pod the real dask-gateway controller makes from these overrides."""
-    config = FrozenAttrDict(KubeClusterConfig(**overrides).to_dict())
-    controller = KubeController(gateway_instance="wb", api_url="http://api:8000/api")
-    return dict(controller.make_pod("dask-gateway", "c0ffee", config, worker))
 
 
 # ------------------------------------------------------------------ worker sizes
@@ -97,13 +89,13 @@ def test_worker_sizes_follow_groups(
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in SIZES])
 def test_a_worker_is_billed_the_share_of_the_node_its_pod_requests(
-    profiles: Profiles, name: str
+    dask_pod: Callable[..., dict[str, Any]], profiles: Profiles, name: str
 ) -> None:
     size = next(s for s in profiles.dask.worker_sizes if s.name == name)
     pool = profiles.pools[size.pool]
     share = workers_per_node(size, pool)  # each worker is 1/share of a node
     request = {"worker_size": name, "max_workers": 2}
-    pod = _pod(_configure(profiles, GINA, request), worker=True)
+    pod = dask_pod(_configure(profiles, GINA, request), worker=True, instance="wb")
     requests = pod["spec"]["containers"][0]["resources"]["requests"]
     # The pod asks for 1/share of the node: share of them fill it, one more not.
     memory_mib = int(requests["memory"]) // 2**20
@@ -121,12 +113,12 @@ def test_a_worker_is_billed_the_share_of_the_node_its_pod_requests(
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in SIZES])
 def test_kube_worker_pod_lands_on_its_pool_and_validates(
-    profiles: Profiles, name: str
+    dask_pod: Callable[..., dict[str, Any]], profiles: Profiles, name: str
 ) -> None:
     size = next(s for s in profiles.dask.worker_sizes if s.name == name)
     pool = profiles.pools[size.pool]
     overrides = _configure(profiles, GINA, {"worker_size": name, "max_workers": 2})
-    pod = _pod(overrides, worker=True)
+    pod = dask_pod(overrides, worker=True, instance="wb")
     kubernetes_validate.validate(pod, K8S, strict=True)
     spec = pod["spec"]
     assert spec["nodeSelector"] == {"wbspawner.io/pool": pool.name}
@@ -154,9 +146,11 @@ def test_kube_worker_pod_lands_on_its_pool_and_validates(
     assert pod["metadata"]["labels"]["wbspawner.io/user"] == "gina"
 
 
-def test_kube_scheduler_pod_runs_on_the_scheduler_pool(profiles: Profiles) -> None:
+def test_kube_scheduler_pod_runs_on_the_scheduler_pool(
+    dask_pod: Callable[..., dict[str, Any]], profiles: Profiles
+) -> None:
     overrides = _configure(profiles, BOB, {"worker_size": "m128-half"})
-    pod = _pod(overrides, worker=False)
+    pod = dask_pod(overrides, worker=False, instance="wb")
     kubernetes_validate.validate(pod, K8S, strict=True)
     spec = pod["spec"]
     assert spec["nodeSelector"] == {"wbspawner.io/pool": profiles.dask.scheduler_pool}
