@@ -1,9 +1,19 @@
-"""Fixtures shared by every test package, and the check that ends every run.
+"""Fixtures shared by the test tiers, and the check that ends every run.
 
-The plugin :mod:`process_leftovers` fails the run when a process it started is
-still alive at its end (and stops it); ``pytester`` runs small test runs of
-their own (the check's tests).
+The plugin :mod:`tests.process_leftovers` fails the run when a process it
+started is still alive at its end (and stops it); ``pytester`` runs small test
+runs of their own (the check's tests). Fixtures that run services start lazily:
 
+- ``ldap_server``: :class:`devcluster.services.ldap.LdapServer`, a private slapd
+  seeded with ``DEMO_USERS`` (alice, bob, gina, carol) and the groups
+  jupyter-users, gpu-users, jupyter-admins, for the whole session; stopped by its
+  PID at the end. Tests that change the directory use unique names.
+- ``silent_server``: the base URL (``http://127.0.0.1:PORT``) of a loopback
+  server that accepts connections and never answers, to show timeouts; closed
+  with its connections after the test.
+- ``dask_pod(overrides, worker, namespace=, cluster=, instance=)``: the pod
+  manifest the real dask-gateway Kubernetes controller makes for a cluster with
+  these configuration overrides (scheduler, or worker when ``worker``).
 - ``moto_session``: one moto server on 127.0.0.1 for the whole session, stopped
   by its server thread at the end (also when a test failed). moto keeps its
   state per process, so each folder's ``moto`` fixture decides when to reset it
@@ -12,15 +22,29 @@ their own (the check's tests).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from devcluster.services.ldap import LdapServer
     from devcluster.services.moto_server import MotoServer
 
-pytest_plugins = ["process_leftovers", "pytester"]
+pytest_plugins = ["tests.process_leftovers", "pytester"]
+
+
+@pytest.fixture(scope="session")
+def ldap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LdapServer]:
+    from devcluster.services.ldap import LdapServer  # no import at collection time
+
+    server = LdapServer(tmp_path_factory.mktemp("slapd"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +59,44 @@ def moto_session() -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[str]:
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, never answer
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture(scope="session")
+def dask_pod() -> Callable[..., dict[str, Any]]:
+    # Imported here: dask_gateway_server is heavy and only some tests need it.
+    from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
+    from dask_gateway_server.backends.kubernetes.controller import KubeController
+    from dask_gateway_server.utils import FrozenAttrDict
+
+    def make(
+        overrides: Mapping[str, Any],
+        worker: bool,
+        *,
+        namespace: str = "dask-gateway",
+        cluster: str = "c0ffee",
+        instance: str = "dask-gateway",
+    ) -> dict[str, Any]:
+        config = FrozenAttrDict(KubeClusterConfig(**overrides).to_dict())
+        controller = KubeController(
+            gateway_instance=instance, api_url="http://api:8000/api"
+        )
+        return dict(controller.make_pod(namespace, cluster, config, worker))
+
+    return make

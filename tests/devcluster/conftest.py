@@ -26,11 +26,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from cluster_support import Api
 
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
 from devcluster.services.moto_server import MotoServer
+from tests.devcluster.cluster_support import Api
 
 REPO = Path(__file__).resolve().parents[2]
 

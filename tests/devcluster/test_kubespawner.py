@@ -16,12 +16,12 @@ from unittest.mock import Mock
 
 import kubernetes_asyncio.config.kube_config as kube_config
 import pytest
-from cluster_support import wait_for
 from jupyterhub.objects import Hub, Server
 from kubespawner import KubeSpawner, clients
 from traitlets.config import Config
 
 from devcluster.cluster import Cluster
+from tests.devcluster.cluster_support import wait_for
 
 
 class FakeUser(Mock):

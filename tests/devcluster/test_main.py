@@ -9,11 +9,10 @@ import sys
 import time
 import urllib.request
 
-from cluster_support import wait_for
-
 from devcluster.cluster import static_node
 from devcluster.config import ClusterConfig
 from devcluster.controllers.nodes import standard_labels
+from tests.devcluster.cluster_support import wait_for
 
 
 def _call(url: str, method: str = "GET", body: dict | None = None) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-from objects_support import pod
 
 from devcluster.quantity import amount, gib_ceil, parse_quantity, pod_requests
+from tests.devcluster.objects_support import pod
 
 
 @pytest.mark.parametrize(

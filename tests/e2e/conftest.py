@@ -1,7 +1,7 @@
-"""Fixtures of the browser tests (started lazily, stopped by PID at the end).
+"""Fixtures of the browser tests (started lazily, stopped at the end).
 
-- ``ldap_server``: :class:`devcluster.services.ldap.LdapServer`, a private slapd
-  seeded with the demo users (alice, bob, gina, carol) and their groups.
+``ldap_server`` comes from ``tests/conftest.py``.
+
 - ``browser``: headless Debian Chromium driven by Playwright (one per module).
 """
 
@@ -15,8 +15,6 @@ import pytest
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
-
-    from devcluster.services.ldap import LdapServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -44,15 +42,3 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
-
-
-@pytest.fixture(scope="session")
-def ldap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LdapServer]:
-    from devcluster.services.ldap import LdapServer
-
-    server = LdapServer(tmp_path_factory.mktemp("slapd"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()

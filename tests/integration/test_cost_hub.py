@@ -29,7 +29,10 @@ from math import ceil
 from pathlib import Path
 
 import pytest
-from hub_harness import (
+
+from devcluster.demo.workbench import Kube, Workbench
+from devcluster.services.ldap import LdapServer
+from tests.integration.hub_harness import (
     HubUser,
     edit_profiles,
     error_on,
@@ -40,9 +43,6 @@ from hub_harness import (
     sizes_on,
     wait_until,
 )
-
-from devcluster.demo.workbench import Kube, Workbench
-from devcluster.services.ldap import LdapServer
 from wbspawner.catalog.pricing import format_price, hourly_cost
 from wbspawner.costs.accounting import (
     MICRO,

@@ -19,26 +19,29 @@ import secrets
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import dask.array as da
 import numpy as np
 import pytest
 import requests
-import yaml
-from dask_gateway import BasicAuth, Gateway, GatewayWarning, JupyterHubAuth
-from hub_harness import wait_until
+from dask_gateway import Gateway, GatewayWarning, JupyterHubAuth
 
 from devcluster.demo import workbench as demo
 from devcluster.services.ldap import LdapServer
 from devcluster.services.procs import Proc, free_port, wait_for_http
+from tests.integration.gateway_harness import (
+    PASSWORD,
+    PREFIX,
+    TEST_CONFIG,
+    GatewayProc,
+    running_gateway,
+)
+from tests.integration.hub_harness import wait_until
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs.accounting import UsageRecord, open_db
 from wbspawner.gateway.workers import worker_resources
@@ -47,39 +50,6 @@ from wbspawner.profiles.loader import load_profiles
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
-PASSWORD = "gateway-test-pw"
-PREFIX = "/services/dask-gateway"
-GROUPS = {
-    "bob": ["jupyter-users"],
-    "gina": ["jupyter-users", "gpu-users"],
-    "lim": ["jupyter-users"],
-    "dave": ["jupyter-users"],
-}
-
-# A test authenticator: the shared password of SimpleAuthenticator, plus the
-# groups the hub would report (SimpleAuthenticator knows no groups).
-TEST_CONFIG = """\
-import json
-import os
-
-from dask_gateway_server.auth import SimpleAuthenticator
-from dask_gateway_server.models import User
-
-from wbspawner.gateway.config import configure_from_env
-
-c = get_config()  # noqa: F821
-configure_from_env(c, os.environ)
-GROUPS = json.loads(os.environ["TEST_GROUPS"])
-
-
-class GroupsAuthenticator(SimpleAuthenticator):
-    async def authenticate(self, request):
-        user = await super().authenticate(request)
-        return User(user.name, groups=GROUPS.get(user.name, []))
-
-
-c.DaskGateway.authenticator_class = GroupsAuthenticator
-"""
 
 
 def refused(gw: Gateway, **options: Any) -> str:
@@ -114,131 +84,15 @@ def processes_with(name: str, value: str) -> list[int]:
     return found
 
 
-def write_profiles(target: Path) -> Path:
-    """The example profiles, plus tight limits for the user ``lim``."""
-    shutil.copytree(REPO / "profiles", target)
-    dask_file = target / "30-dask.yaml"
-    data = yaml.safe_load(dask_file.read_text(encoding="utf-8"))
-    data["dask"]["user_limits"] = {"lim": {"max_clusters": 1, "max_workers": 3}}
-    dask_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return target
-
-
-# ------------------------------------------------------------ hub API stand-in
-
-
-class FakeHub:
-    """``GET /hub/api/users?state=active`` as JupyterHub pages it (one per page)."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-        self.active: set[str] = set()
-        self.requests: list[dict[str, Any]] = []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                url = urlsplit(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                hub.requests.append(
-                    {"path": url.path, "query": query, **dict(self.headers)}
-                )
-                if self.headers.get("Authorization") != f"token {hub.token}":
-                    return self._send(403, {"message": "bad token"})
-                if url.path != "/hub/api/users" or query.get("state") != "active":
-                    return self._send(404, {"message": "not here"})
-                names = sorted(hub.active)
-                offset = int(query.get("offset", 0))
-                page = names[offset : offset + 1]  # the hub may cap the page size
-                following = offset + 1 if offset + 1 < len(names) else None
-                self._send(
-                    200,
-                    {
-                        "items": [{"name": n, "servers": {"": {}}} for n in page],
-                        "_pagination": {
-                            "offset": offset,
-                            "limit": 1,
-                            "total": len(names),
-                            "next": None
-                            if following is None
-                            else {"offset": following, "limit": 1, "url": ""},
-                        },
-                    },
-                )
-
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hub/api"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeHub:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-@dataclass
-class GatewayProc:
-    proc: Proc
-    address: str
-    proxy_address: str
-    hub: FakeHub
-
-    def client(self, user: str) -> Gateway:
-        return Gateway(
-            self.address,
-            proxy_address=self.proxy_address,
-            auth=BasicAuth(user, PASSWORD),
-        )
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProc]:
-    state = tmp_path_factory.mktemp("gateway")
-    profiles = write_profiles(state / "profiles")
-    config = state / "dask_gateway_config.py"
-    config.write_text(TEST_CONFIG, encoding="utf-8")
-    http, tcp, api = free_port(), free_port(), free_port()
-    token = secrets.token_hex(16)
-    env = {
-        "WBSPAWNER_MODE": "local",
-        "WBSPAWNER_PROFILES": str(profiles),
-        "WBSPAWNER_DASK_GATEWAY_AUTH": "simple",
-        "WBSPAWNER_DASK_GATEWAY_PASSWORD": PASSWORD,
-        "WBSPAWNER_DASK_GATEWAY_API_BIND": f"127.0.0.1:{api}",
-        "WBSPAWNER_DASK_GATEWAY_HTTP_BIND": f"127.0.0.1:{http}",
-        "WBSPAWNER_DASK_GATEWAY_TCP_BIND": f"127.0.0.1:{tcp}",
-        "WBSPAWNER_DASK_GATEWAY_API_TOKEN": token,
+    reaping = {
         "WBSPAWNER_DASK_GATEWAY_REAP_INTERVAL": "0.5",
         "WBSPAWNER_DASK_GATEWAY_REAP_GRACE": "5",
-        "WBSPAWNER_COST_DB_URL": f"sqlite:///{state / 'costs.sqlite'}",
-        "TEST_GROUPS": json.dumps(GROUPS),
     }
-    address = f"http://127.0.0.1:{http}{PREFIX}"
-    with FakeHub(token) as hub:
-        hub.active = {"bob", "gina", "lim"}
-        env["WBSPAWNER_DASK_GATEWAY_HUB_API_URL"] = hub.url
-        server = Path(sys.executable).parent / "dask-gateway-server"
-        proc = Proc.start([str(server), "-f", str(config)], state / "gw.log", env=env)
-        try:
-            wait_for_http(f"{address}/api/health", timeout=30, proc=proc)
-            yield GatewayProc(proc, address, f"gateway://127.0.0.1:{tcp}", hub)
-        finally:
-            proc.stop(timeout=15)
+    state = tmp_path_factory.mktemp("gateway")
+    with running_gateway(state, TEST_CONFIG, reaping, {"bob", "gina", "lim"}) as gw:
+        yield gw
 
 
 def test_bob_cluster_has_the_sizes_workers_and_computes(gateway: GatewayProc) -> None:
@@ -397,7 +251,7 @@ class Stack:
 def stack(
     ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    from hub_harness import HubUser
+    from tests.integration.hub_harness import HubUser
 
     state = tmp_path_factory.mktemp("gwhub")
     profiles_dir = state / "profiles"
@@ -493,7 +347,7 @@ def _server_env(user: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def bob_env(stack: Stack) -> dict[str, str]:
-    from hub_harness import HubUser
+    from tests.integration.hub_harness import HubUser
 
     bob = HubUser(stack.url, "bob", "bob-pw")
     assert bob.login().status_code == 302
@@ -701,7 +555,7 @@ def test_cluster_from_bobs_server_with_nothing_configured(
 def test_stopping_bobs_server_stops_his_clusters(
     stack: Stack, bob_env: dict[str, str]
 ) -> None:
-    from hub_harness import pod_of
+    from tests.integration.hub_harness import pod_of
 
     with _bob_gateway(stack) as gw:
         names = [c.name for c in gw.list_clusters()]

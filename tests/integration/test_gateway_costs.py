@@ -10,34 +10,26 @@ profiles give, and ``wbspawner cost report --by user`` shows it.
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from dask_gateway import BasicAuth, Gateway
-from test_gateway import (
-    GROUPS,
-    PASSWORD,
-    PREFIX,
-    TEST_CONFIG,
-    FakeHub,
-    wait_until,
-    write_profiles,
-)
 
-from devcluster.services.procs import Proc, free_port, wait_for_http
+from tests.integration.gateway_harness import (
+    TEST_CONFIG,
+    GatewayProc,
+    running_gateway,
+)
+from tests.integration.hub_harness import wait_until
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs.accounting import (
     MICRO,
     US_PER_HOUR,
-    UsageRecord,
     list_open,
     open_db,
     report,
@@ -59,58 +51,12 @@ c.DBBackendBase.cluster_heartbeat_period = 1
 )
 
 
-@dataclass
-class CostGateway:
-    proc: Proc
-    address: str
-    proxy_address: str
-    db_url: str
-
-    def client(self, user: str) -> Gateway:
-        return Gateway(
-            self.address,
-            proxy_address=self.proxy_address,
-            auth=BasicAuth(user, PASSWORD),
-        )
-
-    def records(self, name: str) -> list[UsageRecord]:
-        with open_db(self.db_url)() as session:
-            query = session.query(UsageRecord).filter(UsageRecord.name == name)
-            return query.order_by(UsageRecord.id).all()
-
-
 @pytest.fixture(scope="module")
-def cost_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CostGateway]:
+def cost_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProc]:
     state = tmp_path_factory.mktemp("gwcosts")
-    profiles = write_profiles(state / "profiles")
-    config = state / "dask_gateway_config.py"
-    config.write_text(COSTS_CONFIG, encoding="utf-8")
-    http, tcp, api = free_port(), free_port(), free_port()
-    token = secrets.token_hex(16)
-    db_url = f"sqlite:///{state / 'costs.sqlite'}"
-    env = {
-        "WBSPAWNER_MODE": "local",
-        "WBSPAWNER_PROFILES": str(profiles),
-        "WBSPAWNER_DASK_GATEWAY_AUTH": "simple",
-        "WBSPAWNER_DASK_GATEWAY_PASSWORD": PASSWORD,
-        "WBSPAWNER_DASK_GATEWAY_API_BIND": f"127.0.0.1:{api}",
-        "WBSPAWNER_DASK_GATEWAY_HTTP_BIND": f"127.0.0.1:{http}",
-        "WBSPAWNER_DASK_GATEWAY_TCP_BIND": f"127.0.0.1:{tcp}",
-        "WBSPAWNER_DASK_GATEWAY_API_TOKEN": token,
-        "WBSPAWNER_DASK_GATEWAY_REAP_INTERVAL": "0",
-        "WBSPAWNER_COST_DB_URL": db_url,
-        "TEST_GROUPS": json.dumps(GROUPS),
-    }
-    address = f"http://127.0.0.1:{http}{PREFIX}"
-    with FakeHub(token) as hub:
-        env["WBSPAWNER_DASK_GATEWAY_HUB_API_URL"] = hub.url
-        server = Path(sys.executable).parent / "dask-gateway-server"
-        proc = Proc.start([str(server), "-f", str(config)], state / "gw.log", env=env)
-        try:
-            wait_for_http(f"{address}/api/health", timeout=30, proc=proc)
-            yield CostGateway(proc, address, f"gateway://127.0.0.1:{tcp}", db_url)
-        finally:
-            proc.stop(timeout=15)
+    no_reaping = {"WBSPAWNER_DASK_GATEWAY_REAP_INTERVAL": "0"}
+    with running_gateway(state, COSTS_CONFIG, no_reaping) as gw:
+        yield gw
 
 
 def expected_price_micro(size_name: str) -> int:
@@ -126,7 +72,7 @@ def expected_price_micro(size_name: str) -> int:
 
 
 def test_cluster_scaled_to_two_workers_is_recorded_exactly(
-    cost_gateway: CostGateway,
+    cost_gateway: GatewayProc,
 ) -> None:
     with (
         cost_gateway.client("bob") as gw,

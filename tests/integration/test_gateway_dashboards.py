@@ -31,12 +31,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from dask_gateway import Gateway, JupyterHubAuth
-from hub_harness import HubUser, pod_of
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from devcluster.demo.workbench import Workbench
 from devcluster.services.ldap import LdapServer
+from tests.integration.hub_harness import HubUser, pod_of
 
 pytestmark = [
     pytest.mark.integration,

@@ -12,8 +12,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from helm_support import helm_template
 
+from tests.integration.helm_support import helm_template
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.gateway.netpol import selects
 from wbspawner.pools.autoscaler_values import FLAGS, expander_priorities

@@ -23,9 +23,14 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
-from helm_support import IMAGE_HUB_CONFIG, helm_template, hub_environ, one
 from traitlets.config import Config
 
+from tests.integration.helm_support import (
+    IMAGE_HUB_CONFIG,
+    helm_template,
+    hub_environ,
+    one,
+)
 from wbspawner.gateway.config import PREFIX
 from wbspawner.gateway.front import DashboardFront
 from wbspawner.gateway.netpol import PodRef, allows, selects

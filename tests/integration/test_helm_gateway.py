@@ -25,9 +25,9 @@ import yaml
 from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
 from dask_gateway_server.backends.kubernetes.controller import KubeController
 from dask_gateway_server.utils import FrozenAttrDict
-from helm_support import helm_template, one
 from traitlets.config import Config
 
+from tests.integration.helm_support import helm_template, one
 from wbspawner.gateway.backends import WorkbenchKubeBackend
 from wbspawner.gateway.netpol import PodRef, allows
 

@@ -22,8 +22,14 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from helm_support import IMAGE_HUB_CONFIG, helm_template, hub_environ, one
 from traitlets.config import Config
+
+from tests.integration.helm_support import (
+    IMAGE_HUB_CONFIG,
+    helm_template,
+    hub_environ,
+    one,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -48,8 +48,8 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_support import helm_template
 
+from tests.integration.helm_support import helm_template
 from wbspawner.gateway.netpol import selects
 
 pytestmark = pytest.mark.integration

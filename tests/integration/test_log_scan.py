@@ -22,11 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_harness import HubUser, pod_of
 
 from devcluster.demo.workbench import Workbench
 from devcluster.services.ldap import LdapServer
 from devcluster.services.ldap_seed import DEMO_USERS
+from tests.integration.hub_harness import HubUser, pod_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

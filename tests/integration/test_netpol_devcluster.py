@@ -12,7 +12,6 @@ whom.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -23,11 +22,7 @@ from typing import Any
 import kubernetes_asyncio.config.kube_config as kube_config
 import pytest
 import yaml
-from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
-from dask_gateway_server.backends.kubernetes.controller import KubeController
 from dask_gateway_server.models import User
-from dask_gateway_server.utils import FrozenAttrDict
-from helm_support import helm_template
 from jupyterhub.objects import Hub, Server
 from kubernetes_asyncio.client import ApiClient, Configuration, NetworkingV1Api
 from kubespawner import KubeSpawner, clients
@@ -35,6 +30,7 @@ from traitlets.config import Config
 
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
+from tests.integration.helm_support import helm_template
 from wbspawner.adapters.kube import Kube
 from wbspawner.gateway.netpol import (
     GatewaySelector,
@@ -139,16 +135,14 @@ async def _server_pod(spawner: WorkbenchSpawner) -> PodRef:
     return PodRef(HUB_NS, pod["metadata"]["labels"])
 
 
-def _dask_pod(profiles: Profiles, user: str, worker: bool) -> PodRef:
+def _dask_pod(
+    profiles: Profiles, dask_pod: Callable[..., Any], user: str, worker: bool
+) -> PodRef:
     owner = User(user, groups=["jupyter-users"])
     options = cluster_options_for(profiles, owner, OptionsContext())
     overrides = options.get_configuration(options.parse_options({}), owner)
-    config = FrozenAttrDict(KubeClusterConfig(**overrides).to_dict())
     # The chart sets the instance to its full name, the release name here.
-    controller = KubeController(
-        gateway_instance="dask-gateway", api_url="http://api:8000/api"
-    )
-    pod = controller.make_pod(DASK_NS, f"{user}0cafe", config, worker)
+    pod = dask_pod(overrides, worker, namespace=DASK_NS, cluster=f"{user}0cafe")
     return PodRef(DASK_NS, pod["metadata"]["labels"])
 
 
@@ -242,24 +236,6 @@ async def test_a_changed_policy_is_put_back(
     assert outcomes == ["created", "created", "updated"]
 
 
-@contextlib.asynccontextmanager
-async def _silent_server() -> AsyncIterator[str]:
-    """A loopback TCP server that accepts connections and never answers."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        for writer in held:
-            writer.close()
-        server.close()
-        await server.wait_closed()
-
-
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
@@ -270,7 +246,11 @@ async def _silent_server() -> AsyncIterator[str]:
     ],
 )
 async def test_a_failure_is_logged_and_not_raised(
-    cluster: Cluster, caplog: pytest.LogCaptureFixture, case: str, expected: str
+    cluster: Cluster,
+    silent_server: str,
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+    expected: str,
 ) -> None:
     log = logging.getLogger("test.netpol")
     caplog.set_level(logging.INFO, logger="test.netpol")
@@ -282,7 +262,7 @@ async def test_a_failure_is_logged_and_not_raised(
         if case == "api-down":
             url = "http://127.0.0.1:9"
         elif case == "api-silent":
-            url = await stack.enter_async_context(_silent_server())
+            url = silent_server
         client = await stack.enter_async_context(ApiClient(Configuration(host=url)))
         await ensure_dask_network_policies(
             Kube.of(client), namespace, "bob", log, server_namespace=HUB_NS, timeout=0.5
@@ -297,6 +277,7 @@ async def test_a_failure_is_logged_and_not_raised(
 
 
 async def test_who_reaches_whom_with_the_real_labels(
+    dask_pod: Callable[..., Any],
     cluster: Cluster,
     profiles: Profiles,
     make_spawner: Callable[[str], WorkbenchSpawner],
@@ -317,10 +298,10 @@ async def test_who_reaches_whom_with_the_real_labels(
     async with _client(cluster) as client:
         policies = static + await _policies(client)
     assert len(policies) == len(static) + 4
-    bob_sched = _dask_pod(profiles, "bob", worker=False)
-    bob_worker = _dask_pod(profiles, "bob", worker=True)
-    alice_sched = _dask_pod(profiles, "alice", worker=False)
-    alice_worker = _dask_pod(profiles, "alice", worker=True)
+    bob_sched = _dask_pod(profiles, dask_pod, "bob", worker=False)
+    bob_worker = _dask_pod(profiles, dask_pod, "bob", worker=True)
+    alice_sched = _dask_pod(profiles, dask_pod, "alice", worker=False)
+    alice_worker = _dask_pod(profiles, dask_pod, "alice", worker=True)
     gateway = _gateway_pods()
 
     allowed = [

@@ -27,9 +27,9 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from aws_support import SendErrors
 
 from devcluster.services import eks_world
+from tests.aws_support import SendErrors
 from wbspawner.adapters.aws import make_client
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.cli import pools as cli_pools

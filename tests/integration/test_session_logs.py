@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hub_harness import HubUser, pod_of
 
 from devcluster.demo.workbench import Workbench
 from devcluster.services.ldap import LdapServer
+from tests.integration.hub_harness import HubUser, pod_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 

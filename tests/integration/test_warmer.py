@@ -39,8 +39,9 @@ from wbspawner.warmer.app import WarmerApp
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
-from hub_harness import eventually  # noqa: E402
 from warm_world import ScaledClock, home_objects, user_pod  # noqa: E402
+
+from tests.integration.hub_harness import eventually  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -275,7 +276,7 @@ def seed_spending(db: Path, user: str) -> None:
 
 
 def session(bench: Workbench, name: str, password: str) -> requests.Session:
-    from hub_harness import HubUser
+    from tests.integration.hub_harness import HubUser
 
     user = HubUser(bench.url, name, password)
     assert user.login().status_code == 302
@@ -283,7 +284,7 @@ def session(bench: Workbench, name: str, password: str) -> requests.Session:
 
 
 def test_admin_sees_the_page_and_a_non_admin_gets_403(hub: Workbench) -> None:
-    from hub_harness import HubUser, wait_until
+    from tests.integration.hub_harness import HubUser, wait_until
 
     alice = HubUser(hub.url, "alice", "alice-pw")
     assert alice.login().status_code == 302

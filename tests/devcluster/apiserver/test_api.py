@@ -7,9 +7,9 @@ import json
 import time
 
 import pytest
-from cluster_support import Api, pod_manifest
 
 from devcluster.cluster import Cluster
+from tests.devcluster.cluster_support import Api, pod_manifest
 
 NS = "/api/v1/namespaces/jhub"
 

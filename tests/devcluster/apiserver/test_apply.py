@@ -8,12 +8,12 @@ management, conflicts, merge strategy by ``x-kubernetes-list-type``.
 from __future__ import annotations
 
 import pytest
-from cluster_support import Api
 
 from devcluster.apiserver import apply
 from devcluster.apiserver.resources import resource
 from devcluster.apiserver.store import Store
 from devcluster.errors import ApiError
+from tests.devcluster.cluster_support import Api
 
 NS = "/api/v1/namespaces/jhub"
 APPLY = "application/apply-patch+yaml"

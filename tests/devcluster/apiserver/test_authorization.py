@@ -11,10 +11,10 @@ a subject no binding names is allowed (see devcluster.apiserver.authorization).
 from __future__ import annotations
 
 import pytest
-from cluster_support import Api
 
 from devcluster.apiserver.authorization import Attributes, Subject, decide, rule_allows
 from devcluster.apiserver.store import Store
+from tests.devcluster.cluster_support import Api
 
 HUB = "system:serviceaccount:jhub:hub"
 RBAC = "rbac.authorization.k8s.io"

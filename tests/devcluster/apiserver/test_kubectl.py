@@ -11,9 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cluster_support import Api, pod_manifest, wait_for
-
 from devcluster.cluster import Cluster
+from tests.devcluster.cluster_support import Api, pod_manifest, wait_for
 
 NS = "/api/v1/namespaces/jhub"
 

@@ -11,10 +11,9 @@ cli-runtime ``query_param_verifier_v3.go``).
 
 from __future__ import annotations
 
-from cluster_support import Api
-
 from devcluster.apiserver import openapi, openapi_proto
 from devcluster.apiserver.resources import GROUPS
+from tests.devcluster.cluster_support import Api
 
 POD = "io.k8s.api.core.v1.Pod"
 

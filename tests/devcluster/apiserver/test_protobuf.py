@@ -11,10 +11,10 @@ from __future__ import annotations
 import base64
 
 import pytest
-from cluster_support import Api
 
 from devcluster.apiserver import protobuf
 from devcluster.errors import ApiError
+from tests.devcluster.cluster_support import Api
 
 
 def _varint(value: int) -> bytes:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from cluster_support import pod_manifest, wait_for
 
 from devcluster.apiserver.store import Store
 from devcluster.errors import ApiError
+from tests.devcluster.cluster_support import pod_manifest, wait_for
 
 
 def _cm(name: str, **meta: object) -> dict:

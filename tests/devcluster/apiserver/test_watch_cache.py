@@ -18,12 +18,12 @@ from typing import Any
 import aiohttp
 import kubernetes_asyncio.config.kube_config as kube_config
 import pytest
-from cluster_support import pod_manifest, wait_for
 from kubespawner import clients
 from kubespawner.reflector import ResourceReflector
 
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
+from tests.devcluster.cluster_support import pod_manifest, wait_for
 
 
 @pytest.fixture

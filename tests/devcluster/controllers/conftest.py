@@ -26,13 +26,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from node_groups_support import MakePool, create_pool, make_network
 
 from devcluster.apiserver import validation
 from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.controllers.manager import Controllers, start_controllers
 from devcluster.services.moto_server import MotoServer
+from tests.devcluster.controllers.node_groups_support import (
+    MakePool,
+    create_pool,
+    make_network,
+)
 
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 

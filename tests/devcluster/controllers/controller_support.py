@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from node_groups_support import PRIORITIES
-from objects_support import GPU, POOL, ZONE
-
 from devcluster.apiserver.store import Store
 from devcluster.controllers.manager import Controllers
+from tests.devcluster.controllers.node_groups_support import PRIORITIES
+from tests.devcluster.objects_support import GPU, POOL, ZONE
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.catalog.sizing import node_request
 from wbspawner.model import SizingSettings

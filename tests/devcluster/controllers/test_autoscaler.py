@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from objects_support import GPU, POOL, ZONE, node, pod, pv, pvc, taint
 
 from devcluster.controllers.autoscaler import decisions as ca
 from devcluster.controllers.autoscaler.asg import NodeGroup
 from devcluster.controllers.nodes import GROUP_ANNOTATION, build_node, group_of
 from devcluster.controllers.scheduler.decisions import Snapshot
+from tests.devcluster.objects_support import GPU, POOL, ZONE, node, pod, pv, pvc, taint
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.catalog.sizing import node_request
 from wbspawner.model import SizingSettings

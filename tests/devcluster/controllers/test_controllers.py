@@ -6,7 +6,12 @@ import time
 from typing import Any
 
 import pytest
-from controller_support import (
+
+from devcluster.apiserver.store import Store
+from devcluster.config import ClusterConfig
+from devcluster.controllers.manager import Controllers
+from devcluster.controllers.nodes import instance_id_of
+from tests.devcluster.controllers.controller_support import (
     events,
     group_status,
     node_of,
@@ -14,13 +19,8 @@ from controller_support import (
     sleep,
     user_pod,
 )
-from node_groups_support import MakePool
-from objects_support import GPU, POOL, ZONE, priority_class
-
-from devcluster.apiserver.store import Store
-from devcluster.config import ClusterConfig
-from devcluster.controllers.manager import Controllers
-from devcluster.controllers.nodes import instance_id_of
+from tests.devcluster.controllers.node_groups_support import MakePool
+from tests.devcluster.objects_support import GPU, POOL, ZONE, priority_class
 
 pytestmark = pytest.mark.integration
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from controller_support import (
-    events,
-    node_of,
-    user_pod,
-)
-from node_groups_support import MakePool
-from objects_support import ZONE, storage_class
 
 from devcluster.apiserver.store import Store
 from devcluster.controllers.manager import Controllers
 from devcluster.controllers.nodes import instance_id_of
 from devcluster.controllers.volumes.ebs import attachment_name
+from tests.devcluster.controllers.controller_support import (
+    events,
+    node_of,
+    user_pod,
+)
+from tests.devcluster.controllers.node_groups_support import MakePool
+from tests.devcluster.objects_support import ZONE, storage_class
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from objects_support import pvc, storage_class
 
 from devcluster.controllers.volumes.ebs import EbsRules, make_pv, volume_request
+from tests.devcluster.objects_support import pvc, storage_class
 
 pytestmark = pytest.mark.integration
 

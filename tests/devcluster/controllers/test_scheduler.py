@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from objects_support import (
+
+from devcluster.controllers.scheduler.decisions import (
+    Bound,
+    Snapshot,
+    Unschedulable,
+    VolumeBinding,
+    schedule,
+)
+from tests.devcluster.objects_support import (
     GPU,
     POOL,
     ZONE,
@@ -18,14 +26,6 @@ from objects_support import (
     pvc,
     storage_class,
     taint,
-)
-
-from devcluster.controllers.scheduler.decisions import (
-    Bound,
-    Snapshot,
-    Unschedulable,
-    VolumeBinding,
-    schedule,
 )
 
 M64 = taint(POOL, "mem64")

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any
 
-from cluster_support import Api, pod_manifest, wait_for
+from tests.devcluster.cluster_support import Api, pod_manifest, wait_for
 
 NS = "/api/v1/namespaces/jhub"
 PY = sys.executable

@@ -13,8 +13,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from cluster_support import Api, pod_manifest, wait_for
-from kubelet_support import (
+from devcluster.cluster import Cluster
+from tests.devcluster.cluster_support import Api, pod_manifest, wait_for
+from tests.devcluster.kubelet.kubelet_support import (
     NS,
     PY,
     alive,
@@ -28,8 +29,6 @@ from kubelet_support import (
     script,
     status_of,
 )
-
-from devcluster.cluster import Cluster
 
 
 def _get(url: str) -> str:

@@ -14,10 +14,10 @@ import urllib.request
 from pathlib import Path
 
 import pexpect
-from cluster_support import Api, wait_for
-from kubelet_support import NS, phase, ready, script, server
 
 from devcluster.cluster import Cluster
+from tests.devcluster.cluster_support import Api, wait_for
+from tests.devcluster.kubelet.kubelet_support import NS, phase, ready, script, server
 
 
 def _kubeconfig(cluster: Cluster, tmp_path: Path) -> str:

@@ -8,18 +8,18 @@ import time
 import urllib.request
 
 import pytest
-from cluster_support import Api, wait_for
-from kubelet_support import NS
-from kubelet_support import alive as _alive
-from kubelet_support import get_pod as _pod
-from kubelet_support import missing as _missing
-from kubelet_support import phase as _phase
-from kubelet_support import ready as _ready
-from kubelet_support import reasons as _reasons
-from kubelet_support import script as _script
-from kubelet_support import server as _server
 
 from devcluster.cluster import Cluster
+from tests.devcluster.cluster_support import Api, wait_for
+from tests.devcluster.kubelet.kubelet_support import NS
+from tests.devcluster.kubelet.kubelet_support import alive as _alive
+from tests.devcluster.kubelet.kubelet_support import get_pod as _pod
+from tests.devcluster.kubelet.kubelet_support import missing as _missing
+from tests.devcluster.kubelet.kubelet_support import phase as _phase
+from tests.devcluster.kubelet.kubelet_support import ready as _ready
+from tests.devcluster.kubelet.kubelet_support import reasons as _reasons
+from tests.devcluster.kubelet.kubelet_support import script as _script
+from tests.devcluster.kubelet.kubelet_support import server as _server
 
 
 def _get(url: str) -> int:

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-from cluster_support import Api, wait_for
-from kubelet_support import NS, get_pod, phase, script
 
 from devcluster.kubelet.logs import ContainerLogs, LogQuery, LogWriter, read_log
+from tests.devcluster.cluster_support import Api, wait_for
+from tests.devcluster.kubelet.kubelet_support import NS, get_pod, phase, script
 
 _TICKS = (
     "import sys, time\n"

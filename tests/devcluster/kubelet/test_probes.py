@@ -10,10 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cluster_support import Api, wait_for
-from kubelet_support import NS, PY, events, get_pod, ready, script, server
 
 from devcluster.kubelet.probes import Prober, Result, named_port
+from tests.devcluster.cluster_support import Api, wait_for
+from tests.devcluster.kubelet.kubelet_support import (
+    NS,
+    PY,
+    events,
+    get_pod,
+    ready,
+    script,
+    server,
+)
 
 _SLEEP = "import time; time.sleep(60)"
 

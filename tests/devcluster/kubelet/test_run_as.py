@@ -13,11 +13,18 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from cluster_support import Api, wait_for
-from kubelet_support import NS, events, get_pod, phase, reasons, script
 
 from devcluster.cluster import Cluster
 from devcluster.kubelet.identity import Identity, RunAsError, blocked, run_as
+from tests.devcluster.cluster_support import Api, wait_for
+from tests.devcluster.kubelet.kubelet_support import (
+    NS,
+    events,
+    get_pod,
+    phase,
+    reasons,
+    script,
+)
 
 UID, GID, FS_GROUP = 4242, 4343, 4444
 _WHOAMI = (

@@ -18,13 +18,22 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from cluster_support import Api, wait_for
-from kubelet_support import NS, PY, alive, missing, phase, ready, script, server
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.stream import WsApiClient
 
 from devcluster.cluster import Cluster
 from devcluster.kubelet.streaming import spdy
+from tests.devcluster.cluster_support import Api, wait_for
+from tests.devcluster.kubelet.kubelet_support import (
+    NS,
+    PY,
+    alive,
+    missing,
+    phase,
+    ready,
+    script,
+    server,
+)
 
 _SLEEP = "import time; time.sleep(60)"
 

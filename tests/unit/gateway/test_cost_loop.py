@@ -15,7 +15,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from accounting_support import Accounted, accounted
+from tests.unit.gateway.accounting_support import Accounted, accounted
 
 
 def backend(tmp_path: Path) -> Accounted:

@@ -14,8 +14,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from accounting_support import T0, accounted
 
+from tests.unit.gateway.accounting_support import T0, accounted
 from wbspawner.costs.accounting import UsageRecord, list_open, open_db, report
 from wbspawner.gateway.billing import (
     DaskUsage,

@@ -1,0 +1,484 @@
+"""WorkbenchSpawner without a cluster: form, option checks, overrides, progress, state.
+
+Spawners are built like KubeSpawner's own tests build them (a traitlets Config, a
+hub ``Hub`` and a small fake user); a kubeconfig pointing at a closed port keeps
+KubeSpawner's client setup offline, and a fake of ``adapters.kube.Kube`` stands
+in for the cluster where the spawner reads the user's home volume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import kubernetes_asyncio.config.kube_config as kube_config
+import kubernetes_validate
+import pytest
+from jupyterhub.objects import Hub, Server
+from jupyterhub.spawner import SpawnException
+from kubespawner import KubeSpawner
+from kubespawner.clients import load_config
+from traitlets.config import Config
+
+from wbspawner.errors import Problem, ProfileConfigError
+from wbspawner.hub import spawner as spawner_module
+from wbspawner.hub.spawner import WorkbenchSpawner
+from wbspawner.model import Profiles
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: offline, cluster: {server: "http://127.0.0.1:9"}}]
+users: [{name: offline, user: {}}]
+contexts: [{name: offline, context: {cluster: offline, user: offline}}]
+current-context: offline
+"""
+BOB_STATE = {"uidNumber": 10002, "gidNumber": 100}
+
+
+@pytest.fixture(autouse=True)
+def offline_kubeconfig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG, encoding="utf-8")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    load_config.cache_clear()
+    yield
+    load_config.cache_clear()
+
+
+class Source:
+    """A profiles source whose profiles and last error a test can change."""
+
+    def __init__(self, profiles: Profiles) -> None:
+        self.profiles = profiles
+        self.last_error: Any = None
+
+    def current(self) -> Profiles:
+        return self.profiles
+
+
+class FakeUser:
+    def __init__(
+        self,
+        name: str,
+        groups: list[str],
+        admin: bool = False,
+        auth_state: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.id = 7
+        self.admin = admin
+        self.groups = [SimpleNamespace(name=g) for g in groups]
+        self.server = Server()
+        self.url = f"/user/{name}/"
+        self.escaped_name = name
+        self.auth_state = auth_state
+
+    async def get_auth_state(self) -> dict[str, Any] | None:
+        return self.auth_state
+
+
+class FakeKube:
+    """The two reads the spawner makes, answered as ``adapters.kube.Kube`` does
+    (``None`` for a missing object), and a record of every call."""
+
+    def __init__(self, zone: str | None) -> None:
+        self.zone = zone
+        self.calls: list[str] = []
+
+    async def get_pvc(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(f"read pvc {namespace}/{name}")
+        if self.zone is None:
+            return None
+        return {"spec": {"volumeName": "pv-home-bob"}}
+
+    async def get_pv(self, name: str) -> dict[str, Any]:
+        self.calls.append(f"read pv {name}")
+        requirement = {
+            "key": "topology.kubernetes.io/zone",
+            "operator": "In",
+            "values": [self.zone],
+        }
+        terms = [{"matchExpressions": [requirement]}]
+        return {"spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": terms}}}}
+
+    def __getattr__(self, name: str) -> Any:
+        async def record(*args: Any, **kwargs: Any) -> None:
+            self.calls.append(name)
+            raise AssertionError(f"unexpected Kubernetes call {name}")
+
+        return record
+
+
+def make_spawner(
+    source: Source,
+    user: FakeUser,
+    *,
+    cls: type[WorkbenchSpawner] = WorkbenchSpawner,
+    zone: str | None = None,
+    **traits: Any,
+) -> WorkbenchSpawner:
+    c = Config()
+    c.WorkbenchSpawner.profiles_source = lambda: source
+    c.KubeSpawner.namespace = "jhub"
+    c.KubeSpawner.pvc_name_template = "home-{username}"
+    for name, value in traits.items():
+        setattr(c.WorkbenchSpawner, name, value)
+    spawner = cls(
+        hub=Hub(), user=user, config=c, api_token="token", oauth_client_id="client"
+    )
+    spawner.kube = FakeKube(zone)
+    return spawner
+
+
+def bob() -> FakeUser:
+    return FakeUser("bob", ["jupyter-users"], auth_state=dict(BOB_STATE))
+
+
+async def test_form_lists_bobs_sizes_with_prices(profiles: Profiles) -> None:
+    spawner = make_spawner(Source(profiles), bob())
+    form = await spawner.get_options_form()
+    for slug in ("small", "medium", "large", "xlarge", "xxlarge"):
+        assert f'value="{slug}"' in form
+    assert 'value="gpu-t4"' not in form
+    assert 'value="huge"' not in form
+    assert "$0.50/h on-demand" in form
+    assert "wb-admin-warning" not in form
+
+
+async def test_profile_list_follows_the_source(profiles: Profiles) -> None:
+    source = Source(profiles)
+    spawner = make_spawner(source, bob())
+    assert "large" in [p["slug"] for p in spawner.profile_list(spawner)]
+    fewer = tuple(s for s in profiles.sizes if s.slug != "large")
+    source.profiles = dataclasses.replace(profiles, sizes=fewer)
+    assert "large" not in [p["slug"] for p in spawner.profile_list(spawner)]
+
+
+@pytest.mark.parametrize(
+    ("admin", "shown"),
+    [pytest.param(True, True, id="admin"), pytest.param(False, False, id="user")],
+)
+async def test_rejected_edit_is_shown_to_admins_only(
+    profiles: Profiles, admin: bool, shown: bool
+) -> None:
+    source = Source(profiles)
+    source.last_error = ProfileConfigError(
+        [Problem("20-sizes.yaml", "$.sizes[0].pool", "unknown pool 'x'")]
+    )
+    user = FakeUser("alice", ["jupyter-admins"], admin=admin, auth_state=BOB_STATE)
+    form = await make_spawner(source, user).get_options_form()
+    assert ("wb-admin-warning" in form) is shown
+    assert ("unknown pool" in form) is shown
+
+
+async def test_valid_choice_becomes_the_pod(profiles: Profiles) -> None:
+    spawner = make_spawner(Source(profiles), bob(), zone="us-east-1b")
+    spawner.user_options = {"profile": "large", "image": "datascience"}
+    await spawner.load_user_options()
+    pod = spawner.api.api_client.sanitize_for_serialization(
+        await spawner.get_pod_manifest()
+    )
+    spec = pod["spec"]
+    pool = profiles.pools["mem64"]
+    memory = pool.request.memory_mib * 2**20
+    assert spec["nodeSelector"] == {
+        "wbspawner.io/pool": "mem64",
+        "topology.kubernetes.io/zone": "us-east-1b",
+    }
+    assert {t["key"] for t in spec["tolerations"]} >= {
+        "wbspawner.io/pool",
+        "wbspawner.io/capacity",
+    }
+    container = spec["containers"][0]
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+    assert container["resources"]["limits"]["memory"] == memory
+    assert container["image"] == "quay.io/jupyter/datascience-notebook:2026-07-20"
+    assert container["securityContext"]["runAsUser"] == 10002
+    assert container["securityContext"]["runAsGroup"] == 100
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert spec["securityContext"]["fsGroup"] == 100
+    assert pod["metadata"]["labels"]["wbspawner.io/size"] == "large"
+    assert pod["metadata"]["annotations"]["wbspawner.io/user"] == "bob"
+    assert spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == "home-bob"
+    kubernetes_validate.validate(pod, "1.30", strict=True)
+    assert spawner.get_state()["size"] == "large"
+    assert spawner.get_state()["zone"] == "us-east-1b"
+    assert spawner.user_options == {"profile": "large", "image": "datascience"}
+
+
+async def test_no_home_yet_means_no_zone(profiles: Profiles) -> None:
+    spawner = make_spawner(Source(profiles), bob(), zone=None)
+    spawner.user_options = {"profile": "medium"}
+    await spawner.load_user_options()
+    assert spawner.node_selector == {"wbspawner.io/pool": "cpu16"}
+    assert spawner.storage_capacity == "10Gi"
+
+
+async def test_first_home_goes_where_the_warmer_has_a_node(
+    profiles: Profiles, tmp_path: Path
+) -> None:
+    warm = tmp_path / "warm.json"
+    warm.write_text('{"mem64": {"us-east-1c": 1}}', encoding="utf-8")
+    spawner = make_spawner(
+        Source(profiles), bob(), zone=None, warm_status_file=str(warm)
+    )
+    spawner.user_options = {"profile": "large"}
+    await spawner.load_user_options()
+    assert spawner.node_selector == {
+        "wbspawner.io/pool": "mem64",
+        "topology.kubernetes.io/zone": "us-east-1c",
+    }
+    assert spawner.get_state()["zone"] == "us-east-1c"
+
+
+async def test_a_broken_warm_status_leaves_the_form_without_warm_state(
+    profiles: Profiles, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A half-written or foreign file: the form renders, with one log line."""
+    warm = tmp_path / "warm.json"
+    warm.write_text('{"mem64": {"us-east-1c": 1', encoding="utf-8")
+    prices = tmp_path / "spot.json"
+    prices.write_text('{"r5.2xlarge/us-east-1a": "cheap"}', encoding="utf-8")
+    spawner = make_spawner(
+        Source(profiles),
+        bob(),
+        warm_status_file=str(warm),
+        spot_prices_file=str(prices),
+    )
+    caplog.set_level(logging.INFO)
+    form = await spawner.get_options_form()
+    assert 'value="large"' in form
+    assert "Ready now" not in form and "Starts in about" not in form
+    assert "spot (estimated)" in form
+    assert "Traceback" not in caplog.text
+    assert caplog.text.count("Warm status unknown") == 1
+    assert caplog.text.count("Spot prices unknown") == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        pytest.param(
+            {"profile": "gpu-t4"},
+            "Ask an admin to add you to 'gpu-users'",
+            id="forbidden-size",
+        ),
+        pytest.param(
+            {"profile": "nope"}, "There is no server size 'nope'", id="unknown-size"
+        ),
+        pytest.param(
+            {"profile": "large", "image": "x"}, "There is no image 'x'", id="image"
+        ),
+        pytest.param(
+            {"profile": "large", "cmd": "sh"}, "options this hub does not", id="field"
+        ),
+    ],
+)
+async def test_forged_options_are_refused_before_any_call(
+    profiles: Profiles,
+    options: dict[str, Any],
+    match: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spawner = make_spawner(Source(profiles), bob(), zone="us-east-1a")
+    spawner.handler = SimpleNamespace(
+        request=SimpleNamespace(body=b"profile=whatever", query="")
+    )
+    spawner.user_options = dict(options)
+    caplog.set_level(logging.INFO)
+    with pytest.raises(SpawnException, match=r"400 SpawnException") as info:
+        await spawner.load_user_options()
+    assert re.search(match, info.value.message)
+    assert info.value.status_code == 400
+    assert spawner.kube.calls == []
+    assert "Traceback" not in caplog.text
+    assert "Refused" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("state", "match"),
+    [
+        pytest.param(None, "has no uidNumber", id="no-auth-state"),
+        pytest.param({"uidNumber": 0, "gidNumber": 0}, r"0 \(root\)", id="root"),
+    ],
+)
+async def test_account_without_usable_ids_is_refused(
+    profiles: Profiles, state: dict[str, Any] | None, match: str
+) -> None:
+    user = FakeUser("bob", ["jupyter-users"], auth_state=state)
+    spawner = make_spawner(Source(profiles), user)
+    spawner.user_options = {"profile": "medium"}
+    with pytest.raises(SpawnException, match=r"reason=account") as info:
+        await spawner.load_user_options()
+    assert re.search(match, info.value.message)
+
+
+async def test_saved_options_naming_a_removed_size_fall_back(
+    profiles: Profiles,
+) -> None:
+    spawner = make_spawner(Source(profiles), bob())
+    spawner.handler = None  # started without a request: the saved options
+    spawner.user_options = {"profile": "retired", "image": "scipy"}
+    form = await spawner.get_options_form()
+    assert "you used last time is no longer offered" in form
+    await spawner.load_user_options()
+    assert spawner.node_selector["wbspawner.io/pool"] == "cpu16"
+    assert spawner._selection is not None
+    assert spawner._selection.notice is not None
+
+
+class RaisingKube(KubeSpawner):
+    error: Exception = ValueError("No such profile: x. Options include: y")
+
+    async def load_user_options(self) -> None:
+        raise self.error
+
+
+class WrappedSpawner(WorkbenchSpawner, RaisingKube):
+    pass
+
+
+async def test_kubespawner_value_errors_become_user_messages(
+    profiles: Profiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    spawner = make_spawner(Source(profiles), bob(), cls=WrappedSpawner)
+    spawner.user_options = {"profile": "large"}
+    with pytest.raises(SpawnException, match="No such profile: x") as info:
+        await spawner.load_user_options()
+    assert info.value.reason == "profile"
+    assert "Traceback" not in caplog.text
+
+
+async def test_other_kubespawner_errors_are_not_hidden(profiles: Profiles) -> None:
+    spawner = make_spawner(Source(profiles), bob(), cls=WrappedSpawner)
+    spawner.error = KeyError("bug")  # type: ignore[attr-defined]
+    spawner.user_options = {"profile": "large"}
+    with pytest.raises(KeyError, match="bug"):
+        await spawner.load_user_options()
+
+
+def event(reason: str, message: str) -> dict[str, Any]:
+    return {
+        "reason": reason,
+        "message": message,
+        "type": "Normal",
+        "lastTimestamp": "2026-01-01T00:00:00Z",
+        "eventTime": None,
+        "involvedObject": {"name": "jupyter-bob"},
+        "metadata": {"uid": reason},
+    }
+
+
+class EventsKube(KubeSpawner):
+    """KubeSpawner's event side replaced by fixed events (no reflector)."""
+
+    fixed_events: list[dict[str, Any]] = []
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.fixed_events
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        for item in self.fixed_events:
+            yield {"progress": 50, "raw_event": item, "message": item["message"]}
+
+    def start(self) -> Any:
+        self._start_future = asyncio.ensure_future(asyncio.sleep(60))
+        return self._start_future
+
+
+class EventsSpawner(WorkbenchSpawner, EventsKube):
+    pass
+
+
+async def test_progress_speaks_plainly(profiles: Profiles) -> None:
+    spawner = make_spawner(Source(profiles), bob(), cls=EventsSpawner)
+    spawner.fixed_events = [
+        event("FailedScheduling", "0/3 nodes are available"),
+        event(
+            "TriggeredScaleUp",
+            "pod triggered scale-up: [{wbspawner-mem64-us-east-1b-spot 0->1 (max: 5)}]",
+        ),
+    ]
+    spawner.user_options = {"profile": "large"}
+    await spawner.load_user_options()
+    messages = [item["message"] async for item in spawner.progress()]
+    assert messages == [
+        "Waiting for a free 64 GiB node",
+        "Starting a 64 GiB node in us-east-1b, usually about 3 minutes",
+    ]
+
+
+async def test_refused_capacity_fails_the_start_with_advice(
+    profiles: Profiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    spawner = make_spawner(
+        Source(profiles), bob(), cls=EventsSpawner, capacity_grace_seconds=0.0
+    )
+    spawner.fixed_events = [
+        event(
+            "NotTriggerScaleUp",
+            "pod didn't trigger scale-up: 1 max node group size reached",
+        )
+    ]
+    spawner.user_options = {"profile": "large"}
+    await spawner.load_user_options()
+    with pytest.raises(SpawnException, match="reason=capacity") as info:
+        await asyncio.wait_for(spawner.start(), 10)
+    assert "reached its maximum size" in info.value.message
+    assert info.value.status_code == 503
+    assert "Traceback" not in caplog.text
+
+
+def test_state_round_trip(profiles: Profiles) -> None:
+    async def scenario() -> None:
+        spawner = make_spawner(Source(profiles), bob(), zone="us-east-1c")
+        spawner.user_options = {"profile": "xlarge"}
+        await spawner.load_user_options()
+        state = spawner.get_state()
+        assert (state["size"], state["pool"], state["zone"]) == (
+            "xlarge",
+            "mem128",
+            "us-east-1c",
+        )
+        assert "pod_name" in state  # KubeSpawner's own state is kept
+        fresh = make_spawner(Source(profiles), bob())
+        fresh.load_state(state)
+        assert fresh.get_state()["size"] == "xlarge"
+        fresh.clear_state()
+        assert "size" not in fresh.get_state()
+        assert "zone" not in fresh.get_state()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("namespace", [None, "dask-gateway"], ids=["off", "on"])
+async def test_start_writes_the_users_dask_network_policies(
+    profiles: Profiles, monkeypatch: pytest.MonkeyPatch, namespace: str | None
+) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    async def ensure(api: Any, ns: str, user: str, log: Any, **kw: Any) -> None:
+        calls.append((api, ns, user, kw["server_namespace"]))
+
+    monkeypatch.setattr(spawner_module, "ensure_dask_network_policies", ensure)
+    spawner = make_spawner(
+        Source(profiles), bob(), cls=EventsSpawner, dask_namespace=namespace
+    )
+    spawner.user_options = {"profile": "large"}
+    await spawner.load_user_options()
+    started = spawner.start()
+    await asyncio.sleep(0.05)
+    started.cancel()
+    expected = [(spawner.kube, namespace, "bob", "jhub")]
+    assert calls == (expected if namespace else [])

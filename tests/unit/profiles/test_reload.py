@@ -1,0 +1,125 @@
+"""Hot reload of the profiles (``ProfilesSource``): interval, changes, bad edits."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from wbspawner.errors import ProfileConfigError
+from wbspawner.model import Catalog
+from wbspawner.profiles.loader import ProfilesSource
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _touch(path: Path, text: str) -> None:
+    path.write_text(text)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+
+@pytest.fixture
+def source_dir(
+    write_profiles: Callable[[Path, dict[str, str]], Path],
+    minimal_yaml: str,
+    tmp_path: Path,
+) -> Path:
+    return write_profiles(tmp_path / "profiles", {"p.yaml": minimal_yaml})
+
+
+@pytest.fixture
+def source(catalog: Catalog) -> Callable[[Path, Callable[[], float]], ProfilesSource]:
+    """``source(directory, clock)``: profiles of ``directory``, re-read every 5 s."""
+
+    def make(directory: Path, clock: Callable[[], float]) -> ProfilesSource:
+        log = logging.getLogger("test.profiles")
+        return ProfilesSource([directory], catalog, log, interval_s=5.0, clock=clock)
+
+    return make
+
+
+def test_first_load_failure_raises(
+    source: Callable[[Path, Callable[[], float]], ProfilesSource],
+    write_profiles: Callable[[Path, dict[str, str]], Path],
+    minimal_yaml: str,
+    tmp_path: Path,
+) -> None:
+    directory = write_profiles(tmp_path, {"p.yaml": minimal_yaml + "bogus: 1\n"})
+    with pytest.raises(ProfileConfigError, match=r"\$\.bogus: unknown key 'bogus'"):
+        source(directory, Clock()).current()
+
+
+def test_reload_waits_for_the_interval_then_picks_up_a_change(
+    source: Callable[[Path, Callable[[], float]], ProfilesSource],
+    minimal_yaml: str,
+    source_dir: Path,
+) -> None:
+    clock = Clock()
+    source = source(source_dir, clock)
+    first = source.current()
+    _touch(
+        source_dir / "p.yaml",
+        minimal_yaml.replace("display_name: Small", "display_name: Tiny"),
+    )
+    clock.now += 4.9
+    assert source.current() is first
+    clock.now += 0.2
+    second = source.current()
+    assert second.sizes[0].display_name == "Tiny" and second.digest != first.digest
+    clock.now += 10
+    assert source.current() is second  # nothing changed: no re-read
+
+
+def test_new_file_is_noticed(
+    source: Callable[[Path, Callable[[], float]], ProfilesSource], source_dir: Path
+) -> None:
+    clock = Clock()
+    source = source(source_dir, clock)
+    assert source.current().budgets == ()
+    (source_dir / "z.yaml").write_text("budgets:\n  - {group: users, monthly: 10}\n")
+    clock.now += 6
+    assert source.current().budgets[0].monthly == 10
+
+
+def test_invalid_edit_keeps_last_good_and_logs_every_problem(
+    source: Callable[[Path, Callable[[], float]], ProfilesSource],
+    minimal_yaml: str,
+    source_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    source = source(source_dir, clock)
+    good = source.current()
+    _touch(
+        source_dir / "p.yaml",
+        minimal_yaml.replace("pool: small", "pool: nowhere") + "x: 1\n",
+    )
+    clock.now += 6
+    with caplog.at_level(logging.WARNING, logger="test.profiles"):
+        assert source.current() is good
+    assert source.last_error is not None
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("invalid (2 problems)" in m for m in messages)
+    assert any("$.sizes[0].pool: unknown pool 'nowhere'" in m for m in messages)
+    assert any("$.x: unknown key 'x'" in m for m in messages)
+    assert "Traceback" not in caplog.text
+    caplog.clear()
+    clock.now += 6
+    assert source.current() is good and caplog.records == []  # logged once
+    _touch(
+        source_dir / "p.yaml",
+        minimal_yaml.replace("display_name: Small", "display_name: Fixed"),
+    )
+    clock.now += 6
+    assert source.current().sizes[0].display_name == "Fixed"
+    assert source.last_error is None

@@ -1,0 +1,79 @@
+"""The benchmark's shipped inputs: the workday trace and its warm settings.
+
+``bench/bench_warmer.py`` replays ``bench/traces/workday.yaml`` with the
+shipped profiles whose warm section is ``bench/traces/workday-warm.yaml``;
+these tests keep both files valid and the trace reproducible from its seed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+from wbspawner.catalog.instances import load_catalog
+from wbspawner.profiles.loader import load_profiles
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "bench"))
+
+import make_workday_trace  # noqa: E402
+from bench_warmer import bench_profiles  # noqa: E402
+from warm_replay import load_trace  # noqa: E402
+
+TRACES = REPO / "bench" / "traces"
+
+
+def test_the_trace_is_what_its_seed_makes() -> None:
+    shipped = yaml.safe_load((TRACES / "workday.yaml").read_text())
+    assert shipped == make_workday_trace.make_trace()
+
+
+def test_the_trace_loads_and_its_sizes_exist() -> None:
+    trace = load_trace(TRACES / "workday.yaml")
+    profiles = load_profiles([REPO / "profiles"], load_catalog())
+    people = {s.user for s in trace.sessions}
+    assert 35 <= len(people) <= 45
+    assert {profiles.size(s).slug for s in trace.sizes} == set(trace.sizes)
+    assert len(set(trace.homes.values())) == 3, "homes spread over three zones"
+    assert all(0 <= s.start_s < s.stop_s <= trace.end_s for s in trace.sessions)
+
+
+def test_the_warm_settings_validate_with_the_shipped_profiles(tmp_path: Path) -> None:
+    into = bench_profiles(REPO / "profiles", TRACES / "workday-warm.yaml", tmp_path)
+    profiles = load_profiles([into], load_catalog())
+    warmed = {s.pool for s in profiles.warm.schedules}
+    trace = load_trace(TRACES / "workday.yaml")
+    used = {profiles.pool_of(profiles.size(s)).name for s in trace.sizes}
+    # every pool the team uses is warmed, around its users' habits
+    assert used <= warmed
+    assert profiles.warm.habit_days > 0
+    assert profiles.warm.budget_per_hour is not None
+
+
+def test_people_have_habits_and_new_people_have_none() -> None:
+    shipped = yaml.safe_load((TRACES / "workday.yaml").read_text())
+    users = shipped["users"]
+    new = [u for u in users if u["home"] is None]
+    assert new and all(not u["past_starts"] for u in new)
+    known = [u for u in users if u["home"] is not None]
+    assert all(len(u["past_starts"]) >= 10 for u in known)
+    # most of today's arrivals are near a time the person started at before
+    # (the day varies by about 12 minutes); a warmer that learns habits can
+    # know them, one that does not sees only the team's spread
+    came = [u for u in known if u["sessions"]]
+
+    def minutes(hhmm: str) -> int:
+        h, m = hhmm.split(":")
+        return int(h) * 60 + int(m)
+
+    near = [
+        u
+        for u in came
+        if min(
+            abs(minutes(u["sessions"][0][:5]) - minutes(p)) for p in u["past_starts"]
+        )
+        <= 20
+    ]
+    assert len(near) >= 0.9 * len(came)
