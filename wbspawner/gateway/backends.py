@@ -8,7 +8,7 @@ This module owns what ``dask-gateway-server`` loads by class path
   :mod:`wbspawner.adapters.gatewayhttp` (for the dashboards front), the reaper of
   :mod:`wbspawner.gateway.reaper` running as a periodic task, asking the hub
   through :class:`wbspawner.adapters.hubapi.HubApi` (on the backend's own
-  aiohttp session), and :mod:`wbspawner.gateway.route_watch` on the API server;
+  aiohttp session), and :mod:`wbspawner.adapters.route_watch` on the API server;
 - :class:`WorkbenchUnsafeLocalBackend`: local processes, for tests and the demo;
 - :class:`WorkbenchKubeBackend`: pods on the workbench's pools, for production.
 """
@@ -26,6 +26,7 @@ from traitlets import Float, List, Unicode, default
 
 from wbspawner.adapters.gatewayhttp import add_owner_route
 from wbspawner.adapters.hubapi import HubApi
+from wbspawner.adapters.route_watch import route_watch_middleware
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.gateway.accounting import CostAccountingMixin, WorkerSpansMixin
 from wbspawner.gateway.limits import (
@@ -40,7 +41,6 @@ from wbspawner.gateway.options import (
     cluster_options_for,
 )
 from wbspawner.gateway.reaper import Reaper
-from wbspawner.gateway.route_watch import route_watch_middleware
 from wbspawner.model import Profiles
 from wbspawner.profiles.loader import ProfilesSource
 

@@ -86,13 +86,15 @@ def test_exactly_one_module_makes_kubernetes_clients() -> None:
 def test_exactly_one_module_talks_to_the_hub_api() -> None:
     """Hub API calls carry ``Authorization: token …`` and ask for its paged lists.
 
-    The third HTTP client is the dashboards front's, of the Dask Gateway's proxy.
+    The third HTTP client is the dashboards front's, of the Dask Gateway's proxy;
+    route_watch serves (a middleware on dask-gateway-server's own API).
     """
     http = sorted(n for n, t in modules().items() if uses(t, HTTP_CLIENTS))
     assert http == [
         "wbspawner.adapters.gatewayhttp",
         "wbspawner.adapters.hubapi",
         "wbspawner.adapters.kube",
+        "wbspawner.adapters.route_watch",
     ]
     hub = [
         name

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from dask_gateway_server.proxy.core import Proxy
 
-from wbspawner.gateway.route_watch import route_watch_middleware
+from wbspawner.adapters.route_watch import route_watch_middleware
 
 TOKEN = "proxy-token"
 LOG = logging.getLogger("test.route_watch")
