@@ -1,14 +1,14 @@
 """pytest plugin: a test run leaves no process behind, or it fails.
 
-Loaded by ``tests/conftest.py`` (``pytest_plugins``); ``-p process_leftovers``
-loads it into another run. At the start it makes the pytest process the
-subreaper of everything the run starts
+Loaded by ``tests/conftest.py`` (``pytest_plugins``); ``-p
+tests.process_leftovers`` loads it into another run. At the start it makes the
+pytest process the subreaper of everything the run starts
 (:func:`devcluster.services.descendants.adopt_orphans`), so a process whose
-parent died — a proxy or a service of a hub a test killed, a daemon that
-forked away — stays a descendant of the run instead of being re-parented to
-PID 1. At the end, after every fixture has been torn down, it waits up to
-:data:`GRACE_S` for the run's descendants to exit; any still alive are listed,
-stopped by PID, and the run fails (exit code 1) even when every test passed.
+parent died — a proxy or a service of a hub a test killed, a daemon that forked
+away — stays a descendant of the run instead of being re-parented to PID 1. At
+the end, after every fixture has been torn down, it waits up to :data:`GRACE_S`
+for the run's descendants to exit; any still alive are listed, stopped by PID,
+and the run fails (exit code 1) even when every test passed.
 """
 
 from __future__ import annotations

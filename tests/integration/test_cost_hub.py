@@ -4,16 +4,18 @@ One stack for the module (slapd, devcluster with node groups for the 4 GiB and
 64 GiB pools in one zone, JupyterHub + configurable-http-proxy through the
 repository's ``jupyterhub_config.py``), with the shipped profiles except for a
 small monthly budget of jupyter-users ($100, no free sizes listed: the smallest
-CPU size stays free). The tests run in order and share the accounting database
-(SQLite in the hub's state directory):
+CPU size stays free). The tests share the accounting database (SQLite in the
+hub's state directory) and run in any order: each sets the group's spend it
+needs first (:func:`set_spend`: seeded records on top of what servers really
+cost, which is cents):
 
-1. spend seeded to 85 % shows bob the warning;
-2. spend seeded past 100 %: a paid size is refused with the message, nothing is
-   created; the free size starts; alice (admin) starts a paid size anyway, for
-   herself and for bob;
-3. the admin raises the budget; bob starts and stops twice with hub restarts in
-   between and during the second run; ``wbspawner cost report`` equals
-   Σ hours × price of the recorded rows, exactly, and nothing was lost.
+- spend at 85 % shows bob the warning;
+- spend past 100 %: a paid size is refused with the message, nothing is
+  created; the free size starts; alice (admin) starts a paid size anyway, for
+  herself and for bob;
+- spend at half the budget: bob starts and stops twice with hub restarts in
+  between and during the second run; ``wbspawner cost report`` equals
+  Σ hours × price of the recorded rows, exactly, and nothing was lost.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from math import ceil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +37,6 @@ from devcluster.demo.workbench import Kube, Workbench
 from devcluster.services.ldap import LdapServer
 from tests.integration.hub_harness import (
     HubUser,
-    edit_profiles,
     error_on,
     hub_log,
     pod_of,
@@ -62,6 +64,8 @@ from wbspawner.warmer.snapshot import capacity_of
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 ROOT = Path(__file__).resolve().parents[2]
+SEED_NODE = "seed-node"
+"""The node of seeded records (none of the cluster's)."""
 BUDGETS = """budgets:
   - group: jupyter-users
     monthly: {monthly}
@@ -140,12 +144,34 @@ def seed_spend(url: str, cost: Fraction) -> None:
     length = min(timedelta(hours=1), (now - month_start) / 2)
     hours = Fraction(length // timedelta(microseconds=1), US_PER_HOUR)
     price_micro = ceil(cost / hours * MICRO)
-    seed = Start(user="bob", group="jupyter-users", size="large", pool="mem64",
-                 capacity_type="on-demand", node="seed-node", zone="us-east-1b",
-                 price_per_hour=price_micro / MICRO, at=month_start)  # fmt: skip
+    seed = Start(
+        user="bob",
+        group="jupyter-users",
+        size="large",
+        pool="mem64",
+        capacity_type="on-demand",
+        node=SEED_NODE,
+        zone="us-east-1b",
+        price_per_hour=price_micro / MICRO,
+        at=month_start,
+    )
     with open_db(url)() as session:
         record(session, seed)
         record_stop(session, "bob", month_start + length)
+
+
+def set_spend(url: str, level: Fraction) -> None:
+    """Make the group's spend this month ``level``: seeds on top of real records.
+
+    Earlier seeds are removed first; real records (cents) stay. A level below
+    what servers really cost leaves no seed.
+    """
+    with open_db(url)() as session:
+        session.query(UsageRecord).filter(UsageRecord.node == SEED_NODE).delete()
+        session.commit()
+    missing = level - group_spend(url, "jupyter-users")
+    if missing > 0:
+        seed_spend(url, missing)
 
 
 def bob_rows(url: str) -> list[UsageRecord]:
@@ -164,9 +190,10 @@ def start(user: HubUser, size: str, timeout: float = 150) -> None:
 
 
 def test_warning_at_85_percent(bench: Workbench, bob: HubUser, db_url: str) -> None:
+    set_spend(db_url, Fraction(0))
     form = bob.form()
-    assert "wb-banner" not in form  # nothing spent yet
-    seed_spend(db_url, Fraction("85.50") - group_spend(db_url, "jupyter-users"))
+    assert "wb-banner" not in form  # nothing spent but cents
+    set_spend(db_url, Fraction("85.50"))
     form = bob.form()
     assert 'class="alert alert-warning wb-banner"' in form
     assert (
@@ -180,7 +207,8 @@ def test_warning_at_85_percent(bench: Workbench, bob: HubUser, db_url: str) -> N
 def test_spent_budget_refuses_a_paid_size_and_creates_nothing(
     bench: Workbench, bob: HubUser, kube: Kube, db_url: str
 ) -> None:
-    seed_spend(db_url, Fraction("105.50") - group_spend(db_url, "jupyter-users"))
+    set_spend(db_url, Fraction("105.50"))
+    home_before = _uid(pvc_of(kube, "bob"))  # an earlier start may have made one
     form = bob.form()
     assert 'class="alert alert-danger wb-banner"' in form
     assert "(105 %)" in form and "You can still start &#x27;4 GiB&#x27;." in form
@@ -194,13 +222,14 @@ def test_spent_budget_refuses_a_paid_size_and_creates_nothing(
         "to start it for you."
     )
     assert pod_of(kube, "bob") is None
-    assert pvc_of(kube, "bob") is None
+    assert _uid(pvc_of(kube, "bob")) == home_before, "a refused start made no home"
     log = hub_log(bench)
     assert "Refused bob: size 'large' refused: group 'jupyter-users' spent" in log
     assert "Traceback" not in log
 
 
 def test_free_size_still_starts(bob: HubUser, kube: Kube, db_url: str) -> None:
+    set_spend(db_url, Fraction("105.50"))
     before = len(bob_rows(db_url))
     start(bob, "small")
     pod = pod_of(kube, "bob")
@@ -213,9 +242,14 @@ def test_free_size_still_starts(bob: HubUser, kube: Kube, db_url: str) -> None:
     assert rows[-1].stopped_at is not None
 
 
+def _uid(obj: dict[str, Any] | None) -> str | None:
+    return obj["metadata"]["uid"] if obj else None
+
+
 def test_admin_starts_a_paid_size_anyway(
     alice: HubUser, kube: Kube, db_url: str
 ) -> None:
+    set_spend(db_url, Fraction("105.50"))
     form = alice.form()
     assert "As an admin you may still start any size." in form
     assert "wb-unavailable" not in form
@@ -234,6 +268,7 @@ def test_admin_starts_a_paid_size_for_a_user_over_budget(
     alice: HubUser, bob: HubUser, kube: Kube, db_url: str
 ) -> None:
     """The override: an admin starts bob's server with a paid size for him."""
+    set_spend(db_url, Fraction("105.50"))
     before = len(bob_rows(db_url))
     response = alice.api("POST", "/users/bob/server", json={"profile": "large"})
     assert response.status_code in (201, 202), response.text
@@ -271,9 +306,8 @@ def check_row(row: UsageRecord, kube: Kube, node_name: str, form: str) -> None:
 def test_month_report_is_exact_across_hub_restarts(
     bench: Workbench, bob: HubUser, kube: Kube, db_url: str
 ) -> None:
-    path = edit_profiles(bench, "50-cost.yaml", cost_file(100_000))
-    assert path.exists()
-    wait_until(lambda: "wb-banner" not in bob.form(), 15, "budget raised")
+    set_spend(db_url, Fraction(50))  # half the budget: paid sizes start
+    assert "wb-banner" not in bob.form()
     before = len(bob_rows(db_url))
 
     form = bob.form()
@@ -308,7 +342,7 @@ def test_month_report_is_exact_across_hub_restarts(
         * Fraction(r.price_micro_per_hour, MICRO)
         for r in rows
     )
-    assert expected > Fraction("105.50")
+    assert expected > Fraction(50)
     with open_db(db_url)() as session:
         by_user = {r.key: r.cost for r in report(session, by="user", month=month)}
     assert by_user["bob"] == expected
@@ -323,7 +357,7 @@ def test_month_report_is_exact_across_hub_restarts(
     printed = {row["user"]: row["cost"] for row in json.loads(done.stdout)}
     assert printed["bob"] == float(expected)
     log = hub_log(bench)
-    recorded = [r for r in rows if r.node != "seed-node"]
+    recorded = [r for r in rows if r.node != SEED_NODE]
     assert log.count("Accounting: bob started: ") == len(recorded)
     assert log.count("Accounting: bob stopped") == len(recorded)
     assert "Traceback" not in log

@@ -32,6 +32,7 @@ import requests
 from dask_gateway import Gateway, GatewayWarning, JupyterHubAuth
 
 from devcluster.demo import workbench as demo
+from devcluster.demo.node_groups import aws_clients, create_node_groups
 from devcluster.services.ldap import LdapServer
 from devcluster.services.procs import Proc, free_port, wait_for_http
 from tests.integration.gateway_harness import (
@@ -263,8 +264,8 @@ def stack(
         catalog = load_catalog()
         profiles = load_profiles([profiles_dir], catalog)
         demo.prepare_cluster(kube, profiles)
-        demo.create_node_groups(
-            demo.aws_clients(cluster.moto),
+        create_node_groups(
+            aws_clients(cluster.moto),
             profiles,
             pools=["cpu16"],
             zones=["us-east-1b"],

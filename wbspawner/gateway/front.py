@@ -47,6 +47,7 @@ from traitlets import Float, Int, default
 from traitlets.config import Application
 
 from wbspawner.adapters.gatewayhttp import GatewayHttp, Timeouts
+from wbspawner.adapters.parent import PARENT_PID_HELP, watch_parent
 from wbspawner.gateway.config import (
     ACCESS_SCOPE,
     PREFIX,
@@ -117,6 +118,7 @@ class DashboardFront(Application):
         config=True,
         help="Seconds between pings on idle websockets (0: none), on both sides.",
     )
+    parent_pid = Int(0, config=True, help=PARENT_PID_HELP)
 
     aliases = {"log-level": "Application.log_level"}
 
@@ -186,7 +188,7 @@ class DashboardFront(Application):
         )
 
     async def serve(self, settings: GatewaySettings) -> None:
-        """Listen on the front URL until cancelled.
+        """Listen on the front URL until cancelled or the managing hub is gone.
 
         Args:
             settings: from :meth:`settings_from_env`.
@@ -214,9 +216,13 @@ class DashboardFront(Application):
             settings.front_url,
             settings.url,
         )
+        stop = asyncio.Event()
+        watch = watch_parent(self.parent_pid, stop, self.log, "dask-gateway front")
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
+            if watch is not None:
+                watch.stop()
             server.stop()
             gateway.close()
 

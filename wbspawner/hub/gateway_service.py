@@ -93,19 +93,23 @@ def _hub_address(public_url: str) -> str:
     return urlunsplit((parts.scheme or "http", netloc, "", "", "")).rstrip("/")
 
 
-def hub_wiring(gateway: GatewaySettings | None, public_url: str) -> HubWiring | None:
+def hub_wiring(
+    gateway: GatewaySettings | None, public_url: str, hub_pid: int | None = None
+) -> HubWiring | None:
     """Return the hub configuration for the gateway, or ``None`` when not wired.
 
     Args:
         gateway: the gateway settings (``None`` or no ``url``: no gateway).
         public_url: where users reach the hub's proxy.
+        hub_pid: the hub's PID: a front the hub starts (local mode) stops when
+            that hub dies without stopping it (``None``: it does not watch).
 
     Returns:
         The wiring.
     """
     if gateway is None or not gateway.url:
         return None
-    service = _service(gateway)
+    service = _service(gateway, hub_pid)
     address = gateway.address or _hub_address(public_url) + PREFIX
     env: dict[str, EnvValue] = {
         "DASK_GATEWAY__ADDRESS": address,
@@ -133,12 +137,19 @@ def hub_wiring(gateway: GatewaySettings | None, public_url: str) -> HubWiring | 
     )
 
 
-def front_command() -> list[str]:
-    """Return the command of the dashboards front (this Python's)."""
-    return [sys.executable, "-m", "wbspawner.gateway.front"]
+def front_command(hub_pid: int | None = None) -> list[str]:
+    """Return the command of the dashboards front (this Python's).
+
+    Args:
+        hub_pid: the managing hub's PID, which the front watches (``None``: none).
+    """
+    command = [sys.executable, "-m", "wbspawner.gateway.front"]
+    if hub_pid is not None:
+        command.append(f"--DashboardFront.parent_pid={hub_pid}")
+    return command
 
 
-def _service(gateway: GatewaySettings) -> dict[str, Any]:
+def _service(gateway: GatewaySettings, hub_pid: int | None) -> dict[str, Any]:
     """Return the ``dask-gateway`` service: the front, managed in local mode."""
     service: dict[str, Any] = {
         "name": SERVICE_NAME,
@@ -152,7 +163,7 @@ def _service(gateway: GatewaySettings) -> dict[str, Any]:
     if gateway.mode == "local":
         # The hub gives a managed service its token and hub API URL
         # (JUPYTERHUB_API_TOKEN / _URL); the front reads the rest from these.
-        service["command"] = front_command()
+        service["command"] = front_command(hub_pid)
         service["environment"] = {
             "WBSPAWNER_MODE": gateway.mode,
             f"{ENV}URL": gateway.url,

@@ -185,7 +185,9 @@ def apply(
     _warmer(c, settings, profiles, os.environ if environ is None else environ)
     # Dask Gateway: the hub service, users' access scope, notebook environment.
     apply_hub_wiring(
-        c, hub_wiring(settings.dask_gateway, settings.public_url), "KubeSpawner"
+        c,
+        hub_wiring(settings.dask_gateway, settings.public_url, hub_pid=os.getpid()),
+        "KubeSpawner",
     )
 
 

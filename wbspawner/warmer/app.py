@@ -31,6 +31,7 @@ from traitlets.config import Application
 
 from wbspawner.adapters import statefiles
 from wbspawner.adapters.hubapi import HubApi
+from wbspawner.adapters.parent import PARENT_PID_HELP, parent_gone, watch_parent
 from wbspawner.costs.accounting import DEFAULT_DB_URL
 from wbspawner.model import Profiles, WarmStatus
 from wbspawner.profiles.loader import ProfilesSource
@@ -105,16 +106,7 @@ class WarmerApp(Application):
     metrics_require_auth = Bool(
         True, config=True, help="Metrics need the same hub access as the page."
     )
-    parent_pid = Int(
-        0,
-        config=True,
-        help="""PID of the hub that manages this service; 0: none.
-
-        When set, the warmer stops within a second of that process no longer being
-        its parent (the hub died without stopping it), so that a crashed hub leaves
-        no warmer behind holding the service's port. The hub sets it to its own
-        PID for the service it starts.""",
-    )
+    parent_pid = Int(0, config=True, help=PARENT_PID_HELP)
     clock = AnyTrait(help="Injected clock (``now()``, ``from_api()``); tests only.")
 
     aliases = {
@@ -385,31 +377,8 @@ class WarmerApp(Application):
         return self.metrics.render()
 
     def parent_gone(self) -> bool:
-        """Return whether the hub named by ``parent_pid`` is no longer the parent.
-
-        An orphan is re-parented (to PID 1 or a subreaper), so its parent PID
-        changes for good when the hub dies.
-        """
-        return bool(self.parent_pid) and os.getppid() != self.parent_pid
-
-    def _watch_parent(self, stop: asyncio.Event) -> PeriodicCallback | None:
-        """Set ``stop`` once the managing hub is gone (checked every second)."""
-        if not self.parent_pid:
-            return None
-
-        def check() -> None:
-            if self.parent_gone() and not stop.is_set():
-                self.log.warning(
-                    "warmer: the hub (pid %s) that manages this service is gone;"
-                    " stopping",
-                    self.parent_pid,
-                )
-                stop.set()
-
-        check()
-        watch = PeriodicCallback(check, 1000)
-        watch.start()
-        return watch
+        """Return whether the hub named by ``parent_pid`` is no longer the parent."""
+        return parent_gone(self.parent_pid)
 
     async def serve(self) -> None:
         """Connect, listen, reconcile at once and then periodically.
@@ -418,7 +387,7 @@ class WarmerApp(Application):
         (:attr:`parent_pid`).
         """
         stop = asyncio.Event()
-        watch = self._watch_parent(stop)
+        watch = watch_parent(self.parent_pid, stop, self.log, "warmer")
         try:
             if not stop.is_set():
                 await self._serve_until(stop)

@@ -19,7 +19,6 @@ from devcluster.services.descendants import descendants
 from devcluster.services.procs import Proc, lifeline_argv
 
 REPO = Path(__file__).resolve().parents[3]
-TESTS = REPO / "tests"
 
 
 def _alive(pid: int) -> bool:
@@ -160,7 +159,9 @@ def test_stops_what_it_starts(tmp_path):
 @pytest.fixture
 def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A pytester dir whose runs load the check and can import devcluster."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(REPO)]))
+    # The repository only: tests/ is a package (tests.process_leftovers), and
+    # tests/devcluster on the path would shadow the devcluster package.
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
     pid_file = pytester.path / "leaked.pid"
     monkeypatch.setenv("PID_FILE", str(pid_file))
     return pid_file
@@ -177,7 +178,7 @@ def test_a_run_that_leaves_a_process_fails_and_stops_it(
     pytester: pytest.Pytester, inner: Path, source: str, command: str
 ) -> None:
     pytester.makepyfile(test_leaky=source)
-    result = pytester.runpytest_subprocess("-p", "process_leftovers", timeout=120)
+    result = pytester.runpytest_subprocess("-p", "tests.process_leftovers", timeout=120)
     leaked = _read_pid(inner, timeout=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
@@ -194,6 +195,6 @@ def test_a_run_that_stops_what_it_starts_passes(
     pytester: pytest.Pytester, inner: Path
 ) -> None:
     pytester.makepyfile(test_tidy=TIDY)
-    result = pytester.runpytest_subprocess("-p", "process_leftovers", timeout=120)
+    result = pytester.runpytest_subprocess("-p", "tests.process_leftovers", timeout=120)
     assert result.ret == pytest.ExitCode.OK
     assert "outlived" not in result.stdout.str()

@@ -19,7 +19,7 @@ import json
 import logging
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -36,7 +36,7 @@ from wbspawner.adapters.gatewayhttp import (
     Timeouts,
     add_owner_route,
 )
-from wbspawner.gateway.config import ACCESS_SCOPE, PREFIX
+from wbspawner.gateway.config import ACCESS_SCOPE, PREFIX, GatewaySettings
 from wbspawner.gateway.front import DashboardFront, FrontAuth
 from wbspawner.gateway.front_web import FrontContext, OwnerCache, make_app
 
@@ -478,3 +478,18 @@ def test_every_front_setting_has_help() -> None:
     own = DashboardFront.class_own_traits(config=True)
     assert own, "the front has settings"
     assert [name for name, trait in own.items() if not trait.help] == []
+
+
+async def test_the_front_stops_once_the_hub_that_started_it_is_gone(
+    gateway_env: Mapping[str, str],
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **gateway_env,
+        "WBSPAWNER_DASK_GATEWAY_FRONT_URL": f"http://127.0.0.1:{port}",
+    }
+    settings = GatewaySettings.from_env(env)
+    front = DashboardFront(parent_pid=1)  # PID 1 is no test's parent: gone
+    await asyncio.wait_for(front.serve(settings), 5)

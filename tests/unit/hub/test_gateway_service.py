@@ -85,3 +85,13 @@ def test_existing_service_token_is_kept_and_callable_scopes_extended(
     assert env["DASK_GATEWAY__ADDRESS"] == (
         "http://hub.example.org/services/dask-gateway"
     )
+
+
+def test_the_hub_names_itself_as_the_fronts_parent(
+    gateway_env: Mapping[str, str],
+) -> None:
+    wiring = gwhub.hub_wiring(
+        gwconfig.GatewaySettings.from_env(gateway_env), "http://:8100", 4242
+    )
+    assert wiring is not None
+    assert wiring.service["command"][-1] == "--DashboardFront.parent_pid=4242"
