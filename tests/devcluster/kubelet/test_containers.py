@@ -166,6 +166,9 @@ async def test_hooks_run_around_the_container(api: Api, tmp_path: Path):
         "postStart": {"exec": {"command": [PY, "-c", note.format("postStart")]}},
         "preStop": {"exec": {"command": [PY, "-c", note.format("preStop")]}},
     }
+    # The hook has the grace period to run in; the default 30 s is 0.3 s at this
+    # time factor, less than a Python start takes on a busy machine.
+    pod["spec"]["terminationGracePeriodSeconds"] = 1000
     await api.call("POST", f"{NS}/pods", pod)
     await ready(api, "hooked")
     assert trail.read_text() == "postStart\n"
