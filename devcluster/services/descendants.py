@@ -125,6 +125,32 @@ def reap_orphans() -> list[int]:
         reaped.append(pid)
 
 
+def reap(pids: Iterable[int]) -> list[int]:
+    """Collect those of ``pids`` that exited as zombies of this process.
+
+    A process whose parent died is adopted by the subreaper (:func:`adopt_orphans`);
+    once it exits it stays a zombie until the subreaper waits for it, and to
+    anyone asking with ``kill(pid, 0)`` — a restarted hub checking its proxy's
+    PID file — it still looks alive. PIDs that are not this process's children,
+    or still run, are left alone.
+
+    Args:
+        pids: Process ids (typically orphans this process adopted).
+
+    Returns:
+        The PIDs reaped.
+    """
+    reaped = []
+    for pid in pids:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        if done == pid:
+            reaped.append(pid)
+    return reaped
+
+
 def still_alive(pids: Iterable[int]) -> list[int]:
     """Return those of ``pids`` that still run (zombies do not).
 

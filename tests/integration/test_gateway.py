@@ -42,7 +42,7 @@ from tests.integration.gateway_harness import (
     GatewayProc,
     running_gateway,
 )
-from tests.integration.hub_harness import wait_until
+from tests.integration.hub_harness import HubUser, pod_of, wait_until
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs.accounting import UsageRecord, open_db
 from wbspawner.gateway.workers import worker_resources
@@ -252,8 +252,6 @@ class Stack:
 def stack(
     ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    from tests.integration.hub_harness import HubUser
-
     state = tmp_path_factory.mktemp("gwhub")
     profiles_dir = state / "profiles"
     shutil.copytree(REPO / "profiles", profiles_dir)
@@ -347,14 +345,23 @@ def _server_env(user: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def bob_env(stack: Stack) -> dict[str, str]:
-    from tests.integration.hub_harness import HubUser
-
+def bob_user(stack: Stack) -> HubUser:
     bob = HubUser(stack.url, "bob", "bob-pw")
     assert bob.login().status_code == 302
-    bob.form()
-    assert bob.spawn({"profile": "medium"}).status_code == 302
-    bob.wait_ready(timeout=150)
+    return bob
+
+
+@pytest.fixture
+def bob_env(stack: Stack, bob_user: HubUser) -> dict[str, str]:
+    """bob's running server's environment; started again if a test stopped it
+    (stopping it revokes the server's token, which the notebook's client uses)."""
+    try:
+        return _server_env("bob")
+    except AssertionError:
+        pass
+    bob_user.form()
+    assert bob_user.spawn({"profile": "medium"}).status_code == 302
+    bob_user.wait_ready(timeout=150)
     return _server_env("bob")
 
 
@@ -388,7 +395,9 @@ def test_a_stopped_cluster_no_longer_counts_against_the_limit(
 ) -> None:
     """Item 2: bob may run 2 clusters; one he stopped does not count."""
     with _notebook_gateway(bob_env, stack.bob_token) as gw:
-        assert not gw.list_clusters()
+        for left in gw.list_clusters():  # by another test: start from none
+            gw.stop_cluster(left.name)
+        wait_until(lambda: not gw.list_clusters(), 30, "bob's clusters stopped")
         a = gw.new_cluster(max_workers=1)
         a.shutdown()  # before any other limit check saw it running
         assert gw.list_clusters() == []
@@ -410,8 +419,6 @@ def test_ginas_default_gpu_cluster_is_accepted(
     stack: Stack, bob_env: dict[str, str]
 ) -> None:
     """Item 3: gina's default max_workers fits her 8 GPUs (2 clusters: 4 each)."""
-    from hub_harness import HubUser
-
     gina = HubUser(stack.url, "gina", "gina-pw")
     assert gina.login().status_code == 302
     with _notebook_gateway(bob_env, gina.token()) as gw:
@@ -556,8 +563,6 @@ def test_cluster_from_bobs_server_with_nothing_configured(
 def test_stopping_bobs_server_stops_his_clusters(
     stack: Stack, bob_env: dict[str, str]
 ) -> None:
-    from tests.integration.hub_harness import pod_of
-
     with _bob_gateway(stack) as gw:
         names = [c.name for c in gw.list_clusters()]
         if not names:  # run alone: start one the way a notebook leaves it

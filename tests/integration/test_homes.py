@@ -396,7 +396,9 @@ async def test_home_follows_its_zone_and_moves_without_loss(lab: Lab) -> None:
     volume_line = next(x for x in out.splitlines() if x.startswith("volume "))
     assert code == 0 and "attached_to" not in out and "('" not in out
     # gp3 states its IOPS (and throughput, when EC2 reports one) in brackets
-    described = rf"{shown['volume']['volume_id']}: 10 GiB gp3( \([^)]*\))? in {B}, in-use"
+    described = (
+        rf"{shown['volume']['volume_id']}: 10 GiB gp3( \([^)]*\))? in {B}, in-use"
+    )
     assert re.search(described, volume_line), volume_line
     assert "attached to i-" in volume_line
     code, _, err = await asyncio.to_thread(cli, lab, "move", USER, "--zone", A, "--yes")

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from devcluster.demo.workbench import Workbench
-from devcluster.services.descendants import descendants, still_alive
+from devcluster.services.descendants import descendants, reap, still_alive
 from devcluster.services.ldap import LdapServer
 from tests.integration.hub_harness import (
     HubUser,
@@ -401,18 +401,23 @@ def test_the_workbench_serves_dask_gateway_through_the_hub(bench: Workbench) -> 
 
 
 def test_a_killed_hub_leaves_no_proxy_or_warmer_behind(bench: Workbench) -> None:
-    """kill -9 of the hub: the proxy and the warmer it started (each in a session
-    of its own) end with it, so the next hub gets the ports; then it starts again."""
+    """kill -9 of the hub: the proxy, the warmer and the dashboards front it
+    started (each in a session of its own) end with it, so the next hub gets the
+    ports; then it starts again."""
     hub = bench.hub
     assert hub is not None and hub.running
     environ = environ_of(hub.pid)
     children = {p.pid: p.command for p in descendants(hub.pid)}
     commands = " | ".join(children.values())
     assert "configurable-http-proxy" in commands and "wbspawner.warmer" in commands
+    assert "wbspawner.gateway.front" in commands
     os.kill(hub.pid, signal.SIGKILL)  # no cleanup runs
     hub.stop(timeout=5)  # reaps it
     wait_until(
         lambda: not still_alive(children), 10, f"the dead hub's children {children}"
     )
+    # The test run adopted them (it is their subreaper, as init is on a node):
+    # collect their exit so the next hub finds the proxy's PID free.
+    reap(children)
     start_hub_again(bench, hub, environ)
     assert bench.hub is not None and bench.hub.running

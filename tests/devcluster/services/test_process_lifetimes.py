@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devcluster.services.descendants import descendants
+from devcluster.services.descendants import descendants, reap, still_alive
 from devcluster.services.procs import Proc, lifeline_argv
 
 REPO = Path(__file__).resolve().parents[3]
@@ -109,6 +109,18 @@ def test_descendants_lists_a_grandchild(tmp_path: Path) -> None:
         assert [p.command for p in grandchildren] == ["sleep 300"]
     finally:
         proc.stop()
+
+
+def test_reap_collects_an_exited_child_and_leaves_others_alone() -> None:
+    """A zombie looks alive to ``kill(pid, 0)`` until its parent waits for it."""
+    pid = os.posix_spawn("/bin/true", ["true"], dict(os.environ))
+    deadline = time.monotonic() + 10
+    while still_alive([pid]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(pid, 0)  # a zombie: still there for anyone asking
+    assert reap([pid, 1]) == [pid]  # PID 1 is no child of ours: left alone
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
 
 # ------------------------------------------------------------- the run check
