@@ -206,6 +206,10 @@ def hub_env(
     }
 
 
+GATEWAY_HEALTH = "/services/dask-gateway/api/health"
+"""The gateway's health check through the hub's proxy and the dashboards front."""
+
+
 @dataclass
 class Workbench:
     """The demo stack: slapd, devcluster + node groups, Dask Gateway, the hub.
@@ -333,19 +337,30 @@ class Workbench:
         self.stop()
 
 
-def wait_for_hub(hub_url: str, public_url: str, hub: Proc, timeout: float) -> None:
-    """Wait until the hub answers, then until it answers through its proxy.
+def wait_for_hub(
+    hub_url: str,
+    public_url: str,
+    hub: Proc,
+    timeout: float,
+    services: Sequence[str] = (GATEWAY_HEALTH,),
+) -> None:
+    """Wait until the hub answers, then until it and its services do through the proxy.
 
     The hub starts its proxy before it listens; asking the proxy first would
-    make it forward to a hub not yet there, an error in the proxy's log.
+    make it forward to a hub not yet there, an error in the proxy's log. It
+    answers before its managed services run (it starts them one after the
+    other, each within its ``timeout``); until then their paths are the hub's
+    404s.
 
     Args:
         hub_url: where the hub itself listens.
         public_url: the proxy's public URL.
         hub: the hub process (a hub that exits fails the wait at once).
-        timeout: seconds for the two waits together.
+        timeout: seconds for all the waits together.
+        services: paths below ``public_url`` that must answer 200 too.
     """
     deadline = time.monotonic() + timeout
     wait_for_http(hub_url.rstrip("/") + "/hub/api/", timeout=timeout, proc=hub)
-    left = max(deadline - time.monotonic(), 1.0)
-    wait_for_http(public_url.rstrip("/") + "/hub/api/", timeout=left, proc=hub)
+    for path in ("/hub/api/", *services):
+        left = max(deadline - time.monotonic(), 1.0)
+        wait_for_http(public_url.rstrip("/") + path, timeout=left, proc=hub)

@@ -8,7 +8,8 @@ warns once per pod (``warn_identity``). When it may, the state directory must be
 searchable by the pods' users: ``open_state_dir`` adds search permission for
 group and others (``go+x``, never read: a pod user without runAsGroup is in
 group 0) to the state directory and to the directories above it that devcluster
-owns (a 0700 temporary directory, typically), and logs each.
+owns (a 0700 temporary directory, typically), whenever one lacks it, and logs
+each change.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ class Runtime:
     _cgroups: CgroupTree | None = None
     _warned_pods: set[str] = field(default_factory=set)
     _logged: bool = False
-    _opened: bool = False
 
     @property
     def cgroups(self) -> CgroupTree:
@@ -100,10 +100,16 @@ class Runtime:
         self._warned_pods.discard(pod_uid)
 
     def open_state_dir(self) -> None:
-        """Let other users search the state directory and the path to it (once)."""
-        if self._opened or not self.can_switch:
+        """Let other users search the state directory and the path to it.
+
+        Checked at every start of a container that runs as another user, not
+        once: another program may close a directory again meanwhile (pytest
+        sets its ``/tmp/pytest-of-<user>`` back to 0700 whenever a session
+        starts). A few ``stat`` calls; a change is made and logged only when one
+        is missing.
+        """
+        if not self.can_switch:
             return
-        self._opened = True
         path = self.state_dir.resolve()
         for directory in [path, *path.parents]:
             try:
