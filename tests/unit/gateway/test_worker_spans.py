@@ -55,13 +55,13 @@ def span(start: float, stop: float | None = None) -> WorkerSpan:
             None,
             [(0, 0), (1, 1), (4, 0)],
             id="one-replaces-another",
-        ),  # fmt: skip
+        ),
         pytest.param(
             [span(1, 3), span(2, 5)], 0, 4, [(0, 0), (1, 1), (2, 2), (3, 1)], id="until"
-        ),  # fmt: skip
+        ),
         pytest.param(
             [span(1, 1.001)], 0, None, [(0, 0), (1, 1), (1.001, 0)], id="a-millisecond"
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_worker_steps(
@@ -81,11 +81,17 @@ def test_running_at_counts_started_and_not_stopped() -> None:
 
 def usage(spans: list[WorkerSpan], stopped: float | None = None) -> DaskUsage:
     return DaskUsage(
-        name="c1", user="bob", size="m64-quarter", pool="mem64",
-        capacity_type="spot", price_per_hour=0.25, workers=None,
-        spans=tuple(spans), started_at=s(0),
+        name="c1",
+        user="bob",
+        size="m64-quarter",
+        pool="mem64",
+        capacity_type="spot",
+        price_per_hour=0.25,
+        workers=None,
+        spans=tuple(spans),
+        started_at=s(0),
         stopped_at=None if stopped is None else s(stopped),
-    )  # fmt: skip
+    )
 
 
 def changes(observed: list[DaskUsage], records: list[OpenDask]) -> list[tuple]:
@@ -98,9 +104,13 @@ def changes(observed: list[DaskUsage], records: list[OpenDask]) -> list[tuple]:
 def test_a_cluster_that_came_and_went_between_two_rounds() -> None:
     observed = [usage([span(1, 3), span(1.5, 3.2)], stopped=4)]
     assert changes(observed, []) == [
-        ("start", 0, 0), ("rescale", 1, 1), ("rescale", 2, 1.5),
-        ("rescale", 1, 3), ("rescale", 0, 3.2), ("stop", 0, 4),
-    ]  # fmt: skip
+        ("start", 0, 0),
+        ("rescale", 1, 1),
+        ("rescale", 2, 1.5),
+        ("rescale", 1, 3),
+        ("rescale", 0, 3.2),
+        ("stop", 0, 4),
+    ]
 
 
 def test_an_open_record_continues_at_the_workers_times() -> None:
@@ -108,8 +118,9 @@ def test_an_open_record_continues_at_the_workers_times() -> None:
         name="c1", user="bob", workers=1, price_micro_per_hour=250_000, since=s(1)
     )
     assert changes([usage([span(1, 3), span(1.5)])], [record]) == [
-        ("rescale", 2, 1.5), ("rescale", 1, 3),
-    ]  # fmt: skip
+        ("rescale", 2, 1.5),
+        ("rescale", 1, 3),
+    ]
     settled = OpenDask(
         name="c1", user="bob", workers=1, price_micro_per_hour=250_000, since=s(3)
     )
@@ -137,9 +148,11 @@ async def test_backend_records_brief_workers_without_any_round_between(
     user = SimpleNamespace(name="bob", groups={"jupyter-users"})
     name = await backend.start_cluster(user, {})
     for at, event, worker in [
-        (1, "start", "w1"), (1.5, "start", "w2"),
-        (3, "stop", "w1"), (3.2, "stop", "w2"),
-    ]:  # fmt: skip
+        (1, "start", "w1"),
+        (1.5, "start", "w2"),
+        (3, "stop", "w1"),
+        (3.2, "stop", "w2"),
+    ]:
         backend.now = s(at)
         if event == "start":
             backend.cost_worker_started(name, worker)
