@@ -374,9 +374,9 @@ class WorkbenchSpawner(KubeSpawner):
             if why is not None:
                 self.log.warning("Not resuming %s: %s", self._log_name, why)
                 return 1
-            status: int | None = await super().poll()  # the pod's IP and port
-            if status is not None:
-                return status
+            again: int | None = await super().poll()  # the pod's IP and port
+            if again is not None:
+                return again
         await self._record_start()
         return None
 
