@@ -13,7 +13,6 @@ starts one after a crash.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import json
 import os
@@ -27,7 +26,7 @@ from typing import Any, TypeVar
 import requests
 
 from devcluster.demo.workbench import NAMESPACE, Kube, Workbench, wait_for_hub
-from devcluster.services.descendants import descendants, still_alive
+from devcluster.services.descendants import descendants, reap, still_alive
 from devcluster.services.procs import Proc
 
 T = TypeVar("T")
@@ -286,9 +285,7 @@ def crash_hub(bench: Workbench, timeout: float = 10) -> dict[str, str]:
         timeout,
         f"the dead hub's children {children}",
     )
-    for pid in children:
-        with contextlib.suppress(ChildProcessError):  # not ours, or reaped already
-            os.waitpid(pid, os.WNOHANG)
+    reap(children)
     return environ
 
 
