@@ -14,8 +14,8 @@ import asyncio
 import hashlib
 import io
 import json
-import re
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
