@@ -1,10 +1,12 @@
 """The frozen data model every part of wbspawner reads.
 
 This module owns the *shape* of the validated profiles and of the instance
-catalogue: frozen, slotted dataclasses with tuples and read-only mappings. It holds
-no I/O and no validation: :mod:`wbspawner.profiles.loader` turns admin YAML into these
-objects after the schema and the semantic checks have passed, and every other
-module (spawner, homes, pools, gateway, warmer, costs) only reads them.
+catalogue, and of what the warmer hands on (its status to the hub, its memory to
+its next run): frozen, slotted dataclasses with tuples and read-only mappings.
+It holds no I/O and no validation: :mod:`wbspawner.profiles.loader` turns admin
+YAML into these objects after the schema and the semantic checks have passed,
+and every other module (spawner, homes, pools, gateway, warmer, costs) only
+reads them.
 
 Units are fixed across the code base: memory in MiB (``int``), CPU in millicores
 (``int``), money in US dollars (``float``), durations in seconds.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -391,6 +394,44 @@ class WarmStatus:
     def by_pool(self, zone: str | None = None) -> dict[str, int]:
         """Return the ready nodes of every pool, in one zone or (``None``) in all."""
         return {pool: self.in_pool(pool, zone) for pool in self.ready}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Spawn:
+    """A user pod that was created (a spawn), remembered after its pod is gone."""
+
+    uid: str
+    user: str | None
+    pool: str
+    zone: str | None
+    at: datetime
+    """When the pod was created (aware)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shortage:
+    """A sign that a pool cannot get nodes of a capacity type in a zone."""
+
+    pool: str
+    zone: str
+    capacity_type: CapacityType
+    at: datetime
+    """When the sign was seen (aware)."""
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WarmerMemory:
+    """What the warmer remembers between passes that no listing shows again.
+
+    Spawns whose pods are gone count as demand for ``demand_window_s``, and a
+    shortage for its time to live. The warmer keeps them in a state file
+    (:mod:`wbspawner.adapters.statefiles`) so that a restart keeps warm what
+    was warm.
+    """
+
+    spawns: tuple[Spawn, ...] = ()
+    shortages: tuple[Shortage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

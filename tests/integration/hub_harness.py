@@ -6,7 +6,8 @@ and the REST API through a token the user creates for themself. The stack itself
 (slapd, devcluster, node groups, JupyterHub + configurable-http-proxy) is
 :class:`devcluster.demo.workbench.Workbench`, the same one ``make demo`` runs;
 :func:`restart_hub` restarts its hub as an operator would (servers keep running);
-:func:`start_hub_again` starts one after a crash.
+:func:`crash_hub` kills it with SIGKILL (no cleanup runs) and :func:`start_hub_again`
+starts one after a crash.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import os
 import re
+import signal
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,6 +26,7 @@ from typing import Any, TypeVar
 import requests
 
 from devcluster.demo.workbench import NAMESPACE, Kube, Workbench, wait_for_hub
+from devcluster.services.descendants import descendants, reap, still_alive
 from devcluster.services.procs import Proc
 
 T = TypeVar("T")
@@ -252,6 +256,37 @@ def restart_hub(bench: Workbench, timeout: float = 90) -> None:
     environ = environ_of(old.pid)
     old.stop(timeout=15)
     start_hub_again(bench, old, environ, timeout)
+
+
+def crash_hub(bench: Workbench, timeout: float = 10) -> dict[str, str]:
+    """``kill -9`` the hub, as a crash would; return the environment it had.
+
+    What the hub started (the proxy, managed services) ends with it on its own
+    (their lifeline); this waits for that, and collects their exit status: the
+    test run adopts orphans (``tests/process_leftovers.py``), and an orphan
+    nobody reaps still holds its PID, which a new hub would take for a proxy
+    still running.
+
+    Args:
+        bench: the stack.
+        timeout: seconds the hub's children may take to end.
+
+    Returns:
+        The dead hub's environment, for :func:`start_hub_again`.
+    """
+    hub = bench.hub
+    assert hub is not None and hub.running, "the hub is not running"
+    environ = environ_of(hub.pid)
+    children = {p.pid: p.command for p in descendants(hub.pid)}
+    os.kill(hub.pid, signal.SIGKILL)
+    hub.stop(timeout=5)  # reaps the hub itself
+    wait_until(
+        lambda: not still_alive(children),
+        timeout,
+        f"the dead hub's children {children}",
+    )
+    reap(children)
+    return environ
 
 
 def start_hub_again(

@@ -1,16 +1,20 @@
-"""The JSON files the warmer and the hub share: one typed reader and writer each.
+"""The JSON files the warmer and the hub keep: one typed reader and writer each.
 
-This module owns the two state files that pass between processes on one disk
-(the warmer runs as a hub-managed service in the hub's pod):
+This module owns the state files that pass between processes, or from one run
+of a process to the next, on one disk (the warmer runs as a hub-managed service
+in the hub's pod):
 
 - the warm status, ``{"<pool>": {"<zone>": <ready nodes>}}``: written by the
   warmer after every pass, read by the hub for the spawn form and the zone of a
   first home (``WARM_STATUS_FILE``);
 - the observed spot prices, ``{"<instance type>/<zone>": <USD per hour>}``:
   written by whatever observes them, read by the hub, the warmer and the CLI
-  (``SPOT_PRICES_FILE``, ``--spot-prices``).
+  (``SPOT_PRICES_FILE``, ``--spot-prices``);
+- the warmer's memory, ``{"spawns": [...], "shortages": [...]}`` with ISO 8601
+  times: written by the warmer after every pass, read back when it starts, so
+  that a restart keeps the recent spawns and shortages no listing shows again.
 
-The rules are the same for both files:
+The rules are the same for every file:
 
 - Writers are strict: data the reader would refuse or misread is a programming
   error (``ValueError``), and nothing is written. Writes are atomic (a temporary
@@ -35,12 +39,19 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from wbspawner.errors import Problem, WbError
-from wbspawner.model import WarmStatus
+from wbspawner.model import (
+    CAPACITY_TYPES,
+    Shortage,
+    Spawn,
+    WarmerMemory,
+    WarmStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +138,107 @@ def spot_prices_problems(data: object) -> list[tuple[str, str]]:
     return problems
 
 
+def _is_time(value: object) -> bool:
+    """Whether a value is an ISO 8601 time with its UTC offset."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _fields_problems(
+    entry: object, at: str, names: Sequence[str], nullable: Sequence[str] = ()
+) -> list[tuple[str, str]]:
+    """Return what is wrong with one remembered entry: names, time, capacity."""
+    if not isinstance(entry, Mapping):
+        return [(at, "expected an object")]
+    problems: list[tuple[str, str]] = []
+    for key in names:
+        value = entry.get(key)
+        if key in nullable and value is None:
+            continue
+        if not (isinstance(value, str) and value):
+            what = "a name or null" if key in nullable else "a non-empty string"
+            problems.append((f"{at}[{json.dumps(key)}]", f"expected {what}"))
+    if not _is_time(entry.get("at")):
+        problems.append((f'{at}["at"]', "expected an ISO 8601 time with its offset"))
+    if "capacity_type" in entry and entry["capacity_type"] not in CAPACITY_TYPES:
+        problems.append((f'{at}["capacity_type"]', "expected spot or on-demand"))
+    return problems
+
+
+def warmer_memory_problems(data: object) -> list[tuple[str, str]]:
+    """Return what is wrong with the warmer's memory in its JSON form.
+
+    Args:
+        data: parsed JSON.
+
+    Returns:
+        ``(JSONPath, message)`` per problem; empty when the shape is right.
+    """
+    if not isinstance(data, Mapping):
+        return [("$", 'expected an object {"spawns": [...], "shortages": [...]}')]
+    problems: list[tuple[str, str]] = []
+    lists: dict[str, list[object]] = {}
+    for name in ("spawns", "shortages"):
+        value = data.get(name)
+        if isinstance(value, list):
+            lists[name] = value
+        else:
+            problems.append((_at(name), "expected a list"))
+    for i, entry in enumerate(lists.get("spawns", [])):
+        names, nullable = ("uid", "user", "pool", "zone"), ("user", "zone")
+        problems += _fields_problems(entry, f'$["spawns"][{i}]', names, nullable)
+    for i, entry in enumerate(lists.get("shortages", [])):
+        names = ("pool", "zone", "capacity_type", "message")
+        problems += _fields_problems(entry, f'$["shortages"][{i}]', names)
+    return problems
+
+
+def _memory_from_json(data: Mapping[str, Sequence[Mapping[str, Any]]]) -> WarmerMemory:
+    spawns = tuple(
+        Spawn(
+            uid=e["uid"],
+            user=e["user"],
+            pool=e["pool"],
+            zone=e["zone"],
+            at=datetime.fromisoformat(e["at"]),
+        )
+        for e in data["spawns"]
+    )
+    shortages = tuple(
+        Shortage(
+            pool=e["pool"],
+            zone=e["zone"],
+            capacity_type=e["capacity_type"],
+            at=datetime.fromisoformat(e["at"]),
+            message=e["message"],
+        )
+        for e in data["shortages"]
+    )
+    return WarmerMemory(spawns=spawns, shortages=shortages)
+
+
+def _memory_to_json(memory: WarmerMemory) -> dict[str, object]:
+    def when(at: datetime) -> object:  # naive: refused by the shape check
+        return at.isoformat() if at.tzinfo is not None else None
+
+    return {
+        "spawns": [
+            {"uid": x.uid, "user": x.user, "pool": x.pool, "zone": x.zone}
+            | {"at": when(x.at)}
+            for x in memory.spawns
+        ],
+        "shortages": [
+            {"pool": x.pool, "zone": x.zone, "capacity_type": x.capacity_type}
+            | {"at": when(x.at), "message": x.message}
+            for x in memory.shortages
+        ],
+    }
+
+
 def _spot_from_json(data: Mapping[str, float]) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     for key, price in data.items():
@@ -199,6 +311,23 @@ def load_spot_prices(path: str | Path) -> dict[tuple[str, str], float]:
     return _spot_from_json(cast(Mapping[str, float], data))
 
 
+def load_warmer_memory(path: str | Path) -> WarmerMemory:
+    """Return the warmer's memory in a file.
+
+    Args:
+        path: the warmer's memory file.
+
+    Returns:
+        The remembered spawns and shortages (times aware).
+
+    Raises:
+        StateFileError: the file is missing, unreadable, not JSON or malformed.
+    """
+    data = _load_json(path)
+    _checked(path, warmer_memory_problems(data))
+    return _memory_from_json(cast(Mapping[str, Sequence[Mapping[str, Any]]], data))
+
+
 def _unknown(err: StateFileError, what: str, logger: Log) -> None:
     """Log, in one line, why a state file is taken as unknown."""
     level = logging.INFO if err.missing else logging.WARNING
@@ -250,6 +379,30 @@ def read_spot_prices(
         return None
 
 
+def read_warmer_memory(
+    path: str | Path | None, logger: Log = log
+) -> WarmerMemory | None:
+    """Return the warmer's memory, or ``None`` (unknown) when it cannot be used.
+
+    Never raises; logs one line like :func:`read_warm_status` (a missing file
+    at info level: the warmer's first run).
+
+    Args:
+        path: the warmer's memory file; ``None`` when not configured (no log).
+        logger: where the line goes.
+
+    Returns:
+        The memory, or ``None``.
+    """
+    if not path:
+        return None
+    try:
+        return load_warmer_memory(path)
+    except StateFileError as err:
+        _unknown(err, "Warmer memory", logger)
+        return None
+
+
 # ----------------------------------------------------------------------- writing
 
 
@@ -298,6 +451,23 @@ def write_spot_prices(path: str | Path, prices: SpotPriceMap) -> None:
     _refuse("spot prices", problems)
     data = _spot_to_json(prices)
     _refuse("spot prices", spot_prices_problems(data))
+    _write_json_atomic(path, data)
+
+
+def write_warmer_memory(path: str | Path, memory: WarmerMemory) -> None:
+    """Write the warmer's memory atomically.
+
+    Args:
+        path: the warmer's memory file (its directory is made if missing).
+        memory: the remembered spawns and shortages.
+
+    Raises:
+        ValueError: an entry has an empty name, a naive time or an unknown
+            capacity type (nothing is written).
+        OSError: the directory or file cannot be written.
+    """
+    data = _memory_to_json(memory)
+    _refuse("warmer memory", warmer_memory_problems(data))
     _write_json_atomic(path, data)
 
 

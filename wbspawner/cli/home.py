@@ -3,7 +3,7 @@
 This module owns how admins see and move homes from a shell:
 
 - ``home list``: every home claim with its PV, EBS volume, zone, size, status and
-  last move;
+  last move; a volume EC2 does not know is flagged (never deleted);
 - ``home show USER``: one home in detail, with any unfinished move and the old
   volumes kept after moves;
 - ``home move USER --zone Z [--dry-run] [--yes]``: move a home to another zone
@@ -47,6 +47,7 @@ from wbspawner.cli.util import (
     profiles_from_args,
     profiles_paths,
 )
+from wbspawner.errors import AwsError
 from wbspawner.homes import MoveRefusedError
 from wbspawner.homes.context import MoveRequest, StepReport
 from wbspawner.homes.gc import gc_expired
@@ -225,8 +226,14 @@ def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
 
 async def _list(args: argparse.Namespace, ctx: CliContext) -> int:
     namespace = _namespace(args, ctx)
+    volumes = _volumes(args, ctx, _profiles(args, ctx))
     async with _kube(args, ctx) as kube:
-        rows = await home_rows(kube, await kube.list_pvcs(namespace), namespace)
+        claims = await kube.list_pvcs(namespace)
+        try:
+            rows = await home_rows(kube, claims, namespace, volumes)
+        except AwsError as err:  # the claims are still worth seeing
+            ctx.note(f"warning: the volumes were not checked in EC2: {err}")
+            rows = await home_rows(kube, claims, namespace)
     if args.json:
         print_json(ctx, [asdict(r) for r in rows])
         return 0
@@ -239,6 +246,13 @@ async def _list(args: argparse.Namespace, ctx: CliContext) -> int:
         ctx.print(line)
     if not rows:
         ctx.note(f"no home claims ({CLAIM_PREFIX}*) in namespace {namespace}")
+    for r in rows:
+        if r.volume_missing:
+            ctx.note(
+                f"warning: {r.user}'s home: EBS volume {r.volume_id} does not exist "
+                f"in EC2 (PV {r.pv}); the claim and the PV are kept. Restore the "
+                "volume from a snapshot, or recreate the home only once it is lost."
+            )
     return 0
 
 

@@ -53,6 +53,8 @@ class HomeRow:
     size: str
     status: str
     last_move: str
+    volume_missing: bool = False
+    """The PV names an EBS volume EC2 does not know (AWS state lost?)."""
 
 
 def _size(claim: Obj, pv: Obj | None) -> str:
@@ -73,17 +75,28 @@ def _moving(pvs: list[Obj], namespace: str, claim: str) -> Obj | None:
     )
 
 
-async def home_rows(kube: ClaimApi, claims: list[Obj], namespace: str) -> list[HomeRow]:
+async def home_rows(
+    kube: ClaimApi,
+    claims: list[Obj],
+    namespace: str,
+    volumes: VolumeApi | None = None,
+) -> list[HomeRow]:
     """Return one row per home claim of a namespace, sorted by user.
 
     Args:
         kube: the Kubernetes adapter.
         claims: the namespace's claims (home claims are picked by name).
         namespace: the namespace.
+        volumes: EC2, to check that each home's volume exists (``None``: not
+            checked). Only read: a missing volume is flagged, nothing deleted.
 
     Returns:
         The rows.
+
+    Raises:
+        AwsError: EC2 could not be asked (the volumes are unknown).
     """
+    ec2 = ThreadedVolumes(volumes) if volumes is not None else None
     marked = await kube.list_pvs(HOME_USER_LABEL)
     rows = []
     for claim in claims:
@@ -100,16 +113,23 @@ async def home_rows(kube: ClaimApi, claims: list[Obj], namespace: str) -> list[H
         last = ""
         if ann.get(MOVED_AT):
             last = f"{ann[MOVED_AT]} from {ann.get(MOVED_FROM_ZONE, '?')}"
+        volume_id = volume_handle(pv) or ""
+        missing = False
+        if ec2 is not None and volume_id:
+            missing = await ec2.describe_volume(volume_id) is None
+        if missing:
+            status += ", EBS volume missing"
         rows.append(
             HomeRow(
                 user=name[len(CLAIM_PREFIX) :],
                 claim=name,
                 pv=pv_name or "",
-                volume_id=volume_handle(pv) or "",
+                volume_id=volume_id,
                 zone=(zone_of_pv(pv) if pv else None) or "",
                 size=_size(claim, pv),
                 status=status,
                 last_move=last,
+                volume_missing=missing,
             )
         )
     return sorted(rows, key=lambda r: r.user)

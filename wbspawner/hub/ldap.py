@@ -12,8 +12,9 @@ This module owns how a directory account becomes a hub user:
   the account's ``uidNumber``/``gidNumber`` are put in ``auth_state`` as numbers
   so the server runs as the user;
 - :func:`posix_ids` reads them back for the spawner;
-- :func:`not_in_group_message` is what a person in none of the groups is told
-  (:mod:`wbspawner.hub.login` shows it).
+- :func:`not_in_group_message` is what a person in none of the groups is told,
+  :data:`DIRECTORY_DOWN_MESSAGE` what anyone is told while the directory does
+  not answer (:mod:`wbspawner.hub.login` shows them).
 
 No I/O here: ldapauthenticator does the binds and searches. The hook returns a
 new model and never mutates the one it is given.
@@ -40,6 +41,11 @@ _TLS_STRATEGY = {
     "insecure": "insecure",
 }
 _DN_SPACES = re.compile(r"\s*([,=+])\s*")
+DIRECTORY_DOWN_MESSAGE = (
+    "The directory cannot be reached, so nobody can log in right now; try again "
+    "in a minute. If it lasts, tell an admin."
+)
+"""What a person is told at login while the LDAP server does not answer."""
 
 
 def normalize_dn(dn: str) -> str:

@@ -340,6 +340,64 @@ class WorkbenchSpawner(KubeSpawner):
         await self._costs().stopped(self.user.name, self.name)
         return await maybe_future(super().run_post_stop_hook())
 
+    # ------------------------------------------------------------ hub restart
+    async def poll(self) -> int | None:
+        """Return ``None`` while the pod runs or starts, else an exit status.
+
+        At the hub's start (``pending == "check"``) a server the hub has a record
+        of is taken up again (:meth:`_resume`).
+        """
+        status: int | None = await super().poll()
+        if status is not None or self.pending != "check":
+            return status
+        return await self._resume()
+
+    async def _resume(self) -> int | None:
+        """Take up a server found at the hub's start; ``None`` once its pod runs.
+
+        A hub killed while a start was under way left a record without the
+        pod's address (JupyterHub's random port) and no accounting row, and
+        checks the record's URL as soon as the pod exists. The pod says what it
+        is and where it runs: wait for it (a refused node or the start timeout
+        ends the wait, and the hub then stops the server), let KubeSpawner's
+        poll correct the record, and record the run (kept if already recorded).
+        """
+        key = f"{self.namespace}/{self.pod_name}"
+        pod = self.pod_reflector.pods.get(key)
+        found = manifests.choice_of_pod(pod)
+        self._size = found.size or self._size
+        self._pool = found.pool or self._pool
+        self._zone = found.zone or self._zone
+        if not self.is_pod_running(pod):
+            self.log.info("%s: waiting for the pod of a start", self._log_name)
+            why = await self._wait_for_pod(key, str(pod["metadata"]["uid"]))
+            if why is not None:
+                self.log.warning("Not resuming %s: %s", self._log_name, why)
+                return 1
+            again: int | None = await super().poll()  # the pod's IP and port
+            if again is not None:
+                return again
+        await self._record_start()
+        return None
+
+    async def _wait_for_pod(self, key: str, uid: str) -> str | None:
+        """Wait for a pod this hub did not create to run (``None``), or say why not."""
+        if self.events_enabled:
+            await self._start_watching_events()
+
+        def events() -> list[Any]:  # this pod's own, not those of earlier ones
+            return [e for e in self.events if e["involvedObject"].get("uid") == uid]
+
+        refused = spawner_io.capacity_refusal(
+            events, self._context, self.capacity_grace_seconds
+        )
+        return await spawner_io.pod_outcome(
+            lambda: self.pod_reflector.pods.get(key),
+            self.is_pod_running,
+            refused,
+            self.start_timeout,
+        )
+
     # -------------------------------------------------------------------- state
     def get_state(self) -> dict[str, Any]:
         """Return KubeSpawner's state plus the size, pool and zone of the server."""

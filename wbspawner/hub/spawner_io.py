@@ -1,8 +1,9 @@
 """What ``WorkbenchSpawner`` reads and waits for, outside the pure core.
 
 This module owns the spawner's few reads of the cluster (the zone of a user's
-bound home volume, the node a server's pod runs on) and its watch for an
-autoscaler that keeps refusing to start a node. It decides nothing: the meaning
+bound home volume, the node a server's pod runs on), its watch for an
+autoscaler that keeps refusing to start a node, and the wait for the pod of a
+start the hub was restarted during. It decides nothing: the meaning
 of what it reads comes from :mod:`wbspawner.homes.policy` and
 :mod:`wbspawner.spawn.progress`. The cluster is read through
 :class:`wbspawner.adapters.kube.Kube` (over KubeSpawner's client), whose every
@@ -13,7 +14,7 @@ hub are read by :mod:`wbspawner.adapters.statefiles`.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from wbspawner.errors import UserFacingError
@@ -137,3 +138,46 @@ async def first_outcome(
         watch.cancel()
         if not inner.done():
             inner.cancel()  # refused, or the hub gave up waiting for us
+
+
+async def pod_outcome(
+    pod: Callable[[], Mapping[str, Any] | None],
+    running: Callable[[Mapping[str, Any]], bool],
+    refusal: Awaitable[str],
+    timeout_s: float,
+    interval_s: float = 1.0,
+) -> str | None:
+    """Wait until a pod runs; return ``None`` then, or why it will not.
+
+    For a start the hub did not see through (it restarted meanwhile): the pod
+    is there, and nobody else waits for it.
+
+    Args:
+        pod: returns the pod as last seen (KubeSpawner's reflector), ``None``
+            when it is gone.
+        running: whether a pod runs and answers (KubeSpawner's
+            ``is_pod_running``).
+        refusal: :func:`capacity_refusal` for the pod (cancelled on the way out).
+        timeout_s: how long to wait at most.
+        interval_s: seconds between two looks.
+
+    Returns:
+        ``None`` once the pod runs; else what happened, for the log.
+    """
+    loop = asyncio.get_running_loop()
+    watch = asyncio.ensure_future(refusal)
+    deadline = loop.time() + timeout_s
+    try:
+        while True:
+            current = pod()
+            if current is None:
+                return "its pod is gone"
+            if running(current):
+                return None
+            if watch.done():
+                return f"no node can be started for it: {watch.result()}"
+            if loop.time() >= deadline:
+                return f"its pod did not run within {timeout_s:g} s"
+            await asyncio.sleep(interval_s)
+    finally:
+        watch.cancel()

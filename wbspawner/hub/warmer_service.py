@@ -4,7 +4,8 @@ This module owns what ``hubconfig.apply`` adds for the warmer, as plain data:
 
 - :func:`service`: a hub-managed service (the hub starts ``python -m
   wbspawner.warmer``, routes ``/services/warmer/`` to it and gives it an API
-  token and OAuth client), with the settings it needs on its command line;
+  token and OAuth client), with the settings it needs on its command line (its
+  memory file in the hub's state directory, so that it outlives a restart);
 - :func:`roles`: the service's own role with only the scopes it uses
   (``list:users``, ``read:users:name``, ``read:servers``: each user's last size
   from ``user_options``), and a role that grants
@@ -19,12 +20,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
 from wbspawner.hub.settings import Settings
 
 SERVICE_NAME = "warmer"
+MEMORY_FILE = "warmer-memory.json"
+"""The warmer's memory (recent spawns, shortages), in the hub's state directory."""
 DEFAULT_URL = "http://127.0.0.1:10101"
 SERVICE_SCOPES = ("list:users", "read:users:name", "read:servers")
 """What the warmer reads from the hub: every user's last server options."""
@@ -62,6 +66,10 @@ def command(settings: Settings, extra_args: Sequence[str] = ()) -> list[str]:
         cmd.append(f"--warm-status-file={settings.warm_status_file}")
     if settings.spot_prices_file:
         cmd.append(f"--WarmerApp.spot_prices_file={settings.spot_prices_file}")
+    # Beside the hub's database (a volume in the hub's pod): a warmer the hub
+    # restarts keeps the recent spawns and shortages, so the warm nodes too.
+    memory = PurePosixPath(settings.state_dir) / MEMORY_FILE
+    cmd.append(f"--WarmerApp.memory_file={memory}")
     return cmd + list(extra_args)
 
 

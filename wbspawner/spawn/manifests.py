@@ -3,7 +3,8 @@
 This module owns what a size choice turns into on Kubernetes: the node placement
 (pool label, zone, tolerations for the pool, spot and GPU taints), the full-node
 resources, labels and annotations for the warmer and cost accounting, the
-security context (the user's own uid/gid, never root) and the home volume.
+security context (the user's own uid/gid, never root) and the home volume;
+and, the other way, what a pod says it was made for (:func:`choice_of_pod`).
 
 Every function is pure and returns a new plain ``dict``: KubeSpawner trait names
 at the top level (so the result can be a ``kubespawner_override``) and Kubernetes
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +181,43 @@ def labels(size: Size, pool: Pool, user: str | None = None) -> Overrides:
         extra_labels[USER_LABEL] = label_value(user)
         annotations[USER_LABEL] = user
     return {"extra_labels": extra_labels, "extra_annotations": annotations}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodChoice:
+    """What a server pod was made for, read back from the pod itself."""
+
+    size: str | None
+    """Size slug (the exact name, from the annotation)."""
+    pool: str | None
+    zone: str | None
+    """The zone the pod is pinned to (its home's), if it is pinned."""
+
+
+def choice_of_pod(pod: Mapping[str, Any] | None) -> PodChoice:
+    """Return the size, pool and zone a server pod carries (see :func:`labels`).
+
+    A hub that restarts while a start is under way has lost what the start
+    decided; the pod still says it.
+
+    Args:
+        pod: a core/v1 Pod as a dict, or ``None``.
+
+    Returns:
+        What the pod names; ``None`` for anything it does not.
+    """
+    meta = (pod or {}).get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    selector = ((pod or {}).get("spec") or {}).get("nodeSelector") or {}
+
+    def text(value: object) -> str | None:
+        return str(value) if value else None
+
+    return PodChoice(
+        size=text(annotations.get(SIZE_LABEL)),
+        pool=text(annotations.get(POOL_LABEL)),
+        zone=text(selector.get(ZONE_LABEL)),
+    )
 
 
 def _check_id(kind: str, value: int | None, user: str) -> int:

@@ -32,6 +32,8 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """A name in a message (an autoscaler message lists groups as ``{name 0->1 …}``)."""
 _NODE = re.compile(r"\bto (\S+?)\.?$")
 _IMAGE = re.compile(r'image "([^"]+)"')
+_NO_REASONS = re.compile(r"pod didn't trigger scale-up:?")
+"""A refusal that names no group's reason: the autoscaler has no node group."""
 
 Event = Mapping[str, Any]
 
@@ -153,6 +155,14 @@ def _no_scale_up_failure(message: str, ctx: ProgressContext) -> str | None:
             f"AWS has no {ctx.node_name} capacity{_where(ctx)} right now. Try again "
             "in a few minutes or pick another size"
             + ("; an admin can move your home to another zone." if ctx.zone else ".")
+        )
+    if _NO_REASONS.fullmatch(message.strip()):
+        # No group to list a reason for: the autoscaler knows no node group at
+        # all (none made yet, or AWS has lost them).
+        return (
+            f"No node group can start a {ctx.node_name} node{_where(ctx)}. Please "
+            "tell an admin: the cluster autoscaler finds no node groups at all "
+            f"(pool {ctx.pool})."
         )
     if any(w in message for w in ("didn't match", "node affinity", "untolerated")):
         # Every group is of another pool (their taints) or in another zone.

@@ -96,6 +96,17 @@ class WarmerApp(Application):
     spot_prices_file = Unicode(
         None, allow_none=True, config=True, help='Read {"type/zone": $/h} from here.'
     )
+    memory_file = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Where the warmer keeps what it remembers between passes.
+
+        Recent spawns (demand) and capacity shortages are seen once and then
+        remembered; kept in this file after every pass and read back at start,
+        they survive a restart of the warmer, so the placeholders they asked
+        for are kept rather than deleted and made anew. ``None``: in memory only.""",
+    )
     shortage_ttl_s = Float(900.0, config=True, help="Seconds a shortage counts.")
     pending_shortage_s = Float(
         600.0, config=True, help="Seconds a spot placeholder may wait for a node."
@@ -180,6 +191,15 @@ class WarmerApp(Application):
         self.kube = kube
         self.hub = HubApi(self.api_url, self.api_token, timeout=10.0)
         self.observer = Observer(kube, self._observe_settings(profiles), self.clock)
+        memory = statefiles.read_warmer_memory(self.memory_file, self.log)
+        if memory is not None:
+            self.observer.remember(memory)
+            self.log.info(
+                "warmer: remembering %d spawn(s) and %d shortage(s) from %s",
+                len(memory.spawns),
+                len(memory.shortages),
+                self.memory_file,
+            )
         self.placeholders = PlaceholderActuator(
             kube, self._placeholder_settings(profiles)
         )
@@ -295,6 +315,7 @@ class WarmerApp(Application):
             outcome="ok" if not result.errors else "errors"
         ).inc()
         self._write_status_file(profiles, snapshot)
+        self._write_memory_file()
 
     def _log_changes(self, plan: policy.WarmPlan) -> None:  # only what changed
         before = {d.message for d in self.plan.decisions} if self.plan else set()
@@ -343,6 +364,14 @@ class WarmerApp(Application):
             statefiles.write_warm_status(self.warm_status_file, ready)
         except OSError as err:
             self.record_error("*", "status file", str(err))
+
+    def _write_memory_file(self) -> None:
+        if not self.memory_file:
+            return
+        try:
+            statefiles.write_warmer_memory(self.memory_file, self.observer.memory())
+        except OSError as err:
+            self.record_error("*", "memory file", str(err))
 
     def status(self) -> dict[str, Any]:
         """Return the status page's data (see ``GET <prefix>api/status``)."""

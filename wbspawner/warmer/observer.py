@@ -7,7 +7,9 @@ remember what a single list cannot show: spawns whose pods are gone again, and
 spot shortages (failed scale-ups named in Events, spot placeholders that wait
 too long) that outlive the signal that revealed them.
 
-It decides nothing; the policy does.
+What it remembers (:meth:`Observer.memory`) outlives a restart of the warmer
+through its state file (:meth:`Observer.remember`). It decides nothing; the
+policy does.
 """
 
 from __future__ import annotations
@@ -19,15 +21,13 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from wbspawner.model import CAPACITY_TYPES, CapacityType
+from wbspawner.model import CAPACITY_TYPES, CapacityType, Shortage, Spawn, WarmerMemory
 from wbspawner.naming import group_tail
 from wbspawner.warmer.snapshot import (
     PLACEHOLDER,
     ClusterSnapshot,
     Obj,
     PodInfo,
-    Shortage,
-    Spawn,
     home_zones,
     node_info,
     parse_time,
@@ -272,6 +272,25 @@ class Observer:
         self._spawns: dict[str, Spawn] = {}
         self._shortages: list[Shortage] = []
         self._user_pools: dict[str, tuple[str, ...]] = {}
+
+    def memory(self) -> WarmerMemory:
+        """Return what the observer remembers (for the next run of the warmer)."""
+        return WarmerMemory(
+            spawns=tuple(sorted(self._spawns.values(), key=lambda x: (x.at, x.uid))),
+            shortages=tuple(self._shortages),
+        )
+
+    def remember(self, memory: WarmerMemory) -> None:
+        """Take up what an earlier run remembered (before the first snapshot).
+
+        What is too old is dropped at the next snapshot, as if it had been
+        remembered all along.
+
+        Args:
+            memory: the spawns and shortages remembered.
+        """
+        self._spawns = {s.uid: s for s in memory.spawns}
+        self._shortages = list(memory.shortages)
 
     async def observe(
         self,

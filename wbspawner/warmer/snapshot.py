@@ -26,6 +26,8 @@ from wbspawner.model import (
     USER_LABEL,
     ZONE_LABEL,
     CapacityType,
+    Shortage,
+    Spawn,
 )
 
 Obj = Mapping[str, Any]
@@ -73,28 +75,6 @@ class PodInfo:
     created: datetime
     user: str | None = None
     """Hub user name of a user pod."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Spawn:
-    """A user pod that was created (a spawn), remembered after its pod is gone."""
-
-    uid: str
-    user: str | None
-    pool: str
-    zone: str | None
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Shortage:
-    """A sign that a pool cannot get nodes of a capacity type in a zone."""
-
-    pool: str
-    zone: str
-    capacity_type: CapacityType
-    at: datetime
-    message: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

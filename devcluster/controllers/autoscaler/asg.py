@@ -13,6 +13,7 @@ is pure.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,11 +24,13 @@ from botocore.exceptions import ClientError
 from wbspawner.model import InstanceType
 
 Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 
 TAG_PREFIX = "k8s.io/cluster-autoscaler/"
 ENABLED_TAG = TAG_PREFIX + "enabled"
 TEMPLATE_PREFIX = TAG_PREFIX + "node-template/"
 CAPACITY_LABEL = "wbspawner.io/capacity"
+INSTANCE_NOT_FOUND = "InvalidInstanceID.NotFound"
 _TAINT_RE = re.compile(r"^(.*):(NoSchedule|NoExecute|PreferNoSchedule)$")
 
 
@@ -206,17 +209,34 @@ class AsgActuator:
         self._lt_cache: dict[tuple[str, str], tuple[str | None, bool]] = {}
 
     def describe(self) -> list[Obj]:
-        """Return every discovered AutoScalingGroups entry."""
-        found = []
-        for page in self.autoscaling.get_paginator(
-            "describe_auto_scaling_groups"
-        ).paginate():
-            found += [
-                a
-                for a in page["AutoScalingGroups"]
-                if is_discovered(tags_of(a), self.cluster_name)
-            ]
-        return found
+        """Return every discovered AutoScalingGroups entry.
+
+        A listing that fails after its first page (its paging token went stale:
+        groups deleted meanwhile, or AWS's state lost) is listed again from the
+        first page, once.
+
+        Raises:
+            ClientError: AWS refused the first page, or the listing twice.
+        """
+        paginator = self.autoscaling.get_paginator("describe_auto_scaling_groups")
+        for again in (False, True):
+            found: list[Obj] = []
+            pages = 0
+            try:
+                for page in paginator.paginate():
+                    pages += 1
+                    found += [
+                        a
+                        for a in page["AutoScalingGroups"]
+                        if is_discovered(tags_of(a), self.cluster_name)
+                    ]
+            except ClientError as err:
+                if again or pages == 0:
+                    raise
+                log.info("listing groups again from the first page: %s", err)
+                continue
+            return found
+        raise AssertionError("unreachable: the second listing returns or raises")
 
     def _launch_template(self, ref: Mapping[str, Any]) -> tuple[str | None, bool]:
         ident = str(ref.get("LaunchTemplateId") or ref.get("LaunchTemplateName") or "")
@@ -301,15 +321,29 @@ class AsgActuator:
         )
 
     def instances(self, instance_ids: Sequence[str]) -> dict[str, Obj]:
-        """Return EC2 instances by id (missing ids are left out)."""
+        """Return EC2 instances by id (missing ids are left out).
+
+        EC2 refuses a whole call naming an instance it does not know (gone since
+        it was listed, or AWS's state lost): then each id is asked alone.
+        """
         if not instance_ids:
             return {}
-        found: dict[str, Obj] = {}
-        response = self.ec2.describe_instances(InstanceIds=list(instance_ids))
-        for reservation in response.get("Reservations") or []:
-            for instance in reservation.get("Instances") or []:
-                found[str(instance["InstanceId"])] = instance
-        return found
+        try:
+            response = self.ec2.describe_instances(InstanceIds=list(instance_ids))
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != INSTANCE_NOT_FOUND:
+                raise
+            if len(instance_ids) == 1:
+                return {}
+            found: dict[str, Obj] = {}
+            for one in instance_ids:
+                found.update(self.instances([one]))
+            return found
+        return {
+            str(instance["InstanceId"]): instance
+            for reservation in response.get("Reservations") or []
+            for instance in reservation.get("Instances") or []
+        }
 
 
 def with_desired(group: NodeGroup, desired: int) -> NodeGroup:

@@ -7,7 +7,9 @@ instance is gone are removed, one scale-up per loop (``TriggeredScaleUp`` /
 ``NotTriggerScaleUp`` events on pods), removal of nodes unneeded for
 ``scale_down_unneeded_s``, and spot capacity that cannot be had: the group's unfulfilled
 instances are dropped ("Instance group … cannot provision any more nodes!") and the
-group is backed off, so the expander falls back to the next group.
+group is backed off, so the expander falls back to the next group. AWS that cannot be
+read (or lost its state, as moto after a restart) is one warning, not a traceback per
+pass: the pass changes nothing and the next one tries again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
@@ -78,6 +80,7 @@ class AutoscalerLoop(Loop):
         self.failures: list[str] = []
         self._types: dict[str, InstanceType] = dict(catalog.types)
         self._priorities: tuple[str, list[Any]] = ("", [])
+        self._problem: str | None = None
 
     async def stop(self) -> None:
         """Stop the loop and the pending node joins."""
@@ -87,8 +90,17 @@ class AutoscalerLoop(Loop):
         await asyncio.gather(*self.joining.values(), return_exceptions=True)
 
     async def run_pass(self) -> None:
-        """One CA loop: instances → nodes, scale-up, scale-down."""
-        self.groups = await asyncio.to_thread(self.actuator.groups)
+        """One CA loop: instances → nodes, scale-up, scale-down.
+
+        A pass that cannot list the groups (AWS unreachable or refusing) changes
+        nothing, says why in one line, and the next pass tries again.
+        """
+        try:
+            self.groups = await asyncio.to_thread(self.actuator.groups)
+        except (ClientError, BotoCoreError) as err:
+            self._aws_problem(f"cannot list the node groups: {err}")
+            return
+        self._aws_problem(None)
         now = time.monotonic()
         nodes = self.store.items_raw("nodes")
         by_instance = {instance_id_of(n): n for n in nodes}
@@ -109,6 +121,16 @@ class AutoscalerLoop(Loop):
         snap = snapshot_of(self.store)
         await self._scale_up(snap, now)
         await self._scale_down(snap, now)
+
+    def _aws_problem(self, problem: str | None) -> None:
+        """Log once that AWS cannot be read, and once that it can again."""
+        if problem == self._problem:
+            return
+        if problem is not None:
+            log.warning("%s; trying again every pass", problem)
+        else:
+            log.info("the node groups can be listed again")
+        self._problem = problem
 
     def _unavailable(self, group: NodeGroup) -> bool:
         return (
@@ -179,10 +201,14 @@ class AutoscalerLoop(Loop):
             instance = (
                 await asyncio.to_thread(self.actuator.instances, [instance_id])
             ).get(instance_id)
-            if instance is None or (instance.get("State") or {}).get("Name") not in (
-                "pending",
-                "running",
-            ):
+            state = (instance or {}).get("State") or {}
+            if state.get("Name") not in ("pending", "running"):
+                log.info(
+                    "instance %s of %s is gone before it joined (%s)",
+                    instance_id,
+                    group.name,
+                    state.get("Name") or "unknown to EC2",
+                )
                 return
             type_name = str(instance.get("InstanceType") or "")
             itype = await self._itype(

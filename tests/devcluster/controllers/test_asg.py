@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from devcluster.controllers.autoscaler.asg import (
     AsgActuator,
@@ -395,3 +396,112 @@ def test_tags_of_the_pool_generator_read_back() -> None:
         "wbspawner-dev-gpu-a10g-a-spot",
         1,
     )
+
+
+def _stubbed(service: str) -> tuple[Any, Stubber]:
+    """A real boto3 client whose answers come from a Stubber (no network)."""
+    import boto3
+
+    client = boto3.client(
+        service,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return client, Stubber(client)
+
+
+def _asg(name: str) -> dict[str, Any]:
+    return {
+        "AutoScalingGroupName": name,
+        "MinSize": 0,
+        "MaxSize": 3,
+        "DesiredCapacity": 0,
+        "DefaultCooldown": 300,
+        "AvailabilityZones": ["us-east-1a"],
+        "HealthCheckType": "EC2",
+        "CreatedTime": "2026-01-01T00:00:00Z",
+        "Tags": [
+            {"Key": "k8s.io/cluster-autoscaler/enabled", "Value": "true"},
+            {"Key": "k8s.io/cluster-autoscaler/dev", "Value": "owned"},
+        ],
+    }
+
+
+def test_a_listing_whose_paging_token_went_stale_starts_over_once() -> None:
+    """AWS's state lost between two pages (moto reset): the token of page two
+    is refused; the groups are listed again from the first page."""
+    client, stub = _stubbed("autoscaling")
+    stub.add_response(
+        "describe_auto_scaling_groups",
+        {"AutoScalingGroups": [_asg("a")], "NextToken": "a"},
+        {},
+    )
+    stub.add_client_error(
+        "describe_auto_scaling_groups",
+        "InvalidNextToken",
+        "The token 'a' is invalid.",
+        400,
+        expected_params={"NextToken": "a"},
+    )
+    stub.add_response(
+        "describe_auto_scaling_groups", {"AutoScalingGroups": [_asg("b")]}, {}
+    )
+    with stub:
+        found = AsgActuator(client, None, "dev").describe()
+    assert [g["AutoScalingGroupName"] for g in found] == ["b"]
+    stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    "pages",
+    [
+        pytest.param(0, id="first-page"),
+        pytest.param(1, id="again-after-starting-over"),
+    ],
+)
+def test_a_listing_that_keeps_failing_is_an_error(pages: int) -> None:
+    client, stub = _stubbed("autoscaling")
+    if pages:
+        stub.add_response(
+            "describe_auto_scaling_groups",
+            {"AutoScalingGroups": [_asg("a")], "NextToken": "a"},
+            {},
+        )
+        stub.add_client_error(
+            "describe_auto_scaling_groups", "InvalidNextToken", "stale", 400
+        )
+    stub.add_client_error(
+        "describe_auto_scaling_groups", "ServiceUnavailable", "down", 503
+    )
+    with stub, pytest.raises(ClientError, match="down"):
+        AsgActuator(client, None, "dev").describe()
+
+
+def test_instances_unknown_to_ec2_are_left_out() -> None:
+    """An instance gone while it was joining (or AWS's state lost): EC2 refuses
+    the whole call; the ids it still knows are asked one by one."""
+    client, stub = _stubbed("ec2")
+    stub.add_client_error(
+        "describe_instances",
+        "InvalidInstanceID.NotFound",
+        "The instance ID 'i-gone' does not exist",
+        400,
+        expected_params={"InstanceIds": ["i-gone", "i-here"]},
+    )
+    stub.add_client_error(
+        "describe_instances",
+        "InvalidInstanceID.NotFound",
+        "The instance ID 'i-gone' does not exist",
+        400,
+        expected_params={"InstanceIds": ["i-gone"]},
+    )
+    stub.add_response(
+        "describe_instances",
+        {"Reservations": [{"Instances": [{"InstanceId": "i-here"}]}]},
+        {"InstanceIds": ["i-here"]},
+    )
+    with stub:
+        found = AsgActuator(None, client, "dev").instances(["i-gone", "i-here"])
+    assert list(found) == ["i-here"]
+    stub.assert_no_pending_responses()

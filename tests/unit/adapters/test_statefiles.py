@@ -1,4 +1,5 @@
-"""The warm status and spot prices files: round trips, tolerant reads, strict writes."""
+"""The warm status, spot prices and warmer memory files: round trips, tolerant
+reads, strict writes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -16,16 +18,56 @@ from wbspawner.adapters.statefiles import (
     StateFileError,
     load_spot_prices,
     load_warm_status,
+    load_warmer_memory,
     read_spot_prices,
     read_warm_status,
+    read_warmer_memory,
     write_spot_prices,
     write_warm_status,
+    write_warmer_memory,
 )
-from wbspawner.model import WarmStatus
+from wbspawner.model import Shortage, Spawn, WarmerMemory, WarmStatus
 
 A, B = "us-east-1a", "us-east-1b"
 READY = {"mem64": {A: 1, B: 2}, "gpu-t4": {A: 0}}
 PRICES = {("r5.2xlarge", A): 0.17, ("r5.2xlarge", "us-east-1-bos-1a"): 0.2}
+AT = datetime(2025, 3, 4, 9, 30, 15, 250000, tzinfo=UTC)
+MEMORY = WarmerMemory(
+    spawns=(
+        Spawn(uid="u-1", user="bob", pool="mem64", zone=B, at=AT),
+        Spawn(uid="u-2", user=None, pool="cpu16", zone=None, at=AT),
+    ),
+    shortages=(
+        Shortage(
+            pool="mem64",
+            zone=A,
+            capacity_type="spot",
+            at=AT.astimezone(timezone(timedelta(hours=-5))),
+            message="InsufficientInstanceCapacity",
+        ),
+    ),
+)
+
+
+def memory_text(
+    spawn: dict[str, object] | None = None, shortage: dict[str, object] | None = None
+) -> str:
+    """Return a memory file with one spawn and one shortage, fields overridden."""
+    at = "2025-03-04T09:30:15+00:00"
+    good_spawn = {"uid": "u", "user": "bob", "pool": "mem64", "zone": None, "at": at}
+    good_shortage = {
+        "pool": "mem64",
+        "zone": A,
+        "capacity_type": "spot",
+        "at": at,
+        "message": "x",
+    }
+    return json.dumps(
+        {
+            "spawns": [{**good_spawn, **(spawn or {})}],
+            "shortages": [{**good_shortage, **(shortage or {})}],
+        }
+    )
 
 
 def _one_line(caplog: pytest.LogCaptureFixture, level: int) -> logging.LogRecord:
@@ -57,6 +99,26 @@ def test_spot_prices_round_trip(tmp_path: Path) -> None:
     }
     assert load_spot_prices(target) == PRICES
     assert read_spot_prices(target) == PRICES
+
+
+def test_warmer_memory_round_trip(tmp_path: Path) -> None:
+    target = tmp_path / "hub" / "warmer-memory.json"
+    write_warmer_memory(target, MEMORY)
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert data["spawns"][0] == {
+        "uid": "u-1",
+        "user": "bob",
+        "pool": "mem64",
+        "zone": B,
+        "at": "2025-03-04T09:30:15.250000+00:00",
+    }
+    assert data["shortages"][0]["at"] == "2025-03-04T04:30:15.250000-05:00"
+    assert load_warmer_memory(target) == MEMORY
+    assert read_warmer_memory(target) == MEMORY
+    write_warmer_memory(target, WarmerMemory())
+    assert load_warmer_memory(target) == WarmerMemory()
+    target.write_text(memory_text(), encoding="utf-8")  # the malformed ones' base
+    assert load_warmer_memory(target).spawns[0].zone is None
 
 
 def test_a_rewrite_replaces_the_whole_file(tmp_path: Path) -> None:
@@ -166,6 +228,39 @@ def test_malformed_spot_prices_are_unknown_with_one_log_line(
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('{"spawns": [], "shortages": [', id="partial"),
+        pytest.param("[]", id="not-an-object"),
+        pytest.param('{"spawns": []}', id="no-shortages"),
+        pytest.param('{"spawns": {}, "shortages": []}', id="spawns-not-a-list"),
+        pytest.param('{"spawns": [1], "shortages": []}', id="spawn-not-an-object"),
+        pytest.param(memory_text(spawn={"at": "2025-03-04T09:30:15"}), id="naive"),
+        pytest.param(memory_text(spawn={"at": "yesterday"}), id="not-a-time"),
+        pytest.param(memory_text(spawn={"uid": ""}), id="empty-uid"),
+        pytest.param(memory_text(spawn={"pool": None}), id="no-pool"),
+        pytest.param(
+            memory_text(shortage={"capacity_type": "reserved"}),
+            id="unknown-capacity-type",
+        ),
+        pytest.param(memory_text(shortage={"zone": None}), id="shortage-no-zone"),
+        pytest.param(memory_text(shortage={"message": 1}), id="message-a-number"),
+    ],
+)
+def test_malformed_warmer_memory_is_unknown_with_one_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    _unknown_with_one_log_line(
+        tmp_path / "memory.json",
+        text,
+        caplog,
+        read_warmer_memory,
+        load_warmer_memory,
+        "Warmer memory",
+    )
+
+
 def test_every_problem_is_listed_with_its_place(tmp_path: Path) -> None:
     path = tmp_path / "spot.json"
     path.write_text('{"a": 1, "b/c": "x", "d/e": 0.1}', encoding="utf-8")
@@ -256,6 +351,54 @@ def test_the_spot_prices_writer_refuses_bad_data(
     target = tmp_path / "spot.json"
     with pytest.raises(ValueError, match="refusing to write malformed spot prices"):
         write_spot_prices(target, prices)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "memory",
+    [
+        pytest.param(
+            WarmerMemory(
+                spawns=(
+                    Spawn(
+                        uid="u",
+                        user="bob",
+                        pool="mem64",
+                        zone=A,
+                        at=datetime(2025, 1, 1),
+                    ),
+                )
+            ),
+            id="naive-time",
+        ),
+        pytest.param(
+            WarmerMemory(
+                spawns=(Spawn(uid="u", user="bob", pool="", zone=A, at=AT),),
+            ),
+            id="empty-pool",
+        ),
+        pytest.param(
+            WarmerMemory(
+                shortages=(
+                    Shortage(
+                        pool="mem64",
+                        zone=A,
+                        capacity_type="reserved",  # type: ignore[arg-type]
+                        at=AT,
+                        message="x",
+                    ),
+                )
+            ),
+            id="unknown-capacity-type",
+        ),
+    ],
+)
+def test_the_warmer_memory_writer_refuses_bad_data(
+    tmp_path: Path, memory: WarmerMemory
+) -> None:
+    target = tmp_path / "memory.json"
+    with pytest.raises(ValueError, match="refusing to write malformed warmer memory"):
+        write_warmer_memory(target, memory)
     assert list(tmp_path.iterdir()) == []
 
 

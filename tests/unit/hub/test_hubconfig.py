@@ -286,6 +286,8 @@ def test_warmer_service_and_roles(profiles: Profiles) -> None:
     warmer = c.JupyterHub.services[0]
     assert warmer["url"] == url
     assert warmer["command"][1:3] == ["-m", "wbspawner.warmer"]
+    # what it remembers outlives it: in the hub's state directory
+    assert "--WarmerApp.memory_file=/srv/hub/warmer-memory.json" in warmer["command"]
     assert warmer["environment"] == {
         "KUBECONFIG": "/k",
         "AWS_REGION": "us-east-1",

@@ -17,7 +17,9 @@ from wbspawner.model import HomeSettings, Profiles
 from wbspawner.profiles import access
 from wbspawner.spawn.manifests import (
     HOME_VOLUME,
+    PodChoice,
     SpawnUser,
+    choice_of_pod,
     home_storage,
     label_value,
     labels,
@@ -102,6 +104,35 @@ def test_labels_and_annotations_name_pool_size_and_user(profiles: Profiles) -> N
     assert out["extra_labels"]["wbspawner.io/size"] == "large"
     assert out["extra_annotations"]["wbspawner.io/user"] == "first.last@example.org"
     assert out["extra_annotations"]["wbspawner.io/on-demand-price"] == "0.5040"
+
+
+@pytest.mark.parametrize("zone", [pytest.param("us-east-1b", id="pinned"), None])
+def test_a_pod_says_what_it_was_made_for(profiles: Profiles, zone: str | None) -> None:
+    """What a restarted hub reads back from a pod it did not see start."""
+    size = profiles.size("gpu-t4")
+    assert size is not None
+    pool = profiles.pools["gpu-t4"]
+    made = overrides_for(size, size.images[0], pool, BOB, zone, profiles.homes)
+    pod = {
+        "metadata": {
+            "labels": made["extra_labels"],
+            "annotations": made["extra_annotations"],
+        },
+        "spec": {"nodeSelector": made["node_selector"]},
+    }
+    assert choice_of_pod(pod) == PodChoice(size="gpu-t4", pool="gpu-t4", zone=zone)
+
+
+@pytest.mark.parametrize(
+    "pod",
+    [
+        pytest.param(None, id="none"),
+        pytest.param({}, id="empty"),
+        pytest.param({"metadata": {"annotations": None}, "spec": {}}, id="nulls"),
+    ],
+)
+def test_a_pod_of_no_size_says_nothing(pod: dict[str, Any] | None) -> None:
+    assert choice_of_pod(pod) == PodChoice(size=None, pool=None, zone=None)
 
 
 @pytest.mark.parametrize(

@@ -166,6 +166,13 @@ def test_describe_event(
             id="no-group",
         ),
         pytest.param(
+            "pod didn't trigger scale-up:",
+            PINNED,
+            "No node group can start a 64 GiB node in us-east-1b. Please tell an "
+            "admin: the cluster autoscaler finds no node groups at all (pool mem64).",
+            id="no-groups-at-all",
+        ),
+        pytest.param(
             "pod didn't trigger scale-up: 2 node(s) had untolerated taint "
             "{wbspawner.io/pool: mem64}",
             CTX,

@@ -14,7 +14,7 @@ import pytest
 from wbspawner.adapters.hubapi import sizes_from_users
 from wbspawner.hub import warmer_service as hub
 from wbspawner.hub.settings import Settings
-from wbspawner.model import POOL_LABEL, ZONE_LABEL
+from wbspawner.model import POOL_LABEL, USER_LABEL, ZONE_LABEL
 from wbspawner.warmer.app import WarmerApp
 
 REPO = Path(__file__).resolve().parents[3]
@@ -77,6 +77,27 @@ class FakeKube:
 
     async def ensure_priority_class(self, body: dict[str, Any]) -> bool:
         return True
+
+
+class KubeWithUsers(FakeKube):
+    """A cluster with user pods too (``users``), and ann's home in us-east-1a."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.users: dict[str, dict[str, Any]] = {}
+
+    async def list_pods(
+        self, namespace: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        placeholders = await super().list_pods(namespace, label_selector)
+        return placeholders if label_selector else placeholders + [*self.users.values()]
+
+    async def list_pvcs(self, namespace: str) -> list[dict[str, Any]]:
+        return [{"metadata": {"name": "home-ann"}, "spec": {"volumeName": "pv-ann"}}]
+
+    async def list_pvs(self) -> list[dict[str, Any]]:
+        zone = {"topology.kubernetes.io/zone": "us-east-1a"}
+        return [{"metadata": {"name": "pv-ann", "labels": zone}}]
 
 
 @pytest.fixture
@@ -171,6 +192,57 @@ async def test_dry_run_changes_nothing(profiles_dir: Path) -> None:
     assert len(app.status()["last_actions"]) == 3
 
 
+async def test_a_restarted_warmer_keeps_the_placeholder_of_a_recent_spawn(
+    profiles_dir: Path, tmp_path: Path
+) -> None:
+    """The spawn seen by one run of the warmer, whose pod is gone since, still
+    counts in the next run (its memory file): the placeholder stays as it is."""
+    (profiles_dir / "40-warm.yaml").write_text("warm:\n  timezone: UTC\n")
+    memory = tmp_path / "state" / "warmer-memory.json"
+    kube = KubeWithUsers()
+    kube.users["jupyter-ann"] = {
+        "metadata": {
+            "name": "jupyter-ann",
+            "uid": "uid-ann",
+            "labels": {USER_LABEL: "ann", POOL_LABEL: "mem64"},
+            "creationTimestamp": (NOW - timedelta(minutes=5)).isoformat(),
+        },
+        "spec": {"nodeSelector": {POOL_LABEL: "mem64", ZONE_LABEL: "us-east-1a"}},
+        "status": {"phase": "Pending"},
+    }
+    first = make_app(profiles_dir, kube, memory_file=str(memory))
+    await first.reconcile()
+    del kube.users["jupyter-ann"]  # ann stopped
+    await first.reconcile()
+    placed = dict(kube.pods)
+    assert list(placed) == ["warm-mem64-us-east-1a-spot-0"]
+
+    second = make_app(profiles_dir, kube, memory_file=str(memory))
+    await second.reconcile()
+    assert kube.pods == placed
+    assert not second.result.done  # nothing deleted, nothing made anew
+    decisions = [d["message"] for d in second.status()["plan"]["decisions"]]
+    assert any("1 spawn(s) in the last 60 min" in m for m in decisions), decisions
+
+    without = make_app(profiles_dir, kube)  # no memory file: as before
+    await without.reconcile()
+    assert kube.pods == {}
+
+
+async def test_an_unusable_memory_file_starts_empty_and_is_rewritten(
+    profiles_dir: Path, tmp_path: Path
+) -> None:
+    memory = tmp_path / "warmer-memory.json"
+    memory.write_text('{"spawns": [', encoding="utf-8")
+    app = make_app(profiles_dir, FakeKube(), memory_file=str(memory))
+    await app.reconcile()
+    assert app.status()["errors"] == []
+    assert json.loads(memory.read_text(encoding="utf-8")) == {
+        "spawns": [],
+        "shortages": [],
+    }
+
+
 def test_every_trait_has_help() -> None:
     missing = [n for n, t in WarmerApp.class_traits(config=True).items() if not t.help]
     assert missing == []
@@ -206,6 +278,7 @@ def test_service_entry(make_settings: Callable[..., Settings]) -> None:
         "--namespace=jhub",
         "--WarmerApp.k8s_api_host=https://k8s",
         "--warm-status-file=/srv/warm.json",
+        "--WarmerApp.memory_file=/srv/jupyterhub/warmer-memory.json",
         "--WarmerApp.bind_ip=0.0.0.0",
     ]
     assert entry["environment"] == {

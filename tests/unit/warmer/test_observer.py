@@ -210,6 +210,32 @@ def test_spawns_are_remembered_after_their_pod_is_gone() -> None:
     assert gone.spawns == ()
 
 
+def test_what_is_remembered_outlives_the_observer() -> None:
+    """A new observer (a restarted warmer) given the old one's memory counts the
+    spawn whose pod is gone and the shortage, and forgets them when they are old."""
+    first = Observer(kube=None, settings=settings())  # type: ignore[arg-type]
+    selector = {POOL_LABEL: "mem64", ZONE_LABEL: A, CAPACITY_LABEL: "spot"}
+    waiting = pod(
+        "warm-mem64-us-east-1a-spot-0",
+        role="placeholder",
+        selector=selector,
+        minutes_ago=11,
+    )
+    spawned = pod("jupyter-ann", user="ann", minutes_ago=5)
+    before = first.ingest(NOW, [], [spawned, waiting], {"ann": A}, [])
+    memory = first.memory()
+    assert memory.spawns == before.spawns and memory.shortages == before.shortages
+
+    second = Observer(kube=None, settings=settings())  # type: ignore[arg-type]
+    second.remember(memory)
+    later = second.ingest(NOW + timedelta(minutes=10), [], [], {"ann": A}, [])
+    assert [(s.user, s.zone) for s in later.spawns] == [("ann", A)]
+    assert [(s.pool, s.capacity_type) for s in later.shortages] == [("mem64", "spot")]
+    old = second.ingest(NOW + timedelta(minutes=70), [], [], {"ann": A}, [])
+    assert old.spawns == () and old.shortages == ()
+    assert second.memory().spawns == () and second.memory().shortages == ()
+
+
 def test_users_pool_comes_from_running_pods_before_the_hub() -> None:
     observer = Observer(kube=None, settings=settings())  # type: ignore[arg-type]
     snap = observer.ingest(

@@ -16,12 +16,14 @@ from wbspawner.model import (
     CostSettings,
     Pool,
     Resources,
+    Shortage,
+    Spawn,
     TimeWindow,
     WarmSchedule,
     WarmSettings,
 )
 from wbspawner.warmer.policy import PolicyOptions, WarmPlan, plan
-from wbspawner.warmer.snapshot import ClusterSnapshot, PodInfo, Shortage, Spawn
+from wbspawner.warmer.snapshot import ClusterSnapshot, PodInfo
 
 NY = ZoneInfo("America/New_York")
 A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"

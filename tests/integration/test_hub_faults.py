@@ -1,0 +1,262 @@
+"""The hub on a bad day: faults injected into the running stack, and the recovery.
+
+One stack for the module: its own slapd, devcluster with moto node groups for
+the 16 and 64 GiB pools in one zone, warm settings without schedules (only
+recent spawns keep nodes warm), the warmer as a hub-managed service, JupyterHub
++ configurable-http-proxy through the repository's ``jupyterhub_config.py``.
+Each test injects one fault of issue 19's first probe as an operator would meet
+it (``kill -9`` of the hub or the warmer, slapd stopped) and checks what users
+and admins see afterwards, over HTTP, the Kubernetes API and the accounting
+database. Each test leaves the stack running for the next, in any order.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from devcluster.demo.workbench import NAMESPACE, Workbench
+from devcluster.services.descendants import descendants
+from tests.integration.hub_harness import (
+    HubUser,
+    crash_hub,
+    hub_log,
+    login_error_on,
+    pod_of,
+    start_hub_again,
+    wait_until,
+)
+from wbspawner.costs.accounting import list_open, open_db
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+ROOT = Path(__file__).resolve().parents[2]
+WARM = """warm:
+  timezone: UTC
+  mode: placeholders
+  budget_per_hour: 2.50
+  demand_window_s: 3600
+  habit_days: 28
+  habit_margin_min: 20
+  schedules: []
+"""
+"""Warm settings without schedules: only recent spawns keep nodes warm here."""
+DIRECTORY_DOWN = "The directory cannot be reached"
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
+    # Its own slapd (ldap=None): a test stops it. Node boots take ~9 s, long
+    # enough to kill the hub while a pod waits for its node.
+    state = tmp_path_factory.mktemp("faults")
+    shutil.copytree(ROOT / "profiles", state / "profiles")
+    (state / "profiles" / "40-warm.yaml").write_text(WARM, encoding="utf-8")
+    workbench = Workbench(
+        state,
+        time_factor=0.05,
+        pools=["cpu16", "mem64"],
+        zones=["us-east-1b"],
+        capacity_grace_s=1.0,
+    )
+    with workbench:
+        yield workbench
+
+
+@pytest.fixture(scope="module")
+def bob(bench: Workbench) -> HubUser:
+    user = HubUser(bench.url, "bob", "bob-pw")
+    response = user.login()
+    assert response.status_code == 302, response.text[:300]
+    return user
+
+
+@pytest.fixture(scope="module")
+def alice(bench: Workbench) -> HubUser:
+    user = HubUser(bench.url, "alice", "alice-pw")
+    response = user.login()
+    assert response.status_code == 302, response.text[:300]
+    return user
+
+
+def open_records(bench: Workbench, user: str) -> list[Any]:
+    """Return the user's open server records in the accounting database."""
+    db = bench.state_dir / "hub" / "wbspawner-costs.sqlite"
+    with open_db(f"sqlite:///{db}")() as session:
+        return [r for r in list_open(session, "server") if r.user == user]
+
+
+def server_model(user: HubUser) -> dict[str, Any]:
+    """Return the user's default server as the hub's REST API shows it."""
+    model = user.api("GET", f"/users/{user.name}")
+    model.raise_for_status()
+    return dict(model.json()["servers"].get("", {}))
+
+
+def test_hub_killed_during_a_spawn_finds_the_server_after_restart(
+    bench: Workbench, bob: HubUser
+) -> None:
+    """A hub killed while the pod waits for its node: the restarted hub finds
+    the pod where it runs (its IP, port 8888), keeps it, and accounts for it."""
+    kube = bench.kube
+    assert kube is not None and bench.hub is not None
+    started = bob.api("POST", "/users/bob/server", json={"profile": "medium"})
+    assert started.status_code == 202, started.text
+    pod = wait_until(lambda: pod_of(kube, "bob"), 30, "bob's pod created")
+    assert not pod["status"].get("podIP"), "the pod ran before the hub was killed"
+    old = bench.hub
+    environ = crash_hub(bench)
+    start_hub_again(bench, old, environ)
+
+    def ready() -> dict[str, Any] | None:
+        server = server_model(bob)
+        return server if server.get("ready") else None
+
+    try:
+        wait_until(ready, 90, "bob's server ready in the restarted hub", 1.0)
+    except TimeoutError as err:
+        raise AssertionError(f"{err}; the hub shows {server_model(bob)}") from None
+    bob.wait_ready(timeout=30)
+    now = pod_of(kube, "bob")
+    assert now is not None
+    assert now["metadata"]["uid"] == pod["metadata"]["uid"], "the pod was replaced"
+    log = hub_log(bench)
+    assert "never showed up" not in log
+    records = open_records(bench, "bob")
+    assert [(r.size, r.pool, r.node) for r in records] == [
+        ("medium", "cpu16", now["spec"]["nodeName"])
+    ]
+    bob.stop(kube)
+    assert open_records(bench, "bob") == []
+
+
+def warmer_pids(bench: Workbench) -> set[int]:
+    """Return the PIDs of the warmer processes the hub runs."""
+    assert bench.hub is not None
+    return {
+        p.pid for p in descendants(bench.hub.pid) if "wbspawner.warmer" in p.command
+    }
+
+
+def warmer_status(bench: Workbench, admin: HubUser) -> dict[str, Any] | None:
+    """Return the warmer's status after a pass, or ``None`` while it has none."""
+    response = requests.get(
+        f"{bench.url}/services/warmer/api/status",
+        headers={"Authorization": f"token {admin.token()}"},
+        timeout=10,
+    )
+    if response.status_code != 200 or response.json()["plan"] is None:
+        return None
+    return dict(response.json())
+
+
+def test_a_crashed_hubs_warmer_goes_and_the_new_one_serves(
+    bench: Workbench, alice: HubUser
+) -> None:
+    """kill -9 of the hub: its warmer stops within seconds (it would hold the
+    service's port); the restarted hub's own warmer answers, without tracebacks."""
+    hub = bench.hub
+    assert hub is not None
+    old = warmer_pids(bench)
+    assert old, "the hub runs no warmer"
+    log_size = len(hub_log(bench))
+    environ = crash_hub(bench, timeout=5)  # its warmer too, within seconds
+    start_hub_again(bench, hub, environ)
+    status = wait_until(lambda: warmer_status(bench, alice), 60, "the new warmer")
+    assert status["mode"] == "placeholders"
+    new = warmer_pids(bench)
+    assert new and not new & old
+    since = hub_log(bench)[log_size:]
+    assert "Address already in use" not in since
+    assert "Traceback" not in since, since[-3000:]
+
+
+def test_directory_down_at_login_says_so_and_logins_work_when_it_is_back(
+    bench: Workbench,
+) -> None:
+    """slapd stopped: a login gets the login page with a plain message and a
+    503 (not a 500), right or wrong password alike; the hub logs no traceback
+    and stays up; when slapd is back, the same login works."""
+    ldap = bench.ldap
+    assert ldap is not None and bench.hub is not None
+    log_size = len(hub_log(bench))
+    ldap.stop()
+    try:
+        for password in ("bob-pw", "wrong"):
+            response = HubUser(bench.url, "bob", password).login()
+            assert response.status_code == 503, (password, response.status_code)
+            message = login_error_on(response.text)
+            assert message.startswith(DIRECTORY_DOWN), message
+            assert "try again in a minute" in message, message
+        assert bench.hub.running
+        since = hub_log(bench)[log_size:]
+        assert "Traceback" not in since, since[-3000:]
+        assert "LDAPSocketOpenError" in since  # the log says what failed
+    finally:
+        ldap.start()
+    assert HubUser(bench.url, "bob", "bob-pw").login().status_code == 302
+
+
+def placeholders(bench: Workbench) -> list[dict[str, Any]]:
+    """Return the warmer's placeholders of the 64 GiB pool, but those deleting."""
+    assert bench.kube is not None
+    pods = bench.kube.get(
+        f"/api/v1/namespaces/{NAMESPACE}/pods",
+        labelSelector="wbspawner.io/role=placeholder,wbspawner.io/pool=mem64",
+    )["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def counts_the_spawn(status: dict[str, Any] | None) -> bool:
+    """Whether a warmer's plan counts a recent spawn of the 64 GiB pool."""
+    decisions = (status or {}).get("plan", {}).get("decisions", [])
+    return any(
+        d["pool"] == "mem64" and "spawn(s) in the last 60 min" in d["message"]
+        for d in decisions
+    )
+
+
+def test_a_restarted_warmer_keeps_warm_capacity(
+    bench: Workbench, bob: HubUser, alice: HubUser
+) -> None:
+    """kill -9 of the warmer: the one the hub starts again adopts the placeholder
+    a recent spawn asked for (same pod, not deleted and made anew) and still
+    counts that spawn, though its pod is gone."""
+    kube = bench.kube
+    assert kube is not None
+    started = bob.api("POST", "/users/bob/server", json={"profile": "large"})
+    assert started.status_code in (201, 202), started.text
+    bob.wait_ready(timeout=150)
+    # The warmer sees a spawn in a pass while its pod exists (every 30 s).
+    wait_until(
+        lambda: counts_the_spawn(warmer_status(bench, alice)),
+        90,
+        "the warmer counting bob's spawn",
+        1.0,
+    )
+    bob.stop(kube)  # the spawn is now only in the warmer's memory
+    held = wait_until(
+        lambda: placeholders(bench), 90, "a placeholder for the recent spawn"
+    )
+    uids = sorted(p["metadata"]["uid"] for p in held)
+    old = warmer_pids(bench)
+    assert len(old) == 1
+    os.kill(old.pop(), signal.SIGKILL)
+    wait_until(lambda: warmer_pids(bench), 90, "the hub restarting its warmer", 1.0)
+
+    def fresh_status() -> dict[str, Any] | None:
+        status = warmer_status(bench, alice)
+        # A new process: its errors and actions start empty, a first pass done.
+        return status if status and status["updated_at"] else None
+
+    status = wait_until(fresh_status, 60, "a first pass of the new warmer")
+    assert counts_the_spawn(status), status["plan"]["decisions"]
+    assert not [a for a in status["last_actions"] if a.startswith("delete")], status
+    now = sorted(p["metadata"]["uid"] for p in placeholders(bench))
+    assert now == uids, "the placeholders were deleted and made anew"
