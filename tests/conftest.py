@@ -18,6 +18,13 @@ runs of their own (the check's tests). Fixtures that run services start lazily:
   by its server thread at the end (also when a test failed). moto keeps its
   state per process, so each folder's ``moto`` fixture decides when to reset it
   (``tests/devcluster`` before every test).
+- ``workbench``: the demo's stack (:class:`devcluster.demo.workbench.Workbench`:
+  devcluster with node groups, Dask Gateway, JupyterHub + configurable-http-proxy)
+  for one test module, on ``ldap_server``, its simulated time 50 times faster
+  than the demo's; in a folder of the session's temporary directory named after
+  the module. A module says what its stack runs (pools, zones, ...) by
+  overriding ``workbench_options``: ``Workbench``'s keyword arguments (none by
+  default). Stopped by PID once the module's tests are done.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from devcluster.demo.workbench import Workbench
     from devcluster.services.ldap import LdapServer
     from devcluster.services.moto_server import MotoServer
 
@@ -59,6 +67,26 @@ def moto_session() -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def workbench_options() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture(scope="module")
+def workbench(
+    request: pytest.FixtureRequest,
+    ldap_server: LdapServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    workbench_options: dict[str, Any],
+) -> Iterator[Workbench]:
+    from devcluster.demo.workbench import Workbench  # no import at collection time
+
+    state = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    options = {"time_factor": 0.02, **workbench_options}
+    with Workbench(state, ldap=ldap_server, **options) as bench:
+        yield bench
 
 
 @pytest.fixture

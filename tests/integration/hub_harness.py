@@ -6,17 +6,19 @@ and the REST API through a token the user creates for themself. The stack itself
 (slapd, devcluster, node groups, JupyterHub + configurable-http-proxy) is
 :class:`devcluster.demo.workbench.Workbench`, the same one ``make demo`` runs;
 :func:`restart_hub` restarts its hub as an operator would (servers keep running);
-:func:`start_hub_again` starts one after a crash.
+:func:`start_hub_again` starts one after a crash; :func:`dask_cluster` makes a
+user a Dask cluster through the hub's proxy, as a notebook does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -212,6 +214,15 @@ def pod_of(kube: Kube, user: str) -> dict[str, Any] | None:
     return result
 
 
+def server_environ(bench: Workbench, user: str) -> dict[str, str]:
+    """Return the environment the hub gave the user's server (its pod's spec)."""
+    assert bench.kube is not None
+    pod = pod_of(bench.kube, user)
+    assert pod is not None, f"{user} has no server pod"
+    (container,) = pod["spec"]["containers"]
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
 def pvc_of(kube: Kube, user: str) -> dict[str, Any] | None:
     """Return the user's home claim, if it exists."""
     result: dict[str, Any] | None = kube.get(
@@ -266,3 +277,25 @@ def start_hub_again(
         cwd=bench.state_dir / "hub",
     )
     wait_for_hub(environ["WBSPAWNER_HUB_BIND_URL"], bench.url, bench.hub, timeout)
+
+
+@contextlib.contextmanager
+def dask_cluster(bench: Workbench, token: str) -> Iterator[str]:
+    """Make a one-worker Dask cluster with the user's hub API token; yield its name.
+
+    Through the hub's proxy at the gateway service's prefix, as ``dask_gateway``
+    in a user's server does; the cluster is shut down on the way out.
+    """
+    from dask_gateway import Gateway, JupyterHubAuth  # heavy, and few tests use it
+
+    assert bench.gateway is not None
+    with Gateway(
+        f"{bench.url}/services/dask-gateway",
+        proxy_address=bench.gateway.hub_env["WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS"],
+        auth=JupyterHubAuth(api_token=token),
+    ) as gateway:
+        cluster = gateway.new_cluster(max_workers=1)
+        try:
+            yield cluster.name
+        finally:
+            cluster.shutdown()
