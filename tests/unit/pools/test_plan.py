@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.unit.pools.pools_support import observed_asg
 from wbspawner.model import Catalog, Profiles
 from wbspawner.pools.desired import ClusterSpec, DesiredState, desired_state
 from wbspawner.pools.observed import ObservedAsg, ObservedState, contains
@@ -209,18 +210,16 @@ def _observed_with_group(base: ObservedState, extra: ObservedAsg) -> ObservedSta
 
 
 def _stray(instances: int) -> ObservedAsg:
-    return ObservedAsg(
-        name="wbspawner-dev-old-a-spot",
-        min_size=0,
+    name = "wbspawner-dev-old-a-spot"
+    return observed_asg(
+        name,
         max_size=3,
         desired_capacity=instances,
         instances=instances,
         subnets=("subnet-a",),
-        mixed_instances_policy=None,
         capacity_rebalance=True,
         tags={"wbspawner.io/cluster": "dev"},
-        propagate_at_launch=frozenset(),
-        launch_template="wbspawner-dev-old-a-spot",
+        launch_template=name,
     )
 
 
