@@ -66,12 +66,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         static_nodes=({"metadata": {"name": "core"}},),
         namespaces=("default", "kube-system", HUB_NS, DASK_NS),
     )
-    c = Cluster(config, controllers=False)
-    await c.start()
-    try:
+    async with Cluster(config, controllers=False) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 class _Source:
