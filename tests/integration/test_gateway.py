@@ -38,6 +38,7 @@ from devcluster.services.procs import Proc, free_port, wait_for_http
 from tests.integration.gateway_harness import (
     PASSWORD,
     PREFIX,
+    REPO,
     TEST_CONFIG,
     GatewayProc,
     running_gateway,
@@ -49,8 +50,6 @@ from wbspawner.gateway.workers import worker_resources
 from wbspawner.profiles.loader import load_profiles
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def refused(gw: Gateway, **options: Any) -> str:

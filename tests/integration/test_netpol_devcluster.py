@@ -30,7 +30,13 @@ from traitlets.config import Config
 
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
-from tests.integration.helm_support import helm_template
+from tests.integration.helm_support import (
+    HELM_VALUES,
+    REPO,
+    one,
+    render_gateway,
+    render_hub,
+)
 from wbspawner.adapters.kube import Kube
 from wbspawner.gateway.netpol import (
     GatewaySelector,
@@ -46,8 +52,7 @@ from wbspawner.profiles.loader import load_profiles
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-STATIC = REPO / "helm-values" / "dask-networkpolicy.yaml"
+STATIC = HELM_VALUES / "dask-networkpolicy.yaml"
 DASK_NS, HUB_NS = "dask-gateway", "jhub"
 POLICIES = f"/apis/networking.k8s.io/v1/namespaces/{DASK_NS}/networkpolicies"
 AUTH_STATE = {"uidNumber": 10002, "gidNumber": 100}
@@ -144,10 +149,7 @@ def _dask_pod(
 
 def _gateway_pods() -> dict[str, PodRef]:
     """The gateway's own pods, by component, as the real chart labels them."""
-    values = REPO / "helm-values" / "dask-gateway.yaml"
-    rendered = helm_template(
-        "dask-gateway", "dask-gateway-2026.3.0.tgz", values, DASK_NS
-    )
+    rendered = render_gateway()
     pods = {}
     for doc in rendered:
         if doc["kind"] == "Deployment":
@@ -335,13 +337,7 @@ async def test_who_reaches_whom_with_the_real_labels(
 
 
 def test_the_hub_service_account_is_the_one_the_chart_makes() -> None:
-    values = REPO / "helm-values" / "jupyterhub.yaml"
-    rendered = helm_template("jhub", "jupyterhub-4.4.0.tgz", values, HUB_NS)
-    hub = next(
-        d
-        for d in rendered
-        if d["kind"] == "Deployment" and d["metadata"]["name"] == "hub"
-    )
+    hub = one(render_hub(), "Deployment", "hub")
     account = hub["spec"]["template"]["spec"]["serviceAccountName"]
     binding = next(
         d for d in yaml.safe_load_all(STATIC.read_text()) if d["kind"] == "RoleBinding"
