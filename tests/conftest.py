@@ -47,12 +47,8 @@ pytest_plugins = ["tests.process_leftovers", "pytester"]
 def ldap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LdapServer]:
     from devcluster.services.ldap import LdapServer  # no import at collection time
 
-    server = LdapServer(tmp_path_factory.mktemp("slapd"))
-    try:
-        server.start()
+    with LdapServer(tmp_path_factory.mktemp("slapd")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +57,8 @@ def moto_session() -> Iterator[MotoServer]:
         MotoServer,  # no import at collection time
     )
 
-    server = MotoServer()
-    try:
-        server.start()
+    with MotoServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
