@@ -35,32 +35,34 @@ _ERROR = re.compile(r'class="spawn-error-msg[^"]*">(.*?)</p>', re.S)
 _LOGIN_ERROR = re.compile(r'<p class="login_error">(.*?)</p>', re.S)
 
 
+def _waits(timeout: float, what: str) -> Iterator[None]:
+    """One step per wait between two checks; ``TimeoutError`` once time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        yield
+    raise TimeoutError(f"{what}: not within {timeout:g} s")
+
+
 def wait_until(
     check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25
 ) -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g} s")
+    waits = _waits(timeout, what)
+    while not (result := check()):
+        next(waits)
         time.sleep(interval)
+    return result
 
 
 async def eventually(
     check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.01
 ) -> T:
     """:func:`wait_until` for async tests: sleeps without blocking the loop."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g} s")
+    waits = _waits(timeout, what)
+    while not (result := check()):
+        next(waits)
         await asyncio.sleep(interval)
+    return result
 
 
 class HubUser:
