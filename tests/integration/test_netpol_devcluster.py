@@ -56,6 +56,7 @@ STATIC = HELM_VALUES / "dask-networkpolicy.yaml"
 DASK_NS, HUB_NS = "dask-gateway", "jhub"
 POLICIES = f"/apis/networking.k8s.io/v1/namespaces/{DASK_NS}/networkpolicies"
 AUTH_STATE = {"uidNumber": 10002, "gidNumber": 100}
+LOG = logging.getLogger("test.netpol")
 
 
 @pytest.fixture(scope="module")
@@ -169,22 +170,29 @@ def _client(cluster: Cluster) -> ApiClient:
     return ApiClient(Configuration(host=cluster.url))
 
 
+async def _ensure(client: ApiClient, user: str) -> None:
+    """Ensure ``user``'s policies through ``client``, logging to ``LOG``."""
+    await ensure_dask_network_policies(
+        Kube.of(client), DASK_NS, user, LOG, server_namespace=HUB_NS
+    )
+
+
+def _outcomes(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What each write to ``LOG`` reported (created, updated, unchanged)."""
+    return [r.args[-1] for r in caplog.records if r.name == LOG.name]
+
+
 # --------------------------------------------------------------------- ensure
 
 
 async def test_ensure_twice_writes_each_policy_once(
     cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
-    log = logging.getLogger("test.netpol")
-    caplog.set_level(logging.DEBUG, logger="test.netpol")
+    caplog.set_level(logging.DEBUG, logger=LOG.name)
     async with _client(cluster) as client:
-        await ensure_dask_network_policies(
-            Kube.of(client), DASK_NS, "Bob.Smith", log, server_namespace=HUB_NS
-        )
+        await _ensure(client, "Bob.Smith")
         first = {p["metadata"]["name"]: p for p in await _policies(client)}
-        await ensure_dask_network_policies(
-            Kube.of(client), DASK_NS, "Bob.Smith", log, server_namespace=HUB_NS
-        )
+        await _ensure(client, "Bob.Smith")
         second = {p["metadata"]["name"]: p for p in await _policies(client)}
     built = dask_network_policies(
         DASK_NS,
@@ -200,27 +208,21 @@ async def test_ensure_twice_writes_each_policy_once(
     for name, policy in first.items():
         rv = second[name]["metadata"]["resourceVersion"]
         assert policy["metadata"]["resourceVersion"] == rv, "second call wrote"
-    outcomes = [r.args[-1] for r in caplog.records if r.name == "test.netpol"]
-    assert outcomes == ["created", "created", "unchanged", "unchanged"]
+    assert _outcomes(caplog) == ["created", "created", "unchanged", "unchanged"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 async def test_a_changed_policy_is_put_back(
     cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
-    log = logging.getLogger("test.netpol")
-    caplog.set_level(logging.INFO, logger="test.netpol")
+    caplog.set_level(logging.INFO, logger=LOG.name)
     async with _client(cluster) as client:
-        await ensure_dask_network_policies(
-            Kube.of(client), DASK_NS, "bob", log, server_namespace=HUB_NS
-        )
+        await _ensure(client, "bob")
         assert cluster.store is not None
         stored = cluster.store.get("networkpolicies", DASK_NS, "dask-scheduler-bob")
         widened = {**stored, "spec": {**stored["spec"], "ingress": [{}]}}
         cluster.store.replace("networkpolicies", DASK_NS, "dask-scheduler-bob", widened)
-        await ensure_dask_network_policies(
-            Kube.of(client), DASK_NS, "bob", log, server_namespace=HUB_NS
-        )
+        await _ensure(client, "bob")
     restored = cluster.store.get("networkpolicies", DASK_NS, "dask-scheduler-bob")
     built = dask_network_policies(
         DASK_NS,
@@ -230,8 +232,7 @@ async def test_a_changed_policy_is_put_back(
     )
     assert restored["spec"] == built[0]["spec"]
     # INFO only: the unchanged worker policy is reported at DEBUG.
-    outcomes = [r.args[-1] for r in caplog.records if r.name == "test.netpol"]
-    assert outcomes == ["created", "created", "updated"]
+    assert _outcomes(caplog) == ["created", "created", "updated"]
 
 
 @pytest.mark.parametrize(
@@ -250,8 +251,7 @@ async def test_a_failure_is_logged_and_not_raised(
     case: str,
     expected: str,
 ) -> None:
-    log = logging.getLogger("test.netpol")
-    caplog.set_level(logging.INFO, logger="test.netpol")
+    caplog.set_level(logging.INFO, logger=LOG.name)
     namespace = "nowhere" if case == "no-namespace" else DASK_NS
     if case == "forbidden":
         cluster.faults.fail_next("POST", "networkpolicies", 403, message="forbidden")
@@ -263,7 +263,7 @@ async def test_a_failure_is_logged_and_not_raised(
             url = silent_server
         client = await stack.enter_async_context(ApiClient(Configuration(host=url)))
         await ensure_dask_network_policies(
-            Kube.of(client), namespace, "bob", log, server_namespace=HUB_NS, timeout=0.5
+            Kube.of(client), namespace, "bob", LOG, server_namespace=HUB_NS, timeout=0.5
         )
     (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert expected in warning.getMessage()
