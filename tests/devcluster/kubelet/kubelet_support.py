@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from typing import Any
@@ -60,6 +61,24 @@ async def bound_claim(api: Api, name: str) -> None:
         {"status": {"phase": "Bound"}},
         "application/merge-patch+json",
     )
+
+
+async def watch_pod(
+    api: Api, name: str, resource_version: str, seconds: int
+) -> asyncio.Future[Any]:
+    """Watch pod ``name``'s changes after ``resource_version`` for ``seconds``.
+
+    Returns the watch (its events once it ends) after giving it time to open.
+    """
+    watch = asyncio.ensure_future(
+        api.watch(
+            f"{NS}/pods?watch=true&resourceVersion={resource_version}"
+            f"&fieldSelector=metadata.name%3D{name}&timeoutSeconds={seconds}",
+            timeout=5 * seconds,
+        )
+    )
+    await asyncio.sleep(0.1)
+    return watch
 
 
 async def get_pod(api: Api, name: str) -> dict[str, Any]:

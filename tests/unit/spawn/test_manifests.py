@@ -205,52 +205,23 @@ def test_overrides_carry_the_size_environment(profiles: Profiles) -> None:
     assert out["extra_annotations"]["wbspawner.io/image"] == size.images[1].slug
 
 
+def _pv_pinned(key: str, zone: str) -> dict[str, Any]:
+    """A PV whose node affinity requires label ``key`` to be ``zone``."""
+    expression = {"key": key, "operator": "In", "values": [zone]}
+    terms = [{"matchExpressions": [expression]}]
+    return {"spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": terms}}}}
+
+
 @pytest.mark.parametrize(
     ("pv", "zone"),
     [
         pytest.param(
-            {
-                "spec": {
-                    "nodeAffinity": {
-                        "required": {
-                            "nodeSelectorTerms": [
-                                {
-                                    "matchExpressions": [
-                                        {
-                                            "key": "topology.kubernetes.io/zone",
-                                            "operator": "In",
-                                            "values": ["us-east-1b"],
-                                        }
-                                    ]
-                                }
-                            ]
-                        }
-                    }
-                }
-            },
+            _pv_pinned("topology.kubernetes.io/zone", "us-east-1b"),
             "us-east-1b",
             id="node-affinity",
         ),
         pytest.param(
-            {
-                "spec": {
-                    "nodeAffinity": {
-                        "required": {
-                            "nodeSelectorTerms": [
-                                {
-                                    "matchExpressions": [
-                                        {
-                                            "key": "topology.ebs.csi.aws.com/zone",
-                                            "operator": "In",
-                                            "values": ["us-east-1c"],
-                                        }
-                                    ]
-                                }
-                            ]
-                        }
-                    }
-                }
-            },
+            _pv_pinned("topology.ebs.csi.aws.com/zone", "us-east-1c"),
             "us-east-1c",
             id="ebs-csi-key",
         ),
