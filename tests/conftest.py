@@ -18,6 +18,13 @@ runs of their own (the check's tests). Fixtures that run services start lazily:
   by its server thread at the end (also when a test failed). moto keeps its
   state per process, so each folder's ``moto`` fixture decides when to reset it
   (``tests/devcluster`` before every test).
+- ``workbench``: the demo's stack (:class:`devcluster.demo.workbench.Workbench`:
+  devcluster with node groups, Dask Gateway, JupyterHub + configurable-http-proxy)
+  for one test module, on ``ldap_server``, its simulated time 50 times faster
+  than the demo's; in a folder of the session's temporary directory named after
+  the module. A module says what its stack runs (pools, zones, ...) by
+  overriding ``workbench_options``: ``Workbench``'s keyword arguments (none by
+  default). Stopped by PID once the module's tests are done.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from devcluster.demo.workbench import Workbench
     from devcluster.services.ldap import LdapServer
     from devcluster.services.moto_server import MotoServer
 
@@ -39,12 +47,8 @@ pytest_plugins = ["tests.process_leftovers", "pytester"]
 def ldap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LdapServer]:
     from devcluster.services.ldap import LdapServer  # no import at collection time
 
-    server = LdapServer(tmp_path_factory.mktemp("slapd"))
-    try:
-        server.start()
+    with LdapServer(tmp_path_factory.mktemp("slapd")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +57,28 @@ def moto_session() -> Iterator[MotoServer]:
         MotoServer,  # no import at collection time
     )
 
-    server = MotoServer()
-    try:
-        server.start()
+    with MotoServer() as server:
         yield server
-    finally:
-        server.stop()
+
+
+@pytest.fixture(scope="module")
+def workbench_options() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture(scope="module")
+def workbench(
+    request: pytest.FixtureRequest,
+    ldap_server: LdapServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    workbench_options: dict[str, Any],
+) -> Iterator[Workbench]:
+    from devcluster.demo.workbench import Workbench  # no import at collection time
+
+    state = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    options = {"time_factor": 0.02, **workbench_options}
+    with Workbench(state, ldap=ldap_server, **options) as bench:
+        yield bench
 
 
 @pytest.fixture

@@ -47,12 +47,8 @@ def fast_config(tmp_path: Path) -> ClusterConfig:
 
 @pytest.fixture
 async def cluster(fast_config: ClusterConfig) -> AsyncIterator[Cluster]:
-    c = Cluster(fast_config, controllers=False)
-    await c.start()
-    try:
+    async with Cluster(fast_config, controllers=False) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 @pytest.fixture
@@ -65,13 +61,11 @@ def moto(moto_session: MotoServer) -> MotoServer:
 async def full_cluster(
     fast_config: ClusterConfig, moto: MotoServer
 ) -> AsyncIterator[Cluster]:
-    c = Cluster(fast_config, aws_endpoint=moto.endpoint_url, controllers=True)
-    await c.start()
-    try:
+    async with Cluster(
+        fast_config, aws_endpoint=moto.endpoint_url, controllers=True
+    ) as c:
         assert c.controllers is not None, "devcluster.controllers did not start"
         yield c
-    finally:
-        await c.stop()
 
 
 @pytest.fixture

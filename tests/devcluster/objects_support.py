@@ -158,6 +158,34 @@ def expr(key: str, op: str, *values: str) -> Obj:
     return out
 
 
+def claim(
+    name: str, storage_class: str, *, size: str = "10Gi", volume: str | None = None
+) -> Obj:
+    """A claim as a client creates it (the store adds namespace, uid, status)."""
+    spec: Obj = {
+        "storageClassName": storage_class,
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+    }
+    if volume:
+        spec["volumeName"] = volume
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def static_volume(name: str, volume_id: str, **spec: Any) -> Obj:
+    """A 10 GiB volume an admin made for an existing EBS volume (no class)."""
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": "10Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "",
+            "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": volume_id},
+            **spec,
+        },
+    }
+
+
 def pvc(
     name: str,
     *,

@@ -1,6 +1,8 @@
 """Fixtures of the browser tests (started lazily, stopped at the end).
 
-``ldap_server`` comes from ``tests/conftest.py``.
+``ldap_server`` and ``workbench`` (the demo's stack for one module, configured
+by the module's ``workbench_options``) come from ``tests/conftest.py``; the
+steps every browser test takes are in ``browser_support``.
 
 - ``browser``: headless Debian Chromium driven by Playwright (one per module).
 """

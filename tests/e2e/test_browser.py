@@ -10,37 +10,25 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from devcluster.demo.workbench import NAMESPACE, Workbench
-from devcluster.services.ldap import LdapServer
+from tests.e2e.browser_support import fill_login, new_context, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "browser"
-
 
 @pytest.fixture(scope="module")
-def bench(
-    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Workbench]:
-    with Workbench(
-        tmp_path_factory.mktemp("browser"),
-        time_factor=0.02,
-        pools=["cpu16"],
-        zones=["us-east-1a"],
-        ldap=ldap_server,
-    ) as workbench:
-        yield workbench
+def workbench_options() -> dict[str, Any]:
+    return {"pools": ["cpu16"], "zones": ["us-east-1a"]}
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(30_000)
+    context = new_context(browser)
     try:
         yield context.new_page()
     finally:
@@ -48,16 +36,13 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    screenshot(page, "browser", name)
 
 
 def test_bob_starts_16_gib_reaches_his_server_and_stops_it(
-    bench: Workbench, page: Page
+    workbench: Workbench, page: Page
 ) -> None:
-    page.goto(f"{bench.url}/hub/login")
-    page.fill("#username_input", "bob")
-    page.fill("#password_input", "bob-pw")
+    fill_login(page, workbench.url, "bob")
     shot(page, "01-login")
     page.click("#login_submit")
 
@@ -81,12 +66,12 @@ def test_bob_starts_16_gib_reaches_his_server_and_stops_it(
     expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=90_000)
     expect(page).to_have_title(re.compile("JupyterLab"))
     shot(page, "04-jupyterlab")
-    assert bench.kube is not None
-    pod = bench.kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods/jupyter-bob")
+    assert workbench.kube is not None
+    pod = workbench.kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods/jupyter-bob")
     assert pod is not None
     assert pod["spec"]["nodeSelector"]["wbspawner.io/pool"] == "cpu16"
 
-    page.goto(f"{bench.url}/hub/home")
+    page.goto(f"{workbench.url}/hub/home")
     stop = page.locator("#stop")
     expect(stop).to_be_visible()
     shot(page, "05-home-running")
@@ -94,7 +79,7 @@ def test_bob_starts_16_gib_reaches_his_server_and_stops_it(
     expect(stop).to_be_hidden(timeout=60_000)
     expect(page.locator("#start")).to_be_visible()
     shot(page, "06-home-stopped")
-    kube = bench.kube
+    kube = workbench.kube
     assert kube is not None
     deadline = time.monotonic() + 30
     while kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods/jupyter-bob") is not None:

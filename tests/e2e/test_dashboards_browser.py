@@ -20,27 +20,17 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import pytest
-from dask_gateway import Gateway, JupyterHubAuth
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from devcluster.demo.workbench import Workbench
-from devcluster.services.ldap import LdapServer
+from tests.e2e.browser_support import fill_login, new_context, screenshot
+from tests.integration.hub_harness import dask_cluster
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.timeout(300),
-    # FIXME(dask-gateway 2026.3.0 client.py Gateway.__del__): see
-    # tests/integration/test_gateway.py.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in.*Gateway.__del__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboards"
 PREFIX = "/services/dask-gateway"
 
 # Opens a websocket from the page, sends the scheduler's ping, and reports.
@@ -67,17 +57,9 @@ class Stack:
         return f"{self.bench.url}{PREFIX}/clusters/{self.cluster}/{path}"
 
 
-def _context(browser: Browser) -> BrowserContext:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(30_000)
-    return context
-
-
 def _log_in(context: BrowserContext, url: str, user: str) -> Page:
     page = context.new_page()
-    page.goto(f"{url}/hub/login")
-    page.fill("#username_input", user)
-    page.fill("#password_input", f"{user}-pw")
+    fill_login(page, url, user)
     page.click("#login_submit")
     # The hub sends a user with a running server on to it (no need to load it).
     page.wait_for_url(
@@ -111,45 +93,30 @@ def _start_server_and_token(context: BrowserContext, page: Page, url: str) -> st
 
 
 @pytest.fixture(scope="module")
-def stack(
-    ldap_server: LdapServer, browser: Browser, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    with Workbench(
-        tmp_path_factory.mktemp("dashboards-browser"),
-        time_factor=0.02,
-        pools=["cpu16"],
-        zones=["us-east-1a"],
-        ldap=ldap_server,
-        warmer=False,
-    ) as bench:
-        context = _context(browser)
-        try:
-            page = _log_in(context, bench.url, "bob")
-            token = _start_server_and_token(context, page, bench.url)
-        finally:
-            context.close()
-        assert bench.gateway is not None
-        with Gateway(
-            f"{bench.url}{PREFIX}",
-            proxy_address=bench.gateway.hub_env["WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS"],
-            auth=JupyterHubAuth(api_token=token),
-        ) as gateway:
-            cluster = gateway.new_cluster(max_workers=1)
-            try:
-                yield Stack(bench, cluster.name)
-            finally:
-                cluster.shutdown()
+def workbench_options() -> dict[str, Any]:
+    return {"pools": ["cpu16"], "zones": ["us-east-1a"], "warmer": False}
+
+
+@pytest.fixture(scope="module")
+def stack(workbench: Workbench, browser: Browser) -> Iterator[Stack]:
+    context = new_context(browser)
+    try:
+        page = _log_in(context, workbench.url, "bob")
+        token = _start_server_and_token(context, page, workbench.url)
+    finally:
+        context.close()
+    with dask_cluster(workbench, token) as cluster:
+        yield Stack(workbench, cluster)
 
 
 def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    screenshot(page, "dashboards", name)
 
 
 def test_bob_sees_his_dashboard_and_its_websocket(
     stack: Stack, browser: Browser
 ) -> None:
-    context = _context(browser)
+    context = new_context(browser)
     try:
         page = _log_in(context, stack.bench.url, "bob")
         response = page.goto(stack.dashboard("info/main/workers.html"))
@@ -166,7 +133,7 @@ def test_bob_sees_his_dashboard_and_its_websocket(
 def test_gina_is_refused_bobs_dashboard_and_websocket(
     stack: Stack, browser: Browser
 ) -> None:
-    context = _context(browser)
+    context = new_context(browser)
     try:
         page = _log_in(context, stack.bench.url, "gina")
         response = page.goto(stack.dashboard("info/main/workers.html"))
@@ -180,7 +147,7 @@ def test_gina_is_refused_bobs_dashboard_and_websocket(
 
 
 def test_a_stranger_lands_on_the_login_page(stack: Stack, browser: Browser) -> None:
-    context = _context(browser)
+    context = new_context(browser)
     try:
         page = context.new_page()
         page.goto(stack.dashboard("info/main/workers.html"))

@@ -4,6 +4,8 @@ Session-scoped; each starts on first use and is stopped by its PID (or its serve
 thread) at the end of the session, also when a test failed:
 
 - ``ldap_server`` (tests/conftest.py): the session's slapd with the demo users.
+- ``workbench`` (tests/conftest.py): the demo's whole stack for one module; the
+  module overrides ``workbench_options`` to say which pools and zones it runs.
 - ``moto``: :class:`devcluster.services.moto_server.MotoServer`, moto on 127.0.0.1; use
   ``moto.client("ec2")``. moto keeps its state per *process* (every MotoServer and
   ``mock_aws`` here share it) and any test may ``moto.reset()`` it: create what a test

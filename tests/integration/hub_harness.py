@@ -7,19 +7,21 @@ and the REST API through a token the user creates for themself. The stack itself
 :class:`devcluster.demo.workbench.Workbench`, the same one ``make demo`` runs;
 :func:`restart_hub` restarts its hub as an operator would (servers keep running);
 :func:`crash_hub` kills it with SIGKILL (no cleanup runs) and :func:`start_hub_again`
-starts one after a crash.
+starts one after a crash; :func:`dask_cluster` makes a user a Dask cluster
+through the hub's proxy, as a notebook does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import os
 import re
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,32 +39,34 @@ _ERROR = re.compile(r'class="spawn-error-msg[^"]*">(.*?)</p>', re.S)
 _LOGIN_ERROR = re.compile(r'<p class="login_error">(.*?)</p>', re.S)
 
 
+def _waits(timeout: float, what: str) -> Iterator[None]:
+    """One step per wait between two checks; ``TimeoutError`` once time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        yield
+    raise TimeoutError(f"{what}: not within {timeout:g} s")
+
+
 def wait_until(
     check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25
 ) -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g} s")
+    waits = _waits(timeout, what)
+    while not (result := check()):
+        next(waits)
         time.sleep(interval)
+    return result
 
 
 async def eventually(
     check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.01
 ) -> T:
     """:func:`wait_until` for async tests: sleeps without blocking the loop."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g} s")
+    waits = _waits(timeout, what)
+    while not (result := check()):
+        next(waits)
         await asyncio.sleep(interval)
+    return result
 
 
 class HubUser:
@@ -216,6 +220,15 @@ def pod_of(kube: Kube, user: str) -> dict[str, Any] | None:
     return result
 
 
+def server_environ(bench: Workbench, user: str) -> dict[str, str]:
+    """Return the environment the hub gave the user's server (its pod's spec)."""
+    assert bench.kube is not None
+    pod = pod_of(bench.kube, user)
+    assert pod is not None, f"{user} has no server pod"
+    (container,) = pod["spec"]["containers"]
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
 def pvc_of(kube: Kube, user: str) -> dict[str, Any] | None:
     """Return the user's home claim, if it exists."""
     result: dict[str, Any] | None = kube.get(
@@ -301,3 +314,25 @@ def start_hub_again(
         cwd=bench.state_dir / "hub",
     )
     wait_for_hub(environ["WBSPAWNER_HUB_BIND_URL"], bench.url, bench.hub, timeout)
+
+
+@contextlib.contextmanager
+def dask_cluster(bench: Workbench, token: str) -> Iterator[str]:
+    """Make a one-worker Dask cluster with the user's hub API token; yield its name.
+
+    Through the hub's proxy at the gateway service's prefix, as ``dask_gateway``
+    in a user's server does; the cluster is shut down on the way out.
+    """
+    from dask_gateway import Gateway, JupyterHubAuth  # heavy, and few tests use it
+
+    assert bench.gateway is not None
+    with Gateway(
+        f"{bench.url}/services/dask-gateway",
+        proxy_address=bench.gateway.hub_env["WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS"],
+        auth=JupyterHubAuth(api_token=token),
+    ) as gateway:
+        cluster = gateway.new_cluster(max_workers=1)
+        try:
+            yield cluster.name
+        finally:
+            cluster.shutdown()

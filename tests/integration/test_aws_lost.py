@@ -18,13 +18,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devcluster.demo.workbench import NAMESPACE, Workbench
-from devcluster.services.ldap import LdapServer
 from tests.integration.hub_harness import HubUser, pod_of, pvc_of, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -33,46 +31,40 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def bench(
-    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Workbench]:
-    workbench = Workbench(
-        tmp_path_factory.mktemp("awslost"),
-        time_factor=0.05,  # gina's node boots for ~9 s: time to lose AWS meanwhile
-        pools=["mem64"],
-        zones=["us-east-1b"],
-        ldap=ldap_server,
-        capacity_grace_s=1.0,
-        warmer=False,
-    )
-    with workbench:
-        yield workbench
+def workbench_options() -> dict[str, object]:
+    return {
+        "time_factor": 0.05,  # gina's node boots for ~9 s: time to lose AWS meanwhile
+        "pools": ["mem64"],
+        "zones": ["us-east-1b"],
+        "capacity_grace_s": 1.0,
+        "warmer": False,
+    }
 
 
-def logged_in(bench: Workbench, name: str) -> HubUser:
-    user = HubUser(bench.url, name, f"{name}-pw")
+def logged_in(workbench: Workbench, name: str) -> HubUser:
+    user = HubUser(workbench.url, name, f"{name}-pw")
     response = user.login()
     assert response.status_code == 302, response.text[:300]
     return user
 
 
-def reset_moto(bench: Workbench) -> None:
+def reset_moto(workbench: Workbench) -> None:
     """Wipe every resource of devcluster's moto server (``/moto-api/reset``)."""
-    assert bench.cluster is not None
+    assert workbench.cluster is not None
     request = urllib.request.Request(
-        f"{bench.cluster.moto}/moto-api/reset", method="POST", data=b""
+        f"{workbench.cluster.moto}/moto-api/reset", method="POST", data=b""
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(request, timeout=10) as response:
         response.read()
 
 
-def wbspawner(bench: Workbench, *argv: str) -> subprocess.CompletedProcess[str]:
+def wbspawner(workbench: Workbench, *argv: str) -> subprocess.CompletedProcess[str]:
     """Run the ``wbspawner`` command against the stack, as an admin would."""
     env = {
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "HOME": os.environ.get("HOME", "/root"),
-        **bench.cli_env,
+        **workbench.cli_env,
     }
     done = subprocess.run(
         [str(BIN / "wbspawner"), *argv],
@@ -86,50 +78,50 @@ def wbspawner(bench: Workbench, *argv: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def homes(bench: Workbench) -> dict[str, dict[str, object]]:
+def homes(workbench: Workbench) -> dict[str, dict[str, object]]:
     """Return ``wbspawner home list --json`` by user."""
-    rows = json.loads(wbspawner(bench, "home", "list", "--json").stdout)
+    rows = json.loads(wbspawner(workbench, "home", "list", "--json").stdout)
     return {str(row["user"]): row for row in rows}
 
 
-def reasons(bench: Workbench, pod: str) -> list[str]:
+def reasons(workbench: Workbench, pod: str) -> list[str]:
     """Return the reasons of a pod's events so far, oldest first."""
-    assert bench.kube is not None
-    events = bench.kube.get(
+    assert workbench.kube is not None
+    events = workbench.kube.get(
         f"/api/v1/namespaces/{NAMESPACE}/events",
         fieldSelector=f"involvedObject.name={pod}",
     )["items"]
     return [str(e["reason"]) for e in events]
 
 
-def test_aws_state_lost_is_told_plainly_and_deletes_nothing(bench: Workbench) -> None:
+def test_aws_state_lost_is_told_plainly_and_deletes_nothing(workbench: Workbench) -> None:
     """bob runs, gina's node is booting: AWS forgets everything. gina's spawn
     fails within a minute saying no node can be started; devcluster's
     autoscaler logs no traceback; bob's home is flagged, and kept."""
-    kube = bench.kube
-    assert kube is not None and bench.cluster is not None
-    bob = logged_in(bench, "bob")
+    kube = workbench.kube
+    assert kube is not None and workbench.cluster is not None
+    bob = logged_in(workbench, "bob")
     bob.form()
     assert bob.spawn({"profile": "large"}).status_code == 302
     bob.wait_ready(timeout=150)
     claim = pvc_of(kube, "bob")
     assert claim is not None and claim["status"]["phase"] == "Bound"
     pv_name = claim["spec"]["volumeName"]
-    volume = str(homes(bench)["bob"]["volume_id"])
+    volume = str(homes(workbench)["bob"]["volume_id"])
     assert volume.startswith("vol-")
 
-    gina = logged_in(bench, "gina")
+    gina = logged_in(workbench, "gina")
     gina.form()
     started = time.monotonic()
     assert gina.spawn({"profile": "large"}).status_code == 302
     wait_until(
-        lambda: "TriggeredScaleUp" in reasons(bench, "jupyter-gina"),
+        lambda: "TriggeredScaleUp" in reasons(workbench, "jupyter-gina"),
         60,
         "a node booting for gina",
     )
-    devcluster_log = bench.state_dir / "devcluster.log"
+    devcluster_log = workbench.state_dir / "devcluster.log"
     log_before = devcluster_log.read_text(errors="replace")
-    reset_moto(bench)  # node groups, instances (the booting one), volumes: gone
+    reset_moto(workbench)  # node groups, instances (the booting one), volumes: gone
 
     events = gina.progress(timeout=170)
     took = time.monotonic() - started
@@ -151,10 +143,10 @@ def test_aws_state_lost_is_told_plainly_and_deletes_nothing(bench: Workbench) ->
     )
     assert "Traceback" not in since_reset(), since_reset()[-3000:]
 
-    after = homes(bench)["bob"]
+    after = homes(workbench)["bob"]
     assert after["volume_id"] == volume
     assert after["volume_missing"] is True and "missing" in str(after["status"])
-    listed = wbspawner(bench, "home", "list")
+    listed = wbspawner(workbench, "home", "list")
     assert f"EBS volume {volume} does not exist" in listed.stdout + listed.stderr
     # Flagged, never deleted: the claim and the PV that names the volume stay.
     assert pvc_of(kube, "bob") is not None

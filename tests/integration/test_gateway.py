@@ -38,6 +38,7 @@ from devcluster.services.procs import Proc, free_port, wait_for_http
 from tests.integration.gateway_harness import (
     PASSWORD,
     PREFIX,
+    REPO,
     TEST_CONFIG,
     GatewayProc,
     running_gateway,
@@ -49,8 +50,6 @@ from wbspawner.gateway.workers import worker_resources
 from wbspawner.profiles.loader import load_profiles
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def refused(gw: Gateway, **options: Any) -> str:
@@ -511,21 +510,28 @@ print("done", flush=True)
 """
 
 
+def _run_notebook(
+    code: str, env: dict[str, str], folder: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter with ``env``, as a notebook runs."""
+    script = folder / "notebook.py"
+    script.write_text(code, encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def test_a_refused_cluster_does_not_hang_the_notebook(
     stack: Stack, bob_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Item 7: the client's finalizers come from packages/wb-dask-gateway-fix."""
-    script = tmp_path / "refused.py"
-    script.write_text(REFUSED_THEN_COLLECTED, encoding="utf-8")
     try:
-        done = subprocess.run(
-            [sys.executable, str(script)],
-            env=bob_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = _run_notebook(REFUSED_THEN_COLLECTED, bob_env, tmp_path, timeout=60)
     except subprocess.TimeoutExpired as err:
         raise AssertionError(f"the notebook hung: {err.stdout!r}") from None
     assert done.returncode == 0, done.stderr[-3000:]
@@ -537,16 +543,7 @@ def test_a_refused_cluster_does_not_hang_the_notebook(
 def test_cluster_from_bobs_server_with_nothing_configured(
     stack: Stack, bob_env: dict[str, str], tmp_path: Path
 ) -> None:
-    script = tmp_path / "notebook.py"
-    script.write_text(NOTEBOOK, encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=bob_env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    done = _run_notebook(NOTEBOOK, bob_env, tmp_path, timeout=180)
     lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     out = json.loads(lines[-1][len("RESULT ") :])

@@ -26,27 +26,18 @@ import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-from dask_gateway import Gateway, JupyterHubAuth
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from devcluster.demo.workbench import Workbench
-from devcluster.services.ldap import LdapServer
-from tests.integration.hub_harness import HubUser, pod_of
+from tests.integration.hub_harness import HubUser, dask_cluster, server_environ
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.timeout(300),
-    # FIXME(dask-gateway 2026.3.0 client.py Gateway.__del__): see test_gateway.py.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in.*Gateway.__del__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 PREFIX = "/services/dask-gateway"
 ROUTES = {
@@ -82,45 +73,26 @@ def _anonymous() -> requests.Session:
 
 
 @pytest.fixture(scope="module")
-def dash(
-    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Dashboards]:
-    with Workbench(
-        tmp_path_factory.mktemp("dashboards"),
-        time_factor=0.02,
-        pools=["cpu16"],
-        zones=["us-east-1a"],
-        ldap=ldap_server,
-        warmer=False,
-    ) as bench:
-        users = {
-            name: HubUser(bench.url, name, f"{name}-pw")
-            for name in ("bob", "gina", "alice")
-        }
-        for user in users.values():
-            assert user.login().status_code == 302
-        tokens = {name: user.token() for name, user in users.items()}
-        # bob's server runs, so the gateway's reaper leaves his cluster alone.
-        bob = users["bob"]
-        assert bob.spawn({"profile": "medium"}).status_code == 302
-        bob.wait_ready(timeout=150)
-        assert bench.kube is not None and bench.gateway is not None
-        pod = pod_of(bench.kube, "bob")
-        assert pod is not None
-        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
-        proxy = bench.gateway.hub_env["WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS"]
-        with Gateway(
-            f"{bench.url}{PREFIX}",
-            proxy_address=proxy,
-            auth=JupyterHubAuth(api_token=tokens["bob"]),
-        ) as gateway:
-            cluster = gateway.new_cluster(max_workers=1)
-            try:
-                yield Dashboards(
-                    bench, cluster.name, tokens, users, env["JUPYTERHUB_API_TOKEN"]
-                )
-            finally:
-                cluster.shutdown()
+def workbench_options() -> dict[str, Any]:
+    return {"pools": ["cpu16"], "zones": ["us-east-1a"], "warmer": False}
+
+
+@pytest.fixture(scope="module")
+def dash(workbench: Workbench) -> Iterator[Dashboards]:
+    users = {
+        name: HubUser(workbench.url, name, f"{name}-pw")
+        for name in ("bob", "gina", "alice")
+    }
+    for user in users.values():
+        assert user.login().status_code == 302
+    tokens = {name: user.token() for name, user in users.items()}
+    # bob's server runs, so the gateway's reaper leaves his cluster alone.
+    bob = users["bob"]
+    assert bob.spawn({"profile": "medium"}).status_code == 302
+    bob.wait_ready(timeout=150)
+    server_token = server_environ(workbench, "bob")["JUPYTERHUB_API_TOKEN"]
+    with dask_cluster(workbench, tokens["bob"]) as cluster:
+        yield Dashboards(workbench, cluster, tokens, users, server_token)
 
 
 def _get(url: str, **kwargs: object) -> requests.Response:

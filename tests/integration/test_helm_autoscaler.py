@@ -7,13 +7,11 @@ the NetworkPolicy the values add through the chart's ``extraObjects``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import kubernetes_validate
 import pytest
 import yaml
 
-from tests.integration.helm_support import helm_template
+from tests.integration.helm_support import HELM_VALUES, K8S, REPO, helm_template
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.gateway.netpol import selects
 from wbspawner.pools.autoscaler_values import FLAGS, expander_priorities
@@ -21,10 +19,8 @@ from wbspawner.profiles.loader import load_profiles
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-VALUES = REPO / "helm-values" / "cluster-autoscaler.yaml"
+VALUES = HELM_VALUES / "cluster-autoscaler.yaml"
 CHART_NAME = "cluster-autoscaler-9.59.0.tgz"
-K8S = "1.33"
 
 
 @pytest.fixture(scope="module")

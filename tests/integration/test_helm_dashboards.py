@@ -13,9 +13,7 @@ only the front reach the gateway's HTTP port.
 
 from __future__ import annotations
 
-import base64
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,13 +21,19 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
-from traitlets.config import Config
 
 from tests.integration.helm_support import (
-    IMAGE_HUB_CONFIG,
-    helm_template,
-    hub_environ,
+    HELM_VALUES,
+    HUB_NAMESPACE,
+    K8S,
+    REPO,
+    TRAEFIK_CLIENTS,
+    connection_cases,
+    hub_extra_config,
     one,
+    render_gateway,
+    render_hub,
+    set_wbspawner_environ,
 )
 from wbspawner.gateway.config import PREFIX
 from wbspawner.gateway.front import DashboardFront
@@ -37,11 +41,7 @@ from wbspawner.gateway.netpol import PodRef, allows, selects
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-VALUES = REPO / "helm-values"
-FRONT = VALUES / "dask-dashboards.yaml"
-K8S = "1.33"
-NAMESPACE = "jhub"
+FRONT = HELM_VALUES / "dask-dashboards.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +52,12 @@ def front() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def hub() -> list[dict[str, Any]]:
-    return helm_template(
-        "jhub", "jupyterhub-4.4.0.tgz", VALUES / "jupyterhub.yaml", NAMESPACE
-    )
+    return render_hub()
 
 
 @pytest.fixture(scope="module")
 def gateway() -> list[dict[str, Any]]:
-    return helm_template(
-        "dask-gateway",
-        "dask-gateway-2026.3.0.tgz",
-        VALUES / "dask-gateway.yaml",
-        "dask-gateway",
-    )
+    return render_gateway()
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +75,7 @@ def test_the_front_is_a_deployment_a_service_and_a_policy_in_jhub(
     assert sorted(front) == ["Deployment", "NetworkPolicy", "Service"]
     for doc in front.values():
         kubernetes_validate.validate(doc, K8S, strict=True)
-        assert doc["metadata"]["namespace"] == NAMESPACE
+        assert doc["metadata"]["namespace"] == HUB_NAMESPACE
 
 
 def test_the_front_runs_from_the_hub_image_unprivileged(
@@ -137,14 +130,10 @@ def test_the_front_reads_the_gateway_token_as_a_file(
     # The front starts with these settings (the token file as mounted).
     token = tmp_path / "token"
     token.write_text("t0ken\n", encoding="utf-8")
-    for name in [n for n in os.environ if n.startswith("WBSPAWNER_")]:
-        monkeypatch.delenv(name)
     monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
-    for name, value in {
-        **env,
-        "WBSPAWNER_DASK_GATEWAY_API_TOKEN_FILE": str(token),
-    }.items():
-        monkeypatch.setenv(name, value)
+    set_wbspawner_environ(
+        monkeypatch, {**env, "WBSPAWNER_DASK_GATEWAY_API_TOKEN_FILE": str(token)}
+    )
     settings = DashboardFront().settings_from_env()
     assert settings.api_token == "t0ken"
     assert settings.hub_api_url == "http://hub:8081/hub/api"
@@ -173,32 +162,13 @@ def test_the_service_selects_the_front_on_its_port(
     assert urlsplit(_service_url(front)).port == container_port["containerPort"]
 
 
-def _rendered_hub_config(
-    hub: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Config:
-    """The hub's configuration as the chart's extraConfig makes it."""
-    secret = one(hub, "Secret", "hub")
-    values = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
-    for name in [n for n in os.environ if n.startswith("WBSPAWNER_")]:
-        monkeypatch.delenv(name)
-    for name, value in hub_environ(hub, tmp_path, NAMESPACE).items():
-        monkeypatch.setenv(name, value)
-    snippet = values["hub"]["extraConfig"]["10-wbspawner"].replace(
-        IMAGE_HUB_CONFIG, str(REPO / "jupyterhub_config.py")
-    )
-    c = Config()
-    c.ConfigurableHTTPProxy.should_start = True
-    exec(compile(snippet, "10-wbspawner", "exec"), {"c": c})
-    return c
-
-
 def test_the_hub_routes_the_gateway_prefix_to_the_front(
     front: dict[str, dict[str, Any]],
     hub: list[dict[str, Any]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    c = _rendered_hub_config(hub, tmp_path, monkeypatch)
+    c = hub_extra_config(hub, tmp_path, monkeypatch)
     (service,) = [s for s in c.JupyterHub.services if s["name"] == "dask-gateway"]
     # JupyterHub routes /services/<name>/ to the service URL: dashboards included.
     assert service["url"] == _service_url(front)
@@ -217,14 +187,14 @@ def _pods(
 ) -> dict[str, PodRef]:
     out = {
         "front": PodRef(
-            NAMESPACE, front["Deployment"]["spec"]["template"]["metadata"]["labels"]
+            HUB_NAMESPACE, front["Deployment"]["spec"]["template"]["metadata"]["labels"]
         )
     }
     for name in ("hub", "proxy"):
         labels = one(hub, "Deployment", name)["spec"]["template"]["metadata"]
-        out[name] = PodRef(NAMESPACE, labels["labels"])
+        out[name] = PodRef(HUB_NAMESPACE, labels["labels"])
     out["server"] = PodRef(
-        NAMESPACE, {"app": "jupyterhub", "component": "singleuser-server"}
+        HUB_NAMESPACE, {"app": "jupyterhub", "component": "singleuser-server"}
     )
     for doc in gateway:
         if doc["kind"] == "Deployment":
@@ -240,18 +210,12 @@ CONNECTIONS = [
     ("hub", "front", 8765, True),
     ("traefik", "front", 8765, False),
     ("gateway", "front", 8765, False),
-    ("front", "traefik", 8000, True),
-    ("proxy", "traefik", 8000, False),
-    ("server", "traefik", 8000, False),
-    ("hub", "traefik", 8000, False),
-    ("server", "traefik", 8786, True),
-    ("front", "traefik", 8786, False),
+    *TRAEFIK_CLIENTS,
 ]
 
 
 @pytest.mark.parametrize(
-    ("source", "target", "port", "allowed"),
-    [pytest.param(*c, id=f"{c[0]}-{c[1]}-{c[2]}") for c in CONNECTIONS],
+    ("source", "target", "port", "allowed"), connection_cases(CONNECTIONS)
 )
 def test_only_the_front_reaches_the_gateways_http_port(
     front: dict[str, dict[str, Any]],
@@ -262,7 +226,7 @@ def test_only_the_front_reaches_the_gateways_http_port(
     port: int,
     allowed: bool,
 ) -> None:
-    text = (VALUES / "dask-gateway-networkpolicy.yaml").read_text(encoding="utf-8")
+    text = (HELM_VALUES / "dask-gateway-networkpolicy.yaml").read_text(encoding="utf-8")
     policies = [d for d in yaml.safe_load_all(text) if d]
     policies.append(front["NetworkPolicy"])
     pods = _pods(front, hub, gateway)

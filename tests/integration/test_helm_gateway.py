@@ -27,24 +27,25 @@ from dask_gateway_server.backends.kubernetes.controller import KubeController
 from dask_gateway_server.utils import FrozenAttrDict
 from traitlets.config import Config
 
-from tests.integration.helm_support import helm_template, one
+from tests.integration.helm_support import (
+    HELM_VALUES,
+    K8S,
+    REPO,
+    TRAEFIK_CLIENTS,
+    connection_cases,
+    one,
+    render_gateway,
+    render_hub,
+)
 from wbspawner.gateway.backends import WorkbenchKubeBackend
 from wbspawner.gateway.netpol import PodRef, allows
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-VALUES = REPO / "helm-values" / "dask-gateway.yaml"
-HUB_VALUES = REPO / "helm-values" / "jupyterhub.yaml"
-CHART_NAME = "dask-gateway-2026.3.0.tgz"
-K8S = "1.33"
-
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    return helm_template(
-        "dask-gateway", CHART_NAME, VALUES, "dask-gateway", "--include-crds"
-    )
+    return render_gateway("--include-crds")
 
 
 def _crd_schemas(rendered: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
@@ -150,8 +151,8 @@ def test_rendered_config_runs_with_the_workbench_backend(
 
 
 GATEWAY_PODS = ("api-dask-gateway", "controller-dask-gateway", "traefik-dask-gateway")
-POLICIES = REPO / "helm-values" / "dask-gateway-networkpolicy.yaml"
-FRONT = REPO / "helm-values" / "dask-dashboards.yaml"
+POLICIES = HELM_VALUES / "dask-gateway-networkpolicy.yaml"
+FRONT = HELM_VALUES / "dask-dashboards.yaml"
 METADATA = ipaddress.ip_address("169.254.169.254")
 
 
@@ -183,7 +184,7 @@ def pods(rendered: list[dict[str, Any]]) -> dict[str, PodRef]:
             labels = doc["spec"]["template"]["metadata"]["labels"]
             component = labels["app.kubernetes.io/component"]
             out[component] = PodRef("dask-gateway", labels)
-    hub = helm_template("jhub", "jupyterhub-4.4.0.tgz", HUB_VALUES, "jhub")
+    hub = render_hub()
     for name in ("hub", "proxy"):
         template = one(hub, "Deployment", name)["spec"]["template"]
         out[name] = PodRef("jhub", template["metadata"]["labels"])
@@ -206,14 +207,7 @@ def pods(rendered: list[dict[str, Any]]) -> dict[str, PodRef]:
 
 CONNECTIONS = [
     # source, target (component), port, allowed
-    # The gateway's HTTP side (API, dashboards) only through the dashboards
-    # front; user servers reach traefik for their schedulers' TLS only.
-    ("front", "traefik", 8000, True),
-    ("server", "traefik", 8000, False),
-    ("server", "traefik", 8786, True),
-    ("proxy", "traefik", 8000, False),
-    ("hub", "traefik", 8000, False),
-    ("front", "traefik", 8786, False),
+    *TRAEFIK_CLIENTS,
     ("traefik", "gateway", 8000, True),
     ("scheduler", "gateway", 8000, True),
     ("server elsewhere", "traefik", 8000, False),
@@ -229,8 +223,7 @@ CONNECTIONS = [
 
 
 @pytest.mark.parametrize(
-    ("source", "target", "port", "allowed"),
-    [pytest.param(*c, id=f"{c[0]}-{c[1]}-{c[2]}") for c in CONNECTIONS],
+    ("source", "target", "port", "allowed"), connection_cases(CONNECTIONS)
 )
 def test_gateway_pods_admit_only_their_clients(
     pods: dict[str, PodRef], source: str, target: str, port: int, allowed: bool

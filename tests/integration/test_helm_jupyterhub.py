@@ -21,29 +21,27 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
-from traitlets.config import Config
 
 from tests.integration.helm_support import (
+    HUB_NAMESPACE,
     IMAGE_HUB_CONFIG,
-    helm_template,
+    K8S,
+    REPO,
     hub_environ,
+    hub_extra_config,
+    hub_values,
     one,
+    render_hub,
 )
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-VALUES = REPO / "helm-values" / "jupyterhub.yaml"
-CHART_NAME = "jupyterhub-4.4.0.tgz"
-NAMESPACE = "jhub"
-K8S = "1.33"
 METADATA = "169.254.169.254"
 
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    return helm_template("jhub", CHART_NAME, VALUES, NAMESPACE)
+    return render_hub()
 
 
 def test_every_rendered_object_is_strictly_valid(rendered):
@@ -211,9 +209,9 @@ def test_only_the_hub_gets_a_service_account_token(rendered):
     proxy = one(rendered, "Deployment", "proxy")["spec"]["template"]["spec"]
     assert proxy["automountServiceAccountToken"] is False
     assert proxy["securityContext"]["runAsNonRoot"] is True
-    spawner = _values(rendered)["hub"]["config"]["KubeSpawner"]
+    spawner = hub_values(rendered)["hub"]["config"]["KubeSpawner"]
     assert spawner["automount_service_account_token"] is False
-    assert not _values(rendered)["singleuser"].get("serviceAccountName")
+    assert not hub_values(rendered)["singleuser"].get("serviceAccountName")
 
 
 def test_hub_credentials_are_mounted_files(rendered):
@@ -259,11 +257,6 @@ def test_hub_credentials_are_mounted_files(rendered):
         assert secret in ("wbspawner-ldap", "wbspawner-dask-gateway"), name
 
 
-def _values(rendered: list[dict[str, Any]]) -> dict[str, Any]:
-    secret = one(rendered, "Secret", "hub")
-    return yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
-
-
 def test_hub_image_is_ours_and_user_defaults_are_locked_down(rendered):
     (container,) = one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
         "containers"
@@ -271,7 +264,7 @@ def test_hub_image_is_ours_and_user_defaults_are_locked_down(rendered):
     versions = (REPO / "images" / "versions.env").read_text(encoding="utf-8")
     assert f"WBSPAWNER_VERSION={container['image'].rpartition(':')[2]}" in versions
     assert container["image"].startswith("ghcr.io/wbspawner/hub:")
-    spawner = _values(rendered)["hub"]["config"]["KubeSpawner"]
+    spawner = hub_values(rendered)["hub"]["config"]["KubeSpawner"]
     csc = spawner["container_security_context"]
     assert csc["runAsNonRoot"] is True
     assert csc["allowPrivilegeEscalation"] is False
@@ -310,30 +303,18 @@ def test_profiles_config_map_is_mounted_for_hot_reload(rendered):
 
 
 def test_culling_is_on(rendered):
-    cull = _values(rendered)["cull"]
+    cull = hub_values(rendered)["cull"]
     assert cull["enabled"] is True
     assert 0 < cull["timeout"] <= 24 * 3600
     assert cull["users"] is False  # users (and their homes) are never deleted
 
 
 def test_rendered_hub_config_loads_wbspawner(rendered, tmp_path, monkeypatch):
-    extra = _values(rendered)["hub"]["extraConfig"]
+    extra = hub_values(rendered)["hub"]["extraConfig"]
     assert list(extra) == ["10-wbspawner"]
-    env = hub_environ(rendered, tmp_path, NAMESPACE)
-    for name in [n for n in os.environ if n.startswith("WBSPAWNER_")]:
-        monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
     dockerfile = (REPO / "images" / "hub" / "Dockerfile").read_text(encoding="utf-8")
     assert f"COPY jupyterhub_config.py {IMAGE_HUB_CONFIG}\n" in dockerfile
-    snippet = extra["10-wbspawner"]
-    assert IMAGE_HUB_CONFIG in snippet
-    snippet = snippet.replace(IMAGE_HUB_CONFIG, str(REPO / "jupyterhub_config.py"))
-    c = Config()
-    # z2jh's own jupyterhub_config.py ran before and set this; the snippet runs
-    # in that file's namespace, where ``c`` is the hub's config.
-    c.ConfigurableHTTPProxy.should_start = True
-    exec(compile(snippet, "10-wbspawner", "exec"), {"c": c})
+    c = hub_extra_config(rendered, tmp_path, monkeypatch)
 
     assert c.JupyterHub.spawner_class == "workbench"
     assert (
@@ -347,7 +328,7 @@ def test_rendered_hub_config_loads_wbspawner(rendered, tmp_path, monkeypatch):
     assert c.ConfigurableHTTPProxy.should_start is False
     assert c.ConfigurableHTTPProxy.api_url == "http://proxy-api:8001"
     assert c.JupyterHub.hub_connect_url == "http://hub:8081"
-    assert c.KubeSpawner.namespace == NAMESPACE
+    assert c.KubeSpawner.namespace == HUB_NAMESPACE
     assert c.LDAPAuthenticator.server_address == "ldap.example.org"
     assert c.Authenticator.enable_auth_state is True
     source = c.WorkbenchSpawner.profiles_source()
@@ -411,7 +392,7 @@ def test_chart_hub_config_with_our_values_loads_wbspawner(rendered, tmp_path):
     root = tmp_path / "etc"
     _chart_etc(rendered, root)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WBSPAWNER_")}
-    env.update(hub_environ(rendered, tmp_path, NAMESPACE))
+    env.update(hub_environ(rendered, tmp_path, HUB_NAMESPACE))
     # Kubernetes sets these for the chart's Services.
     env.update(HUB_SERVICE_PORT="8081", PROXY_API_SERVICE_PORT="8001",
                PROXY_PUBLIC_SERVICE_PORT="80")  # fmt: skip
@@ -429,7 +410,7 @@ def test_chart_hub_config_with_our_values_loads_wbspawner(rendered, tmp_path):
     assert got["should_start"] is False
     assert got["api_url"] == "http://proxy-api:8001"
     assert got["hub_connect_url"] == "http://hub:8081"
-    assert got["namespace"] == NAMESPACE
+    assert got["namespace"] == HUB_NAMESPACE
     assert got["crypt_keys"] >= 1  # auth state (uid/gid) is encrypted
     assert got["csc"]["capabilities"] == {"drop": ["ALL"]}
     assert got["profiles"] == "ProfilesSource"

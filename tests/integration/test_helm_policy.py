@@ -49,14 +49,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.helm_support import helm_template
+from tests.integration.helm_support import HELM_VALUES, REPO, helm_template
 from wbspawner.gateway.netpol import selects
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-VALUES = REPO / "helm-values"
-SKIPS = VALUES / "policy-skips.yaml"
+SKIPS = HELM_VALUES / "policy-skips.yaml"
 PINS = REPO / "constraints-checkov.txt"
 CHECKOV = REPO / ".cache" / "checkov" / "bin" / "checkov"
 CHECK_ID = re.compile(r"CKV2?_K8S_[0-9]+")
@@ -130,10 +128,10 @@ def _pinned_version() -> str:
 
 def _render(release: Release) -> list[dict[str, Any]]:
     objects = helm_template(
-        release.name, release.chart, VALUES / release.values, release.namespace
+        release.name, release.chart, HELM_VALUES / release.values, release.namespace
     )
     for name in release.static:
-        text = (VALUES / name).read_text(encoding="utf-8")
+        text = (HELM_VALUES / name).read_text(encoding="utf-8")
         objects += [d for d in yaml.safe_load_all(text) if d]
     return objects
 

@@ -18,7 +18,6 @@ import requests
 
 from devcluster.demo.workbench import Workbench
 from devcluster.services.descendants import descendants, reap, still_alive
-from devcluster.services.ldap import LdapServer
 from tests.integration.hub_harness import (
     HubUser,
     edit_profiles,
@@ -39,25 +38,23 @@ BOB_SIZES = ["small", "medium", "large", "xlarge", "xxlarge"]
 
 
 @pytest.fixture(scope="module")
-def bench(
-    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Workbench]:
-    workbench = Workbench(
-        tmp_path_factory.mktemp("hub"),
-        time_factor=0.02,
-        pools=["cpu16", "mem64"],
-        zones=["us-east-1b"],
-        ldap=ldap_server,
-        capacity_grace_s=1.0,
-    )
-    with workbench:
-        yield workbench
-        # The stack's own check, once every test of the module has used it and
-        # before it stops: whatever the tests did (refusals, bad profile edits,
-        # a spawn without capacity), the hub logged no traceback.
-        log = workbench.state_dir / "hub.log"
-        assert log.stat().st_size > 0, f"{log} is empty"
-        assert "Traceback" not in hub_log(workbench), f"{log} holds a traceback"
+def workbench_options() -> dict[str, Any]:
+    return {
+        "pools": ["cpu16", "mem64"],
+        "zones": ["us-east-1b"],
+        "capacity_grace_s": 1.0,
+    }
+
+
+@pytest.fixture(scope="module")
+def bench(workbench: Workbench) -> Iterator[Workbench]:
+    yield workbench
+    # The stack's own check, once every test of the module has used it and
+    # before it stops: whatever the tests did (refusals, bad profile edits,
+    # a spawn without capacity), the hub logged no traceback.
+    log = workbench.state_dir / "hub.log"
+    assert log.stat().st_size > 0, f"{log} is empty"
+    assert "Traceback" not in hub_log(workbench), f"{log} holds a traceback"
 
 
 def logged_in(bench: Workbench, name: str, password: str) -> HubUser:

@@ -18,15 +18,14 @@ REST API, starts a server and stops it), then scans
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devcluster.demo.workbench import Workbench
-from devcluster.services.ldap import LdapServer
 from devcluster.services.ldap_seed import DEMO_USERS
-from tests.integration.hub_harness import HubUser, pod_of
+from tests.integration.hub_harness import HubUser, environ_of, server_environ
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -56,47 +55,21 @@ def find_secrets(files: list[Path], secrets: dict[str, str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def bench(
-    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Workbench]:
-    workbench = Workbench(
-        tmp_path_factory.mktemp("logscan"),
-        time_factor=0.02,
-        pools=["cpu16"],
-        zones=["us-east-1b"],
-        ldap=ldap_server,
-        capacity_grace_s=1.0,
-    )
-    with workbench:
-        yield workbench
-
-
-def _hub_environment(bench: Workbench) -> dict[str, str]:
-    assert bench.hub is not None and bench.hub.running
-    raw = Path(f"/proc/{bench.hub.pid}/environ").read_bytes()
-    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
-    return {k.decode(): v.decode(errors="replace") for k, _, v in pairs}
-
-
-def _server_environment(bench: Workbench, user: str) -> dict[str, str]:
-    """The environment the hub gave the user's server (from its pod spec)."""
-    pod = pod_of(bench.kube, user)  # type: ignore[arg-type]
-    assert pod is not None
-    (container,) = pod["spec"]["containers"]
-    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+def workbench_options() -> dict[str, Any]:
+    return {"pools": ["cpu16"], "zones": ["us-east-1b"], "capacity_grace_s": 1.0}
 
 
 @pytest.fixture(scope="module")
-def run_secrets(bench: Workbench) -> dict[str, str]:
+def run_secrets(workbench: Workbench) -> dict[str, str]:
     """Do a login cycle; return every secret it involved, by what it is."""
     secrets = {f"password of {u.uid}": u.password for u in DEMO_USERS}
     secrets["wrong password"] = WRONG_PASSWORD
     for user in DEMO_USERS:
-        response = HubUser(bench.url, user.uid, user.password).login()
+        response = HubUser(workbench.url, user.uid, user.password).login()
         assert response.status_code in (302, 403), (user.uid, response.status_code)
-    wrong = HubUser(bench.url, "alice", WRONG_PASSWORD).login()
+    wrong = HubUser(workbench.url, "alice", WRONG_PASSWORD).login()
     assert wrong.status_code == 403
-    bob = HubUser(bench.url, "bob", "bob-pw")
+    bob = HubUser(workbench.url, "bob", "bob-pw")
     assert bob.login().status_code == 302
     bob.form()
     secrets["bob's API token"] = bob.token()
@@ -105,21 +78,22 @@ def run_secrets(bench: Workbench) -> dict[str, str]:
     response = bob.spawn({"profile": "medium", "profile-option-medium--image": "scipy"})
     assert response.status_code == 302, response.text[:300]
     bob.wait_ready(timeout=150)
-    server_env = _server_environment(bench, "bob")
+    server_env = server_environ(workbench, "bob")
     secrets["bob's server API token"] = server_env["JUPYTERHUB_API_TOKEN"]
-    assert bench.kube is not None
-    bob.stop(bench.kube)
-    env = _hub_environment(bench)
+    assert workbench.kube is not None
+    bob.stop(workbench.kube)
+    assert workbench.hub is not None and workbench.hub.running
+    env = environ_of(workbench.hub.pid)
     secrets["JUPYTERHUB_CRYPT_KEY"] = env["JUPYTERHUB_CRYPT_KEY"]
     secrets["CONFIGPROXY_AUTH_TOKEN"] = env["CONFIGPROXY_AUTH_TOKEN"]
-    cookie = bench.state_dir / "hub" / "jupyterhub_cookie_secret"
+    cookie = workbench.state_dir / "hub" / "jupyterhub_cookie_secret"
     secrets["cookie secret"] = cookie.read_text(encoding="utf-8").strip()
     return secrets
 
 
-def test_this_runs_logs_hold_no_secret(bench: Workbench, run_secrets):
-    files = log_files(bench.state_dir)
-    hub_log = bench.state_dir / "hub.log"
+def test_this_runs_logs_hold_no_secret(workbench: Workbench, run_secrets):
+    files = log_files(workbench.state_dir)
+    hub_log = workbench.state_dir / "hub.log"
     assert hub_log in files
     # The scan reads the real log: the logins above are in it.
     text = hub_log.read_text(encoding="utf-8", errors="replace")
@@ -128,14 +102,14 @@ def test_this_runs_logs_hold_no_secret(bench: Workbench, run_secrets):
 
 
 def test_no_log_of_the_session_holds_a_demo_password(
-    bench: Workbench, run_secrets, tmp_path_factory: pytest.TempPathFactory
+    workbench: Workbench, run_secrets, tmp_path_factory: pytest.TempPathFactory
 ):
     # `make demo` prints the logins on purpose (test_demo_cli keeps that output
     # in demo.log); every other log must not hold them.
     files = [
         f for f in log_files(tmp_path_factory.getbasetemp()) if f.name != "demo.log"
     ]
-    assert bench.state_dir / "hub.log" in files
+    assert workbench.state_dir / "hub.log" in files
     passwords = {f"password of {u.uid}": u.password for u in DEMO_USERS}
     assert find_secrets(files, passwords) == []
 

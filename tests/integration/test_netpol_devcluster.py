@@ -30,7 +30,13 @@ from traitlets.config import Config
 
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
-from tests.integration.helm_support import helm_template
+from tests.integration.helm_support import (
+    HELM_VALUES,
+    REPO,
+    one,
+    render_gateway,
+    render_hub,
+)
 from wbspawner.adapters.kube import Kube
 from wbspawner.gateway.netpol import (
     GatewaySelector,
@@ -46,11 +52,11 @@ from wbspawner.profiles.loader import load_profiles
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-STATIC = REPO / "helm-values" / "dask-networkpolicy.yaml"
+STATIC = HELM_VALUES / "dask-networkpolicy.yaml"
 DASK_NS, HUB_NS = "dask-gateway", "jhub"
 POLICIES = f"/apis/networking.k8s.io/v1/namespaces/{DASK_NS}/networkpolicies"
 AUTH_STATE = {"uidNumber": 10002, "gidNumber": 100}
+LOG = logging.getLogger("test.netpol")
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +72,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         static_nodes=({"metadata": {"name": "core"}},),
         namespaces=("default", "kube-system", HUB_NS, DASK_NS),
     )
-    c = Cluster(config, controllers=False)
-    await c.start()
-    try:
+    async with Cluster(config, controllers=False) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 class _Source:
@@ -148,10 +150,7 @@ def _dask_pod(
 
 def _gateway_pods() -> dict[str, PodRef]:
     """The gateway's own pods, by component, as the real chart labels them."""
-    values = REPO / "helm-values" / "dask-gateway.yaml"
-    rendered = helm_template(
-        "dask-gateway", "dask-gateway-2026.3.0.tgz", values, DASK_NS
-    )
+    rendered = render_gateway()
     pods = {}
     for doc in rendered:
         if doc["kind"] == "Deployment":
@@ -171,22 +170,29 @@ def _client(cluster: Cluster) -> ApiClient:
     return ApiClient(Configuration(host=cluster.url))
 
 
+async def _ensure(client: ApiClient, user: str) -> None:
+    """Ensure ``user``'s policies through ``client``, logging to ``LOG``."""
+    await ensure_dask_network_policies(
+        Kube.of(client), DASK_NS, user, LOG, server_namespace=HUB_NS
+    )
+
+
+def _outcomes(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What each write to ``LOG`` reported (created, updated, unchanged)."""
+    return [r.args[-1] for r in caplog.records if r.name == LOG.name]
+
+
 # --------------------------------------------------------------------- ensure
 
 
 async def test_ensure_twice_writes_each_policy_once(
     cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
-    log = logging.getLogger("test.netpol")
-    caplog.set_level(logging.DEBUG, logger="test.netpol")
+    caplog.set_level(logging.DEBUG, logger=LOG.name)
     async with _client(cluster) as client:
-        await ensure_dask_network_policies(
-            Kube.of(client), DASK_NS, "Bob.Smith", log, server_namespace=HUB_NS
-        )
+        await _ensure(client, "Bob.Smith")
         first = {p["metadata"]["name"]: p for p in await _policies(client)}
-        await ensure_dask_network_policies(
-            Kube.of(client), DASK_NS, "Bob.Smith", log, server_namespace=HUB_NS
-        )
+        await _ensure(client, "Bob.Smith")
         second = {p["metadata"]["name"]: p for p in await _policies(client)}
     built = dask_network_policies(
         DASK_NS,
@@ -202,27 +208,21 @@ async def test_ensure_twice_writes_each_policy_once(
     for name, policy in first.items():
         rv = second[name]["metadata"]["resourceVersion"]
         assert policy["metadata"]["resourceVersion"] == rv, "second call wrote"
-    outcomes = [r.args[-1] for r in caplog.records if r.name == "test.netpol"]
-    assert outcomes == ["created", "created", "unchanged", "unchanged"]
+    assert _outcomes(caplog) == ["created", "created", "unchanged", "unchanged"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 async def test_a_changed_policy_is_put_back(
     cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
-    log = logging.getLogger("test.netpol")
-    caplog.set_level(logging.INFO, logger="test.netpol")
+    caplog.set_level(logging.INFO, logger=LOG.name)
     async with _client(cluster) as client:
-        await ensure_dask_network_policies(
-            Kube.of(client), DASK_NS, "bob", log, server_namespace=HUB_NS
-        )
+        await _ensure(client, "bob")
         assert cluster.store is not None
         stored = cluster.store.get("networkpolicies", DASK_NS, "dask-scheduler-bob")
         widened = {**stored, "spec": {**stored["spec"], "ingress": [{}]}}
         cluster.store.replace("networkpolicies", DASK_NS, "dask-scheduler-bob", widened)
-        await ensure_dask_network_policies(
-            Kube.of(client), DASK_NS, "bob", log, server_namespace=HUB_NS
-        )
+        await _ensure(client, "bob")
     restored = cluster.store.get("networkpolicies", DASK_NS, "dask-scheduler-bob")
     built = dask_network_policies(
         DASK_NS,
@@ -232,8 +232,7 @@ async def test_a_changed_policy_is_put_back(
     )
     assert restored["spec"] == built[0]["spec"]
     # INFO only: the unchanged worker policy is reported at DEBUG.
-    outcomes = [r.args[-1] for r in caplog.records if r.name == "test.netpol"]
-    assert outcomes == ["created", "created", "updated"]
+    assert _outcomes(caplog) == ["created", "created", "updated"]
 
 
 @pytest.mark.parametrize(
@@ -252,8 +251,7 @@ async def test_a_failure_is_logged_and_not_raised(
     case: str,
     expected: str,
 ) -> None:
-    log = logging.getLogger("test.netpol")
-    caplog.set_level(logging.INFO, logger="test.netpol")
+    caplog.set_level(logging.INFO, logger=LOG.name)
     namespace = "nowhere" if case == "no-namespace" else DASK_NS
     if case == "forbidden":
         cluster.faults.fail_next("POST", "networkpolicies", 403, message="forbidden")
@@ -265,7 +263,7 @@ async def test_a_failure_is_logged_and_not_raised(
             url = silent_server
         client = await stack.enter_async_context(ApiClient(Configuration(host=url)))
         await ensure_dask_network_policies(
-            Kube.of(client), namespace, "bob", log, server_namespace=HUB_NS, timeout=0.5
+            Kube.of(client), namespace, "bob", LOG, server_namespace=HUB_NS, timeout=0.5
         )
     (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert expected in warning.getMessage()
@@ -339,13 +337,7 @@ async def test_who_reaches_whom_with_the_real_labels(
 
 
 def test_the_hub_service_account_is_the_one_the_chart_makes() -> None:
-    values = REPO / "helm-values" / "jupyterhub.yaml"
-    rendered = helm_template("jhub", "jupyterhub-4.4.0.tgz", values, HUB_NS)
-    hub = next(
-        d
-        for d in rendered
-        if d["kind"] == "Deployment" and d["metadata"]["name"] == "hub"
-    )
+    hub = one(render_hub(), "Deployment", "hub")
     account = hub["spec"]["template"]["spec"]["serviceAccountName"]
     binding = next(
         d for d in yaml.safe_load_all(STATIC.read_text()) if d["kind"] == "RoleBinding"

@@ -12,6 +12,7 @@ import pytest
 
 from devcluster.services import chp, ldap, procs
 from devcluster.services.chp import CHP_VERSION, chp_command
+from devcluster.services.descendants import still_alive
 from devcluster.services.ldap import DEMO_USERS, LdapServer
 from devcluster.services.moto_server import MotoServer
 from devcluster.services.procs import Proc, ProcessExitedError, free_port, started
@@ -140,15 +141,6 @@ def _port_open(port: int) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie (nothing may reap orphans here)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _children_pids(pid_file: Path, count: int) -> list[int]:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -168,11 +160,11 @@ def test_stop_kills_the_process_group(tmp_path: Path) -> None:
     proc = Proc.start(["sh", "-c", script], tmp_path / "log")
     try:
         children = _children_pids(pid_file, 2)
-        assert all(_alive(pid) for pid in children)
+        assert still_alive(children) == children
     finally:
         code = proc.stop(timeout=5)
     assert code == -15
-    assert not any(_alive(pid) for pid in children)
+    assert not still_alive(children)
 
 
 def test_stop_kills_what_ignores_sigterm(tmp_path: Path) -> None:
@@ -186,7 +178,7 @@ def test_stop_kills_what_ignores_sigterm(tmp_path: Path) -> None:
         code = proc.stop(timeout=0.5)
     assert code == -9
     assert 0.5 <= time.monotonic() - started_at < 5
-    assert not _alive(child)
+    assert not still_alive([child])
 
 
 def test_wait_for_port_times_out_with_a_clear_error() -> None:

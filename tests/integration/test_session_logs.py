@@ -22,15 +22,14 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devcluster.demo.workbench import Workbench
-from devcluster.services.ldap import LdapServer
-from tests.integration.hub_harness import HubUser, pod_of
+from tests.integration.hub_harness import HubUser, server_environ
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -113,50 +112,42 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def session(
-    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Session]:
-    """Run the demo session; yield once bob's server has stopped."""
-    workbench = Workbench(
-        tmp_path_factory.mktemp("session"),
-        time_factor=0.02,
-        pools=["cpu16"],
-        zones=["us-east-1b"],
-        ldap=ldap_server,
-        capacity_grace_s=1.0,
+def workbench_options() -> dict[str, Any]:
+    return {"pools": ["cpu16"], "zones": ["us-east-1b"], "capacity_grace_s": 1.0}
+
+
+@pytest.fixture(scope="module")
+def session(workbench: Workbench) -> Session:
+    """Run the demo session; return once bob's server has stopped."""
+    # The stack (and its gateway) started before this.
+    started = time.monotonic()
+    bob = HubUser(workbench.url, "bob", "bob-pw")
+    assert bob.login().status_code == 302
+    bob.form()
+    response = bob.spawn({"profile": "medium"})
+    assert response.status_code == 302, response.text[:300]
+    bob.wait_ready(timeout=150)
+    # Users work for minutes; past one renewal of the proxy's route watch.
+    time.sleep(max(0.0, started + WATCH_RENEWAL_S + 5 - time.monotonic()))
+    done = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK],
+        env=_notebook_environment(workbench, "bob"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
-    with workbench as bench:
-        started = time.monotonic()  # the gateway started before this
-        bob = HubUser(bench.url, "bob", "bob-pw")
-        assert bob.login().status_code == 302
-        bob.form()
-        response = bob.spawn({"profile": "medium"})
-        assert response.status_code == 302, response.text[:300]
-        bob.wait_ready(timeout=150)
-        # Users work for minutes; past one renewal of the proxy's route watch.
-        time.sleep(max(0.0, started + WATCH_RENEWAL_S + 5 - time.monotonic()))
-        done = subprocess.run(
-            [sys.executable, "-c", NOTEBOOK],
-            env=_server_environment(bench, "bob"),
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert "SUM 4999950000" in done.stdout
-        assert bench.kube is not None
-        bob.stop(bench.kube)
-        time.sleep(2)  # let the last log lines land
-        yield Session(bench, read_logs(bench.state_dir))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SUM 4999950000" in done.stdout
+    assert workbench.kube is not None
+    bob.stop(workbench.kube)
+    time.sleep(2)  # let the last log lines land
+    return Session(workbench, read_logs(workbench.state_dir))
 
 
-def _server_environment(bench: Workbench, user: str) -> dict[str, str]:
+def _notebook_environment(bench: Workbench, user: str) -> dict[str, str]:
     """This process's environment plus the hub's and gateway's for the server."""
-    pod = pod_of(bench.kube, user)  # type: ignore[arg-type]
-    assert pod is not None
-    (container,) = pod["spec"]["containers"]
-    given = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+    given = server_environ(bench, user)
     wanted = ("DASK_GATEWAY", "JUPYTERHUB_API")
     return {**os.environ, **{k: v for k, v in given.items() if k.startswith(wanted)}}
 

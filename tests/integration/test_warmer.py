@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import shutil
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +26,6 @@ from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
 from devcluster.demo.node_groups import CLUSTER, REGION, aws_clients, create_node_groups
 from devcluster.demo.workbench import Kube, Workbench, prepare_cluster
-from devcluster.services.ldap import LdapServer
 from devcluster.services.moto_server import MotoServer
 from devcluster.services.procs import free_port
 from wbspawner.adapters.kube import Kube as WarmerKube
@@ -249,19 +248,8 @@ async def test_spot_shortage_falls_back_to_on_demand(
 
 
 @pytest.fixture(scope="module")
-def hub(
-    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Workbench]:
-    bench = Workbench(
-        tmp_path_factory.mktemp("warmer-hub"),
-        time_factor=0.02,
-        pools=["mem64"],
-        zones=[B],
-        ldap=ldap_server,
-        public_port=free_port(),
-    )
-    with bench:
-        yield bench
+def workbench_options() -> dict[str, Any]:
+    return {"pools": ["mem64"], "zones": [B], "public_port": free_port()}
 
 
 def seed_spending(db: Path, user: str) -> None:
@@ -283,16 +271,16 @@ def session(bench: Workbench, name: str, password: str) -> requests.Session:
     return user.http
 
 
-def test_admin_sees_the_page_and_a_non_admin_gets_403(hub: Workbench) -> None:
+def test_admin_sees_the_page_and_a_non_admin_gets_403(workbench: Workbench) -> None:
     from tests.integration.hub_harness import HubUser, wait_until
 
-    alice = HubUser(hub.url, "alice", "alice-pw")
+    alice = HubUser(workbench.url, "alice", "alice-pw")
     assert alice.login().status_code == 302
     services = alice.api("GET", "/services").json()
     assert "warmer" in services, "hubconfig.apply does not register the warmer"
     role = alice.api("GET", "/services/warmer").json()
     assert sorted(role["roles"]) == ["warmer-service"]
-    base = f"{hub.url}/services/warmer/"
+    base = f"{workbench.url}/services/warmer/"
 
     def page() -> requests.Response | None:
         response = alice.http.get(base, timeout=30)
@@ -316,7 +304,7 @@ def test_admin_sees_the_page_and_a_non_admin_gets_403(hub: Workbench) -> None:
     metrics = requests.get(base + "metrics", headers=headers, timeout=10)
     assert "wbspawner_warm_reconcile_total" in metrics.text
 
-    bob = HubUser(hub.url, "bob", "bob-pw")
+    bob = HubUser(workbench.url, "bob", "bob-pw")
     assert bob.login().status_code == 302
     assert bob.http.get(base, timeout=30).status_code == 403
     bob_headers = {"Authorization": f"token {bob.token()}"}
@@ -327,14 +315,14 @@ def test_admin_sees_the_page_and_a_non_admin_gets_403(hub: Workbench) -> None:
     ready = requests.get(base + "api/readiness", headers=bob_headers, timeout=10)
     assert ready.status_code == 200 and "large" in ready.json()["sizes"]
     # the spawn form reads the status file the warmer writes beside the hub
-    status_file = hub.state_dir / "hub" / "warm-status.json"
+    status_file = workbench.state_dir / "hub" / "warm-status.json"
     wait_until(status_file.exists, 30, "the warmer's status file")
     large = ready.json()["sizes"]["large"]
     warm_line = "Ready now" if large["ready"] else "Starts in about"
     assert warm_line in bob.form()
     # the costs page: same access, from the hub's accounting database
     month = datetime.now(UTC).strftime("%Y-%m")
-    seed_spending(hub.state_dir / "hub" / "wbspawner-costs.sqlite", "gina")
+    seed_spending(workbench.state_dir / "hub" / "wbspawner-costs.sqlite", "gina")
     costs = alice.http.get(base + "costs", params={"month": month}, timeout=30)
     assert costs.status_code == 200, costs.text
     assert "gina" in costs.text and "<svg" in costs.text and "$1.50" in costs.text

@@ -7,6 +7,8 @@
   ``dataclasses.replace``).
 - ``shipped_pool``: a test with this argument runs once per pool name of the
   shipped profiles (ids are the names).
+- ``shipped_size``: likewise once per size slug of the shipped profiles, in
+  their order.
 - ``make_pool(**fields)``: a :class:`~wbspawner.model.Pool` with these fields.
   Every field nobody gives comes from ``Pool`` itself: its default, or for a
   field without one the value of the shipped ``mem64`` pool. Given catalogue
@@ -86,6 +88,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "shipped_pool" in metafunc.fixturenames:
         names = sorted(_shipped()[1].pools)
         metafunc.parametrize("shipped_pool", names, ids=names)
+    if "shipped_size" in metafunc.fixturenames:
+        slugs = [s.slug for s in _shipped()[1].sizes]
+        metafunc.parametrize("shipped_size", slugs, ids=slugs)
 
 
 @pytest.fixture(scope="session")

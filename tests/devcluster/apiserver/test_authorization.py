@@ -10,6 +10,8 @@ a subject no binding names is allowed (see devcluster.apiserver.authorization).
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from devcluster.apiserver.authorization import Attributes, Subject, decide, rule_allows
@@ -18,6 +20,12 @@ from tests.devcluster.cluster_support import Api
 
 HUB = "system:serviceaccount:jhub:hub"
 RBAC = "rbac.authorization.k8s.io"
+HUB_BINDING = {
+    "metadata": {"name": "hub"},
+    "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": "jhub"}],
+    "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "hub"},
+}
+"""Role ``hub`` bound to the hub's service account, in jhub."""
 
 
 def _rbac(store: Store) -> None:
@@ -42,17 +50,7 @@ def _rbac(store: Store) -> None:
             ],
         },
     )
-    store.create(
-        "rolebindings",
-        "jhub",
-        {
-            "metadata": {"name": "hub"},
-            "subjects": [
-                {"kind": "ServiceAccount", "name": "hub", "namespace": "jhub"}
-            ],
-            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "hub"},
-        },
-    )
+    store.create("rolebindings", "jhub", copy.deepcopy(HUB_BINDING))
 
 
 @pytest.mark.parametrize(
@@ -150,13 +148,7 @@ async def test_reviews_over_http(api: Api):
     await api.call(
         "POST",
         "/apis/rbac.authorization.k8s.io/v1/namespaces/jhub/rolebindings",
-        {
-            "metadata": {"name": "hub"},
-            "subjects": [
-                {"kind": "ServiceAccount", "name": "hub", "namespace": "jhub"}
-            ],
-            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "hub"},
-        },
+        HUB_BINDING,
     )
     authz = "/apis/authorization.k8s.io/v1"
     ssar = {

@@ -5,9 +5,9 @@
 - ``subnets``: a VPC with one subnet per AZ (us-east-1a, b, c).
 - ``config``: a ClusterConfig with every delay scaled down (time_factor 0.005),
   cluster name ``dev``.
-- ``make_pool``: ``make_pool(pool=…, instance_type=…, zones=[…], …)`` creates a
-  pool's node groups in moto for the ``config`` cluster (``cluster=`` for
-  another); see ``node_groups_support.create_pool`` for the options.
+- ``make_pool``: ``make_pool(pool, zones=[…], …)`` creates a pool's node groups
+  in moto for the ``config`` cluster (``cluster=`` for another); see
+  ``node_groups_support.create_pool`` for the options.
 - ``store``: a validating Store with namespaces ``default``, ``jhub`` and
   ``kube-system``.
 - ``controllers``: the running devcluster controllers on ``store`` and ``moto``.

@@ -15,6 +15,9 @@ CA = "k8s.io/cluster-autoscaler/"
 TEMPLATE = CA + "node-template/"
 PRIORITIES = "50:\n  - .*-spot$\n10:\n  - .*-ondemand$\n"
 
+INSTANCE_TYPES = {"mem16": "r5.large", "mem64": "r5.2xlarge", "gpu-a10g": "g5.xlarge"}
+"""The instance type of each pool the tests make, unless a test names another."""
+
 MakePool = Callable[..., list[str]]
 """The ``make_pool`` fixture: ``create_pool`` bound to the clients and the cluster."""
 
@@ -34,18 +37,22 @@ def create_pool(
     ec2: Any,
     autoscaling: Any,
     subnets: dict[str, str],
+    pool: str,
     *,
     cluster: str,
-    pool: str,
-    instance_type: str,
     zones: Sequence[str],
+    instance_type: str | None = None,
     capacities: Sequence[str] = ("spot", "on-demand"),
     min_size: int = 0,
     max_size: int = 3,
     desired: int | None = None,
     gpus: int = 0,
 ) -> list[str]:
-    """Create a pool's launch template and groups; return the group names."""
+    """Create a pool's launch template and groups; return the group names.
+
+    The groups run ``instance_type``, by default the pool's in ``INSTANCE_TYPES``.
+    """
+    instance_type = instance_type or INSTANCE_TYPES[pool]
     lt_name = f"wbspawner-{cluster}-{pool}"
     ec2.create_launch_template(
         LaunchTemplateName=lt_name,

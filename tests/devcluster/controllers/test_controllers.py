@@ -33,17 +33,8 @@ async def test_pending_pod_grows_the_right_group_and_binds(
     config: ClusterConfig,
     eventually: Any,
 ) -> None:
-    make_pool(
-        pool="mem64",
-        instance_type="r5.2xlarge",
-        zones=["us-east-1a", "us-east-1b"],
-    )
-    make_pool(
-        cluster="other",
-        pool="mem64",
-        instance_type="r5.2xlarge",
-        zones=["us-east-1b"],
-    )
+    make_pool("mem64", zones=["us-east-1a", "us-east-1b"])
+    make_pool("mem64", cluster="other", zones=["us-east-1b"])
     priorities(store)
     store.create(
         "pods", "jhub", user_pod("alice", "mem64", "r5.2xlarge", zone="us-east-1b")
@@ -100,14 +91,7 @@ async def test_empty_node_removed_after_unneeded_time_and_min_kept(
     config: ClusterConfig,
     eventually: Any,
 ) -> None:
-    make_pool(
-        pool="mem16",
-        instance_type="r5.large",
-        zones=["us-east-1a"],
-        capacities=["spot"],
-        min_size=1,
-        desired=2,
-    )
+    make_pool("mem16", zones=["us-east-1a"], capacities=["spot"], min_size=1, desired=2)
     await eventually(lambda: len(store.items_raw("nodes")) == 2)
     joined = time.monotonic()
     await eventually(lambda: len(store.items_raw("nodes")) == 1)
@@ -127,19 +111,8 @@ async def test_gpu_pool_scales_from_zero(
     make_pool: MakePool,
     eventually: Any,
 ) -> None:
-    make_pool(
-        pool="mem64",
-        instance_type="r5.2xlarge",
-        zones=["us-east-1a"],
-        capacities=["spot"],
-    )
-    make_pool(
-        pool="gpu-a10g",
-        instance_type="g5.xlarge",
-        zones=["us-east-1a"],
-        capacities=["spot"],
-        gpus=1,
-    )
+    make_pool("mem64", zones=["us-east-1a"], capacities=["spot"])
+    make_pool("gpu-a10g", zones=["us-east-1a"], capacities=["spot"], gpus=1)
     store.create("pods", "jhub", user_pod("gpu-user", "gpu-a10g", "g5.xlarge", gpus=1))
     node_name = await eventually(lambda: node_of(store, "gpu-user"))
     node = store.get("nodes", None, node_name)
@@ -156,11 +129,7 @@ async def test_spot_shortage_falls_back_to_on_demand(
     make_pool: MakePool,
     eventually: Any,
 ) -> None:
-    make_pool(
-        pool="mem64",
-        instance_type="r5.2xlarge",
-        zones=["us-east-1a"],
-    )
+    make_pool("mem64", zones=["us-east-1a"])
     priorities(store)
     controllers.set_spot_capacity("r5.2xlarge", "us-east-1a", available=False)
     store.create("pods", "jhub", user_pod("bob", "mem64", "r5.2xlarge"))
@@ -189,12 +158,7 @@ async def test_placeholder_is_preempted_by_a_user_pod(
     make_pool: MakePool,
     eventually: Any,
 ) -> None:
-    make_pool(
-        pool="mem64",
-        instance_type="r5.2xlarge",
-        zones=["us-east-1a"],
-        capacities=["spot"],
-    )
+    make_pool("mem64", zones=["us-east-1a"], capacities=["spot"])
     store.create("priorityclasses", None, priority_class("placeholder", -10))
     store.create(
         "pods",
@@ -215,15 +179,9 @@ async def test_spot_interruption_cordons_then_removes_the_node(
     controllers: Controllers,
     make_pool: MakePool,
     ec2: Any,
-    config: ClusterConfig,
     eventually: Any,
 ) -> None:
-    make_pool(
-        pool="mem16",
-        instance_type="r5.large",
-        zones=["us-east-1a"],
-        capacities=["spot"],
-    )
+    make_pool("mem16", zones=["us-east-1a"], capacities=["spot"])
     store.create("pods", "jhub", user_pod("frank", "mem16", "r5.large"))
     node_name = await eventually(lambda: node_of(store, "frank"))
     instance_id = instance_id_of(store.get("nodes", None, node_name))
@@ -245,10 +203,7 @@ async def test_spot_interruption_cordons_then_removes_the_node(
 
 
 async def test_failed_scheduling_is_not_repeated_every_pass(
-    store: Store,
-    controllers: Controllers,
-    config: ClusterConfig,
-    eventually: Any,
+    store: Store, controllers: Controllers, eventually: Any
 ) -> None:
     store.create(
         "pods",

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from devcluster.apiserver.store import Store
-from devcluster.controllers.manager import Controllers
 from devcluster.controllers.nodes import instance_id_of
 from devcluster.controllers.volumes.ebs import attachment_name
 from tests.devcluster.controllers.controller_support import (
@@ -16,36 +15,26 @@ from tests.devcluster.controllers.controller_support import (
     user_pod,
 )
 from tests.devcluster.controllers.node_groups_support import MakePool
-from tests.devcluster.objects_support import ZONE, storage_class
+from tests.devcluster.objects_support import (
+    ZONE,
+    claim,
+    static_volume,
+    storage_class,
+)
 
-pytestmark = pytest.mark.integration
+# Every test needs the controllers running; none talks to them directly.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("controllers")]
 
 
 async def test_wffc_claim_gets_a_volume_in_the_node_zone_and_is_attached(
-    store: Store,
-    controllers: Controllers,
-    make_pool: MakePool,
-    ec2: Any,
-    eventually: Any,
+    store: Store, make_pool: MakePool, ec2: Any, eventually: Any
 ) -> None:
-    make_pool(
-        pool="mem16",
-        instance_type="r5.large",
-        zones=["us-east-1c"],
-        capacities=["spot"],
-    )
+    make_pool("mem16", zones=["us-east-1c"], capacities=["spot"])
     store.create("storageclasses", None, storage_class("home", reclaim="Retain"))
     store.create(
         "persistentvolumeclaims",
         "jhub",
-        {
-            "metadata": {"name": "claim-carol"},
-            "spec": {
-                "storageClassName": "home",
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "10Gi"}},
-            },
-        },
+        claim("claim-carol", "home"),
     )
     store.create(
         "pods", "jhub", user_pod("carol", "mem16", "r5.large", claim="claim-carol")
@@ -98,19 +87,9 @@ async def test_wffc_claim_gets_a_volume_in_the_node_zone_and_is_attached(
 
 
 async def test_attach_in_the_wrong_zone_fails_like_aws(
-    store: Store,
-    controllers: Controllers,
-    make_pool: MakePool,
-    ec2: Any,
-    eventually: Any,
+    store: Store, make_pool: MakePool, ec2: Any, eventually: Any
 ) -> None:
-    make_pool(
-        pool="mem16",
-        instance_type="r5.large",
-        zones=["us-east-1b"],
-        capacities=["spot"],
-        min_size=1,
-    )
+    make_pool("mem16", zones=["us-east-1b"], capacities=["spot"], min_size=1)
     node_name = await eventually(
         lambda: (
             store.items_raw("nodes") and store.items_raw("nodes")[0]["metadata"]["name"]
@@ -119,31 +98,11 @@ async def test_attach_in_the_wrong_zone_fails_like_aws(
     volume_id = ec2.create_volume(
         AvailabilityZone="us-east-1a", Size=10, VolumeType="gp3"
     )["VolumeId"]
-    store.create(
-        "persistentvolumes",
-        None,
-        {
-            "metadata": {"name": "old-home"},
-            "spec": {
-                "capacity": {"storage": "10Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "storageClassName": "",
-                "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": volume_id},
-            },
-        },
-    )
+    store.create("persistentvolumes", None, static_volume("old-home", volume_id))
     store.create(
         "persistentvolumeclaims",
         "jhub",
-        {
-            "metadata": {"name": "claim-dave"},
-            "spec": {
-                "storageClassName": "",
-                "volumeName": "old-home",
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "10Gi"}},
-            },
-        },
+        claim("claim-dave", "", volume="old-home"),
     )
     await eventually(
         lambda: (
@@ -169,7 +128,7 @@ async def test_attach_in_the_wrong_zone_fails_like_aws(
 
 
 async def test_immediate_claim_is_provisioned_and_reclaimed_on_delete(
-    store: Store, controllers: Controllers, ec2: Any, eventually: Any
+    store: Store, ec2: Any, eventually: Any
 ) -> None:
     store.create(
         "storageclasses",
@@ -179,14 +138,7 @@ async def test_immediate_claim_is_provisioned_and_reclaimed_on_delete(
     store.create(
         "persistentvolumeclaims",
         "jhub",
-        {
-            "metadata": {"name": "scratch"},
-            "spec": {
-                "storageClassName": "scratch",
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "5Gi"}},
-            },
-        },
+        claim("scratch", "scratch", size="5Gi"),
     )
 
     def bound() -> str | None:
@@ -212,35 +164,20 @@ async def test_immediate_claim_is_provisioned_and_reclaimed_on_delete(
 
 
 async def test_retained_volume_is_released_not_deleted(
-    store: Store, controllers: Controllers, ec2: Any, eventually: Any
+    store: Store, ec2: Any, eventually: Any
 ) -> None:
     volume_id = ec2.create_volume(AvailabilityZone="us-east-1a", Size=10)["VolumeId"]
-    store.create(
-        "persistentvolumes",
-        None,
-        {
-            "metadata": {"name": "kept"},
-            "spec": {
-                "capacity": {"storage": "10Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "",
-                "claimRef": {"namespace": "jhub", "name": "claim-kept"},
-                "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": volume_id},
-            },
-        },
+    kept = static_volume(
+        "kept",
+        volume_id,
+        persistentVolumeReclaimPolicy="Retain",
+        claimRef={"namespace": "jhub", "name": "claim-kept"},
     )
+    store.create("persistentvolumes", None, kept)
     store.create(
         "persistentvolumeclaims",
         "jhub",
-        {
-            "metadata": {"name": "claim-kept"},
-            "spec": {
-                "storageClassName": "",
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "10Gi"}},
-            },
-        },
+        claim("claim-kept", ""),
     )
     await eventually(
         lambda: (

@@ -1,7 +1,8 @@
-"""Helpers of the kubelet tests: pods by command, polling their status and Events."""
+"""Helpers of the kubelet tests: pods by command, bound claims, status and Events."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from typing import Any
@@ -28,6 +29,56 @@ def script(name: str, code: str, **spec: Any) -> dict[str, Any]:
 def container(name: str, code: str, **extra: Any) -> dict[str, Any]:
     """A container spec running ``python -c code``."""
     return {"name": name, "image": "python:3.11", "command": [PY, "-c", code], **extra}
+
+
+async def bound_claim(api: Api, name: str) -> None:
+    """Make claim ``name`` in jhub, bound to a 1 GiB volume ``pv-<name>``."""
+    pv = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"pv-{name}"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": "/unused"},
+        },
+    }
+    assert (await api.call("POST", "/api/v1/persistentvolumes", pv))[0] == 201
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "volumeName": f"pv-{name}",
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    assert (await api.call("POST", f"{NS}/persistentvolumeclaims", pvc))[0] == 201
+    await api.call(
+        "PATCH",
+        f"{NS}/persistentvolumeclaims/{name}/status",
+        {"status": {"phase": "Bound"}},
+        "application/merge-patch+json",
+    )
+
+
+async def watch_pod(
+    api: Api, name: str, resource_version: str, seconds: int
+) -> asyncio.Future[Any]:
+    """Watch pod ``name``'s changes after ``resource_version`` for ``seconds``.
+
+    Returns the watch (its events once it ends) after giving it time to open.
+    """
+    watch = asyncio.ensure_future(
+        api.watch(
+            f"{NS}/pods?watch=true&resourceVersion={resource_version}"
+            f"&fieldSelector=metadata.name%3D{name}&timeoutSeconds={seconds}",
+            timeout=5 * seconds,
+        )
+    )
+    await asyncio.sleep(0.1)
+    return watch
 
 
 async def get_pod(api: Api, name: str) -> dict[str, Any]:

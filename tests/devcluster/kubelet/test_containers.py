@@ -28,6 +28,7 @@ from tests.devcluster.kubelet.kubelet_support import (
     reasons,
     script,
     status_of,
+    watch_pod,
 )
 
 
@@ -294,14 +295,7 @@ async def test_deleted_pod_stays_until_its_processes_are_gone(
     await wait_for(up, 10)
     pid = cluster.kubelet.pids()[0]
     rv = (await get_pod(api, "stubborn"))["metadata"]["resourceVersion"]
-    watch = asyncio.ensure_future(
-        api.watch(
-            f"{NS}/pods?watch=true&resourceVersion={rv}"
-            "&fieldSelector=metadata.name%3Dstubborn&timeoutSeconds=3",
-            timeout=15,
-        )
-    )
-    await asyncio.sleep(0.1)
+    watch = await watch_pod(api, "stubborn", rv, 3)
     began = time.monotonic()
     await api.call("DELETE", f"{NS}/pods/stubborn?gracePeriodSeconds=50")  # 0.5 s
     await wait_for(lambda: missing(api, "stubborn"), 10)
@@ -321,14 +315,7 @@ async def test_sim_pod_goes_after_a_status_sync_not_at_once(api: Api):
     pod["metadata"]["annotations"] = {"devcluster.io/kubelet-mode": "sim"}
     await api.call("POST", f"{NS}/pods", pod)
     rv = (await ready(api, "simmed"))["metadata"]["resourceVersion"]
-    watch = asyncio.ensure_future(
-        api.watch(
-            f"{NS}/pods?watch=true&resourceVersion={rv}"
-            "&fieldSelector=metadata.name%3Dsimmed&timeoutSeconds=1",
-            timeout=5,
-        )
-    )
-    await asyncio.sleep(0.1)
+    watch = await watch_pod(api, "simmed", rv, 1)
     status, deleted = await api.call("DELETE", f"{NS}/pods/simmed")
     assert status == 200 and deleted["metadata"]["deletionTimestamp"]
     seen = await watch

@@ -11,7 +11,7 @@ import pytest
 
 from devcluster.cluster import Cluster
 from tests.devcluster.cluster_support import Api, wait_for
-from tests.devcluster.kubelet.kubelet_support import NS
+from tests.devcluster.kubelet.kubelet_support import NS, bound_claim
 from tests.devcluster.kubelet.kubelet_support import alive as _alive
 from tests.devcluster.kubelet.kubelet_support import get_pod as _pod
 from tests.devcluster.kubelet.kubelet_support import missing as _missing
@@ -158,37 +158,6 @@ async def test_delete_of_cooperative_process_is_quick(api: Api, cluster: Cluster
     assert time.monotonic() - began < 3 and not _alive(pid)
 
 
-async def _bound_claim(api: Api, name: str) -> None:
-    pv = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": f"pv-{name}"},
-        "spec": {
-            "capacity": {"storage": "1Gi"},
-            "accessModes": ["ReadWriteOnce"],
-            "hostPath": {"path": "/unused"},
-        },
-    }
-    assert (await api.call("POST", "/api/v1/persistentvolumes", pv))[0] == 201
-    pvc = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name},
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "volumeName": f"pv-{name}",
-            "resources": {"requests": {"storage": "1Gi"}},
-        },
-    }
-    assert (await api.call("POST", f"{NS}/persistentvolumeclaims", pvc))[0] == 201
-    await api.call(
-        "PATCH",
-        f"{NS}/persistentvolumeclaims/{name}/status",
-        {"status": {"phase": "Bound"}},
-        "application/merge-patch+json",
-    )
-
-
 def _home_pod(name: str, code: str) -> dict:
     return _script(
         name,
@@ -209,7 +178,7 @@ def _home_pod(name: str, code: str) -> dict:
 
 async def test_pvc_volume_persists_across_pods(api: Api, cluster: Cluster):
     assert cluster.kubelet is not None
-    await _bound_claim(api, "claim-alice")
+    await bound_claim(api, "claim-alice")
     write = "import os; open(os.environ['NOTES'], 'w').write('hello ' + os.getcwd())"
     await api.call("POST", f"{NS}/pods", _home_pod("writer", write))
     await _phase(api, "writer", "Succeeded")

@@ -19,6 +19,7 @@ from devcluster.kubelet.identity import Identity, RunAsError, blocked, run_as
 from tests.devcluster.cluster_support import Api, wait_for
 from tests.devcluster.kubelet.kubelet_support import (
     NS,
+    bound_claim,
     events,
     get_pod,
     phase,
@@ -40,34 +41,7 @@ def _as_root() -> None:
 
 
 async def _bound_home(api: Api, cluster: Cluster) -> Path:
-    pv = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": "pv-home"},
-        "spec": {
-            "capacity": {"storage": "1Gi"},
-            "accessModes": ["ReadWriteOnce"],
-            "hostPath": {"path": "/unused"},
-        },
-    }
-    await api.call("POST", "/api/v1/persistentvolumes", pv)
-    pvc = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "home"},
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "volumeName": "pv-home",
-            "resources": {"requests": {"storage": "1Gi"}},
-        },
-    }
-    await api.call("POST", f"{NS}/persistentvolumeclaims", pvc)
-    await api.call(
-        "PATCH",
-        f"{NS}/persistentvolumeclaims/home/status",
-        {"status": {"phase": "Bound"}},
-        "application/merge-patch+json",
-    )
+    await bound_claim(api, "home")
     assert cluster.kubelet is not None
     return cluster.kubelet.volume_dir("pv-home")
 

@@ -21,18 +21,9 @@ from devcluster.services.procs import Proc, lifeline_argv
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not: it waits for its exit to be read)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while still_alive([pid]):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
@@ -200,7 +191,7 @@ def test_a_run_that_leaves_a_process_fails_and_stops_it(
             "*1 passed*",
         ]
     )
-    assert not _alive(leaked)
+    assert not still_alive([leaked])
 
 
 def test_a_run_that_stops_what_it_starts_passes(

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.unit.web_support import serve
 from wbspawner.adapters.hubapi import PAGINATION, HubApi
 
 TOKEN = "service-token"
@@ -64,22 +65,17 @@ class FakeHub:
 
 
 @contextlib.asynccontextmanager
-async def serve(hub: FakeHub) -> AsyncIterator[str]:
+async def serve_hub(hub: FakeHub) -> AsyncIterator[str]:
+    """Serve ``hub``'s users API; yield the hub's API URL."""
     app = web.Application()
     app.router.add_get("/hub/api/users", hub.users)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hub/api/"
-    finally:
-        await runner.cleanup()
+    async with serve(app) as url:
+        yield f"{url}/hub/api/"
 
 
 async def test_active_users_follow_every_page_with_the_token() -> None:
     hub = FakeHub()
-    async with serve(hub) as url, HubApi(url, TOKEN) as api:
+    async with serve_hub(hub) as url, HubApi(url, TOKEN) as api:
         assert await api.active_users() == {"ann", "dan"}
     assert [r["query"]["offset"] for r in hub.requests] == ["0", "1"]
     assert all(r["query"]["state"] == "active" for r in hub.requests)
@@ -89,7 +85,7 @@ async def test_active_users_follow_every_page_with_the_token() -> None:
 
 async def test_last_sizes_include_stopped_servers() -> None:
     hub = FakeHub()
-    async with serve(hub) as url, HubApi(url, TOKEN) as api:
+    async with serve_hub(hub) as url, HubApi(url, TOKEN) as api:
         assert await api.last_sizes() == {"ann": "large", "bob": "small"}
     assert len(hub.requests) == len(USERS)
     assert all(r["query"]["include_stopped_servers"] == "1" for r in hub.requests)
@@ -97,14 +93,14 @@ async def test_last_sizes_include_stopped_servers() -> None:
 
 async def test_a_hub_that_does_not_page_answers_with_a_list() -> None:
     hub = FakeHub(paged=False)
-    async with serve(hub) as url, HubApi(url, TOKEN) as api:
+    async with serve_hub(hub) as url, HubApi(url, TOKEN) as api:
         names = [u["name"] for u in await api.users()]
     assert names == sorted(USERS)
     assert len(hub.requests) == 1
 
 
 async def test_a_refusal_raises_and_the_callers_session_stays_open() -> None:
-    async with serve(FakeHub()) as url, aiohttp.ClientSession() as session:
+    async with serve_hub(FakeHub()) as url, aiohttp.ClientSession() as session:
         api = HubApi(url, "wrong-token", session=session)
         with pytest.raises(aiohttp.ClientResponseError) as info:
             await api.active_users()

@@ -9,7 +9,6 @@ check what went over the wire.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.unit.web_support import serve
 from wbspawner.adapters.kube import Kube, api_path
 from wbspawner.errors import KubeError
 
@@ -89,19 +89,6 @@ class FakeApi:
         items = [self.objects[k] for k in names[start : start + limit]]
         meta = {"continue": str(start + limit)} if start + limit < len(names) else {}
         return web.json_response({"items": items, "metadata": meta})
-
-
-@contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 def kubeconfig(tmp_path: Path, server: str) -> Path:

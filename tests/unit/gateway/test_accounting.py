@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from dask_gateway_server.backends.base import Backend
 from traitlets.config import Config
 
+from tests.unit.gateway.accounting_support import T0, accounted
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs.accounting import (
     DEFAULT_DB_URL,
@@ -25,7 +25,6 @@ from wbspawner.costs.accounting import (
     to_micro,
 )
 from wbspawner.gateway.accounting import (
-    CostAccountingMixin,
     CostBook,
     configure_costs,
 )
@@ -40,8 +39,6 @@ from wbspawner.gateway.billing import (
 from wbspawner.gateway.options import ENV_POOL, ENV_SIZE
 from wbspawner.gateway.workers import workers_per_node
 from wbspawner.model import Profiles
-
-T0 = datetime(2026, 3, 2, 9, 0)
 
 
 def node_price(profiles: Profiles, pool_name: str) -> float:
@@ -242,64 +239,11 @@ def test_cost_book_records_workers_times_hours_times_price(tmp_path: Path) -> No
 # ------------------------------------------------------------------ backend
 
 
-class FakeBackend(Backend):
-    """The gateway backend calls the mixin relies on, in memory."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.clusters: dict[str, Any] = {}
-
-    async def setup(self, app: Any) -> None:
-        pass
-
-    async def cleanup(self) -> None:
-        pass
-
-    async def list_clusters(self, username: Any = None, statuses: Any = None) -> Any:
-        return list(self.clusters.values())
-
-    async def start_cluster(self, user: Any, cluster_options: Any) -> str:
-        name = f"c{len(self.clusters) + 1}"
-        env = {ENV_SIZE: "m64-quarter", ENV_POOL: "mem64"}
-        self.clusters[name] = SimpleNamespace(
-            name=name, username=user.name, options={}, config={"environment": env}
-        )
-        return name
-
-    async def stop_cluster(self, cluster_name: str, failed: bool = False) -> None:
-        self.clusters.pop(cluster_name, None)
-
-    async def on_cluster_heartbeat(self, cluster_name: str, msg: Any) -> None:
-        pass
-
-
-class Accounted(CostAccountingMixin, FakeBackend):
-    """The mixin over the fake backend, with the example profiles."""
-
-    the_profiles: Profiles
-    now = T0
-
-    def profiles(self) -> Profiles:
-        return self.the_profiles
-
-    def cost_now(self) -> datetime:
-        return self.now
-
-
-def accounted(profiles: Profiles, url: str) -> Accounted:
-    config = Config()
-    config.CostAccountingMixin.cost_db_url = url
-    config.CostAccountingMixin.cost_interval = 3600.0
-    backend = Accounted(config=config)
-    backend.the_profiles = profiles
-    return backend
-
-
 async def test_backend_records_start_heartbeat_and_stop(
     profiles: Profiles, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'costs.sqlite'}"
-    backend = accounted(profiles, url)
+    backend = accounted(url)
     await backend.setup(None)
     user = SimpleNamespace(name="gina", groups={"jupyter-users", "gpu-users"})
     name = await backend.start_cluster(user, {})
@@ -327,7 +271,7 @@ async def test_database_failure_is_logged_not_raised(
     profiles: Profiles, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"sqlite:///{tmp_path / 'missing-dir' / 'costs.sqlite'}"
-    backend = accounted(profiles, url)
+    backend = accounted(url)
     await backend.setup(None)
     user = SimpleNamespace(name="bob", groups={"jupyter-users"})
     with caplog.at_level(logging.WARNING):

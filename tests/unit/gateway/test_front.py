@@ -30,6 +30,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.websocket import websocket_connect
 
+from tests.unit.web_support import serve
 from wbspawner.adapters.gatewayhttp import (
     GatewayHttp,
     GatewayHttpError,
@@ -109,18 +110,6 @@ class Upstream:
         return ws
 
 
-@contextlib.asynccontextmanager
-async def _serve(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -189,8 +178,8 @@ async def stack() -> AsyncIterator[Stack]:
     hub.router.add_get("/hub/api/user", _hub_user)
     upstream = Upstream()
     async with (
-        _serve(hub) as hub_url,
-        _serve(_gateway_app(upstream)) as gateway_url,
+        serve(hub) as hub_url,
+        serve(_gateway_app(upstream)) as gateway_url,
         _front(gateway_url, hub_url) as (url, gateway),
     ):
         yield Stack(url, upstream, gateway)
@@ -376,7 +365,7 @@ async def test_the_front_answers_its_own_health_check(stack: Stack) -> None:
 
 async def test_the_owner_route_answers_only_the_service() -> None:
     upstream = Upstream()
-    async with _serve(_gateway_app(upstream)) as url:
+    async with serve(_gateway_app(upstream)) as url:
         route = f"{url}{PREFIX}/api/wbspawner/clusters/{CLUSTER}/owner"
         assert (await _fetch(route)).code == 401
         assert (await _fetch(route, headers=_as("guess"))).code == 401
@@ -391,7 +380,7 @@ async def test_the_owner_route_answers_only_the_service() -> None:
 
 
 async def test_a_gateway_without_the_owner_route_is_an_error() -> None:
-    async with _serve(web.Application()) as url:
+    async with serve(web.Application()) as url:
         gateway = GatewayHttp(url, PREFIX, SERVICE_TOKEN)
         try:
             with pytest.raises(GatewayHttpError, match="is its backend wbspawner's"):
@@ -403,7 +392,7 @@ async def test_a_gateway_without_the_owner_route_is_an_error() -> None:
 async def test_the_owner_route_without_a_token_answers_503() -> None:
     app = web.Application()
     add_owner_route(app, Upstream().cluster, "")
-    async with _serve(app) as url:
+    async with serve(app) as url:
         route = f"{url}/api/wbspawner/clusters/{CLUSTER}/owner"
         assert (await _fetch(route, headers=_as(""))).code == 503
 
@@ -414,7 +403,7 @@ async def test_no_gateway_is_502_and_a_slow_one_504() -> None:
     upstream = Upstream()
     gone = f"http://127.0.0.1:{_free_port()}"
     async with (
-        _serve(hub) as hub_url,
+        serve(hub) as hub_url,
         _front(gone, hub_url) as (url, _),
     ):
         api = await _fetch(f"{url}{PREFIX}/api/v1/clusters/")
@@ -426,8 +415,8 @@ async def test_no_gateway_is_502_and_a_slow_one_504() -> None:
     upstream.delay_s = 5.0
     short = Timeouts(connect=2.0, request=0.5, owner=2.0)
     async with (
-        _serve(hub) as hub_url,
-        _serve(_gateway_app(upstream)) as gateway_url,
+        serve(hub) as hub_url,
+        serve(_gateway_app(upstream)) as gateway_url,
         _front(gateway_url, hub_url, short) as (url, _),
     ):
         slow = await _fetch(f"{url}{PREFIX}/api/v1/clusters/")

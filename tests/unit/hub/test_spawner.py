@@ -1,9 +1,10 @@
 """WorkbenchSpawner without a cluster: form, option checks, overrides, progress, state.
 
 Spawners are built like KubeSpawner's own tests build them (a traitlets Config, a
-hub ``Hub`` and a small fake user); a kubeconfig pointing at a closed port keeps
-KubeSpawner's client setup offline, and a fake of ``adapters.kube.Kube`` stands
-in for the cluster where the spawner reads the user's home volume.
+hub ``Hub`` and a small fake user); ``offline_kubeconfig`` (this folder's
+conftest) keeps KubeSpawner's client setup offline, and a fake of
+``adapters.kube.Kube`` stands in for the cluster where the spawner reads the
+user's home volume.
 """
 
 from __future__ import annotations
@@ -12,18 +13,16 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import kubernetes_asyncio.config.kube_config as kube_config
 import kubernetes_validate
 import pytest
 from jupyterhub.objects import Hub, Server
 from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
-from kubespawner.clients import load_config
 from traitlets.config import Config
 
 from wbspawner.errors import Problem, ProfileConfigError
@@ -31,28 +30,9 @@ from wbspawner.hub import spawner as spawner_module
 from wbspawner.hub.spawner import WorkbenchSpawner
 from wbspawner.model import Profiles
 
-KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: offline, cluster: {server: "http://127.0.0.1:9"}}]
-users: [{name: offline, user: {}}]
-contexts: [{name: offline, context: {cluster: offline, user: offline}}]
-current-context: offline
-"""
+pytestmark = pytest.mark.usefixtures("offline_kubeconfig")
+
 BOB_STATE = {"uidNumber": 10002, "gidNumber": 100}
-
-
-@pytest.fixture(autouse=True)
-def offline_kubeconfig(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    path = tmp_path / "kubeconfig"
-    path.write_text(KUBECONFIG, encoding="utf-8")
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-    load_config.cache_clear()
-    yield
-    load_config.cache_clear()
 
 
 class Source:

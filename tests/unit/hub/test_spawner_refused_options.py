@@ -3,57 +3,33 @@
 JupyterHub writes a start request's options to its database before the spawner
 checks them (``User.spawn``), and reuses them when a later start sends none (the
 admin page). These tests play the hub's part on a ``WorkbenchSpawner`` built as
-the hub builds it (with the saved options and its ``orm_spawner``); a kubeconfig
-pointing at a closed port keeps KubeSpawner's client offline.
+the hub builds it (with the saved options and its ``orm_spawner``);
+``offline_kubeconfig`` (this folder's conftest) keeps KubeSpawner's client offline.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import kubernetes_asyncio.config.kube_config as kube_config
 import pytest
 from jupyterhub.objects import Hub, Server
 from jupyterhub.spawner import SpawnException
-from kubespawner.clients import load_config
 from traitlets.config import Config
 
 from wbspawner.hub.hubconfig import StaticProfiles
 from wbspawner.hub.spawner import WorkbenchSpawner
-from wbspawner.profiles.loader import load_profiles
+from wbspawner.model import Profiles
 
-ROOT = Path(__file__).resolve().parents[3]
-KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: offline, cluster: {server: "http://127.0.0.1:9"}}]
-users: [{name: offline, user: {}}]
-contexts: [{name: offline, context: {cluster: offline, user: offline}}]
-current-context: offline
-"""
+pytestmark = pytest.mark.usefixtures("offline_kubeconfig")
+
 SAVED = {"profile": "large", "image": "scipy"}
 
 
-@pytest.fixture(autouse=True)
-def offline_kubeconfig(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    path = tmp_path / "kubeconfig"
-    path.write_text(KUBECONFIG, encoding="utf-8")
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-    load_config.cache_clear()
-    yield
-    load_config.cache_clear()
-
-
 @pytest.fixture(scope="module")
-def source() -> StaticProfiles:
-    return StaticProfiles(load_profiles([ROOT / "profiles"]))
+def source(profiles: Profiles) -> StaticProfiles:
+    return StaticProfiles(profiles)
 
 
 class User:

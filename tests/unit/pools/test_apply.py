@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.pools.pools_support import observed_asg
 from wbspawner.adapters.aws import AlreadyExistsError, NotFoundError
 from wbspawner.errors import TemporaryAwsError
 from wbspawner.model import Catalog, Profiles
@@ -22,18 +23,7 @@ from wbspawner.pools.subnets import SubnetInfo, check_subnets
 
 def _stray(instances: int) -> ObservedAsg:
     """A group named ``old`` of no pool, with ``instances`` running nodes."""
-    return ObservedAsg(
-        name="old",
-        min_size=0,
-        max_size=1,
-        desired_capacity=instances,
-        instances=instances,
-        subnets=(),
-        mixed_instances_policy=None,
-        capacity_rebalance=False,
-        tags={},
-        propagate_at_launch=frozenset(),
-    )
+    return observed_asg("old", desired_capacity=instances, instances=instances)
 
 
 class Recorder:

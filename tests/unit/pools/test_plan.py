@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.unit.pools.pools_support import observed_asg
 from wbspawner.model import Catalog, Profiles
 from wbspawner.pools.desired import ClusterSpec, DesiredState, desired_state
 from wbspawner.pools.observed import ObservedAsg, ObservedState, contains
@@ -108,16 +109,19 @@ def test_changed_root_volume_makes_a_new_template_version_and_tag(
     )
 
 
-def test_new_ami_changes_templates_not_groups(
-    profiles: Profiles,
-    catalog: Catalog,
-    spec: ClusterSpec,
-    echoed: Callable,
-    shipped_desired: DesiredState,
-):
+@pytest.fixture
+def new_amis_desired(
+    profiles: Profiles, catalog: Catalog, spec: ClusterSpec
+) -> DesiredState:
+    """The shipped profiles' desired state once every node AMI has a new release."""
     amis = {k: v + "-new" for k, v in spec.amis.items()}
-    desired = desired_state(profiles, catalog, dataclasses.replace(spec, amis=amis))
-    plan = make_plan(desired, echoed(shipped_desired))
+    return desired_state(profiles, catalog, dataclasses.replace(spec, amis=amis))
+
+
+def test_new_ami_changes_templates_not_groups(
+    new_amis_desired: DesiredState, echoed: Callable, shipped_desired: DesiredState
+):
+    plan = make_plan(new_amis_desired, echoed(shipped_desired))
     assert set(_kinds(plan)) == {
         "create-launch-template-version",
         "set-default-version",
@@ -131,15 +135,10 @@ def test_new_ami_changes_templates_not_groups(
 
 
 def test_version_made_but_not_default_is_only_made_default(
-    profiles: Profiles,
-    catalog: Catalog,
-    echoed: Callable,
-    shipped_desired: DesiredState,
-    spec: ClusterSpec,
+    new_amis_desired: DesiredState, echoed: Callable, shipped_desired: DesiredState
 ):
     """A run that stopped between the two calls is finished, not repeated."""
-    amis = {k: v + "-new" for k, v in spec.amis.items()}
-    desired = desired_state(profiles, catalog, dataclasses.replace(spec, amis=amis))
+    desired = new_amis_desired
     observed = echoed(shipped_desired)
     name = desired.groups[0].launch_template.name
     lt = observed.launch_templates[name]
@@ -209,18 +208,16 @@ def _observed_with_group(base: ObservedState, extra: ObservedAsg) -> ObservedSta
 
 
 def _stray(instances: int) -> ObservedAsg:
-    return ObservedAsg(
-        name="wbspawner-dev-old-a-spot",
-        min_size=0,
+    name = "wbspawner-dev-old-a-spot"
+    return observed_asg(
+        name,
         max_size=3,
         desired_capacity=instances,
         instances=instances,
         subnets=("subnet-a",),
-        mixed_instances_policy=None,
         capacity_rebalance=True,
         tags={"wbspawner.io/cluster": "dev"},
-        propagate_at_launch=frozenset(),
-        launch_template="wbspawner-dev-old-a-spot",
+        launch_template=name,
     )
 
 

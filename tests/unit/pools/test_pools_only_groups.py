@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.pools.pools_support import observed_asg
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.naming import group_name
 from wbspawner.pools import PoolsError
@@ -39,19 +40,7 @@ def desired() -> DesiredState:
 
 
 def asg(name: str) -> ObservedAsg:
-    return ObservedAsg(
-        name=name,
-        min_size=0,
-        max_size=1,
-        desired_capacity=0,
-        instances=0,
-        subnets=("subnet-x",),
-        mixed_instances_policy=None,
-        capacity_rebalance=False,
-        tags={},
-        propagate_at_launch=frozenset(),
-        launch_template=name,
-    )
+    return observed_asg(name, subnets=("subnet-x",), launch_template=name)
 
 
 def names(plan_actions, kind: str) -> set[str]:

@@ -48,6 +48,21 @@ def source(catalog: Catalog) -> Callable[[Path, Callable[[], float]], ProfilesSo
     return make
 
 
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def watched(
+    source: Callable[[Path, Callable[[], float]], ProfilesSource],
+    source_dir: Path,
+    clock: Clock,
+) -> ProfilesSource:
+    """The profiles of ``source_dir``, re-read on ``clock``."""
+    return source(source_dir, clock)
+
+
 def test_first_load_failure_raises(
     source: Callable[[Path, Callable[[], float]], ProfilesSource],
     write_profiles: Callable[[Path, dict[str, str]], Path],
@@ -60,54 +75,47 @@ def test_first_load_failure_raises(
 
 
 def test_reload_waits_for_the_interval_then_picks_up_a_change(
-    source: Callable[[Path, Callable[[], float]], ProfilesSource],
-    minimal_yaml: str,
-    source_dir: Path,
+    watched: ProfilesSource, clock: Clock, minimal_yaml: str, source_dir: Path
 ) -> None:
-    clock = Clock()
-    source = source(source_dir, clock)
-    first = source.current()
+    first = watched.current()
     _touch(
         source_dir / "p.yaml",
         minimal_yaml.replace("display_name: Small", "display_name: Tiny"),
     )
     clock.now += 4.9
-    assert source.current() is first
+    assert watched.current() is first
     clock.now += 0.2
-    second = source.current()
+    second = watched.current()
     assert second.sizes[0].display_name == "Tiny" and second.digest != first.digest
     clock.now += 10
-    assert source.current() is second  # nothing changed: no re-read
+    assert watched.current() is second  # nothing changed: no re-read
 
 
 def test_new_file_is_noticed(
-    source: Callable[[Path, Callable[[], float]], ProfilesSource], source_dir: Path
+    watched: ProfilesSource, clock: Clock, source_dir: Path
 ) -> None:
-    clock = Clock()
-    source = source(source_dir, clock)
-    assert source.current().budgets == ()
+    assert watched.current().budgets == ()
     (source_dir / "z.yaml").write_text("budgets:\n  - {group: users, monthly: 10}\n")
     clock.now += 6
-    assert source.current().budgets[0].monthly == 10
+    assert watched.current().budgets[0].monthly == 10
 
 
 def test_invalid_edit_keeps_last_good_and_logs_every_problem(
-    source: Callable[[Path, Callable[[], float]], ProfilesSource],
+    watched: ProfilesSource,
+    clock: Clock,
     minimal_yaml: str,
     source_dir: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = Clock()
-    source = source(source_dir, clock)
-    good = source.current()
+    good = watched.current()
     _touch(
         source_dir / "p.yaml",
         minimal_yaml.replace("pool: small", "pool: nowhere") + "x: 1\n",
     )
     clock.now += 6
     with caplog.at_level(logging.WARNING, logger="test.profiles"):
-        assert source.current() is good
-    assert source.last_error is not None
+        assert watched.current() is good
+    assert watched.last_error is not None
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("invalid (2 problems)" in m for m in messages)
     assert any("$.sizes[0].pool: unknown pool 'nowhere'" in m for m in messages)
@@ -115,11 +123,11 @@ def test_invalid_edit_keeps_last_good_and_logs_every_problem(
     assert "Traceback" not in caplog.text
     caplog.clear()
     clock.now += 6
-    assert source.current() is good and caplog.records == []  # logged once
+    assert watched.current() is good and caplog.records == []  # logged once
     _touch(
         source_dir / "p.yaml",
         minimal_yaml.replace("display_name: Small", "display_name: Fixed"),
     )
     clock.now += 6
-    assert source.current().sizes[0].display_name == "Fixed"
-    assert source.last_error is None
+    assert watched.current().sizes[0].display_name == "Fixed"
+    assert watched.last_error is None

@@ -5,31 +5,24 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from traitlets.config import Config
 
 from wbspawner.hub import hubconfig
 from wbspawner.hub.settings import Settings
-from wbspawner.profiles.loader import load_profiles
+from wbspawner.model import Profiles
 from wbspawner.warmer import app as warmer_app
 from wbspawner.warmer.app import WarmerApp
 
-REPO = Path(__file__).resolve().parents[3]
-ENV = {
-    "WBSPAWNER_LDAP_SERVER": "ldap.example.org",
-    "WBSPAWNER_LDAP_BIND_DN_TEMPLATE": "uid={username},ou=people,dc=example,dc=org",
-    "WBSPAWNER_LDAP_GROUP_DN_TEMPLATE": "cn={group},ou=groups,dc=example,dc=org",
-    "WBSPAWNER_STATE_DIR": "/srv/hub",
-    "WBSPAWNER_WARMER_URL": "http://127.0.0.1:10101",
-}
 
-
-def test_the_hub_names_itself_as_the_warmers_parent() -> None:
+def test_the_hub_names_itself_as_the_warmers_parent(
+    profiles: Profiles, make_settings: Callable[..., Settings]
+) -> None:
     c = Config()
-    settings = Settings.from_env(ENV, lambda path: None)
-    hubconfig.apply(c, settings, load_profiles([REPO / "profiles"]), environ={})
+    settings = make_settings(state_dir="/srv/hub", warmer_url="http://127.0.0.1:10101")
+    hubconfig.apply(c, settings, profiles, environ={})
     (warmer,) = c.JupyterHub.services
     assert f"--WarmerApp.parent_pid={os.getpid()}" in warmer["command"]
 

@@ -1,0 +1,34 @@
+"""Steps every browser test takes: a fresh context, the hub's login form, screenshots.
+
+- ``new_context(browser)``: a browser context (cookies of its own) with a
+  1280×900 window and a 30 s default timeout; the caller closes it.
+- ``fill_login(page, url, user)``: opens the hub's login page and types the
+  user's name and demo password (``<user>-pw``); the caller submits the form.
+- ``screenshot(page, folder, name)``: the whole page as
+  ``tests/artifacts/<folder>/<name>.png``, for people to look at.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Browser, BrowserContext, Page
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+def new_context(browser: Browser) -> BrowserContext:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    return context
+
+
+def fill_login(page: Page, url: str, user: str) -> None:
+    page.goto(f"{url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", f"{user}-pw")
+
+
+def screenshot(page: Page, folder: str, name: str) -> None:
+    (ARTIFACTS / folder).mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / folder / f"{name}.png"), full_page=True)
