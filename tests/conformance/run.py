@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with devcluster(state, log) as info:
             print(f"conformance: devcluster at {info['api']}", flush=True)
-            status = run_suite(args.python, suite, str(info["kubeconfig"]), extra)
+            python = os.path.abspath(args.python)  # the suite runs elsewhere
+            status = run_suite(python, suite, str(info["kubeconfig"]), extra)
     except RuntimeError as exc:
         print(f"conformance: {exc}; its log: {log}", file=sys.stderr)
         print(log.read_text()[-4000:], file=sys.stderr)
