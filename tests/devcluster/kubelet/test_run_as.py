@@ -248,8 +248,8 @@ async def image_user_api(
 async def test_container_without_run_as_user_runs_as_its_images_user(
     image_user_api: Api,
 ):
-    """An image with a known USER runs as it; runAsUser overrides it; another
-    image runs as devcluster itself (root here)."""
+    """An image with a known USER runs as it; runAsUser overrides it (and its
+    group with it); another image runs as devcluster itself (root here)."""
     api = image_user_api
     probe = "import os; print(os.getuid(), os.getgid())"
     image = {"image": "example.org/jovyan:2026-01"}
@@ -267,7 +267,7 @@ async def test_container_without_run_as_user_runs_as_its_images_user(
         await api.call("POST", f"{NS}/pods", pod)
     expected = {
         "imaged": f"{UID} {GID}\n",
-        "chosen": f"{UID + 1} {GID}\n",
+        "chosen": f"{UID + 1} 0\n",  # runAsUser's own group: no passwd entry
         "other": "0 0\n",
     }
     for name, log in expected.items():
