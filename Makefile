@@ -10,14 +10,21 @@ STAMP := $(VENV)/.installed
 # The policy scanner lives in its own venv: its pins clash with constraints.txt.
 CHECKOV_VENV := .cache/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# KubeSpawner's own test suite runs in its own venv: it needs pytest-asyncio <0.23
+# and the sync `kubernetes` client, pinned by constraints-conformance.txt.
+CONFORMANCE_VENV := .cache/conformance
+CONFORMANCE_STAMP := $(CONFORMANCE_VENV)/.installed
+CONFORMANCE_ARGS ?=
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help setup system venv checkov lint test test-unit demo bench clean
+.PHONY: help setup system venv checkov conformance-venv conformance lint test test-unit demo bench clean
 
 help:
 	@echo "make demo   start the whole workbench locally and print the URL and logins"
-	@echo "make test   install everything and run every test (lint, unit, integration, e2e)"
+	@echo "make test   install everything and run every test (lint, unit, integration, e2e,"
+	@echo "            KubeSpawner's own suite against devcluster)"
+	@echo "make conformance  only KubeSpawner 7.1.0's own test suite against devcluster"
 	@echo "make bench  run the benchmarks; numbers go to bench/results/*.json"
 
 setup: system venv checkov
@@ -57,6 +64,22 @@ $(CHECKOV_STAMP): constraints-checkov.txt
 
 checkov: $(CHECKOV_STAMP)
 
+# KubeSpawner 7.1.0's own test suite (../shared/suites/kubespawner-7.1.0, never
+# edited) against a devcluster that tests/conformance/run.py starts and stops;
+# tests/conformance/deselected.txt names the tests this machine cannot pass.
+# CONFORMANCE_ARGS go to the suite's pytest instead of `tests` (e.g.
+# CONFORMANCE_ARGS="-x tests/test_spawner.py").
+$(CONFORMANCE_STAMP): constraints-conformance.txt
+	@test -x $(CONFORMANCE_VENV)/bin/python || $(PYTHON) -m venv $(CONFORMANCE_VENV)
+	$(CONFORMANCE_VENV)/bin/python -m pip install --quiet -c constraints-conformance.txt \
+	  jupyterhub-kubespawner kubernetes pytest pytest-asyncio
+	@touch $(CONFORMANCE_STAMP)
+
+conformance-venv: $(CONFORMANCE_STAMP)
+
+conformance: system venv conformance-venv
+	$(PY) -m tests.conformance.run --python $(CONFORMANCE_VENV)/bin/python $(CONFORMANCE_ARGS)
+
 lint: venv
 	@for tool in $(LINT_TOOLS); do test -x $(VENV)/bin/$$tool \
 	  || { echo "make lint: $(VENV)/bin/$$tool is missing (make venv installs it)" >&2; exit 1; }; done
@@ -68,8 +91,9 @@ lint: venv
 	$(VENV)/bin/deptry .
 	$(VENV)/bin/deptry . --extend-exclude bench --extend-exclude packages --ignore DEP002,DEP004
 
-test: setup lint
+test: setup lint conformance-venv
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(PY) -m tests.conformance.run --python $(CONFORMANCE_VENV)/bin/python
 
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

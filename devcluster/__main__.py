@@ -73,6 +73,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="add a static Ready node (repeatable)",
     )
     parser.add_argument(
+        "--image-user",
+        action="append",
+        default=[],
+        metavar="IMAGE=UID[:GID]",
+        help="the USER of an image (repository without tag; repeatable): its "
+        "containers that set no runAsUser run as that user",
+    )
+    parser.add_argument(
         "--no-validate",
         action="store_true",
         help="skip schema validation of written objects",
@@ -86,6 +94,12 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
     nodes: tuple[dict[str, object], ...] = tuple(
         {"metadata": {"name": name}} for name in args.static_node
     )
+    users = []
+    for item in args.image_user:
+        image, _, user = item.partition("=")
+        if not image or not user.replace(":", "", 1).isdigit():
+            raise SystemExit(f"--image-user {item!r}: expected IMAGE=UID[:GID]")
+        users.append((image, user))
     return ClusterConfig(
         host=args.host,
         api_port=args.api_port,
@@ -94,6 +108,7 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
         state_dir=args.state_dir,
         kubelet_mode=args.kubelet,
         static_nodes=nodes,
+        image_users=tuple(users),
         validate=not args.no_validate,
     )
 

@@ -44,6 +44,11 @@ class ClusterConfig:
     """``run`` executes container commands as local processes; ``sim`` only pretends."""
     pod_ip_base: str = "127.0.1.0"
     """Pod IPs are taken from this loopback /16 upward (127.0.1.1, 127.0.1.2, …)."""
+    image_users: tuple[tuple[str, str], ...] = ()
+    """Images' ``USER`` as (repository, ``uid[:gid]``): a container of such an
+    image whose securityContext sets no ``runAsUser`` runs as that user, as a
+    container runtime runs an image's USER. devcluster has no image metadata:
+    a container of any other image runs as devcluster itself."""
     state_dir: str = ""
     """Where pod logs and persistent volume directories live (empty: a temp dir)."""
     static_nodes: tuple[dict[str, object], ...] = field(default=())

@@ -4,7 +4,8 @@ What a container runtime makes of a container spec, on this machine: the
 container's ``command + args`` (with ``$(VAR)`` expanded, container paths and
 ``0.0.0.0`` rewritten, see ``devcluster.kubelet.podspec``), the container env on
 top of a small base env, the working directory (else ``$HOME``), and the user
-from its security context (``devcluster.kubelet.identity``). ``prepare`` builds
+from its security context, else its image's ``USER`` where devcluster knows it
+(``ClusterConfig.image_users``; ``devcluster.kubelet.identity``). ``prepare`` builds
 that (a ``Launch``) and ``exec_launch`` the same for a command run inside the
 running container (``kubectl exec``, exec probes and hooks). In ``sim`` mode,
 and for containers with neither command nor args (e.g. ``pause``
@@ -23,6 +24,7 @@ from typing import Any
 from devcluster.kubelet import podspec
 from devcluster.kubelet.cgroups import Cgroup
 from devcluster.kubelet.identity import Identity, blocked, interpreter, run_as
+from devcluster.kubelet.images import image_user
 from devcluster.kubelet.pod import PodRun
 from devcluster.kubelet.process import Launch
 from devcluster.kubelet.volumes import home_dir, mounts
@@ -100,7 +102,10 @@ def prepare(
         mounted = mounts(container, dirs)
     except (OSError, ValueError) as exc:
         raise ContainerConfigError(str(exc)) from exc
-    wanted = run_as(pod, container, current)
+    image = str(container.get("image") or "")
+    wanted = run_as(
+        pod, container, current, image_user(run.store.config.image_users, image)
+    )
     identity = wanted if can_switch else current
     host_ip = run.host_ip()
     env = podspec.container_env(pod, container, run.store.get_or_none, run.ip, host_ip)

@@ -4,9 +4,9 @@
 ``securityContext.runAsUser``/``runAsGroup`` over the pod's, the pod's
 ``fsGroup`` and ``supplementalGroups`` as supplementary groups, and
 ``runAsNonRoot`` checked against the result. A container that sets no user runs
-as devcluster itself (the "image's default user"). When devcluster is not root
-it cannot change users: the container runs as devcluster's user and the kubelet
-says so in a Warning event.
+as its image's ``USER`` where devcluster knows it, else as devcluster itself.
+When devcluster is not root it cannot change users: the container runs as
+devcluster's user and the kubelet says so in a Warning event.
 
 A container here runs the host's files (the Python of devcluster's venv, the
 pod's volume directories) instead of an image's, so a process that dropped to a
@@ -56,9 +56,15 @@ def _field(pod: Mapping[str, Any], container: Mapping[str, Any], name: str) -> A
 
 
 def run_as(
-    pod: Mapping[str, Any], container: Mapping[str, Any], current: Identity
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    current: Identity,
+    image_user: str = "",
 ) -> Identity:
     """Return who a container runs as (``current``: devcluster's own identity).
+
+    ``image_user`` is the image's ``USER`` (``uid[:gid]``, numeric): the
+    default when the security context sets no user, as a runtime does.
 
     Raises:
         RunAsError: ``runAsNonRoot`` is set and the container would run as root.
@@ -66,7 +72,11 @@ def run_as(
     uid = _field(pod, container, "runAsUser")
     gid = _field(pod, container, "runAsGroup")
     pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
-    if uid is None:
+    image_uid, _, image_gid = image_user.partition(":")
+    if uid is None and image_uid.isdigit():
+        uid = int(image_uid)
+        default_gid = int(image_gid) if image_gid.isdigit() else _primary_gid(uid)
+    elif uid is None:
         uid, default_gid = current.uid, current.gid
     else:
         default_gid = _primary_gid(int(uid))

@@ -10,10 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from devcluster.config import ClusterConfig
 from devcluster.kubelet.pod import PodRun
+
+
+def repository(image: str) -> str:
+    """Return an image reference without its tag or digest."""
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+def image_user(users: Iterable[tuple[str, str]], image: str) -> str:
+    """Return the ``USER`` of ``image`` from ``(repository, user)`` pairs, or ""."""
+    wanted = repository(image)
+    return next((user for repo, user in users if repo == wanted), "")
 
 
 class Images:

@@ -9,6 +9,9 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
+from devcluster.__main__ import config_from, parse_args
 from devcluster.cluster import static_node
 from devcluster.config import ClusterConfig
 from devcluster.controllers.nodes import standard_labels
@@ -95,3 +98,12 @@ def test_static_nodes_get_the_labels_asg_nodes_get():
     assert second["metadata"]["labels"]["topology.kubernetes.io/zone"] == "z-b"
     assert second["metadata"]["labels"]["role"] == "core"
     assert first["metadata"]["labels"]["kubernetes.io/hostname"] == "one"
+
+
+def test_image_users_on_the_command_line():
+    args = parse_args(
+        ["--image-user", "example.org/nb=1000:100", "--image-user", "a=5"]
+    )
+    assert config_from(args).image_users == (("example.org/nb", "1000:100"), ("a", "5"))
+    with pytest.raises(SystemExit, match="IMAGE=UID"):
+        config_from(parse_args(["--image-user", "example.org/nb=jovyan"]))

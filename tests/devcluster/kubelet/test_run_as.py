@@ -2,7 +2,10 @@
 
 As configure-pod-container/security-context/: the container's securityContext
 wins over the pod's, fsGroup is a supplementary group and owns the volumes
-(group read/write, setgid directories so new files get the group). These tests
+(group read/write, setgid directories so new files get the group). Without a
+runAsUser the container runs as its image's USER (SecurityContext.runAsUser:
+"Defaults to user specified in image metadata if unspecified"), for the images
+whose USER devcluster is told (``ClusterConfig.image_users``). These tests
 need devcluster to run as root (the tests do), so processes really change user.
 """
 
@@ -10,12 +13,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from devcluster.cluster import Cluster
+from devcluster.config import ClusterConfig
 from devcluster.kubelet.identity import Identity, RunAsError, blocked, run_as
+from devcluster.kubelet.images import image_user, repository
 from tests.devcluster.cluster_support import Api, wait_for
 from tests.devcluster.kubelet.kubelet_support import (
     NS,
@@ -170,6 +178,75 @@ def test_run_as_resolves_like_the_kubelet():
     root_pod = {**pod, "spec": {"securityContext": {"runAsNonRoot": True}}}
     with pytest.raises(RunAsError, match="runAsNonRoot and image will run as root"):
         run_as(root_pod, {"name": "c"}, me)
+
+
+def test_run_as_takes_the_image_user_when_the_pod_sets_none():
+    """The image's USER (uid[:gid]) is the default; runAsUser/runAsGroup win."""
+    me = Identity(0, 0)
+    bare: dict = {"spec": {}}
+    assert run_as(bare, {}, me, "1000:100") == Identity(1000, 100)
+    assert run_as(bare, {}, me, "1000").uid == 1000
+    assert run_as(bare, {}, me, "") == me
+    own = {"securityContext": {"runAsUser": 7, "runAsGroup": 8}}
+    assert run_as(bare, own, me, "1000:100") == Identity(7, 8)
+    group_only = {"securityContext": {"runAsGroup": 8}}
+    assert run_as(bare, group_only, me, "1000:100") == Identity(1000, 8)
+    non_root = {"securityContext": {"runAsNonRoot": True}, "name": "c"}
+    assert run_as(bare, non_root, me, "1000:100").uid == 1000
+    with pytest.raises(RunAsError, match="image will run as root"):
+        run_as(bare, non_root, me, "0:0")
+
+
+def test_image_user_looks_up_the_repository_without_tag_or_digest():
+    users = (("quay.io/jupyterhub/singleuser", "1000:100"), ("localhost:5000/a", "5"))
+    assert repository("quay.io/jupyterhub/singleuser:5.2") == (
+        "quay.io/jupyterhub/singleuser"
+    )
+    assert repository("localhost:5000/a") == "localhost:5000/a"
+    assert repository("localhost:5000/a@sha256:ab") == "localhost:5000/a"
+    assert image_user(users, "quay.io/jupyterhub/singleuser:latest") == "1000:100"
+    assert image_user(users, "quay.io/jupyterhub/singleuser") == "1000:100"
+    assert image_user(users, "localhost:5000/a:1") == "5"
+    assert image_user(users, "quay.io/jupyterhub/jupyterhub:latest") == ""
+
+
+@pytest.fixture
+async def image_user_api(
+    fast_config: ClusterConfig, client: aiohttp.ClientSession
+) -> AsyncIterator[Api]:
+    config = replace(fast_config, image_users=(("example.org/jovyan", f"{UID}:{GID}"),))
+    async with Cluster(config, controllers=False) as cluster:
+        yield Api(client, cluster.url)
+
+
+async def test_container_without_run_as_user_runs_as_its_images_user(
+    image_user_api: Api,
+):
+    """An image with a known USER runs as it; runAsUser overrides it (and its
+    group with it); another image runs as devcluster itself (root here)."""
+    api = image_user_api
+    probe = "import os; print(os.getuid(), os.getgid())"
+    image = {"image": "example.org/jovyan:2026-01"}
+    pods = {
+        "imaged": script("imaged", probe, restartPolicy="Never", container=image),
+        "chosen": script(
+            "chosen",
+            probe,
+            restartPolicy="Never",
+            container={**image, "securityContext": {"runAsUser": UID + 1}},
+        ),
+        "other": script("other", probe, restartPolicy="Never"),
+    }
+    for pod in pods.values():
+        await api.call("POST", f"{NS}/pods", pod)
+    expected = {
+        "imaged": f"{UID} {GID}\n",
+        "chosen": f"{UID + 1} 0\n",  # runAsUser's own group: no passwd entry
+        "other": "0 0\n",
+    }
+    for name, log in expected.items():
+        await phase(api, name, "Succeeded")
+        assert (await api.call("GET", f"{NS}/pods/{name}/log"))[1] == log
 
 
 def test_blocked_names_the_directory():
