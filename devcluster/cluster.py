@@ -1,10 +1,13 @@
 """Composition of one devcluster: store, HTTP API, kubelet and the controllers.
 
 ``Cluster`` builds a ``Store`` (with validation), bootstraps namespaces,
-ServiceAccounts, system PriorityClasses and static nodes, serves the API on
-loopback, starts the kubelet and the scheduler/autoscaler/volume controllers.
-Everything runs in the caller's asyncio loop. ``kubeconfig()`` renders a
-kubeconfig for clients.
+ServiceAccounts (and ``kube-root-ca.crt``), system PriorityClasses and static
+nodes, serves the API on loopback (over HTTP, and over HTTPS as the
+``kubernetes`` Service, ``devcluster.apiserver.tls``), runs kube-proxy (every
+Service on its loopback cluster IP, ``devcluster.proxy``), starts the kubelet,
+the workload and endpoints controllers and, with a moto server, the scheduler,
+autoscaler and volume controllers. Everything runs in the caller's asyncio loop.
+``kubeconfig()`` renders a kubeconfig for clients.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import ipaddress
 import logging
 import shutil
 import tempfile
@@ -25,9 +29,11 @@ from devcluster.apiserver.app import FAULTS_KEY, REQUESTS_KEY, make_app
 from devcluster.apiserver.patches import merge_patch
 from devcluster.apiserver.routes import Faults
 from devcluster.apiserver.store import Store
+from devcluster.apiserver.tls import ServingCert, make_serving_cert, server_context
 from devcluster.config import ClusterConfig
 from devcluster.controllers.nodes import standard_labels
 from devcluster.kubelet import Kubelet
+from devcluster.proxy import KubeProxy
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +109,14 @@ class Cluster:
         self.want_controllers = controllers
         self.store: Store | None = None
         self.kubelet: Kubelet | None = None
+        self.proxy: KubeProxy | None = None
         self.controllers: Any = None
+        self.core_controllers: Any = None
         self.app: web.Application | None = None
         self.port = 0
+        self.tls_port = 0
+        """The API's HTTPS port (the ``kubernetes`` Service's endpoint)."""
+        self.serving_cert: ServingCert | None = None
         self.state_dir = Path()
         self._tmp: str | None = None
         self._runner: web.AppRunner | None = None
@@ -148,6 +159,9 @@ class Cluster:
             self._tmp = tempfile.mkdtemp(prefix="devcluster-")
             self.state_dir = Path(self._tmp)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.serving_cert = await asyncio.to_thread(
+            make_serving_cert, self.state_dir / "pki", [cfg.host, self._api_ip]
+        )
         validator = None
         if cfg.validate:
             await asyncio.to_thread(validation.warm_up)
@@ -166,6 +180,18 @@ class Cluster:
         site = web.TCPSite(self._runner, cfg.host, cfg.api_port, reuse_address=True)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
+        tls_site = web.TCPSite(
+            self._runner,
+            cfg.host,
+            0,
+            ssl_context=server_context(self.serving_cert),
+            reuse_address=True,
+        )
+        await tls_site.start()
+        self.tls_port = int(self._runner.addresses[1][1])
+        self._publish_api(store)
+        self.proxy = KubeProxy(store)
+        await self.proxy.start()
         if self.want_controllers:
             await self._start_controllers(store)
         return self
@@ -188,8 +214,62 @@ class Cluster:
             node = static_node(dict(partial), index, self.config)
             store.ensure("nodes", None, node)
 
+    @property
+    def _api_ip(self) -> str:
+        """The ``kubernetes`` Service's cluster IP: the first of the range."""
+        return str(next(ipaddress.IPv4Network(self.config.service_cidr).hosts()))
+
+    def _publish_api(self, store: Store) -> None:
+        """The ``kubernetes`` Service in ``default``: the API over HTTPS, for pods.
+
+        As the apiserver does, it holds the first address of the service range
+        and its endpoints are the API server itself (its HTTPS listener); pods
+        get ``KUBERNETES_SERVICE_HOST`` and ``KUBERNETES_SERVICE_PORT`` from it
+        and trust the CA of the ``kube-root-ca.crt`` ConfigMaps.
+        """
+        ip = self._api_ip
+        store.ensure(
+            "services",
+            "default",
+            {
+                "metadata": {
+                    "name": "kubernetes",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "clusterIP": ip,
+                    "ports": [
+                        {
+                            "name": "https",
+                            "port": 443,
+                            "protocol": "TCP",
+                            "targetPort": self.tls_port,
+                        }
+                    ],
+                },
+            },
+        )
+        store.ensure(
+            "endpointslices",
+            "default",
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": "kubernetes",
+                    "labels": {"kubernetes.io/service-name": "kubernetes"},
+                },
+                "addressType": "IPv4",
+                "endpoints": [
+                    {"addresses": [self.config.host], "conditions": {"ready": True}}
+                ],
+                "ports": [{"name": "https", "port": self.tls_port, "protocol": "TCP"}],
+            },
+        )
+
     def _on_change(self, event_type: str, kind: str, obj: dict[str, Any]) -> None:
-        # The ServiceAccount controller: every new namespace gets "default".
+        # The ServiceAccount controller: every new namespace gets "default";
+        # the root CA publisher: and the cluster CA as kube-root-ca.crt.
         if kind == "namespaces" and event_type == "ADDED":
             name = obj["metadata"]["name"]
             asyncio.get_running_loop().call_soon(self._default_sa, name)
@@ -201,8 +281,21 @@ class Cluster:
             self.store.ensure(
                 "serviceaccounts", namespace, {"metadata": {"name": "default"}}
             )
+        if self.serving_cert is not None:
+            with contextlib.suppress(Exception):
+                self.store.ensure(
+                    "configmaps",
+                    namespace,
+                    {
+                        "metadata": {"name": "kube-root-ca.crt"},
+                        "data": {"ca.crt": self.serving_cert.ca_pem},
+                    },
+                )
 
     async def _start_controllers(self, store: Store) -> None:
+        from devcluster.controllers.manager import start_core_controllers
+
+        self.core_controllers = start_core_controllers(store, self.config)
         if self.aws_endpoint is None:
             log.info("no AWS endpoint: scheduler and autoscaler not started")
             return
@@ -226,6 +319,12 @@ class Cluster:
                 if inspect.isawaitable(result):
                     await result
             self.controllers = None
+        if self.core_controllers is not None:
+            await self.core_controllers.stop()
+            self.core_controllers = None
+        if self.proxy is not None:
+            await self.proxy.stop()
+            self.proxy = None
         if self.kubelet is not None:
             await self.kubelet.stop()
         if self.store is not None:

@@ -44,6 +44,10 @@ class ClusterConfig:
     """``run`` executes container commands as local processes; ``sim`` only pretends."""
     pod_ip_base: str = "127.0.1.0"
     """Pod IPs are taken from this loopback /16 upward (127.0.1.1, 127.0.1.2, …)."""
+    service_cidr: str = "127.100.0.0/16"
+    """Where Services' cluster IPs come from: loopback, far from the pod IPs, so
+    devcluster's kube-proxy (``devcluster.proxy``) can listen on them. The first
+    one is the ``kubernetes`` Service's (the API)."""
     state_dir: str = ""
     """Where pod logs and persistent volume directories live (empty: a temp dir)."""
     static_nodes: tuple[dict[str, object], ...] = field(default=())

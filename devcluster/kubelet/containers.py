@@ -2,9 +2,11 @@
 
 What a container runtime makes of a container spec, on this machine: the
 container's ``command + args`` (with ``$(VAR)`` expanded, container paths and
-``0.0.0.0`` rewritten, see ``devcluster.kubelet.podspec``), the container env on
-top of a small base env, the working directory (else ``$HOME``), and the user
-from its security context (``devcluster.kubelet.identity``). ``prepare`` builds
+``0.0.0.0`` rewritten, see ``devcluster.kubelet.podspec``), the container env
+(with the Service variables) on top of a small base env, the pod's hosts file
+(``devcluster.kubelet.hosts``, bound on ``/etc/hosts`` when devcluster is
+root), the working directory (else ``$HOME``), and the user from its security
+context (``devcluster.kubelet.identity``). ``prepare`` builds
 that (a ``Launch``) and ``exec_launch`` the same for a command run inside the
 running container (``kubectl exec``, exec probes and hooks). In ``sim`` mode,
 and for containers with neither command nor args (e.g. ``pause``
@@ -103,7 +105,13 @@ def prepare(
     wanted = run_as(pod, container, current)
     identity = wanted if can_switch else current
     host_ip = run.host_ip()
-    env = podspec.container_env(pod, container, run.store.get_or_none, run.ip, host_ip)
+    links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+    services = podspec.service_env(
+        run.store.items_raw("services"), run.namespace, links
+    )
+    env = podspec.container_env(
+        pod, container, run.store.get_or_none, run.ip, host_ip, services
+    )
     home = home_dir(env, mounted, run, identity)
     full = base_env(run, home)
     full.update({k: podspec.rewrite(v, mounted, run.ip) for k, v in env.items()})
@@ -120,6 +128,7 @@ def prepare(
         workdir,
         identity=identity if identity != current else None,
         stdin=bool(container.get("stdin")),
+        hosts=str(run.hosts) if run.hosts is not None and can_switch else None,
     )
     return Prepared(launch, mounted, wanted, podspec.readiness_port(container, full))
 
@@ -140,6 +149,7 @@ def exec_launch(
         cgroup=cgroup,
         stdin=True,
         tty=tty,
+        hosts=base.hosts,
     )
 
 

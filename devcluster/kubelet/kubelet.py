@@ -30,6 +30,7 @@ from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.errors import ApiError
 from devcluster.kubelet import logs, status, streaming
+from devcluster.kubelet.hosts import HostsFiles
 from devcluster.kubelet.images import Images
 from devcluster.kubelet.ips import IpPool
 from devcluster.kubelet.pod import PodRun
@@ -54,7 +55,8 @@ class Kubelet:
         self.state_dir = Path(state_dir)
         self.ips = IpPool(config.pod_ip_base)
         self.images = Images(config)
-        self.runtime = Runtime(config, self.state_dir)
+        self.runtime = Runtime(config, self.state_dir, hosts=HostsFiles(store))
+        self._hosts_pending = False
         self.runs: dict[str, PodRun] = {}
         self.workers: dict[str, PodWorker] = {}
         self._unsubscribe: Any = None
@@ -154,6 +156,15 @@ class Kubelet:
             self._loop.call_soon(self._node_gone, obj["metadata"]["name"])
         elif kind == "pods":
             self._on_pod(event_type, obj)
+        elif kind in ("services", "endpointslices") and not self._hosts_pending:
+            self._hosts_pending = True
+            self._loop.call_soon(self._refresh_hosts)
+
+    def _refresh_hosts(self) -> None:
+        """Services changed: the pods' hosts files follow (as DNS answers do)."""
+        self._hosts_pending = False
+        if self.runtime.hosts is not None:
+            self.runtime.hosts.refresh()
 
     def _on_pod(self, event_type: str, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -237,6 +248,8 @@ class Kubelet:
         self.runs.pop(run.uid, None)
         self.workers.pop(run.uid, None)
         self.runtime.forget(run.uid)
+        if self.runtime.hosts is not None:
+            self.runtime.hosts.forget(run.uid)
         if self._by_name.get((run.namespace, run.name)) is run:
             del self._by_name[(run.namespace, run.name)]
         if run.ip:

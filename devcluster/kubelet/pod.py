@@ -33,6 +33,8 @@ class PodRun:
     node: str
     pod_dir: Path
     ip: str = ""
+    hosts: Path | None = None
+    """The pod's ``/etc/hosts`` (``devcluster.kubelet.hosts``), once written."""
     task: asyncio.Task[None] | None = None
     terminate: asyncio.Event = field(default_factory=asyncio.Event)
 

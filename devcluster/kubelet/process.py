@@ -3,7 +3,9 @@
 Every process the kubelet starts for a pod (a container's, an ``exec`` session's,
 an exec probe's or hook's) goes through ``start``: in the child, before it execs,
 it joins the container's cgroup (as root, so the cgroup's owner does not
-matter), starts a session of its own, drops to the container's user
+matter), starts a session of its own, enters a mount namespace with the pod's
+hosts file on ``/etc/hosts`` (``devcluster.kubelet.mountns``; root only), drops
+to the container's user
 (supplementary groups, group, then user), and takes its terminal when it has
 one. ``stop`` is how a container runtime stops a container: the stop signal
 (SIGTERM) to the container's main process, the grace period, then SIGKILL to
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devcluster.kubelet import mountns
 from devcluster.kubelet.cgroups import Cgroup
 from devcluster.kubelet.identity import Identity
 
@@ -40,6 +43,9 @@ class Launch:
     """Give the process a pipe as stdin (else /dev/null)."""
     tty: bool = False
     """Give the process a terminal as stdin, stdout and stderr."""
+    hosts: str | None = None
+    """The pod's hosts file, bound on ``/etc/hosts`` for the process (None: the
+    machine's own)."""
 
 
 @dataclass
@@ -65,14 +71,17 @@ class Started:
 
 
 def _child_setup(
-    procs_file: str | None, identity: Identity | None, tty: bool
+    procs_file: str | None, identity: Identity | None, tty: bool, hosts: str | None
 ) -> Callable[[], None]:
     """Return what the child runs between fork and exec (only system calls)."""
+    hosts_path = hosts.encode() if hosts is not None else None
 
     def setup() -> None:
         if procs_file is not None:
             with open(procs_file, "w") as procs:
                 procs.write("0")
+        if hosts_path is not None:
+            mountns.enter(hosts_path)
         if identity is not None:
             os.setgroups(list(identity.groups))
             os.setresgid(identity.gid, identity.gid, identity.gid)
@@ -90,7 +99,7 @@ async def start(launch: Launch) -> Started:
         OSError: the command cannot be started (not found, not executable).
     """
     procs = launch.cgroup.procs_file if launch.cgroup is not None else None
-    setup = _child_setup(procs, launch.identity, launch.tty)
+    setup = _child_setup(procs, launch.identity, launch.tty, launch.hosts)
     if launch.tty:
         master, slave = os.openpty()
         try:

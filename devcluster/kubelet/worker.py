@@ -181,6 +181,10 @@ class PodWorker:
             return await self._teardown()
         sandbox.dirs = dirs
         run.pod_dir.mkdir(parents=True, exist_ok=True)
+        if self.runtime.hosts is not None:
+            run.hosts = self.runtime.hosts.write(
+                run.uid, run.pod_dir / "etc-hosts", pod, run.ip
+            )
         tasks: list[asyncio.Task[None]] = []
         try:
             if await self._initialize(tasks):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from devcluster.apiserver.defaults import default_pod_spec
+from devcluster.apiserver.defaults import default_pod_spec, default_workload
 from devcluster.apiserver.patches import clone
 from devcluster.apiserver.resources import Resource
 from devcluster.apiserver.store.table import meta_of
@@ -62,6 +62,8 @@ def prepare_update(
             meta[field] = old_meta[field]
         else:
             meta.pop(field, None)
+    if subresource is None:
+        default_workload(res.plural, new)
     if _spec_of(new) != _spec_of(old):
         meta["generation"] = int(old_meta.get("generation", 1)) + 1
     if res.plural == "pods" and subresource is None:
