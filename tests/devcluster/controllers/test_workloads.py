@@ -323,3 +323,35 @@ async def test_kubectl_rollout_status_and_undo(
     history = await asyncio.to_thread(run, "rollout", "history", "deployment/web")
     assert history.returncode == 0, history.stderr
     assert "REVISION" in history.stdout
+
+
+async def test_kubectl_get_prints_workload_and_service_columns(
+    workload_cluster: Cluster, kubectl: Path, tmp_path: Path, eventually: Any
+) -> None:
+    """The apiserver's printers: READY/UP-TO-DATE/AVAILABLE, CLUSTER-IP, PORT(S)."""
+    kubeconfig = workload_cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    store = store_of(workload_cluster)
+    store.create("deployments", NS, web())
+    service = {
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
+    ip = store.create("services", NS, service)["spec"]["clusterIP"]
+    await eventually(rolled_out(store, "web:1", 2))
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(kubectl), f"--kubeconfig={kubeconfig}", "-n", NS, "get", "deploy,rs,svc"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"] in lines
+    assert any(row[:4] == ["deployment.apps/web", "2/2", "2", "2"] for row in lines)
+    assert ["NAME", "DESIRED", "CURRENT", "READY", "AGE"] in lines
+    assert ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"] in lines
+    assert any(
+        row[:5] == ["service/web", "ClusterIP", ip, "<none>", "80/TCP"] for row in lines
+    )
