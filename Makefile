@@ -13,7 +13,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help setup system venv checkov lint test test-unit demo bench clean
+.PHONY: help setup system venv checkov image-envs lint test test-unit demo bench clean
 
 help:
 	@echo "make demo   start the whole workbench locally and print the URL and logins"
@@ -56,6 +56,14 @@ $(CHECKOV_STAMP): constraints-checkov.txt
 	@touch $(CHECKOV_STAMP)
 
 checkov: $(CHECKOV_STAMP)
+
+# Each image the charts run, as a local environment under .cache/images built
+# from the image's own Dockerfile and images/versions.env (never the test venv):
+# devcluster runs a pod's container in the environment its image maps to
+# (images/environments.yaml). The builder skips environments whose inputs did
+# not change. configurable-http-proxy comes from `make system`.
+image-envs: venv system
+	$(PY) -m devcluster.services.image_envs
 
 lint: venv
 	@for tool in $(LINT_TOOLS); do test -x $(VENV)/bin/$$tool \

@@ -48,6 +48,11 @@ class ClusterConfig:
     """Where Services' cluster IPs come from: loopback, far from the pod IPs, so
     devcluster's kube-proxy (``devcluster.proxy``) can listen on them. The first
     one is the ``kubernetes`` Service's (the API)."""
+    image_environments: str = ""
+    """The image mapping (``images/environments.yaml``): containers run in the
+    local environment of their image (``devcluster.services.image_envs``), and
+    an image it lacks fails to pull. Empty: every container runs with
+    devcluster's own Python and any image "pulls"."""
     state_dir: str = ""
     """Where pod logs and persistent volume directories live (empty: a temp dir)."""
     static_nodes: tuple[dict[str, object], ...] = field(default=())

@@ -28,6 +28,7 @@ from devcluster.kubelet.identity import Identity, blocked, interpreter, run_as
 from devcluster.kubelet.pod import PodRun
 from devcluster.kubelet.process import Launch
 from devcluster.kubelet.volumes import home_dir, mounts
+from devcluster.services.image_envs import ImageEnvironment
 
 SIM_ANNOTATION = "devcluster.io/kubelet-mode"
 """Pod annotation overriding ``config.kubelet_mode`` for one pod (run|sim)."""
@@ -43,11 +44,28 @@ def mode_of(pod: dict[str, Any], default: str) -> str:
     return str(annotations.get(SIM_ANNOTATION) or default)
 
 
-def base_env(run: PodRun, home: str) -> dict[str, str]:
-    """Return the environment every pod process starts from."""
-    path = os.pathsep.join(
-        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+def _system_path() -> list[str]:
+    """This machine's PATH without devcluster's own Python environment."""
+    own = {str(Path(sys.executable).parent), str(Path(sys.prefix) / "bin")}
+    return [
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p not in own
+    ]
+
+
+def base_env(
+    run: PodRun, home: str, image: ImageEnvironment | None = None
+) -> dict[str, str]:
+    """Return the environment every pod process starts from.
+
+    A container runs with its image's environment first on PATH and never sees
+    devcluster's own Python; without an image mapping, devcluster's Python
+    comes first.
+    """
+    first = (
+        str(image.bin_dir) if image is not None else str(Path(sys.executable).parent)
     )
+    rest = _system_path() if image is not None else [os.environ.get("PATH", "")]
+    path = os.pathsep.join([first, *rest])
     tmp = run.pod_dir / "tmp"
     if not tmp.exists():
         tmp.mkdir(parents=True, exist_ok=True)
@@ -76,6 +94,30 @@ class Prepared:
     is Ready (devcluster's stand-in for the image's health)."""
 
 
+def command_line(
+    container: dict[str, Any], image: ImageEnvironment | None
+) -> list[str]:
+    """Return what a container runs: ``command``/``args`` over the image's.
+
+    As Kubernetes combines them: ``command`` replaces the image's
+    ENTRYPOINT (and its CMD), ``args`` replace the CMD. An image ENTRYPOINT of
+    ``tini … --`` is left out: tini reaps orphans and forwards signals, which
+    the kubelet's per-container cgroup does here (nothing installs tini).
+    """
+    config = image.config if image is not None else {}
+    command = container.get("command")
+    args = container.get("args")
+    if command:
+        return [str(a) for a in [*command, *(args or [])]]
+    entrypoint = list(config.get("Entrypoint") or [])
+    if entrypoint and Path(str(entrypoint[0])).name == "tini":
+        entrypoint = (
+            entrypoint[entrypoint.index("--") + 1 :] if "--" in entrypoint else []
+        )
+    rest = args if args else list(config.get("Cmd") or [])
+    return [str(a) for a in [*entrypoint, *rest]]
+
+
 def prepare(
     run: PodRun,
     pod: dict[str, Any],
@@ -83,6 +125,7 @@ def prepare(
     dirs: dict[str, Path],
     current: Identity,
     can_switch: bool,
+    image: ImageEnvironment | None = None,
 ) -> Prepared:
     """Build a container's process (not started).
 
@@ -93,6 +136,8 @@ def prepare(
         dirs: the host directory of every pod volume.
         current: devcluster's own identity.
         can_switch: devcluster may change users (it runs as root).
+        image: the local environment of the container's image (None: no
+            image mapping, devcluster's own Python).
 
     Raises:
         ContainerConfigError: a subPath that cannot be made.
@@ -102,7 +147,8 @@ def prepare(
         mounted = mounts(container, dirs)
     except (OSError, ValueError) as exc:
         raise ContainerConfigError(str(exc)) from exc
-    wanted = run_as(pod, container, current)
+    config = image.config if image is not None else {}
+    wanted = run_as(pod, container, current, str(config.get("User") or ""))
     identity = wanted if can_switch else current
     host_ip = run.host_ip()
     links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
@@ -113,14 +159,22 @@ def prepare(
         pod, container, run.store.get_or_none, run.ip, host_ip, services
     )
     home = home_dir(env, mounted, run, identity)
-    full = base_env(run, home)
+    full = base_env(run, home, image)
+    if image is not None:
+        full.update(image.env())
     full.update({k: podspec.rewrite(v, mounted, run.ip) for k, v in env.items()})
     full["HOME"] = home
     argv = [
-        podspec.rewrite(podspec.expand(str(a), full), mounted, run.ip)
-        for a in (container.get("command") or []) + (container.get("args") or [])
+        podspec.rewrite(podspec.expand(a, full), mounted, run.ip)
+        for a in command_line(container, image)
     ]
-    workdir = podspec.map_path(container.get("workingDir") or "", mounted) or home
+    # the image's WORKDIR only where a volume backs it: this machine's own
+    # directories are not the image's
+    workdir = (
+        podspec.map_path(container.get("workingDir") or "", mounted)
+        or podspec.map_path(str(config.get("WorkingDir") or ""), mounted)
+        or home
+    )
     Path(workdir).mkdir(parents=True, exist_ok=True)
     launch = Launch(
         argv,

@@ -56,9 +56,15 @@ def _field(pod: Mapping[str, Any], container: Mapping[str, Any], name: str) -> A
 
 
 def run_as(
-    pod: Mapping[str, Any], container: Mapping[str, Any], current: Identity
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    current: Identity,
+    image_user: str = "",
 ) -> Identity:
     """Return who a container runs as (``current``: devcluster's own identity).
+
+    ``image_user`` is the image's ``USER`` (``uid[:gid]``, numeric): the
+    default when the security context sets no user, as a runtime does.
 
     Raises:
         RunAsError: ``runAsNonRoot`` is set and the container would run as root.
@@ -66,7 +72,11 @@ def run_as(
     uid = _field(pod, container, "runAsUser")
     gid = _field(pod, container, "runAsGroup")
     pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
-    if uid is None:
+    image_uid, _, image_gid = image_user.partition(":")
+    if uid is None and image_uid.isdigit():
+        uid = int(image_uid)
+        default_gid = int(image_gid) if image_gid.isdigit() else _primary_gid(uid)
+    elif uid is None:
         uid, default_gid = current.uid, current.gid
     else:
         default_gid = _primary_gid(int(uid))

@@ -112,6 +112,8 @@ class PodSandbox:
         self.runtime = runtime
         self.mode = mode
         self.publish = publish
+        self.images: dict[str, Any] = {}
+        """Image → its local environment (``ImageEnvironment``), once pulled."""
 
     @property
     def stopping(self) -> bool:
