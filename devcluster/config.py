@@ -48,6 +48,11 @@ class ClusterConfig:
     """Where Services' cluster IPs come from: loopback, far from the pod IPs, so
     devcluster's kube-proxy (``devcluster.proxy``) can listen on them. The first
     one is the ``kubernetes`` Service's (the API)."""
+    container_paths: bool = False
+    """Bind every volume mount and image file at its container path in the
+    pod process's mount namespace (root only; ``devcluster.kubelet.mountns``),
+    for programs that read fixed paths (the charts' pods). Off: containers find
+    their volumes through rewritten paths only."""
     image_environments: str = ""
     """The image mapping (``images/environments.yaml``): containers run in the
     local environment of their image (``devcluster.services.image_envs``), and

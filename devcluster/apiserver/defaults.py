@@ -3,7 +3,8 @@
 Pure functions over (store view, new object). They mirror the defaulting of
 the real apiserver and the admission plugins enabled on EKS that matter to
 clients: Priority (``spec.priority`` from the PriorityClass),
-DefaultTolerationSeconds, DefaultStorageClass, ServiceAccount (name only),
+DefaultTolerationSeconds, DefaultStorageClass, ServiceAccount (the name, and
+the ``kube-api-access-*`` token volume every container mounts),
 service cluster IP allocation, Secret ``stringData``, Event time keys, and the
 apps/v1 defaults of Deployments and ReplicaSets.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -118,10 +120,85 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
         _container_defaults(container)
 
 
+SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+_ALPHANUM = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def service_account_token(obj: dict[str, Any], lister: Lister) -> None:
+    """Add the ServiceAccount admission's token volume, as the apiserver does.
+
+    Unless the pod (or, when the pod does not say, its ServiceAccount) sets
+    ``automountServiceAccountToken: false``: a projected volume
+    ``kube-api-access-<5 chars>`` (the token, ``ca.crt`` from
+    ``kube-root-ca.crt``, the namespace) mounted read-only at
+    ``/var/run/secrets/kubernetes.io/serviceaccount`` in every container
+    that mounts nothing there already.
+    """
+    spec = obj["spec"]
+    namespace = obj["metadata"].get("namespace")
+    wanted = spec.get("automountServiceAccountToken")
+    if wanted is None:
+        account = next(
+            (
+                sa
+                for sa in lister("serviceaccounts")
+                if sa["metadata"].get("namespace") == namespace
+                and sa["metadata"]["name"] == spec.get("serviceAccountName")
+            ),
+            {},
+        )
+        wanted = account.get("automountServiceAccountToken")
+    if wanted is False:
+        return
+    name = "kube-api-access-" + "".join(secrets.choice(_ALPHANUM) for _ in range(5))
+    spec.setdefault("volumes", []).append(
+        {
+            "name": name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {
+                        "serviceAccountToken": {
+                            "expirationSeconds": 3607,
+                            "path": "token",
+                        }
+                    },
+                    {
+                        "configMap": {
+                            "name": "kube-root-ca.crt",
+                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                        }
+                    },
+                    {
+                        "downwardAPI": {
+                            "items": [
+                                {
+                                    "path": "namespace",
+                                    "fieldRef": {
+                                        "apiVersion": "v1",
+                                        "fieldPath": "metadata.namespace",
+                                    },
+                                }
+                            ]
+                        }
+                    },
+                ],
+            },
+        }
+    )
+    for container in list(spec.get("containers") or []) + list(
+        spec.get("initContainers") or []
+    ):
+        mounts = container.setdefault("volumeMounts", [])
+        if not any(m.get("mountPath") == SA_MOUNT_PATH for m in mounts):
+            mounts.append({"name": name, "mountPath": SA_MOUNT_PATH, "readOnly": True})
+
+
 def default_pod(obj: dict[str, Any], lister: Lister) -> None:
     """Fill pod defaults in place (the object is a fresh copy owned by the store)."""
     spec = obj.setdefault("spec", {})
     default_pod_spec(spec)
+    service_account_token(obj, lister)
     tolerations = spec.setdefault("tolerations", [])
     keys = {
         t.get("key") for t in tolerations if t.get("effect") in (None, "", "NoExecute")

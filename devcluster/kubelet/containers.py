@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devcluster.kubelet import podspec
+from devcluster.kubelet import mountns, podspec
 from devcluster.kubelet.cgroups import Cgroup
 from devcluster.kubelet.identity import Identity, blocked, interpreter, run_as
 from devcluster.kubelet.pod import PodRun
@@ -118,6 +119,40 @@ def command_line(
     return [str(a) for a in [*entrypoint, *rest]]
 
 
+def _view(
+    run: PodRun,
+    mounted: dict[str, str],
+    container: dict[str, Any],
+    image: ImageEnvironment | None,
+    can_switch: bool,
+) -> mountns.View | None:
+    """The container's mount namespace (root only): hosts file, container paths."""
+    if not can_switch or run.hosts is None:
+        return None
+    binds: list[mountns.Bind] = []
+    if run.store.config.container_paths:
+        read_only = {
+            m["mountPath"]: bool(m.get("readOnly"))
+            for m in container.get("volumeMounts") or []
+        }
+        files = image.files if image is not None else {}
+        binds += [mountns.Bind(str(src), path, True) for path, src in files.items()]
+        binds += [
+            mountns.Bind(host, path, read_only.get(path, False))
+            for path, host in mounted.items()
+        ]
+    scratch = run.pod_dir / "rootfs" / uuid.uuid4().hex[:12]
+    return mountns.View(str(run.hosts), tuple(binds), str(scratch))
+
+
+def _fresh(view: mountns.View | None) -> mountns.View | None:
+    """The same view for another process (overlay layers of its own)."""
+    if view is None:
+        return None
+    scratch = os.path.join(os.path.dirname(view.scratch), uuid.uuid4().hex[:12])
+    return mountns.View(view.hosts, view.binds, scratch)
+
+
 def prepare(
     run: PodRun,
     pod: dict[str, Any],
@@ -182,7 +217,7 @@ def prepare(
         workdir,
         identity=identity if identity != current else None,
         stdin=bool(container.get("stdin")),
-        hosts=str(run.hosts) if run.hosts is not None and can_switch else None,
+        view=_view(run, mounted, container, image, can_switch),
     )
     return Prepared(launch, mounted, wanted, podspec.readiness_port(container, full))
 
@@ -203,7 +238,7 @@ def exec_launch(
         cgroup=cgroup,
         stdin=True,
         tty=tty,
-        hosts=base.hosts,
+        view=_fresh(base.view),
     )
 
 

@@ -255,3 +255,4 @@ class Kubelet:
         if run.ip:
             self.ips.release(run.ip)
         shutil.rmtree(run.pod_dir / "volumes", ignore_errors=True)
+        shutil.rmtree(run.pod_dir / "rootfs", ignore_errors=True)

@@ -1,14 +1,23 @@
 """A pod process's own view of the filesystem: a private mount namespace.
 
 A container runtime gives every container its own mounts. devcluster runs pod
-processes on this machine's filesystem, with one exception: each process the
-kubelet starts for a pod (as root) enters a mount namespace of its own in which
-the pod's hosts file (``devcluster.kubelet.hosts``) is bind-mounted on
-``/etc/hosts``. Mounts in that namespace are private, so nothing of it reaches
-the machine, and it ends with the last process in it.
+processes on this machine's filesystem; each process the kubelet starts for a
+pod (as root) enters a mount namespace of its own in which
 
-``enter`` runs in the child between fork and exec (``devcluster.kubelet.process``)
-and makes only system calls, through the C library.
+* the pod's hosts file (``devcluster.kubelet.hosts``) is bound on ``/etc/hosts``;
+* with ``ClusterConfig.container_paths``, every volume mount and every file the
+  image holds is bound at its path in the container (``/srv/jupyterhub``,
+  ``/usr/local/etc/jupyterhub/secret``, ...), read-only where the mount says so,
+  so programs that read fixed paths find them. A missing mount point is made
+  in an overlay of its nearest existing directory (upper layer in the pod's
+  scratch directory), so this machine's directories never change; a path
+  whose nearest existing directory is ``/`` is not bound (its process still
+  finds the volume through the rewritten paths of its command line and env).
+
+Mounts in the namespace are private, so nothing of it reaches the machine, and
+it ends with the last process in it. ``enter`` runs in the child between fork
+and exec (``devcluster.kubelet.process``) and makes only system calls and
+directory checks.
 """
 
 from __future__ import annotations
@@ -16,8 +25,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from dataclasses import dataclass
 
 _CLONE_NEWNS = 0x00020000
+_MS_RDONLY = 0x1
+_MS_REMOUNT = 0x20
 _MS_BIND = 0x1000
 _MS_REC = 0x4000
 _MS_PRIVATE = 0x40000
@@ -33,18 +45,125 @@ _libc.mount.argtypes = [
 ]
 
 
+@dataclass(frozen=True)
+class Bind:
+    """A host file or directory bound at a container path."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class View:
+    """What a pod process sees: its hosts file and binds, and a scratch dir."""
+
+    hosts: str | None
+    binds: tuple[Bind, ...] = ()
+    scratch: str = ""
+    """Where overlay layers for missing mount points go (one per process)."""
+
+
 def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def enter(hosts: bytes) -> None:
-    """Enter a private mount namespace with ``hosts`` bound on ``/etc/hosts``.
+def _mount(
+    source: str | None,
+    target: str,
+    fstype: str | None,
+    flags: int,
+    data: str | None = None,
+) -> None:
+    _check(
+        _libc.mount(
+            source.encode() if source else None,
+            target.encode(),
+            fstype.encode() if fstype else None,
+            flags,
+            data.encode() if data else None,
+        ),
+        f"mount {source} on {target}",
+    )
+
+
+def anchor_of(path: str) -> str:
+    """Return the nearest existing directory of a path (``/`` at worst)."""
+    current = os.path.dirname(path.rstrip("/")) or "/"
+    while not os.path.isdir(current):
+        current = os.path.dirname(current) or "/"
+    return current
+
+
+def overlays(binds: tuple[Bind, ...]) -> list[str]:
+    """Return the directories to overlay so that every missing target can be made.
+
+    A target under another bind's target is made inside that bind; anchors
+    under another anchor are covered by it; ``/`` is never overlaid.
+    """
+    targets = [b.target.rstrip("/") for b in binds]
+    anchors = set()
+    for target in targets:
+        if os.path.lexists(target) or any(
+            target.startswith(other + "/") for other in targets if other != target
+        ):
+            continue
+        anchor = anchor_of(target)
+        if anchor != "/":
+            anchors.add(anchor)
+    return sorted(
+        a for a in anchors if not any(a.startswith(b + "/") for b in anchors if b != a)
+    )
+
+
+def _make_target(bind: Bind) -> bool:
+    """Make a missing mount point like its source; False when it cannot be."""
+    target = bind.target.rstrip("/") or "/"
+    if os.path.lexists(target):
+        return True
+    if anchor_of(target) == "/" or not os.access(anchor_of(target), os.W_OK):
+        return False
+    if os.path.isdir(bind.source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "a"):
+            pass
+    return True
+
+
+def enter(view: View) -> None:
+    """Enter a private mount namespace with the view's binds.
 
     Raises:
         OSError: a system call failed (not root, or no mount namespaces).
     """
     _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    _check(_libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount /")
-    _check(_libc.mount(hosts, b"/etc/hosts", None, _MS_BIND, None), "bind /etc/hosts")
+    _mount("none", "/", None, _MS_REC | _MS_PRIVATE)
+    binds = list(view.binds)
+    for index, anchor in enumerate(overlays(view.binds)):
+        upper = os.path.join(view.scratch, str(index), "upper")
+        work = os.path.join(view.scratch, str(index), "work")
+        os.makedirs(upper, exist_ok=True)
+        os.makedirs(work, exist_ok=True)
+        _mount(
+            "overlay",
+            anchor,
+            "overlay",
+            0,
+            f"lowerdir={anchor},upperdir={upper},workdir={work}",
+        )
+    if view.hosts is not None:
+        binds.append(Bind(view.hosts, "/etc/hosts"))
+    bound = []
+    for bind in sorted(binds, key=lambda b: b.target.count("/")):
+        if bind.target.rstrip("/") in ("", "/") or not _make_target(bind):
+            continue
+        _mount(bind.source, bind.target, None, _MS_BIND | _MS_REC)
+        bound.append(bind)
+    # read-only last: mount points below a read-only mount are made first
+    for bind in bound:
+        if bind.read_only:
+            _mount(None, bind.target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY)

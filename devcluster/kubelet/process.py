@@ -4,7 +4,8 @@ Every process the kubelet starts for a pod (a container's, an ``exec`` session's
 an exec probe's or hook's) goes through ``start``: in the child, before it execs,
 it joins the container's cgroup (as root, so the cgroup's owner does not
 matter), starts a session of its own, enters a mount namespace with the pod's
-hosts file on ``/etc/hosts`` (``devcluster.kubelet.mountns``; root only), drops
+hosts file on ``/etc/hosts`` and the container's paths
+(``devcluster.kubelet.mountns``; root only), drops
 to the container's user
 (supplementary groups, group, then user), and takes its terminal when it has
 one. ``stop`` is how a container runtime stops a container: the stop signal
@@ -43,9 +44,9 @@ class Launch:
     """Give the process a pipe as stdin (else /dev/null)."""
     tty: bool = False
     """Give the process a terminal as stdin, stdout and stderr."""
-    hosts: str | None = None
-    """The pod's hosts file, bound on ``/etc/hosts`` for the process (None: the
-    machine's own)."""
+    view: mountns.View | None = None
+    """The process's mount namespace: the pod's hosts file on ``/etc/hosts``
+    and the container's paths (None: this machine's own view)."""
 
 
 @dataclass
@@ -71,17 +72,19 @@ class Started:
 
 
 def _child_setup(
-    procs_file: str | None, identity: Identity | None, tty: bool, hosts: str | None
+    procs_file: str | None,
+    identity: Identity | None,
+    tty: bool,
+    view: mountns.View | None,
 ) -> Callable[[], None]:
     """Return what the child runs between fork and exec (only system calls)."""
-    hosts_path = hosts.encode() if hosts is not None else None
 
     def setup() -> None:
         if procs_file is not None:
             with open(procs_file, "w") as procs:
                 procs.write("0")
-        if hosts_path is not None:
-            mountns.enter(hosts_path)
+        if view is not None:
+            mountns.enter(view)
         if identity is not None:
             os.setgroups(list(identity.groups))
             os.setresgid(identity.gid, identity.gid, identity.gid)
@@ -99,7 +102,7 @@ async def start(launch: Launch) -> Started:
         OSError: the command cannot be started (not found, not executable).
     """
     procs = launch.cgroup.procs_file if launch.cgroup is not None else None
-    setup = _child_setup(procs, launch.identity, launch.tty, launch.hosts)
+    setup = _child_setup(procs, launch.identity, launch.tty, launch.view)
     if launch.tty:
         master, slave = os.openpty()
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import stat
 from collections.abc import Mapping
@@ -102,6 +103,59 @@ def _fill(run: PodRun, volume: Mapping[str, Any], path: Path) -> None:
             for plural, field in _SOURCES:
                 if field in source:
                     _write_keys(run, path, source[field], plural, mode)
+            if "serviceAccountToken" in source:
+                _write_file(
+                    path / source["serviceAccountToken"].get("path", "token"),
+                    _token(run),
+                    mode,
+                )
+            for item in (source.get("downwardAPI") or {}).get("items") or []:
+                _write_file(path / item["path"], _field(run, item), mode)
+
+
+def _write_file(path: Path, text: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def _token(run: PodRun) -> str:
+    """A ServiceAccount token (devcluster authenticates nobody; any token works).
+
+    Shaped like the kubelet's projected token (a JWT) so clients that read it
+    find the ServiceAccount it stands for.
+    """
+    pod = run.current() or {}
+    account = (pod.get("spec") or {}).get("serviceAccountName", "default")
+    claims = {
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "sub": f"system:serviceaccount:{run.namespace}:{account}",
+        "aud": ["https://kubernetes.default.svc.cluster.local"],
+    }
+    parts = [{"alg": "none", "typ": "JWT"}, claims]
+    return (
+        ".".join(
+            base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
+            for p in parts
+        )
+        + "."
+    )
+
+
+def _field(run: PodRun, item: Mapping[str, Any]) -> str:
+    """A downwardAPI item: a field of the pod (namespace, name, uid, labels...)."""
+    pod = run.current() or {}
+    path = str((item.get("fieldRef") or {}).get("fieldPath", ""))
+    meta = pod.get("metadata") or {}
+    if path in ("metadata.labels", "metadata.annotations"):
+        values = meta.get(path.split(".", 1)[1]) or {}
+        return "\n".join(f'{k}="{v}"' for k, v in sorted(values.items()))
+    simple = {
+        "metadata.namespace": run.namespace,
+        "metadata.name": run.name,
+        "metadata.uid": run.uid,
+    }
+    return str(simple.get(path, ""))
 
 
 async def volumes(
