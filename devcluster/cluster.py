@@ -1,10 +1,10 @@
 """Composition of one devcluster: store, HTTP API, kubelet and the controllers.
 
 ``Cluster`` builds a ``Store`` (with validation), bootstraps namespaces,
-ServiceAccounts (and ``kube-root-ca.crt``), system PriorityClasses and static
-nodes, serves the API on loopback (over HTTP, and over HTTPS as the
-``kubernetes`` Service, ``devcluster.apiserver.tls``), runs kube-proxy (every
-Service on its loopback cluster IP, ``devcluster.proxy``), starts the kubelet,
+ServiceAccounts, system PriorityClasses and static nodes, serves the API on
+loopback (over HTTP, and over HTTPS as the ``kubernetes`` Service,
+``devcluster.apiserver.tls``), runs kube-proxy (every Service on its loopback
+cluster IP, ``devcluster.proxy``), starts the kubelet,
 the workload and endpoints controllers and, with a moto server, the scheduler,
 autoscaler and volume controllers. Everything runs in the caller's asyncio loop.
 ``kubeconfig()`` renders a kubeconfig for clients.
@@ -168,7 +168,9 @@ class Cluster:
             validator = validation.validate
         store = self.store = Store(cfg, validator=validator, history=cfg.watch_history)
         self._bootstrap(store)
-        self.kubelet = Kubelet(store, cfg, self.state_dir)
+        self.kubelet = Kubelet(
+            store, cfg, self.state_dir, ca_pem=self.serving_cert.ca_pem
+        )
         self.kubelet.start()
         self.app = make_app(
             store, logs=self.kubelet.read_log, streams=self.kubelet.stream
@@ -225,7 +227,7 @@ class Cluster:
         As the apiserver does, it holds the first address of the service range
         and its endpoints are the API server itself (its HTTPS listener); pods
         get ``KUBERNETES_SERVICE_HOST`` and ``KUBERNETES_SERVICE_PORT`` from it
-        and trust the CA of the ``kube-root-ca.crt`` ConfigMaps.
+        and trust the cluster CA their token volume holds (``ca.crt``).
         """
         ip = self._api_ip
         store.ensure(
@@ -268,8 +270,7 @@ class Cluster:
         )
 
     def _on_change(self, event_type: str, kind: str, obj: dict[str, Any]) -> None:
-        # The ServiceAccount controller: every new namespace gets "default";
-        # the root CA publisher: and the cluster CA as kube-root-ca.crt.
+        # The ServiceAccount controller: every new namespace gets "default".
         if kind == "namespaces" and event_type == "ADDED":
             name = obj["metadata"]["name"]
             asyncio.get_running_loop().call_soon(self._default_sa, name)
@@ -281,16 +282,6 @@ class Cluster:
             self.store.ensure(
                 "serviceaccounts", namespace, {"metadata": {"name": "default"}}
             )
-        if self.serving_cert is not None:
-            with contextlib.suppress(Exception):
-                self.store.ensure(
-                    "configmaps",
-                    namespace,
-                    {
-                        "metadata": {"name": "kube-root-ca.crt"},
-                        "data": {"ca.crt": self.serving_cert.ca_pem},
-                    },
-                )
 
     async def _start_controllers(self, store: Store) -> None:
         from devcluster.controllers.manager import start_core_controllers

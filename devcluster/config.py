@@ -53,6 +53,10 @@ class ClusterConfig:
     pod process's mount namespace (root only; ``devcluster.kubelet.mountns``),
     for programs that read fixed paths (the charts' pods). Off: containers find
     their volumes through rewritten paths only."""
+    pod_binds: bool = False
+    """Pod processes that listen on every address listen on their pod IP
+    instead (an ``LD_PRELOAD`` library, ``devcluster.kubelet.podbind``), as in
+    a pod's own network namespace; needs a C compiler."""
     image_environments: str = ""
     """The image mapping (``images/environments.yaml``): containers run in the
     local environment of their image (``devcluster.services.image_envs``), and

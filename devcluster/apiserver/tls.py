@@ -2,9 +2,11 @@
 
 Clients in pods reach the API as the ``kubernetes`` Service over HTTPS (an
 in-cluster configuration always says ``https://$KUBERNETES_SERVICE_HOST``) and
-trust the cluster CA that every namespace's ``kube-root-ca.crt`` ConfigMap
-carries. ``make_serving_cert`` makes a CA of this cluster and a certificate
-signed by it for the API's addresses and the ``kubernetes`` Service's names;
+trust the cluster CA their ServiceAccount token volume holds (``ca.crt``, which
+a cluster takes from the ``kube-root-ca.crt`` ConfigMaps; devcluster's kubelet
+writes it directly, see ``devcluster.kubelet.volumes``). ``make_serving_cert``
+makes a CA of this cluster and a certificate signed by it for the API's
+addresses and the ``kubernetes`` Service's names;
 ``server_context`` is the TLS side of the API's second listener. The plain HTTP
 listener stays what tests and kubeconfigs use.
 """
@@ -41,7 +43,7 @@ class ServingCert:
 
     @property
     def ca_pem(self) -> str:
-        """The CA certificate (what ``kube-root-ca.crt`` holds)."""
+        """The CA certificate (a token volume's ``ca.crt``)."""
         return self.ca_file.read_text()
 
 

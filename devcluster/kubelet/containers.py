@@ -142,7 +142,11 @@ def _view(
             for path, host in mounted.items()
         ]
     scratch = run.pod_dir / "rootfs" / uuid.uuid4().hex[:12]
-    return mountns.View(str(run.hosts), tuple(binds), str(scratch))
+    workdir = ""
+    if run.store.config.container_paths:
+        config = image.config if image is not None else {}
+        workdir = str(container.get("workingDir") or config.get("WorkingDir") or "/")
+    return mountns.View(str(run.hosts), tuple(binds), str(scratch), workdir)
 
 
 def _fresh(view: mountns.View | None) -> mountns.View | None:
@@ -150,7 +154,7 @@ def _fresh(view: mountns.View | None) -> mountns.View | None:
     if view is None:
         return None
     scratch = os.path.join(os.path.dirname(view.scratch), uuid.uuid4().hex[:12])
-    return mountns.View(view.hosts, view.binds, scratch)
+    return mountns.View(view.hosts, view.binds, scratch, view.workdir)
 
 
 def prepare(
@@ -161,6 +165,7 @@ def prepare(
     current: Identity,
     can_switch: bool,
     image: ImageEnvironment | None = None,
+    runtime_preload: str = "",
 ) -> Prepared:
     """Build a container's process (not started).
 
@@ -173,6 +178,7 @@ def prepare(
         can_switch: devcluster may change users (it runs as root).
         image: the local environment of the container's image (None: no
             image mapping, devcluster's own Python).
+        runtime_preload: the ``podbind`` library to preload (empty: none).
 
     Raises:
         ContainerConfigError: a subPath that cannot be made.
@@ -193,8 +199,26 @@ def prepare(
     env = podspec.container_env(
         pod, container, run.store.get_or_none, run.ip, host_ip, services
     )
+    view = _view(run, mounted, container, image, can_switch)
+    if view is not None and view.workdir:
+        # container paths are real: nothing is rewritten, the process starts
+        # in its working directory inside its mount namespace
+        return _prepare_in_view(
+            run,
+            container,
+            image,
+            env,
+            identity,
+            current,
+            wanted,
+            view,
+            mounted,
+            runtime_preload,
+        )
     home = home_dir(env, mounted, run, identity)
     full = base_env(run, home, image)
+    if runtime_preload:
+        full["LD_PRELOAD"] = runtime_preload
     if image is not None:
         full.update(image.env())
     full.update({k: podspec.rewrite(v, mounted, run.ip) for k, v in env.items()})
@@ -217,7 +241,47 @@ def prepare(
         workdir,
         identity=identity if identity != current else None,
         stdin=bool(container.get("stdin")),
-        view=_view(run, mounted, container, image, can_switch),
+        view=view,
+    )
+    return Prepared(launch, mounted, wanted, podspec.readiness_port(container, full))
+
+
+def _prepare_in_view(
+    run: PodRun,
+    container: dict[str, Any],
+    image: ImageEnvironment | None,
+    env: dict[str, str],
+    identity: Identity,
+    current: Identity,
+    wanted: Identity,
+    view: mountns.View,
+    mounted: dict[str, str],
+    preload: str,
+) -> Prepared:
+    """A container whose volumes are at their own paths (``container_paths``).
+
+    As a runtime: the image's ENV under the container's, ``HOME`` from them
+    (else ``/``, a user without a passwd entry), ``0.0.0.0`` still meaning the
+    pod IP; the working directory is made inside the namespace if missing.
+    """
+    full = base_env(run, "/", image)
+    full.pop("TMPDIR", None)  # the container's own /tmp
+    if preload:
+        full["LD_PRELOAD"] = preload
+    if image is not None:
+        full.update(image.env())
+    full.update({k: podspec.rewrite(v, {}, run.ip) for k, v in env.items()})
+    argv = [
+        podspec.rewrite(podspec.expand(a, full), {}, run.ip)
+        for a in command_line(container, image)
+    ]
+    launch = Launch(
+        argv,
+        full,
+        "/",
+        identity=identity if identity != current else None,
+        stdin=bool(container.get("stdin")),
+        view=view,
     )
     return Prepared(launch, mounted, wanted, podspec.readiness_port(container, full))
 
@@ -227,9 +291,14 @@ def exec_launch(
 ) -> Launch:
     """Return the launch of ``command`` inside a running container (env, user)."""
     base = prepared.launch
-    # Paths are rewritten as in the container's own command line; addresses are
-    # not (an exec'd command reaches its pod through $DEVCLUSTER_POD_IP).
-    argv = [podspec.rewrite_paths(str(a), prepared.mounted) for a in command]
+    # Paths are rewritten as in the container's own command line (not where
+    # the container sees its own paths); addresses are not (an exec'd command
+    # reaches its pod through $DEVCLUSTER_POD_IP).
+    real = base.view is not None and bool(base.view.workdir)
+    argv = [
+        str(a) if real else podspec.rewrite_paths(str(a), prepared.mounted)
+        for a in command
+    ]
     return Launch(
         argv,
         dict(base.env),

@@ -29,7 +29,7 @@ from aiohttp import web
 from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.errors import ApiError
-from devcluster.kubelet import logs, status, streaming
+from devcluster.kubelet import logs, podbind, status, streaming
 from devcluster.kubelet.hosts import HostsFiles
 from devcluster.kubelet.images import Images
 from devcluster.kubelet.ips import IpPool
@@ -47,15 +47,20 @@ class Kubelet:
         store: the cluster's objects.
         config: delays (scaled by ``time_factor``), mode and pod IP base.
         state_dir: where logs, pod directories and volume directories live.
+        ca_pem: the cluster CA, which token volumes hold as ``ca.crt``.
     """
 
-    def __init__(self, store: Store, config: ClusterConfig, state_dir: Path) -> None:
+    def __init__(
+        self, store: Store, config: ClusterConfig, state_dir: Path, ca_pem: str = ""
+    ) -> None:
         self.store = store
         self.config = config
         self.state_dir = Path(state_dir)
         self.ips = IpPool(config.pod_ip_base)
         self.images = Images(config)
-        self.runtime = Runtime(config, self.state_dir, hosts=HostsFiles(store))
+        self.runtime = Runtime(
+            config, self.state_dir, hosts=HostsFiles(store), ca_pem=ca_pem
+        )
         self._hosts_pending = False
         self.runs: dict[str, PodRun] = {}
         self.workers: dict[str, PodWorker] = {}
@@ -66,7 +71,13 @@ class Kubelet:
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Subscribe to the store and pick up nodes and pods already there."""
+        """Subscribe to the store and pick up nodes and pods already there.
+
+        Raises:
+            PodBindError: ``pod_binds`` is on and its library cannot be built.
+        """
+        if self.config.pod_binds:
+            self.runtime.preload = str(podbind.build(self.state_dir / "lib"))
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.store.subscribe(self._on_change)
         self.store.attach_kubelet(self._runs_pod)

@@ -62,6 +62,9 @@ class View:
     binds: tuple[Bind, ...] = ()
     scratch: str = ""
     """Where overlay layers for missing mount points go (one per process)."""
+    workdir: str = ""
+    """The working directory in the namespace, made when missing (empty: keep
+    the one the process started in)."""
 
 
 def _check(result: int, what: str) -> None:
@@ -97,13 +100,14 @@ def anchor_of(path: str) -> str:
     return current
 
 
-def overlays(binds: tuple[Bind, ...]) -> list[str]:
+def overlays(binds: tuple[Bind, ...], *extra: str) -> list[str]:
     """Return the directories to overlay so that every missing target can be made.
 
-    A target under another bind's target is made inside that bind; anchors
-    under another anchor are covered by it; ``/`` is never overlaid.
+    ``extra`` are more paths that must exist (the working directory). A target
+    under another bind's target is made inside that bind; anchors under
+    another anchor are covered by it; ``/`` is never overlaid.
     """
-    targets = [b.target.rstrip("/") for b in binds]
+    targets = [b.target.rstrip("/") for b in binds] + [e.rstrip("/") for e in extra]
     anchors = set()
     for target in targets:
         if os.path.lexists(target) or any(
@@ -118,14 +122,14 @@ def overlays(binds: tuple[Bind, ...]) -> list[str]:
     )
 
 
-def _make_target(bind: Bind) -> bool:
-    """Make a missing mount point like its source; False when it cannot be."""
+def _make_target(bind: Bind, is_dir: bool) -> bool:
+    """Make a missing mount point (a directory or a file); False if it cannot be."""
     target = bind.target.rstrip("/") or "/"
     if os.path.lexists(target):
         return True
     if anchor_of(target) == "/" or not os.access(anchor_of(target), os.W_OK):
         return False
-    if os.path.isdir(bind.source):
+    if is_dir:
         os.makedirs(target, exist_ok=True)
     else:
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -140,10 +144,25 @@ def enter(view: View) -> None:
     Raises:
         OSError: a system call failed (not root, or no mount namespaces).
     """
+    binds = list(view.binds)
+    if view.hosts is not None:
+        binds.append(Bind(view.hosts, "/etc/hosts"))
+    start = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
     _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _mount("none", "/", None, _MS_REC | _MS_PRIVATE)
-    binds = list(view.binds)
-    for index, anchor in enumerate(overlays(view.binds)):
+    # Each source's directory is held open (in this namespace, before any
+    # mount) and the source bound relative to it: a bind on /tmp would hide a
+    # source under /tmp from the binds after it.
+    held: dict[str, tuple[int, str]] = {}
+    kinds: dict[str, bool] = {}
+    for bind in binds:
+        is_dir = os.path.isdir(bind.source)
+        parent = bind.source if is_dir else os.path.dirname(bind.source)
+        relative = "." if is_dir else "./" + os.path.basename(bind.source)
+        held[bind.source] = (os.open(parent, os.O_RDONLY | os.O_DIRECTORY), relative)
+        kinds[bind.target] = is_dir
+    workdir = view.workdir.rstrip("/")
+    for index, anchor in enumerate(overlays(tuple(binds), *[workdir][: bool(workdir)])):
         upper = os.path.join(view.scratch, str(index), "upper")
         work = os.path.join(view.scratch, str(index), "work")
         os.makedirs(upper, exist_ok=True)
@@ -155,15 +174,26 @@ def enter(view: View) -> None:
             0,
             f"lowerdir={anchor},upperdir={upper},workdir={work}",
         )
-    if view.hosts is not None:
-        binds.append(Bind(view.hosts, "/etc/hosts"))
     bound = []
     for bind in sorted(binds, key=lambda b: b.target.count("/")):
-        if bind.target.rstrip("/") in ("", "/") or not _make_target(bind):
+        if bind.target.rstrip("/") in ("", "/") or not _make_target(
+            bind, kinds[bind.target]
+        ):
             continue
-        _mount(bind.source, bind.target, None, _MS_BIND | _MS_REC)
+        fd, relative = held[bind.source]
+        os.fchdir(fd)
+        _mount(relative, bind.target, None, _MS_BIND | _MS_REC)
         bound.append(bind)
+    for fd, _ in held.values():
+        os.close(fd)
     # read-only last: mount points below a read-only mount are made first
     for bind in bound:
         if bind.read_only:
             _mount(None, bind.target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY)
+    if not workdir:
+        os.fchdir(start)  # where the process was started
+    elif _make_target(Bind("/", workdir), True):
+        os.chdir(workdir)
+    else:
+        os.chdir("/")  # a working directory this machine cannot give
+    os.close(start)

@@ -84,7 +84,13 @@ def _child_setup(
             with open(procs_file, "w") as procs:
                 procs.write("0")
         if view is not None:
-            mountns.enter(view)
+            try:
+                mountns.enter(view)
+            except OSError as exc:
+                # exit as a failed exec would (127), the reason in the
+                # container's log (an exception here would say nothing)
+                os.write(2, f"devcluster: container paths: {exc}\n".encode())
+                os._exit(127)
         if identity is not None:
             os.setgroups(list(identity.groups))
             os.setresgid(identity.gid, identity.gid, identity.gid)

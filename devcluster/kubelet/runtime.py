@@ -43,6 +43,10 @@ class Runtime:
     current: Identity = field(default_factory=current_identity)
     hosts: HostsFiles | None = None
     """The pods' hosts files (devcluster's cluster DNS), kept by the kubelet."""
+    preload: str = ""
+    """The ``podbind`` library pod processes load (empty: none)."""
+    ca_pem: str = ""
+    """The cluster CA (``ca.crt`` of ServiceAccount token volumes)."""
     _cgroups: CgroupTree | None = None
     _warned_pods: set[str] = field(default_factory=set)
     _logged: bool = False

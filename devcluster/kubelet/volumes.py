@@ -88,7 +88,10 @@ def _write_keys(
         path.chmod(int(item_mode if item_mode is not None else mode))
 
 
-def _fill(run: PodRun, volume: Mapping[str, Any], path: Path) -> None:
+ROOT_CA = "kube-root-ca.crt"
+
+
+def _fill(run: PodRun, volume: Mapping[str, Any], path: Path, ca_pem: str = "") -> None:
     """Write the files of a configMap, secret or projected volume."""
     for plural, field in _SOURCES:
         if field in volume:
@@ -103,6 +106,12 @@ def _fill(run: PodRun, volume: Mapping[str, Any], path: Path) -> None:
             for plural, field in _SOURCES:
                 if field in source:
                     _write_keys(run, path, source[field], plural, mode)
+            if (source.get("configMap") or {}).get("name") == ROOT_CA and ca_pem:
+                # devcluster publishes no kube-root-ca.crt ConfigMaps (objects
+                # no test or client lists); the volume holds the CA all the same
+                for item in source["configMap"].get("items") or [{"path": "ca.crt"}]:
+                    if not (path / item["path"]).exists():
+                        _write_file(path / item["path"], ca_pem, mode)
             if "serviceAccountToken" in source:
                 _write_file(
                     path / source["serviceAccountToken"].get("path", "token"),
@@ -159,7 +168,7 @@ def _field(run: PodRun, item: Mapping[str, Any]) -> str:
 
 
 async def volumes(
-    run: PodRun, pod: dict[str, Any], volume_root: Path
+    run: PodRun, pod: dict[str, Any], volume_root: Path, ca_pem: str = ""
 ) -> dict[str, Path] | None:
     """Return the host directory of every pod volume (None if the pod went away).
 
@@ -167,6 +176,8 @@ async def volumes(
         run: the pod's run record.
         pod: the pod.
         volume_root: where PersistentVolume directories live.
+        ca_pem: the cluster CA, for the ``kube-root-ca.crt`` source of token
+            volumes.
     """
     dirs: dict[str, Path] = {}
     pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
@@ -185,7 +196,7 @@ async def volumes(
             path.mkdir(parents=True, exist_ok=True)
             if "emptyDir" in volume:
                 path.chmod(0o777)
-            _fill(run, volume, path)
+            _fill(run, volume, path, ca_pem)
         if fs_group is not None and "hostPath" not in volume:
             read_only = any(k in volume for k in ("configMap", "secret", "projected"))
             policy = pod_sc.get("fsGroupChangePolicy") or "Always"

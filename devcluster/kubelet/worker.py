@@ -172,7 +172,7 @@ class PodWorker:
         ]
         self.publish()
         try:
-            dirs = await volumes(run, pod, self.volume_root)
+            dirs = await volumes(run, pod, self.volume_root, self.runtime.ca_pem)
         except OSError as exc:
             run.event(pod, "FailedMount", f"MountVolume.SetUp failed: {exc}", "Warning")
             dirs = None

@@ -12,9 +12,9 @@ local environment, and each environment is
   (staged as the image would have them), never the test venv's packages; an
   environment with ``base:`` shares its base's files and takes its own image
   config (``FROM`` the base image);
-* or an existing prefix (``prefix:``), e.g. ``.cache/node`` where
-  ``scripts/setup-system.sh`` installs configurable-http-proxy, with the image
-  config written in the mapping.
+* or an existing prefix (``prefix:``, its programs in ``bin:``), e.g.
+  ``.cache/node`` where ``scripts/setup-system.sh`` installs
+  configurable-http-proxy, with the image config written in the mapping.
 
 Each built environment records its image config (``Entrypoint``, ``Cmd``,
 ``WorkingDir``, ``User``, ``Env``), the files the image keeps outside ``/tmp``
@@ -69,11 +69,13 @@ class ImageEnvironment:
     """The image config: ``Entrypoint``, ``Cmd``, ``WorkingDir``, ``User``, ``Env``."""
     files: dict[str, Path] = field(default_factory=dict)
     """Files the image holds: image path → file on this machine."""
+    bin: str = "bin"
+    """The directory of its programs, under ``root``."""
 
     @property
     def bin_dir(self) -> Path:
         """The directory of the environment's programs."""
-        return self.root / "bin"
+        return self.root / self.bin
 
     @property
     def built(self) -> bool:
@@ -145,7 +147,10 @@ class Environments:
         spec = self.spec(name)
         if "prefix" in spec:
             return ImageEnvironment(
-                name, self.repo / spec["prefix"], dict(spec.get("config") or {})
+                name,
+                self.repo / spec["prefix"],
+                dict(spec.get("config") or {}),
+                bin=str(spec.get("bin") or "bin"),
             )
         root = self.cache / (spec.get("base") or name)
         record = self.cache / name / RECORD if not spec.get("base") else None

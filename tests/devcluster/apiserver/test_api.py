@@ -296,13 +296,9 @@ async def test_all_namespace_list_and_cluster_scoped(api: Api):
     await api.call("POST", f"{NS}/configmaps", _cm("a"))
     await api.call("POST", "/api/v1/namespaces/other/configmaps", _cm("b"))
     _, doc = await api.call("GET", "/api/v1/configmaps")
-    _, namespaces = await api.call("GET", "/api/v1/namespaces")
-    # Every namespace also holds the cluster CA (the root CA publisher's
-    # kube-root-ca.crt), as in a real cluster.
-    root_ca = {(n["metadata"]["name"], "kube-root-ca.crt") for n in namespaces["items"]}
     assert {
         (i["metadata"]["namespace"], i["metadata"]["name"]) for i in doc["items"]
-    } == {("jhub", "a"), ("other", "b")} | root_ca
+    } == {("jhub", "a"), ("other", "b")}
     _, doc = await api.call("GET", "/api/v1/nodes")
     assert [n["metadata"]["name"] for n in doc["items"]] == ["core"]
     status, sc = await api.call(

@@ -239,9 +239,10 @@ async def test_a_running_pod_sees_a_new_service_by_name(
 async def test_the_api_is_the_kubernetes_service_over_tls(
     workload_cluster: Cluster,
 ) -> None:
-    """In-cluster clients: https://$KUBERNETES_SERVICE_HOST with kube-root-ca.crt."""
+    """In-cluster clients: https://$KUBERNETES_SERVICE_HOST with the cluster CA."""
     store = store_of(workload_cluster)
-    ca = store.get("configmaps", NS, "kube-root-ca.crt")["data"]["ca.crt"]
+    assert workload_cluster.serving_cert is not None
+    ca = workload_cluster.serving_cert.ca_pem
     probe = (
         "import os, ssl, sys, urllib.request\n"
         "ctx = ssl.create_default_context(cadata=sys.argv[1])\n"
