@@ -13,7 +13,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help setup system venv checkov image-envs lint test test-unit demo bench clean
+.PHONY: help setup system venv checkov image-envs lint test test-charts test-unit demo bench clean
 
 help:
 	@echo "make demo   start the whole workbench locally and print the URL and logins"
@@ -76,8 +76,14 @@ lint: venv
 	$(VENV)/bin/deptry .
 	$(VENV)/bin/deptry . --extend-exclude bench --extend-exclude packages --ignore DEP002,DEP004
 
-test: setup lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+test: setup lint image-envs
+	$(VENV)/bin/pytest -m "not charts" $(PYTEST_ARGS)
+	$(MAKE) test-charts
+
+# The stock z2jh chart installed with helm on devcluster, its pods in the image
+# environments (tests/integration/test_charts.py); part of `make test`.
+test-charts: venv system image-envs
+	$(VENV)/bin/pytest -m charts tests/integration/test_charts.py $(PYTEST_ARGS)
 
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

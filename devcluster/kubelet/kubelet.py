@@ -77,7 +77,7 @@ class Kubelet:
             PodBindError: ``pod_binds`` is on and its library cannot be built.
         """
         if self.config.pod_binds:
-            self.runtime.preload = str(podbind.build(self.state_dir / "lib"))
+            self.runtime.preload = str(podbind.build(podbind.CACHE))
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.store.subscribe(self._on_change)
         self.store.attach_kubelet(self._runs_pod)

@@ -19,6 +19,10 @@ import subprocess
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("native") / "podbind.c"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "devcluster"
+"""Where the library is built: the repository's cache, which pods' users can
+reach and no container path hides (a state directory under ``/tmp`` is hidden
+from a container with its own ``/tmp``)."""
 
 
 class PodBindError(RuntimeError):
