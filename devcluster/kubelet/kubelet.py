@@ -167,9 +167,20 @@ class Kubelet:
             self._loop.call_soon(self._node_gone, obj["metadata"]["name"])
         elif kind == "pods":
             self._on_pod(event_type, obj)
-        elif kind in ("services", "endpointslices") and not self._hosts_pending:
-            self._hosts_pending = True
-            self._loop.call_soon(self._refresh_hosts)
+        elif kind == "services" or (kind == "endpointslices" and self._headless(obj)):
+            if not self._hosts_pending:
+                self._hosts_pending = True
+                # coalesce a burst of changes into one rewrite
+                self._loop.call_later(0.05, self._refresh_hosts)
+
+    def _headless(self, slice_: dict[str, Any]) -> bool:
+        """Tell whether an EndpointSlice belongs to a headless Service (names pods)."""
+        meta = slice_.get("metadata") or {}
+        name = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+        if not name:
+            return False
+        service = self.store.get_or_none("services", meta.get("namespace"), name)
+        return (service or {}).get("spec", {}).get("clusterIP") == "None"
 
     def _refresh_hosts(self) -> None:
         """Services changed: the pods' hosts files follow (as DNS answers do)."""

@@ -188,7 +188,7 @@ class PodWorker:
             ]
         }
         run.pod_dir.mkdir(parents=True, exist_ok=True)
-        if self.runtime.hosts is not None:
+        if self.runtime.hosts is not None and mode == "run":
             run.hosts = self.runtime.hosts.write(
                 run.uid, run.pod_dir / "etc-hosts", pod, run.ip
             )

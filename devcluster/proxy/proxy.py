@@ -10,7 +10,7 @@ until either side closes. A frontend without backends, or whose backend refuses,
 resets the connection. The table follows the store: every change of a Service
 or EndpointSlice recomputes it, opens listeners for new frontends and closes
 those of Services that went. A frontend that cannot be bound (a port below 1024
-without root, an address in use) is logged once and skipped.
+without root, an address in use) is logged once and tried again at every change.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class KubeProxy:
             self._servers.pop(frontend).close()
         self._failed &= set(self.table)
         for frontend in self.table:
-            if frontend in self._servers or frontend in self._failed:
+            if frontend in self._servers:
                 continue
             try:
                 self._servers[frontend] = await asyncio.start_server(
@@ -108,6 +108,8 @@ class KubeProxy:
                     reuse_address=True,
                 )
             except OSError as exc:
+                if frontend in self._failed:
+                    continue  # said once; tried again at every change
                 self._failed.add(frontend)
                 entry = self.table[frontend]
                 log.warning(

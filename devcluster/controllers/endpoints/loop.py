@@ -43,9 +43,16 @@ class EndpointsLoop(Loop):
     async def run_pass(self) -> None:
         """Sync the endpoints of every Service once."""
         services = list(self.store.items_raw("services"))
-        pods: dict[str, list[Any]] = defaultdict(list)
+        if not any(decisions.selects(s) for s in services):
+            self._drop_stale_endpoints(set())
+            return
+        # pods by (namespace, label, value): a Service looks at the pods
+        # carrying its selector's rarest pair only, not at every pod
+        pods: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
         for pod in self.store.items_raw("pods"):
-            pods[str(meta_of(pod).get("namespace"))].append(pod)
+            namespace = str(meta_of(pod).get("namespace"))
+            for key, value in (meta_of(pod).get("labels") or {}).items():
+                pods[(namespace, str(key), str(value))].append(pod)
         slices: dict[tuple[str, str], list[Obj]] = defaultdict(list)
         for slice_ in self.store.items_raw("endpointslices"):
             labels = meta_of(slice_).get("labels") or {}
@@ -63,7 +70,12 @@ class EndpointsLoop(Loop):
                 continue
             key = ns_name(service)
             wanted.add(key)
-            found = decisions.addresses(service, pods.get(key[0], []))
+            selector = (service.get("spec") or {}).get("selector") or {}
+            candidates = min(
+                (pods.get((key[0], str(k), str(v)), []) for k, v in selector.items()),
+                key=len,
+            )
+            found = decisions.addresses(service, candidates)
             self._sync_slices(service, found, slices.get(key, []))
             self._sync_endpoints(service, found)
         self._drop_stale_endpoints(wanted)
