@@ -194,10 +194,25 @@ class DeploymentLoop(Loop):
         for name in rollouts.history_to_delete(deploy, olds):
             with contextlib.suppress(ApiError):
                 self.store.delete("replicasets", meta_of(deploy)["namespace"], name)
+        if new is not None:
+            self._annotate_revision(deploy, new)
         status = rollouts.deployment_status(
             deploy, new, olds, time.time(), created, self.config.time_factor
         )
         _write_status(self.store, "deployments", deploy, status)
+
+    def _annotate_revision(self, deploy: Obj, new: Mapping[str, Any]) -> None:
+        """The Deployment carries its new ReplicaSet's revision, as upstream's."""
+        revision = str(rollouts.revision_of(new))
+        annotations = meta_of(deploy).get("annotations") or {}
+        if revision == "0" or annotations.get(rollouts.REVISION) == revision:
+            return
+        with contextlib.suppress(ApiError):
+            self.store.patch(
+                "deployments",
+                *ns_name(deploy),
+                {"metadata": {"annotations": {rollouts.REVISION: revision}}},
+            )
 
     def _roll(
         self, deploy: Obj, new: Obj | None, olds: list[Obj]

@@ -67,9 +67,14 @@ def store_of(cluster: Cluster) -> Store:
     return cluster.store
 
 
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return str(resp.read().decode())
+async def get(url: str) -> str:
+    """GET from a worker thread: the cluster's kube-proxy runs on this loop."""
+
+    def fetch() -> str:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return str(resp.read().decode())
+
+    return await asyncio.to_thread(fetch)
 
 
 async def ready(store: Store, name: str) -> dict[str, Any]:
@@ -117,15 +122,20 @@ async def test_cluster_ip_on_loopback_reaches_a_ready_endpoint(
     slice_ = await wait_for(sliced, 10)
     assert slice_["endpoints"][0]["addresses"] == [pod["status"]["podIP"]]
     assert slice_["ports"] == [{"name": "web", "port": 8080, "protocol": "TCP"}]
-    endpoints = store.get("endpoints", NS, "web")
-    assert endpoints["subsets"][0]["addresses"][0]["ip"] == pod["status"]["podIP"]
+
+    def ready_address() -> Any:
+        subsets = store.get("endpoints", NS, "web").get("subsets") or [{}]
+        return subsets[0].get("addresses")
+
+    addresses = await wait_for(ready_address, 10)
+    assert addresses[0]["ip"] == pod["status"]["podIP"]
     body = await wait_for(lambda: _try_get(f"http://{ip}:80/"), 10)
     assert body == "web-a"
 
 
-def _try_get(url: str) -> str | None:
+async def _try_get(url: str) -> str | None:
     try:
-        return get(url)
+        return await get(url)
     except OSError:
         return None
 
@@ -137,8 +147,8 @@ async def test_a_service_without_ready_endpoints_refuses(
     store = store_of(workload_cluster)
     created = store.create("services", NS, service("nobody", {"app": "nobody"}))
     await asyncio.sleep(0.3)
-    with pytest.raises(OSError):
-        get(f"http://{created['spec']['clusterIP']}:80/")
+    with pytest.raises(ConnectionResetError):
+        await get(f"http://{created['spec']['clusterIP']}:80/")
 
 
 async def test_pods_get_service_variables_and_resolve_service_names(
