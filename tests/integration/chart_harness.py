@@ -59,6 +59,31 @@ def devcluster_values(ldap: LdapServer) -> dict[str, str]:
 
 
 DEVCLUSTER_VALUES = devcluster_values
+
+SINGLEUSER_IMAGE = "ghcr.io/wbspawner/singleuser:0.1.0"
+DOCKER_STACKS = "quay.io/jupyter/"
+
+
+def own_images(profiles_dir: Path) -> None:
+    """Make the sizes' CPU images the project's own singleuser image.
+
+    The repository's profiles offer Jupyter docker-stacks images, which
+    ``images/`` does not build (so devcluster has no environment for them);
+    an operator may offer the project's own image instead, and the chart test
+    does, so that what runs is built from ``images/singleuser``. GPU images
+    stay as they are (no test starts one).
+    """
+    for path in profiles_dir.glob("*.yaml"):
+        lines = path.read_text().splitlines(keepends=True)
+        changed = [
+            line.split(DOCKER_STACKS)[0] + SINGLEUSER_IMAGE + "\n"
+            if DOCKER_STACKS in line and "cuda" not in line
+            else line
+            for line in lines
+        ]
+        path.write_text("".join(changed))
+
+
 """Every value the install sets beyond ``helm-values/jupyterhub.yaml``."""
 
 
@@ -94,6 +119,7 @@ class ChartStack:
         self._start_devcluster()
         profiles_dir = self.state_dir / "profiles"
         shutil.copytree(REPO / "profiles", profiles_dir, dirs_exist_ok=True)
+        own_images(profiles_dir)
         profiles = load_profiles([profiles_dir], load_catalog())
         self.kubectl_run(
             "apply",

@@ -74,3 +74,22 @@ def test_bob_logs_in_through_the_charts_proxy_service(stack: ChartStack) -> None
     assert "/hub/login" not in answer.headers.get("Location", "")
     home = user.http.get(f"{url}/hub/home", timeout=10)
     assert home.status_code == 200 and "bob" in home.text
+
+
+def test_bob_starts_a_server_through_the_charts_hub(stack: ChartStack) -> None:
+    """KubeSpawner in the chart's hub starts bob's pod; it answers through the proxy."""
+    url = f"http://{stack.service_ip('proxy-public')}"
+    bob = next(u for u in DEMO_USERS if u.uid == "bob")
+    user = HubUser(url, bob.uid, bob.password)
+    assert user.login().status_code == 302
+    user.form()
+    started = user.spawn({"profile": "medium"})
+    assert started.status_code in (200, 302), started.text[-2000:]
+    events = user.progress(timeout=300)
+    assert events and events[-1].get("ready"), (events, stack.diagnostics())
+    assert user.wait_ready(timeout=120).status_code == 200
+    pods = json.loads(stack.kubectl_run("get", "pods", "-o", "json").stdout)["items"]
+    pod = next(p for p in pods if p["metadata"]["name"] == "jupyter-bob")
+    (container,) = pod["spec"]["containers"]
+    assert container["image"].startswith("ghcr.io/wbspawner/singleuser:")
+    assert container["securityContext"]["runAsUser"] == bob.uid_number
