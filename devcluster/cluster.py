@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import fcntl
 import inspect
 import ipaddress
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -121,6 +124,7 @@ class Cluster:
         self._tmp: str | None = None
         self._runner: web.AppRunner | None = None
         self._unsubscribe: Any = None
+        self._range_lock: int | None = None
 
     @property
     def url(self) -> str:
@@ -151,7 +155,33 @@ class Cluster:
             await self.stop()
             raise
 
+    def _claim_service_range(self) -> None:
+        """Take a /24 of the service range no other devcluster here uses.
+
+        Cluster IPs are loopback addresses shared by every program on this
+        machine, so two devclusters (a demo and a test run) must not hand out
+        the same ones: each takes the first /24 of ``service_cidr`` whose lock
+        file (in the temporary directory) it can hold, until it stops. A range
+        of /24 or smaller is used as it is.
+        """
+        network = ipaddress.IPv4Network(self.config.service_cidr)
+        if network.prefixlen >= 24:
+            return
+        for subnet in network.subnets(new_prefix=24):
+            name = f"devcluster-services-{subnet.network_address}.lock"
+            fd = os.open(Path(tempfile.gettempdir()) / name, os.O_CREAT | os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            self._range_lock = fd
+            self.config = dataclasses.replace(self.config, service_cidr=str(subnet))
+            return
+        raise RuntimeError(f"every /24 of {network} is taken by another devcluster")
+
     async def _start(self) -> Cluster:
+        self._claim_service_range()
         cfg = self.config
         if cfg.state_dir:
             self.state_dir = Path(cfg.state_dir)
@@ -328,6 +358,9 @@ class Cluster:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+        if self._range_lock is not None:
+            os.close(self._range_lock)  # the service range is free again
+            self._range_lock = None
 
     def kubeconfig(self, namespace: str = "jhub") -> str:
         """Return a kubeconfig for this cluster."""
