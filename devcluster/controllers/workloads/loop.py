@@ -28,8 +28,8 @@ from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.controllers.loops import Loop, Obj, emit, ns_name
 from devcluster.controllers.predicates import meta_of
+from devcluster.controllers.workloads import progress, rollouts
 from devcluster.controllers.workloads import replicasets as rsd
-from devcluster.controllers.workloads import rollouts
 from devcluster.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class DeploymentLoop(Loop):
                 self.store.delete("replicasets", meta_of(deploy)["namespace"], name)
         if new is not None:
             self._annotate_revision(deploy, new)
-        status = rollouts.deployment_status(
+        status = progress.deployment_status(
             deploy, new, olds, time.time(), created, self.config.time_factor
         )
         _write_status(self.store, "deployments", deploy, status)

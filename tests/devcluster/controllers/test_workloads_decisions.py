@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from devcluster.controllers.workloads import progress, rollouts
 from devcluster.controllers.workloads import replicasets as rsd
-from devcluster.controllers.workloads import rollouts
 
 NOW = 1_800_000_000.0
 
@@ -339,7 +339,7 @@ def test_status_of_a_finished_rollout():
     """All replicas updated and available: Available and NewReplicaSetAvailable."""
     deploy = deployment(replicas=2, generation=3)
     new = replicaset("web-new", 2, available=2)
-    status = rollouts.deployment_status(deploy, new, [], NOW)
+    status = progress.deployment_status(deploy, new, [], NOW)
     assert {k: v for k, v in status.items() if k != "conditions"} == {
         "observedGeneration": 3,
         "replicas": 2,
@@ -362,7 +362,7 @@ def test_status_mid_rollout_counts_old_pods_and_unavailability():
     deploy = deployment(replicas=4)
     new = replicaset("web-new", 1, available=0)
     old = replicaset("web-old", 4, available=2)
-    status = rollouts.deployment_status(deploy, new, [old], NOW, created_new=True)
+    status = progress.deployment_status(deploy, new, [old], NOW, created_new=True)
     assert status["replicas"] == 5
     assert status["updatedReplicas"] == 1
     assert status["unavailableReplicas"] == 3
@@ -394,7 +394,7 @@ def test_progress_deadline_exceeded_when_nothing_moved():
     }
     deploy = deployment(replicas=1, status=status_before)
     new = replicaset("web-new", 1, available=0)
-    status = rollouts.deployment_status(deploy, new, [], NOW)
+    status = progress.deployment_status(deploy, new, [], NOW)
     progressing = status["conditions"][1]
     assert (progressing["status"], progressing["reason"]) == (
         "False",
