@@ -10,6 +10,7 @@ import asyncio
 import ipaddress
 import json
 import sys
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -147,8 +148,9 @@ async def test_a_service_without_ready_endpoints_refuses(
     store = store_of(workload_cluster)
     created = store.create("services", NS, service("nobody", {"app": "nobody"}))
     await asyncio.sleep(0.3)
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(urllib.error.URLError) as refused:
         await get(f"http://{created['spec']['clusterIP']}:80/")
+    assert isinstance(refused.value.reason, ConnectionResetError)
 
 
 async def test_pods_get_service_variables_and_resolve_service_names(
