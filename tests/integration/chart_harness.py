@@ -92,7 +92,10 @@ class ChartStack:
     """slapd, devcluster and the z2jh chart installed on it."""
 
     state_dir: Path
-    time_factor: float = 0.05
+    time_factor: float = 0.2
+    """Probe periods and delays scale too: the hub takes real seconds to start,
+    and its liveness probe (300 s initial delay, 30 failures 10 s apart) must
+    not kill it first."""
     ldap: LdapServer | None = None
     devcluster: Proc | None = None
     info: dict[str, Any] = field(default_factory=dict)

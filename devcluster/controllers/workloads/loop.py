@@ -196,9 +196,7 @@ class DeploymentLoop(Loop):
                 self.store.delete("replicasets", meta_of(deploy)["namespace"], name)
         if new is not None:
             self._annotate_revision(deploy, new)
-        status = progress.deployment_status(
-            deploy, new, olds, time.time(), created, self.config.time_factor
-        )
+        status = progress.deployment_status(deploy, new, olds, time.time(), created)
         _write_status(self.store, "deployments", deploy, status)
 
     def _annotate_revision(self, deploy: Obj, new: Mapping[str, Any]) -> None:

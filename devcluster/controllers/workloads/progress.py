@@ -8,7 +8,8 @@ counts left out, as ``omitempty``), ``Available`` when at least
 reasons and messages ``kubectl rollout status`` and ``kubectl describe`` show
 (``NewReplicaSetCreated``, ``FoundNewReplicaSet``, ``ReplicaSetUpdated``,
 ``NewReplicaSetAvailable``, ``ProgressDeadlineExceeded`` once nothing moved for
-``progressDeadlineSeconds``, scaled like every devcluster delay).
+``progressDeadlineSeconds``, in real seconds: it waits for real processes,
+which ``time_factor`` does not speed up).
 """
 
 from __future__ import annotations
@@ -83,7 +84,6 @@ def deployment_status(
     olds: Sequence[Mapping[str, Any]],
     now: float,
     created_new: bool = False,
-    time_factor: float = 1.0,
 ) -> Obj:
     """Return the Deployment's status from its ReplicaSets (``syncRolloutStatus``).
 
@@ -93,8 +93,6 @@ def deployment_status(
         olds: its other ReplicaSets.
         now: the time, in epoch seconds (for the progress deadline).
         created_new: the new ReplicaSet was created in this pass.
-        time_factor: real seconds per simulated second (scales
-            ``progressDeadlineSeconds``, as devcluster scales every delay).
     """
     every = [*olds, *([new] if new is not None else [])]
     old_status = deploy.get("status") or {}
@@ -132,9 +130,7 @@ def deployment_status(
             previous.get("Available"),
         )
     conditions = [available]
-    progressing = _progressing(
-        deploy, new, status, previous, now, created_new, time_factor
-    )
+    progressing = _progressing(deploy, new, status, previous, now, created_new)
     if progressing is not None:
         conditions.append(progressing)
     status["conditions"] = conditions
@@ -148,7 +144,6 @@ def _progressing(
     previous: Mapping[str, Mapping[str, Any]],
     now: float,
     created_new: bool,
-    time_factor: float,
 ) -> Obj | None:
     deadline = (deploy.get("spec") or {}).get("progressDeadlineSeconds")
     old = previous.get("Progressing")
@@ -193,7 +188,7 @@ def _progressing(
             f'ReplicaSet "{name}" is progressing.',
             old,
         )
-    if now > since + float(deadline) * time_factor:
+    if now > since + float(deadline):
         return _condition(
             "Progressing",
             "False",
