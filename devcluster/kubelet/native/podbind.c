@@ -7,8 +7,9 @@
  * cluster IPs could no longer use it. Loaded into pod processes with
  * LD_PRELOAD (devcluster.kubelet.podbind), this bind() puts such a socket on
  * the pod's own address instead ($DEVCLUSTER_POD_IP; :: becomes the
- * IPv4-mapped pod address), which is what "every address" means inside a
- * pod's network namespace. Every other bind is left as it is.
+ * IPv4-mapped pod address, or for an IPv6-only socket an unused port on ::1),
+ * which is what "every address" means inside a pod's network namespace.
+ * Every other bind is left as it is.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -38,10 +39,23 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
                    && len >= sizeof(struct sockaddr_in6)) {
             struct sockaddr_in6 in6;
             char mapped[64];
+            int v6only = 0;
+            socklen_t size = sizeof v6only;
             memcpy(&in6, addr, sizeof in6);
+            if (!IN6_IS_ADDR_UNSPECIFIED(&in6.sin6_addr))
+                return real_bind(fd, addr, len);
+            getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &size);
+            if (v6only) {
+                /* IPv6 only (a server that also opens an IPv4 socket, as
+                 * tornado does): pods have no IPv6 address of their own here,
+                 * so this one gets an unused port on ::1, where it is in no
+                 * one's way and no one connects to it. */
+                in6.sin6_addr = in6addr_loopback;
+                in6.sin6_port = 0;
+                return real_bind(fd, (const struct sockaddr *)&in6, sizeof in6);
+            }
             snprintf(mapped, sizeof mapped, "::ffff:%s", ip);
-            if (IN6_IS_ADDR_UNSPECIFIED(&in6.sin6_addr)
-                && inet_pton(AF_INET6, mapped, &in6.sin6_addr) == 1)
+            if (inet_pton(AF_INET6, mapped, &in6.sin6_addr) == 1)
                 return real_bind(fd, (const struct sockaddr *)&in6, sizeof in6);
         }
     }
