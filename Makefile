@@ -18,7 +18,7 @@ CONFORMANCE_ARGS ?=
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help setup system venv checkov conformance-venv conformance lint test test-unit demo bench clean
+.PHONY: help setup system venv checkov conformance-venv conformance image-envs lint test test-charts test-unit demo bench clean
 
 help:
 	@echo "make demo   start the whole workbench locally and print the URL and logins"
@@ -80,6 +80,14 @@ conformance-venv: $(CONFORMANCE_STAMP)
 conformance: system venv conformance-venv
 	$(PY) -m tests.conformance.run --python $(CONFORMANCE_VENV)/bin/python $(CONFORMANCE_ARGS)
 
+# Each image the charts run, as a local environment under .cache/images built
+# from the image's own Dockerfile and images/versions.env (never the test venv):
+# devcluster runs a pod's container in the environment its image maps to
+# (images/environments.yaml). The builder skips environments whose inputs did
+# not change. configurable-http-proxy comes from `make system`.
+image-envs: venv system
+	$(PY) -m devcluster.services.image_envs
+
 lint: venv
 	@for tool in $(LINT_TOOLS); do test -x $(VENV)/bin/$$tool \
 	  || { echo "make lint: $(VENV)/bin/$$tool is missing (make venv installs it)" >&2; exit 1; }; done
@@ -91,9 +99,15 @@ lint: venv
 	$(VENV)/bin/deptry .
 	$(VENV)/bin/deptry . --extend-exclude bench --extend-exclude packages --ignore DEP002,DEP004
 
-test: setup lint conformance-venv
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+test: setup lint conformance-venv image-envs
+	$(VENV)/bin/pytest -m "not charts" $(PYTEST_ARGS)
+	$(MAKE) test-charts
 	$(PY) -m tests.conformance.run --python $(CONFORMANCE_VENV)/bin/python
+
+# The stock z2jh chart installed with helm on devcluster, its pods in the image
+# environments (tests/integration/test_charts.py); part of `make test`.
+test-charts: venv system image-envs
+	$(VENV)/bin/pytest -m charts tests/integration/test_charts.py $(PYTEST_ARGS)
 
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -13,16 +13,20 @@ check both):
 - ``__main__`` and ``cluster``: ``python -m devcluster``, and the composition of
   one cluster (store, HTTP API, kubelet, controllers) in one asyncio loop.
 - ``controllers``: scheduler, Cluster Autoscaler, volume and attach/detach
-  controllers, spot interruptions. ``kubelet``: pods as local processes.
+  controllers, spot interruptions, Deployments and ReplicaSets, endpoints.
+  ``kubelet``: pods as local processes (with each pod's ``/etc/hosts``, the
+  stand-in for cluster DNS). ``proxy``: kube-proxy, every Service on its
+  loopback cluster IP.
 - ``apiserver``: the Kubernetes API over HTTP and its object store.
   ``services``: real local services (slapd, moto server, configurable-http-proxy
   lookup, process control, kubectl/helm binaries).
-- ``config``, ``errors``, ``quantity``, ``timestamps``: settings, the API error,
-  resource quantities, RFC 3339 timestamps; shared by every part.
+- ``config``, ``errors``, ``pki``, ``quantity``, ``timestamps``: settings, the
+  API error, certificates, resource quantities, RFC 3339 timestamps; shared by
+  every part.
 
 New behaviour goes to the part that owns it: API features (server-side apply,
 OpenAPI documents, authorization reviews, new resources) to ``apiserver/``; a new
-controller (Deployments, ReplicaSets) to ``controllers/`` as a package with its
-pure ``decisions`` and its ``loop``; pod features (exec and attach, probes,
+controller to ``controllers/`` as a package with its pure decisions and its
+``loop``; pod features (exec and attach, probes,
 lifecycle hooks, init containers) to ``kubelet/``.
 """

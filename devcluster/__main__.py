@@ -85,6 +85,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="skip schema validation of written objects",
     )
+    parser.add_argument(
+        "--image-environments",
+        default="",
+        metavar="MAPPING",
+        help="run containers in their images' local environments "
+        "(images/environments.yaml; make image-envs builds them)",
+    )
+    parser.add_argument(
+        "--container-paths",
+        action="store_true",
+        help="bind volumes and image files at their container paths (root only)",
+    )
+    parser.add_argument(
+        "--pod-binds",
+        action="store_true",
+        help="pods listening on every address listen on their pod IP (needs cc)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
@@ -110,6 +127,9 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
         static_nodes=nodes,
         image_users=tuple(users),
         validate=not args.no_validate,
+        image_environments=args.image_environments,
+        container_paths=args.container_paths,
+        pod_binds=args.pod_binds,
     )
 
 

@@ -2,17 +2,24 @@
 
 ``Cluster`` builds a ``Store`` (with validation), bootstraps namespaces,
 ServiceAccounts, system PriorityClasses and static nodes, serves the API on
-loopback, starts the kubelet and the scheduler/autoscaler/volume controllers.
-Everything runs in the caller's asyncio loop. ``kubeconfig()`` renders a
-kubeconfig for clients.
+loopback (over HTTP, and over HTTPS as the ``kubernetes`` Service,
+``devcluster.apiserver.tls``), runs kube-proxy (every Service on its loopback
+cluster IP, ``devcluster.proxy``), starts the kubelet,
+the workload and endpoints controllers and, with a moto server, the scheduler,
+autoscaler and volume controllers. Everything runs in the caller's asyncio loop.
+``kubeconfig()`` renders a kubeconfig for clients.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import fcntl
 import inspect
+import ipaddress
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,9 +32,11 @@ from devcluster.apiserver.app import FAULTS_KEY, REQUESTS_KEY, make_app
 from devcluster.apiserver.patches import merge_patch
 from devcluster.apiserver.routes import Faults
 from devcluster.apiserver.store import Store
+from devcluster.apiserver.tls import ServingCert, make_serving_cert, server_context
 from devcluster.config import ClusterConfig
 from devcluster.controllers.nodes import standard_labels
 from devcluster.kubelet import Kubelet
+from devcluster.proxy import KubeProxy
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +112,19 @@ class Cluster:
         self.want_controllers = controllers
         self.store: Store | None = None
         self.kubelet: Kubelet | None = None
+        self.proxy: KubeProxy | None = None
         self.controllers: Any = None
+        self.core_controllers: Any = None
         self.app: web.Application | None = None
         self.port = 0
+        self.tls_port = 0
+        """The API's HTTPS port (the ``kubernetes`` Service's endpoint)."""
+        self.serving_cert: ServingCert | None = None
         self.state_dir = Path()
         self._tmp: str | None = None
         self._runner: web.AppRunner | None = None
         self._unsubscribe: Any = None
+        self._range_lock: int | None = None
 
     @property
     def url(self) -> str:
@@ -140,7 +155,33 @@ class Cluster:
             await self.stop()
             raise
 
+    def _claim_service_range(self) -> None:
+        """Take a /24 of the service range no other devcluster here uses.
+
+        Cluster IPs are loopback addresses shared by every program on this
+        machine, so two devclusters (a demo and a test run) must not hand out
+        the same ones: each takes the first /24 of ``service_cidr`` whose lock
+        file (in the temporary directory) it can hold, until it stops. A range
+        of /24 or smaller is used as it is.
+        """
+        network = ipaddress.IPv4Network(self.config.service_cidr)
+        if network.prefixlen >= 24:
+            return
+        for subnet in network.subnets(new_prefix=24):
+            name = f"devcluster-services-{subnet.network_address}.lock"
+            fd = os.open(Path(tempfile.gettempdir()) / name, os.O_CREAT | os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            self._range_lock = fd
+            self.config = dataclasses.replace(self.config, service_cidr=str(subnet))
+            return
+        raise RuntimeError(f"every /24 of {network} is taken by another devcluster")
+
     async def _start(self) -> Cluster:
+        self._claim_service_range()
         cfg = self.config
         if cfg.state_dir:
             self.state_dir = Path(cfg.state_dir)
@@ -148,13 +189,18 @@ class Cluster:
             self._tmp = tempfile.mkdtemp(prefix="devcluster-")
             self.state_dir = Path(self._tmp)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.serving_cert = await asyncio.to_thread(
+            make_serving_cert, self.state_dir / "pki", [cfg.host, self._api_ip]
+        )
         validator = None
         if cfg.validate:
             await asyncio.to_thread(validation.warm_up)
             validator = validation.validate
         store = self.store = Store(cfg, validator=validator, history=cfg.watch_history)
         self._bootstrap(store)
-        self.kubelet = Kubelet(store, cfg, self.state_dir)
+        self.kubelet = Kubelet(
+            store, cfg, self.state_dir, ca_pem=self.serving_cert.ca_pem
+        )
         self.kubelet.start()
         self.app = make_app(
             store, logs=self.kubelet.read_log, streams=self.kubelet.stream
@@ -166,6 +212,18 @@ class Cluster:
         site = web.TCPSite(self._runner, cfg.host, cfg.api_port, reuse_address=True)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
+        tls_site = web.TCPSite(
+            self._runner,
+            cfg.host,
+            0,
+            ssl_context=server_context(self.serving_cert),
+            reuse_address=True,
+        )
+        await tls_site.start()
+        self.tls_port = int(self._runner.addresses[1][1])
+        self._publish_api(store)
+        self.proxy = KubeProxy(store)
+        await self.proxy.start()
         if self.want_controllers:
             await self._start_controllers(store)
         return self
@@ -188,6 +246,59 @@ class Cluster:
             node = static_node(dict(partial), index, self.config)
             store.ensure("nodes", None, node)
 
+    @property
+    def _api_ip(self) -> str:
+        """The ``kubernetes`` Service's cluster IP: the first of the range."""
+        return str(next(ipaddress.IPv4Network(self.config.service_cidr).hosts()))
+
+    def _publish_api(self, store: Store) -> None:
+        """The ``kubernetes`` Service in ``default``: the API over HTTPS, for pods.
+
+        As the apiserver does, it holds the first address of the service range
+        and its endpoints are the API server itself (its HTTPS listener); pods
+        get ``KUBERNETES_SERVICE_HOST`` and ``KUBERNETES_SERVICE_PORT`` from it
+        and trust the cluster CA their token volume holds (``ca.crt``).
+        """
+        ip = self._api_ip
+        store.ensure(
+            "services",
+            "default",
+            {
+                "metadata": {
+                    "name": "kubernetes",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "clusterIP": ip,
+                    "ports": [
+                        {
+                            "name": "https",
+                            "port": 443,
+                            "protocol": "TCP",
+                            "targetPort": self.tls_port,
+                        }
+                    ],
+                },
+            },
+        )
+        store.ensure(
+            "endpointslices",
+            "default",
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": "kubernetes",
+                    "labels": {"kubernetes.io/service-name": "kubernetes"},
+                },
+                "addressType": "IPv4",
+                "endpoints": [
+                    {"addresses": [self.config.host], "conditions": {"ready": True}}
+                ],
+                "ports": [{"name": "https", "port": self.tls_port, "protocol": "TCP"}],
+            },
+        )
+
     def _on_change(self, event_type: str, kind: str, obj: dict[str, Any]) -> None:
         # The ServiceAccount controller: every new namespace gets "default".
         if kind == "namespaces" and event_type == "ADDED":
@@ -203,6 +314,9 @@ class Cluster:
             )
 
     async def _start_controllers(self, store: Store) -> None:
+        from devcluster.controllers.manager import start_core_controllers
+
+        self.core_controllers = start_core_controllers(store, self.config)
         if self.aws_endpoint is None:
             log.info("no AWS endpoint: scheduler and autoscaler not started")
             return
@@ -226,6 +340,12 @@ class Cluster:
                 if inspect.isawaitable(result):
                     await result
             self.controllers = None
+        if self.core_controllers is not None:
+            await self.core_controllers.stop()
+            self.core_controllers = None
+        if self.proxy is not None:
+            await self.proxy.stop()
+            self.proxy = None
         if self.kubelet is not None:
             await self.kubelet.stop()
         if self.store is not None:
@@ -238,6 +358,9 @@ class Cluster:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+        if self._range_lock is not None:
+            os.close(self._range_lock)  # the service range is free again
+            self._range_lock = None
 
     def kubeconfig(self, namespace: str = "jhub") -> str:
         """Return a kubeconfig for this cluster."""

@@ -49,6 +49,24 @@ class ClusterConfig:
     image whose securityContext sets no ``runAsUser`` runs as that user, as a
     container runtime runs an image's USER. devcluster has no image metadata:
     a container of any other image runs as devcluster itself."""
+    service_cidr: str = "127.100.0.0/16"
+    """Where Services' cluster IPs come from: loopback, far from the pod IPs, so
+    devcluster's kube-proxy (``devcluster.proxy``) can listen on them. The first
+    one is the ``kubernetes`` Service's (the API)."""
+    container_paths: bool = False
+    """Bind every volume mount and image file at its container path in the
+    pod process's mount namespace (root only; ``devcluster.kubelet.mountns``),
+    for programs that read fixed paths (the charts' pods). Off: containers find
+    their volumes through rewritten paths only."""
+    pod_binds: bool = False
+    """Pod processes that listen on every address listen on their pod IP
+    instead (an ``LD_PRELOAD`` library, ``devcluster.kubelet.podbind``), as in
+    a pod's own network namespace; needs a C compiler."""
+    image_environments: str = ""
+    """The image mapping (``images/environments.yaml``): containers run in the
+    local environment of their image (``devcluster.services.image_envs``), and
+    an image it lacks fails to pull. Empty: every container runs with
+    devcluster's own Python and any image "pulls"."""
     state_dir: str = ""
     """Where pod logs and persistent volume directories live (empty: a temp dir)."""
     static_nodes: tuple[dict[str, object], ...] = field(default=())

@@ -3,13 +3,17 @@
 Pure functions over (store view, new object). They mirror the defaulting of
 the real apiserver and the admission plugins enabled on EKS that matter to
 clients: Priority (``spec.priority`` from the PriorityClass),
-DefaultTolerationSeconds, DefaultStorageClass, ServiceAccount (name only),
-service cluster IP allocation, Secret ``stringData``, Event time keys.
+DefaultTolerationSeconds, DefaultStorageClass, ServiceAccount (the name, and
+the ``kube-api-access-*`` token volume every container mounts),
+service cluster IP allocation, Secret ``stringData``, Event time keys, and the
+apps/v1 defaults of Deployments and ReplicaSets.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -116,10 +120,85 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
         _container_defaults(container)
 
 
+SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+_ALPHANUM = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def service_account_token(obj: dict[str, Any], lister: Lister) -> None:
+    """Add the ServiceAccount admission's token volume, as the apiserver does.
+
+    Unless the pod (or, when the pod does not say, its ServiceAccount) sets
+    ``automountServiceAccountToken: false``: a projected volume
+    ``kube-api-access-<5 chars>`` (the token, ``ca.crt`` from
+    ``kube-root-ca.crt``, the namespace) mounted read-only at
+    ``/var/run/secrets/kubernetes.io/serviceaccount`` in every container
+    that mounts nothing there already.
+    """
+    spec = obj["spec"]
+    namespace = obj["metadata"].get("namespace")
+    wanted = spec.get("automountServiceAccountToken")
+    if wanted is None:
+        account = next(
+            (
+                sa
+                for sa in lister("serviceaccounts")
+                if sa["metadata"].get("namespace") == namespace
+                and sa["metadata"]["name"] == spec.get("serviceAccountName")
+            ),
+            {},
+        )
+        wanted = account.get("automountServiceAccountToken")
+    if wanted is False:
+        return
+    name = "kube-api-access-" + "".join(secrets.choice(_ALPHANUM) for _ in range(5))
+    spec.setdefault("volumes", []).append(
+        {
+            "name": name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {
+                        "serviceAccountToken": {
+                            "expirationSeconds": 3607,
+                            "path": "token",
+                        }
+                    },
+                    {
+                        "configMap": {
+                            "name": "kube-root-ca.crt",
+                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                        }
+                    },
+                    {
+                        "downwardAPI": {
+                            "items": [
+                                {
+                                    "path": "namespace",
+                                    "fieldRef": {
+                                        "apiVersion": "v1",
+                                        "fieldPath": "metadata.namespace",
+                                    },
+                                }
+                            ]
+                        }
+                    },
+                ],
+            },
+        }
+    )
+    for container in list(spec.get("containers") or []) + list(
+        spec.get("initContainers") or []
+    ):
+        mounts = container.setdefault("volumeMounts", [])
+        if not any(m.get("mountPath") == SA_MOUNT_PATH for m in mounts):
+            mounts.append({"name": name, "mountPath": SA_MOUNT_PATH, "readOnly": True})
+
+
 def default_pod(obj: dict[str, Any], lister: Lister) -> None:
     """Fill pod defaults in place (the object is a fresh copy owned by the store)."""
     spec = obj.setdefault("spec", {})
     default_pod_spec(spec)
+    service_account_token(obj, lister)
     tolerations = spec.setdefault("tolerations", [])
     keys = {
         t.get("key") for t in tolerations if t.get("effect") in (None, "", "NoExecute")
@@ -152,22 +231,79 @@ def default_pv(obj: dict[str, Any]) -> None:
     obj.setdefault("status", {"phase": "Pending"})
 
 
-def default_service(obj: dict[str, Any], taken: set[str]) -> None:
-    """Fill service defaults and allocate a cluster IP from 10.100.0.0/16."""
+SERVICE_CIDR = "127.100.0.0/16"
+"""The default service range (``ClusterConfig.service_cidr``)."""
+
+
+def allocate_ip(cidr: str, taken: set[str]) -> str:
+    """Return the lowest free address of ``cidr`` (not its first nor last).
+
+    Raises:
+        ApiError: 422 when the range is full.
+    """
+    network = ipaddress.IPv4Network(cidr)
+    for address in network.hosts():
+        ip = str(address)
+        if ip not in taken and not ip.endswith((".0", ".255")):
+            return ip
+    raise ApiError(
+        422,
+        "Invalid",
+        f"Service is invalid: spec.clusterIPs: Internal error: failed to allocate "
+        f"a serviceIP: range is full ({cidr})",
+    )
+
+
+def default_service(
+    obj: dict[str, Any], taken: set[str], cidr: str = SERVICE_CIDR
+) -> None:
+    """Fill service defaults and allocate a cluster IP from ``cidr``.
+
+    A headless Service (``clusterIP: None``) gets none. NodePort and
+    LoadBalancer Services keep their ``nodePort``s as given (devcluster's
+    nodes are this machine: nothing listens on node ports).
+    """
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
     for port in spec.get("ports") or []:
         port.setdefault("protocol", "TCP")
         port.setdefault("targetPort", port.get("port"))
     if spec.get("clusterIP") in (None, ""):
-        for n in range(1, 65534):
-            ip = f"10.100.{n // 256}.{n % 256}"
-            if ip not in taken and n % 256 not in (0, 255):
-                spec["clusterIP"] = ip
-                break
+        spec["clusterIP"] = allocate_ip(cidr, taken)
     spec["clusterIPs"] = [spec["clusterIP"]]
     obj["status"] = {"loadBalancer": {}}
+
+
+def default_workload(plural: str, obj: dict[str, Any]) -> None:
+    """Fill apps/v1 Deployment and ReplicaSet defaults in place (idempotent).
+
+    ``replicas`` 1, ``revisionHistoryLimit`` 10, the pod template's spec
+    defaults, and for Deployments the RollingUpdate strategy (25% surge, 25%
+    unavailable) and ``progressDeadlineSeconds`` 600, as ``SetDefaults_Deployment``.
+    Every write is defaulted, so an update leaving a default out changes nothing.
+    """
+    if plural not in ("deployments", "replicasets"):
+        return
+    spec = obj.setdefault("spec", {})
+    if spec.get("replicas") is None:
+        spec["replicas"] = 1
+    template = spec.get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        default_pod_spec(template["spec"])
+    if plural == "replicasets":
+        return
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    strategy = spec.setdefault("strategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", "25%")
+        rolling.setdefault("maxSurge", "25%")
 
 
 def default_secret(obj: dict[str, Any]) -> None:
@@ -191,7 +327,11 @@ def default_event(obj: dict[str, Any]) -> None:
 
 
 def apply_defaults(
-    plural: str, obj: dict[str, Any], lister: Lister, service_ips: set[str]
+    plural: str,
+    obj: dict[str, Any],
+    lister: Lister,
+    service_ips: set[str],
+    service_cidr: str = SERVICE_CIDR,
 ) -> None:
     """Apply the create-time defaulting and admission of one kind, in place.
 
@@ -205,9 +345,11 @@ def apply_defaults(
     elif plural == "persistentvolumes":
         default_pv(obj)
     elif plural == "services":
-        default_service(obj, service_ips)
+        default_service(obj, service_ips, service_cidr)
     elif plural == "secrets":
         default_secret(obj)
+    elif plural in ("deployments", "replicasets"):
+        default_workload(plural, obj)
     elif plural == "events":
         default_event(obj)
     elif plural == "namespaces":

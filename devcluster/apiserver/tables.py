@@ -2,7 +2,8 @@
 
 kubectl asks for ``as=Table`` and prints the columns the server sends. The
 columns follow the apiserver's printers for the kinds people look at (pods,
-nodes, PVCs, PVs, events); other kinds get Name and Age.
+nodes, PVCs, PVs, events, Deployments, ReplicaSets, Services, Endpoints,
+EndpointSlices); other kinds get Name and Age.
 """
 
 from __future__ import annotations
@@ -175,7 +176,152 @@ def _event_row(ev: dict[str, Any]) -> Row:
     ]
 
 
+def _containers(obj: dict[str, Any]) -> tuple[str, str]:
+    spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = spec.get("containers") or []
+    return (
+        ",".join(str(c.get("name", "")) for c in containers),
+        ",".join(str(c.get("image", "")) for c in containers),
+    )
+
+
+def _selector(obj: dict[str, Any]) -> str:
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    labels = selector.get("matchLabels", selector)
+    pairs = sorted((k, v) for k, v in labels.items() if isinstance(v, str))
+    return ",".join(f"{k}={v}" for k, v in pairs) or "<none>"
+
+
+def _deployment_row(obj: dict[str, Any]) -> Row:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    names, images = _containers(obj)
+    return [
+        obj["metadata"]["name"],
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        status.get("updatedReplicas", 0),
+        status.get("availableReplicas", 0),
+        _age(obj),
+        names,
+        images,
+        _selector(obj),
+    ]
+
+
+def _replicaset_row(obj: dict[str, Any]) -> Row:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    names, images = _containers(obj)
+    return [
+        obj["metadata"]["name"],
+        spec.get("replicas", 1),
+        status.get("replicas", 0),
+        status.get("readyReplicas", 0),
+        _age(obj),
+        names,
+        images,
+        _selector(obj),
+    ]
+
+
+def _service_row(svc: dict[str, Any]) -> Row:
+    spec = svc.get("spec") or {}
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+    external = ",".join(i.get("ip") or i.get("hostname", "") for i in ingress or [])
+    if not external:
+        external = "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
+    ports = ",".join(
+        f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}"
+        f"/{p.get('protocol', 'TCP')}"
+        for p in spec.get("ports") or []
+    )
+    return [
+        svc["metadata"]["name"],
+        spec.get("type", "ClusterIP"),
+        spec.get("clusterIP", ""),
+        external,
+        ports or "<none>",
+        _age(svc),
+        _selector(svc),
+    ]
+
+
+def _endpoints_row(obj: dict[str, Any]) -> Row:
+    found = [
+        f"{a['ip']}:{p['port']}"
+        for s in obj.get("subsets") or []
+        for a in s.get("addresses") or []
+        for p in s.get("ports") or []
+    ]
+    return [obj["metadata"]["name"], ",".join(found) or "<none>", _age(obj)]
+
+
+def _slice_row(obj: dict[str, Any]) -> Row:
+    ports = ",".join(str(p.get("port")) for p in obj.get("ports") or [])
+    ips = [a for e in obj.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [
+        obj["metadata"]["name"],
+        obj.get("addressType", ""),
+        ports or "<unset>",
+        ",".join(ips) or "<unset>",
+        _age(obj),
+    ]
+
+
+_WIDE: list[Column] = [
+    ("Containers", "string", 1),
+    ("Images", "string", 1),
+    ("Selector", "string", 1),
+]
+
+
 _PRINTERS: dict[str, tuple[list[Column], Callable[[dict[str, Any]], Row]]] = {
+    "deployments": (
+        [
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Age", "string", 0),
+            *_WIDE,
+        ],
+        _deployment_row,
+    ),
+    "replicasets": (
+        [
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Age", "string", 0),
+            *_WIDE,
+        ],
+        _replicaset_row,
+    ),
+    "services": (
+        [
+            ("Name", "string", 0),
+            ("Type", "string", 0),
+            ("Cluster-IP", "string", 0),
+            ("External-IP", "string", 0),
+            ("Port(s)", "string", 0),
+            ("Age", "string", 0),
+            ("Selector", "string", 1),
+        ],
+        _service_row,
+    ),
+    "endpoints": (
+        [("Name", "string", 0), ("Endpoints", "string", 0), ("Age", "string", 0)],
+        _endpoints_row,
+    ),
+    "endpointslices": (
+        [
+            ("Name", "string", 0),
+            ("AddressType", "string", 0),
+            ("Ports", "string", 0),
+            ("Endpoints", "string", 0),
+            ("Age", "string", 0),
+        ],
+        _slice_row,
+    ),
     "pods": (
         [
             ("Name", "string", 0),

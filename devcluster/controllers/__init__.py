@@ -10,4 +10,7 @@
   decisions, the groups as CA reads them, and the loop).
 - ``volumes``: the PV and attach/detach controllers, the EBS rules moto lacks
   and the EBS CSI driver's work, and snapshot contents.
+- ``workloads``: the Deployment and ReplicaSet controllers; ``endpoints``: the
+  EndpointSlice and Endpoints controllers (which pods serve a Service). These
+  need no cloud: a cluster without moto runs them too.
 """

@@ -1,6 +1,10 @@
 """devcluster's control plane: start and stop every loop, and inject faults.
 
-``start_controllers(store, config, aws)`` starts the scheduler
+``start_core_controllers(store, config)`` starts the controllers that need no
+cloud (Deployments and ReplicaSets, :mod:`devcluster.controllers.workloads.loop`;
+EndpointSlices and Endpoints, :mod:`devcluster.controllers.endpoints.loop`) and
+returns :class:`CoreControllers` (``stop()``). ``start_controllers(store, config, aws)``
+starts the scheduler
 (:mod:`devcluster.controllers.scheduler.loop`), the PV and attach/detach controllers
 (:mod:`devcluster.controllers.volumes.loop`) and Cluster Autoscaler
 (:mod:`devcluster.controllers.autoscaler.loop`) against one store and one moto server,
@@ -23,17 +27,61 @@ from devcluster.config import ClusterConfig
 from devcluster.controllers.autoscaler.asg import AsgActuator
 from devcluster.controllers.autoscaler.decisions import blocks_scale_down
 from devcluster.controllers.autoscaler.loop import AutoscalerLoop
+from devcluster.controllers.endpoints.loop import EndpointsLoop
 from devcluster.controllers.loops import NTH, SPOT_ITN_TAINT, Loop, emit, ns_name
 from devcluster.controllers.nodes import instance_id_of
 from devcluster.controllers.predicates import UNSCHEDULABLE_TAINT, is_terminating
 from devcluster.controllers.scheduler.loop import SchedulerLoop
 from devcluster.controllers.volumes.ebs import EbsRules
 from devcluster.controllers.volumes.loop import VolumeLoop
+from devcluster.controllers.workloads.loop import DeploymentLoop, ReplicaSetLoop
 from devcluster.errors import ApiError
 from devcluster.timestamps import now_iso
 from wbspawner.model import Catalog, SizingSettings
 
 log = logging.getLogger(__name__)
+
+
+class CoreControllers:
+    """The running controllers that need no cloud: workloads and endpoints.
+
+    Args:
+        store: the object store.
+        config: cluster settings.
+    """
+
+    def __init__(self, store: Store, config: ClusterConfig) -> None:
+        self.deployments = DeploymentLoop(store, config)
+        self.replicasets = ReplicaSetLoop(store, config)
+        self.endpoints = EndpointsLoop(store, config)
+        self.store = store
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    @property
+    def loops(self) -> tuple[Loop, ...]:
+        """Every control loop."""
+        return (self.deployments, self.replicasets, self.endpoints)
+
+    def start(self) -> None:
+        """Subscribe the loops to the store and start them."""
+        for loop in self.loops:
+            self._unsubscribe.append(self.store.subscribe(loop.on_change))
+            loop.start()
+
+    async def stop(self) -> None:
+        """Stop every loop."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        for loop in self.loops:
+            await loop.stop()
+
+
+def start_core_controllers(store: Store, config: ClusterConfig) -> CoreControllers:
+    """Start the workload and endpoints controllers; stop them with ``stop()``."""
+    core = CoreControllers(store, config)
+    core.start()
+    return core
 
 
 class Controllers:

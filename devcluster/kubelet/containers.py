@@ -2,10 +2,12 @@
 
 What a container runtime makes of a container spec, on this machine: the
 container's ``command + args`` (with ``$(VAR)`` expanded, container paths and
-``0.0.0.0`` rewritten, see ``devcluster.kubelet.podspec``), the container env on
-top of a small base env, the working directory (else ``$HOME``), and the user
-from its security context, else its image's ``USER`` where devcluster knows it
-(``ClusterConfig.image_users``; ``devcluster.kubelet.identity``). ``prepare`` builds
+``0.0.0.0`` rewritten, see ``devcluster.kubelet.podspec``), the container env
+(with the Service variables) on top of a small base env, the pod's hosts file
+(``devcluster.kubelet.hosts``, bound on ``/etc/hosts`` when devcluster is
+root), the working directory (else ``$HOME``), and the user from its security
+context, else its image's ``USER`` (from the image's local environment, or
+``ClusterConfig.image_users``; ``devcluster.kubelet.identity``). ``prepare`` builds
 that (a ``Launch``) and ``exec_launch`` the same for a command run inside the
 running container (``kubectl exec``, exec probes and hooks). In ``sim`` mode,
 and for containers with neither command nor args (e.g. ``pause``
@@ -17,17 +19,19 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devcluster.kubelet import podspec
+from devcluster.kubelet import mountns, podspec
 from devcluster.kubelet.cgroups import Cgroup
 from devcluster.kubelet.identity import Identity, blocked, interpreter, run_as
 from devcluster.kubelet.images import image_user
 from devcluster.kubelet.pod import PodRun
 from devcluster.kubelet.process import Launch
 from devcluster.kubelet.volumes import home_dir, mounts
+from devcluster.services.image_envs import ImageEnvironment
 
 SIM_ANNOTATION = "devcluster.io/kubelet-mode"
 """Pod annotation overriding ``config.kubelet_mode`` for one pod (run|sim)."""
@@ -43,11 +47,28 @@ def mode_of(pod: dict[str, Any], default: str) -> str:
     return str(annotations.get(SIM_ANNOTATION) or default)
 
 
-def base_env(run: PodRun, home: str) -> dict[str, str]:
-    """Return the environment every pod process starts from."""
-    path = os.pathsep.join(
-        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+def _system_path() -> list[str]:
+    """This machine's PATH without devcluster's own Python environment."""
+    own = {str(Path(sys.executable).parent), str(Path(sys.prefix) / "bin")}
+    return [
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p not in own
+    ]
+
+
+def base_env(
+    run: PodRun, home: str, image: ImageEnvironment | None = None
+) -> dict[str, str]:
+    """Return the environment every pod process starts from.
+
+    A container runs with its image's environment first on PATH and never sees
+    devcluster's own Python; without an image mapping, devcluster's Python
+    comes first.
+    """
+    first = (
+        str(image.bin_dir) if image is not None else str(Path(sys.executable).parent)
     )
+    rest = _system_path() if image is not None else [os.environ.get("PATH", "")]
+    path = os.pathsep.join([first, *rest])
     tmp = run.pod_dir / "tmp"
     if not tmp.exists():
         tmp.mkdir(parents=True, exist_ok=True)
@@ -76,6 +97,68 @@ class Prepared:
     is Ready (devcluster's stand-in for the image's health)."""
 
 
+def command_line(
+    container: dict[str, Any], image: ImageEnvironment | None
+) -> list[str]:
+    """Return what a container runs: ``command``/``args`` over the image's.
+
+    As Kubernetes combines them: ``command`` replaces the image's
+    ENTRYPOINT (and its CMD), ``args`` replace the CMD. An image ENTRYPOINT of
+    ``tini … --`` is left out: tini reaps orphans and forwards signals, which
+    the kubelet's per-container cgroup does here (nothing installs tini).
+    """
+    config = image.config if image is not None else {}
+    command = container.get("command")
+    args = container.get("args")
+    if command:
+        return [str(a) for a in [*command, *(args or [])]]
+    entrypoint = list(config.get("Entrypoint") or [])
+    if entrypoint and Path(str(entrypoint[0])).name == "tini":
+        entrypoint = (
+            entrypoint[entrypoint.index("--") + 1 :] if "--" in entrypoint else []
+        )
+    rest = args if args else list(config.get("Cmd") or [])
+    return [str(a) for a in [*entrypoint, *rest]]
+
+
+def _view(
+    run: PodRun,
+    mounted: dict[str, str],
+    container: dict[str, Any],
+    image: ImageEnvironment | None,
+    can_switch: bool,
+) -> mountns.View | None:
+    """The container's mount namespace (root only): hosts file, container paths."""
+    if not can_switch or run.hosts is None:
+        return None
+    binds: list[mountns.Bind] = []
+    if run.store.config.container_paths:
+        read_only = {
+            m["mountPath"]: bool(m.get("readOnly"))
+            for m in container.get("volumeMounts") or []
+        }
+        files = image.files if image is not None else {}
+        binds += [mountns.Bind(str(src), path, True) for path, src in files.items()]
+        binds += [
+            mountns.Bind(host, path, read_only.get(path, False))
+            for path, host in mounted.items()
+        ]
+    scratch = run.pod_dir / "rootfs" / uuid.uuid4().hex[:12]
+    workdir = ""
+    if run.store.config.container_paths:
+        config = image.config if image is not None else {}
+        workdir = str(container.get("workingDir") or config.get("WorkingDir") or "/")
+    return mountns.View(str(run.hosts), tuple(binds), str(scratch), workdir)
+
+
+def _fresh(view: mountns.View | None) -> mountns.View | None:
+    """The same view for another process (overlay layers of its own)."""
+    if view is None:
+        return None
+    scratch = os.path.join(os.path.dirname(view.scratch), uuid.uuid4().hex[:12])
+    return mountns.View(view.hosts, view.binds, scratch, view.workdir)
+
+
 def prepare(
     run: PodRun,
     pod: dict[str, Any],
@@ -83,6 +166,8 @@ def prepare(
     dirs: dict[str, Path],
     current: Identity,
     can_switch: bool,
+    image: ImageEnvironment | None = None,
+    runtime_preload: str = "",
 ) -> Prepared:
     """Build a container's process (not started).
 
@@ -93,6 +178,9 @@ def prepare(
         dirs: the host directory of every pod volume.
         current: devcluster's own identity.
         can_switch: devcluster may change users (it runs as root).
+        image: the local environment of the container's image (None: no
+            image mapping, devcluster's own Python).
+        runtime_preload: the ``podbind`` library to preload (empty: none).
 
     Raises:
         ContainerConfigError: a subPath that cannot be made.
@@ -102,22 +190,55 @@ def prepare(
         mounted = mounts(container, dirs)
     except (OSError, ValueError) as exc:
         raise ContainerConfigError(str(exc)) from exc
-    image = str(container.get("image") or "")
-    wanted = run_as(
-        pod, container, current, image_user(run.store.config.image_users, image)
+    config = image.config if image is not None else {}
+    image_default = str(config.get("User") or "") or image_user(
+        run.store.config.image_users, str(container.get("image") or "")
     )
+    wanted = run_as(pod, container, current, image_default)
     identity = wanted if can_switch else current
     host_ip = run.host_ip()
-    env = podspec.container_env(pod, container, run.store.get_or_none, run.ip, host_ip)
+    links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+    services = podspec.service_env(
+        run.store.items_raw("services"), run.namespace, links
+    )
+    env = podspec.container_env(
+        pod, container, run.store.get_or_none, run.ip, host_ip, services
+    )
+    view = _view(run, mounted, container, image, can_switch)
+    if view is not None and view.workdir:
+        # container paths are real: nothing is rewritten, the process starts
+        # in its working directory inside its mount namespace
+        return _prepare_in_view(
+            run,
+            container,
+            image,
+            env,
+            identity,
+            current,
+            wanted,
+            view,
+            mounted,
+            runtime_preload,
+        )
     home = home_dir(env, mounted, run, identity)
-    full = base_env(run, home)
+    full = base_env(run, home, image)
+    if runtime_preload:
+        full["LD_PRELOAD"] = runtime_preload
+    if image is not None:
+        full.update(image.env())
     full.update({k: podspec.rewrite(v, mounted, run.ip) for k, v in env.items()})
     full["HOME"] = home
     argv = [
-        podspec.rewrite(podspec.expand(str(a), full), mounted, run.ip)
-        for a in (container.get("command") or []) + (container.get("args") or [])
+        podspec.rewrite(podspec.expand(a, full), mounted, run.ip)
+        for a in command_line(container, image)
     ]
-    workdir = podspec.map_path(container.get("workingDir") or "", mounted) or home
+    # the image's WORKDIR only where a volume backs it: this machine's own
+    # directories are not the image's
+    workdir = (
+        podspec.map_path(container.get("workingDir") or "", mounted)
+        or podspec.map_path(str(config.get("WorkingDir") or ""), mounted)
+        or home
+    )
     Path(workdir).mkdir(parents=True, exist_ok=True)
     launch = Launch(
         argv,
@@ -125,6 +246,47 @@ def prepare(
         workdir,
         identity=identity if identity != current else None,
         stdin=bool(container.get("stdin")),
+        view=view,
+    )
+    return Prepared(launch, mounted, wanted, podspec.readiness_port(container, full))
+
+
+def _prepare_in_view(
+    run: PodRun,
+    container: dict[str, Any],
+    image: ImageEnvironment | None,
+    env: dict[str, str],
+    identity: Identity,
+    current: Identity,
+    wanted: Identity,
+    view: mountns.View,
+    mounted: dict[str, str],
+    preload: str,
+) -> Prepared:
+    """A container whose volumes are at their own paths (``container_paths``).
+
+    As a runtime: the image's ENV under the container's, ``HOME`` from them
+    (else ``/``, a user without a passwd entry), ``0.0.0.0`` still meaning the
+    pod IP; the working directory is made inside the namespace if missing.
+    """
+    full = base_env(run, "/", image)
+    full.pop("TMPDIR", None)  # the container's own /tmp
+    if preload:
+        full["LD_PRELOAD"] = preload
+    if image is not None:
+        full.update(image.env())
+    full.update({k: podspec.rewrite(v, {}, run.ip) for k, v in env.items()})
+    argv = [
+        podspec.rewrite(podspec.expand(a, full), {}, run.ip)
+        for a in command_line(container, image)
+    ]
+    launch = Launch(
+        argv,
+        full,
+        "/",
+        identity=identity if identity != current else None,
+        stdin=bool(container.get("stdin")),
+        view=view,
     )
     return Prepared(launch, mounted, wanted, podspec.readiness_port(container, full))
 
@@ -134,9 +296,14 @@ def exec_launch(
 ) -> Launch:
     """Return the launch of ``command`` inside a running container (env, user)."""
     base = prepared.launch
-    # Paths are rewritten as in the container's own command line; addresses are
-    # not (an exec'd command reaches its pod through $DEVCLUSTER_POD_IP).
-    argv = [podspec.rewrite_paths(str(a), prepared.mounted) for a in command]
+    # Paths are rewritten as in the container's own command line (not where
+    # the container sees its own paths); addresses are not (an exec'd command
+    # reaches its pod through $DEVCLUSTER_POD_IP).
+    real = base.view is not None and bool(base.view.workdir)
+    argv = [
+        str(a) if real else podspec.rewrite_paths(str(a), prepared.mounted)
+        for a in command
+    ]
     return Launch(
         argv,
         dict(base.env),
@@ -145,6 +312,7 @@ def exec_launch(
         cgroup=cgroup,
         stdin=True,
         tty=tty,
+        view=_fresh(base.view),
     )
 
 

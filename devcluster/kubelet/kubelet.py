@@ -29,7 +29,8 @@ from aiohttp import web
 from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.errors import ApiError
-from devcluster.kubelet import logs, status, streaming
+from devcluster.kubelet import logs, podbind, status, streaming
+from devcluster.kubelet.hosts import HostsFiles
 from devcluster.kubelet.images import Images
 from devcluster.kubelet.ips import IpPool
 from devcluster.kubelet.pod import PodRun
@@ -46,15 +47,21 @@ class Kubelet:
         store: the cluster's objects.
         config: delays (scaled by ``time_factor``), mode and pod IP base.
         state_dir: where logs, pod directories and volume directories live.
+        ca_pem: the cluster CA, which token volumes hold as ``ca.crt``.
     """
 
-    def __init__(self, store: Store, config: ClusterConfig, state_dir: Path) -> None:
+    def __init__(
+        self, store: Store, config: ClusterConfig, state_dir: Path, ca_pem: str = ""
+    ) -> None:
         self.store = store
         self.config = config
         self.state_dir = Path(state_dir)
         self.ips = IpPool(config.pod_ip_base)
         self.images = Images(config)
-        self.runtime = Runtime(config, self.state_dir)
+        self.runtime = Runtime(
+            config, self.state_dir, hosts=HostsFiles(store), ca_pem=ca_pem
+        )
+        self._hosts_pending = False
         self.runs: dict[str, PodRun] = {}
         self.workers: dict[str, PodWorker] = {}
         self._unsubscribe: Any = None
@@ -64,7 +71,13 @@ class Kubelet:
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Subscribe to the store and pick up nodes and pods already there."""
+        """Subscribe to the store and pick up nodes and pods already there.
+
+        Raises:
+            PodBindError: ``pod_binds`` is on and its library cannot be built.
+        """
+        if self.config.pod_binds:
+            self.runtime.preload = str(podbind.build(podbind.CACHE))
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.store.subscribe(self._on_change)
         self.store.attach_kubelet(self._runs_pod)
@@ -154,6 +167,26 @@ class Kubelet:
             self._loop.call_soon(self._node_gone, obj["metadata"]["name"])
         elif kind == "pods":
             self._on_pod(event_type, obj)
+        elif kind == "services" or (kind == "endpointslices" and self._headless(obj)):
+            if not self._hosts_pending:
+                self._hosts_pending = True
+                # coalesce a burst of changes into one rewrite
+                self._loop.call_later(0.05, self._refresh_hosts)
+
+    def _headless(self, slice_: dict[str, Any]) -> bool:
+        """Tell whether an EndpointSlice belongs to a headless Service (names pods)."""
+        meta = slice_.get("metadata") or {}
+        name = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+        if not name:
+            return False
+        service = self.store.get_or_none("services", meta.get("namespace"), name)
+        return (service or {}).get("spec", {}).get("clusterIP") == "None"
+
+    def _refresh_hosts(self) -> None:
+        """Services changed: the pods' hosts files follow (as DNS answers do)."""
+        self._hosts_pending = False
+        if self.runtime.hosts is not None:
+            self.runtime.hosts.refresh()
 
     def _on_pod(self, event_type: str, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -237,8 +270,11 @@ class Kubelet:
         self.runs.pop(run.uid, None)
         self.workers.pop(run.uid, None)
         self.runtime.forget(run.uid)
+        if self.runtime.hosts is not None:
+            self.runtime.hosts.forget(run.uid)
         if self._by_name.get((run.namespace, run.name)) is run:
             del self._by_name[(run.namespace, run.name)]
         if run.ip:
             self.ips.release(run.ip)
         shutil.rmtree(run.pod_dir / "volumes", ignore_errors=True)
+        shutil.rmtree(run.pod_dir / "rootfs", ignore_errors=True)

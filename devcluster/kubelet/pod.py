@@ -33,6 +33,8 @@ class PodRun:
     node: str
     pod_dir: Path
     ip: str = ""
+    hosts: Path | None = None
+    """The pod's ``/etc/hosts`` (``devcluster.kubelet.hosts``), once written."""
     task: asyncio.Task[None] | None = None
     terminate: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -110,6 +112,8 @@ class PodSandbox:
         self.runtime = runtime
         self.mode = mode
         self.publish = publish
+        self.images: dict[str, Any] = {}
+        """Image → its local environment (``ImageEnvironment``), once pulled."""
 
     @property
     def stopping(self) -> bool:

@@ -1,5 +1,8 @@
 """Pure helpers of the kubelet: a container's env, and path and IP rewriting.
 
+* Env: the Service environment variables (``service_env``), then ``envFrom``,
+  then ``env`` with its references, in the kubelet's order of precedence.
+
 A pod's container runs as a local process, so what a container would see
 through mounts and its own network namespace is translated:
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -102,16 +105,81 @@ def _from_source(
     return out
 
 
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def _link_vars(service: Mapping[str, Any]) -> dict[str, str]:
+    spec = service.get("spec") or {}
+    ip, prefix = str(spec.get("clusterIP")), _env_name(service["metadata"]["name"])
+    found: dict[str, str] = {}
+    for index, port in enumerate(spec.get("ports") or []):
+        proto = str(port.get("protocol") or "TCP")
+        url = f"{proto.lower()}://{ip}:{port['port']}"
+        if index == 0:
+            found[f"{prefix}_PORT"] = url  # docker special-cases the first port
+        base = f"{prefix}_PORT_{port['port']}_{proto.upper()}"
+        found[base] = url
+        found[f"{base}_PROTO"] = proto.lower()
+        found[f"{base}_PORT"] = str(port["port"])
+        found[f"{base}_ADDR"] = ip
+    return found
+
+
+def service_env(
+    services: Iterable[Mapping[str, Any]], namespace: str, links: bool = True
+) -> dict[str, str]:
+    """Return the Service environment variables a pod of ``namespace`` gets.
+
+    As the kubelet (``pkg/kubelet/envvars``): for each Service of the pod's
+    namespace (with ``enableServiceLinks``, the default) and always for the
+    ``kubernetes`` Service of ``default``, unless headless:
+    ``<NAME>_SERVICE_HOST``, ``<NAME>_SERVICE_PORT`` (first port),
+    ``<NAME>_SERVICE_PORT_<PORTNAME>`` and the docker-link variables
+    ``<NAME>_PORT``, ``<NAME>_PORT_<port>_<PROTO>[_PROTO|_PORT|_ADDR]``. Names
+    are upper case with ``-`` as ``_``. Only Services that exist when the
+    container starts are there, as in a cluster.
+    """
+    chosen: dict[str, Mapping[str, Any]] = {}
+    for service in services:
+        meta, spec = service.get("metadata") or {}, service.get("spec") or {}
+        if spec.get("clusterIP") in (None, "", "None") or not spec.get("ports"):
+            continue
+        name = str(meta.get("name", ""))
+        if meta.get("namespace") == "default" and name == "kubernetes":
+            chosen.setdefault(name, service)
+        elif meta.get("namespace") == namespace and links:
+            chosen[name] = service
+    env: dict[str, str] = {}
+    for name, service in sorted(chosen.items()):
+        spec = service["spec"]
+        prefix = _env_name(name)
+        env[f"{prefix}_SERVICE_HOST"] = str(spec["clusterIP"])
+        env[f"{prefix}_SERVICE_PORT"] = str(spec["ports"][0]["port"])
+        for port in spec["ports"]:
+            if port.get("name"):
+                env[f"{prefix}_SERVICE_PORT_{_env_name(port['name'])}"] = str(
+                    port["port"]
+                )
+        env.update(_link_vars(service))
+    return env
+
+
 def container_env(
     pod: Mapping[str, Any],
     container: Mapping[str, Any],
     lookup: Lookup,
     pod_ip: str,
     host_ip: str,
+    services: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Return the env a container gets: ``envFrom``, then ``env`` (with refs)."""
+    """Return the env a container gets: Services, ``envFrom``, ``env`` (with refs).
+
+    ``services`` are the Service variables (``service_env``); the container's
+    own variables win over them, and ``$(VAR)`` may refer to them.
+    """
     namespace = str((pod.get("metadata") or {}).get("namespace", ""))
-    env: dict[str, str] = {}
+    env: dict[str, str] = dict(services or {})
     for source in container.get("envFrom") or []:
         env.update(_from_source(lookup, namespace, source))
     for var in container.get("env") or []:

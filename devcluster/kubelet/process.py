@@ -3,7 +3,10 @@
 Every process the kubelet starts for a pod (a container's, an ``exec`` session's,
 an exec probe's or hook's) goes through ``start``: in the child, before it execs,
 it joins the container's cgroup (as root, so the cgroup's owner does not
-matter), starts a session of its own, drops to the container's user
+matter), starts a session of its own, enters a mount namespace with the pod's
+hosts file on ``/etc/hosts`` and the container's paths
+(``devcluster.kubelet.mountns``; root only), drops
+to the container's user
 (supplementary groups, group, then user), and takes its terminal when it has
 one. ``stop`` is how a container runtime stops a container: the stop signal
 (SIGTERM) to the container's main process, the grace period, then SIGKILL to
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devcluster.kubelet import mountns
 from devcluster.kubelet.cgroups import Cgroup
 from devcluster.kubelet.identity import Identity
 
@@ -40,6 +44,9 @@ class Launch:
     """Give the process a pipe as stdin (else /dev/null)."""
     tty: bool = False
     """Give the process a terminal as stdin, stdout and stderr."""
+    view: mountns.View | None = None
+    """The process's mount namespace: the pod's hosts file on ``/etc/hosts``
+    and the container's paths (None: this machine's own view)."""
 
 
 @dataclass
@@ -65,7 +72,10 @@ class Started:
 
 
 def _child_setup(
-    procs_file: str | None, identity: Identity | None, tty: bool
+    procs_file: str | None,
+    identity: Identity | None,
+    tty: bool,
+    view: mountns.View | None,
 ) -> Callable[[], None]:
     """Return what the child runs between fork and exec (only system calls)."""
 
@@ -73,6 +83,14 @@ def _child_setup(
         if procs_file is not None:
             with open(procs_file, "w") as procs:
                 procs.write("0")
+        if view is not None:
+            try:
+                mountns.enter(view)
+            except OSError as exc:
+                # exit as a failed exec would (127), the reason in the
+                # container's log (an exception here would say nothing)
+                os.write(2, f"devcluster: container paths: {exc}\n".encode())
+                os._exit(127)
         if identity is not None:
             os.setgroups(list(identity.groups))
             os.setresgid(identity.gid, identity.gid, identity.gid)
@@ -90,7 +108,7 @@ async def start(launch: Launch) -> Started:
         OSError: the command cannot be started (not found, not executable).
     """
     procs = launch.cgroup.procs_file if launch.cgroup is not None else None
-    setup = _child_setup(procs, launch.identity, launch.tty)
+    setup = _child_setup(procs, launch.identity, launch.tty, launch.view)
     if launch.tty:
         master, slave = os.openpty()
         try:

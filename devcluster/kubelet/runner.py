@@ -194,6 +194,8 @@ class ContainerRunner:
                     sb.dirs,
                     sb.runtime.current,
                     sb.runtime.can_switch,
+                    sb.images.get(str(self.spec.get("image", ""))),
+                    sb.runtime.preload,
                 )
             except (ContainerConfigError, RunAsError) as exc:
                 self.set_waiting("CreateContainerConfigError", str(exc))

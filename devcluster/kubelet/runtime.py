@@ -23,6 +23,7 @@ from pathlib import Path
 
 from devcluster.config import ClusterConfig
 from devcluster.kubelet.cgroups import CgroupTree
+from devcluster.kubelet.hosts import HostsFiles
 from devcluster.kubelet.identity import Identity
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,12 @@ class Runtime:
     config: ClusterConfig
     state_dir: Path
     current: Identity = field(default_factory=current_identity)
+    hosts: HostsFiles | None = None
+    """The pods' hosts files (devcluster's cluster DNS), kept by the kubelet."""
+    preload: str = ""
+    """The ``podbind`` library pod processes load (empty: none)."""
+    ca_pem: str = ""
+    """The cluster CA (``ca.crt`` of ServiceAccount token volumes)."""
     _cgroups: CgroupTree | None = None
     _warned_pods: set[str] = field(default_factory=set)
     _logged: bool = False

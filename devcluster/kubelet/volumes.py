@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import stat
 from collections.abc import Mapping
@@ -87,7 +88,10 @@ def _write_keys(
         path.chmod(int(item_mode if item_mode is not None else mode))
 
 
-def _fill(run: PodRun, volume: Mapping[str, Any], path: Path) -> None:
+ROOT_CA = "kube-root-ca.crt"
+
+
+def _fill(run: PodRun, volume: Mapping[str, Any], path: Path, ca_pem: str = "") -> None:
     """Write the files of a configMap, secret or projected volume."""
     for plural, field in _SOURCES:
         if field in volume:
@@ -102,10 +106,69 @@ def _fill(run: PodRun, volume: Mapping[str, Any], path: Path) -> None:
             for plural, field in _SOURCES:
                 if field in source:
                     _write_keys(run, path, source[field], plural, mode)
+            if (source.get("configMap") or {}).get("name") == ROOT_CA and ca_pem:
+                # devcluster publishes no kube-root-ca.crt ConfigMaps (objects
+                # no test or client lists); the volume holds the CA all the same
+                for item in source["configMap"].get("items") or [{"path": "ca.crt"}]:
+                    if not (path / item["path"]).exists():
+                        _write_file(path / item["path"], ca_pem, mode)
+            if "serviceAccountToken" in source:
+                _write_file(
+                    path / source["serviceAccountToken"].get("path", "token"),
+                    _token(run),
+                    mode,
+                )
+            for item in (source.get("downwardAPI") or {}).get("items") or []:
+                _write_file(path / item["path"], _field(run, item), mode)
+
+
+def _write_file(path: Path, text: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def _token(run: PodRun) -> str:
+    """A ServiceAccount token (devcluster authenticates nobody; any token works).
+
+    Shaped like the kubelet's projected token (a JWT) so clients that read it
+    find the ServiceAccount it stands for.
+    """
+    pod = run.current() or {}
+    account = (pod.get("spec") or {}).get("serviceAccountName", "default")
+    claims = {
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "sub": f"system:serviceaccount:{run.namespace}:{account}",
+        "aud": ["https://kubernetes.default.svc.cluster.local"],
+    }
+    parts = [{"alg": "none", "typ": "JWT"}, claims]
+    return (
+        ".".join(
+            base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
+            for p in parts
+        )
+        + "."
+    )
+
+
+def _field(run: PodRun, item: Mapping[str, Any]) -> str:
+    """A downwardAPI item: a field of the pod (namespace, name, uid, labels...)."""
+    pod = run.current() or {}
+    path = str((item.get("fieldRef") or {}).get("fieldPath", ""))
+    meta = pod.get("metadata") or {}
+    if path in ("metadata.labels", "metadata.annotations"):
+        values = meta.get(path.split(".", 1)[1]) or {}
+        return "\n".join(f'{k}="{v}"' for k, v in sorted(values.items()))
+    simple = {
+        "metadata.namespace": run.namespace,
+        "metadata.name": run.name,
+        "metadata.uid": run.uid,
+    }
+    return str(simple.get(path, ""))
 
 
 async def volumes(
-    run: PodRun, pod: dict[str, Any], volume_root: Path
+    run: PodRun, pod: dict[str, Any], volume_root: Path, ca_pem: str = ""
 ) -> dict[str, Path] | None:
     """Return the host directory of every pod volume (None if the pod went away).
 
@@ -113,6 +176,8 @@ async def volumes(
         run: the pod's run record.
         pod: the pod.
         volume_root: where PersistentVolume directories live.
+        ca_pem: the cluster CA, for the ``kube-root-ca.crt`` source of token
+            volumes.
     """
     dirs: dict[str, Path] = {}
     pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
@@ -131,7 +196,7 @@ async def volumes(
             path.mkdir(parents=True, exist_ok=True)
             if "emptyDir" in volume:
                 path.chmod(0o777)
-            _fill(run, volume, path)
+            _fill(run, volume, path, ca_pem)
         if fs_group is not None and "hostPath" not in volume:
             read_only = any(k in volume for k in ("configMap", "secret", "projected"))
             policy = pod_sc.get("fsGroupChangePolicy") or "Always"

@@ -24,7 +24,7 @@ from typing import Any
 
 from devcluster.errors import ApiError
 from devcluster.kubelet import containers, podspec, status
-from devcluster.kubelet.images import Images
+from devcluster.kubelet.images import Images, PullError
 from devcluster.kubelet.ips import IpPool
 from devcluster.kubelet.pod import PodRun, PodSandbox
 from devcluster.kubelet.runner import ContainerRunner
@@ -172,15 +172,26 @@ class PodWorker:
         ]
         self.publish()
         try:
-            dirs = await volumes(run, pod, self.volume_root)
+            dirs = await volumes(run, pod, self.volume_root, self.runtime.ca_pem)
         except OSError as exc:
             run.event(pod, "FailedMount", f"MountVolume.SetUp failed: {exc}", "Warning")
             dirs = None
             await run.terminate.wait()
-        if dirs is None or not await self.images.pull(run, pod):
+        if dirs is None or not await self._pull(pod):
             return await self._teardown()
         sandbox.dirs = dirs
+        sandbox.images = {
+            str(c.get("image", "")): self.images.environment(str(c.get("image", "")))
+            for c in [
+                *pod["spec"]["containers"],
+                *(pod["spec"].get("initContainers") or []),
+            ]
+        }
         run.pod_dir.mkdir(parents=True, exist_ok=True)
+        if self.runtime.hosts is not None and mode == "run":
+            run.hosts = self.runtime.hosts.write(
+                run.uid, run.pod_dir / "etc-hosts", pod, run.ip
+            )
         tasks: list[asyncio.Task[None]] = []
         try:
             if await self._initialize(tasks):
@@ -188,6 +199,32 @@ class PodWorker:
                 await self._wait(tasks)
         finally:
             await self._teardown(tasks)
+
+    async def _pull(self, pod: dict[str, Any]) -> bool:
+        """Pull the pod's images, backing off while one cannot be pulled.
+
+        As the kubelet: the container waits in ``ErrImagePull``, then
+        ``ImagePullBackOff`` (``BackOff`` Events) for 10 s doubling to 300 s
+        (simulated) before the next try. False if the pod went away.
+        """
+        backoff = 10.0
+        while True:
+            outcome = await self.images.pull(self.run, pod)
+            if not isinstance(outcome, PullError):
+                return outcome
+            runner = self.runner(outcome.container)
+            if runner is None or self.sandbox is None:
+                return False
+            runner.set_waiting("ErrImagePull", outcome.message)
+            if not await self.sandbox.sleep(1.0):  # the next sync backs off
+                return False
+            message = f'Back-off pulling image "{outcome.image}"'
+            runner.event("BackOff", message)
+            runner.event("Failed", "Error: ImagePullBackOff", "Warning")
+            runner.set_waiting("ImagePullBackOff", message)
+            if not await self.sandbox.sleep(backoff):
+                return False
+            backoff = min(backoff * 2, 300.0)
 
     async def _initialize(self, tasks: list[asyncio.Task[None]]) -> bool:
         """Run the init containers in order; False if the pod cannot go on."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import ldap3
 
+from devcluster.pki import ServerCert, make_server_cert
 from devcluster.services.ldap_seed import (
     ADMIN_PASSWORD,
     ADMINS_GROUP,
@@ -62,10 +63,25 @@ MODULE_DIR = "/usr/lib/ldap"
 _SETUP_HINT = "run scripts/setup-system.sh as root (or `make system`) to install it"
 
 
-def slapd_conf(state_dir: Path, base_dn: str, admin_dn: str, admin_pw: str) -> str:
-    """Return a ``slapd.conf`` for a private instance keeping its files in state_dir."""
+def slapd_conf(
+    state_dir: Path,
+    base_dn: str,
+    admin_dn: str,
+    admin_pw: str,
+    tls: ServerCert | None = None,
+) -> str:
+    """Return a ``slapd.conf`` for a private instance keeping its files in state_dir.
+
+    With ``tls`` the server offers StartTLS with that certificate.
+    """
     schemas = ("core", "cosine", "nis", "inetorgperson")
     lines = [f"include {SCHEMA_DIR}/{name}.schema" for name in schemas]
+    if tls is not None:
+        lines += [
+            f"TLSCACertificateFile {tls.ca_file}",
+            f"TLSCertificateFile {tls.cert_file}",
+            f"TLSCertificateKeyFile {tls.key_file}",
+        ]
     lines += [
         f"pidfile {state_dir / 'slapd.pid'}",
         f"argsfile {state_dir / 'slapd.args'}",
@@ -109,6 +125,8 @@ class LdapServer:
         admin_password: Password of ``cn=admin,<base_dn>`` (the rootdn).
         users: The people (and through them the groups) seeded at first start.
         start_timeout: Seconds to wait for slapd to answer binds.
+        tls: offer StartTLS with a certificate for ``host`` signed by a CA of
+            its own (``tls_cert.ca_file``), as a production directory does.
     """
 
     def __init__(
@@ -121,6 +139,7 @@ class LdapServer:
         admin_password: str = ADMIN_PASSWORD,
         users: Iterable[DemoUser] = DEMO_USERS,
         start_timeout: float = 10.0,
+        tls: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.host = host
@@ -130,6 +149,8 @@ class LdapServer:
         self.admin_password = admin_password
         self.users = tuple(users)
         self.start_timeout = start_timeout
+        self.tls = tls
+        self.tls_cert: ServerCert | None = None
         self.proc: Proc | None = None
 
     @property
@@ -165,8 +186,18 @@ class LdapServer:
         if self.port == 0:
             self.port = free_port(self.host)
         conf = self.state_dir / "slapd.conf"
+        if self.tls and self.tls_cert is None:
+            self.tls_cert = make_server_cert(
+                self.state_dir / "tls", "slapd", [self.host], ("localhost",)
+            )
         conf.write_text(
-            slapd_conf(self.state_dir, self.base_dn, self.admin_dn, self.admin_password)
+            slapd_conf(
+                self.state_dir,
+                self.base_dn,
+                self.admin_dn,
+                self.admin_password,
+                self.tls_cert,
+            )
         )
         # Foreground (-d) so the PID is ours; "none" still prints fatal errors
         # (a bad config, a busy port) to the log, where "-d 0" prints nothing.

@@ -3,6 +3,8 @@
 - ``fast_config``: a ClusterConfig with delays scaled down 100x, one static node
   ``core`` and its state in ``tmp_path``.
 - ``cluster``: a started in-process Cluster (API + kubelet, no controllers).
+- ``workload_cluster``: a started Cluster with the workload and endpoints
+  controllers (no moto, so no scheduler: pods name their node).
 - ``client``: an aiohttp session; ``api``: an ``Api`` (raw JSON calls) to ``cluster``.
 - ``moto``: the session's moto server (``tests/conftest.py``), reset per test.
 - ``full_cluster``: a Cluster with the scheduler and autoscaler over ``moto``.
@@ -49,6 +51,17 @@ def fast_config(tmp_path: Path) -> ClusterConfig:
 async def cluster(fast_config: ClusterConfig) -> AsyncIterator[Cluster]:
     async with Cluster(fast_config, controllers=False) as c:
         yield c
+
+
+@pytest.fixture
+async def workload_cluster(fast_config: ClusterConfig) -> AsyncIterator[Cluster]:
+    c = Cluster(fast_config, controllers=True)
+    await c.start()
+    try:
+        assert c.core_controllers is not None, "the core controllers did not start"
+        yield c
+    finally:
+        await c.stop()
 
 
 @pytest.fixture

@@ -205,7 +205,9 @@ class Store:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_iso()
         meta["generation"] = 1
-        defaults.apply_defaults(kind, obj, self.items_raw, self._service_ips())
+        defaults.apply_defaults(
+            kind, obj, self.items_raw, self._service_ips(), self.config.service_cidr
+        )
         if self.validator is not None:
             self.validator(res, obj, field_validation)
         if key in objs:

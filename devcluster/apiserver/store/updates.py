@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from devcluster.apiserver.defaults import default_pod_spec
+from devcluster.apiserver.defaults import default_pod_spec, default_workload
 from devcluster.apiserver.patches import clone
 from devcluster.apiserver.resources import Resource
 from devcluster.apiserver.store.table import meta_of
@@ -62,9 +62,12 @@ def prepare_update(
             meta[field] = old_meta[field]
         else:
             meta.pop(field, None)
+    if subresource is None:
+        default_workload(res.plural, new)
     if _spec_of(new) != _spec_of(old):
         meta["generation"] = int(old_meta.get("generation", 1)) + 1
     if res.plural == "pods" and subresource is None:
+        keep_token_volume(old, new)
         check_pod_update(old, new)
     if old_meta.get("deletionTimestamp") and set(meta.get("finalizers") or []) - set(
         old_meta.get("finalizers") or []
@@ -153,6 +156,43 @@ def check_pod_update(old: dict[str, Any], new: dict[str, Any]) -> None:
         "field": "spec",
     }
     raise invalid("Pod", name, [cause])
+
+
+def keep_token_volume(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Keep the ServiceAccount admission's token volume an update leaves out.
+
+    The apiserver adds ``kube-api-access-*`` at create; a client that PUTs a
+    pod it built itself (not the one it read) leaves it out, which the real
+    apiserver refuses as a spec change. devcluster puts it back instead, so
+    such a write changes only what the client meant to change.
+    """
+    old_spec, new_spec = old.get("spec") or {}, new.get("spec")
+    if not isinstance(new_spec, dict):
+        return
+    tokens = [
+        v
+        for v in old_spec.get("volumes") or []
+        if str(v.get("name", "")).startswith("kube-api-access-")
+    ]
+    names = {v["name"] for v in tokens}
+    if not tokens or names & {v.get("name") for v in new_spec.get("volumes") or []}:
+        return
+    new_spec["volumes"] = [*(new_spec.get("volumes") or []), *clone(tokens)]
+    old_containers = {
+        c.get("name"): c
+        for c in [*old_spec.get("containers", []), *old_spec.get("initContainers", [])]
+    }
+    for container in [
+        *(new_spec.get("containers") or []),
+        *(new_spec.get("initContainers") or []),
+    ]:
+        before = old_containers.get(container.get("name")) or {}
+        mounts = [m for m in before.get("volumeMounts") or [] if m.get("name") in names]
+        if mounts:
+            container["volumeMounts"] = [
+                *(container.get("volumeMounts") or []),
+                *clone(mounts),
+            ]
 
 
 def bound_pod(old: dict[str, Any], node_name: str) -> dict[str, Any]:

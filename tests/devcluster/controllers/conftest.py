@@ -12,6 +12,7 @@
   ``kube-system``.
 - ``controllers``: the running devcluster controllers on ``store`` and ``moto``.
 - ``eventually``: ``await eventually(check, timeout)`` polls until ``check()``.
+- ``kubectl``: the kubectl binary (1.35), extracted once per session.
 
 Helpers to import: ``controller_support`` (user pods, events, group status) and
 ``node_groups_support`` (networks and node groups in moto).
@@ -23,6 +24,7 @@ import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,7 @@ from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.controllers.manager import Controllers, start_controllers
 from devcluster.services.moto_server import MotoServer
+from devcluster.services.tools import ensure_tool
 from tests.devcluster.controllers.node_groups_support import (
     MakePool,
     create_pool,
@@ -101,6 +104,11 @@ async def controllers(
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture(scope="session")
+def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ensure_tool("kubectl", tmp_path_factory.mktemp("tools"))
 
 
 Check = Callable[[], Any]
