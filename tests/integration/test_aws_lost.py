@@ -94,7 +94,9 @@ def reasons(workbench: Workbench, pod: str) -> list[str]:
     return [str(e["reason"]) for e in events]
 
 
-def test_aws_state_lost_is_told_plainly_and_deletes_nothing(workbench: Workbench) -> None:
+def test_aws_state_lost_is_told_plainly_and_deletes_nothing(
+    workbench: Workbench,
+) -> None:
     """bob runs, gina's node is booting: AWS forgets everything. gina's spawn
     fails within a minute saying no node can be started; devcluster's
     autoscaler logs no traceback; bob's home is flagged, and kept."""
