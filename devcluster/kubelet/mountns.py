@@ -147,8 +147,12 @@ def enter(view: View) -> None:
     binds = list(view.binds)
     if view.hosts is not None:
         binds.append(Bind(view.hosts, "/etc/hosts"))
-    start = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
     _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    # The starting directory is taken inside the new namespace: a directory
+    # opened before unshare stays on the old namespace's mounts, and a process
+    # back in it has a working directory its own root cannot reach (getcwd
+    # then walks up by name and fails where a parent is not readable).
+    start = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
     _mount("none", "/", None, _MS_REC | _MS_PRIVATE)
     # Each source's directory is held open (in this namespace, before any
     # mount) and the source bound relative to it: a bind on /tmp would hide a
