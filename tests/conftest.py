@@ -74,9 +74,12 @@ def workbench(
     workbench_options: dict[str, Any],
 ) -> Iterator[Workbench]:
     from devcluster.demo.workbench import Workbench  # no import at collection time
+    from devcluster.services.procs import free_port
 
     state = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
-    options = {"time_factor": 0.02, **workbench_options}
+    # a free port of its own, not the demo's 8000: two stacks on one machine
+    # (a test's and the demo, or two test sessions) would race for it
+    options = {"time_factor": 0.02, "public_port": free_port(), **workbench_options}
     with Workbench(state, ldap=ldap_server, **options) as bench:
         yield bench
 

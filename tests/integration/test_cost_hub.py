@@ -35,6 +35,7 @@ import pytest
 
 from devcluster.demo.workbench import Kube, Workbench
 from devcluster.services.ldap import LdapServer
+from devcluster.services.procs import free_port
 from tests.integration.hub_harness import (
     HubUser,
     error_on,
@@ -97,6 +98,7 @@ def bench(
         ldap=ldap_server,
         capacity_grace_s=1.0,
         warmer=False,
+        public_port=free_port(),  # not the demo's 8000 (see tests/conftest.py)
     )
     with workbench:
         yield workbench

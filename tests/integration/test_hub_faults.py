@@ -24,6 +24,7 @@ import requests
 
 from devcluster.demo.workbench import NAMESPACE, Workbench
 from devcluster.services.descendants import descendants
+from devcluster.services.procs import free_port
 from tests.integration.hub_harness import (
     HubUser,
     crash_hub,
@@ -64,6 +65,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
         pools=["cpu16", "mem64"],
         zones=["us-east-1b"],
         capacity_grace_s=1.0,
+        public_port=free_port(),  # not the demo's 8000 (see tests/conftest.py)
     )
     with workbench:
         yield workbench
