@@ -176,6 +176,22 @@ def set_spend(url: str, level: Fraction) -> None:
         seed_spend(url, missing)
 
 
+def billed(rows: list[UsageRecord]) -> Fraction:
+    """Return the exact bill of finished records: duration × price, to the µs."""
+    return sum(
+        (
+            Fraction(
+                (r.stopped_at - r.started_at) // timedelta(microseconds=1),  # type: ignore[operator]
+                US_PER_HOUR,
+            )
+            * Fraction(r.price_micro_per_hour, MICRO)
+            for r in rows
+            if r.stopped_at is not None
+        ),
+        Fraction(0),
+    )
+
+
 def bob_rows(url: str) -> list[UsageRecord]:
     with open_db(url)() as session:
         query = session.query(UsageRecord).filter(
@@ -311,6 +327,7 @@ def test_month_report_is_exact_across_hub_restarts(
     set_spend(db_url, Fraction(50))  # half the budget: paid sizes start
     assert "wb-banner" not in bob.form()
     before = len(bob_rows(db_url))
+    billed_before = billed(bob_rows(db_url))
 
     form = bob.form()
     start(bob, "large")
@@ -337,14 +354,8 @@ def test_month_report_is_exact_across_hub_restarts(
 
     month = rows[0].started_at.strftime("%Y-%m")
     assert all(r.stopped_at.strftime("%Y-%m") == month for r in rows)  # type: ignore[union-attr]
-    expected = sum(
-        Fraction(
-            (r.stopped_at - r.started_at) // timedelta(microseconds=1), US_PER_HOUR
-        )  # type: ignore[operator]
-        * Fraction(r.price_micro_per_hour, MICRO)
-        for r in rows
-    )
-    assert expected > Fraction(50)
+    expected = billed(rows)
+    assert expected > billed_before  # the two runs are on bob's bill
     with open_db(db_url)() as session:
         by_user = {r.key: r.cost for r in report(session, by="user", month=month)}
     assert by_user["bob"] == expected
