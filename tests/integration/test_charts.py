@@ -58,15 +58,7 @@ def test_the_hub_rolls_out_from_the_charts_deployment(stack: ChartStack) -> None
 
 def test_bob_logs_in_through_the_charts_proxy_service(stack: ChartStack) -> None:
     """The login form and LDAP (StartTLS) through Service proxy-public."""
-    url = f"http://{stack.service_ip('proxy-public')}"
-
-    def health() -> bool:
-        try:
-            return requests.get(f"{url}/hub/health", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_until(health, 240, "the hub answering through proxy-public")
+    url = hub_url(stack)
     bob = next(u for u in DEMO_USERS if u.uid == "bob")
     user = HubUser(url, bob.uid, bob.password)
     answer = user.login()
@@ -78,7 +70,7 @@ def test_bob_logs_in_through_the_charts_proxy_service(stack: ChartStack) -> None
 
 def test_bob_starts_a_server_through_the_charts_hub(stack: ChartStack) -> None:
     """KubeSpawner in the chart's hub starts bob's pod; it answers through the proxy."""
-    url = f"http://{stack.service_ip('proxy-public')}"
+    url = hub_url(stack)  # the module's tests run in any order
     bob = next(u for u in DEMO_USERS if u.uid == "bob")
     user = HubUser(url, bob.uid, bob.password)
     assert user.login().status_code == 302
@@ -93,3 +85,17 @@ def test_bob_starts_a_server_through_the_charts_hub(stack: ChartStack) -> None:
     (container,) = pod["spec"]["containers"]
     assert container["image"].startswith("ghcr.io/wbspawner/singleuser:")
     assert container["securityContext"]["runAsUser"] == bob.uid_number
+
+
+def hub_url(stack: ChartStack) -> str:
+    """Return the hub's URL through proxy-public once it answers there."""
+    url = f"http://{stack.service_ip('proxy-public')}"
+
+    def health() -> bool:
+        try:
+            return requests.get(f"{url}/hub/health", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(health, 240, "the hub answering through proxy-public")
+    return url
