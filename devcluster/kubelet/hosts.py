@@ -22,6 +22,7 @@ their endpoints change, as DNS answers follow them.
 from __future__ import annotations
 
 import logging
+import socket
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -83,12 +84,24 @@ def service_entries(
 
 
 def hosts_text(
-    pod: Mapping[str, Any], pod_ip: str, services: list[tuple[str, tuple[str, ...]]]
+    pod: Mapping[str, Any],
+    pod_ip: str,
+    services: list[tuple[str, tuple[str, ...]]],
+    machine: str | None = None,
 ) -> str:
-    """Return a pod's ``/etc/hosts``: the kubelet's part, then the Services."""
+    """Return a pod's ``/etc/hosts``: the kubelet's part, then the Services.
+
+    A pod's own hostname names its IP. A pod process here has no UTS namespace:
+    ``gethostname()`` answers this machine's name (``machine``, default
+    :func:`socket.gethostname`), so that name stands beside the pod's, as the
+    name a process finds for itself (JupyterHub waits for its proxy at it).
+    """
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     hostname = str(spec.get("hostname") or meta.get("name", ""))
     names = [hostname]
+    own = socket.gethostname() if machine is None else machine
+    if own and own not in ("localhost", hostname):
+        names.append(own)
     if spec.get("subdomain"):
         namespace = meta.get("namespace", "")
         names.insert(0, f"{hostname}.{spec['subdomain']}.{namespace}.svc.cluster.local")

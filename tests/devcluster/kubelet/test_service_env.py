@@ -113,10 +113,13 @@ def test_hosts_file_names_services_as_cluster_dns_does():
         "metadata": {"name": "web-1", "namespace": "jhub"},
         "spec": {"hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db", "db.local"]}]},
     }
-    text = hosts_text(pod, "127.0.1.3", service_entries(SERVICES, slices, "jhub"))
+    entries_jhub = service_entries(SERVICES, slices, "jhub")
+    text = hosts_text(pod, "127.0.1.3", entries_jhub, machine="build-host")
     lines = text.splitlines()
     assert lines[0] == "# Kubernetes-managed hosts file."
     assert "127.0.0.1\tlocalhost" in lines
-    assert "127.0.1.3\tweb-1" in lines
+    # the pod's name, and the name its processes get from gethostname() (no
+    # UTS namespace here: the machine's), both name the pod's own IP
+    assert "127.0.1.3\tweb-1 build-host" in lines
     assert "10.0.0.1\tdb\tdb.local" in lines
     assert "127.100.0.8\thub.jhub.svc.cluster.local hub.jhub.svc hub.jhub hub" in lines
