@@ -362,10 +362,23 @@ def test_month_report_is_exact_across_hub_restarts(
 
     cli = Path(sys.executable).parent / "wbspawner"
     done = subprocess.run(
-        [str(cli), "cost", "report", "--db", db_url, "--by", "user",
-         "--month", month, "--json"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            str(cli),
+            "cost",
+            "report",
+            "--db",
+            db_url,
+            "--by",
+            "user",
+            "--month",
+            month,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     printed = {row["user"]: row["cost"] for row in json.loads(done.stdout)}
     assert printed["bob"] == float(expected)

@@ -83,11 +83,13 @@ def test_cluster_scaled_to_two_workers_is_recorded_exactly(
         with cluster.get_client() as client:
             client.wait_for_workers(2, timeout=60)
         wait_until(
-            lambda: any(r.units == 2 and r.stopped_at is None
-                        for r in cost_gateway.records(name)),
+            lambda: any(
+                r.units == 2 and r.stopped_at is None
+                for r in cost_gateway.records(name)
+            ),
             30,
             "a record with 2 running workers",
-        )  # fmt: skip
+        )
         time.sleep(2)  # two workers run for a while
     wait_until(
         lambda: (rows := cost_gateway.records(name)) and rows[-1].stopped_at,
@@ -127,10 +129,23 @@ def test_cluster_scaled_to_two_workers_is_recorded_exactly(
 
     cli = Path(sys.executable).parent / "wbspawner"
     done = subprocess.run(
-        [str(cli), "cost", "report", "--by", "user", "--month", month,
-         "--db", cost_gateway.db_url, "--json"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            str(cli),
+            "cost",
+            "report",
+            "--by",
+            "user",
+            "--month",
+            month,
+            "--db",
+            cost_gateway.db_url,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     printed = {row["user"]: row["cost"] for row in json.loads(done.stdout)}
     assert printed["bob"] == pytest.approx(float(expected), rel=1e-12)

@@ -114,8 +114,9 @@ def test_user_servers_reach_only_hub_proxy_and_gateway_pods(rendered):
         for peer in rule.get("to", []):
             if "podSelector" in peer:
                 selectors.append(peer["podSelector"]["matchLabels"])
-    components = {s.get("component") or s.get("app.kubernetes.io/component")
-                  for s in selectors}  # fmt: skip
+    components = {
+        s.get("component") or s.get("app.kubernetes.io/component") for s in selectors
+    }
     assert components == {"hub", "proxy", "autohttps", "dask-dashboards", "traefik"}
     gateway = [s for s in selectors if s.get("app.kubernetes.io/name")]
     # The gateway's HTTP side through the dashboards front only (its own
@@ -147,15 +148,22 @@ def test_user_servers_reach_only_hub_proxy_and_gateway_pods(rendered):
 def test_hub_admits_user_servers_by_their_kubespawner_labels(rendered):
     policy = one(rendered, "NetworkPolicy", "hub")
     peers = [p for rule in policy["spec"]["ingress"] for p in rule.get("from", [])]
-    assert {"podSelector": {"matchLabels": {
-        "app": "jupyterhub", "component": "singleuser-server"}}} in peers  # fmt: skip
+    assert {
+        "podSelector": {
+            "matchLabels": {"app": "jupyterhub", "component": "singleuser-server"}
+        }
+    } in peers
     gateway = {
-        "namespaceSelector": {"matchLabels": {
-            "kubernetes.io/metadata.name": "dask-gateway"}},
-        "podSelector": {"matchLabels": {
-            "app.kubernetes.io/name": "dask-gateway",
-            "app.kubernetes.io/component": "gateway"}},
-    }  # fmt: skip
+        "namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": "dask-gateway"}
+        },
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "dask-gateway",
+                "app.kubernetes.io/component": "gateway",
+            }
+        },
+    }
     assert gateway in peers
     assert all(p.get("podSelector") for p in peers)  # no namespace-wide opening
 
@@ -285,8 +293,12 @@ def test_secrets_come_only_from_kubernetes_secrets(rendered):
     by_name = {e["name"]: e for e in container["env"]}
     ldap = by_name["WBSPAWNER_LDAP_SERVER"]["valueFrom"]["secretKeyRef"]
     assert ldap["name"] == "wbspawner-ldap"
-    volumes = {v["name"]: v for v in one(rendered, "Deployment", "hub")["spec"][
-        "template"]["spec"]["volumes"]}  # fmt: skip
+    volumes = {
+        v["name"]: v
+        for v in one(rendered, "Deployment", "hub")["spec"]["template"]["spec"][
+            "volumes"
+        ]
+    }
     assert volumes["wbspawner-ldap"]["secret"]["secretName"] == "wbspawner-ldap"
 
 
@@ -298,8 +310,13 @@ def test_profiles_config_map_is_mounted_for_hot_reload(rendered):
     (container,) = pod["containers"]
     mounts = [m for m in container["volumeMounts"] if m["name"] == "wbspawner-profiles"]
     # A subPath mount would never see an edit of the ConfigMap.
-    assert mounts == [{"name": "wbspawner-profiles", "readOnly": True,
-                       "mountPath": "/etc/wbspawner/profiles"}]  # fmt: skip
+    assert mounts == [
+        {
+            "name": "wbspawner-profiles",
+            "readOnly": True,
+            "mountPath": "/etc/wbspawner/profiles",
+        }
+    ]
 
 
 def test_culling_is_on(rendered):
@@ -394,13 +411,20 @@ def test_chart_hub_config_with_our_values_loads_wbspawner(rendered, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WBSPAWNER_")}
     env.update(hub_environ(rendered, tmp_path, HUB_NAMESPACE))
     # Kubernetes sets these for the chart's Services.
-    env.update(HUB_SERVICE_PORT="8081", PROXY_API_SERVICE_PORT="8001",
-               PROXY_PUBLIC_SERVICE_PORT="80")  # fmt: skip
+    env.update(
+        HUB_SERVICE_PORT="8081",
+        PROXY_API_SERVICE_PORT="8001",
+        PROXY_PUBLIC_SERVICE_PORT="80",
+    )
     proc = subprocess.run(
         [sys.executable, "-c", _PROBE, str(root)],
-        capture_output=True, text=True, timeout=120, check=False, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["spawner_class"] == "workbench"

@@ -54,10 +54,17 @@ A, B = "us-east-1a", "us-east-1b"
 ZONES = (A, B, "us-east-1c")
 POOL_NAME, ITYPE = "mem16", "r5.large"
 POOL = Pool(
-    name=POOL_NAME, display_name="16 GiB", instance_types=(ITYPE,),
-    capacity_types=("spot",), zones=(A, B), max_nodes=3, vcpu=2, memory_mib=16384,
-    request=Resources(cpu_m=1000, memory_mib=1024), price_per_hour=0.126,
-)  # fmt: skip
+    name=POOL_NAME,
+    display_name="16 GiB",
+    instance_types=(ITYPE,),
+    capacity_types=("spot",),
+    zones=(A, B),
+    max_nodes=3,
+    vcpu=2,
+    memory_mib=16384,
+    request=Resources(cpu_m=1000, memory_mib=1024),
+    price_per_hour=0.126,
+)
 SETTINGS = HomeSettings(default_zone=A)
 CA = "k8s.io/cluster-autoscaler/"
 
@@ -144,21 +151,36 @@ def make_pool(ec2: Any, autoscaling: Any, cluster: str) -> dict[str, str]:
             template + "taint/" + POOL_LABEL: f"{POOL_NAME}:NoSchedule",
         }
         autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=name, MinSize=0, MaxSize=POOL.max_nodes,
+            AutoScalingGroupName=name,
+            MinSize=0,
+            MaxSize=POOL.max_nodes,
             DesiredCapacity=0,
-            AvailabilityZones=[zone], VPCZoneIdentifier=subnet["Subnet"]["SubnetId"],
+            AvailabilityZones=[zone],
+            VPCZoneIdentifier=subnet["Subnet"]["SubnetId"],
             MixedInstancesPolicy={
                 "LaunchTemplate": {
                     "LaunchTemplateSpecification": {
-                        "LaunchTemplateName": lt, "Version": "$Latest"},
+                        "LaunchTemplateName": lt,
+                        "Version": "$Latest",
+                    },
                     "Overrides": [{"InstanceType": ITYPE}],
                 },
-                "InstancesDistribution": {"OnDemandBaseCapacity": 0,
-                                          "OnDemandPercentageAboveBaseCapacity": 0},
+                "InstancesDistribution": {
+                    "OnDemandBaseCapacity": 0,
+                    "OnDemandPercentageAboveBaseCapacity": 0,
+                },
             },
-            Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": False, "ResourceId": name,
-                   "ResourceType": "auto-scaling-group"} for k, v in tags.items()],
-        )  # fmt: skip
+            Tags=[
+                {
+                    "Key": k,
+                    "Value": v,
+                    "PropagateAtLaunch": False,
+                    "ResourceId": name,
+                    "ResourceType": "auto-scaling-group",
+                }
+                for k, v in tags.items()
+            ],
+        )
         groups[zone] = name
     return groups
 
@@ -167,18 +189,27 @@ def make_pool(ec2: Any, autoscaling: Any, cluster: str) -> dict[str, str]:
 async def lab(
     moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Lab]:
-    for key, value in (("AWS_ACCESS_KEY_ID", "testing"),
-                       ("AWS_SECRET_ACCESS_KEY", "testing"),
-                       ("AWS_CONFIG_FILE", os.devnull),
-                       ("AWS_SHARED_CREDENTIALS_FILE", os.devnull)):  # fmt: skip
+    for key, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_CONFIG_FILE", os.devnull),
+        ("AWS_SHARED_CREDENTIALS_FILE", os.devnull),
+    ):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     name = f"homes{uuid.uuid4().hex[:6]}"
     config = ClusterConfig(
-        time_factor=0.005, node_boot_s=60.0, image_pull_s=20.0, scan_interval_s=10.0,
-        scale_down_unneeded_s=200.0, snapshot_s=60.0, scale_up_backoff_s=60.0,
-        zones=ZONES, cluster_name=name, state_dir=str(tmp_path / "state"),
-    )  # fmt: skip
+        time_factor=0.005,
+        node_boot_s=60.0,
+        image_pull_s=20.0,
+        scan_interval_s=10.0,
+        scale_down_unneeded_s=200.0,
+        snapshot_s=60.0,
+        scale_up_backoff_s=60.0,
+        zones=ZONES,
+        cluster_name=name,
+        state_dir=str(tmp_path / "state"),
+    )
     cluster = Cluster(config, aws_endpoint=moto.endpoint_url)
     await cluster.start()
     try:
@@ -186,14 +217,22 @@ async def lab(
         snapshots.install(cluster.controllers.volumes, cluster.state_dir)
         ec2, autoscaling = moto.client("ec2"), moto.client("autoscaling")
         groups = await asyncio.to_thread(make_pool, ec2, autoscaling, name)
-        cluster.store.create("storageclasses", None, {
-            "metadata": {"name": SETTINGS.storage_class},
-            "provisioner": "ebs.csi.aws.com",
-            "volumeBindingMode": "WaitForFirstConsumer",
-            "reclaimPolicy": "Retain", "allowVolumeExpansion": True,
-            "parameters": {"type": "gp3", "encrypted": "true",
-                           "csi.storage.k8s.io/fstype": "ext4"},
-        })  # fmt: skip
+        cluster.store.create(
+            "storageclasses",
+            None,
+            {
+                "metadata": {"name": SETTINGS.storage_class},
+                "provisioner": "ebs.csi.aws.com",
+                "volumeBindingMode": "WaitForFirstConsumer",
+                "reclaimPolicy": "Retain",
+                "allowVolumeExpansion": True,
+                "parameters": {
+                    "type": "gp3",
+                    "encrypted": "true",
+                    "csi.storage.k8s.io/fstype": "ext4",
+                },
+            },
+        )
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", NS)
         yield Lab(cluster, moto, ec2, autoscaling, kubeconfig, groups)
     finally:
@@ -205,23 +244,36 @@ def user_pod(
 ) -> dict[str, Any]:
     selector = {POOL_LABEL: POOL_NAME, **({ZONE_LABEL: zone} if zone else {})}
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": name, "labels": {"component": "singleuser-server"}},
         "spec": {
-            "containers": [{
-                "name": "notebook", "image": "quay.io/jupyter/base-notebook:latest",
-                "command": ["python", "-c", script, *args],
-                "env": [{"name": "HOME", "value": SETTINGS.mount_path}],
-                "volumeMounts": [{"name": "home", "mountPath": SETTINGS.mount_path}],
-            }],
+            "containers": [
+                {
+                    "name": "notebook",
+                    "image": "quay.io/jupyter/base-notebook:latest",
+                    "command": ["python", "-c", script, *args],
+                    "env": [{"name": "HOME", "value": SETTINGS.mount_path}],
+                    "volumeMounts": [
+                        {"name": "home", "mountPath": SETTINGS.mount_path}
+                    ],
+                }
+            ],
             "nodeSelector": selector,
-            "tolerations": [{"key": POOL_LABEL, "operator": "Equal", "value": POOL_NAME,
-                             "effect": "NoSchedule"}],
-            "volumes": [{"name": "home",
-                         "persistentVolumeClaim": {"claimName": CLAIM}}],
+            "tolerations": [
+                {
+                    "key": POOL_LABEL,
+                    "operator": "Equal",
+                    "value": POOL_NAME,
+                    "effect": "NoSchedule",
+                }
+            ],
+            "volumes": [
+                {"name": "home", "persistentVolumeClaim": {"claimName": CLAIM}}
+            ],
             "terminationGracePeriodSeconds": 1,
         },
-    }  # fmt: skip
+    }
 
 
 def digest(home: Path) -> dict[str, str]:
@@ -251,36 +303,55 @@ async def delete_pod(lab: Lab, name: str) -> None:
 async def read_home(lab: Lab, pod: str) -> dict[str, str]:
     """Start a pod that checksums the home; return what it saw."""
     lab.store.create("pods", NS, user_pod(pod, READ, pod))
-    seen = await eventually(lambda: (lab.home_dir() / f"seen-{pod}.json").read_text(),
-                            f"pod {pod} to read the home")  # fmt: skip
+    seen = await eventually(
+        lambda: (lab.home_dir() / f"seen-{pod}.json").read_text(),
+        f"pod {pod} to read the home",
+    )
     return dict(json.loads(seen))
 
 
 def zone_facts(lab: Lab) -> list[ZoneFacts]:
     found = lab.autoscaling.describe_auto_scaling_groups(
         AutoScalingGroupNames=list(lab.groups.values())
-    )["AutoScalingGroups"]  # fmt: skip
+    )["AutoScalingGroups"]
     unavailable = set(lab.cluster.controllers.status().get("spot_unavailable") or [])
     busy = {p["spec"].get("nodeName") for p in lab.store.items_raw("pods")}
     facts = []
     for zone, name in lab.groups.items():
         group = next(g for g in found if g["AutoScalingGroupName"] == name)
-        nodes = [n for n in lab.store.items_raw("nodes")
-                 if n["metadata"]["labels"].get(ZONE_LABEL) == zone
-                 and n["metadata"]["labels"].get(POOL_LABEL) == POOL_NAME]  # fmt: skip
-        facts.append(ZoneFacts(
-            zone=zone, warm_nodes=sum(n["metadata"]["name"] not in busy for n in nodes),
-            spot_available=f"{ITYPE}@{zone}" not in unavailable,
-            free_nodes=group["MaxSize"] - len(group["Instances"]),
-        ))  # fmt: skip
+        nodes = [
+            n
+            for n in lab.store.items_raw("nodes")
+            if n["metadata"]["labels"].get(ZONE_LABEL) == zone
+            and n["metadata"]["labels"].get(POOL_LABEL) == POOL_NAME
+        ]
+        facts.append(
+            ZoneFacts(
+                zone=zone,
+                warm_nodes=sum(n["metadata"]["name"] not in busy for n in nodes),
+                spot_available=f"{ITYPE}@{zone}" not in unavailable,
+                free_nodes=group["MaxSize"] - len(group["Instances"]),
+            )
+        )
     return facts
 
 
 def cli(lab: Lab, *args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    argv = ["home", *args, "--kubeconfig", str(lab.kubeconfig), "--namespace", NS,
-            "--region", "us-east-1", "--endpoint-url", lab.moto.endpoint_url,
-            "--profiles", str(REPO / "profiles")]  # fmt: skip
+    argv = [
+        "home",
+        *args,
+        "--kubeconfig",
+        str(lab.kubeconfig),
+        "--namespace",
+        NS,
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        lab.moto.endpoint_url,
+        "--profiles",
+        str(REPO / "profiles"),
+    ]
     code = main(argv, environ={}, stdout=out, stderr=err)
     return code, out.getvalue(), err.getvalue()
 
@@ -289,12 +360,18 @@ async def first_spawn(lab: Lab) -> dict[str, str]:
     """Alice's first server: zone chosen, volume made there, files written."""
     choice = choose_zone(POOL, zone_facts(lab), SETTINGS.default_zone)
     assert (choice.zone, choice.reason) == (A, f"spot capacity available in {A}")
-    lab.store.create("persistentvolumeclaims", NS, {
-        "metadata": {"name": CLAIM, "labels": {"hub.jupyter.org/username": USER}},
-        "spec": {"storageClassName": SETTINGS.storage_class,
-                 "accessModes": ["ReadWriteOnce"],
-                 "resources": {"requests": {"storage": "10Gi"}}},
-    })  # fmt: skip
+    lab.store.create(
+        "persistentvolumeclaims",
+        NS,
+        {
+            "metadata": {"name": CLAIM, "labels": {"hub.jupyter.org/username": USER}},
+            "spec": {
+                "storageClassName": SETTINGS.storage_class,
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "10Gi"}},
+            },
+        },
+    )
     lab.store.create("pods", NS, user_pod("jupyter-alice", WRITE, zone=choice.zone))
     await eventually(lambda: (lab.home_dir() / ".ready").exists(), "alice's files", 30)
     assert node_zone(lab, "jupyter-alice") == A
@@ -312,7 +389,8 @@ async def first_spawn(lab: Lab) -> dict[str, str]:
 async def no_capacity_in_home_zone(lab: Lab) -> None:
     """Spot in us-east-1a runs out while a node waits in us-east-1b."""
     lab.autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName=lab.groups[B], MinSize=1, DesiredCapacity=1)  # fmt: skip
+        AutoScalingGroupName=lab.groups[B], MinSize=1, DesiredCapacity=1
+    )
     lab.cluster.controllers.set_spot_capacity(ITYPE, A, False)
 
     def zones_with_nodes() -> set[str]:
@@ -420,16 +498,23 @@ async def test_move_with_ebs_rules_waits_for_snapshots_and_explains_bad_zones(
     kube = await Kube.connect(str(lab.kubeconfig))
     rules = EbsRules(lab.moto.client("ec2"), zones=ZONES, snapshot_s=0.4)
     steps: list[str] = []
-    mover = HomeMover(kube, Volumes(rules), waits=Waits(interval_s=0.05),
-                      on_step=lambda r: steps.append(r.step))  # fmt: skip
+    mover = HomeMover(
+        kube,
+        Volumes(rules),
+        waits=Waits(interval_s=0.05),
+        on_step=lambda r: steps.append(r.step),
+    )
     request = MoveRequest(namespace=NS, user=USER, target_zone="us-east-1z")
     try:
         # In the event loop the cluster runs in, as the hub would run a move.
-        with pytest.raises(MoveFailedError, match=(
-            r"failed at step 'volume': availability zone us-east-1z does not exist in "
-            r"this region \(InvalidZone.NotFound\).*alice stays on the old, "
-            r"unchanged volume"
-        )):  # fmt: skip
+        with pytest.raises(
+            MoveFailedError,
+            match=(
+                r"failed at step 'volume': availability zone us-east-1z does not exist in "
+                r"this region \(InvalidZone.NotFound\).*alice stays on the old, "
+                r"unchanged volume"
+            ),
+        ):
             await mover.run(request)
         assert zone_of_pv(lab.pv()) == A and lab.claim()["status"]["phase"] == "Bound"
 
@@ -449,7 +534,8 @@ async def test_move_with_ebs_rules_waits_for_snapshots_and_explains_bad_zones(
     ]
     assert (result.status, result.old_zone, result.zone) == ("moved", A, B)
     lab.autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName=lab.groups[B], MinSize=1, DesiredCapacity=1)  # fmt: skip
+        AutoScalingGroupName=lab.groups[B], MinSize=1, DesiredCapacity=1
+    )
     assert await read_home(lab, "jupyter-alice-5") == original
     assert node_zone(lab, "jupyter-alice-5") == B
     await delete_pod(lab, "jupyter-alice-5")

@@ -47,8 +47,11 @@ def setup(tmp_path: Path) -> tuple[SnapshotData, FakeEc2, list[dict[str, Any]]]:
     ec2 = FakeEc2()
     ec2.volumes["vol-old"] = {"VolumeId": "vol-old"}
     ec2.volumes["vol-new"] = {"VolumeId": "vol-new", "SnapshotId": "snap-1"}
-    ec2.snapshots["snap-1"] = {"SnapshotId": "snap-1", "VolumeId": "vol-old",
-                               "State": "pending"}  # fmt: skip
+    ec2.snapshots["snap-1"] = {
+        "SnapshotId": "snap-1",
+        "VolumeId": "vol-old",
+        "State": "pending",
+    }
     home = tmp_path / "volumes" / "pv-old"
     (home / "work").mkdir(parents=True)
     (home / "work" / "a.txt").write_text("first")

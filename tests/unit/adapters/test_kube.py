@@ -144,10 +144,14 @@ def pvc(name: str, **labels: str) -> dict[str, Any]:
             "/apis/networking.k8s.io/v1/namespaces/dask/networkpolicies",
             id="group",
         ),
-        pytest.param(("pods", "a/b", "c d"), {}, "/api/v1/namespaces/a%2Fb/pods/c%20d",
-                     id="quoted"),
+        pytest.param(
+            ("pods", "a/b", "c d"),
+            {},
+            "/api/v1/namespaces/a%2Fb/pods/c%20d",
+            id="quoted",
+        ),
     ],
-)  # fmt: skip
+)
 def test_api_path(args: tuple[Any, ...], kw: dict[str, str], path: str) -> None:
     assert api_path(*args, **kw) == path
 
@@ -194,8 +198,11 @@ async def test_pods_using_a_claim_skip_finished_ones(
 
     def pod(name: str, claim: str, phase: str) -> dict[str, Any]:
         volume = {"name": "home", "persistentVolumeClaim": {"claimName": claim}}
-        return {"metadata": {"name": name}, "spec": {"volumes": [volume]},
-                "status": {"phase": phase}}  # fmt: skip
+        return {
+            "metadata": {"name": name},
+            "spec": {"volumes": [volume]},
+            "status": {"phase": phase},
+        }
 
     for body in (
         pod("b", "home-bob", "Running"),
@@ -203,7 +210,7 @@ async def test_pods_using_a_claim_skip_finished_ones(
         pod("c", "home-bob", "Succeeded"),
         pod("d", "home-ann", "Running"),
     ):
-        await kube.create_pod("jhub", body)  # fmt: skip
+        await kube.create_pod("jhub", body)
     assert await kube.pods_using_claim("jhub", "home-bob") == ["a", "b"]
 
 

@@ -130,9 +130,15 @@ def test_live_spot_prices_are_read_from_ec2(
     run_cli: Callable[..., tuple[int, str, str]], moto: None
 ) -> None:
     code, out, err = run_cli(
-        "cost", "estimate", "--scenario", str(SCENARIOS / "team-workbench.yaml"),
-        "--profiles", PROFILES, "--live-spot", "--json",
-    )  # fmt: skip
+        "cost",
+        "estimate",
+        "--scenario",
+        str(SCENARIOS / "team-workbench.yaml"),
+        "--profiles",
+        PROFILES,
+        "--live-spot",
+        "--json",
+    )
     assert code == 0, err
     spot = [i for i in json.loads(out)["items"] if i["name"].endswith("(spot)")]
     assert spot and {i["source"] for i in spot} == {"observed"}
@@ -145,9 +151,17 @@ def test_unreachable_ec2_falls_back_to_the_discount(
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     code, out, err = run_cli(
-        "cost", "estimate", "--scenario", str(SCENARIOS / "carlson-today-eks.yaml"),
-        "--profiles", PROFILES, "--live-spot", "--endpoint-url", closed, "--json",
-    )  # fmt: skip
+        "cost",
+        "estimate",
+        "--scenario",
+        str(SCENARIOS / "carlson-today-eks.yaml"),
+        "--profiles",
+        PROFILES,
+        "--live-spot",
+        "--endpoint-url",
+        closed,
+        "--json",
+    )
     assert code == 0, err
     assert "spot prices not read" in err
     spot = [i for i in json.loads(out)["items"] if i["name"].endswith("(spot)")]

@@ -198,9 +198,16 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         for user, hours, price in [("ada", 10, 0.504), ("bob", 2, 0.0441)]:
             at = NOW - timedelta(days=3)
             start = Start(
-                user=user, size="large", pool="mem64", capacity_type="spot",
-                price_per_hour=price, at=at, units=2, kind="dask", name="c-" + user,
-            )  # fmt: skip
+                user=user,
+                size="large",
+                pool="mem64",
+                capacity_type="spot",
+                price_per_hour=price,
+                at=at,
+                units=2,
+                kind="dask",
+                name="c-" + user,
+            )
             record(session, start)
             record_stop(session, user, at + timedelta(hours=hours), "dask", "c-" + user)
     prefix = "/services/warmer/"

@@ -120,10 +120,15 @@ def test_usage_of_reads_size_and_pool_from_the_cluster_config(
     expected = worker_price(profiles, "m128-half")
     assert expected is not None
     assert usage == DaskUsage(
-        name="c1", user="bob", size="m128-half", pool="mem128",
-        capacity_type=expected.capacity_type, price_per_hour=expected.per_hour,
-        workers=3, group="jupyter-users",
-    )  # fmt: skip
+        name="c1",
+        user="bob",
+        size="m128-half",
+        pool="mem128",
+        capacity_type=expected.capacity_type,
+        price_per_hour=expected.per_hour,
+        workers=3,
+        group="jupyter-users",
+    )
 
 
 # ------------------------------------------------------------------ diff
@@ -131,9 +136,14 @@ def test_usage_of_reads_size_and_pool_from_the_cluster_config(
 
 def usage(name: str, workers: int | None, price: float | None = 0.25) -> DaskUsage:
     return DaskUsage(
-        name=name, user="bob", size="m64-quarter", pool="mem64",
-        capacity_type="spot", price_per_hour=price, workers=workers,
-    )  # fmt: skip
+        name=name,
+        user="bob",
+        size="m64-quarter",
+        pool="mem64",
+        capacity_type="spot",
+        price_per_hour=price,
+        workers=workers,
+    )
 
 
 def opened(name: str, workers: int, price: float = 0.25) -> OpenDask:
@@ -222,14 +232,20 @@ def test_cost_book_records_workers_times_hours_times_price(tmp_path: Path) -> No
     ]
     written = [book.sync(observed, at) for at, observed in timeline]
     assert [[c.action for c in w] for w in written] == [
-        ["start"], ["rescale"], ["rescale"], [], ["stop"]
-    ]  # fmt: skip
+        ["start"],
+        ["rescale"],
+        ["rescale"],
+        [],
+        ["stop"],
+    ]
     with open_db(url)() as session:
         rows = session.query(UsageRecord).order_by(UsageRecord.id).all()
         assert not list_open(session, "dask")
         assert [(r.units, r.kind, r.name) for r in rows] == [
-            (0, "dask", "c1"), (2, "dask", "c1"), (5, "dask", "c1")
-        ]  # fmt: skip
+            (0, "dask", "c1"),
+            (2, "dask", "c1"),
+            (5, "dask", "c1"),
+        ]
         result = report(session, by="user", month="2026-03", now=T0 + timedelta(1))
     hours = 2 * Fraction(90, 60) + 5 * Fraction(30, 60)
     assert [(r.key, r.hours) for r in result] == [("bob", hours)]
@@ -262,8 +278,9 @@ async def test_backend_records_start_heartbeat_and_stop(
     assert price is not None
     assert {r.group for r in rows} == {"gpu-users"}
     assert [(r.units, r.price_micro_per_hour) for r in rows] == [
-        (0, to_micro(price.per_hour)), (2, to_micro(price.per_hour))
-    ]  # fmt: skip
+        (0, to_micro(price.per_hour)),
+        (2, to_micro(price.per_hour)),
+    ]
     assert [(r.key, r.hours) for r in by_group] == [("gpu-users", Fraction(1))]
 
 

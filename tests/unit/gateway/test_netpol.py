@@ -234,8 +234,10 @@ def test_static_deny_selects_exactly_the_dask_pods(
     selector = deny["spec"]["podSelector"]
     for worker in (False, True):
         assert netpol.selects(selector, dask_pod_of("bob", worker).labels)
-    chart = {"app.kubernetes.io/name": "dask-gateway",
-             "app.kubernetes.io/instance": "dask-gateway"}  # fmt: skip
+    chart = {
+        "app.kubernetes.io/name": "dask-gateway",
+        "app.kubernetes.io/instance": "dask-gateway",
+    }
     for component in ("gateway", "traefik", "controller"):
         labels = {**chart, "app.kubernetes.io/component": component}
         assert not netpol.selects(selector, labels), component
@@ -270,22 +272,42 @@ def test_deploy_guide_says_how_to_apply_the_static_file() -> None:
     ("selector", "labels", "expected"),
     [
         pytest.param({}, {"a": "1"}, True, id="empty-selects-all"),
-        pytest.param({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True,
-                     id="labels-subset"),
-        pytest.param({"matchLabels": {"a": "1"}}, {"a": "2"}, False,
-                     id="labels-differ"),
-        pytest.param({"matchExpressions": [{"key": "a", "operator": "In",
-                                            "values": ["1", "2"]}]},
-                     {"a": "2"}, True, id="in"),
-        pytest.param({"matchExpressions": [{"key": "a", "operator": "NotIn",
-                                            "values": ["1"]}]},
-                     {}, True, id="notin-missing"),
-        pytest.param({"matchExpressions": [{"key": "a", "operator": "Exists"}]},
-                     {}, False, id="exists"),
-        pytest.param({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]},
-                     {}, True, id="does-not-exist"),
+        pytest.param(
+            {"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True, id="labels-subset"
+        ),
+        pytest.param(
+            {"matchLabels": {"a": "1"}}, {"a": "2"}, False, id="labels-differ"
+        ),
+        pytest.param(
+            {
+                "matchExpressions": [
+                    {"key": "a", "operator": "In", "values": ["1", "2"]}
+                ]
+            },
+            {"a": "2"},
+            True,
+            id="in",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]},
+            {},
+            True,
+            id="notin-missing",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "a", "operator": "Exists"}]},
+            {},
+            False,
+            id="exists",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]},
+            {},
+            True,
+            id="does-not-exist",
+        ),
     ],
-)  # fmt: skip
+)
 def test_selects(selector: dict[str, Any], labels: dict[str, str], expected: bool):
     assert netpol.selects(selector, labels) is expected
 
@@ -296,9 +318,15 @@ def test_selects_refuses_unknown_operators() -> None:
 
 
 def _policy(ns: str, ingress: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"kind": "NetworkPolicy", "metadata": {"name": "p", "namespace": ns},
-            "spec": {"podSelector": {"matchLabels": {"app": "t"}},
-                     "policyTypes": ["Ingress"], "ingress": ingress}}  # fmt: skip
+    return {
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "p", "namespace": ns},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "t"}},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    }
 
 
 TARGET = PodRef("a", {"app": "t"})
@@ -309,22 +337,57 @@ TARGET = PodRef("a", {"app": "t"})
     [
         pytest.param([], PodRef("a", {}), 80, False, id="isolated-no-rules"),
         pytest.param([{}], PodRef("b", {}), 80, True, id="empty-rule-allows-all"),
-        pytest.param([{"from": [{"podSelector": {}}]}], PodRef("b", {}), 80, False,
-                     id="pod-selector-is-own-namespace"),
-        pytest.param([{"from": [{"podSelector": {}}]}], PodRef("a", {}), 80, True,
-                     id="same-namespace"),
-        pytest.param([{"from": [{"namespaceSelector": {}}]}], PodRef("b", {}), 80,
-                     True, id="any-namespace"),
-        pytest.param([{"ports": [{"port": 80, "endPort": 90, "protocol": "TCP"}]}],
-                     PodRef("a", {}), 85, True, id="port-range"),
-        pytest.param([{"ports": [{"port": 80, "protocol": "UDP"}]}],
-                     PodRef("a", {}), 80, False, id="udp-is-not-tcp"),
-        pytest.param([{"ports": [{"port": "http"}]}], PodRef("a", {}), 80, False,
-                     id="named-port-never-matches"),
-        pytest.param([{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}],
-                     PodRef("a", {}), 80, False, id="ipblock-never-matches"),
+        pytest.param(
+            [{"from": [{"podSelector": {}}]}],
+            PodRef("b", {}),
+            80,
+            False,
+            id="pod-selector-is-own-namespace",
+        ),
+        pytest.param(
+            [{"from": [{"podSelector": {}}]}],
+            PodRef("a", {}),
+            80,
+            True,
+            id="same-namespace",
+        ),
+        pytest.param(
+            [{"from": [{"namespaceSelector": {}}]}],
+            PodRef("b", {}),
+            80,
+            True,
+            id="any-namespace",
+        ),
+        pytest.param(
+            [{"ports": [{"port": 80, "endPort": 90, "protocol": "TCP"}]}],
+            PodRef("a", {}),
+            85,
+            True,
+            id="port-range",
+        ),
+        pytest.param(
+            [{"ports": [{"port": 80, "protocol": "UDP"}]}],
+            PodRef("a", {}),
+            80,
+            False,
+            id="udp-is-not-tcp",
+        ),
+        pytest.param(
+            [{"ports": [{"port": "http"}]}],
+            PodRef("a", {}),
+            80,
+            False,
+            id="named-port-never-matches",
+        ),
+        pytest.param(
+            [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}],
+            PodRef("a", {}),
+            80,
+            False,
+            id="ipblock-never-matches",
+        ),
     ],
-)  # fmt: skip
+)
 def test_allows(ingress, source, port, expected):
     assert netpol.allows([_policy("a", ingress)], source, TARGET, port) is expected
 

@@ -322,9 +322,11 @@ def test_handler_counts_running_clusters(profiles: Profiles) -> None:
     with pytest.raises(UserFacingError, match="max_workers=5 or fewer"):
         _configure(profiles, BOB, {"worker_size": "m64-quarter"}, existing=(running,))
     _configure(
-        profiles, BOB, {"worker_size": "m64-quarter", "max_workers": 5},
+        profiles,
+        BOB,
+        {"worker_size": "m64-quarter", "max_workers": 5},
         existing=(running,),
-    )  # fmt: skip
+    )
 
 
 def test_usage_counts_scheduler_workers_and_gpus(profiles: Profiles) -> None:

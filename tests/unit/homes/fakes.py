@@ -112,23 +112,36 @@ class FakeEc2:
         self, tags: Mapping[str, str], zone: str | None = None
     ) -> list[VolumeInfo]:
         self.faults.hit("ec2.find_volumes")
-        return [v for v in self.volumes.values()
-                if self._has(v.tags, tags) and zone in (None, v.zone)]  # fmt: skip
+        return [
+            v
+            for v in self.volumes.values()
+            if self._has(v.tags, tags) and zone in (None, v.zone)
+        ]
 
     def create_volume_from_snapshot(
-        self, snapshot_id: str, like: VolumeInfo, zone: str,
-        tags: Mapping[str, str], client_token: str,
-    ) -> VolumeInfo:  # fmt: skip
+        self,
+        snapshot_id: str,
+        like: VolumeInfo,
+        zone: str,
+        tags: Mapping[str, str],
+        client_token: str,
+    ) -> VolumeInfo:
         self.faults.hit("ec2.create_volume_from_snapshot")
         for vid, vol in self.volumes.items():  # ClientToken: same request, same volume
             if self.data.get(f"token:{vid}") == client_token.encode():
                 return vol
         vol = self.add_volume(
-            zone, self.data[snapshot_id], volume_type=like.volume_type,
-            iops=like.iops, throughput=like.throughput, encrypted=like.encrypted,
-            kms_key_id=like.kms_key_id, snapshot_id=snapshot_id, tags=dict(tags),
+            zone,
+            self.data[snapshot_id],
+            volume_type=like.volume_type,
+            iops=like.iops,
+            throughput=like.throughput,
+            encrypted=like.encrypted,
+            kms_key_id=like.kms_key_id,
+            snapshot_id=snapshot_id,
+            tags=dict(tags),
             state="creating",
-        )  # fmt: skip
+        )
         self.volumes[vol.volume_id] = replace(vol, size_gib=like.size_gib)
         self.data[f"token:{vol.volume_id}"] = client_token.encode()
         self.created.append(vol.volume_id)
@@ -155,9 +168,12 @@ class FakeEc2:
             raise PermanentAwsError("no such volume", code="InvalidVolume.NotFound")
         sid = f"snap-{next(self._ids):017x}"
         self.snapshots[sid] = SnapshotInfo(
-            snapshot_id=sid, volume_id=volume_id, state="pending", tags=dict(tags),
+            snapshot_id=sid,
+            volume_id=volume_id,
+            state="pending",
+            tags=dict(tags),
             size_gib=self.volumes[volume_id].size_gib,
-        )  # fmt: skip
+        )
         self.data[sid] = self.data[volume_id]
         self.created.append(sid)
         return self.snapshots[sid]
@@ -318,10 +334,18 @@ def world(pending_polls: int = 2) -> tuple[FakeKube, FakeEc2, Faults]:
     faults = Faults()
     ec2 = FakeEc2(faults, pending_polls)
     vol = ec2.add_volume(
-        A, DATA, iops=3000, throughput=125, encrypted=True, kms_key_id="arn:key/1",
-        tags={"CSIVolumeName": "pvc-1", "team": "data",
-              "kubernetes.io/created-for/pv/name": "pvc-1"},
-    )  # fmt: skip
+        A,
+        DATA,
+        iops=3000,
+        throughput=125,
+        encrypted=True,
+        kms_key_id="arn:key/1",
+        tags={
+            "CSIVolumeName": "pvc-1",
+            "team": "data",
+            "kubernetes.io/created-for/pv/name": "pvc-1",
+        },
+    )
     kube = FakeKube(faults, ec2)
     kube.pvs["pvc-1"] = {
         "metadata": {"name": "pvc-1"},
@@ -329,29 +353,52 @@ def world(pending_polls: int = 2) -> tuple[FakeKube, FakeEc2, Faults]:
             "accessModes": ["ReadWriteOnce"],
             "capacity": {"storage": "10Gi"},
             "claimRef": {"namespace": NS, "name": CLAIM, "uid": "uid-0"},
-            "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": vol.volume_id,
-                    "fsType": "ext4"},
-            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "topology.kubernetes.io/zone", "operator": "In", "values": [A]}
-            ]}]}},
+            "csi": {
+                "driver": "ebs.csi.aws.com",
+                "volumeHandle": vol.volume_id,
+                "fsType": "ext4",
+            },
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": "topology.kubernetes.io/zone",
+                                    "operator": "In",
+                                    "values": [A],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            },
             "persistentVolumeReclaimPolicy": "Delete",
             "storageClassName": "wbspawner-home",
             "volumeMode": "Filesystem",
         },
         "status": {"phase": "Bound"},
-    }  # fmt: skip
+    }
     kube.pvcs[(NS, CLAIM)] = {
         "metadata": {
-            "name": CLAIM, "namespace": NS, "uid": "uid-0",
+            "name": CLAIM,
+            "namespace": NS,
+            "uid": "uid-0",
             "labels": {"hub.jupyter.org/username": USER},
-            "annotations": {"hub.jupyter.org/username": USER,
-                            "pv.kubernetes.io/bind-completed": "yes"},
+            "annotations": {
+                "hub.jupyter.org/username": USER,
+                "pv.kubernetes.io/bind-completed": "yes",
+            },
         },
-        "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pvc-1",
-                 "resources": {"requests": {"storage": "10Gi"}},
-                 "storageClassName": "wbspawner-home", "volumeMode": "Filesystem"},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "volumeName": "pvc-1",
+            "resources": {"requests": {"storage": "10Gi"}},
+            "storageClassName": "wbspawner-home",
+            "volumeMode": "Filesystem",
+        },
         "status": {"phase": "Bound"},
-    }  # fmt: skip
+    }
     return kube, ec2, faults
 
 

@@ -36,8 +36,9 @@ async def no_sleep(seconds: float) -> None:
 async def moved():
     kube, ec2, faults = world(pending_polls=1)
     waits = Waits(interval_s=0.0)
-    result = await HomeMover(kube, ec2, waits=waits, now=lambda: NOW, sleep=no_sleep,
-                             token=lambda: "gc0001").run(REQ)  # fmt: skip
+    result = await HomeMover(
+        kube, ec2, waits=waits, now=lambda: NOW, sleep=no_sleep, token=lambda: "gc0001"
+    ).run(REQ)
     return kube, ec2, faults, result
 
 
@@ -132,6 +133,9 @@ async def test_plan_lists_every_step_and_changes_nothing(
     )
     assert [s.state for s in plan.steps] == ["to do"] * 7
     assert "snapshot vol-" in plan.steps[1].detail
-    writes = [c for c in faults.calls if not c.split(".")[1].startswith(
-        ("get", "list", "pods", "describe", "find"))]  # fmt: skip
+    writes = [
+        c
+        for c in faults.calls
+        if not c.split(".")[1].startswith(("get", "list", "pods", "describe", "find"))
+    ]
     assert writes == []

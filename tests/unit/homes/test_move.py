@@ -53,8 +53,13 @@ class Clock:
 def mover(kube: FakeKube, ec2: FakeEc2, **kw: object) -> HomeMover:
     clock = Clock()
     waits = Waits(snapshot_s=600, volume_s=60, bind_s=60, interval_s=1)
-    options: dict = dict(waits=waits, now=lambda: NOW, sleep=clock.sleep,
-                         monotonic=lambda: clock.t, token=lambda: "abc123")  # fmt: skip
+    options: dict = dict(
+        waits=waits,
+        now=lambda: NOW,
+        sleep=clock.sleep,
+        monotonic=lambda: clock.t,
+        token=lambda: "abc123",
+    )
     options.update(kw)
     return HomeMover(kube, ec2, **options)
 
@@ -162,12 +167,18 @@ async def test_refused_while_the_server_runs(
     ("change", "message"),
     [
         pytest.param(lambda k: k.pvcs.clear(), "does not exist", id="no-claim"),
-        pytest.param(lambda k: k.pvcs[(NS, CLAIM)]["spec"].pop("volumeName"),
-                     "has no volume yet", id="unbound"),
-        pytest.param(lambda k: k.pvs["pvc-1"]["spec"].pop("csi"),
-                     "not an EBS volume", id="not-ebs"),
+        pytest.param(
+            lambda k: k.pvcs[(NS, CLAIM)]["spec"].pop("volumeName"),
+            "has no volume yet",
+            id="unbound",
+        ),
+        pytest.param(
+            lambda k: k.pvs["pvc-1"]["spec"].pop("csi"),
+            "not an EBS volume",
+            id="not-ebs",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_refused_without_a_bound_ebs_home(
     alice_home: tuple[FakeKube, FakeEc2, Faults], change, message: str
 ) -> None:

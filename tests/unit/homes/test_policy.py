@@ -36,49 +36,87 @@ F = ZoneFacts
         pytest.param([], "eu-west-1a", A, "first zone", id="default-not-in-pool"),
         pytest.param(
             [F(zone=B, warm_nodes=1), F(zone=C, spot_price=0.01, spot_available=True)],
-            None, B, "warm capacity", id="warm-beats-cheap-spot",
+            None,
+            B,
+            "warm capacity",
+            id="warm-beats-cheap-spot",
         ),
         pytest.param(
             [F(zone=A, warm_nodes=1), F(zone=C, warm_nodes=2)],
-            None, C, "2 ready", id="most-warm-nodes",
+            None,
+            C,
+            "2 ready",
+            id="most-warm-nodes",
         ),
         pytest.param(
             [F(zone=A, warm_nodes=1), F(zone=C, warm_nodes=1)],
-            C, C, "warm", id="warm-tie-goes-to-default",
+            C,
+            C,
+            "warm",
+            id="warm-tie-goes-to-default",
         ),
         pytest.param(
-            [F(zone=A, spot_price=0.20), F(zone=B, spot_price=0.15),
-             F(zone=C, spot_price=0.18)],
-            None, B, "lowest price", id="cheapest-spot",
+            [
+                F(zone=A, spot_price=0.20),
+                F(zone=B, spot_price=0.15),
+                F(zone=C, spot_price=0.18),
+            ],
+            None,
+            B,
+            "lowest price",
+            id="cheapest-spot",
         ),
         pytest.param(
-            [F(zone=A, spot_price=0.20), F(zone=B, spot_price=0.15, free_nodes=0),
-             F(zone=C, spot_price=0.18)],
-            None, C, "lowest price", id="cheapest-spot-without-room-skipped",
+            [
+                F(zone=A, spot_price=0.20),
+                F(zone=B, spot_price=0.15, free_nodes=0),
+                F(zone=C, spot_price=0.18),
+            ],
+            None,
+            C,
+            "lowest price",
+            id="cheapest-spot-without-room-skipped",
         ),
         pytest.param(
-            [F(zone=A, spot_price=0.10, spot_available=False),
-             F(zone=B, spot_price=0.15)],
-            None, B, "lowest price", id="cheap-but-unavailable-spot-skipped",
+            [
+                F(zone=A, spot_price=0.10, spot_available=False),
+                F(zone=B, spot_price=0.15),
+            ],
+            None,
+            B,
+            "lowest price",
+            id="cheap-but-unavailable-spot-skipped",
         ),
         pytest.param(
             [F(zone=C, spot_available=True)],
-            None, C, "spot capacity available", id="spot-known-no-price",
+            None,
+            C,
+            "spot capacity available",
+            id="spot-known-no-price",
         ),
         pytest.param(
             [F(zone=A, free_nodes=2), F(zone=B, free_nodes=5)],
-            None, B, "free capacity", id="most-free-capacity",
+            None,
+            B,
+            "free capacity",
+            id="most-free-capacity",
         ),
         pytest.param(
             [F(zone=A, free_nodes=3), F(zone=C, free_nodes=3)],
-            C, C, "free capacity", id="free-tie-goes-to-default",
+            C,
+            C,
+            "free capacity",
+            id="free-tie-goes-to-default",
         ),
         pytest.param(
             [F(zone="us-west-2a", warm_nodes=9)],
-            None, A, "first zone", id="facts-outside-pool-ignored",
+            None,
+            A,
+            "first zone",
+            id="facts-outside-pool-ignored",
         ),
     ],
-)  # fmt: skip
+)
 def test_choose_zone(
     make_pool: Callable[..., Pool],
     facts: list[ZoneFacts],
@@ -118,29 +156,68 @@ def _pv(match: list[dict[str, object]], labels: dict[str, str] | None = None) ->
     ("pv", "zone"),
     [
         pytest.param(
-            _pv([{"key": "topology.kubernetes.io/zone", "operator": "In",
-                  "values": [B]}]), B, id="well-known-key",
+            _pv(
+                [
+                    {
+                        "key": "topology.kubernetes.io/zone",
+                        "operator": "In",
+                        "values": [B],
+                    }
+                ]
+            ),
+            B,
+            id="well-known-key",
         ),
         pytest.param(
-            _pv([{"key": "topology.ebs.csi.aws.com/zone", "operator": "In",
-                  "values": [C]}]), C, id="old-driver-key",
+            _pv(
+                [
+                    {
+                        "key": "topology.ebs.csi.aws.com/zone",
+                        "operator": "In",
+                        "values": [C],
+                    }
+                ]
+            ),
+            C,
+            id="old-driver-key",
         ),
         pytest.param(
-            _pv([{"key": "topology.kubernetes.io/zone", "operator": "In",
-                  "values": [A, B]}]), None, id="two-zones-ambiguous",
+            _pv(
+                [
+                    {
+                        "key": "topology.kubernetes.io/zone",
+                        "operator": "In",
+                        "values": [A, B],
+                    }
+                ]
+            ),
+            None,
+            id="two-zones-ambiguous",
         ),
         pytest.param(
-            _pv([{"key": "topology.kubernetes.io/zone", "operator": "NotIn",
-                  "values": [A]}]), None, id="not-in-is-no-zone",
+            _pv(
+                [
+                    {
+                        "key": "topology.kubernetes.io/zone",
+                        "operator": "NotIn",
+                        "values": [A],
+                    }
+                ]
+            ),
+            None,
+            id="not-in-is-no-zone",
         ),
         pytest.param(
-            _pv([{"key": "kubernetes.io/hostname", "operator": "In",
-                  "values": ["n1"]}]), None, id="other-key",
+            _pv(
+                [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]}]
+            ),
+            None,
+            id="other-key",
         ),
         pytest.param(_pv([], {"topology.kubernetes.io/zone": A}), A, id="label"),
         pytest.param({"metadata": {"name": "x"}}, None, id="no-spec"),
     ],
-)  # fmt: skip
+)
 def test_zone_of_pv(pv: dict, zone: str | None) -> None:
     assert zone_of_pv(pv) == zone
 
@@ -172,18 +249,32 @@ def test_has_capacity_spot_only_pool_without_spot(
 @pytest.mark.parametrize(
     ("auto", "facts", "action", "target"),
     [
-        pytest.param(False, [F(zone=A, free_nodes=1)], "none", None,
-                     id="home-zone-fine"),
-        pytest.param(False, [F(zone=A, free_nodes=0), F(zone=B, free_nodes=0),
-                             F(zone=C, free_nodes=0)], "none", None,
-                     id="nowhere-better"),
-        pytest.param(False, [F(zone=A, free_nodes=0), F(zone=B, free_nodes=0),
-                             F(zone=C, free_nodes=2)], "offer", C, id="offer"),
-        pytest.param(True, [F(zone=A, free_nodes=0), F(zone=B, warm_nodes=1),
-                            F(zone=C, free_nodes=2)], "move", B,
-                     id="auto-move-to-warm"),
+        pytest.param(
+            False, [F(zone=A, free_nodes=1)], "none", None, id="home-zone-fine"
+        ),
+        pytest.param(
+            False,
+            [F(zone=A, free_nodes=0), F(zone=B, free_nodes=0), F(zone=C, free_nodes=0)],
+            "none",
+            None,
+            id="nowhere-better",
+        ),
+        pytest.param(
+            False,
+            [F(zone=A, free_nodes=0), F(zone=B, free_nodes=0), F(zone=C, free_nodes=2)],
+            "offer",
+            C,
+            id="offer",
+        ),
+        pytest.param(
+            True,
+            [F(zone=A, free_nodes=0), F(zone=B, warm_nodes=1), F(zone=C, free_nodes=2)],
+            "move",
+            B,
+            id="auto-move-to-warm",
+        ),
     ],
-)  # fmt: skip
+)
 def test_should_offer_move(
     make_pool: Callable[..., Pool],
     auto: bool,
@@ -215,14 +306,21 @@ CONFLICT = (
 @pytest.mark.parametrize(
     ("advice", "expected"),
     [
-        pytest.param(None, "an admin can move your home to another zone",
-                     id="no-advice"),
-        pytest.param(MoveAdvice(action="offer", target_zone=B, reason="r"),
-                     f"ask an admin to move your home to {B}", id="offer"),
-        pytest.param(MoveAdvice(action="move", target_zone=C, reason="r"),
-                     f"Your home is being moved to {C}", id="moving"),
+        pytest.param(
+            None, "an admin can move your home to another zone", id="no-advice"
+        ),
+        pytest.param(
+            MoveAdvice(action="offer", target_zone=B, reason="r"),
+            f"ask an admin to move your home to {B}",
+            id="offer",
+        ),
+        pytest.param(
+            MoveAdvice(action="move", target_zone=C, reason="r"),
+            f"Your home is being moved to {C}",
+            id="moving",
+        ),
     ],
-)  # fmt: skip
+)
 def test_no_capacity_message(
     make_pool: Callable[..., Pool], advice: MoveAdvice | None, expected: str
 ) -> None:
@@ -236,11 +334,12 @@ def test_no_capacity_message(
 @pytest.mark.parametrize(
     ("event", "zone"),
     [
-        pytest.param("Successfully assigned jh/jupyter-alice to n1", A,
-                     id="not-about-capacity"),
+        pytest.param(
+            "Successfully assigned jh/jupyter-alice to n1", A, id="not-about-capacity"
+        ),
         pytest.param(CONFLICT, None, id="no-home-yet"),
     ],
-)  # fmt: skip
+)
 def test_no_capacity_message_not_applicable(
     make_pool: Callable[..., Pool], event: str, zone: str | None
 ) -> None:

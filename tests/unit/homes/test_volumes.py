@@ -126,22 +126,41 @@ def test_permanent_errors_have_clear_messages(
 def test_create_volume_copies_every_setting(stubbed) -> None:
     volumes, stub = stubbed
     like = VolumeInfo(
-        volume_id=VOL, zone="us-east-1a", size_gib=20, volume_type="gp3",
-        iops=4000, throughput=250, encrypted=True, kms_key_id="arn:k",
-    )  # fmt: skip
+        volume_id=VOL,
+        zone="us-east-1a",
+        size_gib=20,
+        volume_type="gp3",
+        iops=4000,
+        throughput=250,
+        encrypted=True,
+        kms_key_id="arn:k",
+    )
     expected = {
-        "AvailabilityZone": "us-east-1b", "SnapshotId": SNAP, "Size": 20,
-        "VolumeType": "gp3", "Encrypted": True, "KmsKeyId": "arn:k", "Iops": 4000,
-        "Throughput": 250, "ClientToken": "wbspawner-m1",
-        "TagSpecifications": [{"ResourceType": "volume",
-                               "Tags": [{"Key": "a", "Value": "1"}]}],
-    }  # fmt: skip
+        "AvailabilityZone": "us-east-1b",
+        "SnapshotId": SNAP,
+        "Size": 20,
+        "VolumeType": "gp3",
+        "Encrypted": True,
+        "KmsKeyId": "arn:k",
+        "Iops": 4000,
+        "Throughput": 250,
+        "ClientToken": "wbspawner-m1",
+        "TagSpecifications": [
+            {"ResourceType": "volume", "Tags": [{"Key": "a", "Value": "1"}]}
+        ],
+    }
     stub.add_response(
         "create_volume",
-        {"VolumeId": "vol-new", "AvailabilityZone": "us-east-1b", "Size": 20,
-         "VolumeType": "gp3", "State": "creating", "Encrypted": True},
+        {
+            "VolumeId": "vol-new",
+            "AvailabilityZone": "us-east-1b",
+            "Size": 20,
+            "VolumeType": "gp3",
+            "State": "creating",
+            "Encrypted": True,
+        },
         expected,
-    )  # fmt: skip
+    )
     made = volumes.create_volume_from_snapshot(
         SNAP, like, "us-east-1b", {"a": "1"}, "wbspawner-m1"
     )
@@ -176,16 +195,26 @@ def test_missing_volume_and_snapshot_read_as_none(stubbed) -> None:
 
 def test_find_volumes_follows_pages_and_filters_by_tag_and_zone(stubbed) -> None:
     volumes, stub = stubbed
-    filters = [{"Name": "tag:wbspawner.io/move-id", "Values": ["m1"]},
-               {"Name": "availability-zone", "Values": ["us-east-1b"]}]  # fmt: skip
-    page = {"VolumeId": VOL, "AvailabilityZone": "us-east-1b", "Size": 10,
-            "State": "available", "Attachments": [
-                {"InstanceId": "i-1", "State": "attached"}],
-            "Tags": [{"Key": "wbspawner.io/move-id", "Value": "m1"}]}  # fmt: skip
-    stub.add_response("describe_volumes", {"Volumes": [page], "NextToken": "t2"},
-                      {"Filters": filters})  # fmt: skip
-    stub.add_response("describe_volumes", {"Volumes": [dict(page, VolumeId="vol-2")]},
-                      {"Filters": filters, "NextToken": "t2"})  # fmt: skip
+    filters = [
+        {"Name": "tag:wbspawner.io/move-id", "Values": ["m1"]},
+        {"Name": "availability-zone", "Values": ["us-east-1b"]},
+    ]
+    page = {
+        "VolumeId": VOL,
+        "AvailabilityZone": "us-east-1b",
+        "Size": 10,
+        "State": "available",
+        "Attachments": [{"InstanceId": "i-1", "State": "attached"}],
+        "Tags": [{"Key": "wbspawner.io/move-id", "Value": "m1"}],
+    }
+    stub.add_response(
+        "describe_volumes", {"Volumes": [page], "NextToken": "t2"}, {"Filters": filters}
+    )
+    stub.add_response(
+        "describe_volumes",
+        {"Volumes": [dict(page, VolumeId="vol-2")]},
+        {"Filters": filters, "NextToken": "t2"},
+    )
     found = volumes.find_volumes({"wbspawner.io/move-id": "m1"}, "us-east-1b")
     assert [v.volume_id for v in found] == [VOL, "vol-2"]
     assert found[0].attached_to == ("i-1",)

@@ -105,17 +105,23 @@ def test_node_facts_of_an_unknown_node() -> None:
     [
         pytest.param("on-demand", None, "us-east-1b", 0.504, id="on-demand-catalogue"),
         pytest.param(
-            "spot", {("r5.2xlarge", "us-east-1b"): 0.15, ("r5.2xlarge", "us-east-1a"):
-                     0.11}, "us-east-1b", 0.15, id="spot-observed-in-the-nodes-zone",
+            "spot",
+            {("r5.2xlarge", "us-east-1b"): 0.15, ("r5.2xlarge", "us-east-1a"): 0.11},
+            "us-east-1b",
+            0.15,
+            id="spot-observed-in-the-nodes-zone",
         ),
         pytest.param(
-            "spot", {("r6i.2xlarge", "us-east-1a"): 0.12}, "us-east-1b", 0.12,
+            "spot",
+            {("r6i.2xlarge", "us-east-1a"): 0.12},
+            "us-east-1b",
+            0.12,
             id="spot-observed-elsewhere-as-the-form-shows",
         ),
         pytest.param("spot", None, "us-east-1b", 0.504 * 0.35, id="spot-estimated"),
         pytest.param(None, None, "", 0.504 * 0.35, id="unlabelled-node-first-type"),
     ],
-)  # fmt: skip
+)
 def test_usage_start_prices_with_pricing(
     profiles: Profiles,
     capacity: Any,

@@ -29,9 +29,12 @@ from wbspawner.spawn import manifests
 REPO = Path(__file__).resolve().parents[3]
 PROFILE_SETS = {
     "profiles": REPO / "profiles",
-    **{p.name: p for p in sorted((REPO / "profiles" / "examples").iterdir())
-       if p.is_dir()},
-}  # fmt: skip
+    **{
+        p.name: p
+        for p in sorted((REPO / "profiles" / "examples").iterdir())
+        if p.is_dir()
+    },
+}
 UID, GID = 20001, 20001
 FORBIDDEN = {"privileged", "hostNetwork", "hostPID", "hostIPC", "hostPath"}
 
@@ -67,8 +70,9 @@ def _user_cases() -> Iterator[Any]:
         profiles = _profiles(name)
         for size in profiles.sizes:
             for image in size.images:
-                yield pytest.param(name, size.slug, image.slug,
-                                   id=f"{name}-{size.slug}-{image.slug}")  # fmt: skip
+                yield pytest.param(
+                    name, size.slug, image.slug, id=f"{name}-{size.slug}-{image.slug}"
+                )
 
 
 def _assert_locked_down(pod_sc: dict[str, Any], container_sc: dict[str, Any]) -> None:
@@ -96,14 +100,20 @@ def test_user_pod_runs_as_the_user_locked_down(profiles_name, size_slug, image_s
     )
     assert not FORBIDDEN & set(_walk_keys(out))
     pod = make_pod(
-        name="jupyter-alice", cmd=["jupyterhub-singleuser"], port=8888,
-        image=out["image"], uid=out["uid"], gid=out["gid"], fs_gid=out["fs_gid"],
+        name="jupyter-alice",
+        cmd=["jupyterhub-singleuser"],
+        port=8888,
+        image=out["image"],
+        uid=out["uid"],
+        gid=out["gid"],
+        fs_gid=out["fs_gid"],
         supplemental_gids=out["supplemental_gids"],
         allow_privilege_escalation=out["allow_privilege_escalation"],
         container_security_context=out["container_security_context"],
         pod_security_context=out["pod_security_context"],
-        volumes=out.get("volumes"), volume_mounts=out.get("volume_mounts"),
-    )  # fmt: skip
+        volumes=out.get("volumes"),
+        volume_mounts=out.get("volume_mounts"),
+    )
     spec = _serialize(pod)["spec"]
     assert not FORBIDDEN & set(_walk_keys(spec))
     (container,) = spec["containers"]
@@ -113,16 +123,27 @@ def test_user_pod_runs_as_the_user_locked_down(profiles_name, size_slug, image_s
     assert spec["securityContext"]["fsGroup"] in (GID, manifests.USERS_GID)
     assert container["securityContext"].get("runAsUser") in (None, UID)
     for volume in spec.get("volumes", []):
-        assert set(volume) <= {"name", "persistentVolumeClaim", "emptyDir",
-                               "configMap", "secret", "projected"}  # fmt: skip
+        assert set(volume) <= {
+            "name",
+            "persistentVolumeClaim",
+            "emptyDir",
+            "configMap",
+            "secret",
+            "projected",
+        }
 
 
 @pytest.mark.parametrize(
     ("uid", "gid", "match"),
-    [(0, GID, "root"), (UID, 0, "root"), (None, GID, "no uidNumber"),
-     (UID, None, "no gidNumber"), (-5, GID, "out of range")],
+    [
+        (0, GID, "root"),
+        (UID, 0, "root"),
+        (None, GID, "no uidNumber"),
+        (UID, None, "no gidNumber"),
+        (-5, GID, "out of range"),
+    ],
     ids=["uid-0", "gid-0", "no-uid", "no-gid", "negative"],
-)  # fmt: skip
+)
 def test_user_pod_never_runs_as_root(uid, gid, match):
     with pytest.raises(UserFacingError, match=match):
         manifests.security_context(uid, gid, "mallory")

@@ -332,9 +332,17 @@ async def test_a_pass_reads_users_habits_from_the_accounting_database(
 
     url = f"sqlite:///{tmp_path / 'habits.db'}"
     with open_db(url)() as session:
-        record(session, Start(user="ann", size="large", pool="mem64",
-                              capacity_type="spot", price_per_hour=0.2,
-                              at=NOW - timedelta(days=1, minutes=15)))  # fmt: skip
+        record(
+            session,
+            Start(
+                user="ann",
+                size="large",
+                pool="mem64",
+                capacity_type="spot",
+                price_per_hour=0.2,
+                at=NOW - timedelta(days=1, minutes=15),
+            ),
+        )
     app = make_app(profiles_dir, FakeKube(), cost_db_url=url)
     await app.reconcile()
     assert app.snapshot is not None

@@ -20,9 +20,16 @@ SETTINGS = WarmSettings(timezone="America/New_York", habit_days=28)
 
 def start(db_url: str, user: str, at: datetime, kind: str = "server") -> None:
     with open_db(db_url)() as session:
-        s = Start(user=user, size="large", pool="mem64", capacity_type="spot",
-                  price_per_hour=0.2, at=at, zone="us-east-1a",
-                  kind=kind)  # type: ignore[arg-type]  # fmt: skip
+        s = Start(
+            user=user,
+            size="large",
+            pool="mem64",
+            capacity_type="spot",
+            price_per_hour=0.2,
+            at=at,
+            zone="us-east-1a",
+            kind=kind,
+        )  # type: ignore[arg-type]
         record(session, s)
         record_stop(session, user, at + timedelta(hours=1), kind=kind)  # type: ignore[arg-type]
 
