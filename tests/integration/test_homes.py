@@ -510,9 +510,9 @@ async def test_move_with_ebs_rules_waits_for_snapshots_and_explains_bad_zones(
         with pytest.raises(
             MoveFailedError,
             match=(
-                r"failed at step 'volume': availability zone us-east-1z does not exist in "
-                r"this region \(InvalidZone.NotFound\).*alice stays on the old, "
-                r"unchanged volume"
+                r"failed at step 'volume': availability zone us-east-1z "
+                r"does not exist in this region \(InvalidZone.NotFound\)"
+                r".*alice stays on the old, unchanged volume"
             ),
         ):
             await mover.run(request)
