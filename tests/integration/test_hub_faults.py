@@ -16,13 +16,14 @@ import os
 import shutil
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from devcluster.demo.workbench import NAMESPACE, Workbench
+from devcluster.demo.workbench import NAMESPACE, Kube, Workbench
 from devcluster.services.descendants import descendants
 from devcluster.services.procs import free_port
 from tests.integration.hub_harness import (
@@ -101,6 +102,35 @@ def server_model(user: HubUser) -> dict[str, Any]:
     return dict(model.json()["servers"].get("", {}))
 
 
+@contextmanager
+def nodes_cordoned(kube: Kube) -> Iterator[None]:
+    """Cordon every node there is (``spec.unschedulable``), uncordon them after.
+
+    A pod created meanwhile waits for a node the autoscaler boots (cordoned
+    nodes count for nothing in its simulation, as in Cluster Autoscaler), even
+    when an earlier test or the warmer left a node of its pool running.
+    """
+
+    def set_unschedulable(name: str, value: bool) -> None:
+        response = kube.http.patch(
+            f"{kube.url}/api/v1/nodes/{name}",
+            json={"spec": {"unschedulable": value}},
+            headers={"Content-Type": "application/merge-patch+json"},
+            timeout=10,
+        )
+        response.raise_for_status()
+
+    names = [n["metadata"]["name"] for n in kube.get("/api/v1/nodes")["items"]]
+    for name in names:
+        set_unschedulable(name, True)
+    try:
+        yield
+    finally:
+        for name in names:
+            if kube.get(f"/api/v1/nodes/{name}") is not None:
+                set_unschedulable(name, False)
+
+
 def test_hub_killed_during_a_spawn_finds_the_server_after_restart(
     bench: Workbench, bob: HubUser
 ) -> None:
@@ -108,12 +138,13 @@ def test_hub_killed_during_a_spawn_finds_the_server_after_restart(
     the pod where it runs (its IP, port 8888), keeps it, and accounts for it."""
     kube = bench.kube
     assert kube is not None and bench.hub is not None
-    started = bob.api("POST", "/users/bob/server", json={"profile": "medium"})
-    assert started.status_code == 202, started.text
-    pod = wait_until(lambda: pod_of(kube, "bob"), 30, "bob's pod created")
-    assert not pod["status"].get("podIP"), "the pod ran before the hub was killed"
-    old = bench.hub
-    environ = crash_hub(bench)
+    with nodes_cordoned(kube):  # the pod waits for a new node (~9 s)
+        started = bob.api("POST", "/users/bob/server", json={"profile": "medium"})
+        assert started.status_code == 202, started.text
+        pod = wait_until(lambda: pod_of(kube, "bob"), 30, "bob's pod created")
+        assert not pod["status"].get("podIP"), "the pod ran before the hub was killed"
+        old = bench.hub
+        environ = crash_hub(bench)
     start_hub_again(bench, old, environ)
 
     def ready() -> dict[str, Any] | None:
