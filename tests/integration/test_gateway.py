@@ -33,6 +33,7 @@ from dask_gateway import Gateway, GatewayWarning, JupyterHubAuth
 
 from devcluster.demo import workbench as demo
 from devcluster.demo.node_groups import aws_clients, create_node_groups
+from devcluster.services.descendants import descendants
 from devcluster.services.ldap import LdapServer
 from devcluster.services.procs import Proc, free_port, wait_for_http
 from tests.integration.gateway_harness import (
@@ -245,6 +246,8 @@ class Stack:
     hub: Proc
     bob_token: str
     cost_db_url: str
+    cluster: Proc
+    """devcluster: every pod's process runs below it."""
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +328,13 @@ def stack(
         bob = HubUser(url, "bob", "bob-pw")
         assert bob.login().status_code == 302
         yield Stack(
-            url, kube, gateway, hub, bob.token(), hub_env["WBSPAWNER_COST_DB_URL"]
+            url,
+            kube,
+            gateway,
+            hub,
+            bob.token(),
+            hub_env["WBSPAWNER_COST_DB_URL"],
+            cluster.proc,
         )
     finally:
         for proc in reversed(procs):
@@ -333,9 +342,11 @@ def stack(
         cluster.proc.stop(timeout=15)
 
 
-def _server_env(user: str) -> dict[str, str]:
-    """The environment of the user's running single-user server process."""
-    for pid in processes_with("JUPYTERHUB_USER", user):
+def _server_env(stack: Stack, user: str) -> dict[str, str]:
+    """The environment of the user's running single-user server process in
+    ``stack`` (another stack on this machine may run a server of that user)."""
+    ours = {p.pid for p in descendants(stack.cluster.pid)}
+    for pid in set(processes_with("JUPYTERHUB_USER", user)) & ours:
         raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
         if "JUPYTERHUB_API_TOKEN" in env and "DASK_GATEWAY__ADDRESS" in env:
@@ -355,13 +366,13 @@ def bob_env(stack: Stack, bob_user: HubUser) -> dict[str, str]:
     """bob's running server's environment; started again if a test stopped it
     (stopping it revokes the server's token, which the notebook's client uses)."""
     try:
-        return _server_env("bob")
+        return _server_env(stack, "bob")
     except AssertionError:
         pass
     bob_user.form()
     assert bob_user.spawn({"profile": "medium"}).status_code == 302
     bob_user.wait_ready(timeout=150)
-    return _server_env("bob")
+    return _server_env(stack, "bob")
 
 
 def _bob_gateway(stack: Stack) -> Gateway:
