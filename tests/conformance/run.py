@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import selectors
 import shutil
 import signal
 import subprocess
@@ -27,6 +26,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.process_support import read_line
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -71,18 +72,6 @@ def suite_dir() -> Path:
             "(../shared/suites/kubespawner-7.1.0 beside the repository)"
         )
     return path
-
-
-def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    if not sel.select(timeout):
-        raise RuntimeError(f"devcluster printed nothing in {timeout:.0f}s")
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"devcluster exited with status {proc.wait(10)}")
-    return line
 
 
 def _stop(proc: subprocess.Popen[str], timeout: float) -> None:
@@ -132,7 +121,7 @@ def devcluster(state: Path, log: Path) -> Iterator[dict[str, object]]:
             start_new_session=True,
         )
         try:
-            info = json.loads(_read_line(proc, START_TIMEOUT_S))
+            info = json.loads(read_line(proc, START_TIMEOUT_S, "devcluster"))
             yield info
         finally:
             _stop(proc, STOP_TIMEOUT_S)

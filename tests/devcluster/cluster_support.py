@@ -6,9 +6,12 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from devcluster.cluster import Cluster
 
 
 async def wait_for(
@@ -25,6 +28,23 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def ended(
+    cluster: Cluster, namespace: str, name: str, timeout: float = 30.0
+) -> tuple[str, str]:
+    """Wait until the pod has ended (Succeeded or Failed); return its phase and log."""
+    assert cluster.store is not None and cluster.kubelet is not None
+    store = cluster.store
+
+    def phase() -> str | None:
+        pod = store.get_or_none("pods", namespace, name) or {}
+        found = (pod.get("status") or {}).get("phase")
+        return found if found in ("Succeeded", "Failed") else None
+
+    last = await wait_for(phase, timeout)
+    chunks = await cluster.kubelet.read_log(namespace, name, {})
+    return last, b"".join([c async for c in chunks]).decode()
 
 
 class Api:

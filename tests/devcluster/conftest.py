@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
 from devcluster.services.moto_server import MotoServer
 from tests.devcluster.cluster_support import Api
+from tests.process_support import read_line
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,23 +122,8 @@ def devcluster_proc(
         start_new_session=True,
     )
     try:
-        assert proc.stdout is not None
-        line = _readline(proc, 60.0)
-        yield proc, json.loads(line)
+        yield proc, json.loads(read_line(proc, 60.0, "devcluster"))
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-
-
-def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    if not sel.select(timeout):
-        raise AssertionError(f"devcluster printed nothing in {timeout}s")
-    line = proc.stdout.readline()
-    if not line:
-        err = proc.stderr.read() if proc.stderr else ""
-        raise AssertionError(f"devcluster exited: {err[-2000:]}")
-    return line

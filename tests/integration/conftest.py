@@ -10,6 +10,9 @@ thread) at the end of the session, also when a test failed:
   ``moto.client("ec2")``. moto keeps its state per *process* (every MotoServer and
   ``mock_aws`` here share it) and any test may ``moto.reset()`` it: create what a test
   needs in that test, with unique names or tags.
+- ``bob``, ``alice`` (module): the demo users' sessions with the hub of the module's
+  ``bench`` fixture (each module that uses them defines ``bench``: its stack),
+  logged in with their demo passwords.
 
 More fixtures live next to this file in their own modules. Keep this file small:
 no service starts and no heavy import happen at collection time.
@@ -22,9 +25,25 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from devcluster.demo.workbench import Workbench
     from devcluster.services.moto_server import MotoServer
+    from tests.integration.hub_harness import HubUser
 
 
 @pytest.fixture(scope="session")
 def moto(moto_session: MotoServer) -> MotoServer:
     return moto_session
+
+
+@pytest.fixture(scope="module")
+def bob(bench: Workbench) -> HubUser:
+    from tests.integration.hub_harness import logged_in  # no import at collection
+
+    return logged_in(bench, "bob")
+
+
+@pytest.fixture(scope="module")
+def alice(bench: Workbench) -> HubUser:
+    from tests.integration.hub_harness import logged_in  # no import at collection
+
+    return logged_in(bench, "alice")

@@ -8,7 +8,9 @@ and the REST API through a token the user creates for themself. The stack itself
 :func:`restart_hub` restarts its hub as an operator would (servers keep running);
 :func:`crash_hub` kills it with SIGKILL (no cleanup runs) and :func:`start_hub_again`
 starts one after a crash; :func:`dask_cluster` makes a user a Dask cluster
-through the hub's proxy, as a notebook does.
+through the hub's proxy, as a notebook does. :func:`stack_on_profiles` runs a
+module's own stack on the shipped profiles with some files replaced, and
+:func:`logged_in` is a demo user's session, logged in.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import html
 import json
 import os
 import re
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,9 +32,11 @@ import requests
 
 from devcluster.demo.workbench import NAMESPACE, Kube, Workbench, wait_for_hub
 from devcluster.services.descendants import descendants, reap, still_alive
-from devcluster.services.procs import Proc
+from devcluster.services.procs import Proc, free_port
 
 T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
 
 _ACTION = re.compile(r'id="spawn_form"\s+action="([^"]+)"')
 _PROFILE = re.compile(r'<input type="radio"\s+name="profile"[^>]*value="([^"]+)"')
@@ -191,6 +196,31 @@ class HubUser:
             timeout,
             "server stopped in the hub",
         )
+
+
+def logged_in(bench: Workbench, name: str) -> HubUser:
+    """Return a demo user's session, logged in with the password ``<name>-pw``."""
+    user = HubUser(bench.url, name, f"{name}-pw")
+    response = user.login()
+    assert response.status_code == 302, response.text[:300]
+    return user
+
+
+@contextlib.contextmanager
+def stack_on_profiles(
+    state: Path, files: Mapping[str, str], **options: Any
+) -> Iterator[Workbench]:
+    """Run the demo's stack in ``state`` on a copy of the shipped profiles.
+
+    ``files`` replaces (or adds) files of the copy by name; ``options`` are
+    :class:`Workbench`'s keyword arguments. The stack gets a free port of its own,
+    not the demo's 8000 (see tests/conftest.py), and is stopped on the way out.
+    """
+    shutil.copytree(ROOT / "profiles", state / "profiles")
+    for name, text in files.items():
+        (state / "profiles" / name).write_text(text, encoding="utf-8")
+    with Workbench(state, public_port=free_port(), **options) as workbench:
+        yield workbench
 
 
 def sizes_on(form: str) -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from devcluster.demo.workbench import NAMESPACE, Workbench
-from tests.integration.hub_harness import HubUser, pod_of, pvc_of, wait_until
+from tests.integration.hub_harness import logged_in, pod_of, pvc_of, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -39,13 +39,6 @@ def workbench_options() -> dict[str, object]:
         "capacity_grace_s": 1.0,
         "warmer": False,
     }
-
-
-def logged_in(workbench: Workbench, name: str) -> HubUser:
-    user = HubUser(workbench.url, name, f"{name}-pw")
-    response = user.login()
-    assert response.status_code == 302, response.text[:300]
-    return user
 
 
 def reset_moto(workbench: Workbench) -> None:

@@ -20,10 +20,6 @@ cost, which is cents):
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -35,7 +31,7 @@ import pytest
 
 from devcluster.demo.workbench import Kube, Workbench
 from devcluster.services.ldap import LdapServer
-from devcluster.services.procs import free_port
+from tests.integration.cost_support import cost_report_by_user
 from tests.integration.hub_harness import (
     HubUser,
     error_on,
@@ -44,6 +40,7 @@ from tests.integration.hub_harness import (
     pvc_of,
     restart_hub,
     sizes_on,
+    stack_on_profiles,
     wait_until,
 )
 from wbspawner.catalog.pricing import format_price, hourly_cost
@@ -87,20 +84,16 @@ def cost_file(monthly: int) -> str:
 def bench(
     ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Workbench]:
-    state = tmp_path_factory.mktemp("costhub")
-    shutil.copytree(ROOT / "profiles", state / "profiles")
-    (state / "profiles" / "50-cost.yaml").write_text(cost_file(100), encoding="utf-8")
-    workbench = Workbench(
-        state,
+    with stack_on_profiles(
+        tmp_path_factory.mktemp("costhub"),
+        {"50-cost.yaml": cost_file(100)},
         time_factor=0.02,
         pools=["cpu4", "mem64"],
         zones=["us-east-1b"],
         ldap=ldap_server,
         capacity_grace_s=1.0,
         warmer=False,
-        public_port=free_port(),  # not the demo's 8000 (see tests/conftest.py)
-    )
-    with workbench:
+    ) as workbench:
         yield workbench
 
 
@@ -114,23 +107,6 @@ def db_url(bench: Workbench) -> str:
 def kube(bench: Workbench) -> Kube:
     assert bench.kube is not None
     return bench.kube
-
-
-def logged_in(bench: Workbench, name: str) -> HubUser:
-    user = HubUser(bench.url, name, f"{name}-pw")
-    response = user.login()
-    assert response.status_code == 302, response.text[:300]
-    return user
-
-
-@pytest.fixture(scope="module")
-def bob(bench: Workbench) -> HubUser:
-    return logged_in(bench, "bob")
-
-
-@pytest.fixture(scope="module")
-def alice(bench: Workbench) -> HubUser:
-    return logged_in(bench, "alice")
 
 
 def group_spend(url: str, group: str) -> Fraction:
@@ -360,27 +336,7 @@ def test_month_report_is_exact_across_hub_restarts(
         by_user = {r.key: r.cost for r in report(session, by="user", month=month)}
     assert by_user["bob"] == expected
 
-    cli = Path(sys.executable).parent / "wbspawner"
-    done = subprocess.run(
-        [
-            str(cli),
-            "cost",
-            "report",
-            "--db",
-            db_url,
-            "--by",
-            "user",
-            "--month",
-            month,
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    printed = {row["user"]: row["cost"] for row in json.loads(done.stdout)}
+    printed = cost_report_by_user(db_url, month)
     assert printed["bob"] == float(expected)
     log = hub_log(bench)
     recorded = [r for r in rows if r.node != SEED_NODE]

@@ -9,9 +9,6 @@ profiles give, and ``wbspawner cost report --by user`` shows it.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.cost_support import cost_report_by_user
 from tests.integration.gateway_harness import (
     TEST_CONFIG,
     GatewayProc,
@@ -127,27 +125,7 @@ def test_cluster_scaled_to_two_workers_is_recorded_exactly(
         by_user = {r.key: r.cost for r in report(session, by="user", month=month)}
     assert by_user["bob"] == expected
 
-    cli = Path(sys.executable).parent / "wbspawner"
-    done = subprocess.run(
-        [
-            str(cli),
-            "cost",
-            "report",
-            "--by",
-            "user",
-            "--month",
-            month,
-            "--db",
-            cost_gateway.db_url,
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    printed = {row["user"]: row["cost"] for row in json.loads(done.stdout)}
+    printed = cost_report_by_user(cost_gateway.db_url, month)
     assert printed["bob"] == pytest.approx(float(expected), rel=1e-12)
     log = cost_gateway.proc.tail(100_000)
     assert f"Costs: cluster {name} of bob: rescale, 2 worker(s)" in log

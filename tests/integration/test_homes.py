@@ -31,6 +31,7 @@ from devcluster.controllers.volumes import snapshots
 from devcluster.controllers.volumes.ebs import EbsRules
 from devcluster.errors import ApiError
 from devcluster.services.moto_server import MotoServer
+from tests.node_groups_support import create_pool, make_network
 from wbspawner.adapters.kube import Kube
 from wbspawner.cli.main import main
 from wbspawner.homes import MoveFailedError
@@ -66,7 +67,6 @@ POOL = Pool(
     price_per_hour=0.126,
 )
 SETTINGS = HomeSettings(default_zone=A)
-CA = "k8s.io/cluster-autoscaler/"
 
 WRITE = """
 import os, pathlib, time
@@ -130,59 +130,19 @@ async def eventually(check: Callable[[], Any], what: str, timeout: float = 20.0)
 
 def make_pool(ec2: Any, autoscaling: Any, cluster: str) -> dict[str, str]:
     """A spot node group per zone, tagged like ``wbspawner pools apply`` does."""
-    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
-    lt = f"wbspawner-{cluster}-{POOL_NAME}"
-    ec2.create_launch_template(
-        LaunchTemplateName=lt,
-        LaunchTemplateData={"ImageId": "ami-12345678", "InstanceType": ITYPE},
+    subnets = make_network(ec2, POOL.zones)
+    names = create_pool(
+        ec2,
+        autoscaling,
+        subnets,
+        POOL_NAME,
+        cluster=cluster,
+        zones=POOL.zones,
+        instance_type=ITYPE,
+        capacities=("spot",),
+        max_size=POOL.max_nodes,
     )
-    groups = {}
-    for i, zone in enumerate(POOL.zones):
-        subnet = ec2.create_subnet(
-            VpcId=vpc, CidrBlock=f"10.1.{i}.0/24", AvailabilityZone=zone
-        )
-        name = f"wbspawner-{cluster}-{POOL_NAME}-{zone[-1]}-spot"
-        template = CA + "node-template/"
-        tags = {
-            CA + "enabled": "true",
-            CA + cluster: "owned",
-            template + "label/" + POOL_LABEL: POOL_NAME,
-            template + "label/wbspawner.io/capacity": "spot",
-            template + "taint/" + POOL_LABEL: f"{POOL_NAME}:NoSchedule",
-        }
-        autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=name,
-            MinSize=0,
-            MaxSize=POOL.max_nodes,
-            DesiredCapacity=0,
-            AvailabilityZones=[zone],
-            VPCZoneIdentifier=subnet["Subnet"]["SubnetId"],
-            MixedInstancesPolicy={
-                "LaunchTemplate": {
-                    "LaunchTemplateSpecification": {
-                        "LaunchTemplateName": lt,
-                        "Version": "$Latest",
-                    },
-                    "Overrides": [{"InstanceType": ITYPE}],
-                },
-                "InstancesDistribution": {
-                    "OnDemandBaseCapacity": 0,
-                    "OnDemandPercentageAboveBaseCapacity": 0,
-                },
-            },
-            Tags=[
-                {
-                    "Key": k,
-                    "Value": v,
-                    "PropagateAtLaunch": False,
-                    "ResourceId": name,
-                    "ResourceType": "auto-scaling-group",
-                }
-                for k, v in tags.items()
-            ],
-        )
-        groups[zone] = name
-    return groups
+    return dict(zip(POOL.zones, names, strict=True))
 
 
 @pytest.fixture

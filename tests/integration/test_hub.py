@@ -57,23 +57,6 @@ def bench(workbench: Workbench) -> Iterator[Workbench]:
     assert "Traceback" not in hub_log(workbench), f"{log} holds a traceback"
 
 
-def logged_in(bench: Workbench, name: str, password: str) -> HubUser:
-    user = HubUser(bench.url, name, password)
-    response = user.login()
-    assert response.status_code == 302, response.text[:300]
-    return user
-
-
-@pytest.fixture(scope="module")
-def bob(bench: Workbench) -> HubUser:
-    return logged_in(bench, "bob", "bob-pw")
-
-
-@pytest.fixture(scope="module")
-def alice(bench: Workbench) -> HubUser:
-    return logged_in(bench, "alice", "alice-pw")
-
-
 def test_user_in_no_group_gets_403(bench: Workbench) -> None:
     response = HubUser(bench.url, "carol", "carol-pw").login()
     assert response.status_code == 403

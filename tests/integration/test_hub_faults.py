@@ -13,11 +13,9 @@ database. Each test leaves the stack running for the next, in any order.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,13 +23,13 @@ import requests
 
 from devcluster.demo.workbench import NAMESPACE, Kube, Workbench
 from devcluster.services.descendants import descendants
-from devcluster.services.procs import free_port
 from tests.integration.hub_harness import (
     HubUser,
     crash_hub,
     hub_log,
     login_error_on,
     pod_of,
+    stack_on_profiles,
     start_hub_again,
     wait_until,
 )
@@ -39,7 +37,6 @@ from wbspawner.costs.accounting import list_open, open_db
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
-ROOT = Path(__file__).resolve().parents[2]
 WARM = """warm:
   timezone: UTC
   mode: placeholders
@@ -57,35 +54,15 @@ DIRECTORY_DOWN = "The directory cannot be reached"
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
     # Its own slapd (ldap=None): a test stops it. Node boots take ~9 s, long
     # enough to kill the hub while a pod waits for its node.
-    state = tmp_path_factory.mktemp("faults")
-    shutil.copytree(ROOT / "profiles", state / "profiles")
-    (state / "profiles" / "40-warm.yaml").write_text(WARM, encoding="utf-8")
-    workbench = Workbench(
-        state,
+    with stack_on_profiles(
+        tmp_path_factory.mktemp("faults"),
+        {"40-warm.yaml": WARM},
         time_factor=0.05,
         pools=["cpu16", "mem64"],
         zones=["us-east-1b"],
         capacity_grace_s=1.0,
-        public_port=free_port(),  # not the demo's 8000 (see tests/conftest.py)
-    )
-    with workbench:
+    ) as workbench:
         yield workbench
-
-
-@pytest.fixture(scope="module")
-def bob(bench: Workbench) -> HubUser:
-    user = HubUser(bench.url, "bob", "bob-pw")
-    response = user.login()
-    assert response.status_code == 302, response.text[:300]
-    return user
-
-
-@pytest.fixture(scope="module")
-def alice(bench: Workbench) -> HubUser:
-    user = HubUser(bench.url, "alice", "alice-pw")
-    response = user.login()
-    assert response.status_code == 302, response.text[:300]
-    return user
 
 
 def open_records(bench: Workbench, user: str) -> list[Any]:

@@ -7,7 +7,7 @@
   cluster name ``dev``.
 - ``make_pool``: ``make_pool(pool, zones=[…], …)`` creates a pool's node groups
   in moto for the ``config`` cluster (``cluster=`` for another); see
-  ``node_groups_support.create_pool`` for the options.
+  ``tests.node_groups_support.create_pool`` for the options.
 - ``store``: a validating Store with namespaces ``default``, ``jhub`` and
   ``kube-system``.
 - ``controllers``: the running devcluster controllers on ``store`` and ``moto``.
@@ -15,7 +15,8 @@
 - ``kubectl``: the kubectl binary (1.35), extracted once per session.
 
 Helpers to import: ``controller_support`` (user pods, events, group status) and
-``node_groups_support`` (networks and node groups in moto).
+``tests.node_groups_support`` (networks and node groups in moto, also for
+the integration tests).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from devcluster.config import ClusterConfig
 from devcluster.controllers.manager import Controllers, start_controllers
 from devcluster.services.moto_server import MotoServer
 from devcluster.services.tools import ensure_tool
-from tests.devcluster.controllers.node_groups_support import (
+from tests.node_groups_support import (
     MakePool,
     create_pool,
     make_network,

@@ -7,8 +7,8 @@ from typing import Any
 
 from devcluster.apiserver.store import Store
 from devcluster.controllers.manager import Controllers
-from tests.devcluster.controllers.node_groups_support import PRIORITIES
 from tests.devcluster.objects_support import GPU, POOL, ZONE
+from tests.node_groups_support import PRIORITIES
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.catalog.sizing import node_request
 from wbspawner.model import SizingSettings

@@ -19,8 +19,8 @@ from tests.devcluster.controllers.controller_support import (
     sleep,
     user_pod,
 )
-from tests.devcluster.controllers.node_groups_support import MakePool
 from tests.devcluster.objects_support import GPU, POOL, ZONE, priority_class
+from tests.node_groups_support import MakePool
 
 pytestmark = pytest.mark.integration
 

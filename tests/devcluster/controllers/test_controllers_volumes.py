@@ -14,13 +14,13 @@ from tests.devcluster.controllers.controller_support import (
     node_of,
     user_pod,
 )
-from tests.devcluster.controllers.node_groups_support import MakePool
 from tests.devcluster.objects_support import (
     ZONE,
     claim,
     static_volume,
     storage_class,
 )
+from tests.node_groups_support import MakePool
 
 # Every test needs the controllers running; none talks to them directly.
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("controllers")]

@@ -95,6 +95,12 @@ def rolled_out(store: Store, image: str, replicas: int) -> Any:
     return check
 
 
+def set_image(store: Store, image: str) -> None:
+    """Change the image of deployment web's container, as ``kubectl set image`` does."""
+    template = {"spec": {"containers": [{"name": "main", "image": image}]}}
+    store.patch("deployments", NS, "web", {"spec": {"template": template}}, "strategic")
+
+
 def reasons(store: Store, name: str) -> list[str]:
     return [
         e["reason"]
@@ -135,19 +141,7 @@ async def test_template_change_rolls_out_a_new_replicaset(
     store = store_of(workload_cluster)
     store.create("deployments", NS, web(replicas=3))
     await eventually(rolled_out(store, "web:1", 3))
-    store.patch(
-        "deployments",
-        NS,
-        "web",
-        {
-            "spec": {
-                "template": {
-                    "spec": {"containers": [{"name": "main", "image": "web:2"}]}
-                }
-            }
-        },
-        "strategic",
-    )
+    set_image(store, "web:2")
     await eventually(rolled_out(store, "web:2", 3), 30)
     by_revision = {
         rs["metadata"]["annotations"][REVISION]: rs for rs in rses(store).values()
@@ -188,19 +182,7 @@ async def test_recreate_stops_every_old_pod_before_a_new_one_starts(
 
     unsubscribe = store.subscribe(watch)
     try:
-        store.patch(
-            "deployments",
-            NS,
-            "web",
-            {
-                "spec": {
-                    "template": {
-                        "spec": {"containers": [{"name": "main", "image": "web:2"}]}
-                    }
-                }
-            },
-            "strategic",
-        )
+        set_image(store, "web:2")
         await eventually(rolled_out(store, "web:2", 2), 30)
     finally:
         unsubscribe()

@@ -22,7 +22,7 @@ import pytest
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
 from devcluster.kubelet.mountns import Bind, overlays
-from tests.devcluster.cluster_support import wait_for
+from tests.devcluster.cluster_support import ended
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +34,8 @@ async def paths_cluster(fast_config: ClusterConfig) -> AsyncIterator[Cluster]:
     if os.geteuid() != 0:
         pytest.fail("container paths need root (mount namespaces); run as root")
     config = dataclasses.replace(fast_config, container_paths=True)
-    cluster = Cluster(config, controllers=True)
-    await cluster.start()
-    try:
+    async with Cluster(config, controllers=True) as cluster:
         yield cluster
-    finally:
-        await cluster.stop()
 
 
 def pod(name: str, code: str, **spec: Any) -> dict[str, Any]:
@@ -55,19 +51,6 @@ def pod(name: str, code: str, **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
-
-
-async def output(cluster: Cluster, name: str) -> tuple[str, str]:
-    assert cluster.store is not None and cluster.kubelet is not None
-    store = cluster.store
-
-    def done() -> Any:
-        phase = (store.get("pods", NS, name).get("status") or {}).get("phase")
-        return phase if phase in ("Succeeded", "Failed") else None
-
-    phase = await wait_for(done, 30)
-    chunks = await cluster.kubelet.read_log(NS, name, {})
-    return phase, b"".join([c async for c in chunks]).decode()
 
 
 def test_overlays_only_where_a_mount_point_is_missing(tmp_path: Path) -> None:
@@ -125,7 +108,7 @@ async def test_volumes_appear_at_their_mount_paths(paths_cluster: Cluster) -> No
         },
     )
     paths_cluster.store.create("pods", NS, spec)
-    phase, out = await output(paths_cluster, "paths")
+    phase, out = await ended(paths_cluster, NS, "paths")
     assert phase == "Succeeded", out
     assert out.split("\n")[:4] == ["k: v", "X = 1", "['x']", "read-only 30"]
     # this machine's own directories did not change
@@ -157,7 +140,7 @@ async def test_in_cluster_clients_reach_the_api_with_the_mounted_token(
             "readOnly": True,
         }
     ]
-    phase, out = await output(paths_cluster, "client")
+    phase, out = await ended(paths_cluster, NS, "client")
     assert phase == "Succeeded", out
     assert out.strip() == "['client']"
 

@@ -19,7 +19,7 @@ import pytest
 
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
-from tests.devcluster.cluster_support import wait_for
+from tests.devcluster.cluster_support import ended, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,12 +51,8 @@ async def image_cluster(
         "  example.org/tool: tool\n"
     )
     config = dataclasses.replace(fast_config, image_environments=str(mapping))
-    cluster = Cluster(config, controllers=False)
-    await cluster.start()
-    try:
+    async with Cluster(config, controllers=False) as cluster:
         yield cluster
-    finally:
-        await cluster.stop()
 
 
 def pod(name: str, image: str, **container: Any) -> dict[str, Any]:
@@ -70,19 +66,6 @@ def pod(name: str, image: str, **container: Any) -> dict[str, Any]:
     }
 
 
-async def output(cluster: Cluster, name: str) -> str:
-    assert cluster.store is not None and cluster.kubelet is not None
-    store = cluster.store
-
-    def done() -> bool:
-        phase = (store.get("pods", NS, name).get("status") or {}).get("phase")
-        return phase in ("Succeeded", "Failed")
-
-    await wait_for(done, 20)
-    chunks = await cluster.kubelet.read_log(NS, name, {})
-    return b"".join([c async for c in chunks]).decode()
-
-
 async def test_image_entrypoint_and_cmd_run_in_the_images_environment(
     image_cluster: Cluster,
 ) -> None:
@@ -91,13 +74,14 @@ async def test_image_entrypoint_and_cmd_run_in_the_images_environment(
     image_cluster.store.create(
         "pods", NS, pod("with-args", "example.org/tool:2", args=["given"])
     )
-    out = await output(image_cluster, "plain")
+    _, out = await ended(image_cluster, NS, "plain", 20)
     assert "args: from-the-image" in out
     assert "var: hi" in out
     path = out.split("path: ", 1)[1].splitlines()[0].split(":")
     assert path[0].endswith("/tool/bin")
     assert str(Path(sys.executable).parent) not in path  # not devcluster's Python
-    assert "args: given" in await output(image_cluster, "with-args")
+    _, out = await ended(image_cluster, NS, "with-args", 20)
+    assert "args: given" in out
 
 
 async def test_an_unmapped_image_fails_to_pull_with_events_and_no_traceback(

@@ -18,7 +18,7 @@ import pytest
 
 from devcluster.apiserver.store import Store
 from devcluster.cluster import Cluster
-from tests.devcluster.cluster_support import wait_for
+from tests.devcluster.cluster_support import ended, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -89,18 +89,6 @@ async def ready(store: Store, name: str) -> dict[str, Any]:
         )
 
     return await wait_for(check, 20)  # type: ignore[no-any-return]
-
-
-async def log_of(store: Store, cluster: Cluster, name: str) -> str:
-    assert cluster.kubelet is not None
-
-    async def done() -> Any:
-        pod = store.get_or_none("pods", NS, name)
-        return (pod or {}).get("status", {}).get("phase") in ("Succeeded", "Failed")
-
-    await wait_for(done, 30)
-    chunks = await cluster.kubelet.read_log(NS, name, {})
-    return b"".join([c async for c in chunks]).decode()
 
 
 async def test_cluster_ip_on_loopback_reaches_a_ready_endpoint(
@@ -193,7 +181,7 @@ async def test_pods_get_service_variables_and_resolve_service_names(
         },
     }
     store.create("pods", NS, client)
-    out = await log_of(store, workload_cluster, "client")
+    _, out = await ended(workload_cluster, NS, "client")
     seen = json.loads(out.strip().splitlines()[-1])
     ip = web["spec"]["clusterIP"]
     env = seen["env"]
@@ -247,7 +235,7 @@ async def test_a_running_pod_sees_a_new_service_by_name(
     )
     await ready(store, "waiter")
     late = store.create("services", NS, service("late", {"app": "late"}))
-    out = await log_of(store, workload_cluster, "waiter")
+    _, out = await ended(workload_cluster, NS, "waiter")
     assert out.strip() == late["spec"]["clusterIP"]
 
 
@@ -285,5 +273,5 @@ async def test_the_api_is_the_kubernetes_service_over_tls(
             },
         },
     )
-    out = await log_of(store, workload_cluster, "in-cluster")
+    _, out = await ended(workload_cluster, NS, "in-cluster")
     assert out.split() == ["200", "200"], out

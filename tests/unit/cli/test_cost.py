@@ -17,15 +17,19 @@ PROFILES = str(REPO / "profiles")
 SCENARIOS = REPO / "costs" / "scenarios"
 
 
+def estimate(scenario: str, *options: str) -> list[str]:
+    """Return the arguments of ``wbspawner cost estimate`` for a shipped scenario."""
+    path = str(SCENARIOS / scenario)
+    return ["cost", "estimate", "--scenario", path, "--profiles", PROFILES, *options]
+
+
 @pytest.mark.parametrize(
     "name", sorted(p.name for p in SCENARIOS.glob("*.yaml")), ids=str
 )
 def test_estimate_prints_items_totals_and_dominance(
     run_cli: Callable[..., tuple[int, str, str]], name: str
 ) -> None:
-    code, out, err = run_cli(
-        "cost", "estimate", "--scenario", str(SCENARIOS / name), "--profiles", PROFILES
-    )
+    code, out, err = run_cli(*estimate(name))
     assert code == 0, err
     assert "PRICE SOURCE" in out
     assert "monthly total: $" in out and "yearly total:  $" in out
@@ -35,15 +39,7 @@ def test_estimate_prints_items_totals_and_dominance(
 def test_estimate_json_totals_add_up(
     run_cli: Callable[..., tuple[int, str, str]],
 ) -> None:
-    code, out, err = run_cli(
-        "cost",
-        "estimate",
-        "--scenario",
-        str(SCENARIOS / "carlson-2017.yaml"),
-        "--profiles",
-        PROFILES,
-        "--json",
-    )
+    code, out, err = run_cli(*estimate("carlson-2017.yaml", "--json"))
     assert code == 0, err
     data = json.loads(out)
     assert data["monthly"] == pytest.approx(sum(i["monthly"] for i in data["items"]))
@@ -57,15 +53,7 @@ def test_estimate_uses_observed_spot_prices(
     spot = tmp_path / "spot.json"
     spot.write_text(json.dumps({"r5.large/us-east-1a": 0.031}))
     code, out, err = run_cli(
-        "cost",
-        "estimate",
-        "--scenario",
-        str(SCENARIOS / "carlson-today-eks.yaml"),
-        "--profiles",
-        PROFILES,
-        "--spot-prices",
-        str(spot),
-        "--json",
+        *estimate("carlson-today-eks.yaml", "--spot-prices", str(spot), "--json")
     )
     assert code == 0, err
     medium = next(i for i in json.loads(out)["items"] if "medium" in i["name"])
@@ -129,16 +117,7 @@ def test_bad_arguments_are_usage_errors(
 def test_live_spot_prices_are_read_from_ec2(
     run_cli: Callable[..., tuple[int, str, str]], moto: None
 ) -> None:
-    code, out, err = run_cli(
-        "cost",
-        "estimate",
-        "--scenario",
-        str(SCENARIOS / "team-workbench.yaml"),
-        "--profiles",
-        PROFILES,
-        "--live-spot",
-        "--json",
-    )
+    code, out, err = run_cli(*estimate("team-workbench.yaml", "--live-spot", "--json"))
     assert code == 0, err
     spot = [i for i in json.loads(out)["items"] if i["name"].endswith("(spot)")]
     assert spot and {i["source"] for i in spot} == {"observed"}
@@ -151,16 +130,9 @@ def test_unreachable_ec2_falls_back_to_the_discount(
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     code, out, err = run_cli(
-        "cost",
-        "estimate",
-        "--scenario",
-        str(SCENARIOS / "carlson-today-eks.yaml"),
-        "--profiles",
-        PROFILES,
-        "--live-spot",
-        "--endpoint-url",
-        closed,
-        "--json",
+        *estimate(
+            "carlson-today-eks.yaml", "--live-spot", "--endpoint-url", closed, "--json"
+        )
     )
     assert code == 0, err
     assert "spot prices not read" in err

@@ -185,6 +185,17 @@ def test_home_zones_of_bound_home_claims_only() -> None:
     }
 
 
+def spot_placeholder_waiting(minutes: float) -> dict[str, Any]:
+    """Return mem64's spot placeholder in us-east-1a, pending for ``minutes``."""
+    selector = {POOL_LABEL: "mem64", ZONE_LABEL: A, CAPACITY_LABEL: "spot"}
+    return pod(
+        "warm-mem64-us-east-1a-spot-0",
+        role="placeholder",
+        selector=selector,
+        minutes_ago=minutes,
+    )
+
+
 def settings(**kw: Any) -> ObserveSettings:
     values: dict[str, Any] = {
         "namespace": "jhub",
@@ -214,13 +225,7 @@ def test_what_is_remembered_outlives_the_observer() -> None:
     """A new observer (a restarted warmer) given the old one's memory counts the
     spawn whose pod is gone and the shortage, and forgets them when they are old."""
     first = Observer(kube=None, settings=settings())  # type: ignore[arg-type]
-    selector = {POOL_LABEL: "mem64", ZONE_LABEL: A, CAPACITY_LABEL: "spot"}
-    waiting = pod(
-        "warm-mem64-us-east-1a-spot-0",
-        role="placeholder",
-        selector=selector,
-        minutes_ago=11,
-    )
+    waiting = spot_placeholder_waiting(11)
     spawned = pod("jupyter-ann", user="ann", minutes_ago=5)
     before = first.ingest(NOW, [], [spawned, waiting], {"ann": A}, [])
     memory = first.memory()
@@ -251,13 +256,7 @@ def test_users_pool_comes_from_running_pods_before_the_hub() -> None:
 
 def test_spot_placeholder_waiting_too_long_is_a_shortage_that_lasts() -> None:
     observer = Observer(kube=None, settings=settings())  # type: ignore[arg-type]
-    selector = {POOL_LABEL: "mem64", ZONE_LABEL: A, CAPACITY_LABEL: "spot"}
-    waiting = pod(
-        "warm-mem64-us-east-1a-spot-0",
-        role="placeholder",
-        selector=selector,
-        minutes_ago=11,
-    )
+    waiting = spot_placeholder_waiting(11)
     snap = observer.ingest(NOW, [], [waiting], {}, [])
     assert [(s.pool, s.zone, s.capacity_type) for s in snap.shortages] == [
         ("mem64", A, "spot")
