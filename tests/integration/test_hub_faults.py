@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,6 +64,23 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
         capacity_grace_s=1.0,
     ) as workbench:
         yield workbench
+
+
+@pytest.fixture(autouse=True)
+def bob_stopped_after(bench: Workbench, bob: HubUser) -> Iterator[None]:
+    """Each test leaves bob without a server, also when it failed: the next
+    test, in any order, starts him afresh."""
+    yield
+    if bench.hub is None or not bench.hub.running or bench.kube is None:
+        return
+    wait_until(
+        lambda: server_model(bob).get("pending") != "spawn",
+        150,
+        "bob's spawn ended",
+        1.0,
+    )
+    if server_model(bob):
+        bob.stop(bench.kube)
 
 
 def open_records(bench: Workbench, user: str) -> list[Any]:
@@ -115,10 +133,20 @@ def test_hub_killed_during_a_spawn_finds_the_server_after_restart(
     the pod where it runs (its IP, port 8888), keeps it, and accounts for it."""
     kube = bench.kube
     assert kube is not None and bench.hub is not None
-    with nodes_cordoned(kube):  # the pod waits for a new node (~9 s)
-        started = bob.api("POST", "/users/bob/server", json={"profile": "medium"})
-        assert started.status_code == 202, started.text
-        pod = wait_until(lambda: pod_of(kube, "bob"), 30, "bob's pod created")
+    # The hub answers the POST only after its slow-spawn timeout (10 s), by
+    # which time a node may have booted (9 s here): the request runs beside
+    # the test, which kills the hub as soon as the pod exists.
+    with nodes_cordoned(kube), ThreadPoolExecutor(1) as request:
+        post = request.submit(
+            bob.api, "POST", "/users/bob/server", json={"profile": "medium"}
+        )
+
+        def created() -> dict[str, Any] | None:
+            if post.done():  # answered first: refused, or the wait was short
+                raise AssertionError(f"the hub answered {post.result().text}")
+            return pod_of(kube, "bob")
+
+        pod = wait_until(created, 30, "bob's pod created", 0.1)
         assert not pod["status"].get("podIP"), "the pod ran before the hub was killed"
         old = bench.hub
         environ = crash_hub(bench)

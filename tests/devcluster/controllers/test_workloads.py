@@ -15,6 +15,7 @@ import pytest
 
 from devcluster.apiserver.store import Store
 from devcluster.cluster import Cluster
+from devcluster.controllers.workloads.replicasets import is_ready
 from devcluster.controllers.workloads.rollouts import REVISION
 
 pytestmark = pytest.mark.integration
@@ -205,6 +206,11 @@ async def test_replicaset_adopts_orphans_and_deletes_the_surplus(
         },
     }
     store.create("pods", NS, orphan)
+    # Ready before the ReplicaSet's pods, in an earlier second (the API's
+    # timestamps have whole seconds): it has been ready longer, which the
+    # ReplicaSet's deletion ranking keeps, so the order is not left to a tie.
+    await eventually(lambda: is_ready(store.get("pods", NS, "orphan")))
+    await asyncio.sleep(1.1)
     rs = {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
