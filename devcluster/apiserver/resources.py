@@ -62,6 +62,7 @@ class Resource:
 
 _RBAC = "rbac.authorization.k8s.io"
 _AUTHZ = "authorization.k8s.io"
+_APIEXT = "apiextensions.k8s.io"
 
 _ALL: tuple[Resource, ...] = (
     Resource("pods", "Pod", short_names=("po",), status=True),
@@ -129,6 +130,14 @@ _ALL: tuple[Resource, ...] = (
         status=True,
     ),
     Resource("leases", "Lease", group="coordination.k8s.io"),
+    Resource(
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        group=_APIEXT,
+        namespaced=False,
+        short_names=("crd", "crds"),
+        status=True,
+    ),
     Resource("roles", "Role", group=_RBAC),
     Resource("rolebindings", "RoleBinding", group=_RBAC),
     Resource("clusterroles", "ClusterRole", group=_RBAC, namespaced=False),
@@ -176,6 +185,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "discovery.k8s.io": ("v1",),
     "policy": ("v1",),
     "coordination.k8s.io": ("v1",),
+    _APIEXT: ("v1",),
     _RBAC: ("v1",),
     _AUTHZ: ("v1",),
 }
@@ -200,6 +210,7 @@ SUBRESOURCES: dict[str, tuple[str, ...]] = {
     "deployments": ("status", "scale"),
     "replicasets": ("status", "scale"),
     "poddisruptionbudgets": ("status",),
+    "customresourcedefinitions": ("status",),
 }
 """Subresources by plural name, for discovery and routing."""
 
@@ -215,4 +226,54 @@ def resource(plural: str) -> Resource:
 
 def in_group(group: str, version: str) -> list[Resource]:
     """Return the resources of one group/version, in registry order."""
-    return [r for r in _ALL if r.group == group and r.version == version]
+    return [
+        r
+        for r in (*_ALL, *_CUSTOM.values())
+        if r.group == group and r.version == version
+    ]
+
+
+_CUSTOM: dict[str, Resource] = {}
+"""Served custom resources by plural name (:mod:`devcluster.apiserver.crds`)."""
+
+
+def register_custom(res: Resource, subresources: tuple[str, ...]) -> None:
+    """Serve a custom resource (an established CustomResourceDefinition).
+
+    The registry is the process's, like the apiserver's: every devcluster in
+    one process serves the custom resources any of them defined.
+
+    Raises:
+        ValueError: the plural name belongs to a built-in resource.
+    """
+    builtin = RESOURCES.get(res.plural)
+    if builtin is not None and res.plural not in _CUSTOM:
+        raise ValueError(f"{res.plural} is a built-in resource")
+    _CUSTOM[res.plural] = RESOURCES[res.plural] = res
+    SUBRESOURCES[res.plural] = subresources
+    versions = GROUPS.get(res.group, ())
+    if res.version not in versions:
+        GROUPS[res.group] = (*versions, res.version)
+
+
+def status_reset_on_create(res: Resource) -> bool:
+    """Tell whether a create drops the sent ``status`` (custom resources with a
+    status subresource and CustomResourceDefinitions, as their strategies'
+    PrepareForCreate do)."""
+    return res.plural == "customresourcedefinitions" or (
+        res.status and res.plural in _CUSTOM
+    )
+
+
+def unregister_custom(plural: str) -> None:
+    """Stop serving a custom resource (its definition was deleted)."""
+    res = _CUSTOM.pop(plural, None)
+    if res is None:
+        return
+    RESOURCES.pop(plural, None)
+    SUBRESOURCES.pop(plural, None)
+    left = {r.version for r in _CUSTOM.values() if r.group == res.group}
+    if not left:
+        GROUPS.pop(res.group, None)
+    else:
+        GROUPS[res.group] = tuple(v for v in GROUPS[res.group] if v in left)

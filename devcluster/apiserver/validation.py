@@ -96,6 +96,28 @@ def schema_validator(kind: str, api_version: str) -> jsonschema.Validator | None
     return cls(schema, registry=_registry())
 
 
+_CUSTOM_VALIDATORS: dict[tuple[str, str], jsonschema.Validator] = {}
+"""Validators of custom resources by (kind, apiVersion), from their CRDs."""
+
+
+def set_custom_schema(
+    kind: str, api_version: str, schema: Mapping[str, Any] | None
+) -> None:
+    """Validate ``kind`` of ``api_version`` with a CRD's ``openAPIV3Schema``.
+
+    The apiserver validates custom resources with the served version's
+    ``openAPIV3Schema`` (types, enums, required fields, patterns); unknown
+    fields are not errors there (they are pruned, or kept under
+    ``x-kubernetes-preserve-unknown-fields``), so this adds no strictness.
+    ``None`` forgets the schema (the definition is gone).
+    """
+    if schema is None:
+        _CUSTOM_VALIDATORS.pop((kind, api_version), None)
+        return
+    cls = jsonschema.validators.Draft4Validator
+    _CUSTOM_VALIDATORS[(kind, api_version)] = cls(dict(schema))
+
+
 def warm_up() -> None:
     """Load the schemas of every served kind now (takes about a second)."""
     from devcluster.apiserver.resources import RESOURCES
@@ -118,7 +140,9 @@ def _schema_causes(
     obj: Mapping[str, Any], res: Resource
 ) -> tuple[list[Cause], list[Unknown]]:
     """Return the schema problems and, apart, the objects with unknown fields."""
-    validator = schema_validator(res.kind, res.api_version)
+    validator = _CUSTOM_VALIDATORS.get((res.kind, res.api_version)) or schema_validator(
+        res.kind, res.api_version
+    )
     if validator is None:
         return [], []
     causes: list[Cause] = []

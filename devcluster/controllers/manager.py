@@ -2,7 +2,8 @@
 
 ``start_core_controllers(store, config)`` starts the controllers that need no
 cloud (Deployments and ReplicaSets, :mod:`devcluster.controllers.workloads.loop`;
-EndpointSlices and Endpoints, :mod:`devcluster.controllers.endpoints.loop`) and
+EndpointSlices and Endpoints, :mod:`devcluster.controllers.endpoints.loop`;
+CustomResourceDefinitions, :mod:`devcluster.controllers.crds`) and
 returns :class:`CoreControllers` (``stop()``). ``start_controllers(store, config, aws)``
 starts the scheduler
 (:mod:`devcluster.controllers.scheduler.loop`), the PV and attach/detach controllers
@@ -27,6 +28,7 @@ from devcluster.config import ClusterConfig
 from devcluster.controllers.autoscaler.asg import AsgActuator
 from devcluster.controllers.autoscaler.decisions import blocks_scale_down
 from devcluster.controllers.autoscaler.loop import AutoscalerLoop
+from devcluster.controllers.crds import CrdLoop
 from devcluster.controllers.endpoints.loop import EndpointsLoop
 from devcluster.controllers.loops import NTH, SPOT_ITN_TAINT, Loop, emit, ns_name
 from devcluster.controllers.nodes import instance_id_of
@@ -54,13 +56,14 @@ class CoreControllers:
         self.deployments = DeploymentLoop(store, config)
         self.replicasets = ReplicaSetLoop(store, config)
         self.endpoints = EndpointsLoop(store, config)
+        self.crds = CrdLoop(store, config)
         self.store = store
         self._unsubscribe: list[Callable[[], None]] = []
 
     @property
     def loops(self) -> tuple[Loop, ...]:
         """Every control loop."""
-        return (self.deployments, self.replicasets, self.endpoints)
+        return (self.deployments, self.replicasets, self.endpoints, self.crds)
 
     def start(self) -> None:
         """Subscribe the loops to the store and start them."""
@@ -75,6 +78,7 @@ class CoreControllers:
         self._unsubscribe.clear()
         for loop in self.loops:
             await loop.stop()
+        self.crds.forget()
 
 
 def start_core_controllers(store: Store, config: ClusterConfig) -> CoreControllers:

@@ -31,7 +31,7 @@ from devcluster.apiserver.admission import check_kind, check_namespace, pick_nam
 from devcluster.apiserver.apply import apply as apply_fields
 from devcluster.apiserver.apply import track_update
 from devcluster.apiserver.patches import apply_patch, clone
-from devcluster.apiserver.resources import Resource
+from devcluster.apiserver.resources import Resource, status_reset_on_create
 from devcluster.apiserver.selectors import make_matcher
 from devcluster.apiserver.store.events import build_event
 from devcluster.apiserver.store.history import History
@@ -204,6 +204,8 @@ class Store:
             meta.pop(field, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_iso()
+        if status_reset_on_create(res):
+            obj.pop("status", None)
         meta["generation"] = 1
         defaults.apply_defaults(
             kind, obj, self.items_raw, self._service_ips(), self.config.service_cidr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -42,7 +43,10 @@ class ObjectTable:
 
     def __init__(self, history: History) -> None:
         self.history = history
-        self._objs: dict[str, dict[Key, dict[str, Any]]] = {p: {} for p in RESOURCES}
+        # a table per resource, custom resources' made when first used
+        self._objs: defaultdict[str, dict[Key, dict[str, Any]]] = defaultdict(dict)
+        for plural in RESOURCES:
+            self._objs[plural] = {}
         self._uids: dict[str, tuple[str, Key]] = {}
         self._subscribers: builtins.list[Subscriber] = []
 
