@@ -14,6 +14,12 @@
   and node groups (``wbspawner pools apply``, as the workbench does), the
   ``wbspawner-profiles`` ConfigMap and the ``wbspawner-ldap`` and
   ``wbspawner-dask-gateway`` Secrets;
+- ``helm install dask-gateway`` of ``../shared/charts/dask-gateway-2026.3.0.tgz``
+  with ``helm-values/dask-gateway.yaml`` into namespace ``dask-gateway`` (the
+  chart's CRDs first, as helm installs a chart's ``crds/``; its traefik runs
+  as devcluster's stand-in, ``devcluster/standins/traefik.py``), with the
+  Secret and ConfigMap that file's comments have an operator create, and the
+  Dask dashboards front (``kubectl apply -f helm-values/dask-dashboards.yaml``);
 - ``helm install jhub`` of ``../shared/charts/jupyterhub-4.4.0.tgz`` with
   ``helm-values/jupyterhub.yaml`` and only ``--set`` values for what cannot
   hold here, each with its reason in :data:`DEVCLUSTER_VALUES`.
@@ -48,6 +54,10 @@ from wbspawner.profiles.loader import load_profiles
 NAMESPACE = "jhub"
 RELEASE = "jhub"
 HUB_CHART = "jupyterhub-4.4.0.tgz"
+GATEWAY_NAMESPACE = "dask-gateway"
+GATEWAY_RELEASE = "dask-gateway"
+"""The hub reaches the gateway as traefik-dask-gateway.dask-gateway."""
+GATEWAY_CHART = "dask-gateway-2026.3.0.tgz"
 
 
 def devcluster_values(ldap: LdapServer) -> dict[str, str]:
@@ -156,19 +166,31 @@ class ChartStack:
         )
         apply_node_groups(cli_env, self.state_dir / "pools-apply.log")
         self._prerequisites(profiles_dir)
+        self._helm_install(
+            GATEWAY_RELEASE, GATEWAY_CHART, GATEWAY_NAMESPACE, "dask-gateway.yaml"
+        )
+        self.kubectl_run(
+            "apply", "-f", str(REPO / "helm-values" / "dask-dashboards.yaml")
+        )
         values = ",".join(f"{k}={v}" for k, v in devcluster_values(self.ldap).items())
+        self._helm_install(
+            RELEASE, HUB_CHART, NAMESPACE, "jupyterhub.yaml", "--set-string", values
+        )
+
+    def _helm_install(
+        self, release: str, archive: str, namespace: str, values: str, *extra: str
+    ) -> None:
         done = subprocess.run(
             [
                 str(self.helm),
                 "install",
-                RELEASE,
-                str(chart(HUB_CHART)),
+                release,
+                str(chart(archive)),
                 "--namespace",
-                NAMESPACE,
+                namespace,
                 "-f",
-                str(REPO / "helm-values" / "jupyterhub.yaml"),
-                "--set-string",
-                values,
+                str(REPO / "helm-values" / values),
+                *extra,
             ],
             env=self._env(),
             capture_output=True,
@@ -176,7 +198,7 @@ class ChartStack:
             timeout=300,
             check=False,
         )
-        assert done.returncode == 0, f"helm install failed:\n{done.stderr}"
+        assert done.returncode == 0, f"helm install {release} failed:\n{done.stderr}"
 
     def _start_devcluster(self) -> None:
         log = self.state_dir / "devcluster.log"
@@ -217,9 +239,24 @@ class ChartStack:
     def _prerequisites(self, profiles_dir: Path) -> None:
         """The ConfigMap and Secrets docs/deploy-eks.md has an operator create."""
         assert self.ldap is not None and self.ldap.tls_cert is not None
-        self.kubectl_run(
-            "create", "configmap", "wbspawner-profiles", f"--from-file={profiles_dir}"
-        )
+        token = secrets.token_hex(32)
+        self.kubectl_run("create", "namespace", GATEWAY_NAMESPACE)
+        for namespace in (NAMESPACE, GATEWAY_NAMESPACE):
+            self.kubectl_run(
+                "create",
+                "configmap",
+                "wbspawner-profiles",
+                f"--from-file={profiles_dir}",
+                namespace=namespace,
+            )
+            self.kubectl_run(
+                "create",
+                "secret",
+                "generic",
+                "wbspawner-dask-gateway",
+                f"--from-literal=token={token}",
+                namespace=namespace,
+            )
         self.kubectl_run(
             "create",
             "secret",
@@ -231,23 +268,21 @@ class ChartStack:
             "--from-literal=bind-password=",
             f"--from-file=ca.crt={self.ldap.tls_cert.ca_file}",
         )
-        self.kubectl_run(
-            "create",
-            "secret",
-            "generic",
-            "wbspawner-dask-gateway",
-            f"--from-literal=token={secrets.token_hex(32)}",
-        )
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
 
     def kubectl_run(
-        self, *args: str, stdin: str = "", check: bool = True, timeout: float = 120
+        self,
+        *args: str,
+        stdin: str = "",
+        check: bool = True,
+        timeout: float = 120,
+        namespace: str = NAMESPACE,
     ) -> subprocess.CompletedProcess[str]:
-        """Run kubectl in the chart's namespace."""
+        """Run kubectl in a namespace (the hub chart's unless told)."""
         done = subprocess.run(
-            [str(self.kubectl), "--namespace", NAMESPACE, *args],
+            [str(self.kubectl), "--namespace", namespace, *args],
             env=self._env(),
             input=stdin,
             capture_output=True,
@@ -270,7 +305,28 @@ class ChartStack:
             self.kubectl_run("get", "all,pvc,events", check=False).stdout,
             self.kubectl_run("logs", "deploy/hub", "--tail=80", check=False).stdout,
             self.kubectl_run("logs", "deploy/proxy", "--tail=20", check=False).stdout,
+            self.kubectl_run(
+                "logs", "deploy/dask-dashboards", "--tail=20", check=False
+            ).stdout,
         ]
+        parts.append(
+            self.kubectl_run(
+                "get",
+                "all,events,daskclusters,ingressroutes,ingressroutetcps",
+                check=False,
+                namespace=GATEWAY_NAMESPACE,
+            ).stdout
+        )
+        for deployment in ("api", "controller", "traefik"):
+            parts.append(
+                self.kubectl_run(
+                    "logs",
+                    f"deploy/{deployment}-dask-gateway",
+                    "--tail=40",
+                    check=False,
+                    namespace=GATEWAY_NAMESPACE,
+                ).stdout
+            )
         if self.devcluster is not None:
             parts.append(self.devcluster.tail())
         return "\n".join(parts)

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from devcluster.services.ldap import DEMO_USERS
-from tests.integration.chart_harness import ChartStack
+from tests.integration.chart_harness import GATEWAY_NAMESPACE, ChartStack
 from tests.integration.hub_harness import HubUser, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.charts]
@@ -54,6 +54,42 @@ def test_the_hub_rolls_out_from_the_charts_deployment(stack: ChartStack) -> None
     (container,) = hub["spec"]["containers"]
     assert container["image"] == "ghcr.io/wbspawner/hub:0.1.0"
     assert container["securityContext"]["runAsUser"] == 1000
+
+
+def test_the_gateway_rolls_out_from_the_dask_gateway_chart(stack: ChartStack) -> None:
+    """The chart's CRDs are established and its three Deployments roll out.
+
+    helm installs a chart's ``crds/`` first and waits for each definition's
+    ``Established`` condition; traefik (devcluster's stand-in) answers its
+    ``/ping`` readiness probe, and the API pod is Ready once it serves.
+    """
+    crds = stack.kubectl_run("get", "crd", "-o", "json").stdout
+    established = {
+        crd["metadata"]["name"]
+        for crd in json.loads(crds)["items"]
+        if any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in crd["status"]["conditions"]
+        )
+    }
+    assert {"daskclusters.gateway.dask.org", "ingressroutetcps.traefik.io"} <= (
+        established
+    )
+    for deployment in ("controller", "api", "traefik"):
+        done = stack.kubectl_run(
+            "rollout",
+            "status",
+            f"deployment/{deployment}-dask-gateway",
+            "--timeout=240s",
+            check=False,
+            timeout=300,
+            namespace=GATEWAY_NAMESPACE,
+        )
+        assert done.returncode == 0, stack.diagnostics()
+    routes = stack.kubectl_run(
+        "get", "ingressroutes", "-o", "name", namespace=GATEWAY_NAMESPACE
+    ).stdout
+    assert "ingressroute.traefik.io/api-dask-gateway" in routes
 
 
 def test_bob_logs_in_through_the_charts_proxy_service(stack: ChartStack) -> None:

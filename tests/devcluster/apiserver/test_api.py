@@ -52,6 +52,7 @@ async def test_discovery(api: Api):
         "coordination.k8s.io",
         "rbac.authorization.k8s.io",
         "authorization.k8s.io",
+        "apiextensions.k8s.io",
     }
     status, doc = await api.call("GET", "/apis/storage.k8s.io/v1")
     assert [r["name"] for r in doc["resources"]] == ["storageclasses"]
