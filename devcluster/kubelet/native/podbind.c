@@ -7,13 +7,15 @@
  * cluster IPs could no longer use it. Loaded into pod processes with
  * LD_PRELOAD (devcluster.kubelet.podbind), this bind() puts such a socket on
  * the pod's own address instead ($DEVCLUSTER_POD_IP; :: becomes the
- * IPv4-mapped pod address, or for an IPv6-only socket an unused port on ::1),
- * which is what "every address" means inside a pod's network namespace.
+ * IPv4-mapped pod address, or for an IPv6-only socket the same port on ::1,
+ * another one when a pod holds that), which is what "every address" means
+ * inside a pod's network namespace.
  * Every other bind is left as it is.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,9 +50,15 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
             if (v6only) {
                 /* IPv6 only (a server that also opens an IPv4 socket, as
                  * tornado does): pods have no IPv6 address of their own here,
-                 * so this one gets an unused port on ::1, where it is in no
-                 * one's way and no one connects to it. */
+                 * so this one goes to ::1, where no one connects to it. In a
+                 * pod both sockets have the port asked for, and servers check
+                 * that (dask-gateway's scheduler asserts a single port), so
+                 * ::1 gets that port; only when another pod's socket holds
+                 * it there does this one get an unused port. */
                 in6.sin6_addr = in6addr_loopback;
+                int done = real_bind(fd, (const struct sockaddr *)&in6, sizeof in6);
+                if (done == 0 || errno != EADDRINUSE || in6.sin6_port == 0)
+                    return done;
                 in6.sin6_port = 0;
                 return real_bind(fd, (const struct sockaddr *)&in6, sizeof in6);
             }
