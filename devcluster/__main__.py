@@ -102,6 +102,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="pods listening on every address listen on their pod IP (needs cc)",
     )
+    parser.add_argument(
+        "--field-validation",
+        choices=("", "Ignore", "Warn", "Strict"),
+        default="",
+        help="fieldValidation of writes that send none (Warn: the apiserver's "
+        "default; default: unknown fields are 422 errors)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
@@ -130,6 +137,7 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
         image_environments=args.image_environments,
         container_paths=args.container_paths,
         pod_binds=args.pod_binds,
+        field_validation=args.field_validation,
     )
 
 

@@ -62,6 +62,13 @@ class ClusterConfig:
     """Pod processes that listen on every address listen on their pod IP
     instead (an ``LD_PRELOAD`` library, ``devcluster.kubelet.podbind``), as in
     a pod's own network namespace; needs a C compiler."""
+    field_validation: str = ""
+    """The ``fieldValidation`` of writes that send none. ``""``: devcluster's
+    own, stricter than the apiserver (an unknown field is a 422 cause, so a
+    typo in the product fails); ``"Warn"``: the apiserver's default since
+    1.25 (unknown fields are dropped), for clusters where third-party
+    controllers write (the chart install: dask-gateway's controller sends
+    ``target_port`` in a Service's ports, which an apiserver drops)."""
     image_environments: str = ""
     """The image mapping (``images/environments.yaml``): containers run in the
     local environment of their image (``devcluster.services.image_envs``), and

@@ -220,6 +220,11 @@ class ChartStack:
             str(REPO / "images" / "environments.yaml"),
             "--container-paths",
             "--pod-binds",
+            # The apiserver's default: dask-gateway's controller (2026.3.0)
+            # writes Services with `target_port` (snake case) in their ports,
+            # which an apiserver drops; devcluster's own default refuses it.
+            "--field-validation",
+            "Warn",
         ]
         self.devcluster = Proc.start(argv, log, cwd=REPO)
         deadline = time.monotonic() + 90

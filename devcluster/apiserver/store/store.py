@@ -211,7 +211,7 @@ class Store:
             kind, obj, self.items_raw, self._service_ips(), self.config.service_cidr
         )
         if self.validator is not None:
-            self.validator(res, obj, field_validation)
+            self.validator(res, obj, field_validation or self.config.field_validation)
         if key in objs:
             raise already_exists(kind, name, res.group)
         if dry_run:
@@ -363,7 +363,7 @@ class Store:
         if subresource is None:
             _track_managers(res, old, new, field_manager)
         if self.validator is not None:
-            self.validator(res, new, field_validation)
+            self.validator(res, new, field_validation or self.config.field_validation)
         if dry_run:
             return new
         meta = new["metadata"]

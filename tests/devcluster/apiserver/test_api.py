@@ -8,7 +8,11 @@ import time
 
 import pytest
 
+from devcluster.apiserver import validation
+from devcluster.apiserver.store import Store
 from devcluster.cluster import Cluster
+from devcluster.config import ClusterConfig
+from devcluster.errors import ApiError
 from tests.devcluster.cluster_support import Api, pod_manifest
 
 NS = "/api/v1/namespaces/jhub"
@@ -486,6 +490,29 @@ async def test_field_validation_directives(api: Api):
         "POST", f"{NS}/configmaps?fieldValidation=Nope", _cm("e")
     )
     assert status == 400
+
+
+def test_a_cluster_may_default_to_the_apiservers_warn() -> None:
+    """``ClusterConfig.field_validation="Warn"``: a write that sends no
+    ``fieldValidation`` has its unknown fields dropped, as an apiserver's
+    default (Warn) does; an explicit Strict still refuses them."""
+    store = Store(
+        ClusterConfig(time_factor=0.01, field_validation="Warn"),
+        validator=validation.validate,
+    )
+    store.create("namespaces", None, {"metadata": {"name": "jhub"}})
+    port = {"name": "scheduler", "port": 8786, "target_port": "scheduler"}
+    service = {"metadata": {"name": "s"}, "spec": {"ports": [port]}}
+    made = store.create("services", "jhub", service)
+    assert made["spec"]["ports"][0]["targetPort"] == 8786
+    assert "target_port" not in made["spec"]["ports"][0]
+    with pytest.raises(ApiError, match="strict decoding error"):
+        store.create(
+            "services",
+            "jhub",
+            {**service, "metadata": {"name": "t"}},
+            field_validation="Strict",
+        )
 
 
 async def test_dry_run_stores_nothing(api: Api):
