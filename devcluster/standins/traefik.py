@@ -26,10 +26,9 @@ the chart and the dask-gateway controller configure:
 
 Not implemented: websockets through HTTP routes (the Dask dashboard's live
 plots), TLS termination, other middlewares, weighted or several services per
-route, UDP, the dashboard and API (``--api.*``), metrics, access logs. A
-route's Service is reached at its cluster IP (kube-proxy balances over the
-endpoints here; traefik balances over the EndpointSlices itself unless a
-service sets ``nativeLB``).
+route, UDP, the dashboard and API (``--api.*``), metrics, access logs,
+``nativeLB``. A route's Service is reached at its ready endpoints, from its
+EndpointSlices (round robin), as traefik does; a Service without one is a 503.
 """
 
 from __future__ import annotations
@@ -133,7 +132,7 @@ class Provider:
         self.selector = selector
         self.throttle_s = throttle_s
         self.api: client.ApiClient | None = None
-        self.addresses: dict[tuple[str, str], tuple[str, dict[str, int]]] = {}
+        self._turn = 0
 
     async def start(self) -> list[asyncio.Task[None]]:
         """Connect with the in-cluster configuration and start watching."""
@@ -178,23 +177,44 @@ class Provider:
         while True:
             await self.routes.changed.wait()
             self.routes.changed.clear()
-            self.addresses.clear()
             self.routes.rebuild()
             await asyncio.sleep(self.throttle_s)
 
     async def address(self, backend: rules.Backend) -> tuple[str, int]:
-        """Return the cluster IP and port number of a route's Service port."""
-        key = (backend.namespace, backend.name)
-        if key not in self.addresses:
-            service = await client.CoreV1Api(self.api).read_namespaced_service(
-                backend.name, backend.namespace
-            )
-            ports = {str(p.name): int(p.port) for p in service.spec.ports or []}
-            self.addresses[key] = (str(service.spec.cluster_ip), ports)
-        ip, ports = self.addresses[key]
-        if isinstance(backend.port, int) or str(backend.port).isdigit():
-            return ip, int(backend.port)
-        return ip, ports[str(backend.port)]
+        """Return a ready endpoint (address, port) of a route's Service port.
+
+        As traefik does, from the Service's EndpointSlices (so headless
+        Services, such as the dask schedulers', work), the next ready
+        endpoint each time.
+
+        Raises:
+            LookupError: the Service, its port or a ready endpoint is missing.
+        """
+        service = await client.CoreV1Api(self.api).read_namespaced_service(
+            backend.name, backend.namespace
+        )
+        wanted = next(
+            (
+                p
+                for p in service.spec.ports or []
+                if str(backend.port) in (str(p.port), str(p.name))
+            ),
+            None,
+        )
+        if wanted is None:
+            raise LookupError(f"service {backend.name} has no port {backend.port}")
+        slices = await client.DiscoveryV1Api(self.api).list_namespaced_endpoint_slice(
+            backend.namespace,
+            label_selector=f"kubernetes.io/service-name={backend.name}",
+        )
+        found = rules.ready_endpoints(
+            [self.api.sanitize_for_serialization(s) for s in slices.items],
+            wanted.name,
+        )
+        if not found:
+            raise LookupError(f"service {backend.name} has no ready endpoint")
+        self._turn += 1
+        return found[self._turn % len(found)]
 
 
 class HttpEntryPoint:
@@ -219,7 +239,7 @@ class HttpEntryPoint:
                 headers["X-Forwarded-Prefix"] = prefix
         try:
             ip, port = await self.provider.address(route.backend)
-        except (ApiException, KeyError):
+        except (ApiException, LookupError):
             return web.Response(status=503, text="Service Unavailable")
         url = f"http://{ip}:{port}{path}"
         if request.query_string:
@@ -270,7 +290,7 @@ class TcpEntryPoint:
         """Route one connection."""
         try:
             await self._handle(reader, writer)
-        except (OSError, ValueError, ApiException, KeyError) as err:
+        except (OSError, ValueError, ApiException, LookupError) as err:
             log.info("tcp connection on %s closed: %s", self.name, err)
         finally:
             writer.close()

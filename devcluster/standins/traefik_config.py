@@ -19,7 +19,8 @@ dask-gateway chart and its controller write:
   types make the route unusable (traefik refuses the route as well);
 - services: the first service of a route (traefik balances over several; the
   charts write one), a Service ``name``, ``namespace`` (the route's unless
-  set; another only with ``allowCrossNamespace``) and ``port``;
+  set; another only with ``allowCrossNamespace``) and ``port`` (number or
+  name), reached at the ready endpoints of its EndpointSlices;
 - TCP: ``HostSNI`` routes with ``tls.passthrough``: the TLS server name of the
   client's ClientHello picks the route and the connection, ClientHello
   included, is passed through untouched.
@@ -233,6 +234,30 @@ def tcp_routes(
 def pick(routes: Iterable[Route], host: str, path: str) -> Route | None:
     """Return the first route that matches (routes are in priority order)."""
     return next((r for r in routes if r.match(host, path)), None)
+
+
+def ready_endpoints(
+    slices: Iterable[Obj], port_name: str | None
+) -> list[tuple[str, int]]:
+    """Return ``(address, port)`` of every ready endpoint of a Service port.
+
+    ``slices`` are the Service's EndpointSlices; the port is found by the
+    Service port's name (unnamed when the Service has a single port).
+    """
+    found = []
+    for slice_ in slices:
+        ports = [
+            p
+            for p in slice_.get("ports") or []
+            if (p.get("name") or None) == (port_name or None)
+        ]
+        if not ports:
+            continue
+        for endpoint in slice_.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready") is False:
+                continue
+            found += [(str(a), int(ports[0]["port"])) for a in endpoint["addresses"]]
+    return found
 
 
 def server_name(hello: bytes) -> str | None:

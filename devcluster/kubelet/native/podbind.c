@@ -7,9 +7,8 @@
  * cluster IPs could no longer use it. Loaded into pod processes with
  * LD_PRELOAD (devcluster.kubelet.podbind), this bind() puts such a socket on
  * the pod's own address instead ($DEVCLUSTER_POD_IP; :: becomes the
- * IPv4-mapped pod address, or for an IPv6-only socket the same port on ::1,
- * another one when a pod holds that), which is what "every address" means
- * inside a pod's network namespace.
+ * IPv4-mapped pod address, or for an IPv6-only socket the same port on ::1),
+ * which is what "every address" means inside a pod's network namespace.
  * Every other bind is left as it is.
  */
 #define _GNU_SOURCE
@@ -53,9 +52,13 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
                  * so this one goes to ::1, where no one connects to it. In a
                  * pod both sockets have the port asked for, and servers check
                  * that (dask-gateway's scheduler asserts a single port), so
-                 * ::1 gets that port; only when another pod's socket holds
-                 * it there does this one get an unused port. */
+                 * ::1 gets that port, shared (SO_REUSEPORT) with other pods'
+                 * sockets of the same uid there; only a socket of another
+                 * uid holding it makes this one take an unused port. */
+                int one = 1;
                 in6.sin6_addr = in6addr_loopback;
+                if (in6.sin6_port != 0)
+                    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
                 int done = real_bind(fd, (const struct sockaddr *)&in6, sizeof in6);
                 if (done == 0 || errno != EADDRINUSE || in6.sin6_port == 0)
                     return done;

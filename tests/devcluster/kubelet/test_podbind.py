@@ -20,19 +20,23 @@ from devcluster.kubelet import podbind
 POD_IP = "127.0.1.250"
 LISTEN = """
 import json, socket, sys
-port = int(sys.argv[1])
+port, copies = int(sys.argv[1]), int(sys.argv[2])
 four = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 four.bind(("0.0.0.0", port))
-six = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-six.bind(("::", port))
-print(json.dumps([four.getsockname()[:2], six.getsockname()[:2]]))
+found = [four.getsockname()[:2]]
+for _ in range(copies):
+    six = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    six.bind(("::", port))
+    six.listen()
+    found.append(six.getsockname()[:2])
+print(json.dumps(found))
 """
 
 
-def _listen(library: Path, port: int) -> list[list[object]]:
+def _listen(library: Path, port: int, copies: int = 1) -> list[list[object]]:
     done = subprocess.run(
-        [sys.executable, "-c", LISTEN, str(port)],
+        [sys.executable, "-c", LISTEN, str(port), str(copies)],
         env={**os.environ, "LD_PRELOAD": str(library), "DEVCLUSTER_POD_IP": POD_IP},
         capture_output=True,
         text=True,
@@ -57,7 +61,17 @@ def test_both_sockets_of_a_server_get_the_port_it_asked_for(tmp_path: Path) -> N
     assert six == ["::1", port]
 
 
-def test_a_port_another_pod_holds_on_ipv6_loopback_is_not_shared(
+def test_pods_listening_on_the_same_port_all_get_it(tmp_path: Path) -> None:
+    """Two dask schedulers (one per cluster) each listen on :8788: in their
+    own namespaces both get it; here their IPv6 sockets share ::1's."""
+    library = podbind.build(tmp_path)
+    port = _free_port()
+    four, six, other_six = _listen(library, port, copies=2)
+    assert four == [POD_IP, port]
+    assert six == other_six == ["::1", port]
+
+
+def test_a_port_another_program_holds_on_ipv6_loopback_is_not_shared(
     tmp_path: Path,
 ) -> None:
     library = podbind.build(tmp_path)

@@ -184,3 +184,27 @@ def test_the_server_name_of_a_real_client_hello() -> None:
     assert found is not None and found.passthrough
     assert found.backend == rules.Backend(NS, "dask-abc", 8786)
     assert rules.pick(routes, "daskgateway-dask-gateway.other", "") is None
+
+
+def test_a_headless_services_ready_endpoints_by_port_name() -> None:
+    """traefik sends to the Service's endpoints (EndpointSlices), so a
+    headless Service (the dask schedulers') works; not-ready ones are left
+    out."""
+    slices = [
+        {
+            "ports": [
+                {"name": "scheduler", "port": 8786},
+                {"name": "dashboard", "port": 8787},
+            ],
+            "endpoints": [
+                {"addresses": ["127.0.1.8"], "conditions": {"ready": True}},
+                {"addresses": ["127.0.1.9"], "conditions": {"ready": False}},
+            ],
+        },
+        {"ports": [{"name": "other", "port": 1}], "endpoints": []},
+    ]
+    assert rules.ready_endpoints(slices, "scheduler") == [("127.0.1.8", 8786)]
+    assert rules.ready_endpoints(slices, "dashboard") == [("127.0.1.8", 8787)]
+    assert rules.ready_endpoints(slices, "api") == []
+    unnamed = [{"ports": [{"port": 80}], "endpoints": [{"addresses": ["a"]}]}]
+    assert rules.ready_endpoints(unnamed, None) == [("a", 80)]
