@@ -6,15 +6,44 @@
   user's name and demo password (``<user>-pw``); the caller submits the form.
 - ``screenshot(page, folder, name)``: the whole page as
   ``tests/artifacts/<folder>/<name>.png``, for people to look at.
+- ``launch_chromium()``: headless Debian Chromium driven by Playwright, closed
+  on the way out (the ``browser`` fixtures).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextlib.contextmanager
+def launch_chromium() -> Iterator[Browser]:
+    """Start headless Chromium; close it on the way out."""
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} is missing: run scripts/setup-system.sh (Debian's chromium)"
+    )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 def new_context(browser: Browser) -> BrowserContext:

@@ -11,17 +11,99 @@ pool, his home). Run by ``make test-charts`` (``make test`` runs it too).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import Browser, expect
 
 from devcluster.services.ldap import DEMO_USERS
+from tests.e2e.browser_support import (
+    fill_login,
+    launch_chromium,
+    new_context,
+    screenshot,
+)
 from tests.integration.chart_harness import GATEWAY_NAMESPACE, ChartStack
 from tests.integration.hub_harness import HubUser, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.charts]
+
+DASK_CELL = """
+import dask.array as da
+from dask_gateway import Gateway
+
+gateway = Gateway()  # nothing to type: the hub set DASK_GATEWAY__* for bob
+cluster = gateway.new_cluster()
+try:
+    cluster.scale(1)
+    client = cluster.get_client()
+    client.wait_for_workers(1, timeout=300)
+    total = da.arange(1_000_000, chunks=100_000).sum().compute()
+    workers = client.run(lambda: __import__("socket").gethostname())
+    print("DASK-SUM", int(total), "WORKERS", len(workers), flush=True)
+finally:
+    cluster.shutdown()
+"""
+"""A notebook cell: a cluster through the chart's gateway, a sum on its worker."""
+
+RUN_IN_KERNEL = """
+async ({base, code, timeoutMs}) => {
+  const xsrf = decodeURIComponent(
+    (document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
+  const headers = {"Content-Type": "application/json", "X-XSRFToken": xsrf};
+  const started = await fetch(base + "api/kernels", {
+    method: "POST", headers, credentials: "same-origin",
+    body: JSON.stringify({name: "python3"})});
+  if (!started.ok) {
+    return {error: `kernel start: ${started.status} ${await started.text()}`};
+  }
+  const kernel = await started.json();
+  const session = Math.random().toString(16).slice(2);
+  const msgId = "dask-" + Math.random().toString(16).slice(2);
+  const ws = new WebSocket(
+    `ws://${location.host}${base}api/kernels/${kernel.id}/channels` +
+    `?session_id=${session}`);
+  const out = {stdout: "", error: null};
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("timed out")), timeoutMs);
+      ws.onerror = () => reject(new Error("websocket error"));
+      ws.onopen = () => ws.send(JSON.stringify({
+        header: {msg_id: msgId, session, username: "", version: "5.3",
+                 msg_type: "execute_request", date: new Date().toISOString()},
+        parent_header: {}, metadata: {}, channel: "shell", buffers: [],
+        content: {code, silent: false, store_history: false,
+                  user_expressions: {}, allow_stdin: false,
+                  stop_on_error: true}}));
+      ws.onmessage = (event) => {
+        const msg = JSON.parse(event.data);
+        if (msg.parent_header.msg_id !== msgId) return;
+        if (msg.msg_type === "stream") out.stdout += msg.content.text;
+        if (msg.msg_type === "error") {
+          out.error = msg.content.traceback.join(String.fromCharCode(10));
+        }
+        if (msg.msg_type === "status" &&
+            msg.content.execution_state === "idle") {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+    });
+  } catch (err) {
+    out.error = (out.error || "") + String(err);
+  } finally {
+    ws.close();
+    await fetch(base + "api/kernels/" + kernel.id, {
+      method: "DELETE", headers, credentials: "same-origin"});
+  }
+  return out;
+}
+"""
+"""Run code in a new kernel of the page's server, as JupyterLab's notebook does
+(the REST API with the page's XSRF cookie, then the kernel's websocket)."""
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +203,54 @@ def test_bob_starts_a_server_through_the_charts_hub(stack: ChartStack) -> None:
     (container,) = pod["spec"]["containers"]
     assert container["image"].startswith("ghcr.io/wbspawner/singleuser:")
     assert container["securityContext"]["runAsUser"] == bob.uid_number
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with launch_chromium() as chromium:
+        yield chromium
+
+
+def test_bob_computes_with_dask_through_both_charts_in_a_browser(
+    stack: ChartStack, browser: Browser
+) -> None:
+    """Chromium logs bob in through ``proxy-public``, starts (or finds) his
+    server and runs a notebook cell in it: ``Gateway()`` with no argument
+    reaches the chart's gateway through the dashboards front, the chart's
+    controller starts the scheduler and a worker, and the client reaches the
+    scheduler through the chart's traefik (TLS passthrough by SNI)."""
+    url = hub_url(stack)
+    context = new_context(browser)
+    try:
+        page = context.new_page()
+        fill_login(page, url, "bob")
+        page.click("#login_submit")
+        page.wait_for_url(re.compile(r"/hub/(spawn|home)|/user/bob/"))
+        if "/user/bob/" not in page.url:
+            page.goto(f"{url}/hub/spawn")
+            if "/hub/spawn" in page.url and page.locator("#spawn_form").count():
+                page.click("#profile-item-medium")
+                page.click("#spawn_form button[type=submit]")
+        page.wait_for_url(re.compile(r"/user/bob/lab"), timeout=300_000)
+        expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+        screenshot(page, "charts", "01-jupyterlab")
+        result = page.evaluate(
+            RUN_IN_KERNEL,
+            {"base": "/user/bob/", "code": DASK_CELL, "timeoutMs": 420_000},
+        )
+        # bob stops his server (the module's tests run in any order)
+        page.goto(f"{url}/hub/home")
+        page.locator("#stop").click()
+        expect(page.locator("#start")).to_be_visible(timeout=90_000)
+    finally:
+        context.close()
+    assert result["error"] is None, (result, stack.diagnostics())
+    assert f"DASK-SUM {sum(range(1_000_000))} WORKERS 1" in result["stdout"]
+    done = stack.kubectl_run(
+        "get", "daskclusters", "-o", "json", namespace=GATEWAY_NAMESPACE
+    )
+    clusters = json.loads(done.stdout)["items"]
+    assert clusters, "the gateway made no DaskCluster object"
 
 
 def hub_url(stack: ChartStack) -> str:
