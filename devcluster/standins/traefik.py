@@ -190,6 +190,7 @@ class Provider:
         Raises:
             LookupError: the Service, its port or a ready endpoint is missing.
         """
+        assert self.api is not None, "start() first"
         service = await client.CoreV1Api(self.api).read_namespaced_service(
             backend.name, backend.namespace
         )
@@ -226,13 +227,14 @@ class HttpEntryPoint:
         self.session: aiohttp.ClientSession | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Route one request."""
+        """Route one request (matched and forwarded with its path as sent)."""
+        raw_path, _, query = request.raw_path.partition("?")
         route = rules.pick(
-            self.provider.routes.http.get(self.name, []), request.host, request.path
+            self.provider.routes.http.get(self.name, []), request.host, raw_path
         )
         if route is None:
             return web.Response(status=404, text="404 page not found\n")
-        path, headers = request.path, _forwarded(request)
+        path, headers = raw_path, _forwarded(request)
         for strip in route.middlewares:
             path, prefix = strip.apply(path)
             if prefix:
@@ -242,8 +244,8 @@ class HttpEntryPoint:
         except (ApiException, LookupError):
             return web.Response(status=503, text="Service Unavailable")
         url = f"http://{ip}:{port}{path}"
-        if request.query_string:
-            url += "?" + request.query_string
+        if query:
+            url += "?" + query
         assert self.session is not None
         try:
             async with self.session.request(
