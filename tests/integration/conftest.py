@@ -10,6 +10,7 @@ thread) at the end of the session, also when a test failed:
   ``moto.client("ec2")``. moto keeps its state per *process* (every MotoServer and
   ``mock_aws`` here share it) and any test may ``moto.reset()`` it: create what a test
   needs in that test, with unique names or tags.
+- ``bob_left_stopped``: stops bob's server after a test, whatever it did.
 - ``bob``, ``alice`` (module): the demo users' sessions with the hub of the module's
   ``bench`` fixture (each module that uses them defines ``bench``: its stack),
   logged in with their demo passwords.
@@ -20,6 +21,7 @@ no service starts and no heavy import happen at collection time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -40,6 +42,16 @@ def bob(bench: Workbench) -> HubUser:
     from tests.integration.hub_harness import logged_in  # no import at collection
 
     return logged_in(bench, "bob")
+
+
+@pytest.fixture
+def bob_left_stopped(bench: Workbench, bob: HubUser) -> Iterator[None]:
+    """bob has no server after the test, also when it failed (modules whose
+    tests spawn him use it: ``pytest.mark.usefixtures("bob_left_stopped")``)."""
+    yield
+    from tests.integration.hub_harness import leave_stopped  # no import at collection
+
+    leave_stopped(bench, bob)
 
 
 @pytest.fixture(scope="module")

@@ -198,6 +198,29 @@ class HubUser:
         )
 
 
+def server_model(user: HubUser) -> dict[str, Any]:
+    """Return the user's default server as the hub's REST API shows it."""
+    model = user.api("GET", f"/users/{user.name}")
+    model.raise_for_status()
+    return dict(model.json()["servers"].get("", {}))
+
+
+def leave_stopped(bench: Workbench, user: HubUser) -> None:
+    """Stop the user's server if one runs (after its spawn ended), so that the
+    next test, in any order, starts from a stopped user; nothing while the
+    hub is down."""
+    if bench.hub is None or not bench.hub.running or bench.kube is None:
+        return
+    wait_until(
+        lambda: server_model(user).get("pending") != "spawn",
+        150,
+        f"{user.name}'s spawn ended",
+        1.0,
+    )
+    if server_model(user):
+        user.stop(bench.kube)
+
+
 def logged_in(bench: Workbench, name: str) -> HubUser:
     """Return a demo user's session, logged in with the password ``<name>-pw``."""
     user = HubUser(bench.url, name, f"{name}-pw")

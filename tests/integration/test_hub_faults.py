@@ -30,13 +30,18 @@ from tests.integration.hub_harness import (
     hub_log,
     login_error_on,
     pod_of,
+    server_model,
     stack_on_profiles,
     start_hub_again,
     wait_until,
 )
 from wbspawner.costs.accounting import list_open, open_db
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(420),
+    pytest.mark.usefixtures("bob_left_stopped"),
+]
 
 WARM = """warm:
   timezone: UTC
@@ -66,35 +71,11 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
         yield workbench
 
 
-@pytest.fixture(autouse=True)
-def bob_stopped_after(bench: Workbench, bob: HubUser) -> Iterator[None]:
-    """Each test leaves bob without a server, also when it failed: the next
-    test, in any order, starts him afresh."""
-    yield
-    if bench.hub is None or not bench.hub.running or bench.kube is None:
-        return
-    wait_until(
-        lambda: server_model(bob).get("pending") != "spawn",
-        150,
-        "bob's spawn ended",
-        1.0,
-    )
-    if server_model(bob):
-        bob.stop(bench.kube)
-
-
 def open_records(bench: Workbench, user: str) -> list[Any]:
     """Return the user's open server records in the accounting database."""
     db = bench.state_dir / "hub" / "wbspawner-costs.sqlite"
     with open_db(f"sqlite:///{db}")() as session:
         return [r for r in list_open(session, "server") if r.user == user]
-
-
-def server_model(user: HubUser) -> dict[str, Any]:
-    """Return the user's default server as the hub's REST API shows it."""
-    model = user.api("GET", f"/users/{user.name}")
-    model.raise_for_status()
-    return dict(model.json()["servers"].get("", {}))
 
 
 @contextmanager

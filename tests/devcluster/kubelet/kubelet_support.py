@@ -14,11 +14,16 @@ PY = sys.executable
 
 
 def server(name: str, port: int = 8888, **spec: Any) -> dict[str, Any]:
-    """A pod whose container serves HTTP on ``port`` (bound to 0.0.0.0)."""
+    """A pod whose container serves HTTP on ``port`` (bound to 0.0.0.0).
+
+    Its readiness probe connects to the port: without one a container is
+    ready once it runs, before the server listens (as in Kubernetes), and a
+    test that connects when the pod is ready would race the server's start.
+    """
     cmd = [PY, "-m", "http.server", "--bind", "0.0.0.0", str(port)]
-    return pod_manifest(
-        name, cmd, container={"ports": [{"containerPort": port}]}, **spec
-    )
+    probe = {"tcpSocket": {"port": port}, "periodSeconds": 1}
+    container = {"ports": [{"containerPort": port}], "readinessProbe": probe}
+    return pod_manifest(name, cmd, container=container, **spec)
 
 
 def script(name: str, code: str, **spec: Any) -> dict[str, Any]:
