@@ -29,7 +29,7 @@ dask-gateway chart and its controller write:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,16 +164,25 @@ def http_routes(
 ) -> list[Route]:
     """Return the usable HTTP routes of an entry point, highest priority first."""
     routes = []
-    for obj in ingressroutes:
+    for _, namespace, entry in _route_entries(ingressroutes, entrypoint):
+        route = _http_route(entry, namespace, middlewares, cross_namespace)
+        if route is not None:
+            routes.append(route)
+    return sorted(routes, key=lambda r: -r.priority)
+
+
+def _route_entries(
+    objs: Iterable[Obj], entrypoint: str
+) -> Iterator[tuple[Obj, str, Obj]]:
+    """Yield ``(spec, namespace, route entry)`` of the objects on ``entrypoint``
+    (an object that names no entry points is on every one)."""
+    for obj in objs:
         spec = obj.get("spec") or {}
         namespace = str(_meta(obj).get("namespace", ""))
         if spec.get("entryPoints") and entrypoint not in spec["entryPoints"]:
             continue
         for entry in spec.get("routes") or []:
-            route = _http_route(entry, namespace, middlewares, cross_namespace)
-            if route is not None:
-                routes.append(route)
-    return sorted(routes, key=lambda r: -r.priority)
+            yield spec, namespace, entry
 
 
 def _http_route(
@@ -209,25 +218,20 @@ def tcp_routes(
 ) -> list[Route]:
     """Return the usable TCP routes of an entry point, highest priority first."""
     routes = []
-    for obj in ingressroutetcps:
-        spec = obj.get("spec") or {}
-        namespace = str(_meta(obj).get("namespace", ""))
-        if spec.get("entryPoints") and entrypoint not in spec["entryPoints"]:
-            continue
+    for spec, namespace, entry in _route_entries(ingressroutetcps, entrypoint):
         passthrough = bool((spec.get("tls") or {}).get("passthrough"))
-        for entry in spec.get("routes") or []:
-            rule = str(entry.get("match", ""))
-            services = entry.get("services") or []
-            try:
-                match = parse_rule(rule)
-            except RuleError:
-                continue
-            backend = (
-                _backend(services[0], namespace, cross_namespace) if services else None
-            )
-            if backend is not None:
-                priority = int(entry.get("priority") or len(rule))
-                routes.append(Route(rule, priority, match, backend, (), passthrough))
+        rule = str(entry.get("match", ""))
+        services = entry.get("services") or []
+        try:
+            match = parse_rule(rule)
+        except RuleError:
+            continue
+        backend = (
+            _backend(services[0], namespace, cross_namespace) if services else None
+        )
+        if backend is not None:
+            priority = int(entry.get("priority") or len(rule))
+            routes.append(Route(rule, priority, match, backend, (), passthrough))
     return sorted(routes, key=lambda r: -r.priority)
 
 
