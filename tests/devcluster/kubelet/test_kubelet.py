@@ -53,7 +53,10 @@ async def test_pods_run_on_their_own_ip(api: Api):
     assert "running" in cs["state"] and cs["started"] is True
     conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
     assert conditions["Ready"] == "True" and conditions["PodScheduled"] == "True"
-    assert await _reasons(api, "a") == ["Pulling", "Pulled", "Created", "Started"]
+    # The readiness probe may fail once while the server starts ("Unhealthy",
+    # a Warning, as a kubelet reports it); the lifecycle events come in order.
+    lifecycle = [r for r in await _reasons(api, "a") if r != "Unhealthy"]
+    assert lifecycle == ["Pulling", "Pulled", "Created", "Started"]
 
 
 async def test_image_pull_cached_per_node(api: Api):
