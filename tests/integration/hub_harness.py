@@ -226,6 +226,9 @@ def logged_in(bench: Workbench, name: str) -> HubUser:
     user = HubUser(bench.url, name, f"{name}-pw")
     response = user.login()
     assert response.status_code == 302, response.text[:300]
+    # The API token now: making one reads the XSRF token from the spawn form,
+    # which a running server's redirect would hide once a test starts one.
+    user.token()
     return user
 
 
