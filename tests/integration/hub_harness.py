@@ -31,12 +31,11 @@ from typing import Any, TypeVar
 import requests
 
 from devcluster.demo.workbench import NAMESPACE, Kube, Workbench, wait_for_hub
+from devcluster.services.chp import repo_root
 from devcluster.services.descendants import descendants, reap, still_alive
 from devcluster.services.procs import Proc, free_port
 
 T = TypeVar("T")
-
-ROOT = Path(__file__).resolve().parents[2]
 
 _ACTION = re.compile(r'id="spawn_form"\s+action="([^"]+)"')
 _PROFILE = re.compile(r'<input type="radio"\s+name="profile"[^>]*value="([^"]+)"')
@@ -242,7 +241,7 @@ def stack_on_profiles(
     :class:`Workbench`'s keyword arguments. The stack gets a free port of its own,
     not the demo's 8000 (see tests/conftest.py), and is stopped on the way out.
     """
-    shutil.copytree(ROOT / "profiles", state / "profiles")
+    shutil.copytree(repo_root() / "profiles", state / "profiles")
     for name, text in files.items():
         (state / "profiles" / name).write_text(text, encoding="utf-8")
     with Workbench(state, public_port=free_port(), **options) as workbench:
