@@ -32,9 +32,8 @@ from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
 from devcluster.services.moto_server import MotoServer
 from tests.devcluster.cluster_support import Api
+from tests.paths import REPO
 from tests.process_support import read_line
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+from tests.paths import REPO
+
+ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

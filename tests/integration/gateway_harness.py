@@ -27,9 +27,9 @@ import yaml
 from dask_gateway import BasicAuth, Gateway
 
 from devcluster.services.procs import Proc, free_port, wait_for_http
+from tests.paths import REPO
 from wbspawner.costs.accounting import UsageRecord, open_db
 
-REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "gateway-test-pw"
 PREFIX = "/services/dask-gateway"
 GROUPS = {

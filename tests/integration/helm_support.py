@@ -21,8 +21,8 @@ import yaml
 from traitlets.config import Config
 
 from devcluster.services.tools import ensure_tool
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 HELM_VALUES = REPO / "helm-values"
 K8S = "1.33"
 """The Kubernetes version every rendered object is validated against (strictly)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -28,6 +27,7 @@ from tests.e2e.browser_support import (
 )
 from tests.integration.chart_harness import GATEWAY_NAMESPACE, ChartStack
 from tests.integration.hub_harness import HubUser, wait_until
+from tests.paths import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.charts]
 
@@ -108,7 +108,7 @@ async ({base, code, timeoutMs}) => {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartStack]:
-    built = Path(__file__).resolve().parents[2] / ".cache" / "images" / "hub"
+    built = REPO / ".cache" / "images" / "hub"
     assert (built / "bin").is_dir(), (
         "the image environments are missing: make image-envs"
     )

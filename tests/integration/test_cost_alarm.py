@@ -5,16 +5,15 @@ from __future__ import annotations
 import io
 import os
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.paths import REPO
 from wbspawner.cli import main as cli
 from wbspawner.costs.alarm import BudgetSpec, ensure_budget
 from wbspawner.profiles.loader import load_profiles
 
-REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 POOLS = ("cpu4", "mem64")
 

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from math import ceil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +42,7 @@ from tests.integration.hub_harness import (
     stack_on_profiles,
     wait_until,
 )
+from tests.paths import REPO
 from wbspawner.catalog.pricing import format_price, hourly_cost
 from wbspawner.costs.accounting import (
     MICRO,
@@ -61,7 +61,6 @@ from wbspawner.warmer.snapshot import capacity_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
-ROOT = Path(__file__).resolve().parents[2]
 SEED_NODE = "seed-node"
 """The node of seeded records (none of the cluster's)."""
 BUDGETS = """budgets:
@@ -74,7 +73,7 @@ BUDGETS = """budgets:
 
 
 def cost_file(monthly: int) -> str:
-    shipped = (ROOT / "profiles" / "50-cost.yaml").read_text(encoding="utf-8")
+    shipped = (REPO / "profiles" / "50-cost.yaml").read_text(encoding="utf-8")
     head, found, _ = shipped.partition("budgets:\n")
     assert found, "profiles/50-cost.yaml has no budgets section"
     return head + BUDGETS.format(monthly=monthly)
@@ -291,7 +290,7 @@ def check_row(row: UsageRecord, kube: Kube, node_name: str, form: str) -> None:
     assert row.node == node_name
     assert row.zone == labels["topology.kubernetes.io/zone"] == "us-east-1b"
     assert row.capacity_type == capacity_of(labels)
-    profiles = load_profiles([ROOT / "profiles"])
+    profiles = load_profiles([REPO / "profiles"])
     shown = hourly_cost(profiles.pools["mem64"], row.capacity_type, None, profiles.cost)
     assert row.price_micro_per_hour == to_micro(shown.per_hour)
     assert f"{format_price(shown.per_hour)} {row.capacity_type}" in form

@@ -25,10 +25,10 @@ import pytest
 
 from devcluster.demo.workbench import PUBLIC_PORT
 from devcluster.services.procs import Proc, free_port
+from tests.paths import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
@@ -24,6 +23,7 @@ from tests.integration.gateway_harness import (
     running_gateway,
 )
 from tests.integration.hub_harness import wait_until
+from tests.paths import REPO
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs.accounting import (
     MICRO,
@@ -59,7 +59,7 @@ def cost_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayPr
 
 def expected_price_micro(size_name: str) -> int:
     """$/worker-hour of a size, computed here from the catalogue and profiles."""
-    profiles = load_profiles([Path(__file__).resolve().parents[2] / "profiles"])
+    profiles = load_profiles([REPO / "profiles"])
     size = next(s for s in profiles.dask.worker_sizes if s.name == size_name)
     pool = profiles.pools[size.pool]
     types = load_catalog().types

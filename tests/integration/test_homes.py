@@ -32,6 +32,7 @@ from devcluster.controllers.volumes.ebs import EbsRules
 from devcluster.errors import ApiError
 from devcluster.services.moto_server import MotoServer
 from tests.node_groups_support import create_pool, make_network
+from tests.paths import REPO
 from wbspawner.adapters.kube import Kube
 from wbspawner.cli.main import main
 from wbspawner.homes import MoveFailedError
@@ -49,7 +50,6 @@ from wbspawner.model import POOL_LABEL, ZONE_LABEL, HomeSettings, Pool, Resource
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 NS, USER, CLAIM = "jhub", "alice", "home-alice"
 A, B = "us-east-1a", "us-east-1b"
 ZONES = (A, B, "us-east-1c")

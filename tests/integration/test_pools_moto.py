@@ -30,6 +30,7 @@ import yaml
 
 from devcluster.services import eks_world
 from tests.aws_support import SendErrors
+from tests.paths import REPO
 from wbspawner.adapters.aws import make_client
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.cli import pools as cli_pools
@@ -44,7 +45,6 @@ from wbspawner.profiles.loader import load_profiles
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 PROFILES_DIR = REPO / "profiles"
 REGION = "us-east-1"
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")

@@ -28,6 +28,7 @@ from devcluster.demo.node_groups import CLUSTER, REGION, aws_clients, create_nod
 from devcluster.demo.workbench import Kube, Workbench, prepare_cluster
 from devcluster.services.moto_server import MotoServer
 from devcluster.services.procs import free_port
+from tests.paths import REPO
 from wbspawner.adapters.kube import Kube as WarmerKube
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.costs import accounting
@@ -36,7 +37,6 @@ from wbspawner.naming import group_name
 from wbspawner.profiles.loader import load_profiles
 from wbspawner.warmer.app import WarmerApp
 
-REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 from warm_world import ScaledClock, home_objects, user_pod  # noqa: E402
 

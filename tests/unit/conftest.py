@@ -48,6 +48,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from tests.paths import REPO
 from wbspawner.catalog import sizing
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.cli import main as cli
@@ -58,7 +59,6 @@ from wbspawner.pools.nodes import required_ami_parameters
 from wbspawner.profiles.loader import load_profiles
 from wbspawner.profiles.parsers import with_measured
 
-REPO = Path(__file__).resolve().parents[2]
 BASE_POOL = "mem64"
 """The shipped pool whose values fill the fields of ``make_pool`` without default."""
 

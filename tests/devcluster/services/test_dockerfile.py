@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from devcluster.services import dockerfile
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.paths import REPO
 
 
 def test_the_hub_image_installs_its_pins_from_its_build_inputs():

@@ -10,8 +10,6 @@ import pytest
 from devcluster.services import image_envs
 from devcluster.services.image_envs import Environments, ImageEnvError, repository
 
-REPO = Path(__file__).resolve().parents[3]
-
 
 @pytest.mark.parametrize(
     ("image", "expected"),

@@ -17,8 +17,7 @@ import pytest
 
 from devcluster.services.descendants import descendants, reap, still_alive
 from devcluster.services.procs import Proc, lifeline_argv
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.paths import REPO
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

@@ -19,6 +19,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from tests.aws_support import SendErrors, error_response, record_backoff
+from tests.paths import REPO
 from wbspawner.adapters.aws import (
     MAX_ATTEMPTS,
     RETRY_MODE,
@@ -31,7 +32,6 @@ from wbspawner.adapters.aws import (
 )
 from wbspawner.errors import PermanentAwsError, TemporaryAwsError
 
-REPO = Path(__file__).resolve().parents[3]
 GROUP = {"AutoScalingGroupName": "g1", "MinSize": 0, "MaxSize": 1}
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import ast
 from functools import cache
-from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[3] / "wbspawner"
+from tests.paths import REPO
+
+PACKAGE = REPO / "wbspawner"
 HTTP_CLIENTS = (
     "aiohttp",
     "http.client",

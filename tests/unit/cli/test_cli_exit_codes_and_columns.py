@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.paths import REPO
 from wbspawner.cli.main import build_parser, main
 from wbspawner.cli.util import CliContext, endpoint_url
 
-REPO = Path(__file__).resolve().parents[3]
 PROFILES = REPO / "profiles"
 
 

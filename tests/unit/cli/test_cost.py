@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import REPO
 from wbspawner.costs.accounting import open_db, record_start, record_stop
 
-REPO = Path(__file__).resolve().parents[3]
 PROFILES = str(REPO / "profiles")
 SCENARIOS = REPO / "costs" / "scenarios"
 

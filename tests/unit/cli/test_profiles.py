@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import REPO
 from wbspawner.cli import main as cli
 
-REPO = Path(__file__).resolve().parents[3]
 PROFILES = REPO / "profiles"
 BROKEN = REPO / "tests" / "broken_profiles"
 CASES = sorted(p for p in BROKEN.iterdir() if p.is_dir())

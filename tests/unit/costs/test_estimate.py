@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
+from tests.paths import REPO
 from wbspawner.catalog.pricing import HOURS_PER_MONTH
 from wbspawner.costs.estimate import Estimate, estimate, window_hours_per_month
 from wbspawner.costs.scenario import load_scenario, parse_scenario
 from wbspawner.errors import ProfileConfigError
 from wbspawner.model import Catalog, Profiles
 
-REPO = Path(__file__).resolve().parents[3]
 SCENARIOS = REPO / "costs" / "scenarios"
 Run = Callable[..., Estimate]
 

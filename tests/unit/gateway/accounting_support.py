@@ -8,19 +8,18 @@ memory), the example profiles, and a clock the test sets (``now``).
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from dask_gateway_server.backends.base import Backend
 from traitlets.config import Config
 
+from tests.paths import REPO
 from wbspawner.gateway.accounting import CostAccountingMixin
 from wbspawner.gateway.options import ENV_POOL, ENV_SIZE
 from wbspawner.model import Profiles
 from wbspawner.profiles.loader import load_profiles
 
-REPO = Path(__file__).resolve().parents[3]
 T0 = datetime(2026, 3, 2, 9, 0)
 
 

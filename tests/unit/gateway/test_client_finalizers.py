@@ -18,11 +18,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.paths import REPO
+
 FIX = "packages/wb-dask-gateway-fix"
 
 # A Gateway reachable only through a reference cycle, as a refused new_cluster()

@@ -7,12 +7,12 @@ clusters, ignored ``max_gpus``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from dask_gateway_server.models import User
 
+from tests.paths import REPO
 from wbspawner.gateway.limits import (
     ClusterUsage,
     default_workers,
@@ -23,7 +23,6 @@ from wbspawner.gateway.options import BackendKind, OptionsContext, cluster_optio
 from wbspawner.model import DaskLimits, Profiles
 from wbspawner.profiles.loader import load_profiles
 
-REPO = Path(__file__).resolve().parents[3]
 BOB = User("bob", groups=["jupyter-users"])
 GINA = User("gina", groups=["jupyter-users", "gpu-users"])
 ALICE = User("alice", groups=["jupyter-users", "jupyter-admins"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -12,13 +11,13 @@ import pytest
 import yaml
 from dask_gateway_server.models import User
 
+from tests.paths import REPO
 from wbspawner.gateway import netpol
 from wbspawner.gateway.netpol import GatewaySelector, PodRef
 from wbspawner.gateway.options import OptionsContext, cluster_options_for
 from wbspawner.model import USER_LABEL, Profiles
 from wbspawner.spawn.manifests import label_value
 
-REPO = Path(__file__).resolve().parents[3]
 STATIC = REPO / "helm-values" / "dask-networkpolicy.yaml"
 K8S = "1.33"
 NS, HUB_NS = "dask-gateway", "jhub"

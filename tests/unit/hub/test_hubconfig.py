@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
+from tests.paths import REPO
 from wbspawner.gateway.config import GatewaySettingsError
 from wbspawner.hub import hubconfig
 from wbspawner.hub.ldap import GroupMapper
 from wbspawner.hub.settings import Settings
 from wbspawner.model import Profiles
 
-ROOT = Path(__file__).resolve().parents[3]
 ENV = {
     "WBSPAWNER_LDAP_SERVER": "ldap.example.org",
     "WBSPAWNER_LDAP_BIND_DN_TEMPLATE": "uid={username},ou=people,dc=example,dc=org",
@@ -184,11 +184,11 @@ def test_jupyterhub_config_file_applies_the_environment(
 ) -> None:
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("WBSPAWNER_PROFILES", str(ROOT / "profiles"))
+    monkeypatch.setenv("WBSPAWNER_PROFILES", str(REPO / "profiles"))
     monkeypatch.setenv("WBSPAWNER_STATE_DIR", str(tmp_path))
     c = Config()
     namespace: dict[str, Any] = {"get_config": lambda: c, "__file__": "x"}
-    code = (ROOT / "jupyterhub_config.py").read_text(encoding="utf-8")
+    code = (REPO / "jupyterhub_config.py").read_text(encoding="utf-8")
     assert len(code.splitlines()) <= 60
     exec(compile(code, "jupyterhub_config.py", "exec"), namespace)
     assert c.JupyterHub.spawner_class == "workbench"

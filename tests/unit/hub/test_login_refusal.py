@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 from tornado import web
 from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
+from tests.paths import REPO
 from wbspawner.hub import hubconfig
 from wbspawner.hub.ldap import not_in_group_message
 from wbspawner.hub.login import WorkbenchLDAPAuthenticator
 from wbspawner.hub.settings import Settings
 from wbspawner.profiles.loader import load_profiles
 
-ROOT = Path(__file__).resolve().parents[3]
 USERS = "cn=jupyter-users,ou=groups,dc=example,dc=org"
 ADMINS = "cn=jupyter-admins,ou=groups,dc=example,dc=org"
 
@@ -86,9 +85,9 @@ async def test_a_full_login_in_no_group_raises_instead_of_returning_none() -> No
 
 
 def test_hub_config_uses_it_with_the_profiles_groups() -> None:
-    profiles = load_profiles([ROOT / "profiles"])
+    profiles = load_profiles([REPO / "profiles"])
     env = {
-        "WBSPAWNER_PROFILES": str(ROOT / "profiles"),
+        "WBSPAWNER_PROFILES": str(REPO / "profiles"),
         "WBSPAWNER_LDAP_SERVER": "ldap.example.org",
         "WBSPAWNER_LDAP_BIND_DN_TEMPLATE": "uid={username},ou=people,dc=example",
         "WBSPAWNER_LDAP_GROUP_DN_TEMPLATE": "cn={group},ou=groups,dc=example",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from traitlets.config import Config
 
+from tests.paths import REPO
 from wbspawner.hub import hubconfig
 from wbspawner.hub.settings import Settings
 from wbspawner.profiles.loader import load_profiles
 
-ROOT = Path(__file__).resolve().parents[3]
 LDAP = {
     "WBSPAWNER_LDAP_SERVER": "ldap.example.org",
     "WBSPAWNER_LDAP_BIND_DN_TEMPLATE": "uid={username},ou=people,dc=example",
@@ -67,7 +65,7 @@ def test_the_proxy_command_carries_it() -> None:
         WBSPAWNER_PROXY_COMMAND="/opt/chp",
         WBSPAWNER_HUB_BIND_URL="http://127.0.0.1:45678",
     )
-    hubconfig.apply(c, chosen, load_profiles([ROOT / "profiles"]))
+    hubconfig.apply(c, chosen, load_profiles([REPO / "profiles"]))
     assert c.ConfigurableHTTPProxy.command == [
         "/opt/chp",
         "--default-target=http://127.0.0.1:45678",

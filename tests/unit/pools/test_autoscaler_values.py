@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import yaml
 
+from tests.paths import REPO
 from wbspawner.model import Catalog, Profiles
 from wbspawner.naming import group_regex
 from wbspawner.pools.autoscaler_values import (
@@ -21,7 +21,6 @@ from wbspawner.pools.autoscaler_values import (
 )
 from wbspawner.pools.desired import desired_state
 
-REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / "helm-values" / "cluster-autoscaler.yaml"
 
 

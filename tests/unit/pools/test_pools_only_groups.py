@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.paths import REPO
 from tests.unit.pools.pools_support import observed_asg
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.naming import group_name
@@ -16,7 +15,6 @@ from wbspawner.pools.observed import ObservedAsg, ObservedState
 from wbspawner.pools.plan import make_plan, only_groups
 from wbspawner.profiles.loader import load_profiles
 
-REPO = Path(__file__).resolve().parents[3]
 CLUSTER, REGION = "dev", "us-east-1"
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.paths import REPO
 from wbspawner.cli.main import main
 from wbspawner.model import Catalog, Profiles
 from wbspawner.pools.desired import desired_state
@@ -21,7 +21,6 @@ from wbspawner.pools.render import (
     to_yaml,
 )
 
-REPO = Path(__file__).resolve().parents[3]
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 EKSCTL_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]*$")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.paths import REPO
 from wbspawner.catalog import sizing
 from wbspawner.errors import ProfileConfigError
 from wbspawner.model import Catalog, Profiles
@@ -23,7 +24,6 @@ from wbspawner.profiles.loader import (
 )
 from wbspawner.profiles.safe_yaml import parse_yaml
 
-REPO = Path(__file__).resolve().parents[3]
 PROFILES = REPO / "profiles"
 EXAMPLES = sorted(p for p in (PROFILES / "examples").iterdir() if p.is_dir())
 

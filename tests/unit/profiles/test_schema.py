@@ -11,11 +11,10 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from tests.paths import REPO
 from wbspawner import model
 from wbspawner.profiles.safe_yaml import parse_yaml
 from wbspawner.profiles.schema import profiles_schema, schema_problems
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def _walk(node: Any, where: str) -> Iterator[tuple[str, Mapping[str, Any]]]:

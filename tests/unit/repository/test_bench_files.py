@@ -12,10 +12,10 @@ from pathlib import Path
 
 import yaml
 
+from tests.paths import REPO
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.profiles.loader import load_profiles
 
-REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "bench"))
 
 import make_workday_trace  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.paths import REPO
 
 
 def test_profiles_reference_matches_the_schema(
@@ -14,21 +14,21 @@ def test_profiles_reference_matches_the_schema(
     """docs/profiles.md equals `wbspawner schema` (regenerate it after edits)."""
     code, out, _ = run_cli("schema")
     assert code == 0
-    committed = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
+    committed = (REPO / "docs" / "profiles.md").read_text(encoding="utf-8")
     assert committed == out, (
         "docs/profiles.md is stale: run `wbspawner schema > docs/profiles.md`"
     )
 
 
 def test_readme_shows_the_two_commands() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "make demo" in readme and "make test" in readme
-    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert "make test" in ci
 
 
 def _readme_yaml_blocks() -> list[str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     return [part.split("```", 1)[0] for part in readme.split("```yaml\n")[1:]]
 
 
@@ -50,7 +50,7 @@ def test_readme_profiles_examples_validate(tmp_path: Path) -> None:
         into.mkdir()
         example = yaml.safe_load(block)
         if "pools" not in example:
-            for path in sorted((ROOT / "profiles").glob("*.yaml")):
+            for path in sorted((REPO / "profiles").glob("*.yaml")):
                 shipped = yaml.safe_load(path.read_text(encoding="utf-8"))
                 kept = {k: v for k, v in shipped.items() if k not in example}
                 if kept:

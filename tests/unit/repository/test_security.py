@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes_asyncio.client import ApiClient
 from kubespawner.objects import make_pod
 
+from tests.paths import REPO
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.errors import UserFacingError
 from wbspawner.gateway import pods
@@ -26,7 +26,6 @@ from wbspawner.model import Profiles
 from wbspawner.profiles.loader import load_profiles
 from wbspawner.spawn import manifests
 
-REPO = Path(__file__).resolve().parents[3]
 PROFILE_SETS = {
     "profiles": REPO / "profiles",
     **{

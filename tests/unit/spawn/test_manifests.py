@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.paths import REPO
 from wbspawner.errors import UserFacingError
 from wbspawner.homes.policy import zone_of_pv
 from wbspawner.model import HomeSettings, Profiles
@@ -29,8 +29,7 @@ from wbspawner.spawn.manifests import (
     security_context,
 )
 
-ROOT = Path(__file__).resolve().parents[3]
-GOLDEN = ROOT / "tests" / "golden"
+GOLDEN = REPO / "tests" / "golden"
 UPDATE_GOLDEN = os.environ.get("WBSPAWNER_UPDATE_GOLDEN") == "1"
 BOB = SpawnUser(name="bob", uid=10002, gid=100, home_size_gib=20)
 

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.paths import REPO
 from wbspawner.errors import UserFacingError
 from wbspawner.model import Profiles
 from wbspawner.profiles.loader import load_profiles
 from wbspawner.spawn.selection import options_from_form, select
 
-ROOT = Path(__file__).resolve().parents[3]
 BOB = (["jupyter-users"], False)
 
 
 @pytest.fixture(scope="module")
 def profiles() -> Profiles:
-    return load_profiles([ROOT / "profiles"])
+    return load_profiles([REPO / "profiles"])
 
 
 @pytest.mark.parametrize(

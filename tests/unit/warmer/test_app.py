@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from tests.paths import REPO
 from wbspawner.adapters.hubapi import sizes_from_users
 from wbspawner.hub import warmer_service as hub
 from wbspawner.hub.settings import Settings
 from wbspawner.model import POOL_LABEL, USER_LABEL, ZONE_LABEL
 from wbspawner.warmer.app import WarmerApp
 
-REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 11, 25, 14, tzinfo=UTC)  # Wednesday 09:00 in New York
 WARM = """
 warm:
