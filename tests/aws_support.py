@@ -12,18 +12,24 @@ AWS. Attempts it does not answer go on to whatever else answers ``before-send``
   and counts every attempt.
 - :func:`error_response`: an error answer in the client's protocol.
 - :func:`record_backoff`: makes botocore's backoff instant and records it.
+- :func:`gives_up`: checks that a call whose every attempt fails is sent
+  exactly ``MAX_ATTEMPTS`` times and ends in the advice of a temporary error.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import botocore.endpoint
 import pytest
 from botocore.awsrequest import AWSResponse
+
+from wbspawner.adapters.aws import MAX_ATTEMPTS
+from wbspawner.errors import TemporaryAwsError
 
 
 class _Raw(io.BytesIO):
@@ -119,3 +125,27 @@ def record_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(botocore.endpoint, "time", _Time)
     return delays
+
+
+def gives_up(
+    client: Any, operation: str, error: tuple[int, str], call: Callable[[], object]
+) -> TemporaryAwsError:
+    """Answer every attempt of ``operation`` with ``error``; check the call gives up.
+
+    Args:
+        client: the client ``call`` uses.
+        operation: the API name whose attempts all fail, e.g. ``DescribeVolumes``.
+        error: ``(status, code)`` of every answer.
+        call: makes the call through the code under test.
+
+    Returns:
+        The error the call raised, for its message and code to be checked; it
+        has already been checked to end in "Gave up after MAX_ATTEMPTS
+        attempts." after exactly ``MAX_ATTEMPTS`` attempts.
+    """
+    hook = SendErrors(client, operation, *[error] * (MAX_ATTEMPTS + 1))
+    with pytest.raises(TemporaryAwsError) as info:
+        call()
+    assert hook.attempts == MAX_ATTEMPTS
+    assert re.search(rf"Gave up after {MAX_ATTEMPTS} attempts\.$", str(info.value))
+    return info.value

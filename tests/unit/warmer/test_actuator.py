@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
+from tests.unit.warmer.clock_support import NOW, A, B
 from wbspawner.errors import WbError
 from wbspawner.model import CAPACITY_LABEL, POOL_LABEL, ZONE_LABEL, Pool, Resources
 from wbspawner.warmer.actuator import (
@@ -23,9 +23,6 @@ from wbspawner.warmer.actuator import (
 )
 from wbspawner.warmer.asgmin import AsgMinActuator
 from wbspawner.warmer.policy import AsgMinTarget, PlaceholderTarget, WarmPlan
-
-A, B = "us-east-1a", "us-east-1b"
-NOW = datetime(2026, 11, 25, 14, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")

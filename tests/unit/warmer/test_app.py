@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.paths import REPO
+from tests.unit.warmer.clock_support import NOW
 from wbspawner.adapters.hubapi import sizes_from_users
 from wbspawner.hub import warmer_service as hub
 from wbspawner.hub.settings import Settings
 from wbspawner.model import POOL_LABEL, USER_LABEL, ZONE_LABEL
 from wbspawner.warmer.app import WarmerApp
 
-NOW = datetime(2026, 11, 25, 14, tzinfo=UTC)  # Wednesday 09:00 in New York
 WARM = """
 warm:
   timezone: UTC

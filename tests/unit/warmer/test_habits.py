@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.unit.warmer.clock_support import NOW
 from wbspawner.costs.accounting import Start, open_db, record, record_stop
 from wbspawner.model import WarmSettings
 from wbspawner.warmer.habits import HabitReader
 from wbspawner.warmer.schedule import HabitWindow, habit_minutes
 
 NY = ZoneInfo("America/New_York")
-NOW = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)  # 09:00 in New York
 SETTINGS = WarmSettings(timezone="America/New_York", habit_days=28)
 
 

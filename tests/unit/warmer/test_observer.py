@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from tests.unit.warmer.clock_support import NOW, A, B
 from wbspawner.model import CAPACITY_LABEL, POOL_LABEL, USER_LABEL, ZONE_LABEL
 from wbspawner.warmer.observer import (
     Observer,
@@ -21,9 +22,6 @@ from wbspawner.warmer.snapshot import (
     node_info,
     pod_info,
 )
-
-NOW = datetime(2026, 11, 25, 14, tzinfo=UTC)
-A, B = "us-east-1a", "us-east-1b"
 
 
 def stamp(minutes_ago: float) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.unit.warmer.clock_support import NOW, A, B
 from wbspawner.catalog.pricing import hourly_cost
 from wbspawner.model import CostSettings, Profiles
 from wbspawner.spawn.progress import boot_minutes
@@ -23,9 +24,6 @@ from wbspawner.warmer.snapshot import ClusterSnapshot, NodeInfo, PodInfo
 from wbspawner.warmer.status import StatusView, status_json
 from wbspawner.warmer.svg import Series, line_chart_svg
 from wbspawner.warmer.web import render_page
-
-NOW = datetime(2026, 11, 25, 14, tzinfo=UTC)
-A, B = "us-east-1a", "us-east-1b"
 
 
 def placeholder(
