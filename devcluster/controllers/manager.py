@@ -5,12 +5,15 @@ cloud (Deployments and ReplicaSets, :mod:`devcluster.controllers.workloads.loop`
 EndpointSlices and Endpoints, :mod:`devcluster.controllers.endpoints.loop`;
 CustomResourceDefinitions, :mod:`devcluster.controllers.crds`) and
 returns :class:`CoreControllers` (``stop()``). ``start_controllers(store, config, aws)``
-starts the scheduler
-(:mod:`devcluster.controllers.scheduler.loop`), the PV and attach/detach controllers
-(:mod:`devcluster.controllers.volumes.loop`) and Cluster Autoscaler
-(:mod:`devcluster.controllers.autoscaler.loop`) against one store and one moto server,
-and returns :class:`Controllers`: ``stop()``, ``status()``, ``interrupt_spot(node)``,
-``set_spot_capacity(type, zone, available)`` and ``remove_node(name)``.
+starts the scheduler (:mod:`devcluster.controllers.scheduler.loop`), the PV and
+attach/detach controllers (:mod:`devcluster.controllers.volumes.loop`), Cluster
+Autoscaler (:mod:`devcluster.controllers.autoscaler.loop`) and
+aws-node-termination-handler's stand-in (:mod:`devcluster.controllers.termination`,
+which also takes drills from a node annotation) against one store and one moto
+server, and returns
+:class:`Controllers`: ``stop()``, ``status()``, ``interrupt_spot(node)``,
+``recommend_rebalance(node)``, ``set_spot_capacity(type, zone, available)`` and
+``remove_node(name)``.
 """
 
 from __future__ import annotations
@@ -21,24 +24,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from devcluster.apiserver.store import Store
 from devcluster.config import ClusterConfig
 from devcluster.controllers.autoscaler.asg import AsgActuator
-from devcluster.controllers.autoscaler.decisions import blocks_scale_down
 from devcluster.controllers.autoscaler.loop import AutoscalerLoop
 from devcluster.controllers.crds import CrdLoop
 from devcluster.controllers.endpoints.loop import EndpointsLoop
-from devcluster.controllers.loops import NTH, SPOT_ITN_TAINT, Loop, emit, ns_name
-from devcluster.controllers.nodes import instance_id_of
-from devcluster.controllers.predicates import UNSCHEDULABLE_TAINT, is_terminating
+from devcluster.controllers.loops import Loop, ns_name
 from devcluster.controllers.scheduler.loop import SchedulerLoop
+from devcluster.controllers.termination import TerminationHandler
 from devcluster.controllers.volumes.ebs import EbsRules
 from devcluster.controllers.volumes.loop import VolumeLoop
 from devcluster.controllers.workloads.loop import DeploymentLoop, ReplicaSetLoop
 from devcluster.errors import ApiError
-from devcluster.timestamps import now_iso
 from wbspawner.model import Catalog, SizingSettings
 
 log = logging.getLogger(__name__)
@@ -118,13 +116,19 @@ class Controllers:
         self.autoscaler = AutoscalerLoop(
             store, config, actuator, catalog, sizing, self.remove_node
         )
+        self.termination = TerminationHandler(
+            store,
+            config,
+            self._terminate,
+            self.remove_node,
+            self.autoscaler.interrupting,
+        )
         self._unsubscribe: list[Callable[[], None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def loops(self) -> tuple[Loop, ...]:
         """Every control loop."""
-        return (self.scheduler, self.volumes, self.autoscaler)
+        return (self.scheduler, self.volumes, self.autoscaler, self.termination)
 
     def start(self) -> None:
         """Subscribe the loops to the store and start them."""
@@ -137,9 +141,6 @@ class Controllers:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         for loop in self.loops:
             await loop.stop()
 
@@ -167,75 +168,19 @@ class Controllers:
     async def interrupt_spot(self, node_name: str) -> asyncio.Task[None]:
         """Deliver a spot interruption notice to a node, like AWS + NTH.
 
-        The node is cordoned and tainted at once, its pods are drained (deleted
-        with their grace period), and after ``spot_notice_s`` the instance is
-        terminated (the ASG keeps its desired capacity and may replace it) and the
-        node and any pods left on it are gone. Returns the task that finishes then.
+        See :class:`devcluster.controllers.termination.TerminationHandler`;
+        returns the task that ends when the node is gone.
         """
-        node = self.store.get("nodes", None, node_name)
-        instance_id, stamp = instance_id_of(node), now_iso()
-        taints = [
-            t
-            for t in (node.get("spec") or {}).get("taints") or []
-            if t.get("key") != UNSCHEDULABLE_TAINT
-        ]
-        taints += [
-            {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule", "timeAdded": stamp},
-            {
-                "key": SPOT_ITN_TAINT,
-                "value": f"spot-itn-{instance_id}",
-                "effect": "NoSchedule",
-                "timeAdded": stamp,
-            },
-        ]
-        node = self.store.patch(
-            "nodes",
-            None,
-            node_name,
-            {"spec": {"unschedulable": True, "taints": taints}},
-        )
-        self.autoscaler.interrupting.add(node_name)
-        emit(
-            self.store,
-            node,
-            "SpotInterruption",
-            f"Spot Interruption notice for instance {instance_id} was sent at {stamp}",
-            type_="Warning",
-            source=NTH,
-        )
-        for pod in list(self.store.items_raw("pods")):
-            if (pod.get("spec") or {}).get(
-                "nodeName"
-            ) == node_name and blocks_scale_down(pod, 0, -(2**31)):
-                if not is_terminating(pod):
-                    with contextlib.suppress(ApiError):
-                        self.store.delete("pods", *ns_name(pod))
-        emit(
-            self.store,
-            node,
-            "CordonAndDrain",
-            "Node successfully cordoned and drained",
-            source=NTH,
-        )
-        task = asyncio.create_task(self._spot_gone(node_name, instance_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return await self.termination.interrupt_spot(node_name)
 
-    async def _spot_gone(self, node_name: str, instance_id: str | None) -> None:
-        await asyncio.sleep(self.config.real(self.config.spot_notice_s))
-        if instance_id is not None:
-            try:
-                await asyncio.to_thread(
-                    self.actuator.autoscaling.terminate_instance_in_auto_scaling_group,
-                    InstanceId=instance_id,
-                    ShouldDecrementDesiredCapacity=False,
-                )
-            except ClientError as err:
-                log.warning("terminating interrupted instance %s: %s", instance_id, err)
-        await self.remove_node(node_name)
-        self.autoscaler.interrupting.discard(node_name)
-        log.info("spot node %s (%s) is gone", node_name, instance_id)
+    def recommend_rebalance(self, node_name: str) -> None:
+        """Deliver a rebalance recommendation to a node (cordon and taint, no drain)."""
+        self.termination.recommend_rebalance(node_name)
+
+    def _terminate(self, instance_id: str) -> None:
+        self.actuator.autoscaling.terminate_instance_in_auto_scaling_group(
+            InstanceId=instance_id, ShouldDecrementDesiredCapacity=False
+        )
 
 
 def _clients(aws: Any, region: str) -> tuple[Any, Any]:

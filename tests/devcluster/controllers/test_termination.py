@@ -1,0 +1,173 @@
+"""Spot notices as aws-node-termination-handler shows them, delivered from outside.
+
+The first tests annotate a node in the store, as any API client would; the last
+run ``python -m devcluster.drill`` as a process against a devcluster over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devcluster.apiserver.store import Store
+from devcluster.cluster import Cluster
+from devcluster.controllers.manager import Controllers
+from devcluster.controllers.termination import DRILL_ANNOTATION
+from tests.devcluster.controllers.controller_support import events, node_of, user_pod
+from tests.node_groups_support import MakePool
+from tests.paths import REPO
+from wbspawner.model import USER_LABEL
+
+pytestmark = pytest.mark.integration
+
+ITN = "aws-node-termination-handler/spot-itn"
+REBALANCE = "aws-node-termination-handler/rebalance-recommendation"
+
+
+def taints(store: Store, node: str) -> dict[str, dict[str, Any]]:
+    found = store.get("nodes", None, node)["spec"].get("taints") or []
+    return {t["key"]: t for t in found}
+
+
+def annotations(store: Store, node: str) -> dict[str, str]:
+    return store.get("nodes", None, node)["metadata"].get("annotations") or {}
+
+
+async def spot_node(store: Store, make_pool: MakePool, eventually: Any) -> str:
+    make_pool("mem16", zones=["us-east-1a"], capacities=["spot"])
+    store.create("pods", "jhub", user_pod("frank", "mem16", "r5.large"))
+    node: str = await eventually(lambda: node_of(store, "frank"))
+    return node
+
+
+def drill(store: Store, node: str, value: str) -> None:
+    store.patch(
+        "nodes", None, node, {"metadata": {"annotations": {DRILL_ANNOTATION: value}}}
+    )
+
+
+async def test_a_drill_annotation_delivers_a_spot_interruption(
+    store: Store, controllers: Controllers, make_pool: MakePool, eventually: Any
+) -> None:
+    node = await spot_node(store, make_pool, eventually)
+    drill(store, node, "spot-interruption")
+    notice = await eventually(lambda: events(store, node, "SpotInterruption"))
+    assert notice[0]["type"] == "Warning"
+    assert notice[0]["source"]["component"] == "aws-node-termination-handler"
+    assert taints(store, node)[ITN]["effect"] == "NoSchedule"
+    assert taints(store, node)[ITN]["value"].startswith("spot-itn-i-")
+    assert DRILL_ANNOTATION not in annotations(store, node)
+    assert events(store, node, "CordonAndDrain")
+    await eventually(lambda: not store.exists("pods", "jhub", "frank"))
+    await eventually(lambda: not store.exists("nodes", None, node))
+
+
+async def test_a_rebalance_recommendation_cordons_without_draining(
+    store: Store, controllers: Controllers, make_pool: MakePool, eventually: Any
+) -> None:
+    node = await spot_node(store, make_pool, eventually)
+    drill(store, node, "rebalance-recommendation")
+    await eventually(lambda: events(store, node, "RebalanceRecommendation"))
+    assert taints(store, node)[REBALANCE]["effect"] == "NoSchedule"
+    assert ITN not in taints(store, node)
+    assert store.get("nodes", None, node)["spec"]["unschedulable"] is True
+    assert DRILL_ANNOTATION not in annotations(store, node)
+    pod = store.get("pods", "jhub", "frank")
+    assert not pod["metadata"].get("deletionTimestamp")
+    await asyncio.sleep(controllers.config.real(controllers.config.spot_notice_s) * 2)
+    assert store.exists("nodes", None, node)
+
+
+async def test_an_unknown_drill_is_taken_off_with_the_known_ones(
+    store: Store, controllers: Controllers, make_pool: MakePool, eventually: Any
+) -> None:
+    node = await spot_node(store, make_pool, eventually)
+    drill(store, node, "spot")
+    refused = await eventually(lambda: events(store, node, "DrillRefused"))
+    assert refused[0]["message"] == (
+        "devcluster.wbspawner.io/drill='spot' is not a drill devcluster knows; "
+        "use one of: spot-interruption, rebalance-recommendation"
+    )
+    assert DRILL_ANNOTATION not in annotations(store, node)
+    assert not store.get("nodes", None, node)["spec"].get("unschedulable")
+
+
+async def run_drill(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "devcluster.drill",
+        *args,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def server_pod(user: str, node: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"jupyter-{user}",
+            "labels": {"component": "singleuser-server", USER_LABEL: user},
+        },
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "notebook", "image": "python:3.11"}],
+        },
+    }
+
+
+async def test_the_drill_command_finds_a_users_node_and_waits_for_the_notice(
+    full_cluster: Cluster, tmp_path: Path
+) -> None:
+    assert full_cluster.store is not None
+    kubeconfig = full_cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    full_cluster.store.create("pods", "jhub", server_pod("bob", "core"))
+
+    status, out, err = await run_drill(
+        "spot-interruption", "--user", "bob", "--kubeconfig", str(kubeconfig)
+    )
+    assert (status, err) == (0, "")
+    shown = json.loads(out)
+    assert shown["node"] == "core"
+    assert shown["notice"] == "spot-interruption"
+    assert shown["taint"].startswith(f"{ITN}=spot-itn-")
+    assert shown["taint"].endswith(":NoSchedule")
+    assert shown["at"]
+
+
+async def test_the_drill_command_explains_what_it_cannot_do(
+    full_cluster: Cluster, tmp_path: Path
+) -> None:
+    kubeconfig = full_cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    cases = [
+        (
+            ["spot-interruption", "--user", "nobody", "--kubeconfig", str(kubeconfig)],
+            "drill: nobody has no server on a node in namespace jhub\n",
+        ),
+        (
+            ["rebalance-recommendation", "ghost", "--kubeconfig", str(kubeconfig)],
+            "drill: not found: /api/v1/nodes/ghost\n",
+        ),
+        (
+            ["spot-interruption", "core"],
+            "drill: no kubeconfig: pass --kubeconfig or set KUBECONFIG\n",
+        ),
+    ]
+    for args, message in cases:
+        assert await run_drill(*args) == (1, "", message)
