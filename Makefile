@@ -18,7 +18,7 @@ CONFORMANCE_ARGS ?=
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help setup system venv checkov conformance-venv conformance image-envs lint test test-charts test-unit demo bench clean
+.PHONY: help setup system venv lab-notices checkov conformance-venv conformance image-envs lint test test-charts test-unit demo bench clean
 
 help:
 	@echo "make demo   start the whole workbench locally and print the URL and logins"
@@ -36,12 +36,29 @@ system:
 # editable: its .pth file is only in a built wheel).
 DASK_GATEWAY_FIX := packages/wb-dask-gateway-fix
 
-$(STAMP): pyproject.toml constraints.txt $(shell find $(DASK_GATEWAY_FIX) -type f -not -path '*/build/*' -not -path '*.egg-info*' -not -name '*.pyc')
+# packages/wb-lab-notices is built as the notebook images build it: its JupyterLab
+# half with npm (package-lock.json) and `jupyter labextension build` from this
+# venv's JupyterLab, then installed (not editable) with its server half.
+LAB_NOTICES := packages/wb-lab-notices
+LAB_NOTICES_SRC := $(LAB_NOTICES)/package.json $(LAB_NOTICES)/package-lock.json $(LAB_NOTICES)/src/index.js
+LAB_NOTICES_BUILT := $(LAB_NOTICES)/labextension/package.json
+
+$(STAMP): pyproject.toml constraints.txt $(shell find $(DASK_GATEWAY_FIX) $(LAB_NOTICES) -type f -not -path '*/build/*' -not -path '*.egg-info*' -not -name '*.pyc' -not -path '*/node_modules/*' -not -path '*/labextension/*')
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]' ./$(DASK_GATEWAY_FIX)
+	$(MAKE) --no-print-directory lab-notices
+	$(PY) -m pip install --quiet -c constraints.txt ./$(LAB_NOTICES)
 	@touch $(STAMP)
+
+$(LAB_NOTICES_BUILT): $(LAB_NOTICES_SRC)
+	@command -v npm >/dev/null || { echo "make lab-notices: npm is missing (make system installs it)" >&2; exit 1; }
+	cd $(LAB_NOTICES) && npm ci --no-audit --no-fund --loglevel=error
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyter labextension build $(LAB_NOTICES)
+	@test -f $@ && touch $@
+
+lab-notices: $(LAB_NOTICES_BUILT)
 
 venv: $(STAMP)
 
@@ -85,7 +102,7 @@ conformance: system venv conformance-venv
 # devcluster runs a pod's container in the environment its image maps to
 # (images/environments.yaml). The builder skips environments whose inputs did
 # not change. configurable-http-proxy comes from `make system`.
-image-envs: venv system
+image-envs: venv system lab-notices
 	$(PY) -m devcluster.services.image_envs
 
 lint: venv
@@ -119,4 +136,5 @@ bench: setup
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .cache build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache build *.egg-info .pytest_cache .mypy_cache .ruff_cache \
+	  $(LAB_NOTICES)/node_modules $(LAB_NOTICES)/labextension

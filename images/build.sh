@@ -18,6 +18,9 @@ while IFS='=' read -r key value; do
     [[ "$key" == IMAGE_REGISTRY ]] && registry="$value"
     [[ "$key" == WBSPAWNER_VERSION ]] && version="$value"
 done < "$here/versions.env"
+# The notebook images install packages/wb-lab-notices, whose JupyterLab half is
+# built from npm first (make venv has the JupyterLab that builds it).
+make -C "$root" --no-print-directory lab-notices
 images=("$@")
 [[ ${#images[@]} -eq 0 ]] && images=(hub singleuser singleuser-gpu dask-worker)
 for image in "${images[@]}"; do

@@ -51,7 +51,8 @@ REPO = Path(__file__).resolve().parents[2]
 MAPPING = REPO / "images" / "environments.yaml"
 CACHE = REPO / ".cache" / "images"
 RECORD = ".devcluster-image.json"
-_SKIP = ("__pycache__", ".egg-info", "/build/", ".pyc", ".mypy_cache")
+_SKIP = ("__pycache__", ".egg-info", "/build/", ".pyc", ".mypy_cache", "/node_modules/")
+"""Build input an image build leaves out (.dockerignore: npm's folders)."""
 
 
 class ImageEnvError(RuntimeError):
@@ -220,7 +221,9 @@ def _stage(repo: Path, parsed: dockerfile.Dockerfile, stage: Path) -> None:
             shutil.copytree(
                 repo / source,
                 target,
-                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"),
+                ignore=shutil.ignore_patterns(
+                    "__pycache__", "*.egg-info", "build", "node_modules"
+                ),
                 dirs_exist_ok=True,
             )
         else:
