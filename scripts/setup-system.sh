@@ -111,6 +111,10 @@ command -v ldapadd >/dev/null 2>&1 || die "ldapadd is missing although ldap-util
 command -v chromium >/dev/null 2>&1 || die "chromium is missing although the package is installed"
 command -v node >/dev/null 2>&1 || die "node is missing"
 command -v npm >/dev/null 2>&1 || die "npm is missing"
+# packages/wb-lab-notices' JupyterLab half builds with rspack, which needs 20.19+.
+node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+  process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
+  || die "node $(node --version) is too old: building the JupyterLab extension needs Node.js 20.19 or newer"
 
 # ---------------------------------------------------------------- configurable-http-proxy
 chp_pkg="$NODE_PREFIX/node_modules/configurable-http-proxy/package.json"

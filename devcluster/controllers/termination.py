@@ -11,8 +11,10 @@ IMDS mode with ``taintNode``, ``enableSpotInterruptionDraining`` and
   ``SpotInterruption`` Warning Event is recorded, its pods are deleted with their
   grace period (DaemonSet and mirror pods stay, as ``kubectl drain`` leaves
   them), ``CordonAndDrain`` is recorded, and ``spot_notice_s`` simulated seconds
-  later the instance is terminated (its ASG keeps the desired capacity and may
-  replace it) and the node and anything left on it are gone;
+  later (and not before the drained pods ended, within their grace periods,
+  which run in real seconds) the instance is terminated (its ASG keeps the
+  desired capacity and may replace it) and the node and anything left on it
+  are gone;
 - **rebalance recommendation**: the node is cordoned and tainted
   ``aws-node-termination-handler/rebalance-recommendation=rebalance-<instance>:NoSchedule``
   and a ``RebalanceRecommendation`` Event is recorded; nothing is drained (NTH
@@ -36,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -189,10 +192,13 @@ class TerminationHandler(Loop):
             type_="Warning",
             source=NTH,
         )
+        drained: dict[tuple[str, str], float] = {}
         for pod in list(self.store.items_raw("pods")):
             if (pod.get("spec") or {}).get("nodeName") != node_name:
                 continue
             if blocks_scale_down(pod, 0, -(2**31)) and not is_terminating(pod):
+                grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+                drained[ns_name(pod)] = float(30 if grace is None else grace)
                 with contextlib.suppress(ApiError):
                     self.store.delete("pods", *ns_name(pod))
         emit(
@@ -202,13 +208,28 @@ class TerminationHandler(Loop):
             "Node successfully cordoned and drained",
             source=NTH,
         )
-        task = asyncio.create_task(self._gone(node_name, instance_id))
+        task = asyncio.create_task(self._gone(node_name, instance_id, drained))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _gone(self, node_name: str, instance_id: str | None) -> None:
+    async def _gone(
+        self,
+        node_name: str,
+        instance_id: str | None,
+        drained: dict[tuple[str, str], float],
+    ) -> None:
         await asyncio.sleep(self.config.real(self.config.spot_notice_s))
+        # On AWS the notice (120 s) outlasts a drained pod's grace period (30 s
+        # by default), so pods end on their own before the instance goes. The
+        # kubelet runs grace periods in real seconds, the notice is simulated
+        # time: the instance waits for the drained pods (at most their grace
+        # periods) to keep that order when time runs faster.
+        deadline = time.monotonic() + max(drained.values(), default=0.0) + 5.0
+        while time.monotonic() < deadline and any(
+            self.store.exists("pods", *key) for key in drained
+        ):
+            await asyncio.sleep(0.1)
         if instance_id is not None:
             try:
                 await asyncio.to_thread(self.terminate, instance_id)

@@ -22,10 +22,7 @@ from tests.lab_support import Lab, running_lab
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 TYPED = "print('typed, never saved')"
-MESSAGE = (
-    "This server's spot node will be reclaimed in about 2 minutes; "
-    "your notebooks are being saved."
-)
+MESSAGE = "This server's spot node will be reclaimed in about 2 minutes."
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +57,11 @@ def test_a_reclaim_notice_is_shown_and_saves_typed_work(
             },
         )
         assert sent.status_code == 201, sent.text
-        toast = page.get_by_text("Your open document was saved.", exact=False)
+        toast = page.get_by_text(f"{MESSAGE} Your open document was saved.")
         toast.wait_for(timeout=10_000)
         shown_s = time.monotonic() - sent_at
         page.wait_for_timeout(1000)  # the toast's slide-in, for the picture only
         screenshot(page, "lab_notices", "reclaim-notice")
-        assert page.get_by_text(MESSAGE, exact=False).count() >= 1
         assert shown_s < 10, f"the notice took {shown_s:.1f} s"
     finally:
         context.close()

@@ -79,7 +79,7 @@ def test_bad_calls_are_refused_with_their_reasons(lab: Lab) -> None:
     )
     assert bad.status_code == 400
     assert bad.json()["message"] == (
-        "unknown field 'colour'; kind: one of reclaim, cull, info; "
+        "unknown field 'colour'; kind: one of reclaim, cull, stop, info; "
         "message: a non-empty string; save: true or false"
     )
     missing = lab.api("GET", "wbspawner/notices/nope")

@@ -30,7 +30,7 @@ from wbspawner.hub.ldap import (
 )
 from wbspawner.hub.settings import Settings
 from wbspawner.model import Profiles
-from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE
+from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE, SAVE_BEFORE_STOP
 
 SPAWNER_CLASS = "workbench"
 """Entry point name of :class:`wbspawner.hub.spawner.WorkbenchSpawner`."""
@@ -130,6 +130,8 @@ def _spawner(c: Any, settings: Settings, profiles: Profiles, source: Any) -> Non
     c.KubeSpawner.storage_class = profiles.homes.storage_class
     c.KubeSpawner.delete_pvc = False
     c.KubeSpawner.default_url = "/lab"
+    # Before a pod goes, its JupyterLab tabs save every open document.
+    c.KubeSpawner.lifecycle_hooks = SAVE_BEFORE_STOP
     if settings.is_local:
         # devcluster runs the pod's command as a local process (as root).
         c.KubeSpawner.cmd = list(settings.singleuser_cmd or ())

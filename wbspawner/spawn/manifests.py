@@ -48,6 +48,18 @@ PRICE_ANNOTATION = f"{LABEL_PREFIX}/on-demand-price"
 """Annotation with the node's on-demand USD per hour, for cost accounting."""
 USERS_GID = 100
 """The ``users`` group owning ``/opt/conda`` in Jupyter docker-stacks images."""
+POD_IP_ENV = "WBSPAWNER_POD_IP"
+"""The server's pod IP (downward API), where its ``preStop`` hook reaches it."""
+SAVE_BEFORE_STOP: dict[str, Any] = {
+    "preStop": {"exec": {"command": ["python", "-m", "wb_lab_notices.stopping"]}}
+}
+"""The server container's lifecycle hooks: before a pod is deleted (its node
+drained for a spot reclaim, an upgrade, a consolidation), every JupyterLab tab
+of the server saves its open documents (``packages/wb-lab-notices``, in the
+notebook images). The hook waits at most 20 s, within Kubernetes' default
+30 s grace period; a stop through the hub deletes the pod with KubeSpawner's
+1 s grace, and the hook gets that second."""
+
 _MAX_ID = 2**31 - 1
 _LABEL_MAX = 63
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9._-]+")
@@ -327,6 +339,9 @@ def home_storage(homes: HomeSettings, size_gib: int) -> Overrides:
 def environment(size: Size, pool: Pool) -> Overrides:
     """Return the server's extra environment: the size's own plus what it runs on.
 
+    ``WBSPAWNER_POD_IP`` (the pod's IP, from the downward API) lets the
+    ``preStop`` hook (:data:`SAVE_BEFORE_STOP`) reach the server.
+
     Args:
         size: the chosen size.
         pool: its pool.
@@ -334,9 +349,10 @@ def environment(size: Size, pool: Pool) -> Overrides:
     Returns:
         An ``environment`` override.
     """
-    env = dict(size.environment)
+    env: dict[str, Any] = dict(size.environment)
     env["WBSPAWNER_SIZE"] = size.slug
     env["WBSPAWNER_POOL"] = pool.name
+    env[POD_IP_ENV] = {"valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
     return {"environment": env}
 
 

@@ -75,10 +75,15 @@ function savedText(saved) {
 
 async function onNotice(app, notice) {
   const type = notice.kind === 'info' ? 'info' : 'warning';
-  const id = Notification.emit(notice.message, type, { autoClose: false });
   if (!notice.save) {
+    Notification.emit(notice.message, type, { autoClose: false });
     return;
   }
+  const id = Notification.emit(
+    `${notice.message} Saving your open documents…`,
+    type,
+    { autoClose: false }
+  );
   const saved = await saveAll(app);
   Notification.update({
     id,

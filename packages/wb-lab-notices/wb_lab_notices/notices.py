@@ -20,8 +20,9 @@ from typing import Any
 
 SCHEMA_ID = "urn:wbspawner:events:notice"
 """The event's schema id; the JupyterLab extension listens for it."""
-KINDS = ("reclaim", "cull", "info")
-"""What a notice is about: a spot reclaim, an idle cull, anything else."""
+KINDS = ("reclaim", "cull", "stop", "info")
+"""What a notice is about: a spot reclaim, an idle cull, the pod being deleted
+(its ``preStop`` hook), anything else."""
 MAX_MESSAGE = 500
 """The longest message, in characters (a notification, not a page)."""
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -78,6 +78,9 @@ def test_spawner_homes_and_timeouts(profiles: Profiles) -> None:
     assert c.KubeSpawner.storage_pvc_ensure is True
     assert c.KubeSpawner.delete_pvc is False
     assert c.KubeSpawner.storage_class == "wbspawner-home"
+    assert c.KubeSpawner.lifecycle_hooks == {
+        "preStop": {"exec": {"command": ["python", "-m", "wb_lab_notices.stopping"]}}
+    }
     assert "cmd" not in c.KubeSpawner
     assert "args" not in c.KubeSpawner
     source = c.WorkbenchSpawner.profiles_source()

@@ -72,7 +72,7 @@ def test_a_notice_gets_an_id_and_does_not_save_by_default() -> None:
         ),
         pytest.param(
             {"message": 3, "save": 1, "html": "<b>"},
-            "unknown field 'html'; kind: one of reclaim, cull, info; "
+            "unknown field 'html'; kind: one of reclaim, cull, stop, info; "
             "message: a non-empty string; save: true or false",
             id="every-problem-at-once",
         ),

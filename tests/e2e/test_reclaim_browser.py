@@ -1,0 +1,115 @@
+"""A spot reclaim on the real stack: bob's unsaved typing is on his home afterwards.
+
+bob starts 16 GiB in headless Chromium and types into a new notebook without
+saving. An operator's drill (``python -m devcluster.drill spot-interruption
+--user bob``) delivers a spot interruption notice to his node: devcluster's
+aws-node-termination-handler cordons and drains it, the server pod's
+``preStop`` hook (``wb_lab_notices.stopping``) asks bob's JupyterLab to save,
+JupyterLab shows why within 10 s and saves, and once the node is gone the
+notebook on bob's home volume holds what he typed. Screenshot:
+``tests/artifacts/reclaim/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from devcluster.demo.workbench import NAMESPACE, Workbench
+from tests.e2e.browser_support import fill_login, new_context, screenshot
+from tests.paths import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+TYPED = "print('typed before the reclaim, never saved')"
+
+
+@pytest.fixture(scope="module")
+def workbench_options() -> dict[str, Any]:
+    return {"pools": ["cpu16"], "zones": ["us-east-1a"]}
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = new_context(browser)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def home_file(workbench: Workbench, name: str) -> Path:
+    kube = workbench.kube
+    assert kube is not None
+    claim = kube.get(f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/home-bob")
+    assert claim is not None, "bob has no home claim"
+    volume = claim["spec"]["volumeName"]
+    return workbench.state_dir / "cluster" / "volumes" / volume / name
+
+
+def test_a_reclaim_saves_what_bob_typed(workbench: Workbench, page: Page) -> None:
+    fill_login(page, workbench.url, "bob")
+    page.click("#login_submit")
+    page.wait_for_url(re.compile(r"/hub/spawn"))
+    page.click("#profile-item-medium")
+    page.click("#spawn_form button[type=submit]")
+    page.wait_for_url(re.compile(r"/user/bob/lab"), timeout=150_000)
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=90_000)
+
+    page.locator(".jp-LauncherCard[data-category='Notebook']").first.click()
+    editor = page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first
+    editor.click()
+    page.keyboard.type(TYPED)
+    page.locator(".jp-mod-dirty").first.wait_for()
+    notebook = home_file(workbench, "Untitled.ipynb")
+    assert notebook.is_file(), f"{notebook} was not created"
+    assert TYPED not in notebook.read_text(encoding="utf-8")
+
+    assert workbench.cluster is not None
+    sent = time.monotonic()
+    drill = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "devcluster.drill",
+            "spot-interruption",
+            "--user",
+            "bob",
+            "--kubeconfig",
+            str(workbench.cluster.kubeconfig),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert drill.returncode == 0, drill.stderr
+    assert json.loads(drill.stdout)["notice"] == "spot-interruption"
+
+    notice = page.get_by_text("This server is being stopped", exact=False).first
+    notice.wait_for(timeout=10_000)
+    shown_s = time.monotonic() - sent
+    page.get_by_text("Your open document was saved.", exact=False).first.wait_for(
+        timeout=10_000
+    )
+    page.wait_for_timeout(1000)  # the toast's slide-in, for the picture only
+    screenshot(page, "reclaim", "01-notice-in-jupyterlab")
+    assert shown_s < 10, f"the notice took {shown_s:.1f} s"
+
+    kube = workbench.kube
+    assert kube is not None
+    deadline = time.monotonic() + 90
+    while kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods/jupyter-bob") is not None:
+        assert time.monotonic() < deadline, "bob's pod outlived the reclaim"
+        time.sleep(0.25)
+    assert TYPED in notebook.read_text(encoding="utf-8")
