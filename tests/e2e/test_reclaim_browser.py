@@ -96,15 +96,19 @@ def test_a_reclaim_saves_what_bob_typed(workbench: Workbench, page: Page) -> Non
     assert drill.returncode == 0, drill.stderr
     assert json.loads(drill.stdout)["notice"] == "spot-interruption"
 
-    notice = page.get_by_text("This server is being stopped", exact=False).first
+    # One notification: the pod's preStop hook and the hub send the same
+    # notice id; the hub's says why (the node's aws-node-termination-handler
+    # taint), and JupyterLab says what it saved.
+    notice = page.get_by_text(
+        "This server's spot node will be reclaimed in about 2 minutes. "
+        "Your open document was saved."
+    )
     notice.wait_for(timeout=10_000)
     shown_s = time.monotonic() - sent
-    page.get_by_text("Your open document was saved.", exact=False).first.wait_for(
-        timeout=10_000
-    )
     page.wait_for_timeout(1000)  # the toast's slide-in, for the picture only
     screenshot(page, "reclaim", "01-notice-in-jupyterlab")
     assert shown_s < 10, f"the notice took {shown_s:.1f} s"
+    assert page.locator(".Toastify__toast").count() == 1
 
     kube = workbench.kube
     assert kube is not None
@@ -113,3 +117,18 @@ def test_a_reclaim_saves_what_bob_typed(workbench: Workbench, page: Page) -> Non
         assert time.monotonic() < deadline, "bob's pod outlived the reclaim"
         time.sleep(0.25)
     assert TYPED in notebook.read_text(encoding="utf-8")
+
+    # The hub's home page says why, once the hub has seen the server stop.
+    reason = page.locator("#wb-stop-reason")
+    deadline = time.monotonic() + 90
+    while True:
+        page.goto(f"{workbench.url}/hub/home")
+        if reason.count():
+            break
+        assert time.monotonic() < deadline, "the home page never said why"
+        page.wait_for_timeout(2000)
+    expect(reason).to_contain_text(
+        "Your server was stopped because AWS reclaimed its spot node."
+    )
+    expect(page.locator("#start")).to_be_visible()
+    screenshot(page, "reclaim", "02-home-says-why")

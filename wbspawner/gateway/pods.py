@@ -3,7 +3,8 @@
 This module owns where a Dask pod lands and how it runs: the pool's node
 selector and tolerations (the same as a user server's, from
 :func:`wbspawner.spawn.manifests.node_placement`), a preference for the pool's first
-capacity type (spot before on-demand), a non-root security context, whole GPUs
+capacity type (spot before on-demand) for workers and on-demand only for
+schedulers, a non-root security context, whole GPUs
 as ``nvidia.com/gpu`` requests and limits, and labels and annotations for the
 warmer and cost accounting. The results are ``KubeClusterConfig`` overrides
 whose values are raw camelCase pod-spec fragments, deep-merged into the pods by
@@ -76,6 +77,32 @@ def placement(pool: Pool) -> dict[str, Any]:
     return spec
 
 
+def scheduler_placement(pool: Pool) -> dict[str, Any]:
+    """Return where a scheduler runs: the pool's on-demand nodes, never spot.
+
+    A reclaimed worker costs Dask a recomputation of what it held; a
+    reclaimed scheduler ends the whole computation. The profiles check that a
+    scheduler's pool has on-demand capacity.
+
+    Args:
+        pool: the scheduler's pool.
+
+    Returns:
+        ``nodeSelector``, ``tolerations`` and a required node affinity for
+        on-demand capacity.
+    """
+    spec = placement(pool)
+    on_demand = {"key": CAPACITY_LABEL, "operator": "In", "values": ["on-demand"]}
+    spec["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [on_demand]}]
+            }
+        }
+    }
+    return spec
+
+
 def security(uid: int = DASK_UID, gid: int = DASK_GID) -> tuple[dict[str, Any], ...]:
     """Return the pod and container security contexts of a Dask pod.
 
@@ -130,7 +157,7 @@ def kube_overrides(
     pod_sc, container_sc = security()
     worker_pod = placement(pool)
     worker_pod["securityContext"] = pod_sc
-    sched_pod = placement(scheduler_pool)
+    sched_pod = scheduler_placement(scheduler_pool)
     sched_pod["securityContext"] = dict(pod_sc)
     worker_container: dict[str, Any] = {"securityContext": container_sc}
     worker_container.update(gpu_resources(worker.gpus))

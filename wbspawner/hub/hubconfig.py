@@ -32,6 +32,9 @@ from wbspawner.hub.settings import Settings
 from wbspawner.model import Profiles
 from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE, SAVE_BEFORE_STOP
 
+TEMPLATES = Path(__file__).with_name("templates")
+"""The hub's own page templates, each extending JupyterHub's."""
+
 SPAWNER_CLASS = "workbench"
 """Entry point name of :class:`wbspawner.hub.spawner.WorkbenchSpawner`."""
 AUTHENTICATOR_CLASS = "wbspawner.hub.login.WorkbenchLDAPAuthenticator"
@@ -97,6 +100,8 @@ def _hub(c: Any, settings: Settings) -> None:
     c.JupyterHub.allow_named_servers = False
     c.JupyterHub.spawner_class = SPAWNER_CLASS
     c.JupyterHub.authenticator_class = AUTHENTICATOR_CLASS
+    # The home page says why the cluster stopped a server (templates/home.html).
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
     c.ConfigurableHTTPProxy.api_url = settings.proxy_api_url
     c.ConfigurableHTTPProxy.command = [
         *settings.proxy_command,

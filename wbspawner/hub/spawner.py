@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -20,9 +21,9 @@ from jupyterhub.utils import maybe_future
 from kubespawner import KubeSpawner
 from traitlets import Callable, Float, Unicode, default
 
-from wbspawner.adapters import statefiles
+from wbspawner.adapters import labnotices, statefiles
 from wbspawner.adapters.kube import Kube
-from wbspawner.errors import UserFacingError, to_hub_error
+from wbspawner.errors import KubeError, UserFacingError, to_hub_error
 from wbspawner.gateway.netpol_kube import ensure_dask_network_policies
 from wbspawner.homes.policy import first_home_zone
 from wbspawner.hub import accounting as hooks
@@ -30,7 +31,7 @@ from wbspawner.hub import spawner_io
 from wbspawner.hub.ldap import posix_ids
 from wbspawner.model import Pool, Profiles, WarmStatus
 from wbspawner.profiles import access
-from wbspawner.spawn import form, manifests, progress
+from wbspawner.spawn import form, interruptions, manifests, progress
 from wbspawner.spawn.budget import BudgetState, check_size
 from wbspawner.spawn.manifests import SpawnUser
 from wbspawner.spawn.selection import (
@@ -101,7 +102,11 @@ class WorkbenchSpawner(KubeSpawner):
     _pool: str | None = None
     _zone: str | None = None
     _policies: asyncio.Future[None] | None = None
+    _deletion: asyncio.Future[None] | None = None
     _kube: Kube | None = None
+    stop_reason: str | None = None
+    """Why the cluster took the last server (the home page shows it); kept
+    after the stop, cleared by the next start."""
 
     def __init__(self, **kwargs: Any) -> None:
         """Build the spawner; the hub passes the options it saved last."""
@@ -293,6 +298,7 @@ class WorkbenchSpawner(KubeSpawner):
 
     def start(self) -> Any:
         """Start the pod, failing early when no node can be started for it."""
+        self.stop_reason = None
         inner = super().start()
         if self.dask_namespace:  # Dask pods: own server + workers (bounded, logs)
             self._policies = asyncio.ensure_future(
@@ -318,6 +324,7 @@ class WorkbenchSpawner(KubeSpawner):
             self.log.warning("Cannot start %s: %s", self._log_name, refusal.message)
             raise to_hub_error(refusal)
         await self._record_start()
+        self._watch_deletion()
         return result
 
     def _timeout_message(self) -> str | None:
@@ -378,6 +385,7 @@ class WorkbenchSpawner(KubeSpawner):
             if again is not None:
                 return again
         await self._record_start()
+        self._watch_deletion()
         return None
 
     async def _wait_for_pod(self, key: str, uid: str) -> str | None:
@@ -397,6 +405,50 @@ class WorkbenchSpawner(KubeSpawner):
             refused,
             self.start_timeout,
         )
+
+    # ------------------------------------------------------------ interruptions
+    def _watch_deletion(self) -> None:
+        """Watch the running server's pod for the cluster taking its node."""
+        if self._deletion is None or self._deletion.done():
+            key = f"{self.namespace}/{self.pod_name}"
+            self._deletion = asyncio.ensure_future(self._on_deletion(key))
+
+    async def _on_deletion(self, key: str) -> None:
+        """Tell the user why the cluster takes the server, in JupyterLab and after.
+
+        The notice has the id the pod's own ``preStop`` hook gives its notice
+        (``stop-<pod uid>``), so JupyterLab shows one notification, saves once,
+        and says the reason whichever of the two arrives first.
+        """
+        uid = str(
+            ((self.pod_reflector.pods.get(key) or {}).get("metadata") or {}).get(
+                "uid", ""
+            )
+        )
+        try:
+            found = await spawner_io.deletion_cause(
+                self.kube, lambda: self.pod_reflector.pods.get(key)
+            )
+        except KubeError as err:
+            self.log.warning("Why %s stops is unknown: %s", self._log_name, err)
+            return
+        if found is None:
+            return
+        self.stop_reason = interruptions.home_message(found)
+        message = interruptions.lab_message(found, datetime.now(UTC))
+        self.log.info("%s: %s", self._log_name, message)
+        if self.server is None or not self.api_token:
+            return
+        reclaim = found.reason == interruptions.SPOT_RECLAIM
+        notice = {
+            "id": f"stop-{uid}",
+            "kind": "reclaim" if reclaim else "stop",
+            "message": message,
+            "save": True,
+        }
+        why = await labnotices.send_notice(self.server.url, self.api_token, notice)
+        if why is not None:
+            self.log.warning("Notice to %s not sent: %s", self._log_name, why)
 
     # -------------------------------------------------------------------- state
     def get_state(self) -> dict[str, Any]:

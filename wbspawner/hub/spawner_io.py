@@ -2,8 +2,9 @@
 
 This module owns the spawner's few reads of the cluster (the zone of a user's
 bound home volume, the node a server's pod runs on), its watch for an
-autoscaler that keeps refusing to start a node, and the wait for the pod of a
-start the hub was restarted during. It decides nothing: the meaning
+autoscaler that keeps refusing to start a node, the wait for the pod of a
+start the hub was restarted during, and the watch for a running server's pod
+being deleted (:func:`deletion_cause`). It decides nothing: the meaning
 of what it reads comes from :mod:`wbspawner.homes.policy` and
 :mod:`wbspawner.spawn.progress`. The cluster is read through
 :class:`wbspawner.adapters.kube.Kube` (over KubeSpawner's client), whose every
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from wbspawner.errors import UserFacingError
 from wbspawner.homes.policy import zone_of_pv
 from wbspawner.spawn import progress
+from wbspawner.spawn.interruptions import Interruption, interruption_of
 
 if TYPE_CHECKING:
     from wbspawner.adapters.kube import Kube
@@ -181,3 +183,37 @@ async def pod_outcome(
             await asyncio.sleep(interval_s)
     finally:
         watch.cancel()
+
+
+async def deletion_cause(
+    kube: Kube,
+    pod: Callable[[], Mapping[str, Any] | None],
+    interval_s: float = 1.0,
+) -> Interruption | None:
+    """Wait until a running server's pod is being deleted; why, if its node says.
+
+    The pod is deleted with a grace period when its node is drained (a spot
+    reclaim, maintenance, a scale-in: :mod:`wbspawner.spawn.interruptions`
+    reads which from the node's taints) and when the hub stops the server;
+    this returns as soon as the pod has a deletion time, or is gone.
+
+    Args:
+        kube: the Kubernetes adapter (the node is read once).
+        pod: returns the pod as last seen (KubeSpawner's reflector), ``None``
+            when it is gone.
+        interval_s: seconds between two looks at the reflector's copy.
+
+    Returns:
+        The interruption its node announces, or ``None`` (gone, or a stop).
+
+    Raises:
+        KubeError: the API refused or did not answer the node's read.
+    """
+    while True:
+        current = pod()
+        if current is None:
+            return None
+        if (current.get("metadata") or {}).get("deletionTimestamp"):
+            node = (current.get("spec") or {}).get("nodeName")
+            return interruption_of(await kube.get_node(str(node))) if node else None
+        await asyncio.sleep(interval_s)

@@ -50,6 +50,9 @@ USERS_GID = 100
 """The ``users`` group owning ``/opt/conda`` in Jupyter docker-stacks images."""
 POD_IP_ENV = "WBSPAWNER_POD_IP"
 """The server's pod IP (downward API), where its ``preStop`` hook reaches it."""
+POD_UID_ENV = "WBSPAWNER_POD_UID"
+"""The server's pod UID (downward API): the id of the notice its ``preStop``
+hook sends, which the hub's notice of the same stop shares."""
 SAVE_BEFORE_STOP: dict[str, Any] = {
     "preStop": {"exec": {"command": ["python", "-m", "wb_lab_notices.stopping"]}}
 }
@@ -339,8 +342,9 @@ def home_storage(homes: HomeSettings, size_gib: int) -> Overrides:
 def environment(size: Size, pool: Pool) -> Overrides:
     """Return the server's extra environment: the size's own plus what it runs on.
 
-    ``WBSPAWNER_POD_IP`` (the pod's IP, from the downward API) lets the
-    ``preStop`` hook (:data:`SAVE_BEFORE_STOP`) reach the server.
+    ``WBSPAWNER_POD_IP`` and ``WBSPAWNER_POD_UID`` (from the downward API)
+    let the ``preStop`` hook (:data:`SAVE_BEFORE_STOP`) reach the server and
+    name its notice.
 
     Args:
         size: the chosen size.
@@ -353,6 +357,7 @@ def environment(size: Size, pool: Pool) -> Overrides:
     env["WBSPAWNER_SIZE"] = size.slug
     env["WBSPAWNER_POOL"] = pool.name
     env[POD_IP_ENV] = {"valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    env[POD_UID_ENV] = {"valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}
     return {"environment": env}
 
 

@@ -73,25 +73,48 @@ function savedText(saved) {
     : 'Nothing was left unsaved.';
 }
 
+/**
+ * The notices shown, by id: a notice sent again under its id (the hub's reason
+ * for a stop whose preStop hook sent one too, in either order) updates its
+ * notification and is not saved twice.
+ */
+const shown = new Map();
+
+function show(entry) {
+  const { notice, saved } = entry;
+  let message = notice.message;
+  let type = notice.kind === 'info' ? 'info' : 'warning';
+  if (entry.saving) {
+    message += saved ? ` ${savedText(saved)}` : ' Saving your open documents…';
+    if (saved && saved.failed.length) {
+      type = 'error';
+    }
+  }
+  if (entry.toast === undefined) {
+    entry.toast = Notification.emit(message, type, { autoClose: false });
+  } else {
+    Notification.update({ id: entry.toast, message, type, autoClose: false });
+  }
+}
+
 async function onNotice(app, notice) {
-  const type = notice.kind === 'info' ? 'info' : 'warning';
-  if (!notice.save) {
-    Notification.emit(notice.message, type, { autoClose: false });
+  let entry = shown.get(notice.id);
+  if (entry === undefined) {
+    entry = { notice, saving: false, saved: null, toast: undefined };
+    shown.set(notice.id, entry);
+  } else if (notice.kind !== 'stop' || entry.notice.kind === 'stop') {
+    // The preStop hook's plain "stop" never hides the reason the hub sent.
+    entry.notice = notice;
+  }
+  const save = notice.save && !entry.saving;
+  entry.saving = entry.saving || notice.save;
+  show(entry);
+  if (!save) {
     return;
   }
-  const id = Notification.emit(
-    `${notice.message} Saving your open documents…`,
-    type,
-    { autoClose: false }
-  );
-  const saved = await saveAll(app);
-  Notification.update({
-    id,
-    message: `${notice.message} ${savedText(saved)}`,
-    type: saved.failed.length ? 'error' : type,
-    autoClose: false
-  });
-  await report(app.serviceManager.serverSettings, notice.id, saved);
+  entry.saved = await saveAll(app);
+  show(entry);
+  await report(app.serviceManager.serverSettings, notice.id, entry.saved);
 }
 
 const plugin = {

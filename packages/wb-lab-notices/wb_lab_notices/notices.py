@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 SCHEMA_ID = "urn:wbspawner:events:notice"
@@ -166,9 +166,23 @@ class Notices:
         self._records: dict[str, Record] = {}
 
     def add(self, notice: Notice) -> Record:
-        """Remember a notice being sent (a notice sent again starts afresh)."""
-        self._records.pop(notice.id, None)
-        record = self._records[notice.id] = Record(notice, time.time())
+        """Remember a notice being sent.
+
+        A notice sent again with the same id (the hub's reason for a stop
+        whose ``preStop`` hook sent one too, in either order) keeps its
+        reports and asks for saving if either did; it takes the new text unless
+        that is the hook's plain ``stop`` and the first said why.
+        """
+        record = self._records.pop(notice.id, None)
+        if record is None:
+            record = Record(notice, time.time())
+        else:
+            kept = record.notice
+            said_why = notice.kind == "stop" and kept.kind != "stop"
+            record.notice = replace(
+                kept if said_why else notice, save=notice.save or kept.save
+            )
+        self._records[notice.id] = record
         while len(self._records) > MAX_KEPT:
             del self._records[next(iter(self._records))]
         return record

@@ -12,6 +12,9 @@ then the server stops with nothing typed lost.
 The server is reached at ``http://$WBSPAWNER_POD_IP:<port><base URL>`` (the
 port and base URL of ``$JUPYTERHUB_SERVICE_URL``; the pod's IP from the downward
 API, ``127.0.0.1`` without it) with the server's own ``$JUPYTERHUB_API_TOKEN``.
+The notice's id is ``stop-$WBSPAWNER_POD_UID``: the hub sends its own notice of
+the same stop, with the reason, under that id, and JupyterLab shows the two as
+one notification and saves once.
 It prints one line of what happened and always exits 0: a failing hook would
 only add an event, and the server must stop either way.
 """
@@ -63,7 +66,7 @@ def save_before_stop(environ: Mapping[str, str], message: str, wait_s: float) ->
     """Send the notice and wait for a tab's report; a line saying what happened."""
     base = server_url(environ) + "wbspawner/notices"
     token = environ.get("JUPYTERHUB_API_TOKEN", "")
-    notice_id = f"stop-{uuid.uuid4().hex[:12]}"
+    notice_id = f"stop-{environ.get('WBSPAWNER_POD_UID') or uuid.uuid4().hex[:12]}"
     notice = {"id": notice_id, "kind": "stop", "message": message, "save": True}
     _call("POST", base, token, notice)
     deadline = time.monotonic() + wait_s

@@ -1,7 +1,9 @@
-"""Spot notices as aws-node-termination-handler shows them, delivered from outside.
+"""Spot notices as aws-node-termination-handler shows them, and who avoids spot.
 
-The first tests annotate a node in the store, as any API client would; the last
-run ``python -m devcluster.drill`` as a process against a devcluster over HTTP.
+The first tests annotate a node in the store, as any API client would; then
+``python -m devcluster.drill`` runs as a process against a devcluster over HTTP;
+the last show that a Dask scheduler, placed as wbspawner places it, never runs
+on spot capacity.
 """
 
 from __future__ import annotations
@@ -18,10 +20,17 @@ from devcluster.apiserver.store import Store
 from devcluster.cluster import Cluster
 from devcluster.controllers.manager import Controllers
 from devcluster.controllers.termination import DRILL_ANNOTATION
-from tests.devcluster.controllers.controller_support import events, node_of, user_pod
+from tests.devcluster.controllers.controller_support import (
+    events,
+    node_of,
+    priorities,
+    user_pod,
+)
 from tests.node_groups_support import MakePool
 from tests.paths import REPO
+from wbspawner.gateway.pods import scheduler_placement
 from wbspawner.model import USER_LABEL
+from wbspawner.profiles.loader import load_profiles
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +180,44 @@ async def test_the_drill_command_explains_what_it_cannot_do(
     ]
     for args, message in cases:
         assert await run_drill(*args) == (1, "", message)
+
+
+def scheduler_pod(name: str, pool: str) -> dict[str, Any]:
+    """A Dask scheduler pod placed as wbspawner places it (gateway.pods)."""
+    profiles = load_profiles([REPO / "profiles"])
+    spec = scheduler_placement(profiles.pools[pool])
+    spec["containers"] = [
+        {
+            "name": "dask-scheduler",
+            "image": "python:3.11",
+            "resources": {"requests": {"cpu": "1", "memory": "2Gi"}},
+        }
+    ]
+    spec["terminationGracePeriodSeconds"] = 1
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+async def test_a_dask_scheduler_waits_for_on_demand_rather_than_take_spot(
+    store: Store, controllers: Controllers, make_pool: MakePool, eventually: Any
+) -> None:
+    """Spot is the preferred, cheaper group; a scheduler starts on-demand anyway."""
+    priorities(store)
+    make_pool("mem64", zones=["us-east-1a"], capacities=["spot", "on-demand"])
+    store.create("pods", "jhub", scheduler_pod("dask-scheduler-a", "mem64"))
+    node = await eventually(lambda: node_of(store, "dask-scheduler-a"))
+    labels = store.get("nodes", None, node)["metadata"]["labels"]
+    assert labels["wbspawner.io/capacity"] == "on-demand"
+
+
+async def test_a_dask_scheduler_is_never_placed_on_spot(
+    store: Store, controllers: Controllers, make_pool: MakePool, eventually: Any
+) -> None:
+    make_pool("mem64", zones=["us-east-1a"], capacities=["spot"], min_size=1, desired=1)
+    spot = await eventually(
+        lambda: [n["metadata"]["name"] for n in store.items_raw("nodes")]
+    )
+    store.create("pods", "jhub", scheduler_pod("dask-scheduler-b", "mem64"))
+    await eventually(lambda: events(store, "dask-scheduler-b", "FailedScheduling"))
+    await asyncio.sleep(controllers.config.real(120))
+    assert node_of(store, "dask-scheduler-b") is None
+    assert [n["metadata"]["name"] for n in store.items_raw("nodes")] == spot

@@ -87,14 +87,17 @@ def test_exactly_one_module_makes_kubernetes_clients() -> None:
 def test_exactly_one_module_talks_to_the_hub_api() -> None:
     """Hub API calls carry ``Authorization: token …`` and ask for its paged lists.
 
-    The third HTTP client is the dashboards front's, of the Dask Gateway's proxy;
-    route_watch serves (a middleware on dask-gateway-server's own API).
+    The other HTTP clients: the dashboards front's, of the Dask Gateway's proxy
+    (gatewayhttp); route_watch serves (a middleware on dask-gateway-server's own
+    API); labnotices posts a notice to one user's own server (the Jupyter
+    server's API, with that server's token), never to the hub.
     """
     http = sorted(n for n, t in modules().items() if uses(t, HTTP_CLIENTS))
     assert http == [
         "wbspawner.adapters.gatewayhttp",
         "wbspawner.adapters.hubapi",
         "wbspawner.adapters.kube",
+        "wbspawner.adapters.labnotices",
         "wbspawner.adapters.route_watch",
     ]
     hub = [
@@ -105,4 +108,8 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
             for s in strings(tree)
         )
     ]
-    assert hub == ["wbspawner.adapters.hubapi"]
+    assert hub == ["wbspawner.adapters.hubapi", "wbspawner.adapters.labnotices"]
+    notices = modules()["wbspawner.adapters.labnotices"]
+    assert not any(
+        "/hub/" in s or "jupyterhub-pagination" in s for s in strings(notices)
+    )

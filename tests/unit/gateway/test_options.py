@@ -373,3 +373,31 @@ def test_ledger_counts_recent_clusters_until_listed_or_old() -> None:
         "listed"
     ]
     assert ledger.merge("bob", []) == ()
+
+
+def test_kube_scheduler_pod_never_runs_on_spot(
+    dask_pod: Callable[..., dict[str, Any]], profiles: Profiles
+) -> None:
+    """Workers prefer spot; a scheduler requires on-demand (a reclaim ends it all)."""
+    overrides = _configure(profiles, BOB, {"worker_size": "m128-half"})
+    scheduler = dask_pod(overrides, worker=False, instance="wb")["spec"]["affinity"]
+    terms = scheduler["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"] == [
+        {
+            "matchExpressions": [
+                {
+                    "key": "wbspawner.io/capacity",
+                    "operator": "In",
+                    "values": ["on-demand"],
+                }
+            ]
+        }
+    ]
+    assert (
+        "preferredDuringSchedulingIgnoredDuringExecution"
+        not in scheduler["nodeAffinity"]
+    )
+    worker = dask_pod(overrides, worker=True, instance="wb")["spec"]["affinity"]
+    assert (
+        "requiredDuringSchedulingIgnoredDuringExecution" not in worker["nodeAffinity"]
+    )

@@ -1,4 +1,4 @@
-"""The wait for the pod of a start the hub was restarted during."""
+"""The spawner's waits: a start's pod after a hub restart, a running pod deleted."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from wbspawner.hub.spawner_io import pod_outcome
+from wbspawner.hub.spawner_io import deletion_cause, pod_outcome
 
 PENDING: dict[str, Any] = {"status": {"phase": "Pending"}}
 RUNNING: dict[str, Any] = {"status": {"phase": "Running"}}
@@ -82,3 +82,55 @@ async def test_the_refusal_watch_is_cancelled_on_the_way_out() -> None:
     looks = seen(PENDING, PENDING, RUNNING)
     assert await pod_outcome(looks, running, watch(), 5.0, interval_s=0.01) is None
     await asyncio.wait_for(watch_cancelled.wait(), 1.0)
+
+
+class Nodes:
+    """The one read ``deletion_cause`` makes, answered from a dict."""
+
+    def __init__(self, **nodes: dict[str, Any]) -> None:
+        self.nodes = nodes
+        self.reads: list[str] = []
+
+    async def get_node(self, name: str) -> dict[str, Any] | None:
+        self.reads.append(name)
+        return self.nodes.get(name)
+
+
+ON_N1: dict[str, Any] = {"metadata": {}, "spec": {"nodeName": "n1"}}
+DELETING: dict[str, Any] = {
+    "metadata": {"deletionTimestamp": "2026-12-07T15:00:01Z"},
+    "spec": {"nodeName": "n1"},
+}
+SPOT_ITN = {
+    "spec": {
+        "taints": [
+            {
+                "key": "aws-node-termination-handler/spot-itn",
+                "effect": "NoSchedule",
+                "timeAdded": "2026-12-07T15:00:00Z",
+            }
+        ]
+    }
+}
+
+
+async def test_a_drained_spot_node_is_the_cause() -> None:
+    nodes = Nodes(n1=SPOT_ITN)
+    found = await deletion_cause(nodes, seen(ON_N1, ON_N1, DELETING), interval_s=0)  # type: ignore[arg-type]
+    assert found is not None and found.reason == "spot-reclaim"
+    assert nodes.reads == ["n1"]  # once, when the deletion is seen
+
+
+@pytest.mark.parametrize(
+    ("pods", "node"),
+    [
+        pytest.param((ON_N1, None), SPOT_ITN, id="gone-without-deletion"),
+        pytest.param((DELETING,), {"spec": {}}, id="stopped-by-the-hub"),
+        pytest.param((DELETING,), None, id="node-already-gone"),
+    ],
+)
+async def test_no_cause_without_a_notice_on_the_node(
+    pods: tuple[dict[str, Any] | None, ...], node: dict[str, Any] | None
+) -> None:
+    nodes = Nodes(**({"n1": node} if node is not None else {}))
+    assert await deletion_cause(nodes, seen(*pods), interval_s=0) is None  # type: ignore[arg-type]

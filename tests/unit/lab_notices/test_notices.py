@@ -114,11 +114,21 @@ def test_the_oldest_notices_are_forgotten_first() -> None:
     assert notices.get("n2") is not None and notices.get(f"n{MAX_KEPT + 1}") is not None
 
 
-def test_a_notice_sent_again_starts_without_reports() -> None:
+def test_a_notice_sent_again_takes_the_new_text_and_keeps_its_reports() -> None:
     notices = Notices()
-    notice = Notice("n", "reclaim", "m", True)
-    notices.add(notice).reports.append(parse_report({"documents": 3}))
-    assert notices.add(notice).model()["reports"] == []
+    notices.add(Notice("stop-1", "stop", "Being stopped.", True)).reports.append(
+        parse_report({"documents": 3})
+    )
+    again = notices.add(Notice("stop-1", "reclaim", "Spot node reclaimed.", False))
+    assert again.notice == Notice("stop-1", "reclaim", "Spot node reclaimed.", True)
+    assert [r.documents for r in again.reports] == [3]
+
+
+def test_the_hooks_plain_stop_never_hides_the_reason() -> None:
+    notices = Notices()
+    notices.add(Notice("stop-1", "reclaim", "Spot node reclaimed.", True))
+    later = notices.add(Notice("stop-1", "stop", "Being stopped.", True))
+    assert later.notice == Notice("stop-1", "reclaim", "Spot node reclaimed.", True)
 
 
 def test_the_event_schema_takes_every_notice_the_api_takes() -> None:

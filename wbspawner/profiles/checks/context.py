@@ -76,6 +76,8 @@ class PoolInfo:
     gpu_count: int
     request: Resources | None
     """The full-node request when every type is known and of one shape."""
+    on_demand: bool = True
+    """Whether the pool may start on-demand nodes (``capacity_types``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +176,8 @@ def _pool_info(item: Item, catalog: Catalog, settings: SizingSettings) -> PoolIn
         zones=frozenset(z for _, z in strings(raw.get("zones"))),
         gpu_count=known[0].gpu_count if known else 0,
         request=request,
+        on_demand="on-demand"
+        in [c for _, c in strings(raw.get("capacity_types", ["spot", "on-demand"]))],
     )
 
 

@@ -37,6 +37,7 @@ def check_dask(ctx: Context) -> Iterator[Problem]:
     raw = as_dict(item.value)
     yield from ctx.pool_ref(item, raw.get("scheduler_pool"), "dask", "scheduler_pool")
     yield from _check_scheduler_fits(ctx, item, raw)
+    yield from _check_scheduler_on_demand(ctx, item, raw)
     names: dict[str, int] = {}
     for i, worker in enumerate(as_list(raw.get("worker_sizes"))):
         w = as_dict(worker)
@@ -87,6 +88,37 @@ def _check_scheduler_fits(
             f"{request.memory_mib / 1024:.1f} GiB available)",
             "scheduler_pool",
         )
+
+
+def _check_scheduler_on_demand(
+    ctx: Context, item: Item, raw: dict[str, Any]
+) -> Iterator[Problem]:
+    """Schedulers run on on-demand nodes only: their pool must have some."""
+    why = "a reclaimed scheduler loses the whole computation"
+    pool = raw.get("scheduler_pool")
+    if isinstance(pool, str):
+        info = ctx.pools.get(pool)
+        if info is not None and not info.on_demand:
+            yield item.problem(
+                f"pool '{pool}' starts spot nodes only, and Dask schedulers run on "
+                f"on-demand nodes ({why}); add on-demand to its capacity_types or "
+                "name another pool",
+                "scheduler_pool",
+            )
+        return
+    for i, worker in enumerate(as_list(raw.get("worker_sizes"))):
+        name = as_dict(worker).get("pool")
+        info = ctx.pools.get(name) if isinstance(name, str) else None
+        if info is not None and not info.on_demand:
+            yield item.problem(
+                f"without a scheduler_pool, schedulers run in the workers' pool "
+                f"'{name}', which starts spot nodes only, and Dask schedulers run on "
+                f"on-demand nodes ({why}); set scheduler_pool to a pool with "
+                "on-demand capacity",
+                "worker_sizes",
+                i,
+                "pool",
+            )
 
 
 def _check_packing(
