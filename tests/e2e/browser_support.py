@@ -8,16 +8,20 @@
   ``tests/artifacts/<folder>/<name>.png``, for people to look at.
 - ``launch_chromium()``: headless Debian Chromium driven by Playwright, closed
   on the way out (the ``browser`` fixtures).
+- ``wait_pod_gone(workbench, name, timeout, why)``: waits until a pod of the
+  servers' namespace no longer exists.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from devcluster.demo.workbench import NAMESPACE, Workbench
 from tests.paths import REPO
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -63,3 +67,13 @@ def fill_login(page: Page, url: str, user: str) -> None:
 def screenshot(page: Page, folder: str, name: str) -> None:
     (ARTIFACTS / folder).mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / folder / f"{name}.png"), full_page=True)
+
+
+def wait_pod_gone(workbench: Workbench, name: str, timeout: float, why: str) -> None:
+    """Wait until pod ``name`` of the servers' namespace is gone, else fail: ``why``."""
+    kube = workbench.kube
+    assert kube is not None
+    deadline = time.monotonic() + timeout
+    while kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods/{name}") is not None:
+        assert time.monotonic() < deadline, why
+        time.sleep(0.25)

@@ -8,15 +8,13 @@ kept under ``tests/artifacts/`` for people to look at.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from devcluster.demo.workbench import NAMESPACE, Workbench
-from tests.e2e.browser_support import fill_login, new_context, screenshot
+from tests.e2e.browser_support import fill_login, screenshot, wait_pod_gone
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -24,15 +22,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def workbench_options() -> dict[str, Any]:
     return {"pools": ["cpu16"], "zones": ["us-east-1a"]}
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = new_context(browser)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 def shot(page: Page, name: str) -> None:
@@ -88,9 +77,6 @@ def test_bob_starts_16_gib_reaches_his_server_and_stops_it(
     expect(stop).to_be_hidden(timeout=60_000)
     expect(page.locator("#start")).to_be_visible()
     shot(page, "06-home-stopped")
-    kube = workbench.kube
-    assert kube is not None
-    deadline = time.monotonic() + 30
-    while kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods/jupyter-bob") is not None:
-        assert time.monotonic() < deadline, "the pod is still there 30 s after stop"
-        time.sleep(0.25)
+    wait_pod_gone(
+        workbench, "jupyter-bob", 30, "the pod is still there 30 s after stop"
+    )

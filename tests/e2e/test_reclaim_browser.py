@@ -17,15 +17,14 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from devcluster.demo.workbench import NAMESPACE, Workbench
-from tests.e2e.browser_support import fill_login, new_context, screenshot
+from tests.e2e.browser_support import fill_login, screenshot, wait_pod_gone
 from tests.paths import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -36,15 +35,6 @@ TYPED = "print('typed before the reclaim, never saved')"
 @pytest.fixture(scope="module")
 def workbench_options() -> dict[str, Any]:
     return {"pools": ["cpu16"], "zones": ["us-east-1a"]}
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = new_context(browser)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 def home_file(workbench: Workbench, name: str) -> Path:
@@ -110,12 +100,7 @@ def test_a_reclaim_saves_what_bob_typed(workbench: Workbench, page: Page) -> Non
     assert shown_s < 10, f"the notice took {shown_s:.1f} s"
     assert page.locator(".Toastify__toast").count() == 1
 
-    kube = workbench.kube
-    assert kube is not None
-    deadline = time.monotonic() + 90
-    while kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods/jupyter-bob") is not None:
-        assert time.monotonic() < deadline, "bob's pod outlived the reclaim"
-        time.sleep(0.25)
+    wait_pod_gone(workbench, "jupyter-bob", 90, "bob's pod outlived the reclaim")
     assert TYPED in notebook.read_text(encoding="utf-8")
 
     # The hub's home page says why, once the hub has seen the server stop.

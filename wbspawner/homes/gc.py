@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Literal
 
 from wbspawner.errors import AwsError, KubeError
-from wbspawner.homes.objects import parse_iso
 from wbspawner.homes.records import (
     HOME_USER_LABEL,
     MOVE_CLAIM,
@@ -38,6 +37,7 @@ from wbspawner.homes.records import (
     phase_of,
     volume_handle,
 )
+from wbspawner.timestamps import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class GcItem:
 async def _blocker(kube: ClaimApi, pv: Obj, now: datetime) -> str | None:
     """Return why the leftovers of this old PV must be kept, or ``None``."""
     ann = annotations_of(pv)
-    until = parse_iso(ann.get(RETAIN_UNTIL, ""))
+    until = parse_time(ann.get(RETAIN_UNTIL, ""))
     if until is None:
         return "no valid retain-until annotation"
     if now < until:

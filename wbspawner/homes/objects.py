@@ -54,22 +54,6 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_iso(text: str) -> datetime | None:
-    """Parse a timestamp written by :func:`iso` (``None`` when it does not parse).
-
-    Args:
-        text: the timestamp.
-
-    Returns:
-        An aware datetime, or ``None``.
-    """
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def retain_until(moved_at: datetime, days: int) -> str:
     """Return when the old volume and snapshot of a move may be deleted.
 

@@ -39,6 +39,7 @@ from wbspawner.homes.records import (
     phase_of,
 )
 from wbspawner.homes.steps import check_like
+from wbspawner.timestamps import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ async def step_record(t: Tools, ctx: MoveContext) -> StepReport:
     new_pv = await t.kube.get_pv(new)
     moved_at = annotations_of(new_pv).get(MOVED_AT) or build.iso(t.now())
     until = build.retain_until(
-        build.parse_iso(moved_at) or t.now(), ctx.request.retention_days
+        parse_time(moved_at) or t.now(), ctx.request.retention_days
     )
     record = {
         MOVED_FROM_VOLUME: ctx.old_volume_id,

@@ -21,8 +21,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from wbspawner.timestamps import parse_time
 
 SPOT_RECLAIM = "spot-reclaim"
 MAINTENANCE = "maintenance"
@@ -47,23 +49,13 @@ class Interruption:
     """When the taint was added (``timeAdded``), if it says."""
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def interruption_of(node: Mapping[str, Any] | None) -> Interruption | None:
     """Return the interruption a node's taints announce (the first one), if any."""
     taints = ((node or {}).get("spec") or {}).get("taints") or []
     for taint in taints:
         reason = NTH_TAINTS.get(str(taint.get("key", "")))
         if reason is not None:
-            return Interruption(reason, _time(taint.get("timeAdded")))
+            return Interruption(reason, parse_time(taint.get("timeAdded")))
     return None
 
 

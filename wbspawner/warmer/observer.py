@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from wbspawner.model import CAPACITY_TYPES, CapacityType, Shortage, Spawn, WarmerMemory
 from wbspawner.naming import group_tail
+from wbspawner.timestamps import parse_time
 from wbspawner.warmer.snapshot import (
     PLACEHOLDER,
     ClusterSnapshot,
@@ -30,7 +31,6 @@ from wbspawner.warmer.snapshot import (
     PodInfo,
     home_zones,
     node_info,
-    parse_time,
     pod_info,
 )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from wbspawner.model import (
     Shortage,
     Spawn,
 )
+from wbspawner.timestamps import parse_time
 
 Obj = Mapping[str, Any]
 ROLE_LABEL = f"{LABEL_PREFIX}/role"
@@ -124,24 +125,6 @@ def _meta(obj: Obj) -> Mapping[str, Any]:
 def _labels(obj: Obj) -> Mapping[str, str]:
     labels = _meta(obj).get("labels")
     return labels if isinstance(labels, Mapping) else {}
-
-
-def parse_time(text: object) -> datetime | None:
-    """Return an RFC 3339 timestamp as an aware datetime (``None`` if unparsable).
-
-    Args:
-        text: e.g. ``2026-11-25T09:00:00Z``.
-
-    Returns:
-        The time in UTC, or ``None``.
-    """
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def capacity_of(labels: Mapping[str, str]) -> CapacityType | None:
