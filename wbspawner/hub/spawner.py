@@ -426,7 +426,7 @@ class WorkbenchSpawner(KubeSpawner):
             )
         )
         try:
-            found = await spawner_io.deletion_cause(
+            found, running = await spawner_io.deletion_cause(
                 self.kube, lambda: self.pod_reflector.pods.get(key)
             )
         except KubeError as err:
@@ -437,7 +437,7 @@ class WorkbenchSpawner(KubeSpawner):
         self.stop_reason = interruptions.home_message(found)
         message = interruptions.lab_message(found, datetime.now(UTC))
         self.log.info("%s: %s", self._log_name, message)
-        if self.server is None or not self.api_token:
+        if not running or self.server is None or not self.api_token:
             return
         reclaim = found.reason == interruptions.SPOT_RECLAIM
         notice = {

@@ -188,32 +188,38 @@ async def pod_outcome(
 async def deletion_cause(
     kube: Kube,
     pod: Callable[[], Mapping[str, Any] | None],
-    interval_s: float = 1.0,
-) -> Interruption | None:
-    """Wait until a running server's pod is being deleted; why, if its node says.
+    interval_s: float = 0.25,
+) -> tuple[Interruption | None, bool]:
+    """Wait until a running server's pod is deleted or gone; why, if its node says.
 
     The pod is deleted with a grace period when its node is drained (a spot
     reclaim, maintenance, a scale-in: :mod:`wbspawner.spawn.interruptions`
-    reads which from the node's taints) and when the hub stops the server;
-    this returns as soon as the pod has a deletion time, or is gone.
+    reads which from the node's taints) and when the hub stops the server.
+    The node is read once, when the pod has a deletion time or is gone (a
+    pod can end between two looks; its node outlives it).
 
     Args:
-        kube: the Kubernetes adapter (the node is read once).
+        kube: the Kubernetes adapter.
         pod: returns the pod as last seen (KubeSpawner's reflector), ``None``
             when it is gone.
         interval_s: seconds between two looks at the reflector's copy.
 
     Returns:
-        The interruption its node announces, or ``None`` (gone, or a stop).
+        The interruption its node announces (``None``: none, a stop), and
+        whether the pod was still there (its server may still be told).
 
     Raises:
         KubeError: the API refused or did not answer the node's read.
     """
+    node = ""
     while True:
         current = pod()
-        if current is None:
-            return None
-        if (current.get("metadata") or {}).get("deletionTimestamp"):
-            node = (current.get("spec") or {}).get("nodeName")
-            return interruption_of(await kube.get_node(str(node))) if node else None
+        if current is not None:
+            node = str((current.get("spec") or {}).get("nodeName") or node)
+        deleting = bool(
+            ((current or {}).get("metadata") or {}).get("deletionTimestamp")
+        )
+        if current is None or deleting:
+            found = interruption_of(await kube.get_node(node)) if node else None
+            return found, current is not None
         await asyncio.sleep(interval_s)

@@ -62,8 +62,16 @@ def _call(method: str, url: str, token: str, body: Any = None) -> Any:
         return json.loads(response.read() or b"null")
 
 
-def save_before_stop(environ: Mapping[str, str], message: str, wait_s: float) -> str:
-    """Send the notice and wait for a tab's report; a line saying what happened."""
+def save_before_stop(
+    environ: Mapping[str, str], message: str, wait_s: float, linger_s: float = 0.0
+) -> str:
+    """Send the notice and wait for a tab's report; a line saying what happened.
+
+    With a report in, the hook still holds the server until ``linger_s`` after
+    it started: the hub sends the reason for the stop under the same notice id
+    when it sees the pod deleted, and the tabs should get it.
+    """
+    started = time.monotonic()
     base = server_url(environ) + "wbspawner/notices"
     token = environ.get("JUPYTERHUB_API_TOKEN", "")
     notice_id = f"stop-{environ.get('WBSPAWNER_POD_UID') or uuid.uuid4().hex[:12]}"
@@ -76,6 +84,7 @@ def save_before_stop(environ: Mapping[str, str], message: str, wait_s: float) ->
             saved = sum(r["documents"] for r in reports)
             failed = sorted({p for r in reports for p in r["failed"]})
             tail = f"; could not save {', '.join(failed)}" if failed else ""
+            time.sleep(max(0.0, min(started + linger_s, deadline) - time.monotonic()))
             return f"saved {saved} open documents{tail}"
         time.sleep(0.25)
     return f"no JupyterLab tab reported within {wait_s:g} s"
@@ -88,9 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--wait", type=float, default=20.0, help="seconds to wait for a report"
     )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=3.0,
+        help="seconds the hook holds the server at least (for the hub's reason)",
+    )
     args = parser.parse_args(argv)
     try:
-        outcome = save_before_stop(os.environ, args.message, args.wait)
+        outcome = save_before_stop(os.environ, args.message, args.wait, args.linger)
     except (ValueError, OSError, KeyError, json.JSONDecodeError) as err:
         outcome = f"could not ask JupyterLab to save: {err}"
     print(f"wb-lab-notices: {outcome}", flush=True)

@@ -116,15 +116,25 @@ SPOT_ITN = {
 
 async def test_a_drained_spot_node_is_the_cause() -> None:
     nodes = Nodes(n1=SPOT_ITN)
-    found = await deletion_cause(nodes, seen(ON_N1, ON_N1, DELETING), interval_s=0)  # type: ignore[arg-type]
-    assert found is not None and found.reason == "spot-reclaim"
+    found, running = await deletion_cause(
+        nodes,  # type: ignore[arg-type]
+        seen(ON_N1, ON_N1, DELETING),
+        interval_s=0,
+    )
+    assert found is not None and found.reason == "spot-reclaim" and running
     assert nodes.reads == ["n1"]  # once, when the deletion is seen
+
+
+async def test_a_pod_gone_between_two_looks_still_has_its_cause() -> None:
+    nodes = Nodes(n1=SPOT_ITN)
+    found, running = await deletion_cause(nodes, seen(ON_N1, None), interval_s=0)  # type: ignore[arg-type]
+    assert found is not None and found.reason == "spot-reclaim" and not running
 
 
 @pytest.mark.parametrize(
     ("pods", "node"),
     [
-        pytest.param((ON_N1, None), SPOT_ITN, id="gone-without-deletion"),
+        pytest.param((None,), SPOT_ITN, id="never-seen"),
         pytest.param((DELETING,), {"spec": {}}, id="stopped-by-the-hub"),
         pytest.param((DELETING,), None, id="node-already-gone"),
     ],
@@ -133,4 +143,5 @@ async def test_no_cause_without_a_notice_on_the_node(
     pods: tuple[dict[str, Any] | None, ...], node: dict[str, Any] | None
 ) -> None:
     nodes = Nodes(**({"n1": node} if node is not None else {}))
-    assert await deletion_cause(nodes, seen(*pods), interval_s=0) is None  # type: ignore[arg-type]
+    found, _ = await deletion_cause(nodes, seen(*pods), interval_s=0)  # type: ignore[arg-type]
+    assert found is None
