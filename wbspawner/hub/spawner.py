@@ -41,6 +41,12 @@ from wbspawner.spawn.selection import (
     select,
 )
 
+STOP_REASON = "workbench_stop_reason"
+"""The hub's ``User`` attribute that says why the cluster took the user's last
+server (``templates/home.html`` shows it). JupyterHub drops a spawner object
+once its server stopped, and keeps the user's; the next start clears it. It
+lives in the hub's memory: a hub restart forgets it."""
+
 
 class WorkbenchSpawner(KubeSpawner):
     """Spawn a user's server on a whole node of the size they picked."""
@@ -104,9 +110,6 @@ class WorkbenchSpawner(KubeSpawner):
     _policies: asyncio.Future[None] | None = None
     _deletion: asyncio.Future[None] | None = None
     _kube: Kube | None = None
-    stop_reason: str | None = None
-    """Why the cluster took the last server (the home page shows it); kept
-    after the stop, cleared by the next start."""
 
     def __init__(self, **kwargs: Any) -> None:
         """Build the spawner; the hub passes the options it saved last."""
@@ -298,7 +301,7 @@ class WorkbenchSpawner(KubeSpawner):
 
     def start(self) -> Any:
         """Start the pod, failing early when no node can be started for it."""
-        self.stop_reason = None
+        setattr(self.user, STOP_REASON, None)
         inner = super().start()
         if self.dask_namespace:  # Dask pods: own server + workers (bounded, logs)
             self._policies = asyncio.ensure_future(
@@ -434,7 +437,7 @@ class WorkbenchSpawner(KubeSpawner):
             return
         if found is None:
             return
-        self.stop_reason = interruptions.home_message(found)
+        setattr(self.user, STOP_REASON, interruptions.home_message(found))
         message = interruptions.lab_message(found, datetime.now(UTC))
         self.log.info("%s: %s", self._log_name, message)
         if not running or self.server is None or not self.api_token:
