@@ -38,6 +38,24 @@ IMAGE_USERS = ("quay.io/jupyterhub/singleuser=1000:100",)
 quay.io/jupyterhub/singleuser, KubeSpawner's default image, runs as jovyan
 (uid 1000, group users). The suite's other images (jupyterhub, python) run as
 root."""
+IMAGE_ENV = tuple(
+    f"quay.io/jupyterhub/singleuser={variable}"
+    for variable in (
+        "HOME=/home/jovyan",
+        "NB_USER=jovyan",
+        "NB_UID=1000",
+        "NB_GID=100",
+        "SHELL=/bin/bash",
+        "JUPYTER_PORT=8888",
+    )
+)
+"""The ENV of quay.io/jupyterhub/singleuser (FROM quay.io/jupyter/base-notebook,
+FROM docker-stacks-foundation) that means the same on this machine: jovyan's
+HOME (devcluster gives the container that directory, owned by jovyan, as the
+image holds it; jupyter writes ``~/.local`` there) and the user and port the
+image describes. Left out: ``PATH``/``CONDA_DIR`` (``/opt/conda``, which this
+machine lacks) and ``LANG``/``LC_ALL``/``LANGUAGE`` (``en_US.UTF-8``, a locale
+this machine does not generate)."""
 START_TIMEOUT_S = 120.0
 SUITE_TIMEOUT_S = 1500.0
 STOP_TIMEOUT_S = 60.0
@@ -104,6 +122,15 @@ def devcluster(state: Path, log: Path) -> Iterator[dict[str, object]]:
     ]
     for user in IMAGE_USERS:
         cmd += ["--image-user", user]
+    for variable in IMAGE_ENV:
+        cmd += ["--image-env", variable]
+    # test_spawn_internal_ssl's hub pod reads its certificates at
+    # /etc/jupyterhub/internal-ssl (container paths; devcluster runs as root
+    # here) and reaches the server by its Service's DNS name (the hosts files
+    # devcluster keeps for every pod). Hub and server listen on every address
+    # on their Services' ports: on their pod IPs (pod binds), as in their own
+    # network namespaces, not in the way of the Services' cluster IPs.
+    cmd += ["--container-paths", "--pod-binds"]
     # The suite's hub pod runs `jupyterhub`, which starts configurable-http-proxy
     # from PATH (scripts/setup-system.sh installs it under .cache/node).
     chp = REPO / ".cache" / "node" / "node_modules" / ".bin"
