@@ -14,7 +14,10 @@ Variables (all optional unless stated; ``WBSPAWNER_`` prefix):
 ``MODE``                         ``production`` (default) or ``local`` (devcluster)
 ``PROFILES``                     profiles directories/files, ``os.pathsep``-separated
 ``CATALOG``                      instance catalogue JSON (default: the shipped one)
-``STATE_DIR``                    hub database, cookie secret and proxy pid file
+``STATE_DIR``                    hub database (SQLite), cookie secret, proxy pid file
+``HUB_DB_URL``                   the hub's own database (SQLAlchemy URL, e.g.
+                                 ``postgresql+psycopg://…``; default: a SQLite
+                                 file in ``STATE_DIR``)
 ``PUBLIC_URL``                   where users reach the proxy (``http://:8000``)
 ``HUB_BIND_URL``                 where the hub listens (``http://127.0.0.1:8081``)
 ``HUB_CONNECT_URL``              how servers reach the hub (default: bind URL)
@@ -63,6 +66,9 @@ from wbspawner.gateway.config import GatewaySettings
 
 PREFIX = "WBSPAWNER_"
 """Prefix of every environment variable wbspawner reads."""
+
+HUB_DB_FILE = "jupyterhub.sqlite"
+"""The hub's SQLite database in the state directory, when no URL is set."""
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 """Where Kubernetes mounts the pod's namespace."""
@@ -124,7 +130,10 @@ class Settings:
     catalog_path: str | None = None
     """Instance catalogue JSON; ``None``: the catalogue shipped in the package."""
     state_dir: str = "/srv/jupyterhub"
-    """Directory of the hub database, cookie secret and proxy pid file."""
+    """Directory of the hub database (SQLite), cookie secret and proxy pid file."""
+    hub_db_url: str | None = None
+    """The hub's database URL; ``None``: ``jupyterhub.sqlite`` in the state
+    directory (see :attr:`hub_db`)."""
     public_url: str = "http://:8000"
     """Where users reach the proxy."""
     hub_bind_url: str = "http://127.0.0.1:8081"
@@ -198,6 +207,7 @@ class Settings:
             or ("/etc/wbspawner/profiles",),
             catalog_path=env.get("CATALOG"),
             state_dir=env.get("STATE_DIR") or "/srv/jupyterhub",
+            hub_db_url=env.get("HUB_DB_URL"),
             public_url=env.get("PUBLIC_URL") or "http://:8000",
             hub_bind_url=env.get("HUB_BIND_URL") or "http://127.0.0.1:8081",
             hub_connect_url=env.get("HUB_CONNECT_URL"),
@@ -223,6 +233,13 @@ class Settings:
             dask_namespace=env.get("DASK_NAMESPACE") or "dask-gateway",
             cost_db_url=env.get("COST_DB_URL"),
         )
+
+    @property
+    def hub_db(self) -> str:
+        """The hub's database URL in force (``JupyterHub.db_url``)."""
+        if self.hub_db_url:
+            return self.hub_db_url
+        return f"sqlite:///{Path(self.state_dir) / HUB_DB_FILE}"
 
     @property
     def cost_db(self) -> str:
