@@ -13,7 +13,8 @@ This module owns two rules that the hub and the admin tools share:
   password (:func:`read_report`).
 
 The writers (the hub, the gateway) open it with
-:func:`wbspawner.costs.accounting.open_db`, which creates the tables.
+:func:`wbspawner.costs.accounting.open_db`, which creates the tables or migrates
+them to the newest schema (:mod:`wbspawner.costs.migrations`).
 """
 
 from __future__ import annotations
