@@ -18,6 +18,8 @@ Variables (all optional unless stated; ``WBSPAWNER_`` prefix):
 ``HUB_DB_URL``                   the hub's own database (SQLAlchemy URL, e.g.
                                  ``postgresql+psycopg://…``; default: a SQLite
                                  file in ``STATE_DIR``)
+``HUB_DB_URL_FILE``              a file holding that URL (a mounted Secret: the
+                                 URL carries the password); not with the above
 ``PUBLIC_URL``                   where users reach the proxy (``http://:8000``)
 ``HUB_BIND_URL``                 where the hub listens (``http://127.0.0.1:8081``)
 ``HUB_CONNECT_URL``              how servers reach the hub (default: bind URL)
@@ -47,6 +49,7 @@ Variables (all optional unless stated; ``WBSPAWNER_`` prefix):
                                  spawner writes each user's network policies there
 ``COST_DB_URL``                  accounting database (SQLAlchemy URL; default: a
                                  SQLite file in ``STATE_DIR``)
+``COST_DB_URL_FILE``             a file holding that URL; not with the above
 ===============================  ====================================================
 """
 
@@ -207,7 +210,7 @@ class Settings:
             or ("/etc/wbspawner/profiles",),
             catalog_path=env.get("CATALOG"),
             state_dir=env.get("STATE_DIR") or "/srv/jupyterhub",
-            hub_db_url=env.get("HUB_DB_URL"),
+            hub_db_url=_url_from_env(env, "HUB_DB_URL", read),
             public_url=env.get("PUBLIC_URL") or "http://:8000",
             hub_bind_url=env.get("HUB_BIND_URL") or "http://127.0.0.1:8081",
             hub_connect_url=env.get("HUB_CONNECT_URL"),
@@ -231,7 +234,7 @@ class Settings:
             else None,
             warmer_url=env.get("WARMER_URL"),
             dask_namespace=env.get("DASK_NAMESPACE") or "dask-gateway",
-            cost_db_url=env.get("COST_DB_URL"),
+            cost_db_url=_url_from_env(env, "COST_DB_URL", read),
         )
 
     @property
@@ -308,6 +311,19 @@ class _Env:
                 f"{PREFIX}{name} must be one of {', '.join(allowed)}, got {value!r}"
             )
         return value
+
+
+def _url_from_env(env: _Env, name: str, read: ReadText) -> str | None:
+    """A database URL from ``name`` or, when ``name_FILE`` is set, from that file."""
+    direct, path = env.get(name), env.get(f"{name}_FILE")
+    if direct and path:
+        raise SettingsError(f"set {PREFIX}{name} or {PREFIX}{name}_FILE, not both")
+    if path is None:
+        return direct
+    text = read(path)
+    if text is None or not text.strip():
+        raise SettingsError(f"{PREFIX}{name}_FILE {path!r} cannot be read or is empty")
+    return text.strip()
 
 
 def _ldap_from_env(env: _Env, local: bool, read: ReadText) -> LdapSettings:
