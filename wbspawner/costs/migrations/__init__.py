@@ -109,7 +109,10 @@ def upgrade(engine: Engine) -> None:
 def _locked(engine: Engine) -> Iterator[Connection]:
     """Yield a connection in a transaction no other migration runs beside."""
     backend = engine.url.get_backend_name()
-    if backend == "sqlite":
+    # An in-memory SQLite database lives in its engine's connection: no other
+    # process shares it, and another engine would open another database.
+    in_memory = engine.url.database in (None, "", ":memory:")
+    if backend == "sqlite" and not in_memory:
         with _sqlite_immediate(engine) as connection:
             yield connection
         return
