@@ -83,7 +83,8 @@ checkov: $(CHECKOV_STAMP)
 
 # KubeSpawner 7.1.0's own test suite (../shared/suites/kubespawner-7.1.0, never
 # edited) against a devcluster that tests/conformance/run.py starts and stops;
-# tests/conformance/deselected.txt names the tests this machine cannot pass.
+# tests/conformance/deselected.txt names the tests this machine cannot pass,
+# isolated.txt those that run after the rest in a pytest session of their own.
 # CONFORMANCE_ARGS go to the suite's pytest instead of `tests` (e.g.
 # CONFORMANCE_ARGS="-x tests/test_spawner.py").
 $(CONFORMANCE_STAMP): constraints-conformance.txt

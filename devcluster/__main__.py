@@ -81,6 +81,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "containers that set no runAsUser run as that user",
     )
     parser.add_argument(
+        "--image-env",
+        action="append",
+        default=[],
+        metavar="IMAGE=NAME=VALUE",
+        help="a variable of an image's ENV (repository without tag; repeatable): "
+        "its containers start with it under their own env",
+    )
+    parser.add_argument(
         "--no-validate",
         action="store_true",
         help="skip schema validation of written objects",
@@ -124,6 +132,12 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
         if not image or not user.replace(":", "", 1).isdigit():
             raise SystemExit(f"--image-user {item!r}: expected IMAGE=UID[:GID]")
         users.append((image, user))
+    env = []
+    for item in args.image_env:
+        image, _, variable = item.partition("=")
+        if not image or not variable.partition("=")[0] or "=" not in variable:
+            raise SystemExit(f"--image-env {item!r}: expected IMAGE=NAME=VALUE")
+        env.append((image, variable))
     return ClusterConfig(
         host=args.host,
         api_port=args.api_port,
@@ -133,6 +147,7 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
         kubelet_mode=args.kubelet,
         static_nodes=nodes,
         image_users=tuple(users),
+        image_env=tuple(env),
         validate=not args.no_validate,
         image_environments=args.image_environments,
         container_paths=args.container_paths,

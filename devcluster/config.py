@@ -49,6 +49,13 @@ class ClusterConfig:
     image whose securityContext sets no ``runAsUser`` runs as that user, as a
     container runtime runs an image's USER. devcluster has no image metadata:
     a container of any other image runs as devcluster itself."""
+    image_env: tuple[tuple[str, str], ...] = ()
+    """Images' ``ENV`` as (repository, ``NAME=VALUE``), for images without a
+    local environment (``image_environments``): a container of such an image
+    starts with these variables under its own ``env``, as a runtime starts it
+    with its image's ENV. An image ``HOME`` that no volume backs is given the
+    container as the image would hold it: a directory owned by the image's
+    ``USER`` (``devcluster.kubelet.containers``)."""
     service_cidr: str = "127.100.0.0/16"
     """Where Services' cluster IPs come from: loopback, far from the pod IPs, so
     devcluster's kube-proxy (``devcluster.proxy``) can listen on them. The first

@@ -3,7 +3,10 @@
 #   - Debian packages: slapd + ldap-utils (OpenLDAP, run as a private instance by
 #     devcluster/services/ldap.py; the system daemon is neither configured nor started),
 #     chromium (headless browser for the Playwright tests), fonts-dejavu-core
-#     (readable screenshots), and nodejs/npm only when `node`/`npm` are missing;
+#     (readable screenshots), postgresql (the server the hub and the accounting
+#     database run on in the tests: devcluster/services/postgres.py runs a private
+#     instance per test run; the package's own cluster is not started), and
+#     nodejs/npm only when `node`/`npm` are missing;
 #   - configurable-http-proxy (npm, pinned) into the repo-local directory .cache/node;
 #   - as root: search permission for group and others (go+x) on the directories above
 #     the Python interpreter, so devcluster's pods that run as a pod's non-root user
@@ -37,7 +40,7 @@ is_installed() {
 pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
 
 # ---------------------------------------------------------------- Debian packages
-wanted=(slapd ldap-utils chromium fonts-dejavu-core)
+wanted=(slapd ldap-utils postgresql chromium fonts-dejavu-core)
 command -v node >/dev/null 2>&1 || wanted+=(nodejs)
 command -v npm >/dev/null 2>&1 || wanted+=(npm)
 
@@ -54,8 +57,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # slapd: install the binaries only; devcluster runs its own instance.
   echo "slapd slapd/no_configuration boolean true" | "${SUDO[@]}" debconf-set-selections
 
-  # Keep invoke-rc.d from starting system daemons during the install. An existing
-  # policy-rc.d that already denies starting slapd (exit 101) is left alone;
+  # Keep invoke-rc.d from starting system daemons (slapd, postgresql) during the
+  # install. An existing policy-rc.d that already denies starting slapd (exit 101)
+  # is left alone;
   # otherwise ours is put in place and the previous state is restored afterwards.
   if [ -x "$POLICY_RC" ] && { "$POLICY_RC" slapd start >/dev/null 2>&1; [ $? -eq 101 ]; }; then
     say "existing $POLICY_RC already denies service starts; leaving it"
@@ -109,6 +113,14 @@ fi
 [ -x /usr/sbin/slapd ] || die "/usr/sbin/slapd is missing although slapd is installed"
 command -v ldapadd >/dev/null 2>&1 || die "ldapadd is missing although ldap-utils is installed"
 command -v chromium >/dev/null 2>&1 || die "chromium is missing although the package is installed"
+# initdb and postgres live in /usr/lib/postgresql/<major>/bin, off PATH; the
+# newest major installed is the one devcluster/services/postgres.py runs.
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+[ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/postgres" ] \
+  || die "initdb/postgres are missing under /usr/lib/postgresql/*/bin although postgresql is installed"
+# PostgreSQL refuses to run as root: run as root, the tests start it as the
+# package's own system user.
+getent passwd postgres >/dev/null || die "the user postgres (made by the postgresql package) is missing"
 command -v node >/dev/null 2>&1 || die "node is missing"
 command -v npm >/dev/null 2>&1 || die "npm is missing"
 # packages/wb-lab-notices' JupyterLab half builds with rspack, which needs 20.19+.
@@ -164,5 +176,6 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 say "ready: slapd $(pkg_version slapd), ldap-utils $(pkg_version ldap-utils)," \
+  "postgresql $("$pg_bin/postgres" --version | awk '{print $3}')," \
   "chromium $(pkg_version chromium), node $(node --version), npm $(npm --version)," \
   "configurable-http-proxy $CHP_VERSION"

@@ -8,6 +8,13 @@ runs of their own (the check's tests). Fixtures that run services start lazily:
   seeded with ``DEMO_USERS`` (alice, bob, gina, carol) and the groups
   jupyter-users, gpu-users, jupyter-admins, for the whole session; stopped by its
   PID at the end. Tests that change the directory use unique names.
+- ``postgres``: :class:`devcluster.services.postgres.PostgresServer`, a private
+  PostgreSQL (Debian's server) on a free loopback port for the whole session;
+  stopped by its PID and its cluster deleted at the end. The hub stacks keep
+  their hub and accounting databases there.
+- ``stack_databases(name)``: two new, empty databases on ``postgres`` for one
+  stack, as :class:`~devcluster.demo.workbench.Workbench`'s keyword arguments
+  (``hub_db_url``, ``cost_db_url``); ``name`` (made unique here) says whose.
 - ``silent_server``: the base URL (``http://127.0.0.1:PORT``) of a loopback
   server that accepts connections and never answers, to show timeouts; closed
   with its connections after the test.
@@ -20,8 +27,9 @@ runs of their own (the check's tests). Fixtures that run services start lazily:
   (``tests/devcluster`` before every test).
 - ``workbench``: the demo's stack (:class:`devcluster.demo.workbench.Workbench`:
   devcluster with node groups, Dask Gateway, JupyterHub + configurable-http-proxy)
-  for one test module, on ``ldap_server``, its simulated time 50 times faster
-  than the demo's; in a folder of the session's temporary directory named after
+  for one test module, on ``ldap_server`` and ``postgres`` (its hub and
+  accounting databases from ``stack_databases``), its simulated time 50 times
+  faster than the demo's; in a folder of the session's temporary directory named after
   the module. A module says what its stack runs (pools, zones, ...) by
   overriding ``workbench_options``: ``Workbench``'s keyword arguments (none by
   default). Stopped by PID once the module's tests are done.
@@ -30,6 +38,8 @@ runs of their own (the check's tests). Fixtures that run services start lazily:
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +49,7 @@ if TYPE_CHECKING:
     from devcluster.demo.workbench import Workbench
     from devcluster.services.ldap import LdapServer
     from devcluster.services.moto_server import MotoServer
+    from devcluster.services.postgres import PostgresServer
 
 pytest_plugins = ["tests.process_leftovers", "pytester"]
 
@@ -49,6 +60,30 @@ def ldap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LdapServer
 
     with LdapServer(tmp_path_factory.mktemp("slapd")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    # no import at collection time
+    from devcluster.services.postgres import PostgresServer
+
+    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stack_databases(postgres: PostgresServer) -> Callable[[str], dict[str, str]]:
+    numbers = itertools.count(1)
+
+    def make(name: str) -> dict[str, str]:
+        # PostgreSQL folds unquoted names to lower case; keep them plain.
+        stem = f"{re.sub(r'[^a-z0-9]+', '_', name.lower())[:40]}_{next(numbers)}"
+        return {
+            "hub_db_url": postgres.create_database(f"{stem}_hub"),
+            "cost_db_url": postgres.create_database(f"{stem}_costs"),
+        }
+
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -70,16 +105,23 @@ def workbench_options() -> dict[str, Any]:
 def workbench(
     request: pytest.FixtureRequest,
     ldap_server: LdapServer,
+    stack_databases: Callable[[str], dict[str, str]],
     tmp_path_factory: pytest.TempPathFactory,
     workbench_options: dict[str, Any],
 ) -> Iterator[Workbench]:
     from devcluster.demo.workbench import Workbench  # no import at collection time
     from devcluster.services.procs import free_port
 
-    state = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    module = request.module.__name__.rpartition(".")[2]
+    state = tmp_path_factory.mktemp(module)
     # a free port of its own, not the demo's 8000: two stacks on one machine
     # (a test's and the demo, or two test sessions) would race for it
-    options = {"time_factor": 0.02, "public_port": free_port(), **workbench_options}
+    options = {
+        "time_factor": 0.02,
+        "public_port": free_port(),
+        **stack_databases(module),
+        **workbench_options,
+    }
     with Workbench(state, ldap=ldap_server, **options) as bench:
         yield bench
 

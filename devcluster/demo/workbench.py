@@ -173,10 +173,18 @@ def hub_env(
     cluster: Devcluster,
     public_port: int,
     capacity_grace_s: float = 30.0,
+    hub_db_url: str | None = None,
+    cost_db_url: str | None = None,
 ) -> dict[str, str]:
-    """Return the environment ``jupyterhub_config.py`` reads in local mode."""
+    """Return the environment ``jupyterhub_config.py`` reads in local mode.
+
+    The hub's database is SQLite in ``state_dir`` unless ``hub_db_url`` names
+    one; the accounting database likewise (``cost_db_url``).
+    """
     hub_port, api_port = free_port(), free_port()
+    database = {"WBSPAWNER_HUB_DB_URL": hub_db_url} if hub_db_url else {}
     return {
+        **database,
         "WBSPAWNER_MODE": "local",
         "WBSPAWNER_PROFILES": str(profiles_dir),
         "WBSPAWNER_STATE_DIR": str(state_dir),
@@ -193,7 +201,8 @@ def hub_env(
         "WBSPAWNER_PROFILES_CHECK_SECONDS": "0.5",
         "WBSPAWNER_CAPACITY_GRACE_SECONDS": str(capacity_grace_s),
         # the hub, the warmer's costs page and the gateway share one database
-        "WBSPAWNER_COST_DB_URL": f"sqlite:///{state_dir / 'wbspawner-costs.sqlite'}",
+        "WBSPAWNER_COST_DB_URL": cost_db_url
+        or f"sqlite:///{state_dir / 'wbspawner-costs.sqlite'}",
         "WBSPAWNER_LDAP_SERVER": ldap.host,
         "WBSPAWNER_LDAP_PORT": str(ldap.port),
         "WBSPAWNER_LDAP_TLS": "insecure",
@@ -226,6 +235,9 @@ class Workbench:
             spawn fails (tests shorten it).
         warmer: whether the hub runs the warmer service (its page at
             ``/services/warmer/``; the spawn form reads its status file).
+        hub_db_url: the hub's database (default: SQLite in its state folder).
+        cost_db_url: the accounting database of the hub, the warmer and the
+            gateway (default: SQLite in the hub's state folder).
     """
 
     state_dir: Path
@@ -236,6 +248,8 @@ class Workbench:
     public_port: int | None = None
     capacity_grace_s: float = 30.0
     warmer: bool = True
+    hub_db_url: str | None = None
+    cost_db_url: str | None = None
     profiles_dir: Path = field(init=False)
     url: str = field(init=False, default="")
     port_note: str = field(init=False, default="")
@@ -244,6 +258,8 @@ class Workbench:
     """``source`` it to point the ``wbspawner`` CLI at this stack."""
     cli_env: dict[str, str] = field(init=False, default_factory=dict)
     """The variables ``env_file`` exports."""
+    cost_db: str = field(init=False, default="")
+    """The accounting database's URL in force (``cost_db_url`` or the default)."""
     hub: Proc | None = field(init=False, default=None)
     gateway: LocalGateway | None = field(init=False, default=None)
     cluster: Devcluster | None = field(init=False, default=None)
@@ -280,7 +296,10 @@ class Workbench:
             cluster=self.cluster,
             public_port=port,
             capacity_grace_s=self.capacity_grace_s,
+            hub_db_url=self.hub_db_url,
+            cost_db_url=self.cost_db_url,
         )
+        self.cost_db = env["WBSPAWNER_COST_DB_URL"]
         self.cli_env = cli_environment(
             kubeconfig=self.cluster.kubeconfig,
             profiles_dir=self.profiles_dir,

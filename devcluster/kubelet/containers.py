@@ -7,7 +7,11 @@ container's ``command + args`` (with ``$(VAR)`` expanded, container paths and
 (``devcluster.kubelet.hosts``, bound on ``/etc/hosts`` when devcluster is
 root), the working directory (else ``$HOME``), and the user from its security
 context, else its image's ``USER`` (from the image's local environment, or
-``ClusterConfig.image_users``; ``devcluster.kubelet.identity``). ``prepare`` builds
+``ClusterConfig.image_users``; ``devcluster.kubelet.identity``), and the image's
+``ENV`` under the container's (the local environment's, else
+``ClusterConfig.image_env``). With container paths, an image ``HOME`` no volume
+backs is a directory of the container's own, owned by the image's user, as
+the image would hold it. ``prepare`` builds
 that (a ``Launch``) and ``exec_launch`` the same for a command run inside the
 running container (``kubectl exec``, exec probes and hooks). In ``sim`` mode,
 and for containers with neither command nor args (e.g. ``pause``
@@ -20,14 +24,15 @@ import os
 import shutil
 import sys
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from devcluster.kubelet import mountns, podspec
 from devcluster.kubelet.cgroups import Cgroup
 from devcluster.kubelet.identity import Identity, blocked, interpreter, run_as
-from devcluster.kubelet.images import image_user
+from devcluster.kubelet.images import image_env, image_user
 from devcluster.kubelet.pod import PodRun
 from devcluster.kubelet.process import Launch
 from devcluster.kubelet.volumes import home_dir, mounts
@@ -121,14 +126,59 @@ def command_line(
     return [str(a) for a in [*entrypoint, *rest]]
 
 
+@dataclass(frozen=True)
+class ImageHome:
+    """The home directory an image holds: its path and its owner (the USER)."""
+
+    path: str
+    owner: Identity
+
+
+def image_home(
+    image_vars: Mapping[str, str],
+    env: Mapping[str, str],
+    mounted: Mapping[str, str],
+    image_default: str,
+) -> ImageHome | None:
+    """Return the image's ``HOME`` directory the container needs (None: none).
+
+    An image whose ENV sets ``HOME`` holds that directory, owned by its USER
+    (``/home/jovyan``, jovyan's, in Jupyter's images): devcluster, which has
+    no image filesystem, makes one. Not where a volume backs it, nor when the
+    container's env moves ``HOME`` elsewhere (a runtime makes no directory for
+    that).
+    """
+    home = image_vars.get("HOME", "").rstrip("/")
+    if not home.startswith("/") or env.get("HOME", home).rstrip("/") != home:
+        return None
+    if podspec.map_path(home, dict(mounted)):
+        return None
+    # the image's USER (uid[:gid]), else root, who built the image
+    owner = run_as({}, {}, Identity(0, 0), image_default)
+    return ImageHome(home, owner)
+
+
+def _image_home_bind(home: ImageHome, scratch: Path) -> mountns.Bind:
+    """Make the image's home directory for one container start; bind it."""
+    # A restarted container starts from its image again: a fresh directory
+    # per start, in the start's scratch directory (kubectl exec shares it).
+    source = scratch / "image-home"
+    source.mkdir(parents=True, exist_ok=True)
+    os.chown(source, home.owner.uid, home.owner.gid)
+    source.chmod(0o755)
+    return mountns.Bind(str(source), home.path)
+
+
 def _view(
     run: PodRun,
     mounted: dict[str, str],
     container: dict[str, Any],
     image: ImageEnvironment | None,
     can_switch: bool,
+    home: ImageHome | None = None,
 ) -> mountns.View | None:
-    """The container's mount namespace (root only): hosts file, container paths."""
+    """The container's mount namespace (root only): hosts file, container paths,
+    the image's home directory."""
     if not can_switch or run.hosts is None:
         return None
     binds: list[mountns.Bind] = []
@@ -146,15 +196,24 @@ def _view(
     scratch = run.pod_dir / "rootfs" / uuid.uuid4().hex[:12]
     workdir = ""
     if run.store.config.container_paths:
+        if home is not None:
+            binds.append(_image_home_bind(home, scratch))
         config = image.config if image is not None else {}
         workdir = str(container.get("workingDir") or config.get("WorkingDir") or "/")
     return mountns.View(str(run.hosts), tuple(binds), str(scratch), workdir)
 
 
-def _fresh(view: mountns.View | None) -> mountns.View | None:
-    """The same view for another process (overlay layers of its own)."""
+def _inside(view: mountns.View | None, main_pid: int) -> mountns.View | None:
+    """The view of another process of the container.
+
+    Where the main process runs, its mount namespace (what the container
+    wrote outside its volumes included); else the same binds with overlay
+    layers of its own.
+    """
     if view is None:
         return None
+    if main_pid:
+        return replace(view, join=main_pid)
     scratch = os.path.join(os.path.dirname(view.scratch), uuid.uuid4().hex[:12])
     return mountns.View(view.hosts, view.binds, scratch, view.workdir)
 
@@ -191,9 +250,13 @@ def prepare(
     except (OSError, ValueError) as exc:
         raise ContainerConfigError(str(exc)) from exc
     config = image.config if image is not None else {}
+    reference = str(container.get("image") or "")
     image_default = str(config.get("User") or "") or image_user(
-        run.store.config.image_users, str(container.get("image") or "")
+        run.store.config.image_users, reference
     )
+    # the image's ENV: its local environment's, else what devcluster was told
+    image_vars = image.env() if image is not None else {}
+    image_vars = image_vars or image_env(run.store.config.image_env, reference)
     wanted = run_as(pod, container, current, image_default)
     identity = wanted if can_switch else current
     host_ip = run.host_ip()
@@ -204,7 +267,8 @@ def prepare(
     env = podspec.container_env(
         pod, container, run.store.get_or_none, run.ip, host_ip, services
     )
-    view = _view(run, mounted, container, image, can_switch)
+    own_home = image_home(image_vars, env, mounted, image_default)
+    view = _view(run, mounted, container, image, can_switch, own_home)
     if view is not None and view.workdir:
         # container paths are real: nothing is rewritten, the process starts
         # in its working directory inside its mount namespace
@@ -212,7 +276,7 @@ def prepare(
             run,
             container,
             image,
-            env,
+            {**image_vars, **env},
             identity,
             current,
             wanted,
@@ -220,12 +284,11 @@ def prepare(
             mounted,
             runtime_preload,
         )
-    home = home_dir(env, mounted, run, identity)
+    home = home_dir({**image_vars, **env}, mounted, run, identity)
     full = base_env(run, home, image)
     if runtime_preload:
         full["LD_PRELOAD"] = runtime_preload
-    if image is not None:
-        full.update(image.env())
+    full.update(image_vars)
     full.update({k: podspec.rewrite(v, mounted, run.ip) for k, v in env.items()})
     full["HOME"] = home
     argv = [
@@ -265,16 +328,15 @@ def _prepare_in_view(
 ) -> Prepared:
     """A container whose volumes are at their own paths (``container_paths``).
 
-    As a runtime: the image's ENV under the container's, ``HOME`` from them
-    (else ``/``, a user without a passwd entry), ``0.0.0.0`` still meaning the
-    pod IP; the working directory is made inside the namespace if missing.
+    As a runtime: ``env`` is the image's ENV under the container's, ``HOME``
+    from it (else ``/``, a user without a passwd entry), ``0.0.0.0`` still
+    meaning the pod IP; the working directory is made inside the namespace if
+    missing.
     """
     full = base_env(run, "/", image)
     full.pop("TMPDIR", None)  # the container's own /tmp
     if preload:
         full["LD_PRELOAD"] = preload
-    if image is not None:
-        full.update(image.env())
     full.update({k: podspec.rewrite(v, {}, run.ip) for k, v in env.items()})
     argv = [
         podspec.rewrite(podspec.expand(a, full), {}, run.ip)
@@ -292,9 +354,17 @@ def _prepare_in_view(
 
 
 def exec_launch(
-    prepared: Prepared, command: list[str], cgroup: Cgroup | None, tty: bool = False
+    prepared: Prepared,
+    command: list[str],
+    cgroup: Cgroup | None,
+    tty: bool = False,
+    main_pid: int = 0,
 ) -> Launch:
-    """Return the launch of ``command`` inside a running container (env, user)."""
+    """Return the launch of ``command`` inside a running container (env, user).
+
+    ``main_pid`` is the container's main process (0: none runs), whose mount
+    namespace the command joins.
+    """
     base = prepared.launch
     # Paths are rewritten as in the container's own command line (not where
     # the container sees its own paths); addresses are not (an exec'd command
@@ -312,7 +382,7 @@ def exec_launch(
         cgroup=cgroup,
         stdin=True,
         tty=tty,
-        view=_fresh(base.view),
+        view=_inside(base.view, main_pid),
     )
 
 

@@ -51,6 +51,17 @@ def image_user(users: Iterable[tuple[str, str]], image: str) -> str:
     return next((user for repo, user in users if repo == wanted), "")
 
 
+def image_env(variables: Iterable[tuple[str, str]], image: str) -> dict[str, str]:
+    """Return the ``ENV`` of ``image`` from ``(repository, NAME=VALUE)`` pairs."""
+    wanted = repository(image)
+    env = {}
+    for repo, item in variables:
+        name, equals, value = item.partition("=")
+        if repo == wanted and equals:
+            env[name] = value
+    return env
+
+
 class Images:
     """The images pulled on every node, and the pulls themselves.
 

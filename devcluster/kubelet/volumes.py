@@ -5,7 +5,9 @@ persists across pods (the kubelet waits until the claim is bound); emptyDir
 (mode 0777, as the kubelet makes it), configMap, secret and projected volumes
 are per-pod directories (so is a hostPath: pods never get this machine's own
 directories), their keys written as files (``items`` pick and rename
-keys; ``defaultMode``/``mode`` set the files' modes). With a pod
+keys; ``defaultMode``/``mode`` set the files' modes). As the kubelet does, a
+pod waits (``FailedMount``) until the ConfigMaps and Secrets its volumes name
+exist, unless they are ``optional``. With a pod
 ``securityContext.fsGroup`` every volume but a hostPath gets the group, group
 read/write (read for configMap and secret volumes) and setgid directories, as
 the kubelet's volume ownership does (``fsGroupChangePolicy: OnRootMismatch``
@@ -89,6 +91,52 @@ def _write_keys(
 
 
 ROOT_CA = "kube-root-ca.crt"
+
+
+def _missing_sources(run: PodRun, volume: Mapping[str, Any]) -> list[str]:
+    """Name the ConfigMaps and Secrets a volume needs that do not exist.
+
+    ``optional`` ones may be missing; so may ``kube-root-ca.crt``, which
+    devcluster does not publish (``_fill`` writes the CA itself).
+    """
+    sources = [(plural, volume[field]) for plural, field in _SOURCES if field in volume]
+    for source in (volume.get("projected") or {}).get("sources") or []:
+        sources += [(p, source[field]) for p, field in _SOURCES if field in source]
+    missing = []
+    for plural, source in sources:
+        ref = str(source.get("name") or source.get("secretName", ""))
+        if source.get("optional") or (plural == "configmaps" and ref == ROOT_CA):
+            continue
+        if run.store.get_or_none(plural, run.namespace, ref) is None:
+            kind = "secret" if plural == "secrets" else "configmap"
+            missing.append(f'{kind} "{ref}" not found')
+    return missing
+
+
+async def _wait_sources(run: PodRun, volume: Mapping[str, Any]) -> bool:
+    """Wait until a volume's ConfigMaps and Secrets exist (False: the pod went).
+
+    As the kubelet, which retries ``MountVolume.SetUp`` and keeps the pod in
+    ContainerCreating: KubeSpawner creates a server's internal-SSL Secret
+    after its pod (the Secret's owner), and the pod starts once it is there.
+    """
+    warned = False
+    while not run.terminate.is_set():
+        missing = _missing_sources(run, volume)
+        if not missing:
+            return True
+        pod = run.current()
+        if not warned and pod is not None:
+            warned = True
+            run.event(
+                pod,
+                "FailedMount",
+                f'MountVolume.SetUp failed for volume "{volume["name"]}" : '
+                f"{missing[0]}",
+                "Warning",
+            )
+        await asyncio.sleep(_POLL_S)
+    return False
 
 
 def _fill(run: PodRun, volume: Mapping[str, Any], path: Path, ca_pem: str = "") -> None:
@@ -191,6 +239,8 @@ async def volumes(
             path = volume_root / pv
             path.mkdir(parents=True, exist_ok=True)
         else:
+            if not await _wait_sources(run, volume):
+                return None
             # hostPath too: pods do not get this machine's own directories
             path = run.pod_dir / "volumes" / name
             path.mkdir(parents=True, exist_ok=True)

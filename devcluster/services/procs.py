@@ -33,7 +33,11 @@ class ProcessExitedError(RuntimeError):
     """A process we were waiting for exited before it became ready."""
 
 
-def lifeline_argv(argv: Sequence[str], parent: int | None = None) -> list[str]:
+def lifeline_argv(
+    argv: Sequence[str],
+    parent: int | None = None,
+    user: tuple[int, int] | None = None,
+) -> list[str]:
     """Return ``argv`` so that it dies (SIGTERM) when the process starting it ends.
 
     On Linux the command is run through :mod:`devcluster.services.lifeline`,
@@ -43,13 +47,19 @@ def lifeline_argv(argv: Sequence[str], parent: int | None = None) -> list[str]:
         argv: The command.
         parent: PID that must still be the command's parent when it starts
             (``None``: no check).
+        user: ``(uid, gid)`` the command runs as (the starter must be root);
+            ``None``: as the starter.
 
     Returns:
         The command line to start.
     """
     if not sys.platform.startswith("linux"):
+        if user is not None:
+            raise OSError("running a command as another user needs Linux")
         return list(argv)
     check = ["--parent", str(parent)] if parent is not None else []
+    if user is not None:
+        check += ["--user", f"{user[0]}:{user[1]}"]
     return [sys.executable, "-I", "-S", str(LIFELINE), *check, "--", *argv]
 
 
@@ -86,6 +96,7 @@ class Proc:
         env: Mapping[str, str] | None = None,
         inherit_env: bool = True,
         cwd: str | os.PathLike[str] | None = None,
+        user: tuple[int, int] | None = None,
     ) -> Proc:
         """Start ``argv`` with stdout and stderr appended to ``log_path``.
 
@@ -96,6 +107,8 @@ class Proc:
                 environment unless ``inherit_env`` is false.
             inherit_env: Start from ``os.environ`` (true) or from ``env`` only.
             cwd: Working directory of the command.
+            user: ``(uid, gid)`` to run the command as, with no supplementary
+                groups (this process must be root); ``None``: as this process.
 
         Returns:
             The running process.
@@ -112,7 +125,7 @@ class Proc:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("ab") as log:
             popen = subprocess.Popen(
-                lifeline_argv(argv, parent=os.getpid()),
+                lifeline_argv(argv, parent=os.getpid(), user=user),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -158,11 +171,18 @@ class Proc:
                 f"{self.describe()} exited with code {code}; log tail:\n{self.tail()}"
             )
 
-    def stop(self, timeout: float = 5.0) -> int | None:
+    def stop(
+        self, timeout: float = 5.0, first: signal.Signals = signal.SIGTERM
+    ) -> int | None:
         """Stop the process group: SIGTERM, then SIGKILL after ``timeout`` seconds.
 
         Safe to call more than once. Waits (bounded) until the started process
         has exited and been reaped.
+
+        Args:
+            timeout: Seconds between the first signal and SIGKILL.
+            first: The signal asking the command to stop (PostgreSQL's "fast
+                shutdown" is SIGINT; its SIGTERM waits for every client).
 
         Returns:
             The exit code of the started process (negative: killed by a signal),
@@ -170,7 +190,7 @@ class Proc:
         """
         pgid = self.pid
         deadline = time.monotonic() + timeout
-        _signal_group(pgid, signal.SIGTERM)
+        _signal_group(pgid, first)
         while time.monotonic() < deadline:
             self._popen.poll()
             if self._popen.returncode is not None and not _group_alive(pgid):

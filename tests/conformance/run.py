@@ -7,9 +7,13 @@ modified: its conftest, its pyproject's pytest settings) with the Python of
 the conformance venv, ``KUBECONFIG`` pointing at the devcluster and the plugin
 ``kubespawner_plugin`` loaded first, and stops the devcluster by its PID
 whatever happened, within bounded waits. Tests that cannot pass on this machine
-are deselected from ``deselected.txt`` beside this file, each with its reason.
+are deselected from ``deselected.txt`` beside this file, each with its reason;
+tests that pass only without another session fixture of the suite around are
+listed in ``isolated.txt`` (same format): each runs after the rest, in a pytest
+session of its own against the same devcluster.
 
-Exit status: the suite's, or 1 when the devcluster did not start.
+Exit status: the first failing session's, 0 when all passed, or 1 when the
+devcluster did not start.
 """
 
 from __future__ import annotations
@@ -33,11 +37,30 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SUITE = REPO / ".." / "shared" / "suites" / "kubespawner-7.1.0"
 DESELECTED = HERE / "deselected.txt"
+ISOLATED = HERE / "isolated.txt"
 IMAGE_USERS = ("quay.io/jupyterhub/singleuser=1000:100",)
 """The USER of the images the suite runs that have one (the image's metadata):
 quay.io/jupyterhub/singleuser, KubeSpawner's default image, runs as jovyan
 (uid 1000, group users). The suite's other images (jupyterhub, python) run as
 root."""
+IMAGE_ENV = tuple(
+    f"quay.io/jupyterhub/singleuser={variable}"
+    for variable in (
+        "HOME=/home/jovyan",
+        "NB_USER=jovyan",
+        "NB_UID=1000",
+        "NB_GID=100",
+        "SHELL=/bin/bash",
+        "JUPYTER_PORT=8888",
+    )
+)
+"""The ENV of quay.io/jupyterhub/singleuser (FROM quay.io/jupyter/base-notebook,
+FROM docker-stacks-foundation) that means the same on this machine: jovyan's
+HOME (devcluster gives the container that directory, owned by jovyan, as the
+image holds it; jupyter writes ``~/.local`` there) and the user and port the
+image describes. Left out: ``PATH``/``CONDA_DIR`` (``/opt/conda``, which this
+machine lacks) and ``LANG``/``LC_ALL``/``LANGUAGE`` (``en_US.UTF-8``, a locale
+this machine does not generate)."""
 START_TIMEOUT_S = 120.0
 SUITE_TIMEOUT_S = 1500.0
 STOP_TIMEOUT_S = 60.0
@@ -104,6 +127,15 @@ def devcluster(state: Path, log: Path) -> Iterator[dict[str, object]]:
     ]
     for user in IMAGE_USERS:
         cmd += ["--image-user", user]
+    for variable in IMAGE_ENV:
+        cmd += ["--image-env", variable]
+    # test_spawn_internal_ssl's hub pod reads its certificates at
+    # /etc/jupyterhub/internal-ssl (container paths; devcluster runs as root
+    # here) and reaches the server by its Service's DNS name (the hosts files
+    # devcluster keeps for every pod). Hub and server listen on every address
+    # on their Services' ports: on their pod IPs (pod binds), as in their own
+    # network namespaces, not in the way of the Services' cluster IPs.
+    cmd += ["--container-paths", "--pod-binds"]
     # The suite's hub pod runs `jupyterhub`, which starts configurable-http-proxy
     # from PATH (scripts/setup-system.sh installs it under .cache/node).
     chp = REPO / ".cache" / "node" / "node_modules" / ".bin"
@@ -127,15 +159,32 @@ def devcluster(state: Path, log: Path) -> Iterator[dict[str, object]]:
             _stop(proc, STOP_TIMEOUT_S)
 
 
-def run_suite(python: str, suite: Path, kubeconfig: str, extra: list[str]) -> int:
+def sessions(extra: list[str]) -> list[tuple[list[str], list[str]]]:
+    """Return the suite's pytest sessions: (arguments, tests deselected) each.
+
+    Without ``extra``: the whole suite less the deselected and isolated tests,
+    then each isolated test alone. With ``extra`` (which replaces the argument
+    ``tests``): one session of it, less the deselected tests.
+    """
+    dropped = [node_id for node_id, _ in deselected(DESELECTED.read_text())]
+    if extra:
+        return [(extra, dropped)]
+    isolated = [node_id for node_id, _ in deselected(ISOLATED.read_text())]
+    return [(["tests"], dropped + isolated)] + [([i], dropped) for i in isolated]
+
+
+def run_suite(
+    python: str, suite: Path, kubeconfig: str, tests: list[str], dropped: list[str]
+) -> int:
     """Run the suite's pytest from its own directory; return its exit status.
 
-    ``extra`` replaces the default argument ``tests`` (the whole suite).
+    ``tests`` are pytest's arguments (``tests``: the whole suite), ``dropped``
+    the node ids deselected.
     """
     args = [python, "-m", "pytest", "-p", "kubespawner_plugin"]
     # The suite's folder may be read-only: no cache, no bytecode files there.
     args += ["-p", "no:cacheprovider", "--color=no"]
-    for node_id, _ in deselected(DESELECTED.read_text()):
+    for node_id in dropped:
         args += ["--deselect", node_id]
     env = {
         **os.environ,
@@ -144,9 +193,7 @@ def run_suite(python: str, suite: Path, kubeconfig: str, extra: list[str]) -> in
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env.pop("KUBERNETES_SERVICE_HOST", None)
-    proc = subprocess.Popen(
-        [*args, *(extra or ["tests"])], cwd=suite, env=env, start_new_session=True
-    )
+    proc = subprocess.Popen([*args, *tests], cwd=suite, env=env, start_new_session=True)
     try:
         return proc.wait(SUITE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -177,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         with devcluster(state, log) as info:
             print(f"conformance: devcluster at {info['api']}", flush=True)
             python = os.path.abspath(args.python)  # the suite runs elsewhere
-            status = run_suite(python, suite, str(info["kubeconfig"]), extra)
+            status = 0
+            for tests, dropped in sessions(extra):
+                ran = run_suite(python, suite, str(info["kubeconfig"]), tests, dropped)
+                status = status or ran
     except RuntimeError as exc:
         print(f"conformance: {exc}; its log: {log}", file=sys.stderr)
         print(log.read_text()[-4000:], file=sys.stderr)

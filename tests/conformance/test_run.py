@@ -1,4 +1,5 @@
-"""The conformance runner's deselection list: every entry a real test with a reason."""
+"""The conformance runner's lists (deselected, isolated): every entry a real test
+with a reason; the sessions it runs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conformance.run import DESELECTED, deselected, suite_dir
+from tests.conformance.run import DESELECTED, ISOLATED, deselected, sessions, suite_dir
 
 
 def test_deselected_parses_node_ids_and_reasons():
@@ -30,13 +31,33 @@ def test_deselected_refuses_a_test_without_a_reason(line: str):
         deselected("# header\n" + line)
 
 
-def test_every_deselected_test_exists_in_the_suite():
-    """A deselection that names no test would hide nothing and rot unseen."""
+@pytest.mark.parametrize("listing", [DESELECTED, ISOLATED], ids=lambda p: p.name)
+def test_every_listed_test_exists_in_the_suite(listing):
+    """An entry that names no test would change nothing and rot unseen."""
     suite = suite_dir()
-    for node_id, reason in deselected(DESELECTED.read_text()):
+    for node_id, reason in deselected(listing.read_text()):
         path, _, name = node_id.partition("::")
         function = name.split("[", 1)[0]
         source = (suite / path).read_text()
         assert re.search(rf"^(async )?def {re.escape(function)}\(", source, re.M), (
             f"{node_id} ({reason}) is not a test of {path}"
         )
+
+
+def test_isolated_tests_run_alone_after_the_rest():
+    """The whole suite less the deselected and isolated tests, then each
+    isolated test in a session of its own (still less the deselected)."""
+    dropped = [n for n, _ in deselected(DESELECTED.read_text())]
+    isolated = [n for n, _ in deselected(ISOLATED.read_text())]
+    assert isolated, "isolated.txt lists test_spawn_internal_ssl"
+    assert sessions([]) == [
+        (["tests"], dropped + isolated),
+        *[([node_id], dropped) for node_id in isolated],
+    ]
+
+
+def test_explicit_tests_run_in_one_session():
+    """``CONFORMANCE_ARGS`` pick the tests: one session, isolated ones included."""
+    extra = ["-x", "tests/test_spawner.py"]
+    dropped = [n for n, _ in deselected(DESELECTED.read_text())]
+    assert sessions(extra) == [(extra, dropped)]

@@ -107,3 +107,26 @@ def test_image_users_on_the_command_line():
     assert config_from(args).image_users == (("example.org/nb", "1000:100"), ("a", "5"))
     with pytest.raises(SystemExit, match="IMAGE=UID"):
         config_from(parse_args(["--image-user", "example.org/nb=jovyan"]))
+
+
+def test_image_env_on_the_command_line():
+    """Each ``--image-env IMAGE=NAME=VALUE`` is one variable; the value may hold
+    ``=`` and be empty."""
+    args = parse_args(
+        [
+            "--image-env",
+            "example.org/nb=HOME=/home/jovyan",
+            "--image-env",
+            "example.org/nb=OPTS=a=b",
+            "--image-env",
+            "a=EMPTY=",
+        ]
+    )
+    assert config_from(args).image_env == (
+        ("example.org/nb", "HOME=/home/jovyan"),
+        ("example.org/nb", "OPTS=a=b"),
+        ("a", "EMPTY="),
+    )
+    for wrong in ("example.org/nb=HOME", "example.org/nb==x", "=HOME=/"):
+        with pytest.raises(SystemExit, match="IMAGE=NAME=VALUE"):
+            config_from(parse_args(["--image-env", wrong]))

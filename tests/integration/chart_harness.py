@@ -4,6 +4,8 @@
 
 - slapd with StartTLS (its own CA), as a production directory: the hub image's
   configuration refuses LDAP without TLS outside local mode;
+- a private PostgreSQL (:class:`devcluster.services.postgres.PostgresServer`)
+  with the hub's and the accounting databases, as RDS would hold them;
 - ``python -m devcluster`` with moto, a static node ``core`` for the hub and
   the proxy, and the pieces that make a chart's pods run as in a cluster: each
   image in its local environment (``--image-environments``, built by
@@ -12,8 +14,8 @@
 - what an EKS cluster and ``docs/deploy-eks.md`` put there first: a default
   StorageClass (EKS ships ``gp2``), the homes' StorageClass, priority classes
   and node groups (``wbspawner pools apply``, as the workbench does), the
-  ``wbspawner-profiles`` ConfigMap and the ``wbspawner-ldap`` and
-  ``wbspawner-dask-gateway`` Secrets;
+  ``wbspawner-profiles`` ConfigMap and the ``wbspawner-ldap``,
+  ``wbspawner-dask-gateway`` and ``wbspawner-db`` Secrets;
 - ``helm install dask-gateway`` of ``../shared/charts/dask-gateway-2026.3.0.tgz``
   with ``helm-values/dask-gateway.yaml`` into namespace ``dask-gateway`` (the
   chart's CRDs first, as helm installs a chart's ``crds/``; its traefik runs
@@ -45,6 +47,7 @@ import yaml
 from devcluster.demo.cli_env import apply_node_groups, cli_environment
 from devcluster.demo.workbench import Kube, prepare_cluster
 from devcluster.services.ldap import LdapServer
+from devcluster.services.postgres import PostgresServer
 from devcluster.services.procs import Proc
 from devcluster.services.tools import ensure_tool
 from tests.integration.helm_support import REPO, chart
@@ -107,6 +110,7 @@ class ChartStack:
     and its liveness probe (300 s initial delay, 30 failures 10 s apart) must
     not kill it first."""
     ldap: LdapServer | None = None
+    postgres: PostgresServer | None = None
     devcluster: Proc | None = None
     info: dict[str, Any] = field(default_factory=dict)
     kubeconfig: Path = field(init=False)
@@ -129,6 +133,7 @@ class ChartStack:
 
     def _start(self) -> None:
         self.ldap = LdapServer(self.state_dir / "slapd", tls=True).start()
+        self.postgres = PostgresServer(self.state_dir / "postgres").start()
         self._start_devcluster()
         profiles_dir = self.state_dir / "profiles"
         shutil.copytree(REPO / "profiles", profiles_dir, dirs_exist_ok=True)
@@ -140,8 +145,8 @@ class ChartStack:
             "-",
             stdin=yaml.safe_dump(
                 {
-                    # EKS clusters come with this default StorageClass; the
-                    # chart's hub-db-dir claim asks for the default one.
+                    # EKS clusters come with this default StorageClass (claims
+                    # without a class, as the chart's sqlite one, ask for it).
                     "apiVersion": "storage.k8s.io/v1",
                     "kind": "StorageClass",
                     "metadata": {
@@ -273,6 +278,15 @@ class ChartStack:
             "--from-literal=bind-password=",
             f"--from-file=ca.crt={self.ldap.tls_cert.ca_file}",
         )
+        assert self.postgres is not None
+        self.kubectl_run(
+            "create",
+            "secret",
+            "generic",
+            "wbspawner-db",
+            f"--from-literal=hub-url={self.postgres.create_database('jupyterhub')}",
+            f"--from-literal=cost-url={self.postgres.create_database('costs')}",
+        )
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
@@ -337,10 +351,13 @@ class ChartStack:
         return "\n".join(parts)
 
     def stop(self) -> None:
-        """Stop devcluster (and so every pod) and slapd, by PID."""
+        """Stop devcluster (and so every pod), slapd and PostgreSQL, by PID."""
         if self.devcluster is not None:
             self.devcluster.stop()
             self.devcluster = None
         if self.ldap is not None:
             self.ldap.stop()
             self.ldap = None
+        if self.postgres is not None:
+            self.postgres.close()
+            self.postgres = None

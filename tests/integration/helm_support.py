@@ -90,6 +90,13 @@ def one(rendered: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return found[0]
 
 
+FAKE_DB_URLS = {
+    "WBSPAWNER_HUB_DB_URL_FILE": "postgresql+psycopg://hub:fake@db.example.org/hub",
+    "WBSPAWNER_COST_DB_URL_FILE": "postgresql+psycopg://costs:fake@db.example.org/c",
+}
+"""What :func:`hub_environ`'s stand-ins for the mounted Secret wbspawner-db hold."""
+
+
 def hub_environ(
     rendered: list[dict[str, Any]], tmp_path: Path, namespace: str
 ) -> dict[str, str]:
@@ -129,6 +136,11 @@ def hub_environ(
     for name in files:
         local = tmp_path / Path(env[name]).name
         local.write_text("fake\n", encoding="utf-8")
+        mounted[env[name]] = local
+    # The Secret wbspawner-db: the databases' URLs, one file each.
+    for name, url in FAKE_DB_URLS.items():
+        local = tmp_path / Path(env[name]).name
+        local.write_text(url + "\n", encoding="utf-8")
         mounted[env[name]] = local
     mounted[env["WBSPAWNER_STATE_DIR"]] = tmp_path
     return {k: str(mounted.get(v, v)) for k, v in env.items()}

@@ -20,7 +20,7 @@ cost, which is cents):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from math import ceil
@@ -81,7 +81,9 @@ def cost_file(monthly: int) -> str:
 
 @pytest.fixture(scope="module")
 def bench(
-    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
+    ldap_server: LdapServer,
+    stack_databases: Callable[[str], dict[str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Workbench]:
     with stack_on_profiles(
         tmp_path_factory.mktemp("costhub"),
@@ -92,14 +94,15 @@ def bench(
         ldap=ldap_server,
         capacity_grace_s=1.0,
         warmer=False,
+        **stack_databases("cost_hub"),
     ) as workbench:
         yield workbench
 
 
 @pytest.fixture(scope="module")
 def db_url(bench: Workbench) -> str:
-    """The accounting database the hub writes (its default: in its state dir)."""
-    return f"sqlite:///{bench.state_dir / 'hub' / 'wbspawner-costs.sqlite'}"
+    """The accounting database the hub writes (on the session's PostgreSQL)."""
+    return bench.cost_db
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -252,7 +252,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(
-    ldap_server: LdapServer, tmp_path_factory: pytest.TempPathFactory
+    ldap_server: LdapServer,
+    stack_databases: Callable[[str], dict[str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("gwhub")
     profiles_dir = state / "profiles"
@@ -278,6 +280,7 @@ def stack(
             cluster=cluster,
             public_port=public,
             capacity_grace_s=1.0,
+            **stack_databases("gateway"),
         )
         http, tcp, api = free_port(), free_port(), free_port()
         token = secrets.token_hex(32)

@@ -23,6 +23,7 @@ import kubernetes_validate
 import pytest
 
 from tests.integration.helm_support import (
+    FAKE_DB_URLS,
     HUB_NAMESPACE,
     IMAGE_HUB_CONFIG,
     K8S,
@@ -196,7 +197,8 @@ def test_core_pods_have_requests_limits_and_read_only_roots(rendered, name):
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
-def test_hub_writes_only_to_its_volume_and_an_empty_dir_tmp(rendered):
+def test_hub_writes_only_an_empty_dir_tmp(rendered):
+    """Its state is in PostgreSQL: no volume of its own pins it to one zone."""
     pod = one(rendered, "Deployment", "hub")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     (container,) = pod["containers"]
@@ -206,11 +208,30 @@ def test_hub_writes_only_to_its_volume_and_an_empty_dir_tmp(rendered):
         if not m.get("readOnly")
         and not {"configMap", "secret"} & set(volumes[m["name"]])
     }
-    assert set(writable) == {"/srv/jupyterhub", "/tmp"}
-    assert "persistentVolumeClaim" in writable["/srv/jupyterhub"]
+    assert set(writable) == {"/tmp"}
     assert "emptyDir" in writable["/tmp"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["WBSPAWNER_STATE_DIR"] == "/srv/jupyterhub"
+    assert not [d for d in rendered if d["kind"] == "PersistentVolumeClaim"]
+
+
+def test_the_hub_and_accounting_databases_come_from_a_secret(rendered):
+    """PostgreSQL, its URLs (with their passwords) in the Secret wbspawner-db,
+    mounted as files: nothing of them in the values or the pod's environment."""
+    db = hub_values(rendered)["hub"]["db"]
+    assert db["type"] == "postgres"
+    assert not db.get("url") and not db.get("password")
+    pod = one(rendered, "Deployment", "hub")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert "WBSPAWNER_HUB_DB_URL" not in env and "WBSPAWNER_COST_DB_URL" not in env
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "wbspawner-db"]
+    assert volume["secret"]["secretName"] == "wbspawner-db"
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "wbspawner-db"]
+    assert mount["readOnly"] is True
+    files = {
+        i["key"]: f"{mount['mountPath']}/{i['path']}" for i in volume["secret"]["items"]
+    }
+    assert env["WBSPAWNER_HUB_DB_URL_FILE"]["value"] == files["hub-url"]
+    assert env["WBSPAWNER_COST_DB_URL_FILE"]["value"] == files["cost-url"]
 
 
 def test_only_the_hub_gets_a_service_account_token(rendered):
@@ -257,12 +278,18 @@ def test_hub_credentials_are_mounted_files(rendered):
     assert set(files) >= {
         "WBSPAWNER_LDAP_BIND_PASSWORD_FILE",
         "WBSPAWNER_DASK_GATEWAY_API_TOKEN_FILE",
+        "WBSPAWNER_HUB_DB_URL_FILE",
+        "WBSPAWNER_COST_DB_URL_FILE",
     }
     for name, path in files.items():
         (secret,) = [
             s for m, s in mounts.items() if path.startswith(m.rstrip("/") + "/")
         ]
-        assert secret in ("wbspawner-ldap", "wbspawner-dask-gateway"), name
+        assert secret in (
+            "wbspawner-ldap",
+            "wbspawner-dask-gateway",
+            "wbspawner-db",
+        ), name
 
 
 def test_hub_image_is_ours_and_user_defaults_are_locked_down(rendered):
@@ -348,6 +375,9 @@ def test_rendered_hub_config_loads_wbspawner(rendered, tmp_path, monkeypatch):
     assert c.KubeSpawner.namespace == HUB_NAMESPACE
     assert c.LDAPAuthenticator.server_address == "ldap.example.org"
     assert c.Authenticator.enable_auth_state is True
+    # the databases named by the mounted Secret wbspawner-db
+    assert c.JupyterHub.db_url == FAKE_DB_URLS["WBSPAWNER_HUB_DB_URL_FILE"]
+    assert c.WorkbenchSpawner.cost_db_url == FAKE_DB_URLS["WBSPAWNER_COST_DB_URL_FILE"]
     source = c.WorkbenchSpawner.profiles_source()
     assert source.current().sizes, "the profiles mounted from the ConfigMap"
 

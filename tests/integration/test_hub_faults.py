@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -57,7 +57,10 @@ DIRECTORY_DOWN = "The directory cannot be reached"
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
+def bench(
+    stack_databases: Callable[[str], dict[str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Workbench]:
     # Its own slapd (ldap=None): a test stops it. Node boots take ~9 s, long
     # enough to kill the hub while a pod waits for its node.
     with stack_on_profiles(
@@ -67,14 +70,14 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
         pools=["cpu16", "mem64"],
         zones=["us-east-1b"],
         capacity_grace_s=1.0,
+        **stack_databases("hub_faults"),
     ) as workbench:
         yield workbench
 
 
 def open_records(bench: Workbench, user: str) -> list[Any]:
     """Return the user's open server records in the accounting database."""
-    db = bench.state_dir / "hub" / "wbspawner-costs.sqlite"
-    with open_db(f"sqlite:///{db}")() as session:
+    with open_db(bench.cost_db)() as session:
         return [r for r in list_open(session, "server") if r.user == user]
 
 

@@ -252,9 +252,9 @@ def workbench_options() -> dict[str, Any]:
     return {"pools": ["mem64"], "zones": [B], "public_port": free_port()}
 
 
-def seed_spending(db: Path, user: str) -> None:
+def seed_spending(db_url: str, user: str) -> None:
     """Two hours of a $0.75/h server this month, as the spawner records them."""
-    sessions = accounting.open_db(f"sqlite:///{db}")
+    sessions = accounting.open_db(db_url)
     start = datetime.now(UTC).replace(day=1, hour=1, minute=0, second=0, microsecond=0)
     with sessions() as s:
         accounting.record_start(
@@ -322,7 +322,7 @@ def test_admin_sees_the_page_and_a_non_admin_gets_403(workbench: Workbench) -> N
     assert warm_line in bob.form()
     # the costs page: same access, from the hub's accounting database
     month = datetime.now(UTC).strftime("%Y-%m")
-    seed_spending(workbench.state_dir / "hub" / "wbspawner-costs.sqlite", "gina")
+    seed_spending(workbench.cost_db, "gina")
     costs = alice.http.get(base + "costs", params={"month": month}, timeout=30)
     assert costs.status_code == 200, costs.text
     assert "gina" in costs.text and "<svg" in costs.text and "$1.50" in costs.text

@@ -10,7 +10,9 @@ hours × price per user, group or size for a month, exactly (prices are stored a
 whole micro-dollars per hour, times to the microsecond, sums as fractions).
 
 SQLAlchemy 2: SQLite by default (:data:`DEFAULT_DB_URL`), PostgreSQL in
-production; the column types are portable. Times are naive UTC.
+production; the column types are portable. Times are naive UTC. The tables
+change only through Alembic revisions (:mod:`wbspawner.costs.migrations`), which
+:func:`open_db` applies; a change to :class:`UsageRecord` comes with one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Literal
 
 from sqlalchemy import BigInteger, DateTime, Integer, String, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from wbspawner.costs import migrations
 
 DEFAULT_DB_URL = "sqlite:///wbspawner-costs.sqlite"
 """Where records go when no URL is configured (a file in the working directory)."""
@@ -91,7 +95,10 @@ def naive_utc(at: datetime) -> datetime:
 
 
 def open_db(url: str = DEFAULT_DB_URL) -> sessionmaker[Session]:
-    """Connect to the accounting database, creating its tables if needed.
+    """Connect to the accounting database, migrating it to the newest schema.
+
+    An empty database gets every table; an older one is upgraded (one made by
+    ``create_all`` before migrations existed is recognised and stamped first).
 
     Args:
         url: an SQLAlchemy URL (SQLite by default, PostgreSQL in production).
@@ -99,8 +106,8 @@ def open_db(url: str = DEFAULT_DB_URL) -> sessionmaker[Session]:
     Returns:
         A session factory.
     """
-    engine = create_engine(url)
-    Base.metadata.create_all(engine)
+    engine = create_engine(url, pool_pre_ping=True)
+    migrations.upgrade(engine)
     return sessionmaker(engine, expire_on_commit=False)
 
 

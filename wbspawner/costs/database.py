@@ -2,7 +2,8 @@
 
 This module owns two rules that the hub and the admin tools share:
 
-- where the database is: ``WBSPAWNER_COST_DB_URL``, else the SQLite file
+- where the database is: ``WBSPAWNER_COST_DB_URL`` (or the file
+  ``WBSPAWNER_COST_DB_URL_FILE`` names, a mounted Secret), else the SQLite file
   :data:`DB_FILE` in the hub's state directory (``WBSPAWNER_STATE_DIR``), as
   :attr:`wbspawner.hub.settings.Settings.cost_db` finds it
   (:func:`url_in_state_dir`, :func:`configured_url`);
@@ -13,7 +14,8 @@ This module owns two rules that the hub and the admin tools share:
   password (:func:`read_report`).
 
 The writers (the hub, the gateway) open it with
-:func:`wbspawner.costs.accounting.open_db`, which creates the tables.
+:func:`wbspawner.costs.accounting.open_db`, which creates the tables or migrates
+them to the newest schema (:mod:`wbspawner.costs.migrations`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from wbspawner.errors import WbError
 
 DB_URL_ENV = "WBSPAWNER_COST_DB_URL"
 """The accounting database's SQLAlchemy URL, as the hub reads it."""
+DB_URL_FILE_ENV = "WBSPAWNER_COST_DB_URL_FILE"
+"""A file holding that URL (the hub's Secret, mounted), when the URL is unset."""
 STATE_DIR_ENV = "WBSPAWNER_STATE_DIR"
 """The hub's state directory, where the SQLite database is by default."""
 DB_FILE = "wbspawner-costs.sqlite"
@@ -62,13 +66,27 @@ def configured_url(environ: Mapping[str, str]) -> str | None:
 
     Args:
         environ: the environment (``WBSPAWNER_COST_DB_URL``,
-            ``WBSPAWNER_STATE_DIR``).
+            ``WBSPAWNER_COST_DB_URL_FILE``, ``WBSPAWNER_STATE_DIR``).
 
     Returns:
-        The URL, or ``None`` when the environment names neither.
+        The URL, or ``None`` when the environment names none of them.
+
+    Raises:
+        AccountingDbError: the file holding the URL cannot be read, or is empty.
     """
     url = environ.get(DB_URL_ENV, "").strip()
     if url:
+        return url
+    url_file = environ.get(DB_URL_FILE_ENV, "").strip()
+    if url_file:
+        try:
+            url = Path(url_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise AccountingDbError(
+                f"{DB_URL_FILE_ENV} {url_file!r} cannot be read: {exc.strerror}"
+            ) from None
+        if not url:
+            raise AccountingDbError(f"{DB_URL_FILE_ENV} {url_file!r} is empty")
         return url
     state_dir = environ.get(STATE_DIR_ENV, "").strip()
     return url_in_state_dir(state_dir) if state_dir else None

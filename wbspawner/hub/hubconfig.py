@@ -93,7 +93,9 @@ def _hub(c: Any, settings: Settings) -> None:
     c.JupyterHub.hub_bind_url = settings.hub_bind_url
     if settings.hub_connect_url:
         c.JupyterHub.hub_connect_url = settings.hub_connect_url
-    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    # SQLite in the state directory unless WBSPAWNER_HUB_DB_URL names a server
+    # (PostgreSQL in production: docs/deploy-eks.md).
+    c.JupyterHub.db_url = settings.hub_db
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     # Servers are pods that outlive a hub restart; the hub finds them again.
     c.JupyterHub.cleanup_servers = False

@@ -14,7 +14,12 @@ Variables (all optional unless stated; ``WBSPAWNER_`` prefix):
 ``MODE``                         ``production`` (default) or ``local`` (devcluster)
 ``PROFILES``                     profiles directories/files, ``os.pathsep``-separated
 ``CATALOG``                      instance catalogue JSON (default: the shipped one)
-``STATE_DIR``                    hub database, cookie secret and proxy pid file
+``STATE_DIR``                    hub database (SQLite), cookie secret, proxy pid file
+``HUB_DB_URL``                   the hub's own database (SQLAlchemy URL, e.g.
+                                 ``postgresql+psycopg://…``; default: a SQLite
+                                 file in ``STATE_DIR``)
+``HUB_DB_URL_FILE``              a file holding that URL (a mounted Secret: the
+                                 URL carries the password); not with the above
 ``PUBLIC_URL``                   where users reach the proxy (``http://:8000``)
 ``HUB_BIND_URL``                 where the hub listens (``http://127.0.0.1:8081``)
 ``HUB_CONNECT_URL``              how servers reach the hub (default: bind URL)
@@ -44,6 +49,7 @@ Variables (all optional unless stated; ``WBSPAWNER_`` prefix):
                                  spawner writes each user's network policies there
 ``COST_DB_URL``                  accounting database (SQLAlchemy URL; default: a
                                  SQLite file in ``STATE_DIR``)
+``COST_DB_URL_FILE``             a file holding that URL; not with the above
 ===============================  ====================================================
 """
 
@@ -63,6 +69,9 @@ from wbspawner.gateway.config import GatewaySettings
 
 PREFIX = "WBSPAWNER_"
 """Prefix of every environment variable wbspawner reads."""
+
+HUB_DB_FILE = "jupyterhub.sqlite"
+"""The hub's SQLite database in the state directory, when no URL is set."""
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 """Where Kubernetes mounts the pod's namespace."""
@@ -124,7 +133,10 @@ class Settings:
     catalog_path: str | None = None
     """Instance catalogue JSON; ``None``: the catalogue shipped in the package."""
     state_dir: str = "/srv/jupyterhub"
-    """Directory of the hub database, cookie secret and proxy pid file."""
+    """Directory of the hub database (SQLite), cookie secret and proxy pid file."""
+    hub_db_url: str | None = None
+    """The hub's database URL; ``None``: ``jupyterhub.sqlite`` in the state
+    directory (see :attr:`hub_db`)."""
     public_url: str = "http://:8000"
     """Where users reach the proxy."""
     hub_bind_url: str = "http://127.0.0.1:8081"
@@ -198,6 +210,7 @@ class Settings:
             or ("/etc/wbspawner/profiles",),
             catalog_path=env.get("CATALOG"),
             state_dir=env.get("STATE_DIR") or "/srv/jupyterhub",
+            hub_db_url=_url_from_env(env, "HUB_DB_URL", read),
             public_url=env.get("PUBLIC_URL") or "http://:8000",
             hub_bind_url=env.get("HUB_BIND_URL") or "http://127.0.0.1:8081",
             hub_connect_url=env.get("HUB_CONNECT_URL"),
@@ -221,8 +234,15 @@ class Settings:
             else None,
             warmer_url=env.get("WARMER_URL"),
             dask_namespace=env.get("DASK_NAMESPACE") or "dask-gateway",
-            cost_db_url=env.get("COST_DB_URL"),
+            cost_db_url=_url_from_env(env, "COST_DB_URL", read),
         )
+
+    @property
+    def hub_db(self) -> str:
+        """The hub's database URL in force (``JupyterHub.db_url``)."""
+        if self.hub_db_url:
+            return self.hub_db_url
+        return f"sqlite:///{Path(self.state_dir) / HUB_DB_FILE}"
 
     @property
     def cost_db(self) -> str:
@@ -291,6 +311,19 @@ class _Env:
                 f"{PREFIX}{name} must be one of {', '.join(allowed)}, got {value!r}"
             )
         return value
+
+
+def _url_from_env(env: _Env, name: str, read: ReadText) -> str | None:
+    """A database URL from ``name`` or, when ``name_FILE`` is set, from that file."""
+    direct, path = env.get(name), env.get(f"{name}_FILE")
+    if direct and path:
+        raise SettingsError(f"set {PREFIX}{name} or {PREFIX}{name}_FILE, not both")
+    if path is None:
+        return direct
+    text = read(path)
+    if text is None or not text.strip():
+        raise SettingsError(f"{PREFIX}{name}_FILE {path!r} cannot be read or is empty")
+    return text.strip()
 
 
 def _ldap_from_env(env: _Env, local: bool, read: ReadText) -> LdapSettings:

@@ -223,6 +223,42 @@ async def test_subpath_mounts_one_configmap_key_as_a_file(api: Api):
     assert log == "greeting = hello\n"
 
 
+async def test_pod_waits_for_the_secret_its_volume_names(api: Api):
+    """A pod whose Secret volume names a Secret that does not exist yet stays
+    ContainerCreating with a FailedMount event, and starts with the Secret's
+    keys once it is created (configure-pod-container/configure-pod-configmap:
+    "the Pod won't start until the ConfigMap is created"; Secrets alike). An
+    ``optional`` missing source does not hold the pod."""
+    read = "import os, sys; print(sorted(os.listdir(sys.argv[1])))"
+    pod = pod_manifest(
+        "certs",
+        [PY, "-c", read, "/etc/certs"],
+        container={"volumeMounts": [{"name": "certs", "mountPath": "/etc/certs"}]},
+        restartPolicy="Never",
+        volumes=[
+            {"name": "certs", "secret": {"secretName": "later"}},
+            {"name": "extra", "configMap": {"name": "absent", "optional": True}},
+        ],
+    )
+    await api.call("POST", f"{NS}/pods", pod)
+
+    async def failed_mount() -> list[dict] | None:
+        found = [e for e in await events(api, "certs") if e["reason"] == "FailedMount"]
+        return found or None
+
+    (event,) = await wait_for(failed_mount, 10)
+    assert event["message"] == (
+        'MountVolume.SetUp failed for volume "certs" : secret "later" not found'
+    )
+    await asyncio.sleep(0.3)
+    assert (await get_pod(api, "certs"))["status"]["phase"] == "Pending"
+    secret = {"metadata": {"name": "later"}, "data": {"ssl.crt": "eA=="}}
+    assert (await api.call("POST", f"{NS}/secrets", secret))[0] == 201
+    await phase(api, "certs", "Succeeded")
+    _, log = await api.call("GET", f"{NS}/pods/certs/log")
+    assert log == "['ssl.crt']\n"
+
+
 _DAEMON = """
 import os, sys, time
 if os.fork() == 0:
@@ -324,3 +360,27 @@ async def test_sim_pod_goes_after_a_status_sync_not_at_once(api: Api):
     terminating = [e["object"] for e in seen if e["type"] == "MODIFIED"]
     assert all(p["metadata"]["deletionTimestamp"] for p in terminating)
     assert terminating[-1]["status"]["phase"] == "Succeeded"
+
+
+async def test_exec_runs_in_the_containers_working_directory(
+    api: Api, cluster: Cluster
+):
+    """A command run in the container (kubectl exec) starts in the container's
+    working directory, as its main process did."""
+    code = "import os, time; print(os.getcwd(), flush=True); time.sleep(60)"
+    await api.call("POST", f"{NS}/pods", script("worker", code))
+    await ready(api, "worker")
+    assert cluster.kubelet is not None
+    worker = cluster.kubelet.worker("jhub", "worker")
+    assert worker is not None
+    (runner,) = worker.apps
+
+    async def main_cwd() -> str | None:
+        _, log = await api.call("GET", f"{NS}/pods/worker/log")
+        return str(log).strip() or None
+
+    expected = await wait_for(main_cwd, 10)
+    status, out = await runner.exec_command(
+        [PY, "-c", "import os; print(os.getcwd())"], 10
+    )
+    assert (status, out.decode().strip()) == (0, expected)

@@ -170,3 +170,13 @@ def test_dask_cluster_costs_workers_times_hours(tmp_path: Path) -> None:
 def test_bad_month_is_refused() -> None:
     with pytest.raises(ValueError, match="month must be YYYY-MM"):
         month_bounds("2026-13")
+
+
+def test_an_in_memory_database_gets_its_tables_too() -> None:
+    """Nothing else shares it: migrated over its own engine, not a second one."""
+    with open_db("sqlite://")() as session:
+        record_start(
+            session, "ada", "small", "cpu4", "spot", "a", "n", 0.5, MONTH_START
+        )
+        (row,) = report(session, month="2026-03", now=MONTH_START + timedelta(hours=2))
+    assert (row.key, row.hours) == ("ada", 2)

@@ -45,6 +45,13 @@ def hub_state(tmp_path: Path) -> Path:
     return state
 
 
+def test_an_unreadable_url_file_is_one_line_naming_it(elsewhere: Path) -> None:
+    code, out, err = run(environ={"WBSPAWNER_COST_DB_URL_FILE": "/no/such/url"})
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1, err
+    assert "WBSPAWNER_COST_DB_URL_FILE '/no/such/url' cannot be read" in err
+
+
 def test_nothing_configured_says_what_to_pass_and_creates_nothing(
     elsewhere: Path,
 ) -> None:
@@ -63,12 +70,18 @@ def test_nothing_configured_says_what_to_pass_and_creates_nothing(
             {"WBSPAWNER_COST_DB_URL": "sqlite:///{state}/wbspawner-costs.sqlite"},
             id="hub-db-url",
         ),
+        pytest.param(
+            {"WBSPAWNER_COST_DB_URL_FILE": "{state}/cost-url"},
+            id="hub-db-url-file",
+        ),
     ],
 )
 def test_the_hubs_database_is_found_as_the_hub_finds_it(
     tmp_path: Path, elsewhere: Path, environ: dict[str, str]
 ) -> None:
     state = hub_state(tmp_path)
+    # as the hub's Secret mounts it: the URL in a file, with a newline
+    (state / "cost-url").write_text(f"sqlite:///{state}/wbspawner-costs.sqlite\n")
     filled = {k: v.format(state=state) for k, v in environ.items()}
     code, out, err = run(environ=filled)
     assert (code, err) == (0, "")

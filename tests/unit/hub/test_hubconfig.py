@@ -273,6 +273,15 @@ def test_accounting_database_defaults_to_the_state_dir(profiles: Profiles) -> No
     assert c.WorkbenchSpawner.cost_db_url == "postgresql://db/costs"
 
 
+def test_hub_database_defaults_to_the_state_dir(profiles: Profiles) -> None:
+    url = "postgresql+psycopg://hub:pw@db.example.org/jupyterhub"
+    c = applied(profiles, WBSPAWNER_HUB_DB_URL=url)
+    assert c.JupyterHub.db_url == url
+    # the SQLite default stays where the chart's volume is
+    c = applied(profiles, WBSPAWNER_HUB_DB_URL=" ")
+    assert c.JupyterHub.db_url == "sqlite:////srv/hub/jupyterhub.sqlite"
+
+
 def test_no_warmer_without_its_url(profiles: Profiles) -> None:
     c = applied(profiles)
     assert "services" not in c.JupyterHub and "load_roles" not in c.JupyterHub

@@ -96,9 +96,56 @@ def test_ldaps_defaults_to_port_636_and_reads_password_file() -> None:
     assert s.ldap.ca_file == "/etc/ssl/ldap-ca.pem"
 
 
+PG = "postgresql+psycopg://hub:pw@db.example.org:5432/{}"
+
+
+def test_database_urls_default_to_sqlite_in_the_state_dir() -> None:
+    s = Settings.from_env({**LDAP, "WBSPAWNER_STATE_DIR": "/srv/hub"}, no_files)
+    assert s.hub_db == "sqlite:////srv/hub/jupyterhub.sqlite"
+    assert s.cost_db == "sqlite:////srv/hub/wbspawner-costs.sqlite"
+
+
+def test_database_urls_from_variables() -> None:
+    env = {
+        **LDAP,
+        "WBSPAWNER_HUB_DB_URL": PG.format("jupyterhub"),
+        "WBSPAWNER_COST_DB_URL": PG.format("costs"),
+    }
+    s = Settings.from_env(env, no_files)
+    assert (s.hub_db, s.cost_db) == (PG.format("jupyterhub"), PG.format("costs"))
+
+
+def test_database_urls_from_mounted_secret_files() -> None:
+    """The URLs carry the password: a Secret mounted as files holds them."""
+    env = {
+        **LDAP,
+        "WBSPAWNER_HUB_DB_URL_FILE": "/etc/wbspawner/db/hub-url",
+        "WBSPAWNER_COST_DB_URL_FILE": "/etc/wbspawner/db/cost-url",
+    }
+    files = {
+        "/etc/wbspawner/db/hub-url": PG.format("jupyterhub") + "\n",
+        "/etc/wbspawner/db/cost-url": PG.format("costs") + "\n",
+    }
+    s = Settings.from_env(env, files.get)
+    assert (s.hub_db, s.cost_db) == (PG.format("jupyterhub"), PG.format("costs"))
+
+
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
+        pytest.param(
+            {"WBSPAWNER_HUB_DB_URL_FILE": "/missing"},
+            "HUB_DB_URL_FILE '/missing' cannot be read",
+            id="missing-hub-db-url-file",
+        ),
+        pytest.param(
+            {
+                "WBSPAWNER_COST_DB_URL": PG.format("costs"),
+                "WBSPAWNER_COST_DB_URL_FILE": "/etc/wbspawner/db/cost-url",
+            },
+            "set WBSPAWNER_COST_DB_URL or WBSPAWNER_COST_DB_URL_FILE, not both",
+            id="cost-db-url-twice",
+        ),
         pytest.param(
             {"WBSPAWNER_LDAP_TLS": "insecure"},
             "LDAP_TLS=insecure is only allowed with WBSPAWNER_MODE=local",

@@ -1,0 +1,1 @@
+"""The accounting schema's revisions, oldest first (``vNNNN_<slug>.py``)."""
