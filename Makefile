@@ -37,7 +37,7 @@ system:
 DASK_GATEWAY_FIX := packages/wb-dask-gateway-fix
 
 # packages/wb-lab-notices is built as the notebook images build it: its JupyterLab
-# half with npm (package-lock.json) and `jupyter labextension build` from this
+# half with npm (package-lock.json) and jupyter-builder (JupyterLab's) from this
 # venv's JupyterLab, then installed (not editable) with its server half.
 LAB_NOTICES := packages/wb-lab-notices
 LAB_NOTICES_SRC := $(LAB_NOTICES)/package.json $(LAB_NOTICES)/package-lock.json $(LAB_NOTICES)/src/index.js
@@ -55,7 +55,7 @@ $(STAMP): pyproject.toml constraints.txt $(shell find $(DASK_GATEWAY_FIX) $(LAB_
 $(LAB_NOTICES_BUILT): $(LAB_NOTICES_SRC)
 	@command -v npm >/dev/null || { echo "make lab-notices: npm is missing (make system installs it)" >&2; exit 1; }
 	cd $(LAB_NOTICES) && npm ci --no-audit --no-fund --loglevel=error
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyter labextension build $(LAB_NOTICES)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyter-builder build $(LAB_NOTICES)
 	@test -f $@ && touch $@
 
 lab-notices: $(LAB_NOTICES_BUILT)

@@ -8,6 +8,6 @@ BUILT = Path(__file__).parent / "labextension" / "package.json"
 if not BUILT.is_file():
     raise SystemExit(
         f"{BUILT} is missing: build the JupyterLab extension first "
-        "(make lab-notices, or npm ci && jupyter labextension build . in this folder)"
+        "(make lab-notices, or npm ci && jupyter-builder build . in this folder)"
     )
 setup()
