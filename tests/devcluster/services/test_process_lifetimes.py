@@ -41,15 +41,28 @@ def _read_pid(path: Path, timeout: float = 20.0) -> int:
 # ------------------------------------------------------------------ lifeline
 
 
+def _other_user() -> tuple[int, int]:
+    """Another user to run as: nobody under root, else this process's own ids."""
+    if os.geteuid() == 0:
+        return 65534, 65534
+    return os.getuid(), os.getgid()
+
+
+@pytest.mark.parametrize("as_user", [False, True], ids=["own-user", "other-user"])
 def test_a_started_command_dies_with_the_process_that_started_it(
-    tmp_path: Path,
+    tmp_path: Path, as_user: bool
 ) -> None:
+    """Also as another user: the user changes before the death signal is asked
+    for (a change of user clears it)."""
+    tmp_path.chmod(0o755)  # the command only inherits its log file, opened by us
     pid_file = tmp_path / "pid"
+    user = _other_user() if as_user else None
+    user_arg = f", user={user!r}" if user else ""
     starter_code = (
         "import sys, time\n"
         "from pathlib import Path\n"
         "from devcluster.services.procs import Proc\n"
-        f"proc = Proc.start(['sleep', '300'], {str(tmp_path / 'log')!r})\n"
+        f"proc = Proc.start(['sleep', '300'], {str(tmp_path / 'log')!r}{user_arg})\n"
         f"Path({str(pid_file)!r}).write_text(str(proc.pid))\n"
         "time.sleep(300)\n"
     )
@@ -63,54 +76,14 @@ def test_a_started_command_dies_with_the_process_that_started_it(
         while Path(f"/proc/{child}/cmdline").read_bytes() != b"sleep\x00300\x00":
             assert time.monotonic() < deadline, "the lifeline did not exec sleep"
             time.sleep(0.05)
+        if user is not None:
+            status = Path(f"/proc/{child}/status").read_text().splitlines()
+            ids = {line.split(":")[0]: line.split()[1:] for line in status}
+            assert ids["Uid"] == [str(user[0])] * 4
+            assert ids["Gid"] == [str(user[1])] * 4
+            if os.geteuid() == 0:
+                assert ids["Groups"] == []  # root's supplementary groups are gone
         starter.kill()  # no finalizer runs, as when pytest is killed
-        starter.wait(10)
-        assert _wait_gone(child, 5), "the command outlived its starter"
-    finally:
-        if starter.poll() is None:
-            starter.kill()
-            starter.wait(10)
-
-
-def _other_user() -> tuple[int, int]:
-    """Another user to run as: nobody under root, else this process's own ids."""
-    if os.geteuid() == 0:
-        return 65534, 65534
-    return os.getuid(), os.getgid()
-
-
-def test_a_command_run_as_another_user_still_dies_with_its_starter(
-    tmp_path: Path,
-) -> None:
-    """The user changes before the death signal is asked for (a change clears it)."""
-    tmp_path.chmod(0o755)  # the command only inherits its log file, opened by us
-    pid_file = tmp_path / "pid"
-    user = _other_user()
-    starter_code = (
-        "import sys, time\n"
-        "from pathlib import Path\n"
-        "from devcluster.services.procs import Proc\n"
-        f"proc = Proc.start(['sleep', '300'], {str(tmp_path / 'log')!r}, "
-        f"user={user!r})\n"
-        f"Path({str(pid_file)!r}).write_text(str(proc.pid))\n"
-        "time.sleep(300)\n"
-    )
-    starter = subprocess.Popen(
-        [sys.executable, "-c", starter_code],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        child = _read_pid(pid_file)
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{child}/cmdline").read_bytes() != b"sleep\x00300\x00":
-            assert time.monotonic() < deadline, "the lifeline did not exec sleep"
-            time.sleep(0.05)
-        status = Path(f"/proc/{child}/status").read_text().splitlines()
-        ids = {line.split(":")[0]: line.split()[1:] for line in status}
-        assert ids["Uid"] == [str(user[0])] * 4 and ids["Gid"] == [str(user[1])] * 4
-        if os.geteuid() == 0:
-            assert ids["Groups"] == []  # root's supplementary groups are gone
-        starter.kill()
         starter.wait(10)
         assert _wait_gone(child, 5), "the command outlived its starter"
     finally:
