@@ -25,6 +25,7 @@ directory checks.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -214,16 +215,12 @@ def enter(view: View) -> None:
 
 
 def _join(view: View) -> None:
-    """Enter the mount namespace of ``view.join``, in the view's working
-    directory (none: the one the process started in, by its path)."""
-    start = os.getcwd()
+    """Enter the mount namespace of ``view.join`` and its working directory."""
     fd = os.open(f"/proc/{view.join}/ns/mnt", os.O_RDONLY)
     try:
         _check(_libc.setns(fd, _CLONE_NEWNS), f"setns(mount namespace of {view.join})")
     finally:
         os.close(fd)
     # setns leaves the process at the namespace's root
-    try:
-        os.chdir(view.workdir or start)
-    except OSError:
-        os.chdir("/")
+    with contextlib.suppress(OSError):
+        os.chdir(view.workdir or "/")
