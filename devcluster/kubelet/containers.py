@@ -25,7 +25,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -203,17 +203,10 @@ def _view(
     return mountns.View(str(run.hosts), tuple(binds), str(scratch), workdir)
 
 
-def _inside(view: mountns.View | None, main_pid: int) -> mountns.View | None:
-    """The view of another process of the container.
-
-    Where the main process runs, its mount namespace (what the container
-    wrote outside its volumes included); else the same binds with overlay
-    layers of its own.
-    """
+def _fresh(view: mountns.View | None) -> mountns.View | None:
+    """The same view for another process (overlay layers of its own)."""
     if view is None:
         return None
-    if main_pid:
-        return replace(view, join=main_pid)
     scratch = os.path.join(os.path.dirname(view.scratch), uuid.uuid4().hex[:12])
     return mountns.View(view.hosts, view.binds, scratch, view.workdir)
 
@@ -354,17 +347,9 @@ def _prepare_in_view(
 
 
 def exec_launch(
-    prepared: Prepared,
-    command: list[str],
-    cgroup: Cgroup | None,
-    tty: bool = False,
-    main_pid: int = 0,
+    prepared: Prepared, command: list[str], cgroup: Cgroup | None, tty: bool = False
 ) -> Launch:
-    """Return the launch of ``command`` inside a running container (env, user).
-
-    ``main_pid`` is the container's main process (0: none runs), whose mount
-    namespace the command joins.
-    """
+    """Return the launch of ``command`` inside a running container (env, user)."""
     base = prepared.launch
     # Paths are rewritten as in the container's own command line (not where
     # the container sees its own paths); addresses are not (an exec'd command
@@ -382,7 +367,7 @@ def exec_launch(
         cgroup=cgroup,
         stdin=True,
         tty=tty,
-        view=_inside(base.view, main_pid),
+        view=_fresh(base.view),
     )
 
 

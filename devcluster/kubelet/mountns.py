@@ -15,17 +15,13 @@ pod (as root) enters a mount namespace of its own in which
   finds the volume through the rewritten paths of its command line and env).
 
 Mounts in the namespace are private, so nothing of it reaches the machine, and
-it ends with the last process in it. A process run inside a running container
-(``kubectl exec``, exec probes and hooks) joins its main process's namespace
-(``View.join``), as a runtime's exec does, so it sees what the container wrote
-where no volume is (its overlay layers). ``enter`` runs in the child between
-fork and exec (``devcluster.kubelet.process``) and makes only system calls and
+it ends with the last process in it. ``enter`` runs in the child between fork
+and exec (``devcluster.kubelet.process``) and makes only system calls and
 directory checks.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -40,7 +36,6 @@ _MS_PRIVATE = 0x40000
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 _libc.unshare.argtypes = [ctypes.c_int]
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.mount.argtypes = [
     ctypes.c_char_p,
     ctypes.c_char_p,
@@ -70,9 +65,6 @@ class View:
     workdir: str = ""
     """The working directory in the namespace, made when missing (empty: keep
     the one the process started in)."""
-    join: int = 0
-    """The PID of a process whose mount namespace this one joins (the
-    container's main process) instead of making its own (0: make one)."""
 
 
 def _check(result: int, what: str) -> None:
@@ -152,9 +144,6 @@ def enter(view: View) -> None:
     Raises:
         OSError: a system call failed (not root, or no mount namespaces).
     """
-    if view.join:
-        _join(view)
-        return
     binds = list(view.binds)
     if view.hosts is not None:
         binds.append(Bind(view.hosts, "/etc/hosts"))
@@ -212,15 +201,3 @@ def enter(view: View) -> None:
     else:
         os.chdir("/")  # a working directory this machine cannot give
     os.close(start)
-
-
-def _join(view: View) -> None:
-    """Enter the mount namespace of ``view.join`` and its working directory."""
-    fd = os.open(f"/proc/{view.join}/ns/mnt", os.O_RDONLY)
-    try:
-        _check(_libc.setns(fd, _CLONE_NEWNS), f"setns(mount namespace of {view.join})")
-    finally:
-        os.close(fd)
-    # setns leaves the process at the namespace's root
-    with contextlib.suppress(OSError):
-        os.chdir(view.workdir or "/")

@@ -106,13 +106,6 @@ class ContainerRunner:
         """Report the container as waiting (e.g. ``ContainerCreating``)."""
         self._set(status.waiting(reason, message))
 
-    @property
-    def main_pid(self) -> int:
-        """The PID of the container's main process (0: none runs)."""
-        if self.started is None or self.started.proc.returncode is not None:
-            return 0
-        return self.started.pid
-
     def pids(self) -> list[int]:
         """The PIDs of the container's processes (its main process first)."""
         if self.started is None or self.started.proc.returncode is not None:
@@ -381,9 +374,7 @@ class ContainerRunner:
         """
         if self.prepared is None:
             raise OSError("the container is not running")
-        launch = containers.exec_launch(
-            self.prepared, command, self.cgroup, main_pid=self.main_pid
-        )
+        launch = containers.exec_launch(self.prepared, command, self.cgroup)
         launch.stdin = False
         started = await process.start(launch)
         try:

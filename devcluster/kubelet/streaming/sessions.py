@@ -133,9 +133,7 @@ async def run_exec(
     flags = _flags(query)
     tty = flags["tty"]
     assert runner.prepared is not None
-    launch = containers.exec_launch(
-        runner.prepared, command, runner.cgroup, tty, runner.main_pid
-    )
+    launch = containers.exec_launch(runner.prepared, command, runner.cgroup, tty)
     launch.stdin = flags["stdin"]
     why = containers.unreachable(launch)
     try:
