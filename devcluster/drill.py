@@ -37,13 +37,14 @@ from devcluster.controllers.loops import SPOT_ITN_TAINT
 from devcluster.controllers.termination import (
     DRILL_ANNOTATION,
     DRILLS,
+    REBALANCE_RECOMMENDATION,
     REBALANCE_TAINT,
     SPOT_INTERRUPTION,
 )
 from wbspawner.model import USER_LABEL
 
-TAINTS = {SPOT_INTERRUPTION: SPOT_ITN_TAINT}
-"""The taint each notice puts on the node (others: the rebalance taint)."""
+TAINTS = {SPOT_INTERRUPTION: SPOT_ITN_TAINT, REBALANCE_RECOMMENDATION: REBALANCE_TAINT}
+"""The taint each notice puts on the node."""
 
 
 class DrillError(Exception):
@@ -133,7 +134,7 @@ def deliver(api: Api, node: str, drill: str, wait_s: float) -> dict[str, Any]:
         data=json.dumps({"metadata": {"annotations": {DRILL_ANNOTATION: drill}}}),
         headers={"Content-Type": "application/merge-patch+json"},
     )
-    key = TAINTS.get(drill, REBALANCE_TAINT)
+    key = TAINTS[drill]
     deadline = time.monotonic() + wait_s
     while True:
         found = api.call("GET", f"/api/v1/nodes/{node}")

@@ -24,6 +24,7 @@ CapacityType = Literal["spot", "on-demand"]
 """How a node is bought. Order in a pool's list is the order of preference."""
 
 CAPACITY_TYPES: tuple[CapacityType, ...] = ("spot", "on-demand")
+"""Every capacity type, and a pool's list when the profiles give none."""
 
 LABEL_PREFIX = "wbspawner.io"
 """Prefix of every label, annotation and taint key wbspawner owns."""

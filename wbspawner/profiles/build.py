@@ -18,6 +18,7 @@ from typing import Any
 
 from wbspawner.catalog import pricing, sizing
 from wbspawner.model import (
+    CAPACITY_TYPES,
     Catalog,
     CostItem,
     CostSettings,
@@ -89,7 +90,7 @@ def build_pool(
     return Pool(
         name=name,
         display_name=data.get("display_name") or pool_display_name(first),
-        capacity_types=tuple(data.get("capacity_types", ("spot", "on-demand"))),
+        capacity_types=tuple(data.get("capacity_types", CAPACITY_TYPES)),
         request=sizing.full_node_request(types, settings),
         price_per_hour=pricing.on_demand_price(types),
         gpu_count=first.gpu_count,

@@ -18,7 +18,7 @@ from typing import Any
 
 from wbspawner.catalog import sizing
 from wbspawner.errors import Problem
-from wbspawner.model import Catalog, Resources, SizingSettings
+from wbspawner.model import CAPACITY_TYPES, Catalog, Resources, SizingSettings
 from wbspawner.profiles.merge import Item, Merged
 from wbspawner.profiles.schema import did_you_mean
 
@@ -177,7 +177,7 @@ def _pool_info(item: Item, catalog: Catalog, settings: SizingSettings) -> PoolIn
         gpu_count=known[0].gpu_count if known else 0,
         request=request,
         on_demand="on-demand"
-        in [c for _, c in strings(raw.get("capacity_types", ["spot", "on-demand"]))],
+        in [c for _, c in strings(raw.get("capacity_types", list(CAPACITY_TYPES)))],
     )
 
 
