@@ -25,7 +25,15 @@ from alembic.script import ScriptDirectory
 
 from devcluster.services.postgres import PostgresServer
 from wbspawner.costs import migrations
-from wbspawner.costs.accounting import Base, Start, list_open, open_db, record
+from wbspawner.costs.accounting import (
+    Base,
+    Start,
+    UsageRecord,
+    list_open,
+    open_db,
+    record,
+    record_stop,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -245,5 +253,40 @@ def test_downgrade_to_nothing_and_back(url: str) -> None:
         migrations.upgrade(engine)
         assert revision_of(engine) == head()
         assert differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_from_the_baseline_a_closed_record_keeps_no_cause_and_new_stops_say_theirs(
+    url: str,
+) -> None:
+    """Revision 0002 adds ``stop_cause``: records closed before it have none,
+    a stop recorded after it says why."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(migrations.alembic_config(connection), migrations.BASELINE)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    'INSERT INTO wbspawner_usage (kind, "user", "group", name, size,'
+                    " pool, capacity_type, zone, node, units, price_micro_per_hour,"
+                    " started_at, stopped_at) VALUES ('server', 'old', '', '', 'small',"
+                    " 'cpu4', 'spot', 'us-east-1a', 'n', 1, 42000,"
+                    " '2026-11-30 09:00:00', '2026-11-30 10:00:00')"
+                )
+            )
+        sessions = open_db(url)
+        try:
+            assert revision_of(engine) == head()
+            with sessions() as session:
+                record(session, START)
+                record_stop(session, "ada", datetime(2026, 12, 1, 11), cause="reclaim")
+                causes = {
+                    r.user: r.stop_cause for r in session.query(UsageRecord).all()
+                }
+            assert causes == {"old": None, "ada": "reclaim"}
+        finally:
+            sessions.kw["bind"].dispose()
     finally:
         engine.dispose()

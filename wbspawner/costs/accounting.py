@@ -37,6 +37,11 @@ US_PER_HOUR = 3600 * MICRO
 
 Kind = Literal["server", "dask"]
 GroupBy = Literal["user", "group", "size"]
+StopCause = Literal["stop", "cull", "reclaim", "node-gone"]
+"""Why a run ended: ``stop`` (its user, an admin or its owner's API call
+stopped it), ``cull`` (the idle culler), ``reclaim`` (AWS reclaimed its spot
+node), ``node-gone`` (its node went away otherwise: maintenance, scale-in)."""
+STOP_CAUSES: tuple[StopCause, ...] = ("stop", "cull", "reclaim", "node-gone")
 
 
 class Base(DeclarativeBase):
@@ -67,6 +72,10 @@ class UsageRecord(Base):
     """USD per hour per unit, in micro-dollars."""
     started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    stop_cause: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """A :data:`StopCause`; ``None`` while open, when the run went on at a new
+    price (:func:`record_price_change`), or when not known (records closed
+    before revision 0002)."""
 
 
 def to_micro(price_per_hour: float | Decimal | str) -> int:
@@ -219,7 +228,12 @@ def record_start(
 
 
 def record_stop(
-    session: Session, user: str, at: datetime, kind: Kind = "server", name: str = ""
+    session: Session,
+    user: str,
+    at: datetime,
+    kind: Kind = "server",
+    name: str = "",
+    cause: StopCause | None = None,
 ) -> UsageRecord | None:
     """Record that a user's server (or Dask cluster ``name``) stopped.
 
@@ -229,6 +243,7 @@ def record_stop(
         at: when.
         kind: ``server`` or ``dask``.
         name: server name or cluster name.
+        cause: why it stopped, when known.
 
     Returns:
         The closed record, or ``None`` when none was open.
@@ -237,6 +252,7 @@ def record_stop(
     if row is None:
         return None
     row.stopped_at = max(naive_utc(at), row.started_at)
+    row.stop_cause = cause
     session.commit()
     return row
 

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wbspawner.catalog.pricing import SpotPrices, hourly_cost
 from wbspawner.costs.accounting import (
     Start,
+    StopCause,
     UsageRecord,
     open_db,
     record,
@@ -257,12 +258,15 @@ class Accounting:
         )
         return row  # type: ignore[no-any-return]
 
-    async def stopped(self, user: str, name: str = "") -> UsageRecord | None:
+    async def stopped(
+        self, user: str, name: str = "", cause: StopCause | None = None
+    ) -> UsageRecord | None:
         """Record that a server stopped; ``None`` when none was open (or off).
 
         Args:
             user: the user.
             name: the server name.
+            cause: why it stopped, when known.
 
         Returns:
             The closed record.
@@ -272,7 +276,7 @@ class Accounting:
         at = self.clock()
         row = await self._run(
             f"recording the stop of {user}",
-            lambda s: record_stop(s, user, at, name=name),
+            lambda s: record_stop(s, user, at, name=name, cause=cause),
         )
         if row is not None:
             self.log.info("Accounting: %s stopped (record %s)", user, row.id)

@@ -23,6 +23,7 @@ from traitlets import Callable, Float, Unicode, default
 
 from wbspawner.adapters import labnotices, statefiles
 from wbspawner.adapters.kube import Kube
+from wbspawner.costs.accounting import StopCause
 from wbspawner.errors import KubeError, UserFacingError, to_hub_error
 from wbspawner.gateway.netpol_kube import ensure_dask_network_policies
 from wbspawner.homes.policy import first_home_zone
@@ -109,6 +110,8 @@ class WorkbenchSpawner(KubeSpawner):
     _zone: str | None = None
     _policies: asyncio.Future[None] | None = None
     _deletion: asyncio.Future[None] | None = None
+    _stop_cause: StopCause | None = None
+    """Why the running server stops, once known (recorded with the stop)."""
     _kube: Kube | None = None
 
     def __init__(self, **kwargs: Any) -> None:
@@ -302,6 +305,7 @@ class WorkbenchSpawner(KubeSpawner):
     def start(self) -> Any:
         """Start the pod, failing early when no node can be started for it."""
         setattr(self.user, STOP_REASON, None)
+        self._stop_cause = None
         inner = super().start()
         if self.dask_namespace:  # Dask pods: own server + workers (bounded, logs)
             self._policies = asyncio.ensure_future(
@@ -345,9 +349,19 @@ class WorkbenchSpawner(KubeSpawner):
         read = partial(spawner_io.node_of_pod, self.kube, self.namespace, self.pod_name)
         await self._costs().started(server, profiles, self._spot(), read)
 
+    async def stop(self, now: bool = False) -> Any:
+        """Stop the server; a stop nobody else explained is a requested one."""
+        self._stop_cause = self._stop_cause or "stop"
+        return await super().stop(now=now)
+
     async def run_post_stop_hook(self) -> Any:
-        """Record the stop (the hub calls this also for a server found dead)."""
-        await self._costs().stopped(self.user.name, self.name)
+        """Record the stop and why.
+
+        The hub calls this also for a server found dead: its cause is then the
+        node's interruption, when one was seen.
+        """
+        cause, self._stop_cause = self._stop_cause, None
+        await self._costs().stopped(self.user.name, self.name, cause)
         return await maybe_future(super().run_post_stop_hook())
 
     # ------------------------------------------------------------ hub restart
@@ -438,11 +452,12 @@ class WorkbenchSpawner(KubeSpawner):
         if found is None:
             return
         setattr(self.user, STOP_REASON, interruptions.home_message(found))
+        reclaim = found.reason == interruptions.SPOT_RECLAIM
+        self._stop_cause = "reclaim" if reclaim else "node-gone"
         message = interruptions.lab_message(found, datetime.now(UTC))
         self.log.info("%s: %s", self._log_name, message)
         if not running or self.server is None or not self.api_token:
             return
-        reclaim = found.reason == interruptions.SPOT_RECLAIM
         notice = {
             "id": f"stop-{uid}",
             "kind": "reclaim" if reclaim else "stop",
