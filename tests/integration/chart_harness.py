@@ -15,7 +15,8 @@
   StorageClass (EKS ships ``gp2``), the homes' StorageClass, priority classes
   and node groups (``wbspawner pools apply``, as the workbench does), the
   ``wbspawner-profiles`` ConfigMap and the ``wbspawner-ldap``,
-  ``wbspawner-dask-gateway`` and ``wbspawner-db`` Secrets;
+  ``wbspawner-dask-gateway`` and ``wbspawner-db`` Secrets (the latter in both
+  namespaces: the gateway records its clusters in the accounting database);
 - ``helm install dask-gateway`` of ``../shared/charts/dask-gateway-2026.3.0.tgz``
   with ``helm-values/dask-gateway.yaml`` into namespace ``dask-gateway`` (the
   chart's CRDs first, as helm installs a chart's ``crds/``; its traefik runs
@@ -111,6 +112,8 @@ class ChartStack:
     not kill it first."""
     ldap: LdapServer | None = None
     postgres: PostgresServer | None = None
+    cost_url: str = ""
+    """The accounting database's URL, as the Secrets wbspawner-db hold it."""
     devcluster: Proc | None = None
     info: dict[str, Any] = field(default_factory=dict)
     kubeconfig: Path = field(init=False)
@@ -279,13 +282,23 @@ class ChartStack:
             f"--from-file=ca.crt={self.ldap.tls_cert.ca_file}",
         )
         assert self.postgres is not None
+        self.cost_url = self.postgres.create_database("costs")
         self.kubectl_run(
             "create",
             "secret",
             "generic",
             "wbspawner-db",
             f"--from-literal=hub-url={self.postgres.create_database('jupyterhub')}",
-            f"--from-literal=cost-url={self.postgres.create_database('costs')}",
+            f"--from-literal=cost-url={self.cost_url}",
+        )
+        # The gateway records its clusters in the same accounting database.
+        self.kubectl_run(
+            "create",
+            "secret",
+            "generic",
+            "wbspawner-db",
+            f"--from-literal=cost-url={self.cost_url}",
+            namespace=GATEWAY_NAMESPACE,
         )
 
     def _env(self) -> dict[str, str]:

@@ -28,6 +28,7 @@ from tests.e2e.browser_support import (
 from tests.integration.chart_harness import GATEWAY_NAMESPACE, ChartStack
 from tests.integration.hub_harness import HubUser, wait_until
 from tests.paths import REPO
+from wbspawner.costs.accounting import UsageRecord, open_db
 
 pytestmark = [pytest.mark.integration, pytest.mark.charts]
 
@@ -251,6 +252,14 @@ def test_bob_computes_with_dask_through_both_charts_in_a_browser(
     )
     clusters = json.loads(done.stdout)["items"]
     assert clusters, "the gateway made no DaskCluster object"
+    # The chart's gateway recorded bob's workers in the hub's accounting
+    # database (the cost-url of the Secret wbspawner-db in its namespace).
+    with open_db(stack.cost_url)() as session:
+        kinds = {
+            (r.kind, r.user)
+            for r in session.query(UsageRecord).filter(UsageRecord.user == "bob")
+        }
+    assert kinds >= {("server", "bob"), ("dask", "bob")}, kinds
 
 
 def hub_url(stack: ChartStack) -> str:

@@ -98,12 +98,14 @@ def _gateway_container(rendered: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(containers[0])
 
 
-def test_gateway_pod_gets_the_token_and_the_profiles_configmap(
+def test_gateway_pod_gets_the_token_the_accounting_url_and_the_profiles(
     rendered: list[dict[str, Any]],
 ) -> None:
     env = {e["name"]: e for e in _gateway_container(rendered)["env"]}
     token = env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert token == {"name": "wbspawner-dask-gateway", "key": "token"}
+    costs = env["WBSPAWNER_COST_DB_URL"]["valueFrom"]["secretKeyRef"]
+    assert costs == {"name": "wbspawner-db", "key": "cost-url"}
     keys = sorted(
         e["valueFrom"]["configMapKeyRef"]["key"]
         for e in env.values()
@@ -126,6 +128,8 @@ def test_rendered_config_runs_with_the_workbench_backend(
         elif "value" in entry:
             monkeypatch.setenv(entry["name"], entry["value"])
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "token-from-the-secret")
+    cost_url = "postgresql+psycopg://wbspawner:pw@db.example.org:5432/wbspawner_costs"
+    monkeypatch.setenv("WBSPAWNER_COST_DB_URL", cost_url)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     config_map = one(rendered, "ConfigMap", "api-dask-gateway")
     script = tmp_path / "dask_gateway_config.py"
@@ -144,6 +148,7 @@ def test_rendered_config_runs_with_the_workbench_backend(
     mixin = c.WorkbenchBackendMixin
     assert mixin.hub_api_token == "token-from-the-secret"
     assert mixin.hub_api_url == "http://hub.jhub:8081/hub/api"
+    assert mixin.cost_db_url == cost_url
     backend = WorkbenchKubeBackend(config=c)
     profiles = backend.profiles()
     assert [s.name for s in profiles.dask.worker_sizes][:1] == ["m64-quarter"]
@@ -249,3 +254,10 @@ def test_gateway_pods_reach_anything_but_instance_metadata() -> None:
 def test_deploy_guide_applies_the_gateway_policies() -> None:
     guide = (REPO / "docs" / "deploy-eks.md").read_text(encoding="utf-8")
     assert f"kubectl apply -f {POLICIES.relative_to(REPO)}" in guide
+
+
+def test_deploy_guide_gives_the_gateway_the_accounting_database() -> None:
+    """Without the Secret in its namespace the gateway pod cannot start (its
+    variable names a key of it), so the guide creates it there too."""
+    guide = (REPO / "docs" / "deploy-eks.md").read_text(encoding="utf-8")
+    assert "kubectl -n dask-gateway create secret generic wbspawner-db" in guide

@@ -17,7 +17,8 @@ exactly. What to record is decided by :func:`wbspawner.gateway.billing.diff_usag
 - :class:`WorkerSpansMixin`: for backends that start and stop each worker
   themselves (dask-gateway's database backends: local processes, job queues),
   reports each worker's start and stop;
-- :func:`configure_costs`: the database URL from ``WBSPAWNER_COST_DB_URL``.
+- :func:`configure_costs`: the database URL from the environment, as the hub
+  reads it (:func:`wbspawner.costs.database.configured_url`).
 
 Where the backend reports them, each worker counts from its own start to its
 own stop, however brief, and a cluster's record closes when its last worker
@@ -54,6 +55,7 @@ from wbspawner.costs.accounting import (
     record_price_change,
     record_stop,
 )
+from wbspawner.costs.database import configured_url
 from wbspawner.gateway.billing import (
     Change,
     DaskUsage,
@@ -65,10 +67,6 @@ from wbspawner.gateway.billing import (
 )
 from wbspawner.model import Profiles
 from wbspawner.spawn.budget import spending_group
-
-ENV_DB_URL = "WBSPAWNER_COST_DB_URL"
-"""The accounting database URL (the same variable the hub reads)."""
-
 
 # ------------------------------------------------------------------ database
 
@@ -452,16 +450,20 @@ class WorkerSpansMixin(CostAccountingMixin):
 
 
 def configure_costs(c: Any, environ: Mapping[str, str]) -> str:
-    """Set the gateway's accounting database from the environment.
+    """Set the gateway's accounting database from the environment, as the hub finds it.
 
     Args:
         c: the traitlets config of ``dask-gateway-server``.
-        environ: the environment (``WBSPAWNER_COST_DB_URL``).
+        environ: the environment (``WBSPAWNER_COST_DB_URL``, or
+            ``WBSPAWNER_COST_DB_URL_FILE``, or ``WBSPAWNER_STATE_DIR``).
 
     Returns:
         The URL set (:data:`~wbspawner.costs.accounting.DEFAULT_DB_URL`, a file
-        in the gateway's working directory, when the variable is unset).
+        in the gateway's working directory, when the environment names none).
+
+    Raises:
+        AccountingDbError: the file said to hold the URL cannot be read.
     """
-    url = (environ.get(ENV_DB_URL) or "").strip() or DEFAULT_DB_URL
+    url = configured_url(environ) or DEFAULT_DB_URL
     c.WorkbenchBackendMixin.cost_db_url = url
     return url

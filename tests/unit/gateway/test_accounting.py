@@ -24,6 +24,7 @@ from wbspawner.costs.accounting import (
     report,
     to_micro,
 )
+from wbspawner.costs.database import AccountingDbError
 from wbspawner.gateway.accounting import (
     CostBook,
     configure_costs,
@@ -307,3 +308,18 @@ def test_configure_costs_reads_the_url_or_uses_the_default() -> None:
     )
     assert c.WorkbenchBackendMixin.cost_db_url == "sqlite:///x.db"
     assert configure_costs(Config(), {"WBSPAWNER_COST_DB_URL": " "}) == DEFAULT_DB_URL
+
+
+def test_configure_costs_reads_the_url_from_a_file_as_the_hub_does(
+    tmp_path: Path,
+) -> None:
+    """The dask-gateway chart's pod gets the URL as a variable; elsewhere an
+    operator may mount it as a file, like the hub's."""
+    url_file = tmp_path / "cost-url"
+    url_file.write_text("postgresql+psycopg://w:pw@127.0.0.1:5432/costs\n")
+    c = Config()
+    found = configure_costs(c, {"WBSPAWNER_COST_DB_URL_FILE": str(url_file)})
+    assert found == "postgresql+psycopg://w:pw@127.0.0.1:5432/costs"
+    assert c.WorkbenchBackendMixin.cost_db_url == found
+    with pytest.raises(AccountingDbError, match="cannot be read"):
+        configure_costs(Config(), {"WBSPAWNER_COST_DB_URL_FILE": str(tmp_path / "no")})
