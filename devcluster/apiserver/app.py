@@ -18,7 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
-from devcluster.apiserver import authorization, discovery, openapi, scale, tables
+from devcluster.apiserver import (
+    authorization,
+    chaos,
+    discovery,
+    openapi,
+    scale,
+    tables,
+)
 from devcluster.apiserver.routes import (
     TRUE,
     Faults,
@@ -48,6 +55,7 @@ STORE_KEY = web.AppKey("store", Store)
 LOGS_KEY = web.AppKey("logs", object)
 STREAMS_KEY = web.AppKey("streams", object)
 FAULTS_KEY = web.AppKey("faults", object)
+CHAOS_KEY = web.AppKey("chaos", chaos.Chaos)
 REQUESTS_KEY = web.AppKey("requests", object)
 
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -95,7 +103,16 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return (
             json_response(doc) if not isinstance(doc, str) else web.Response(text=doc)
         )
+    if path == chaos.PATH:
+        return await _chaos_settings(request)
     route = parse_route(path)
+    if chaos.EXEMPT_HEADER not in request.headers:
+        kind = request.app[CHAOS_KEY].draw()
+        if kind is not None:
+            error, headers = await request.app[CHAOS_KEY].fail(kind)
+            response = json_response(error.status(), error.code)
+            response.headers.update(headers)
+            return response
     fault = request.app[FAULTS_KEY].take(request.method, route.res.plural)  # type: ignore[attr-defined]
     if fault is not None:
         raise ApiError(
@@ -117,6 +134,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if request.method == "DELETE":
         return await _delete(request, store, route)
     raise _not_allowed()
+
+
+async def _chaos_settings(request: web.Request) -> web.StreamResponse:
+    """Read (``GET``) or set (``PUT``) the share of requests that fail."""
+    if request.method == "PUT":
+        request.app[CHAOS_KEY].configure(await read_body(request))
+    elif request.method != "GET":
+        raise _not_allowed()
+    return json_response(request.app[CHAOS_KEY].settings())
 
 
 async def _get(request: web.Request, store: Store, route: Route) -> web.StreamResponse:
@@ -394,6 +420,7 @@ def make_app(
     app[LOGS_KEY] = logs
     app[STREAMS_KEY] = streams
     app[FAULTS_KEY] = Faults()
+    app[CHAOS_KEY] = chaos.Chaos()
     app[REQUESTS_KEY] = deque(maxlen=request_log)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

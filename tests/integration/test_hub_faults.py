@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -22,8 +23,10 @@ from typing import Any
 import pytest
 import requests
 
+from devcluster.apiserver import chaos
 from devcluster.demo.workbench import NAMESPACE, Kube, Workbench
 from devcluster.services.descendants import descendants
+from devcluster.services.postgres import PostgresServer
 from tests.integration.hub_harness import (
     HubUser,
     crash_hub,
@@ -57,12 +60,19 @@ DIRECTORY_DOWN = "The directory cannot be reached"
 
 
 @pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the module's own: a test restarts it."""
+    with PostgresServer(tmp_path_factory.mktemp("faults-postgres")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def bench(
-    stack_databases: Callable[[str], dict[str, str]],
+    database: PostgresServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Workbench]:
-    # Its own slapd (ldap=None): a test stops it. Node boots take ~9 s, long
-    # enough to kill the hub while a pod waits for its node.
+    # Its own slapd (ldap=None) and PostgreSQL: tests stop them. Node boots take
+    # ~9 s, long enough to kill the hub while a pod waits for its node.
     with stack_on_profiles(
         tmp_path_factory.mktemp("faults"),
         {"40-warm.yaml": WARM},
@@ -70,7 +80,8 @@ def bench(
         pools=["cpu16", "mem64"],
         zones=["us-east-1b"],
         capacity_grace_s=1.0,
-        **stack_databases("hub_faults"),
+        hub_db_url=database.create_database("hub"),
+        cost_db_url=database.create_database("costs"),
     ) as workbench:
         yield workbench
 
@@ -156,6 +167,96 @@ def test_hub_killed_during_a_spawn_finds_the_server_after_restart(
     ]
     bob.stop(kube)
     assert open_records(bench, "bob") == []
+
+
+def test_postgres_restarted_during_a_spawn_loses_nothing(
+    bench: Workbench, bob: HubUser, database: PostgresServer
+) -> None:
+    """PostgreSQL stopped while bob's pod waits for its node and started again:
+    the hub and the accounting reconnect (pre-ping), bob's server becomes
+    ready in the hub, keeps its pod, and is accounted from start to stop."""
+    kube = bench.kube
+    assert kube is not None and bench.hub is not None
+    log_size = len(hub_log(bench))
+    with nodes_cordoned(kube), ThreadPoolExecutor(1) as request:
+        post = request.submit(
+            bob.api, "POST", "/users/bob/server", json={"profile": "medium"}
+        )
+        pod = wait_until(lambda: pod_of(kube, "bob"), 30, "bob's pod created", 0.1)
+        assert not pod["status"].get("podIP"), "the pod ran before the fault"
+        database.stop()
+        try:
+            # Down while the pod waits for its node: the hub's pooled
+            # connections die, and its next requests must reconnect.
+            time.sleep(3)
+            assert bench.hub.running, "the hub exited without its database"
+        finally:
+            database.start()
+        answered = post.result(timeout=120)
+    assert answered.status_code in (201, 202), answered.text
+
+    def ready() -> dict[str, Any] | None:
+        server = server_model(bob)
+        return server if server.get("ready") else None
+
+    try:
+        wait_until(ready, 90, "bob's server ready after the database restart", 1.0)
+    except TimeoutError as err:
+        raise AssertionError(f"{err}; the hub shows {server_model(bob)}") from None
+    bob.wait_ready(timeout=30)
+    now = pod_of(kube, "bob")
+    assert now is not None and now["metadata"]["uid"] == pod["metadata"]["uid"]
+    records = open_records(bench, "bob")
+    assert [(r.size, r.node) for r in records] == [("medium", now["spec"]["nodeName"])]
+    bob.stop(kube)
+    assert open_records(bench, "bob") == []
+    assert bench.hub.running
+    since = hub_log(bench)[log_size:]
+    assert "never showed up" not in since
+
+
+@contextmanager
+def api_chaos(kube: Kube, rate: float, seed: int) -> Iterator[dict[str, Any]]:
+    """Fail a share of the hub's and the warmer's API requests meanwhile.
+
+    The test's own requests carry the exempt header. Yields a dict that holds,
+    once the block ends, what devcluster injected (``seen``, ``injected``).
+    """
+    kube.http.headers[chaos.EXEMPT_HEADER] = "1"
+    url = f"{kube.url}{chaos.PATH}"
+    kube.http.put(url, json={"rate": rate, "seed": seed}, timeout=10).raise_for_status()
+    found: dict[str, Any] = {}
+    try:
+        yield found
+    finally:
+        found.update(kube.http.get(url, timeout=10).json())
+        kube.http.put(url, json={"rate": 0}, timeout=10).raise_for_status()
+
+
+def test_a_flaky_api_server_loses_no_spawn(bench: Workbench, bob: HubUser) -> None:
+    """One API request in five answered 429 (Retry-After), 500 or after a 5 s
+    wait with 504, as a loaded apiserver does (twice the campaign's 10 %: the
+    hub makes few requests, its reflectors watch): bob's server still starts
+    and stops three times over, every start Ready in the hub with its pod,
+    every stop leaving no pod, and the hub stays up."""
+    kube = bench.kube
+    assert kube is not None and bench.hub is not None
+    log_size = len(hub_log(bench))
+    with api_chaos(kube, 0.2, seed=19) as injected:
+        for _ in range(3):
+            started = bob.api("POST", "/users/bob/server", json={"profile": "medium"})
+            assert started.status_code in (201, 202), started.text
+            try:
+                bob.wait_ready(timeout=120)
+            except TimeoutError as err:
+                raise AssertionError(f"{err}; hub: {server_model(bob)}") from None
+            assert pod_of(kube, "bob") is not None
+            bob.stop(kube)
+            assert pod_of(kube, "bob") is None
+            assert bench.hub.running
+    assert sum(injected["injected"].values()) >= 3, injected
+    since = hub_log(bench)[log_size:]
+    assert "never showed up" not in since
 
 
 def warmer_pids(bench: Workbench) -> set[int]:

@@ -10,6 +10,11 @@ the API server sends and takes. Every request is bounded by a timeout; a
 failure raises :class:`~wbspawner.errors.KubeError` with the API's status and
 reason. It holds no policy.
 
+A loaded API server sheds requests with ``429`` and ``Retry-After`` and
+answers some with ``5xx``; client-go retries those, kubernetes_asyncio does not.
+:func:`retry_transient` makes a kubernetes_asyncio client retry them a bounded
+number of times (KubeSpawner's client in the hub, and every client made here).
+
 A :class:`Kube` is made by :meth:`Kube.connect` (its own connection, from a
 kubeconfig or the pod's service account; never at import or in ``__init__``) or
 by :meth:`Kube.of` around an existing client, so that the hub keeps the one
@@ -20,7 +25,11 @@ kubeconfig context names (the admin CLI's default).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import logging
+import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -38,6 +47,17 @@ DEFAULT_TIMEOUT = 30.0
 PAGE_SIZE = 500
 """Objects per page of a list (``limit``; the rest follows with ``continue``)."""
 MERGE_PATCH = "application/merge-patch+json"
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+"""Answers worth another try: shed (429), failed or timed out on the server."""
+RETRY_ATTEMPTS = 4
+"""Tries of one request in all, the first included."""
+RETRY_CAP_S = 4.0
+"""Longest wait between two tries (a larger ``Retry-After`` is capped)."""
+_log = logging.getLogger(__name__)
+_OWN_RETRIES: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "wbspawner_kube_own_retries", default=False
+)
+"""Set while :meth:`Kube.request` runs: it retries by itself."""
 _FINISHED_PHASES = ("Succeeded", "Failed")
 
 
@@ -90,6 +110,78 @@ def kubeconfig_namespace(path: str, context: str | None = None) -> str | None:
             namespace = (entry.get("context") or {}).get("namespace")
             return str(namespace) if namespace else None
     return None
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Return the seconds a ``Retry-After`` header asks for, if it says."""
+    try:
+        return max(0.0, float((headers or {}).get("Retry-After", "")))
+    except ValueError:
+        return None
+
+
+def retry_transient(
+    api: Any,
+    *,
+    attempts: int = RETRY_ATTEMPTS,
+    base_s: float = 0.25,
+    cap_s: float = RETRY_CAP_S,
+    log: logging.Logger | logging.LoggerAdapter[Any] = _log,
+) -> None:
+    """Make a kubernetes_asyncio client retry :data:`TRANSIENT` answers.
+
+    Each request is tried up to ``attempts`` times, waiting what ``Retry-After``
+    says or ``base_s`` doubled per try (with jitter), at most ``cap_s``; the
+    last answer is the caller's, as before. A create retried after a ``5xx``
+    that did take effect meets ``409 AlreadyExists``, which its callers
+    handle. Wrapping the same client twice changes nothing.
+
+    Args:
+        api: an ``ApiClient``, or an API object holding one as ``api_client``.
+        attempts: tries in all.
+        base_s: first wait without ``Retry-After``.
+        cap_s: longest wait.
+        log: where each retry is said (a warning, no traceback).
+    """
+    rest = getattr(api, "api_client", api).rest_client
+    if getattr(rest, "_wbspawner_retries", False):
+        return
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    inner = rest.request
+
+    async def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if _OWN_RETRIES.get():  # Kube.request retries, each try timed alone
+            return await inner(method, url, *args, **kwargs)
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await inner(method, url, *args, **kwargs)
+            except ApiException as err:
+                if err.status not in TRANSIENT or attempt == attempts:
+                    raise
+                status, asked = err.status, _retry_after(err.headers)
+            else:
+                status = getattr(response, "status", 200)
+                if status not in TRANSIENT or attempt == attempts:
+                    return response
+                asked = _retry_after(getattr(response, "headers", None))
+                response.release()
+            backoff = base_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+            delay = min(cap_s, backoff if asked is None else asked)
+            log.warning(
+                "Kubernetes API answered %s to %s %s; try %d of %d in %.1f s",
+                status,
+                method,
+                url.split("?")[0],
+                attempt + 1,
+                attempts,
+                delay,
+            )
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # the last try returned or raised
+
+    rest.request = request
+    rest._wbspawner_retries = True
 
 
 class Kube:
@@ -183,8 +275,10 @@ class Kube:
                 raise KubeError(f"cannot use kubeconfig {where}: {err}") from err
         if api_host:
             configuration.host = api_host
+        api_client = client.ApiClient(configuration)
+        retry_transient(api_client)
         return cls(
-            client.ApiClient(configuration),
+            api_client,
             timeout=timeout,
             forbidden_hint=forbidden_hint,
             owns_client=True,
@@ -226,6 +320,62 @@ class Kube:
             KubeError: an error status, no answer within the timeout, or no
                 connection.
         """
+        # Retried here, each try with its own timeout: a shed request (429)
+        # always, it was not served; a 5xx or no answer only for a read, which
+        # changes nothing (a write may have taken effect).
+        token = _OWN_RETRIES.set(True)
+        try:
+            for attempt in range(1, RETRY_ATTEMPTS + 1):
+                last = attempt == RETRY_ATTEMPTS
+                try:
+                    status, data, asked = await self._request_once(
+                        method, path, body, query=query, content_type=content_type
+                    )
+                except TimeoutError as err:
+                    if method != "GET" or last:
+                        raise KubeError(
+                            f"no answer from the Kubernetes API at {self.host} "
+                            f"within {self.timeout:g} s ({method} {path})"
+                        ) from err
+                    said, asked = f"no answer within {self.timeout:g} s", None
+                else:
+                    if 200 <= status <= 299:
+                        return json.loads(data) if data else None
+                    again = status == 429 or (method == "GET" and status in TRANSIENT)
+                    if not again or last:
+                        raise self._refused(method, path, status, data)
+                    said = f"answered {status}"
+                backoff = 0.25 * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+                delay = min(RETRY_CAP_S, backoff if asked is None else asked)
+                _log.warning(
+                    "Kubernetes API %s to %s %s; try %d of %d in %.1f s",
+                    said,
+                    method,
+                    path,
+                    attempt + 1,
+                    RETRY_ATTEMPTS,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        finally:
+            _OWN_RETRIES.reset(token)
+        raise AssertionError("unreachable")  # the last try returned or raised
+
+    async def _request_once(
+        self,
+        method: str,
+        path: str,
+        body: Obj | None,
+        *,
+        query: dict[str, str] | None,
+        content_type: str,
+    ) -> tuple[int, bytes, float | None]:
+        """Send the request once: its status, body and ``Retry-After``.
+
+        Raises:
+            TimeoutError: no whole answer within the timeout.
+            KubeError: no connection.
+        """
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
             async with asyncio.timeout(self.timeout):
@@ -243,18 +393,13 @@ class Kube:
                     data = await response.read()
                 finally:
                     response.release()
-        except TimeoutError as err:
-            raise KubeError(
-                f"no answer from the Kubernetes API at {self.host} within "
-                f"{self.timeout:g} s ({method} {path})"
-            ) from err
+        except TimeoutError:
+            raise
         except (OSError, aiohttp.ClientError) as err:
             raise KubeError(
                 f"cannot reach the Kubernetes API at {self.host}: {err}"
             ) from err
-        if not 200 <= response.status <= 299:
-            raise self._refused(method, path, response.status, data)
-        return json.loads(data) if data else None
+        return response.status, data, _retry_after(response.headers)
 
     def _refused(self, method: str, path: str, status: int, data: bytes) -> KubeError:
         try:

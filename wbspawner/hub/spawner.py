@@ -22,7 +22,7 @@ from kubespawner import KubeSpawner
 from traitlets import Callable, Float, Unicode, default
 
 from wbspawner.adapters import labnotices, statefiles
-from wbspawner.adapters.kube import Kube
+from wbspawner.adapters.kube import Kube, retry_transient
 from wbspawner.costs.accounting import StopCause
 from wbspawner.errors import KubeError, UserFacingError, to_hub_error
 from wbspawner.gateway.netpol_kube import ensure_dask_network_policies
@@ -118,6 +118,9 @@ class WorkbenchSpawner(KubeSpawner):
         """Build the spawner; the hub passes the options it saved last."""
         super().__init__(**kwargs)
         self._kept_options = dict(self.user_options or {})
+        # KubeSpawner's one client (its reflectors share it) retries what a
+        # loaded API server sheds, as client-go would.
+        retry_transient(self.api, log=self.log)
 
     @property
     def kube(self) -> Kube:
