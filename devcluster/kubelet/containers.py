@@ -25,7 +25,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,10 +203,17 @@ def _view(
     return mountns.View(str(run.hosts), tuple(binds), str(scratch), workdir)
 
 
-def _fresh(view: mountns.View | None) -> mountns.View | None:
-    """The same view for another process (overlay layers of its own)."""
+def _inside(view: mountns.View | None, mount_ns: int | None) -> mountns.View | None:
+    """The view of another process of the container.
+
+    While the main process runs, its mount namespace (``mount_ns``: what the
+    container wrote outside its volumes included); else the same binds with
+    overlay layers of its own.
+    """
     if view is None:
         return None
+    if mount_ns is not None:
+        return replace(view, join=mount_ns)
     scratch = os.path.join(os.path.dirname(view.scratch), uuid.uuid4().hex[:12])
     return mountns.View(view.hosts, view.binds, scratch, view.workdir)
 
@@ -347,9 +354,17 @@ def _prepare_in_view(
 
 
 def exec_launch(
-    prepared: Prepared, command: list[str], cgroup: Cgroup | None, tty: bool = False
+    prepared: Prepared,
+    command: list[str],
+    cgroup: Cgroup | None,
+    tty: bool = False,
+    mount_ns: int | None = None,
 ) -> Launch:
-    """Return the launch of ``command`` inside a running container (env, user)."""
+    """Return the launch of ``command`` inside a running container (env, user).
+
+    ``mount_ns`` is the running container's mount namespace (None: its main
+    process does not run), which the command joins.
+    """
     base = prepared.launch
     # Paths are rewritten as in the container's own command line (not where
     # the container sees its own paths); addresses are not (an exec'd command
@@ -367,7 +382,7 @@ def exec_launch(
         cgroup=cgroup,
         stdin=True,
         tty=tty,
-        view=_fresh(base.view),
+        view=_inside(base.view, mount_ns),
     )
 
 

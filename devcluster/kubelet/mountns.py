@@ -15,9 +15,13 @@ pod (as root) enters a mount namespace of its own in which
   finds the volume through the rewritten paths of its command line and env).
 
 Mounts in the namespace are private, so nothing of it reaches the machine, and
-it ends with the last process in it. ``enter`` runs in the child between fork
-and exec (``devcluster.kubelet.process``) and makes only system calls and
-directory checks.
+it ends with the last process in it (or when the kubelet lets go of it).
+``enter`` runs in the child between fork and exec
+(``devcluster.kubelet.process``) and makes only system calls and directory
+checks. A process run inside a running container (``kubectl exec``, exec
+probes and hooks) makes no namespace: it joins the container's (``View.join``,
+pinned by ``pin`` when the main process started), as a runtime's exec does,
+through ``devcluster.kubelet.nsjoin``.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ class View:
     workdir: str = ""
     """The working directory in the namespace, made when missing (empty: keep
     the one the process started in)."""
+    join: int | None = None
+    """An open descriptor of a mount namespace to join instead of making one
+    (the container's, from ``pin``)."""
 
 
 def _check(result: int, what: str) -> None:
@@ -201,3 +208,15 @@ def enter(view: View) -> None:
     else:
         os.chdir("/")  # a working directory this machine cannot give
     os.close(start)
+
+
+def pin(pid: int) -> int:
+    """Return a descriptor of the mount namespace process ``pid`` is in.
+
+    The namespace lives as long as the descriptor, whatever happens to the
+    process (or its PID) later.
+
+    Raises:
+        OSError: no such process.
+    """
+    return os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)

@@ -5,12 +5,14 @@ an exec probe's or hook's) goes through ``start``: in the child, before it execs
 it joins the container's cgroup (as root, so the cgroup's owner does not
 matter), starts a session of its own, enters a mount namespace with the pod's
 hosts file on ``/etc/hosts`` and the container's paths
-(``devcluster.kubelet.mountns``; root only), drops
-to the container's user
+(``devcluster.kubelet.mountns``; root only), drops to the container's user
 (supplementary groups, group, then user), and takes its terminal when it has
-one. ``stop`` is how a container runtime stops a container: the stop signal
-(SIGTERM) to the container's main process, the grace period, then SIGKILL to
-everything left in the container (its cgroup, else its session).
+one. A process run inside a running container joins the container's mount
+namespace instead: the child execs ``devcluster.kubelet.nsjoin`` (join, user,
+then the command), which reports back when the command cannot start. ``stop``
+is how a container runtime stops a container: the stop signal (SIGTERM) to the
+container's main process, the grace period, then SIGKILL to everything left in
+the container (its cgroup, else its session).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import contextlib
 import fcntl
 import os
 import signal
+import sys
 import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devcluster.kubelet import mountns
+from devcluster.kubelet import mountns, nsjoin
 from devcluster.kubelet.cgroups import Cgroup
 from devcluster.kubelet.identity import Identity
 
@@ -57,11 +60,22 @@ class Started:
     terminal: int | None = None
     """The terminal's master side (``tty`` launches)."""
     cgroup: Cgroup | None = None
+    mount_ns: int | None = None
+    """A container's main process: a descriptor of the mount namespace it made
+    (``mountns.pin``), what a command run inside the container joins;
+    ``kill_rest`` lets go of it."""
 
     @property
     def pid(self) -> int:
         """The process id."""
         return self.proc.pid
+
+    def release_namespace(self) -> None:
+        """Let go of the pinned mount namespace (the container has ended)."""
+        if self.mount_ns is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.mount_ns)
+            self.mount_ns = None
 
     def close_terminal(self) -> None:
         """Close the terminal's master side (the process gets SIGHUP)."""
@@ -83,7 +97,8 @@ def _child_setup(
         if procs_file is not None:
             with open(procs_file, "w") as procs:
                 procs.write("0")
-        if view is not None:
+        joins = view is not None and view.join is not None
+        if view is not None and not joins:
             try:
                 mountns.enter(view)
             except OSError as exc:
@@ -91,7 +106,7 @@ def _child_setup(
                 # container's log (an exception here would say nothing)
                 os.write(2, f"devcluster: container paths: {exc}\n".encode())
                 os._exit(127)
-        if identity is not None:
+        if identity is not None and not joins:  # nsjoin switches after the join
             os.setgroups(list(identity.groups))
             os.setresgid(identity.gid, identity.gid, identity.gid)
             os.setresuid(identity.uid, identity.uid, identity.uid)
@@ -107,13 +122,76 @@ async def start(launch: Launch) -> Started:
     Raises:
         OSError: the command cannot be started (not found, not executable).
     """
+    view = launch.view
+    if view is not None and view.join is not None:
+        return await _start_joined(launch, view.join)
+    return await _spawn(launch, launch.argv, ())
+
+
+async def _start_joined(launch: Launch, mount_ns: int) -> Started:
+    """Start ``launch`` in the mount namespace ``mount_ns`` (through ``nsjoin``)."""
+    assert launch.view is not None
+    who = launch.identity
+    user = (who.uid, who.gid, who.groups) if who is not None else None
+    report, report_w = os.pipe()
+    try:
+        argv = nsjoin.command_line(
+            sys.executable, mount_ns, report_w, launch.view.workdir, user, launch.argv
+        )
+        started = await _spawn(launch, argv, (mount_ns, report_w))
+    except BaseException:
+        os.close(report)
+        raise
+    finally:
+        os.close(report_w)
+    try:
+        failure = await _read_report(report)
+    except TimeoutError:
+        kill_session(started)
+        failure = nsjoin.encode_failure(TimeoutError(0, "did not start within 30 s"))
+    if failure:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wait_exit(started), 5.0)
+        started.close_terminal()
+        raise nsjoin.decode_failure(failure)
+    return started
+
+
+async def _read_report(fd: int) -> bytes:
+    """Read ``fd`` to its end (``nsjoin`` closes it when the command starts)."""
+    os.set_blocking(fd, False)
+    loop = asyncio.get_running_loop()
+    data = bytearray()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        if chunk:
+            data.extend(chunk)
+        elif not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await asyncio.wait_for(done, 30.0)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return bytes(data)
+
+
+async def _spawn(launch: Launch, argv: list[str], pass_fds: tuple[int, ...]) -> Started:
+    """Fork and exec ``argv`` with the launch's env, directory, stdio and setup."""
     procs = launch.cgroup.procs_file if launch.cgroup is not None else None
     setup = _child_setup(procs, launch.identity, launch.tty, launch.view)
     if launch.tty:
         master, slave = os.openpty()
         try:
             proc = await asyncio.create_subprocess_exec(
-                *launch.argv,
+                *argv,
                 env=launch.env,
                 cwd=launch.cwd,
                 stdin=slave,
@@ -121,6 +199,7 @@ async def start(launch: Launch) -> Started:
                 stderr=slave,
                 start_new_session=True,
                 preexec_fn=setup,
+                pass_fds=pass_fds,
             )
         except BaseException:
             os.close(master)
@@ -130,7 +209,7 @@ async def start(launch: Launch) -> Started:
         os.set_blocking(master, False)
         return Started(proc, master, launch.cgroup)
     proc = await asyncio.create_subprocess_exec(
-        *launch.argv,
+        *argv,
         env=launch.env,
         cwd=launch.cwd,
         stdin=asyncio.subprocess.PIPE if launch.stdin else asyncio.subprocess.DEVNULL,
@@ -138,6 +217,7 @@ async def start(launch: Launch) -> Started:
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
         preexec_fn=setup,
+        pass_fds=pass_fds,
     )
     return Started(proc, None, launch.cgroup)
 
@@ -180,6 +260,7 @@ def kill_session(started: Started) -> None:
 
 def kill_rest(started: Started) -> None:
     """SIGKILL every process of the container (as its PID namespace ending does)."""
+    started.release_namespace()
     if started.cgroup is not None:
         started.cgroup.kill()
         return

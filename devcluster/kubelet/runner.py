@@ -23,7 +23,15 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from devcluster.kubelet import containers, logs, probes, probing, process, status
+from devcluster.kubelet import (
+    containers,
+    logs,
+    mountns,
+    probes,
+    probing,
+    process,
+    status,
+)
 from devcluster.kubelet.cgroups import Cgroup
 from devcluster.kubelet.containers import ContainerConfigError, Prepared
 from devcluster.kubelet.identity import RunAsError
@@ -105,6 +113,13 @@ class ContainerRunner:
     def set_waiting(self, reason: str, message: str = "") -> None:
         """Report the container as waiting (e.g. ``ContainerCreating``)."""
         self._set(status.waiting(reason, message))
+
+    @property
+    def mount_ns(self) -> int | None:
+        """The mount namespace of the running container (None: none runs)."""
+        if self.started is None or self.started.proc.returncode is not None:
+            return None
+        return self.started.mount_ns
 
     def pids(self) -> list[int]:
         """The PIDs of the container's processes (its main process first)."""
@@ -254,6 +269,11 @@ class ContainerRunner:
             log.close()
             self.event("Failed", f"Error: {message}", "Warning")
             return self._terminated(128, "StartError", message)
+        if launch.view is not None:
+            # pinned now: a command run in the container later joins this
+            # namespace, whatever becomes of the main process's PID
+            with contextlib.suppress(OSError):  # it has ended already
+                self.started.mount_ns = mountns.pin(self.started.pid)
         self._pumps = [
             asyncio.ensure_future(logs.pump(self.started.proc.stdout, log, "stdout")),
             asyncio.ensure_future(logs.pump(self.started.proc.stderr, log, "stderr")),
@@ -374,7 +394,9 @@ class ContainerRunner:
         """
         if self.prepared is None:
             raise OSError("the container is not running")
-        launch = containers.exec_launch(self.prepared, command, self.cgroup)
+        launch = containers.exec_launch(
+            self.prepared, command, self.cgroup, mount_ns=self.mount_ns
+        )
         launch.stdin = False
         started = await process.start(launch)
         try:

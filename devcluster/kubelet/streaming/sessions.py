@@ -133,7 +133,9 @@ async def run_exec(
     flags = _flags(query)
     tty = flags["tty"]
     assert runner.prepared is not None
-    launch = containers.exec_launch(runner.prepared, command, runner.cgroup, tty)
+    launch = containers.exec_launch(
+        runner.prepared, command, runner.cgroup, tty, runner.mount_ns
+    )
     launch.stdin = flags["stdin"]
     why = containers.unreachable(launch)
     try:

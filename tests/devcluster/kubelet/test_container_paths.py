@@ -22,7 +22,7 @@ import pytest
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
 from devcluster.kubelet.mountns import Bind, overlays
-from tests.devcluster.cluster_support import ended
+from tests.devcluster.cluster_support import ended, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +161,40 @@ async def test_no_token_where_automount_is_off(paths_cluster: Cluster) -> None:
         "pods", NS, pod("by-account", "pass", serviceAccountName="tokenless")
     )
     assert not by_account["spec"].get("volumes")
+
+
+async def test_exec_sees_what_the_container_wrote_outside_its_volumes(
+    paths_cluster: Cluster,
+) -> None:
+    """A command run in the container (here its exec readiness probe; kubectl
+    exec alike) shares the container's filesystem: it reads a file the main
+    process wrote where no volume is (the suite's hub unpacks its
+    certificates into /etc/jupyterhub), which this machine never sees."""
+    assert paths_cluster.store is not None
+    store = paths_cluster.store
+    # the volume's mount point makes /etc/devcluster-test an overlay in the
+    # container (the hub's /etc/jupyterhub is one for its config file)
+    written = "/etc/devcluster-test/ready"
+    code = f"import time; open({written!r}, 'w').write('yes'); time.sleep(60)"
+    probe = f"assert open({written!r}).read() == 'yes'"
+    spec = pod(
+        "writer",
+        code,
+        volumes=[{"name": "data", "emptyDir": {}}],
+        container={
+            "volumeMounts": [{"name": "data", "mountPath": "/etc/devcluster-test/v"}],
+            "readinessProbe": {
+                "exec": {"command": [sys.executable, "-c", probe]},
+                "periodSeconds": 1,
+            },
+        },
+    )
+    store.create("pods", NS, spec)
+
+    def ready() -> bool:
+        found = store.get_or_none("pods", NS, "writer") or {}
+        conditions = (found.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    await wait_for(ready, 15)
+    assert not Path(written).parent.exists()

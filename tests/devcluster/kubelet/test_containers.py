@@ -360,3 +360,27 @@ async def test_sim_pod_goes_after_a_status_sync_not_at_once(api: Api):
     terminating = [e["object"] for e in seen if e["type"] == "MODIFIED"]
     assert all(p["metadata"]["deletionTimestamp"] for p in terminating)
     assert terminating[-1]["status"]["phase"] == "Succeeded"
+
+
+async def test_exec_runs_in_the_containers_working_directory(
+    api: Api, cluster: Cluster
+):
+    """A command run in the container (kubectl exec) starts in the container's
+    working directory, as its main process did."""
+    code = "import os, time; print(os.getcwd(), flush=True); time.sleep(60)"
+    await api.call("POST", f"{NS}/pods", script("worker", code))
+    await ready(api, "worker")
+    assert cluster.kubelet is not None
+    worker = cluster.kubelet.worker("jhub", "worker")
+    assert worker is not None
+    (runner,) = worker.apps
+
+    async def main_cwd() -> str | None:
+        _, log = await api.call("GET", f"{NS}/pods/worker/log")
+        return str(log).strip() or None
+
+    expected = await wait_for(main_cwd, 10)
+    status, out = await runner.exec_command(
+        [PY, "-c", "import os; print(os.getcwd())"], 10
+    )
+    assert (status, out.decode().strip()) == (0, expected)
