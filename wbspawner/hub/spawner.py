@@ -125,10 +125,11 @@ class WorkbenchSpawner(KubeSpawner):
     _policies: asyncio.Future[None] | None = None
     _deletion: asyncio.Future[None] | None = None
     _stop_cause: StopCause | None = None
-    _avoid: reclaims.Avoidance | None = None
-    _stop_reason: str | None = None
-    """How this start avoids reclaimed spot capacity, if it does."""
     """Why the running server stops, once known (recorded with the stop)."""
+    _avoid: reclaims.Avoidance | None = None
+    """How this start avoids reclaimed spot capacity, if it does."""
+    _stop_reason: str | None = None
+    """Why the cluster took the last server (saved state: :data:`STOP_REASON_STATE`)."""
     _kube: Kube | None = None
 
     def __init__(self, **kwargs: Any) -> None:
