@@ -42,10 +42,18 @@ def emit(
     message: str,
     source: str,
     type_: str = "Normal",
+    annotations: Mapping[str, str] | None = None,
 ) -> None:
     """Record an Event about ``obj``; a failure to record it is only logged."""
     try:
-        store.emit_event(dict(obj), reason, message, type_=type_, source=source)
+        store.emit_event(
+            dict(obj),
+            reason,
+            message,
+            type_=type_,
+            source=source,
+            annotations=annotations,
+        )
     except ApiError as err:
         log.info("event %s on %s not recorded: %s", reason, ns_name(obj), err.message)
 

@@ -8,7 +8,8 @@ IMDS mode with ``taintNode``, ``enableSpotInterruptionDraining`` and
 
 - **spot interruption**: the node is cordoned and tainted
   ``aws-node-termination-handler/spot-itn=spot-itn-<instance>:NoSchedule``, a
-  ``SpotInterruption`` Warning Event is recorded, its pods are deleted with their
+  ``SpotInterruption`` Warning Event is recorded (with NTH's annotations that name
+  the instance, its type and zone), its pods are deleted with their
   grace period (DaemonSet and mirror pods stay, as ``kubectl drain`` leaves
   them), ``CordonAndDrain`` is recorded, and ``spot_notice_s`` simulated seconds
   later (and not before the drained pods ended, within their grace periods,
@@ -67,6 +68,27 @@ REBALANCE_RECOMMENDATION = "rebalance-recommendation"
 DRILLS = (SPOT_INTERRUPTION, REBALANCE_RECOMMENDATION)
 """The notices a drill can deliver."""
 REBALANCE_TAINT = "aws-node-termination-handler/rebalance-recommendation"
+
+
+def event_annotations(
+    node: Obj, instance_id: str | None, region: str
+) -> dict[str, str]:
+    """Return the annotations NTH puts on its Events: the instance, from IMDS.
+
+    NTH's defaults (``instance-id``, ``instance-type``, ``availability-zone``,
+    ``region``, ``local-hostname``); devcluster reads them from the node's labels,
+    where NTH reads the instance metadata. The Event outlives the node, and
+    says what was reclaimed where.
+    """
+    labels = meta_of(node).get("labels") or {}
+    found = {
+        "instance-id": instance_id or "",
+        "instance-type": str(labels.get("node.kubernetes.io/instance-type") or ""),
+        "availability-zone": str(labels.get("topology.kubernetes.io/zone") or ""),
+        "region": region,
+        "local-hostname": str(meta_of(node).get("name") or ""),
+    }
+    return {k: v for k, v in found.items() if v}
 
 
 class TerminationHandler(Loop):
@@ -191,6 +213,7 @@ class TerminationHandler(Loop):
             f"Spot Interruption notice for instance {instance_id} was sent at {stamp}",
             type_="Warning",
             source=NTH,
+            annotations=event_annotations(node, instance_id, self.config.region),
         )
         drained: dict[tuple[str, str], float] = {}
         for pod in list(self.store.items_raw("pods")):

@@ -6,12 +6,18 @@ saving. An operator's drill (``python -m devcluster.drill spot-interruption
 aws-node-termination-handler cordons and drains it, the server pod's
 ``preStop`` hook (``wb_lab_notices.stopping``) asks bob's JupyterLab to save,
 JupyterLab shows why within 10 s and saves, and once the node is gone the
-notebook on bob's home volume holds what he typed. Screenshot:
-``tests/artifacts/reclaim/``.
+notebook on bob's home volume holds what he typed. The hub's home page says
+why, also after a hub restart, and the accounting records the run as ended by
+a reclaim. His next start is Ready in the same zone on capacity that is not
+being reclaimed (the spot type reclaimed there is avoided: on-demand here, the
+pool's spot group starting only that type), the progress says why, and his
+home's files are byte-identical; a plain stop then is recorded as a stop.
+Screenshots: ``tests/artifacts/reclaim/``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -25,9 +31,11 @@ from playwright.sync_api import Page, expect
 
 from devcluster.demo.workbench import NAMESPACE, Workbench
 from tests.e2e.browser_support import fill_login, screenshot, wait_pod_gone
+from tests.integration.hub_harness import hub_log, restart_hub, wait_until
 from tests.paths import REPO
+from wbspawner.costs.accounting import UsageRecord, open_db
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
 TYPED = "print('typed before the reclaim, never saved')"
 
@@ -44,6 +52,42 @@ def home_file(workbench: Workbench, name: str) -> Path:
     assert claim is not None, "bob has no home claim"
     volume = claim["spec"]["volumeName"]
     return workbench.state_dir / "cluster" / "volumes" / volume / name
+
+
+def home_digests(workbench: Workbench) -> dict[str, str]:
+    """Return sha256 of every file of bob's home but the servers' own hidden state.
+
+    JupyterLab and jupyter-server write under hidden folders at every start
+    (runtime files, workspaces); bob's files are the others.
+    """
+    root = home_file(workbench, "")
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+        and not any(p.startswith(".") for p in path.relative_to(root).parts)
+    }
+
+
+def bob_node(workbench: Workbench) -> dict[str, str]:
+    """Return the labels of the node bob's server pod runs on."""
+    kube = workbench.kube
+    assert kube is not None
+    pod = kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods/jupyter-bob")
+    assert pod is not None and pod["spec"].get("nodeName"), "bob's pod has no node"
+    node = kube.get(f"/api/v1/nodes/{pod['spec']['nodeName']}")
+    assert node is not None
+    labels: dict[str, str] = node["metadata"]["labels"]
+    return labels
+
+
+def bob_runs(workbench: Workbench) -> list[UsageRecord]:
+    """Return bob's server runs in the accounting database, oldest first."""
+    with open_db(workbench.cost_db)() as session:
+        query = session.query(UsageRecord).filter(
+            UsageRecord.user == "bob", UsageRecord.kind == "server"
+        )
+        return list(query.order_by(UsageRecord.id))
 
 
 def test_a_reclaim_saves_what_bob_typed(workbench: Workbench, page: Page) -> None:
@@ -63,6 +107,8 @@ def test_a_reclaim_saves_what_bob_typed(workbench: Workbench, page: Page) -> Non
     notebook = home_file(workbench, "Untitled.ipynb")
     assert notebook.is_file(), f"{notebook} was not created"
     assert TYPED not in notebook.read_text(encoding="utf-8")
+    first = bob_node(workbench)
+    assert first["wbspawner.io/capacity"] == "spot"
 
     assert workbench.cluster is not None
     sent = time.monotonic()
@@ -118,3 +164,47 @@ def test_a_reclaim_saves_what_bob_typed(workbench: Workbench, page: Page) -> Non
     )
     expect(page.locator("#start")).to_be_visible()
     screenshot(page, "reclaim", "02-home-says-why")
+
+    # The reason is in the hub's database: a restarted hub still says it.
+    restart_hub(workbench)
+    page.goto(f"{workbench.url}/hub/home")
+    expect(reason).to_contain_text("AWS reclaimed its spot node")
+    runs = bob_runs(workbench)
+    assert [r.stop_cause for r in runs] == ["reclaim"]
+
+    # His next start: same zone, not the spot type reclaimed there, his files
+    # as they were.
+    before = home_digests(workbench)
+    assert "Untitled.ipynb" in before
+    page.click("#start")
+    page.wait_for_url(re.compile(r"/hub/spawn"))
+    page.click("#profile-item-medium")
+    page.click("#spawn_form button[type=submit]")
+    page.wait_for_url(re.compile(r"/user/bob/lab"), timeout=150_000)
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=90_000)
+    screenshot(page, "reclaim", "03-next-start-ready")
+    second = bob_node(workbench)
+    zone = "topology.kubernetes.io/zone"
+    itype = "node.kubernetes.io/instance-type"
+    assert second[zone] == first[zone]
+    assert second["wbspawner.io/capacity"] == "on-demand" or (
+        second[itype] != first[itype]
+    ), f"the next start went to spot {second[itype]} again"
+    assert f"({first[itype]} in {first[zone]}) was reclaimed" in hub_log(workbench)
+    assert home_digests(workbench) == before
+    page.goto(f"{workbench.url}/hub/home")
+    expect(page.locator("#stop")).to_be_visible()
+    assert reason.count() == 0  # the reason explained the last stop only
+
+    # A plain stop is recorded as one.
+    page.click("#stop")
+    wait_pod_gone(workbench, "jupyter-bob", 60, "bob's pod outlived his stop")
+
+    def closed() -> list[UsageRecord] | None:
+        found = bob_runs(workbench)
+        return found if all(r.stopped_at for r in found) and len(found) == 2 else None
+
+    runs = wait_until(closed, 30, "the second run closed")
+    assert [r.stop_cause for r in runs] == ["reclaim", "stop"]
+    page.goto(f"{workbench.url}/hub/home")
+    assert reason.count() == 0

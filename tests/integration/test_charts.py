@@ -5,13 +5,18 @@ jupyterhub_config.py and values, the hub image's wbspawner configuration), in
 the environment built from images/hub/Dockerfile; the chart's proxy runs in
 configurable-http-proxy's; bob logs in through the chart's ``proxy-public``
 Service and starts a server (the singleuser image's environment, a node of his
-pool, his home). Run by ``make test-charts`` (``make test`` runs it too).
+pool, his home); his Dask computation survives a spot reclaim of a worker's node
+(the chart's controller replaces the worker, Dask recomputes). Run by ``make
+test-charts`` (``make test`` runs it too).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -260,6 +265,141 @@ def test_bob_computes_with_dask_through_both_charts_in_a_browser(
             for r in session.query(UsageRecord).filter(UsageRecord.user == "bob")
         }
     assert kinds >= {("server", "bob"), ("dask", "bob")}, kinds
+
+
+DASK_RECLAIM_CELL = """
+import time
+
+import dask.array as da
+from dask_gateway import Gateway
+
+gateway = Gateway()
+options = gateway.cluster_options()
+options.worker_size = "m64-whole"  # one worker per node: two nodes
+cluster = gateway.new_cluster(options)
+try:
+    cluster.scale(2)
+    client = cluster.get_client()
+    client.wait_for_workers(2, timeout=300)
+
+
+    def slow(block):
+        time.sleep(1.0)
+        return block
+
+
+    print("DASK-COMPUTING", flush=True)
+    total = da.ones((90, 1000), chunks=(1, 1000)).map_blocks(slow).sum().compute()
+    print("DASK-SUM", int(total), flush=True)
+finally:
+    cluster.shutdown()
+"""
+"""A notebook cell: two workers on two nodes, a computation of about 45 s."""
+
+START_IN_KERNEL = """
+({run, args}) => {
+  window.wbDask = null;
+  (0, eval)("(" + run + ")")(args).then(
+    (result) => { window.wbDask = result; },
+    (err) => { window.wbDask = {error: String(err), stdout: ""}; });
+  return true;
+}
+"""
+"""Start :data:`RUN_IN_KERNEL` without waiting; its result lands in ``wbDask``."""
+
+
+def dask_workers(stack: ChartStack, running: bool = True) -> dict[str, str]:
+    """Return the (running) Dask worker pods, with their nodes."""
+    out = stack.kubectl_run(
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/component=dask-worker",
+        "-o",
+        "json",
+        namespace=GATEWAY_NAMESPACE,
+    ).stdout
+    return {
+        p["metadata"]["name"]: p["spec"].get("nodeName", "")
+        for p in json.loads(out)["items"]
+        if not running
+        or (
+            p["status"].get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")
+            and p["spec"].get("nodeName")
+        )
+    }
+
+
+def test_a_dask_computation_survives_a_reclaim_of_a_workers_spot_node(
+    stack: ChartStack, browser: Browser
+) -> None:
+    """bob's notebook computes on two spot workers; one's node gets a spot
+    interruption notice mid-computation (``python -m devcluster.drill``): the
+    chart's controller replaces the drained worker, Dask recomputes what was
+    lost, and the sum is right."""
+    url = hub_url(stack)
+    context = new_context(browser)
+    try:
+        page = context.new_page()
+        fill_login(page, url, "bob")
+        page.click("#login_submit")
+        page.wait_for_url(re.compile(r"/hub/(spawn|home)|/user/bob/"))
+        if "/user/bob/" not in page.url:
+            page.goto(f"{url}/hub/spawn")
+            if "/hub/spawn" in page.url and page.locator("#spawn_form").count():
+                page.click("#profile-item-medium")
+                page.click("#spawn_form button[type=submit]")
+        page.wait_for_url(re.compile(r"/user/bob/lab"), timeout=300_000)
+        expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+        args = {"base": "/user/bob/", "code": DASK_RECLAIM_CELL, "timeoutMs": 480_000}
+        page.evaluate(START_IN_KERNEL, {"run": RUN_IN_KERNEL, "args": args})
+
+        def two_running() -> dict[str, str] | None:
+            found = dask_workers(stack)
+            return found if len(found) == 2 else None
+
+        workers = wait_until(two_running, 300, "two Dask workers running")
+        time.sleep(8)  # the computation is under way (about 45 s in all)
+        victim, node = sorted(workers.items())[0]
+        labels = json.loads(
+            stack.kubectl_run("get", "node", node, "-o", "json").stdout
+        )["metadata"]["labels"]
+        assert labels["wbspawner.io/capacity"] == "spot"
+        drill = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "devcluster.drill",
+                "spot-interruption",
+                node,
+                "--kubeconfig",
+                str(stack.kubeconfig),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert drill.returncode == 0, drill.stderr
+        # The controller replaces the drained worker (while the cluster runs).
+        replaced = wait_until(
+            lambda: set(dask_workers(stack, running=False)) - set(workers),
+            60,
+            "a replacement worker pod",
+        )
+        result = wait_until(
+            lambda: page.evaluate("window.wbDask"), 480, "the computation's end"
+        )
+        page.goto(f"{url}/hub/home")
+        page.locator("#stop").click()
+        expect(page.locator("#start")).to_be_visible(timeout=90_000)
+    finally:
+        context.close()
+    assert result["error"] is None, (result, stack.diagnostics())
+    assert f"DASK-SUM {90 * 1000}" in result["stdout"], result
+    assert victim not in replaced
 
 
 def hub_url(stack: ChartStack) -> str:

@@ -32,7 +32,7 @@ from wbspawner.hub import spawner_io
 from wbspawner.hub.ldap import posix_ids
 from wbspawner.model import Pool, Profiles, WarmStatus
 from wbspawner.profiles import access
-from wbspawner.spawn import form, interruptions, manifests, progress
+from wbspawner.spawn import form, interruptions, manifests, progress, reclaims
 from wbspawner.spawn.budget import BudgetState, check_size
 from wbspawner.spawn.manifests import SpawnUser
 from wbspawner.spawn.selection import (
@@ -42,11 +42,12 @@ from wbspawner.spawn.selection import (
     select,
 )
 
-STOP_REASON = "workbench_stop_reason"
-"""The hub's ``User`` attribute that says why the cluster took the user's last
-server (``templates/home.html`` shows it). JupyterHub drops a spawner object
-once its server stopped, and keeps the user's; the next start clears it. It
-lives in the hub's memory: a hub restart forgets it."""
+STOP_REASON_STATE = "stop_reason"
+"""The key of the spawner's saved state that says why the cluster took the
+last server (``templates/home.html`` shows it). JupyterHub saves the state of
+a stopped server after :meth:`WorkbenchSpawner.clear_state` and gives it back
+to the spawner it makes after a restart, so the reason outlives the hub; the
+next start clears it."""
 
 
 class WorkbenchSpawner(KubeSpawner):
@@ -93,6 +94,19 @@ class WorkbenchSpawner(KubeSpawner):
         spend that group budgets are checked against; ``None``: no accounting.
         """,
     )
+    reclaim_avoid_seconds = Float(
+        reclaims.AVOID_S,
+        config=True,
+        help="""
+        Seconds a start avoids a spot type that was reclaimed in its zone.
+
+        A start pinned to a zone (the home's) where the cluster shows a spot
+        interruption notice of one of its pool's types within this time (a
+        node's aws-node-termination-handler taint, or its ``SpotInterruption``
+        Event) requires another spot type of the pool or on-demand capacity,
+        and the progress page says why. ``0`` turns it off.
+        """,
+    )
     capacity_grace_seconds = Float(
         30.0,
         config=True,
@@ -112,6 +126,10 @@ class WorkbenchSpawner(KubeSpawner):
     _deletion: asyncio.Future[None] | None = None
     _stop_cause: StopCause | None = None
     """Why the running server stops, once known (recorded with the stop)."""
+    _avoid: reclaims.Avoidance | None = None
+    """How this start avoids reclaimed spot capacity, if it does."""
+    _stop_reason: str | None = None
+    """Why the cluster took the last server (saved state: :data:`STOP_REASON_STATE`)."""
     _kube: Kube | None = None
 
     def __init__(self, **kwargs: Any) -> None:
@@ -274,11 +292,15 @@ class WorkbenchSpawner(KubeSpawner):
         pool = profiles.pool_of(chosen.size)
         home = await spawner_io.home_zone(self.kube, self.namespace, self.pvc_name)
         self._zone = home or self._first_zone(pool, profiles)
-        self._apply_overrides(
-            manifests.overrides_for(
-                chosen.size, chosen.image, pool, user, self._zone, profiles.homes
-            )
+        overrides = manifests.overrides_for(
+            chosen.size, chosen.image, pool, user, self._zone, profiles.homes
         )
+        self._avoid = await self._avoid_reclaimed(pool)
+        # Set either way: an earlier start's avoidance must not linger.
+        overrides["node_affinity_required"] = (
+            self._avoid.node_affinity_required if self._avoid else []
+        )
+        self._apply_overrides(overrides)
         self._selection = chosen
         self._size, self._pool = chosen.size.slug, pool.name
         self.log.info(
@@ -289,6 +311,25 @@ class WorkbenchSpawner(KubeSpawner):
             self._zone or "any",
         )
 
+    async def _avoid_reclaimed(self, pool: Pool) -> reclaims.Avoidance | None:
+        """Return how this start avoids spot capacity reclaimed in its zone."""
+        if not self._zone or self.reclaim_avoid_seconds <= 0:
+            return None
+        now = datetime.now(UTC)
+        try:
+            found = await spawner_io.recent_reclaims(
+                self.kube, pool.name, self._zone, now
+            )
+        except KubeError as err:
+            self.log.warning("%s: reclaims not read: %s", self._log_name, err)
+            return None
+        avoid = reclaims.avoidance(
+            pool, self._zone, found, now, self.reclaim_avoid_seconds
+        )
+        if avoid is not None:
+            self.log.info("%s: %s", self._log_name, avoid.message)
+        return avoid
+
     # ----------------------------------------------------------------- progress
     def _context(self) -> progress.ProgressContext | None:
         pool = self._provider().current().pools.get(self._pool or "")
@@ -298,6 +339,8 @@ class WorkbenchSpawner(KubeSpawner):
         """Yield KubeSpawner's progress with events explained in plain words."""
         if self._selection is not None and self._selection.notice:
             yield {"progress": 1, "message": self._selection.notice}
+        if self._avoid is not None:
+            yield {"progress": 1, "message": self._avoid.message}
         async for item in super().progress():
             event = item.get("raw_event")
             ctx = self._context()
@@ -307,7 +350,7 @@ class WorkbenchSpawner(KubeSpawner):
 
     def start(self) -> Any:
         """Start the pod, failing early when no node can be started for it."""
-        setattr(self.user, STOP_REASON, None)
+        self._stop_reason = None  # it explained the last stop only
         self._stop_cause = None
         inner = super().start()
         if self.dask_namespace:  # Dask pods: own server + workers (bounded, logs)
@@ -454,7 +497,7 @@ class WorkbenchSpawner(KubeSpawner):
             return
         if found is None:
             return
-        setattr(self.user, STOP_REASON, interruptions.home_message(found))
+        self._stop_reason = interruptions.home_message(found)
         reclaim = found.reason == interruptions.SPOT_RECLAIM
         self._stop_cause = "reclaim" if reclaim else "node-gone"
         message = interruptions.lab_message(found, datetime.now(UTC))
@@ -472,22 +515,35 @@ class WorkbenchSpawner(KubeSpawner):
             self.log.warning("Notice to %s not sent: %s", self._log_name, why)
 
     # -------------------------------------------------------------------- state
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the cluster took the last server (the home page shows it)."""
+        return None if self.server is not None else self._stop_reason
+
     def get_state(self) -> dict[str, Any]:
-        """Return KubeSpawner's state plus the size, pool and zone of the server."""
+        """Return KubeSpawner's state plus the size, pool and zone of the server.
+
+        Also why the cluster stopped the last server, kept after a stop.
+        """
         state: dict[str, Any] = super().get_state()
-        extra = {"size": self._size, "pool": self._pool, "zone": self._zone}
+        extra = {
+            "size": self._size,
+            "pool": self._pool,
+            "zone": self._zone,
+            STOP_REASON_STATE: self._stop_reason,
+        }
         state.update({k: v for k, v in extra.items() if v})
         return state
 
     def load_state(self, state: Mapping[str, Any]) -> None:
-        """Restore KubeSpawner's state and the size, pool and zone."""
+        """Restore KubeSpawner's state, the size, pool and zone, and the reason."""
         super().load_state(state)
-        self._size, self._pool, self._zone = (
-            state.get(k) or None for k in ("size", "pool", "zone")
+        self._size, self._pool, self._zone, self._stop_reason = (
+            state.get(k) or None for k in ("size", "pool", "zone", STOP_REASON_STATE)
         )
 
     def clear_state(self) -> None:
-        """Forget the size, pool and zone of a stopped server."""
+        """Forget the size, pool and zone of a stopped server (not why it stopped)."""
         super().clear_state()
-        self._selection = None
+        self._selection = self._avoid = None
         self._size = self._pool = self._zone = None

@@ -16,12 +16,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from wbspawner.adapters.kube import api_path
 from wbspawner.errors import UserFacingError
 from wbspawner.homes.policy import zone_of_pv
+from wbspawner.model import POOL_LABEL, ZONE_LABEL
 from wbspawner.spawn import progress
 from wbspawner.spawn.interruptions import Interruption, interruption_of
+from wbspawner.spawn.reclaims import (
+    SPOT_INTERRUPTION_REASON,
+    Reclaim,
+    reclaims_of_events,
+    reclaims_of_nodes,
+)
 
 if TYPE_CHECKING:
     from wbspawner.adapters.kube import Kube
@@ -69,6 +78,36 @@ async def node_of_pod(
     pod = await kube.get_pod(namespace, pod_name)
     name = ((pod or {}).get("spec") or {}).get("nodeName")
     return await kube.get_node(str(name)) if name else None
+
+
+async def recent_reclaims(
+    kube: Kube, pool: str, zone: str, now: datetime
+) -> list[Reclaim]:
+    """Return the spot reclaims the cluster shows for a pool's nodes in a zone.
+
+    Nodes of the pool in the zone under a notice now, and every
+    ``SpotInterruption`` Event the API server still keeps (any namespace:
+    aws-node-termination-handler records them about Nodes, in ``default``);
+    :func:`wbspawner.spawn.reclaims.avoidance` keeps those of the pool's types
+    in the zone, within its window.
+
+    Args:
+        kube: the Kubernetes adapter.
+        pool: the pool's name.
+        zone: the zone.
+        now: the current time (of a taint without a time).
+
+    Returns:
+        The reclaims, in no order.
+
+    Raises:
+        KubeError: the API refused or did not answer.
+    """
+    nodes = await kube.list_items(
+        api_path("nodes"), label_selector=f"{POOL_LABEL}={pool},{ZONE_LABEL}={zone}"
+    )
+    events = await kube.list_events(None, f"reason={SPOT_INTERRUPTION_REASON}")
+    return reclaims_of_nodes(nodes, now) + reclaims_of_events(events)
 
 
 async def capacity_refusal(

@@ -29,8 +29,10 @@ from wbspawner.timestamps import parse_time
 SPOT_RECLAIM = "spot-reclaim"
 MAINTENANCE = "maintenance"
 SCALE_IN = "scale-in"
+SPOT_ITN_TAINT = "aws-node-termination-handler/spot-itn"
+"""aws-node-termination-handler's taint on a node under a spot interruption notice."""
 NTH_TAINTS = {
-    "aws-node-termination-handler/spot-itn": SPOT_RECLAIM,
+    SPOT_ITN_TAINT: SPOT_RECLAIM,
     "aws-node-termination-handler/scheduled-maintenance": MAINTENANCE,
     "aws-node-termination-handler/asg-lifecycle-termination": SCALE_IN,
 }

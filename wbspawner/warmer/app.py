@@ -221,6 +221,7 @@ class WarmerApp(Application):
         return ObserveSettings(
             namespace=self.namespace,
             pool_zones={n: p.zones for n, p in profiles.pools.items()},
+            pool_types={n: p.instance_types for n, p in profiles.pools.items()},
             region=profiles.cost.region,
             demand_window_s=profiles.warm.demand_window_s,
             shortage_ttl_s=self.shortage_ttl_s,

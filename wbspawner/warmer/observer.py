@@ -5,7 +5,7 @@ through a :class:`KubeReader` and turns them into a
 :class:`~wbspawner.warmer.snapshot.ClusterSnapshot`, and the pure helpers that
 remember what a single list cannot show: spawns whose pods are gone again, and
 spot shortages (failed scale-ups named in Events, spot placeholders that wait
-too long) that outlive the signal that revealed them.
+too long, spot interruption notices) that outlive the signal that revealed them.
 
 What it remembers (:meth:`Observer.memory`) outlives a restart of the warmer
 through its state file (:meth:`Observer.remember`). It decides nothing; the
@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from wbspawner.model import CAPACITY_TYPES, CapacityType, Shortage, Spawn, WarmerMemory
 from wbspawner.naming import group_tail
+from wbspawner.spawn.interruptions import SPOT_ITN_TAINT
+from wbspawner.spawn.reclaims import (
+    SPOT_INTERRUPTION_REASON,
+    reclaims_of_events,
+)
 from wbspawner.timestamps import parse_time
 from wbspawner.warmer.snapshot import (
     PLACEHOLDER,
@@ -142,6 +147,64 @@ def event_shortages(
     return found
 
 
+def reclaim_shortages(
+    nodes: Iterable[Obj],
+    events: Iterable[Obj],
+    pool_types: Mapping[str, Sequence[str]],
+    now: datetime,
+    clock: Clock,
+) -> list[Shortage]:
+    """Return spot shortages from spot interruption notices.
+
+    AWS reclaiming a spot node of pool P in zone Z says that spot capacity of
+    P in Z is short: a node of P under a notice (aws-node-termination-handler's
+    ``spot-itn`` taint; the node's labels name P and Z), and, once the node is
+    gone, NTH's ``SpotInterruption`` Event (its annotations name the instance
+    type and zone: every pool with that type).
+
+    Args:
+        nodes: core/v1 Nodes.
+        events: core/v1 Events (others than ``SpotInterruption`` are skipped).
+        pool_types: instance types by pool.
+        now: the time of a taint without ``timeAdded``.
+        clock: maps API timestamps onto the warmer's clock.
+
+    Returns:
+        One signal per tainted node of a pool and per Event and pool.
+    """
+    found: list[Shortage] = []
+    for raw in nodes:
+        info = node_info(raw)
+        taints = (raw.get("spec") or {}).get("taints") or []
+        notice = next((t for t in taints if t.get("key") == SPOT_ITN_TAINT), None)
+        if info is None or notice is None:
+            continue
+        added = parse_time(notice.get("timeAdded"))
+        found.append(
+            Shortage(
+                pool=info.pool,
+                zone=info.zone,
+                capacity_type="spot",
+                at=clock.from_api(added) if added else now,
+                message=f"spot node {info.name} got an interruption notice",
+            )
+        )
+    for reclaim in reclaims_of_events(events):
+        for pool, types in pool_types.items():
+            if reclaim.instance_type in types:
+                found.append(
+                    Shortage(
+                        pool=pool,
+                        zone=reclaim.zone,
+                        capacity_type="spot",
+                        at=clock.from_api(reclaim.at),
+                        message=f"spot {reclaim.instance_type} in {reclaim.zone} "
+                        "got an interruption notice",
+                    )
+                )
+    return found
+
+
 def pending_shortages(
     pods: Iterable[PodInfo], now: datetime, after_s: float
 ) -> list[Shortage]:
@@ -252,6 +315,10 @@ class ObserveSettings:
     """How long a shortage signal is kept."""
     pending_shortage_s: float = 600.0
     """Seconds a spot placeholder may wait for a node before it signals a shortage."""
+    pool_types: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Instance types by pool (to read spot interruption Events)."""
 
 
 class Observer:
@@ -317,6 +384,10 @@ class Observer:
         # did not trigger a scale-up, and on a group whose scale-up failed.
         events = await self.kube.list_events(ns, "reason=NotTriggerScaleUp")
         events += await self.kube.list_events(None, "reason=FailedToScaleUpGroup")
+        # aws-node-termination-handler's notices, about Nodes (in ``default``).
+        events += await self.kube.list_events(
+            None, f"reason={SPOT_INTERRUPTION_REASON}"
+        )
         return self.ingest(
             now, raw_nodes, raw_pods, homes, events, last_pools, spot_prices
         )
@@ -357,6 +428,7 @@ class Observer:
         groups = group_index(s.pool_zones, s.region)
         fresh = event_shortages(events, groups, placeholders, self.clock)
         fresh += pending_shortages(pods, now, s.pending_shortage_s)
+        fresh += reclaim_shortages(raw_nodes, events, s.pool_types, now, self.clock)
         keep_after = now - timedelta(seconds=s.shortage_ttl_s)
         self._shortages = [x for x in self._shortages + fresh if x.at >= keep_after]
         return ClusterSnapshot(

@@ -8,6 +8,7 @@ so names sort in time order); the store aggregates repeats into one Event.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from devcluster.apiserver.resources import RESOURCES
@@ -31,8 +32,13 @@ def build_event(
     source: str,
     host: str = "",
     field_path: str = "",
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Return a new core/v1 Event about ``involved`` (not yet stored)."""
+    """Return a new core/v1 Event about ``involved`` (not yet stored).
+
+    ``annotations`` go on the Event itself (aws-node-termination-handler
+    describes the instance there).
+    """
     meta = involved.get("metadata") or {}
     res = next((r for r in RESOURCES.values() if r.kind == involved.get("kind")), None)
     stamp = now_iso()
@@ -50,6 +56,7 @@ def build_event(
         "metadata": {
             "name": f"{meta.get('name', 'unknown')}.{_event_stamp():x}",
             "namespace": meta.get("namespace") or "default",
+            **({"annotations": dict(annotations)} if annotations else {}),
         },
         "involvedObject": ref,
         "reason": reason,

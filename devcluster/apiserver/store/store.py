@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from devcluster.apiserver import defaults
@@ -421,6 +421,7 @@ class Store:
         source: str = "default-scheduler",
         host: str = "",
         field_path: str = "",
+        annotations: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Record a core/v1 Event about an object, aggregating repeats like client-go.
 
@@ -437,7 +438,9 @@ class Store:
             return self.patch(
                 "events", key[0], key[1], {"count": count, "lastTimestamp": now_iso()}
             )
-        event = build_event(involved, reason, message, type_, source, host, field_path)
+        event = build_event(
+            involved, reason, message, type_, source, host, field_path, annotations
+        )
         namespace = event["metadata"]["namespace"]
         created = self.create("events", namespace, event)
         self._event_index[ident] = (namespace, created["metadata"]["name"])

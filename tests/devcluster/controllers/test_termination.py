@@ -9,8 +9,10 @@ on spot capacity.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from tests.paths import REPO
 from wbspawner.gateway.pods import scheduler_placement
 from wbspawner.model import USER_LABEL
 from wbspawner.profiles.loader import load_profiles
+from wbspawner.spawn.reclaims import avoidance, reclaims_of_events
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +74,13 @@ async def test_a_drill_annotation_delivers_a_spot_interruption(
     assert taints(store, node)[ITN]["effect"] == "NoSchedule"
     assert taints(store, node)[ITN]["value"].startswith("spot-itn-i-")
     assert DRILL_ANNOTATION not in annotations(store, node)
+    # NTH's annotations say which instance, type and zone (the Event outlives
+    # the node).
+    described = notice[0]["metadata"]["annotations"]
+    assert described["instance-id"].startswith("i-")
+    assert described["instance-type"] == "r5.large"
+    assert described["availability-zone"] == "us-east-1a"
+    assert described["region"] == "us-east-1"
     assert events(store, node, "CordonAndDrain")
     await eventually(lambda: not store.exists("pods", "jhub", "frank"))
     await eventually(lambda: not store.exists("nodes", None, node))
@@ -221,3 +231,41 @@ async def test_a_dask_scheduler_is_never_placed_on_spot(
     await asyncio.sleep(controllers.config.real(120))
     assert node_of(store, "dask-scheduler-b") is None
     assert [n["metadata"]["name"] for n in store.items_raw("nodes")] == spot
+
+
+async def test_a_start_that_avoids_the_reclaimed_spot_type_gets_on_demand(
+    store: Store, controllers: Controllers, make_pool: MakePool, eventually: Any
+) -> None:
+    """The autoscaler starts the pool's on-demand group for the next start.
+
+    Cluster Autoscaler models the spot group by its first type, the one
+    reclaimed, so the spot term of the avoidance cannot be met by a new node.
+    """
+    priorities(store)
+    make_pool("mem16", zones=["us-east-1a"], capacities=["spot", "on-demand"])
+    store.create("pods", "jhub", user_pod("frank", "mem16", "r5.large"))
+    first = await eventually(lambda: node_of(store, "frank"))
+    labels = store.get("nodes", None, first)["metadata"]["labels"]
+    assert labels["wbspawner.io/capacity"] == "spot"
+    drill(store, first, "spot-interruption")
+    notice = await eventually(lambda: events(store, first, "SpotInterruption"))
+    await eventually(lambda: not store.exists("pods", "jhub", "frank"))
+
+    cpu16 = load_profiles([REPO / "profiles"]).pools["cpu16"]
+    pool = dataclasses.replace(cpu16, name="mem16")  # the test groups' pool
+    avoid = avoidance(pool, "us-east-1a", reclaims_of_events(notice), datetime.now(UTC))
+    assert avoid is not None and avoid.reclaimed == ("r5.large",)
+    again = user_pod("frank-again", "mem16", "r5.large", zone="us-east-1a")
+    again["spec"]["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": avoid.node_affinity_required
+            }
+        }
+    }
+    store.create("pods", "jhub", again)
+    second = await eventually(lambda: node_of(store, "frank-again"))
+    labels = store.get("nodes", None, second)["metadata"]["labels"]
+    assert labels["wbspawner.io/capacity"] == "on-demand"
+    assert labels["topology.kubernetes.io/zone"] == "us-east-1a"
+    assert events(store, "frank-again", "TriggeredScaleUp")

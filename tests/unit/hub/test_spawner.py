@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -68,12 +69,35 @@ class FakeUser:
 
 
 class FakeKube:
-    """The two reads the spawner makes, answered as ``adapters.kube.Kube`` does
-    (``None`` for a missing object), and a record of every call."""
+    """The reads the spawner makes, answered as ``adapters.kube.Kube`` does
+    (``None`` for a missing object), and a record of every call: the home's
+    claim and volume, the pool's nodes in a zone and ``SpotInterruption``
+    Events (``nodes`` and ``events``, none unless a test adds some)."""
 
     def __init__(self, zone: str | None) -> None:
         self.zone = zone
         self.calls: list[str] = []
+        self.nodes: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+
+    async def list_items(
+        self, path: str, *, label_selector: str | None = None, **_: Any
+    ) -> list[dict[str, Any]]:
+        assert path == "/api/v1/nodes", path
+        self.calls.append(f"list nodes {label_selector}")
+        wanted = dict(p.split("=") for p in (label_selector or "").split(",") if p)
+        return [
+            n
+            for n in self.nodes
+            if wanted.items() <= n["metadata"].get("labels", {}).items()
+        ]
+
+    async def list_events(
+        self, namespace: str | None, field_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        self.calls.append(f"list events {namespace} {field_selector}")
+        reason = (field_selector or "").removeprefix("reason=")
+        return [e for e in self.events if not reason or e.get("reason") == reason]
 
     async def get_pvc(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.calls.append(f"read pvc {namespace}/{name}")
@@ -438,6 +462,121 @@ def test_state_round_trip(profiles: Profiles) -> None:
         fresh.clear_state()
         assert "size" not in fresh.get_state()
         assert "zone" not in fresh.get_state()
+
+    asyncio.run(scenario())
+
+
+def reclaim_event(itype: str, zone: str, ago_s: float) -> dict[str, Any]:
+    """aws-node-termination-handler's Event about a spot notice, ``ago_s`` ago."""
+    at = datetime.now(UTC) - timedelta(seconds=ago_s)
+    return {
+        "metadata": {
+            "name": "n.spot",
+            "namespace": "default",
+            "annotations": {"instance-type": itype, "availability-zone": zone},
+        },
+        "reason": "SpotInterruption",
+        "lastTimestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+async def test_a_reclaim_in_the_homes_zone_steers_the_next_start(
+    profiles: Profiles,
+) -> None:
+    """Spot r5.large reclaimed in bob's zone: another spot type or on-demand."""
+    spawner = make_spawner(
+        Source(profiles), bob(), cls=EventsSpawner, zone="us-east-1b"
+    )
+    spawner.fixed_events = []
+    kube = spawner.kube
+    assert isinstance(kube, FakeKube)
+    kube.events = [
+        reclaim_event("r5.large", "us-east-1b", 120),
+        reclaim_event("r5.large", "us-east-1a", 60),  # another zone: not bob's
+    ]
+    spawner.user_options = {"profile": "medium"}
+    await spawner.load_user_options()
+    assert (
+        "list nodes wbspawner.io/pool=cpu16,topology.kubernetes.io/zone=us-east-1b"
+        in (kube.calls)
+    )
+    pod = spawner.api.api_client.sanitize_for_serialization(
+        await spawner.get_pod_manifest()
+    )
+    required = pod["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert required[0]["matchExpressions"][1] == {
+        "key": "node.kubernetes.io/instance-type",
+        "operator": "NotIn",
+        "values": ["r5.large"],
+    }
+    assert required[1]["matchExpressions"] == [
+        {"key": "wbspawner.io/capacity", "operator": "In", "values": ["on-demand"]}
+    ]
+    messages = [item["message"] async for item in spawner.progress()]
+    assert messages == [
+        (
+            "Spot capacity of this size (r5.large in us-east-1b) was reclaimed 2 "
+            "minutes ago; starting on another spot type (r6i.large) or on-demand "
+            "for now (spot is avoided there for 30 minutes after a reclaim)."
+        )
+    ]
+
+    # Once the window has passed, the next start goes back to spot as usual.
+    kube.events = [reclaim_event("r5.large", "us-east-1b", 1801)]
+    await spawner.load_user_options()
+    pod = spawner.api.api_client.sanitize_for_serialization(
+        await spawner.get_pod_manifest()
+    )
+    assert "affinity" not in pod["spec"]
+    assert [item["message"] async for item in spawner.progress()] == []
+
+
+async def test_a_node_under_notice_counts_before_any_event(profiles: Profiles) -> None:
+    spawner = make_spawner(Source(profiles), bob(), zone="us-east-1b")
+    kube = spawner.kube
+    assert isinstance(kube, FakeKube)
+    labels = {
+        "wbspawner.io/pool": "cpu16",
+        "topology.kubernetes.io/zone": "us-east-1b",
+        "node.kubernetes.io/instance-type": "r5.large",
+    }
+    taint = {"key": "aws-node-termination-handler/spot-itn", "effect": "NoSchedule"}
+    kube.nodes = [{"metadata": {"labels": labels}, "spec": {"taints": [taint]}}]
+    spawner.user_options = {"profile": "medium"}
+    await spawner.load_user_options()
+    assert spawner.node_affinity_required[0]["matchExpressions"][1]["values"] == [
+        "r5.large"
+    ]
+
+
+def test_the_reason_of_a_stop_outlives_the_spawner_until_the_next_start(
+    profiles: Profiles,
+) -> None:
+    """JupyterHub saves a stopped server's state after ``clear_state`` and gives
+    it to the spawner it makes next (also after a hub restart)."""
+
+    async def scenario() -> None:
+        spawner = make_spawner(Source(profiles), bob(), zone="us-east-1b")
+        spawner.user_options = {"profile": "medium"}
+        await spawner.load_user_options()
+        spawner._server = Server()  # running (a test spawner has no orm_spawner)
+        spawner._stop_reason = "Your server was stopped because AWS reclaimed it."
+        assert spawner.stop_reason is None  # not while the server runs
+        spawner.server = None
+        spawner.clear_state()
+        saved = spawner.get_state()
+        assert saved["stop_reason"] == spawner._stop_reason
+        assert "size" not in saved and "zone" not in saved
+
+        fresh = make_spawner(Source(profiles), bob())
+        fresh.load_state(saved)
+        assert fresh.stop_reason == "Your server was stopped because AWS reclaimed it."
+        fresh.start()  # the next start: the reason explained the last stop only
+        assert fresh.stop_reason is None
+        assert "stop_reason" not in fresh.get_state()
+        fresh._start_future.cancel()
 
     asyncio.run(scenario())
 

@@ -315,3 +315,62 @@ def test_event_shortages(
     groups = group_index({"mem64": (A, B)}, "us-east-1")
     out = event_shortages([event], groups, {info.name: info}, WallClock())
     assert [(s.pool, s.zone, s.capacity_type) for s in out] == found
+
+
+def spot_itn(minutes_ago: float) -> dict[str, Any]:
+    return {
+        "key": "aws-node-termination-handler/spot-itn",
+        "value": "spot-itn-i-0123",
+        "effect": "NoSchedule",
+        "timeAdded": stamp(minutes_ago),
+    }
+
+
+def test_a_spot_notice_on_a_pool_node_is_a_spot_shortage_of_its_zone() -> None:
+    """It lasts the shortage TTL, also after the node is gone."""
+    observer = Observer(kube=None, settings=settings())  # type: ignore[arg-type]
+    nodes = [
+        node("reclaimed", zone=B, unschedulable=True, taints=[spot_itn(1)]),
+        node("calm", zone=A),
+    ]
+    snap = observer.ingest(NOW, nodes, [], {}, [])
+    assert [(s.pool, s.zone, s.capacity_type) for s in snap.shortages] == [
+        ("mem64", B, "spot")
+    ]
+    assert snap.shortages[0].at == NOW - timedelta(minutes=1)
+    assert "reclaimed got an interruption notice" in snap.shortages[0].message
+    gone = observer.ingest(NOW + timedelta(minutes=10), [node("calm")], [], {}, [])
+    assert [(s.pool, s.zone) for s in gone.shortages] == [("mem64", B)]
+    later = observer.ingest(NOW + timedelta(minutes=15), [node("calm")], [], {}, [])
+    assert later.shortages == ()
+
+
+def test_a_spot_interruption_event_is_a_shortage_of_every_pool_of_its_type() -> None:
+    observer = Observer(
+        kube=None,  # type: ignore[arg-type]
+        settings=settings(
+            pool_types={"mem64": ("r5.2xlarge", "r6i.2xlarge"), "cpu4": ("m5.large",)}
+        ),
+    )
+    notice = {
+        "metadata": {
+            "name": "ip-10-0-1-7.ec2.internal.1",
+            "annotations": {"instance-type": "r6i.2xlarge", "availability-zone": A},
+        },
+        "reason": "SpotInterruption",
+        "lastTimestamp": stamp(3),
+    }
+    rebalance = {**notice, "reason": "RebalanceRecommendation"}
+    snap = observer.ingest(NOW, [], [], {}, [notice, rebalance])
+    assert [(s.pool, s.zone, s.capacity_type) for s in snap.shortages] == [
+        ("mem64", A, "spot")
+    ]
+    assert snap.shortages[0].at == NOW - timedelta(minutes=3)
+
+
+def test_a_notice_on_an_on_demand_node_says_nothing_of_spot() -> None:
+    """Only spot nodes get NTH's spot-itn taint; a node of no pool is skipped."""
+    observer = Observer(kube=None, settings=settings())  # type: ignore[arg-type]
+    stray = node("stray", taints=[spot_itn(1)])
+    stray["metadata"]["labels"] = {}
+    assert observer.ingest(NOW, [stray], [], {}, []).shortages == ()
