@@ -429,7 +429,7 @@ def reclaim(
         "time_added": notice.time_added,
         "notice_to_shown_s": _since(notice.at, shown),
         "notice_to_saved_s": _since(notice.at, saved),
-        "saved_from": "report" if reported is not None else "toast",
+        "saved_from": _saved_from(reported, saved_lab),
         "notice_to_stopped_s": _since(notice.at, stopped),
         "typed_bytes": len(moment.notebook_typed.encode())
         + len(moment.text_typed.encode()),
@@ -445,6 +445,13 @@ def reclaim(
     record["stop_to_ready_s"] = _since(stopped, ready)
     record.update(_next_start(workbench, spawned, ready - stopped))
     return record
+
+
+def _saved_from(reported: float | None, toast: float | None) -> str | None:
+    """Which moment ``notice_to_saved_s`` is (``None``: nothing was saved)."""
+    if reported is not None:
+        return "report"
+    return None if toast is None else "toast"
 
 
 def _since(start: float, end: float | None) -> float | None:

@@ -54,6 +54,7 @@ def test_two_reclaims_lose_nothing_and_the_baseline_does(
         assert record["notice_to_saved_s"] <= record["notice_to_stopped_s"]
         assert record["next_zone"] == bench.ZONE
 
+    assert out["baseline_record"]["saved_from"] is None
     lost = out["baseline_channel_off"]
     assert lost["typed_bytes"] > 0
     assert lost["lost_bytes"] == lost["typed_bytes"], out["baseline_record"]

@@ -89,3 +89,9 @@ def test_summarize_counts_losses_and_the_budget() -> None:
     assert summary["stopped_within_budget"] == 1
     assert summary["reason_shown"] == 1
     assert summary["notice_to_shown_s"]["n"] == 0
+
+
+def test_saved_from_names_the_moment_used() -> None:
+    assert bench._saved_from(2.0, 1.0) == "report"
+    assert bench._saved_from(None, 1.0) == "toast"
+    assert bench._saved_from(None, None) is None
