@@ -23,14 +23,20 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from devcluster.demo.workbench import NAMESPACE, Workbench
-from tests.e2e.browser_support import fill_login, screenshot, wait_pod_gone
+from tests.e2e.browser_support import screenshot, wait_pod_gone
+from tests.e2e.session_support import (
+    home_dir,
+    sign_in,
+    start_server,
+    wait_lab,
+    wait_stop_reason,
+)
 from tests.integration.hub_harness import hub_log, restart_hub, wait_until
 from tests.paths import REPO
 from wbspawner.costs.accounting import UsageRecord, open_db
@@ -45,22 +51,13 @@ def workbench_options() -> dict[str, Any]:
     return {"pools": ["cpu16"], "zones": ["us-east-1a"]}
 
 
-def home_file(workbench: Workbench, name: str) -> Path:
-    kube = workbench.kube
-    assert kube is not None
-    claim = kube.get(f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/home-bob")
-    assert claim is not None, "bob has no home claim"
-    volume = claim["spec"]["volumeName"]
-    return workbench.state_dir / "cluster" / "volumes" / volume / name
-
-
 def home_digests(workbench: Workbench) -> dict[str, str]:
     """Return sha256 of every file of bob's home but the servers' own hidden state.
 
     JupyterLab and jupyter-server write under hidden folders at every start
     (runtime files, workspaces); bob's files are the others.
     """
-    root = home_file(workbench, "")
+    root = home_dir(workbench, "bob")
     return {
         str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(root.rglob("*"))
@@ -91,20 +88,16 @@ def bob_runs(workbench: Workbench) -> list[UsageRecord]:
 
 
 def test_a_reclaim_saves_what_bob_typed(workbench: Workbench, page: Page) -> None:
-    fill_login(page, workbench.url, "bob")
-    page.click("#login_submit")
-    page.wait_for_url(re.compile(r"/hub/spawn"))
-    page.click("#profile-item-medium")
-    page.click("#spawn_form button[type=submit]")
-    page.wait_for_url(re.compile(r"/user/bob/lab"), timeout=150_000)
-    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=90_000)
+    sign_in(page, workbench, "bob")
+    start_server(page, workbench, "bob", "medium")
+    wait_lab(page)
 
     page.locator(".jp-LauncherCard[data-category='Notebook']").first.click()
     editor = page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first
     editor.click()
     page.keyboard.type(TYPED)
     page.locator(".jp-mod-dirty").first.wait_for()
-    notebook = home_file(workbench, "Untitled.ipynb")
+    notebook = home_dir(workbench, "bob") / "Untitled.ipynb"
     assert notebook.is_file(), f"{notebook} was not created"
     assert TYPED not in notebook.read_text(encoding="utf-8")
     first = bob_node(workbench)
@@ -151,14 +144,8 @@ def test_a_reclaim_saves_what_bob_typed(workbench: Workbench, page: Page) -> Non
     assert TYPED in notebook.read_text(encoding="utf-8")
 
     # The hub's home page says why, once the hub has seen the server stop.
+    wait_stop_reason(page, workbench, 90, every_s=2)
     reason = page.locator("#wb-stop-reason")
-    deadline = time.monotonic() + 90
-    while True:
-        page.goto(f"{workbench.url}/hub/home")
-        if reason.count():
-            break
-        assert time.monotonic() < deadline, "the home page never said why"
-        page.wait_for_timeout(2000)
     expect(reason).to_contain_text(
         "Your server was stopped because AWS reclaimed its spot node."
     )
