@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,9 +27,10 @@ from kubespawner import KubeSpawner
 from traitlets.config import Config
 
 from wbspawner.errors import Problem, ProfileConfigError
+from wbspawner.homes.records import MOVE_CLAIM, MOVE_HEARTBEAT, MOVE_STATE, MOVE_TO
 from wbspawner.hub import spawner as spawner_module
 from wbspawner.hub.spawner import WorkbenchSpawner
-from wbspawner.model import Profiles
+from wbspawner.model import USER_LABEL, Profiles
 
 pytestmark = pytest.mark.usefixtures("offline_kubeconfig")
 
@@ -74,6 +76,12 @@ class FakeKube:
     def __init__(self, zone: str | None) -> None:
         self.zone = zone
         self.calls: list[str] = []
+        self.pvs: list[dict[str, Any]] = []
+        """The user's PVs a move touched (none: never moved)."""
+
+    async def list_pvs(self, label_selector: str | None = None) -> list[dict[str, Any]]:
+        self.calls.append(f"list pvs {label_selector}")
+        return self.pvs
 
     async def get_pvc(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.calls.append(f"read pvc {namespace}/{name}")
@@ -462,3 +470,38 @@ async def test_start_writes_the_users_dask_network_policies(
     started.cancel()
     expected = [(spawner.kube, namespace, "bob", "jhub")]
     assert calls == (expected if namespace else [])
+
+
+@pytest.mark.parametrize(
+    ("beat_age", "refused"),
+    [
+        pytest.param(timedelta(seconds=20), True, id="move-runs"),
+        pytest.param(timedelta(minutes=11), False, id="stale-marker-ignored"),
+    ],
+)
+async def test_spawn_is_refused_while_the_home_moves(
+    profiles: Profiles, beat_age: timedelta, refused: bool
+) -> None:
+    """A claim made mid-move would bind an empty volume: refused, nothing created."""
+    spawner = make_spawner(Source(profiles), bob(), zone="us-east-1a")
+    beat = (datetime.now(UTC) - beat_age).strftime("%Y-%m-%dT%H:%M:%SZ")
+    annotations = {
+        MOVE_CLAIM: "jhub/home-bob",
+        MOVE_STATE: "in-progress",
+        MOVE_TO: "us-east-1b",
+        MOVE_HEARTBEAT: beat,
+    }
+    spawner.kube.pvs = [{"metadata": {"name": "pv-old", "annotations": annotations}}]
+    spawner.user_options = {"profile": "large"}
+    if not refused:
+        await spawner.load_user_options()
+        assert spawner.get_state()["zone"] == "us-east-1a"
+        return
+    with pytest.raises(SpawnException, match="reason=home-move") as info:
+        await spawner.load_user_options()
+    assert info.value.message == (
+        "Your home is being moved to us-east-1b; try again in a few minutes. "
+        "Your files are kept."
+    )
+    assert info.value.status_code == 409
+    assert spawner.kube.calls == [f"list pvs {USER_LABEL}=bob"]
