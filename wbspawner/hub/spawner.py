@@ -301,13 +301,17 @@ class WorkbenchSpawner(KubeSpawner):
 
     async def _refuse_while_moving(self) -> None:
         """Refuse while the home moves: a claim made now would bind an empty volume."""
-        why = await move_blocks_spawn(
-            self.kube, self.namespace, self.pvc_name, self.user.name
-        )
+        try:
+            why = await move_blocks_spawn(
+                self.kube, self.namespace, self.pvc_name, self.user.name
+            )
+        except KubeError as err:  # e.g. no list on PVs: cannot tell; go on
+            self.log.warning("%s: no check for a move: %s", self._log_name, err)
+            return
         if why is not None:
             self.log.warning("Refused %s: %s", self._log_name, why)
-            err = UserFacingError(why, reason="home-move", status_code=409)
-            raise self._refused(err, self._options_are_saved())
+            moving = UserFacingError(why, reason="home-move", status_code=409)
+            raise self._refused(moving, self._options_are_saved())
 
     # ----------------------------------------------------------------- progress
     def _context(self) -> progress.ProgressContext | None:

@@ -26,7 +26,7 @@ from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
-from wbspawner.errors import Problem, ProfileConfigError
+from wbspawner.errors import KubeError, Problem, ProfileConfigError
 from wbspawner.homes.records import MOVE_CLAIM, MOVE_HEARTBEAT, MOVE_STATE, MOVE_TO
 from wbspawner.hub import spawner as spawner_module
 from wbspawner.hub.spawner import WorkbenchSpawner
@@ -505,3 +505,20 @@ async def test_spawn_is_refused_while_the_home_moves(
     )
     assert info.value.status_code == 409
     assert spawner.kube.calls == [f"list pvs {USER_LABEL}=bob"]
+
+
+async def test_a_hub_that_cannot_list_pvs_still_spawns(
+    profiles: Profiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No RBAC to list PVs: the check for a move cannot be made; logged, no refusal."""
+    spawner = make_spawner(Source(profiles), bob(), zone="us-east-1a")
+
+    async def forbidden(label_selector: str | None = None) -> list[dict[str, Any]]:
+        raise KubeError("403 Forbidden: persistentvolumes", status=403)
+
+    spawner.kube.list_pvs = forbidden  # type: ignore[method-assign]
+    spawner.user_options = {"profile": "large"}
+    caplog.set_level(logging.WARNING)
+    await spawner.load_user_options()
+    assert spawner.get_state()["zone"] == "us-east-1a"
+    assert "no check for a move: 403 Forbidden" in caplog.text
