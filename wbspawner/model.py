@@ -358,7 +358,8 @@ class HomeSettings:
     default_zone: str | None = None
     mount_path: str = "/home/jovyan"
     auto_move: bool = False
-    """Reserved for automatic moves; not acted on yet (admins run ``home move``)."""
+    """Move a home whose zone cannot get a node, then go on with the spawn
+    (:mod:`wbspawner.hub.automove`); off: the refusal offers the admin's command."""
     retention_days: int = 14
     """Keep the old volume and snapshot this long after a move."""
 

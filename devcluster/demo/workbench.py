@@ -33,6 +33,7 @@ from devcluster.demo.cli_env import apply_node_groups, cli_environment, write_en
 from devcluster.demo.gateway import LocalGateway, start_gateway
 from devcluster.services.chp import chp_command, repo_root
 from devcluster.services.ldap import LdapServer
+from devcluster.services.moto_server import DUMMY_KEY_ID, DUMMY_SECRET
 from devcluster.services.ports import choose_port
 from devcluster.services.procs import Proc, free_port, lifeline_argv, wait_for_http
 from wbspawner.catalog.instances import load_catalog
@@ -209,6 +210,12 @@ def hub_env(
         "WBSPAWNER_LDAP_BIND_DN_TEMPLATE": ldap.user_dn("{username}"),
         "WBSPAWNER_LDAP_GROUP_DN_TEMPLATE": ldap.group_dn("{group}"),
         "KUBECONFIG": str(cluster.kubeconfig),
+        # The hub's own AWS calls (a home's automatic move) go to devcluster's moto.
+        "WBSPAWNER_AWS_ENDPOINT_URL": cluster.moto,
+        "AWS_ACCESS_KEY_ID": DUMMY_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
         "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
         "PYTHONUNBUFFERED": "1",

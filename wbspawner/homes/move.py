@@ -58,10 +58,12 @@ from wbspawner.homes.context import (
     Tools,
     refuse_if_running,
 )
+from wbspawner.homes.follow import HEARTBEAT_EVERY
 from wbspawner.homes.policy import zone_of_pv
 from wbspawner.homes.records import (
     HOME_USER_LABEL,
     MOVE_CLAIM,
+    MOVE_HEARTBEAT,
     MOVE_ID,
     MOVE_STATE,
     MOVE_TO,
@@ -308,16 +310,57 @@ class HomeMover:
             request.target_zone,
         )
         reports: list[StepReport] = []
-        for step in STEPS:
-            try:
-                report = await _RUN[step](self.tools, ctx)
-            except (AwsError, KubeError, HomeError, WaitTimeoutError) as err:
-                raise await self.failed(ctx, step, err) from err
-            reports.append(report)
-            log.info("move %s: %s: %s", ctx.move_id, step, report.detail)
-            if self.on_step is not None:
-                self.on_step(report)
+        try:
+            await self._beat(ctx, strict=True)
+        except KubeError as err:
+            raise MoveRefusedError(
+                f"the move of {request.user}'s home could not be marked as running "
+                f"on PV {ctx.old_pv_name} ({err.message}); nothing was changed"
+            ) from err
+        beating = asyncio.ensure_future(self._keep_beating(ctx))
+        try:
+            for step in STEPS:
+                try:
+                    report = await _RUN[step](self.tools, ctx)
+                except (AwsError, KubeError, HomeError, WaitTimeoutError) as err:
+                    beating.cancel()
+                    raise await self.failed(ctx, step, err) from err
+                reports.append(report)
+                log.info("move %s: %s: %s", ctx.move_id, step, report.detail)
+                if self.on_step is not None:
+                    self.on_step(report)
+        finally:
+            beating.cancel()
         return _result(ctx, tuple(reports))
+
+    async def _beat(
+        self, ctx: MoveContext, *, stop: bool = False, strict: bool = False
+    ) -> None:
+        """Renew (or, with ``stop``, drop) the heartbeat on the old PV.
+
+        Spawns of the user are refused while it is fresh (a claim made mid-move
+        would bind an empty volume); see :func:`wbspawner.homes.follow.move_underway`.
+        A move does not start without it (``strict``: the error is raised); a
+        renewal or a drop that fails is logged (the heartbeat then ages out).
+        """
+        beat = None if stop else build.iso(self.tools.now())
+        patch = {"metadata": {"annotations": {MOVE_HEARTBEAT: beat}}}
+        try:
+            await self.tools.kube.patch_pv(ctx.old_pv_name, patch)
+        except KubeError as err:
+            if strict:
+                raise
+            log.warning("move %s: heartbeat not written: %s", ctx.move_id, err)
+
+    async def _keep_beating(self, ctx: MoveContext) -> None:
+        """Renew the heartbeat every :data:`follow.HEARTBEAT_EVERY` until cancelled.
+
+        Real time (``asyncio.sleep``), not the injected sleep of the waits: the
+        heartbeat is read by other processes against their clocks.
+        """
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY.total_seconds())
+            await self._beat(ctx)
 
     async def failed(
         self, ctx: MoveContext, step: Step, err: Exception
@@ -355,6 +398,7 @@ class HomeMover:
                 f"(PV {ctx.old_pv_name}) is kept"
             )
         log.warning("move %s failed at %s: %s", ctx.move_id, step, cause)
+        await self._beat(ctx, stop=True)  # no longer runs: spawns may go on
         return MoveFailedError(
             f"moving {request.user}'s home to {request.target_zone} failed at step "
             f"'{step}': {cause}. {where}. Run the same move again to resume it "

@@ -25,6 +25,7 @@ from wbspawner.homes.context import (
 )
 from wbspawner.homes.records import (
     MOVE_CLAIM_SPEC,
+    MOVE_HEARTBEAT,
     MOVE_SNAPSHOT,
     MOVE_STATE,
     MOVED_AT,
@@ -202,6 +203,7 @@ async def step_record(t: Tools, ctx: MoveContext) -> StepReport:
     await t.volumes.tag(ctx.snapshot.snapshot_id, {TAG_RETAIN_UNTIL: until})
     finished = {
         MOVE_STATE: "done",
+        MOVE_HEARTBEAT: None,
         MOVED_TO_PV: new,
         MOVE_SNAPSHOT: ctx.snapshot.snapshot_id,
         MOVED_AT: moved_at,

@@ -49,6 +49,10 @@ MOVE_CLAIM = f"{LABEL_PREFIX}/move-claim"
 MOVE_CLAIM_SPEC = f"{LABEL_PREFIX}/move-claim-spec"
 """On the old PV: JSON of the claim's labels and spec, to rebuild it after a crash."""
 MOVE_STARTED = f"{LABEL_PREFIX}/move-started-at"
+MOVE_HEARTBEAT = f"{LABEL_PREFIX}/move-heartbeat"
+"""On the old PV, while a move runs: when it last said so (RFC 3339, UTC). It is
+renewed every minute and dropped when the move fails; an old one is a move that
+stopped (:func:`wbspawner.homes.follow.move_underway`)."""
 MOVED_FROM_VOLUME = f"{LABEL_PREFIX}/moved-from-volume"
 MOVED_FROM_PV = f"{LABEL_PREFIX}/moved-from-pv"
 MOVED_FROM_ZONE = f"{LABEL_PREFIX}/moved-from-zone"

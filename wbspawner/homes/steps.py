@@ -17,6 +17,7 @@ from wbspawner.homes.records import (
     HOME_USER_LABEL,
     MOVE_CLAIM,
     MOVE_CLAIM_SPEC,
+    MOVE_HEARTBEAT,
     MOVE_ID,
     MOVE_STARTED,
     MOVE_STATE,
@@ -58,6 +59,7 @@ async def step_retain(t: Tools, ctx: MoveContext) -> StepReport:
         MOVE_TO: request.target_zone,
         MOVE_CLAIM: f"{request.namespace}/{request.claim_name}",
         MOVE_STARTED: build.iso(t.now()),
+        MOVE_HEARTBEAT: build.iso(t.now()),
     }
     if claim is not None and claim_volume_name(claim) == name:
         annotations[MOVE_CLAIM_SPEC] = build.claim_record(claim)

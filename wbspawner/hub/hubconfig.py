@@ -148,6 +148,7 @@ def _spawner(c: Any, settings: Settings, profiles: Profiles, source: Any) -> Non
     c.WorkbenchSpawner.spot_prices_file = settings.spot_prices_file
     c.WorkbenchSpawner.capacity_grace_seconds = settings.capacity_grace_seconds
     c.WorkbenchSpawner.cost_db_url = settings.cost_db
+    c.WorkbenchSpawner.aws_endpoint_url = settings.aws_endpoint_url
     # Each user's Dask pods accept only their own server and workers (production:
     # the gateway's Kubernetes backend; local mode runs Dask as processes).
     pods = settings.dask_gateway is not None and not settings.is_local

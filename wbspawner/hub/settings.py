@@ -45,6 +45,8 @@ Variables (all optional unless stated; ``WBSPAWNER_`` prefix):
 ``WARM_STATUS_FILE``             JSON ``{pool: {zone: ready nodes}}`` from the warmer
 ``SPOT_PRICES_FILE``             JSON ``{"type/zone": price}`` of observed spot prices
 ``WARMER_URL``                   where the warmer service listens; unset: no warmer
+``AWS_ENDPOINT_URL``             AWS endpoint of the hub's own calls (a home's
+                                 automatic move); unset: AWS itself
 ``DASK_NAMESPACE``               namespace of Dask pods (``dask-gateway``); the
                                  spawner writes each user's network policies there
 ``COST_DB_URL``                  accounting database (SQLAlchemy URL; default: a
@@ -171,6 +173,8 @@ class Settings:
     """Dask Gateway wiring; ``None`` when ``WBSPAWNER_DASK_GATEWAY_URL`` is unset."""
     warmer_url: str | None = None
     """Where the hub-managed warmer service listens; ``None``: no warmer."""
+    aws_endpoint_url: str | None = None
+    """AWS endpoint of the hub's own calls (moving a home); ``None``: AWS."""
     dask_namespace: str = "dask-gateway"
     """Namespace of the Dask Gateway's scheduler and worker pods."""
     cost_db_url: str | None = None
@@ -233,6 +237,7 @@ class Settings:
             if environ.get("WBSPAWNER_DASK_GATEWAY_URL")
             else None,
             warmer_url=env.get("WARMER_URL"),
+            aws_endpoint_url=env.get("AWS_ENDPOINT_URL"),
             dask_namespace=env.get("DASK_NAMESPACE") or "dask-gateway",
             cost_db_url=_url_from_env(env, "COST_DB_URL", read),
         )

@@ -29,6 +29,7 @@ from wbspawner.gateway.netpol_kube import ensure_dask_network_policies
 from wbspawner.homes.policy import first_home_zone
 from wbspawner.hub import accounting as hooks
 from wbspawner.hub import spawner_io
+from wbspawner.hub.automove import HomeMoves, Stuck, move_blocks_spawn
 from wbspawner.hub.ldap import posix_ids
 from wbspawner.model import Pool, Profiles, WarmStatus
 from wbspawner.profiles import access
@@ -116,12 +117,25 @@ class WorkbenchSpawner(KubeSpawner):
         """,
     )
 
+    aws_endpoint_url = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        AWS endpoint of the calls that move a home (``homes.auto_move``): a local
+        moto server in tests and the demo; ``None``: AWS itself.
+        """,
+    )
+
     user_options: dict[str, Any]  # JupyterHub's trait, typed for mypy only
     _kept_options: dict[str, Any]
     _selection: Selection | None = None
     _size: str | None = None
     _pool: str | None = None
     _zone: str | None = None
+    _home: str | None = None
+    _spawn_user: SpawnUser | None = None
+    _notes: asyncio.Queue[dict[str, Any] | None] | None = None
     _policies: asyncio.Future[None] | None = None
     _deletion: asyncio.Future[None] | None = None
     _stop_cause: StopCause | None = None
@@ -276,6 +290,7 @@ class WorkbenchSpawner(KubeSpawner):
         """
         profiles = self._provider().current()
         chosen, user = await self._check(profiles)
+        await self._refuse_while_moving()
         asked = dict(self.user_options or {})  # checked: a mapping
         if chosen.notice:
             self.log.info("%s: %s", self._log_name, chosen.notice)
@@ -292,6 +307,7 @@ class WorkbenchSpawner(KubeSpawner):
         pool = profiles.pool_of(chosen.size)
         home = await spawner_io.home_zone(self.kube, self.namespace, self.pvc_name)
         self._zone = home or self._first_zone(pool, profiles)
+        self._home, self._spawn_user = home, user
         overrides = manifests.overrides_for(
             chosen.size, chosen.image, pool, user, self._zone, profiles.homes
         )
@@ -330,23 +346,53 @@ class WorkbenchSpawner(KubeSpawner):
             self.log.info("%s: %s", self._log_name, avoid.message)
         return avoid
 
+    async def _refuse_while_moving(self) -> None:
+        """Refuse while the home moves: a claim made now would bind an empty volume."""
+        try:
+            why = await move_blocks_spawn(
+                self.kube, self.namespace, self.pvc_name, self.user.name
+            )
+        except KubeError as err:  # e.g. no list on PVs: cannot tell; go on
+            self.log.warning("%s: no check for a move: %s", self._log_name, err)
+            return
+        if why is not None:
+            self.log.warning("Refused %s: %s", self._log_name, why)
+            moving = UserFacingError(why, reason="home-move", status_code=409)
+            raise self._refused(moving, self._options_are_saved())
+
     # ----------------------------------------------------------------- progress
     def _context(self) -> progress.ProgressContext | None:
         pool = self._provider().current().pools.get(self._pool or "")
         return progress.ProgressContext.for_pool(pool, self._zone) if pool else None
 
     async def progress(self) -> Any:
-        """Yield KubeSpawner's progress with events explained in plain words."""
+        """Yield KubeSpawner's progress, events explained in plain words.
+
+        The spawner's own lines (a move of the home) come in between.
+        """
         if self._selection is not None and self._selection.notice:
             yield {"progress": 1, "message": self._selection.notice}
         if self._avoid is not None:
             yield {"progress": 1, "message": self._avoid.message}
-        async for item in super().progress():
-            event = item.get("raw_event")
-            ctx = self._context()
-            if event is not None and ctx is not None:
-                item = {**item, "message": progress.describe_event(event, ctx)}
-            yield item
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._notes = queue
+        pump = asyncio.ensure_future(spawner_io.pump(super().progress(), queue))
+        try:
+            while (item := await queue.get()) is not None:
+                event = item.get("raw_event")
+                ctx = self._context()
+                if event is not None and ctx is not None:
+                    item = {**item, "message": progress.describe_event(event, ctx)}
+                yield item
+        finally:
+            pump.cancel()
+            self._notes = None
+
+    def _note(self, message: str) -> None:
+        """Show a line on the progress page (when someone follows it)."""
+        self.log.info("%s: %s", self._log_name, message)
+        if self._notes is not None:
+            self._notes.put_nowait({"progress": 50, "message": message})
 
     def start(self) -> Any:
         """Start the pod, failing early when no node can be started for it."""
@@ -366,19 +412,72 @@ class WorkbenchSpawner(KubeSpawner):
         self._start_future = asyncio.ensure_future(self._start_or_refuse(inner))
         return self._start_future
 
-    async def _start_or_refuse(self, inner: asyncio.Future[Any]) -> Any:
+    async def _outcome(self, inner: asyncio.Future[Any]) -> Any:
         grace = self.capacity_grace_seconds
         refused = spawner_io.capacity_refusal(lambda: self.events, self._context, grace)
         watch = asyncio.ensure_future(refused)
-        result, refusal = await spawner_io.first_outcome(
-            inner, watch, self._timeout_message
-        )
+        return await spawner_io.first_outcome(inner, watch, self._timeout_message)
+
+    async def _start_or_refuse(self, inner: asyncio.Future[Any]) -> Any:
+        refusal: UserFacingError | None
+        result, refusal = await self._outcome(inner)
+        if refusal is not None and refusal.reason == "capacity":
+            moved_to, refusal = await self._follow_capacity(refusal)
+            if moved_to is not None:
+                own = self._start_future
+                inner = super().start()  # the same spawn, in the home's new zone
+                self._start_future = own
+                result, refusal = await self._outcome(inner)
         if refusal is not None:
             self.log.warning("Cannot start %s: %s", self._log_name, refusal.message)
             raise to_hub_error(refusal)
         await self._record_start()
         self._watch_deletion()
         return result
+
+    async def _follow_capacity(
+        self, refusal: UserFacingError
+    ) -> tuple[str | None, UserFacingError | None]:
+        """Move the home when its zone cannot get a node (``homes.auto_move``).
+
+        Returns the zone the home moved to (then the pod follows it there), or
+        the refusal to show, offering the admin's move command when auto_move
+        is off and another zone has capacity.
+        """
+        profiles = self._provider().current()
+        pool = profiles.pools.get(self._pool or "")
+        chosen, user = self._selection, self._spawn_user
+        if not self._home or pool is None or chosen is None or user is None:
+            return None, refusal
+        if not progress.zone_is_short(self.events):
+            return None, refusal
+        stuck = Stuck(
+            user=self.user.name,
+            namespace=self.namespace,
+            claim=self.pvc_name,
+            home_zone=self._home,
+            pool=pool,
+            settings=profiles.homes,
+            warm=self._warm(),
+        )
+        moves = HomeMoves(
+            self.kube,
+            region=profiles.cost.region,
+            endpoint_url=self.aws_endpoint_url,
+            note=self._note,
+            log=self.log,
+        )
+        zone, shown = await moves.after_refusal(
+            stuck, refusal, partial(self.stop, now=True)
+        )
+        if zone is not None:
+            self._home = self._zone = zone
+            self._apply_overrides(
+                manifests.overrides_for(
+                    chosen.size, chosen.image, pool, user, zone, profiles.homes
+                )
+            )
+        return zone, shown
 
     def _timeout_message(self) -> str | None:
         ctx, seconds = self._context(), self.start_timeout
@@ -545,5 +644,5 @@ class WorkbenchSpawner(KubeSpawner):
     def clear_state(self) -> None:
         """Forget the size, pool and zone of a stopped server (not why it stopped)."""
         super().clear_state()
-        self._selection = self._avoid = None
-        self._size = self._pool = self._zone = None
+        self._selection = self._avoid = self._spawn_user = None
+        self._size = self._pool = self._zone = self._home = None

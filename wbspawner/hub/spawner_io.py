@@ -15,7 +15,7 @@ hub are read by :mod:`wbspawner.adapters.statefiles`.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +179,24 @@ async def first_outcome(
         watch.cancel()
         if not inner.done():
             inner.cancel()  # refused, or the hub gave up waiting for us
+
+
+async def pump(
+    items: AsyncIterator[dict[str, Any]], queue: asyncio.Queue[dict[str, Any] | None]
+) -> None:
+    """Put every item of ``items`` into ``queue``, then ``None`` (also on an error).
+
+    The spawner merges KubeSpawner's progress with lines of its own this way.
+
+    Args:
+        items: an async iterator (KubeSpawner's ``progress()``).
+        queue: where the items go.
+    """
+    try:
+        async for item in items:
+            await queue.put(item)
+    finally:
+        queue.put_nowait(None)
 
 
 async def pod_outcome(

@@ -245,6 +245,37 @@ def capacity_failure(events: Sequence[Event], ctx: ProgressContext) -> str | Non
     return None
 
 
+_ZONE_SHORT = ("max node group size reached", "not ready for scale-up", "backoff")
+"""Refusals that say the pinned zone's groups cannot start a node (at their size
+limit, or backed off after AWS had no capacity), which another zone may not share."""
+
+
+def zone_is_short(events: Sequence[Event]) -> bool:
+    """Tell whether the latest autoscaler refusal is about the pod's zone.
+
+    A pod pinned to its home's zone is refused when that zone's groups are at
+    their maximum size or backed off (AWS had no spot nor on-demand capacity);
+    moving the home to another zone may cure that. A size that fits no node, or
+    a cluster without node groups, is not cured by a move.
+
+    Args:
+        events: the pod's events, oldest first.
+
+    Returns:
+        Whether the latest outcome is such a refusal.
+    """
+    for event in reversed(events):
+        reason = event.get("reason")
+        if reason in ("TriggeredScaleUp", "Scheduled", "Started", "Pulling"):
+            return False
+        if reason == "NotTriggerScaleUp":
+            message = str(event.get("message") or "").lower()
+            if "wouldn't fit" in message:
+                return False
+            return any(hint in message for hint in _ZONE_SHORT)
+    return False
+
+
 def timeout_message(events: Sequence[Event], ctx: ProgressContext, seconds: int) -> str:
     """Return what to tell a user whose server did not start in time.
 

@@ -34,9 +34,10 @@ from tests.unit.homes.fakes import (
 from wbspawner.adapters.aws import map_error
 from wbspawner.errors import KubeError, PermanentAwsError, WbError
 from wbspawner.homes import MoveFailedError, MoveRefusedError
+from wbspawner.homes.follow import Underway, move_underway, underway_message
 from wbspawner.homes.move import STEPS, HomeMover, MoveRequest, StepReport
 from wbspawner.homes.policy import zone_of_pv
-from wbspawner.homes.records import Waits
+from wbspawner.homes.records import MOVE_HEARTBEAT, Waits, annotations_of
 
 NOW = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
 REQ = MoveRequest(namespace=NS, user=USER, target_zone=B, retention_days=14)
@@ -465,3 +466,36 @@ def test_faults_helper_counts_calls() -> None:
     with pytest.raises(Crash, match="second"):
         faults.hit("b")
     assert faults.calls == ["a", "b"]
+
+
+# ------------------------------------------------------- the marker of a move
+def underway(kube: FakeKube) -> Underway | None:
+    return move_underway(kube.pvs.values(), f"{NS}/{CLAIM}", NOW)
+
+
+async def test_a_running_move_is_marked_and_the_mark_ends_with_it(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    """Spawns are refused while the heartbeat is fresh; a finished move leaves none."""
+    kube, ec2, _ = alice_home
+    seen: list[Underway | None] = []
+    await mover(kube, ec2, on_step=lambda r: seen.append(underway(kube))).run(REQ)
+    running = Underway(
+        move_id=seen[0].move_id if seen[0] else "", target_zone=B, running=True
+    )
+    assert seen[:-1] == [running] * (len(STEPS) - 1), "marked from the first step"
+    assert seen[-1] is None and underway(kube) is None
+    assert all(MOVE_HEARTBEAT not in annotations_of(pv) for pv in kube.pvs.values())
+
+
+async def test_a_failed_move_drops_its_heartbeat(
+    alice_home: tuple[FakeKube, FakeEc2, Faults],
+) -> None:
+    """The old claim is intact after a failure: spawns may go on at once."""
+    kube, ec2, faults = alice_home
+    faults.fail_method("ec2.create_volume_from_snapshot", _injected("ec2.create"))
+    with pytest.raises(MoveFailedError, match="injected fault"):
+        await mover(kube, ec2).run(REQ)
+    found = underway(kube)
+    assert found is not None and not found.running
+    assert underway_message(USER, found, claim_exists=True) is None

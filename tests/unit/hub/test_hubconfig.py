@@ -88,6 +88,13 @@ def test_spawner_homes_and_timeouts(profiles: Profiles) -> None:
     source = c.WorkbenchSpawner.profiles_source()
     assert source.current() is profiles
     assert source.last_error is None
+    assert c.WorkbenchSpawner.aws_endpoint_url is None  # AWS itself
+
+
+def test_the_hubs_own_aws_calls_may_go_to_another_endpoint(profiles: Profiles) -> None:
+    """A home's automatic move calls EC2 and Auto Scaling (moto in the demo)."""
+    c = applied(profiles, WBSPAWNER_AWS_ENDPOINT_URL="http://127.0.0.1:5000")
+    assert c.WorkbenchSpawner.aws_endpoint_url == "http://127.0.0.1:5000"
 
 
 def test_local_mode_runs_the_venvs_singleuser(profiles: Profiles) -> None:

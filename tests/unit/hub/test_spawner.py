@@ -26,10 +26,11 @@ from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
-from wbspawner.errors import Problem, ProfileConfigError
+from wbspawner.errors import KubeError, Problem, ProfileConfigError
+from wbspawner.homes.records import MOVE_CLAIM, MOVE_HEARTBEAT, MOVE_STATE, MOVE_TO
 from wbspawner.hub import spawner as spawner_module
 from wbspawner.hub.spawner import WorkbenchSpawner
-from wbspawner.model import Profiles
+from wbspawner.model import USER_LABEL, Profiles
 
 pytestmark = pytest.mark.usefixtures("offline_kubeconfig")
 
@@ -79,6 +80,8 @@ class FakeKube:
         self.calls: list[str] = []
         self.nodes: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
+        self.pvs: list[dict[str, Any]] = []
+        """The user's PVs a move touched (none: never moved)."""
 
     async def list_items(
         self, path: str, *, label_selector: str | None = None, **_: Any
@@ -98,6 +101,10 @@ class FakeKube:
         self.calls.append(f"list events {namespace} {field_selector}")
         reason = (field_selector or "").removeprefix("reason=")
         return [e for e in self.events if not reason or e.get("reason") == reason]
+
+    async def list_pvs(self, label_selector: str | None = None) -> list[dict[str, Any]]:
+        self.calls.append(f"list pvs {label_selector}")
+        return self.pvs
 
     async def get_pvc(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.calls.append(f"read pvc {namespace}/{name}")
@@ -601,3 +608,55 @@ async def test_start_writes_the_users_dask_network_policies(
     started.cancel()
     expected = [(spawner.kube, namespace, "bob", "jhub")]
     assert calls == (expected if namespace else [])
+
+
+@pytest.mark.parametrize(
+    ("beat_age", "refused"),
+    [
+        pytest.param(timedelta(seconds=20), True, id="move-runs"),
+        pytest.param(timedelta(minutes=11), False, id="stale-marker-ignored"),
+    ],
+)
+async def test_spawn_is_refused_while_the_home_moves(
+    profiles: Profiles, beat_age: timedelta, refused: bool
+) -> None:
+    """A claim made mid-move would bind an empty volume: refused, nothing created."""
+    spawner = make_spawner(Source(profiles), bob(), zone="us-east-1a")
+    beat = (datetime.now(UTC) - beat_age).strftime("%Y-%m-%dT%H:%M:%SZ")
+    annotations = {
+        MOVE_CLAIM: "jhub/home-bob",
+        MOVE_STATE: "in-progress",
+        MOVE_TO: "us-east-1b",
+        MOVE_HEARTBEAT: beat,
+    }
+    spawner.kube.pvs = [{"metadata": {"name": "pv-old", "annotations": annotations}}]
+    spawner.user_options = {"profile": "large"}
+    if not refused:
+        await spawner.load_user_options()
+        assert spawner.get_state()["zone"] == "us-east-1a"
+        return
+    with pytest.raises(SpawnException, match="reason=home-move") as info:
+        await spawner.load_user_options()
+    assert info.value.message == (
+        "Your home is being moved to us-east-1b; try again in a few minutes. "
+        "Your files are kept."
+    )
+    assert info.value.status_code == 409
+    assert spawner.kube.calls == [f"list pvs {USER_LABEL}=bob"]
+
+
+async def test_a_hub_that_cannot_list_pvs_still_spawns(
+    profiles: Profiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No RBAC to list PVs: the check for a move cannot be made; logged, no refusal."""
+    spawner = make_spawner(Source(profiles), bob(), zone="us-east-1a")
+
+    async def forbidden(label_selector: str | None = None) -> list[dict[str, Any]]:
+        raise KubeError("403 Forbidden: persistentvolumes", status=403)
+
+    spawner.kube.list_pvs = forbidden  # type: ignore[method-assign]
+    spawner.user_options = {"profile": "large"}
+    caplog.set_level(logging.WARNING)
+    await spawner.load_user_options()
+    assert spawner.get_state()["zone"] == "us-east-1a"
+    assert "no check for a move: 403 Forbidden" in caplog.text

@@ -54,6 +54,9 @@ class NoHome:
     async def get_pvc(self, namespace: str, name: str) -> None:
         return None
 
+    async def list_pvs(self, label_selector: str | None = None) -> list[Any]:
+        return []
+
 
 def saved(options: dict[str, Any] | None) -> SimpleNamespace:
     """The hub's database row of bob's default server, with its saved options."""

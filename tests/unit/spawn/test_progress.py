@@ -12,6 +12,7 @@ from wbspawner.spawn.progress import (
     describe_event,
     timeout_message,
     zone_in_group_name,
+    zone_is_short,
 )
 
 CTX = ProgressContext(node_name="64 GiB", pool="mem64", boot_minutes=3)
@@ -279,3 +280,61 @@ def test_scale_up_names_the_zone_of_a_pools_group() -> None:
     assert describe_event(event, ctx) == (
         "Starting a 64 GiB node in us-east-1b, usually about 3 minutes"
     )
+
+
+@pytest.mark.parametrize(
+    ("events", "short"),
+    [
+        pytest.param(
+            [
+                ev(
+                    "NotTriggerScaleUp",
+                    "pod didn't trigger scale-up: 2 max node group "
+                    "size reached, 4 node(s) didn't match Pod's node affinity/selector",
+                )
+            ],
+            True,
+            id="home-zone-groups-at-max",
+        ),
+        pytest.param(
+            [
+                ev(
+                    "NotTriggerScaleUp",
+                    "pod didn't trigger scale-up: 2 in backoff after failed scale-up",
+                )
+            ],
+            True,
+            id="backed-off-after-aws-had-no-capacity",
+        ),
+        pytest.param(
+            [
+                ev(
+                    "NotTriggerScaleUp",
+                    "pod didn't trigger scale-up: 1 Insufficient "
+                    "memory; wouldn't fit if a new node is added",
+                )
+            ],
+            False,
+            id="size-fits-no-node",
+        ),
+        pytest.param(
+            [ev("NotTriggerScaleUp", "pod didn't trigger scale-up:")],
+            False,
+            id="no-node-groups-at-all",
+        ),
+        pytest.param(
+            [
+                ev(
+                    "NotTriggerScaleUp",
+                    "pod didn't trigger scale-up: 2 max node group size reached",
+                ),
+                ev("TriggeredScaleUp", "pod triggered scale-up"),
+            ],
+            False,
+            id="a-later-scale-up-clears-it",
+        ),
+        pytest.param([], False, id="no-events"),
+    ],
+)
+def test_zone_is_short(events: list[dict[str, Any]], short: bool) -> None:
+    assert zone_is_short(events) is short
