@@ -45,6 +45,10 @@ Variables (all optional unless stated; ``WBSPAWNER_`` prefix):
 ``WARM_STATUS_FILE``             JSON ``{pool: {zone: ready nodes}}`` from the warmer
 ``SPOT_PRICES_FILE``             JSON ``{"type/zone": price}`` of observed spot prices
 ``WARMER_URL``                   where the warmer service listens; unset: no warmer
+``CULLER_INTERVAL``              seconds between the idle culler's passes; unset: no
+                                 culler (its rules are the profiles' ``culling``)
+``CULLER_PROXY_URL``             where the culler reaches users' servers (the proxy;
+                                 default: ``PUBLIC_URL`` on 127.0.0.1)
 ``DASK_NAMESPACE``               namespace of Dask pods (``dask-gateway``); the
                                  spawner writes each user's network policies there
 ``COST_DB_URL``                  accounting database (SQLAlchemy URL; default: a
@@ -171,6 +175,10 @@ class Settings:
     """Dask Gateway wiring; ``None`` when ``WBSPAWNER_DASK_GATEWAY_URL`` is unset."""
     warmer_url: str | None = None
     """Where the hub-managed warmer service listens; ``None``: no warmer."""
+    culler_interval: float | None = None
+    """Seconds between the culler's passes; ``None``: no culler."""
+    culler_proxy_url: str | None = None
+    """Where the culler reaches the proxy; ``None``: the public URL, locally."""
     dask_namespace: str = "dask-gateway"
     """Namespace of the Dask Gateway's scheduler and worker pods."""
     cost_db_url: str | None = None
@@ -233,6 +241,8 @@ class Settings:
             if environ.get("WBSPAWNER_DASK_GATEWAY_URL")
             else None,
             warmer_url=env.get("WARMER_URL"),
+            culler_interval=float(env.get("CULLER_INTERVAL") or 0) or None,
+            culler_proxy_url=env.get("CULLER_PROXY_URL"),
             dask_namespace=env.get("DASK_NAMESPACE") or "dask-gateway",
             cost_db_url=_url_from_env(env, "COST_DB_URL", read),
         )
