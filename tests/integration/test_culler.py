@@ -95,12 +95,13 @@ class Events:
 
     def __init__(self, user: HubUser) -> None:
         base = user.url.replace("http", "ws", 1)
-        self.url = f"{base}/user/{user.name}/api/events/subscribe?token={user.token()}"
+        self.url = f"{base}/user/{user.name}/api/events/subscribe"
+        self.headers = {"Authorization": f"token {user.token()}"}
         self.http = aiohttp.ClientSession(trust_env=False)
         self.socket: aiohttp.ClientWebSocketResponse | None = None
 
     async def __aenter__(self) -> Events:
-        self.socket = await self.http.ws_connect(self.url)
+        self.socket = await self.http.ws_connect(self.url, headers=self.headers)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -235,7 +236,7 @@ def _busy_kernel(user: HubUser, code: str) -> str:
 
     async def execute() -> None:
         async with aiohttp.ClientSession(trust_env=False) as http:
-            async with http.ws_connect(ws_url) as socket:
+            async with http.ws_connect(ws_url, headers=headers) as socket:
                 session = uuid.uuid4().hex
                 msg_id = uuid.uuid4().hex
                 await socket.send_str(
