@@ -23,6 +23,7 @@ which stops the clusters of users without an active server. A pass never raises
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -91,6 +92,15 @@ class CullerApp(Application):
         "proxy-url": "CullerApp.proxy_url",
         "log-level": "Application.log_level",
     }
+
+    @default("log_level")
+    def _default_log_level(self) -> int:
+        return logging.INFO
+
+    @default("log_format")
+    def _default_log_format(self) -> str:
+        # JupyterHub's own layout: the culler's lines sit in the hub's log.
+        return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
 
     @default("api_url")
     def _default_api_url(self) -> str:
