@@ -100,8 +100,8 @@ def test_a_cull_warning_has_a_keep_running_button(lab: Lab, browser: Browser) ->
         screenshot(page, "lab_notices", "cull-warning")
         button.click()
         page.get_by_text("This server keeps running").wait_for(timeout=10_000)
+        record = lab.api("GET", "wbspawner/notices/cull-browser").json()
+        assert len(record["kept"]) == 1
     finally:
         context.close()
-    record = lab.api("GET", "wbspawner/notices/cull-browser").json()
-    assert len(record["kept"]) == 1
     assert lab.api("GET", "api/status").json()["last_activity"] > before

@@ -74,15 +74,18 @@ async function keepRunning(settings, entry) {
     { method: 'POST', body: JSON.stringify({ keep: true }) },
     settings
   );
-  const ok = response.ok;
-  Notification.update({
-    id: entry.toast,
-    message: ok
-      ? 'This server keeps running; it is stopped again only after it has been idle for its full time.'
-      : `Could not keep the server running (${response.status}): use it, e.g. run a cell.`,
-    type: ok ? 'success' : 'error',
-    autoClose: ok ? 8000 : false
-  });
+  // Clicking an action closes its toast: say what happened in a new one.
+  if (response.ok) {
+    Notification.success(
+      'This server keeps running; it stops only after it has been idle for its full time again.',
+      { autoClose: 8000 }
+    );
+  } else {
+    Notification.error(
+      `Could not keep the server running (${response.status}): use it, e.g. run a cell.`,
+      { autoClose: false }
+    );
+  }
 }
 
 function savedText(saved) {
