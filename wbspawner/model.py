@@ -364,6 +364,25 @@ class HomeSettings:
     """Keep the old volume and snapshot this long after a move."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CullSettings:
+    """When idle servers are warned and stopped (the ``culling`` section)."""
+
+    enabled: bool = True
+    idle_timeout_s: int = 3600
+    """Seconds without use before a server is stopped (sizes without their own)."""
+    warn_before_s: int = 600
+    """Seconds before the stop at which the user is warned."""
+    max_busy_age_s: int = 86400
+    """Seconds a busy kernel still counts as use."""
+    size_timeouts_s: Mapping[str, int] = field(default_factory=_empty)
+    """Idle timeouts by size slug."""
+
+    def idle_timeout_of(self, size: str | None) -> int:
+        """Return the idle timeout of a size (the default for unknown sizes)."""
+        return self.size_timeouts_s.get(size or "", self.idle_timeout_s)
+
+
 # ----------------------------------------------------------------------- observed state
 
 
@@ -450,6 +469,7 @@ class Profiles:
     cost: CostSettings = CostSettings()
     budgets: tuple[GroupBudget, ...] = ()
     homes: HomeSettings = HomeSettings()
+    culling: CullSettings = CullSettings()
     sizing: SizingSettings = SizingSettings()
     catalog: Catalog
     """The instance facts in force: the catalogue the profiles were loaded with,

@@ -242,6 +242,8 @@ class Workbench:
             spawn fails (tests shorten it).
         warmer: whether the hub runs the warmer service (its page at
             ``/services/warmer/``; the spawn form reads its status file).
+        culler_interval: seconds between the passes of the hub's idle culler
+            service (the profiles' ``culling`` rules); ``None``: no culler.
         hub_db_url: the hub's database (default: SQLite in its state folder).
         cost_db_url: the accounting database of the hub, the warmer and the
             gateway (default: SQLite in the hub's state folder).
@@ -255,6 +257,7 @@ class Workbench:
     public_port: int | None = None
     capacity_grace_s: float = 30.0
     warmer: bool = True
+    culler_interval: float | None = 60.0
     hub_db_url: str | None = None
     cost_db_url: str | None = None
     profiles_dir: Path = field(init=False)
@@ -323,6 +326,8 @@ class Workbench:
             zones=self.zones,
         )
         (self.state_dir / "hub").mkdir(exist_ok=True)
+        if self.culler_interval is not None:
+            env["WBSPAWNER_CULLER_INTERVAL"] = f"{self.culler_interval:g}"
         if self.warmer:
             env["WBSPAWNER_WARMER_URL"] = f"http://127.0.0.1:{free_port()}"
             env["WBSPAWNER_WARM_STATUS_FILE"] = str(

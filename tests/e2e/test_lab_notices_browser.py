@@ -69,3 +69,39 @@ def test_a_reclaim_notice_is_shown_and_saves_typed_work(
     record = lab.api("GET", "wbspawner/notices/reclaim-1").json()
     assert [(r["documents"], r["failed"]) for r in record["reports"]] == [(1, [])]
     assert TYPED in notebook.read_text(encoding="utf-8")
+
+
+CULL = (
+    "This server has been idle for 50 minutes; it will stop at 15:10 EST "
+    "and it costs $2.02/h. Keep it running?"
+)
+
+
+def test_a_cull_warning_has_a_keep_running_button(lab: Lab, browser: Browser) -> None:
+    """The culler's warning shows the $/hour and a "Keep running" button; the
+    click reaches the server (kept on the notice, and use the culler sees)."""
+    context = new_context(browser)
+    try:
+        page = context.new_page()
+        page.goto(f"{lab.url}/lab?token={lab.token}")
+        page.locator(".jp-LabShell").wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)  # the event stream subscribed
+        before = lab.api("GET", "api/status").json()["last_activity"]
+        sent = lab.api(
+            "POST",
+            "wbspawner/notices?no_track_activity=1",
+            json={"id": "cull-browser", "kind": "cull", "message": CULL},
+        )
+        assert sent.status_code == 201, sent.text
+        page.get_by_text(CULL).wait_for(timeout=10_000)
+        button = page.get_by_role("button", name="Keep running")
+        button.wait_for(timeout=5_000)
+        page.wait_for_timeout(1000)  # the toast's slide-in, for the picture only
+        screenshot(page, "lab_notices", "cull-warning")
+        button.click()
+        page.get_by_text("This server keeps running").wait_for(timeout=10_000)
+        record = lab.api("GET", "wbspawner/notices/cull-browser").json()
+        assert len(record["kept"]) == 1
+    finally:
+        context.close()
+    assert lab.api("GET", "api/status").json()["last_activity"] > before

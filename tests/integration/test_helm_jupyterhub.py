@@ -346,11 +346,13 @@ def test_profiles_config_map_is_mounted_for_hot_reload(rendered):
     ]
 
 
-def test_culling_is_on(rendered):
-    cull = hub_values(rendered)["cull"]
-    assert cull["enabled"] is True
-    assert 0 < cull["timeout"] <= 24 * 3600
-    assert cull["users"] is False  # users (and their homes) are never deleted
+def test_culling_is_wbspawners_own(rendered, tmp_path):
+    """The chart's culler is off; the hub runs wbspawner's, which reaches
+    servers through the proxy's public Service."""
+    assert hub_values(rendered)["cull"]["enabled"] is False
+    env = hub_environ(rendered, tmp_path, HUB_NAMESPACE)
+    assert float(env["WBSPAWNER_CULLER_INTERVAL"]) > 0
+    assert env["WBSPAWNER_CULLER_PROXY_URL"] == "http://proxy-public"
 
 
 def test_rendered_hub_config_loads_wbspawner(rendered, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 
 import aiohttp
@@ -114,3 +115,24 @@ def test_only_the_servers_own_users_may_send(lab: Lab) -> None:
             timeout=10,
         )
     assert answer.status_code == 403
+
+
+def test_keep_running_is_use_and_the_cullers_calls_are_not(lab: Lab) -> None:
+    """The culler's own calls (no_track_activity) leave the server's last
+    activity alone; the "Keep running" answer moves it, and is kept."""
+    sent = lab.api(
+        "POST",
+        "wbspawner/notices?no_track_activity=1",
+        json={"id": "cull-keep", "kind": "cull", "message": "Idle: stops at 15:10."},
+    )
+    assert sent.status_code == 201
+    before = lab.api("GET", "api/status").json()["last_activity"]
+    time.sleep(0.05)
+    assert lab.api("GET", "api/kernels?no_track_activity=1").status_code == 200
+    assert lab.api("GET", "api/status").json()["last_activity"] == before
+    kept = lab.api("POST", "wbspawner/notices/cull-keep/answer", json={"keep": True})
+    assert kept.status_code == 204
+    assert lab.api("GET", "api/status").json()["last_activity"] > before
+    assert len(lab.api("GET", "wbspawner/notices/cull-keep").json()["kept"]) == 1
+    wrong = lab.api("POST", "wbspawner/notices/cull-keep/answer", json={"keep": 1})
+    assert wrong.status_code == 400

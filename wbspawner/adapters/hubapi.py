@@ -9,7 +9,9 @@ warmer and ``dask-gateway-server`` (where the reaper runs) have. It holds no
 policy: what a user's size means is the caller's business.
 
 Scopes the calls need: ``list:users`` and ``read:servers`` (plus
-``read:users:name``) on the service's role.
+``read:users:name``) on the service's role; the culler's
+:meth:`HubApi.stop_server` needs ``delete:servers`` and its
+:meth:`HubApi.user` ``read:users:activity`` for the servers' last activity.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -148,6 +151,52 @@ class HubApi:
             # A hub that hides servers (no read:servers) still names active users.
             if user.get("servers", {"": True})
         }
+
+    async def user(self, name: str) -> User | None:
+        """Return one user's model (``GET /users/<name>``); ``None``: no such user.
+
+        Raises:
+            aiohttp.ClientError: the hub did not answer, or not with 200 or 404.
+            TimeoutError: the request took longer than the timeout.
+        """
+        async with self._client().get(
+            f"{self.api_url}/users/{quote(name, safe='')}",
+            headers={"Authorization": f"token {self.token}"},
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as resp:
+            if resp.status == 404:
+                return None
+            resp.raise_for_status()
+            body = await resp.json()
+        return body if isinstance(body, dict) else None
+
+    async def stop_server(self, user: str, server_name: str = "") -> int:
+        """Ask the hub to stop a user's server (``DELETE``).
+
+        Args:
+            user: the user.
+            server_name: the server name (``""``: the default server).
+
+        Returns:
+            The hub's status: 204 stopped, 202 stopping, 400 not running.
+
+        Raises:
+            aiohttp.ClientError: the hub did not answer, or with another status.
+            TimeoutError: the request took longer than the timeout.
+        """
+        path = f"/users/{quote(user, safe='')}/server"
+        if server_name:
+            path = (
+                f"/users/{quote(user, safe='')}/servers/{quote(server_name, safe='')}"
+            )
+        async with self._client().delete(
+            f"{self.api_url}{path}",
+            headers={"Authorization": f"token {self.token}"},
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as resp:
+            if resp.status not in (202, 204, 400):
+                resp.raise_for_status()
+            return resp.status
 
     async def last_sizes(self) -> dict[str, str]:
         """Return user → size slug of their default server's last spawn.

@@ -8,7 +8,8 @@ not start. This module owns the check those services run:
 
 - :func:`parent_gone`: whether the process that started this one is gone;
 - :func:`watch_parent`: set an event once it is (checked now, then every
-  second), for the service's main loop to end on.
+  second), for the service's main loop to end on;
+- :func:`until_signal`: wait for SIGINT, SIGTERM or such an event.
 
 The parent's PID is passed on the command line by the hub
 (``--<App>.parent_pid``); ``getppid`` changes for good when that parent dies.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from typing import Any
 
 from tornado.ioloop import PeriodicCallback
@@ -81,3 +83,25 @@ def watch_parent(
     watch = PeriodicCallback(check, CHECK_INTERVAL_S * 1000)
     watch.start()
     return watch
+
+
+async def until_signal(stop: asyncio.Event) -> None:
+    """Return when the process gets SIGINT or SIGTERM, or ``stop`` is set.
+
+    The hub stops its services with SIGINT, then SIGTERM; either ends the
+    service cleanly instead of with a ``KeyboardInterrupt`` traceback.
+
+    Args:
+        stop: also ends the wait when set (the managing hub is gone).
+    """
+    loop = asyncio.get_running_loop()
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in before:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig, handler in before.items():
+            loop.remove_signal_handler(sig)
+            if handler is not None:
+                signal.signal(sig, handler)

@@ -225,10 +225,11 @@ def render_text(data: dict[str, Any]) -> list[str]:
                 spot,
                 f"{price['preferred']}",
                 s["pool"],
+                _idle(s["idle_timeout_s"]),
             ]
         )
     headers = ["", "SIZE", "NAME", "MEMORY", "CPUS", "GPU", "ON-DEMAND", "SPOT"]
-    headers += ["PREFERS", "POOL"]
+    headers += ["PREFERS", "POOL", "IDLE STOP"]
     lines = [f"Sizes for {who}; * marks the default:", ""]
     lines += format_table(headers, rows, right=(3, 4, 6, 7))
     lines += [
@@ -237,12 +238,24 @@ def render_text(data: dict[str, Any]) -> list[str]:
             f"~ spot estimated as on-demand less the assumed "
             f"{data['spot_discount']:.0%} discount (no observed price)."
         ),
+        "IDLE STOP: culled after this long unused (warned first); - : never.",
         "",
         "Placement (requests = limits: the server gets the whole node):",
     ]
     for s in data["sizes"]:
         lines += _placement_lines(s)
     return lines
+
+
+def _idle(seconds: int | None) -> str:
+    """Return an idle timeout as ``1h30m``, ``45m``, ``90s``, or ``-`` for none."""
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
+    parts.append(f"{secs}s" if secs else "")
+    return "".join(parts) or "0s"
 
 
 def _placement_lines(s: dict[str, Any]) -> list[str]:

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from wbspawner.catalog.pricing import format_price
 from wbspawner.costs.accounting import GroupBy, ReportRow
+from wbspawner.costs.culls import Saving
 
 GROUP_BY: tuple[GroupBy, ...] = ("user", "group", "size")
 """What the report can be grouped by, in the order the page offers it."""
@@ -75,8 +76,39 @@ def parse_query(month: str | None, by: str | None, now: datetime) -> CostsQuery:
     return CostsQuery(month=month, by=cast(GroupBy, by))
 
 
+SAVINGS_DEFINITION = (
+    "What culling saved: for each idle server the culler stopped, its price per "
+    "hour times the hours from the stop until its user started a server again "
+    "or until the end of that day (midnight, site time), whichever came first; "
+    "a stop not yet followed by a start counts up to now."
+)
+"""The definition the page states next to the figure."""
+
+
+def savings_data(savings: Sequence[Saving]) -> dict[str, Any]:
+    """Return what culling saved as the JSON API's ``culling`` member.
+
+    Args:
+        savings: one per culled run of the month.
+
+    Returns:
+        ``culls``, ``hours``, ``saved`` (floats) and ``definition``.
+    """
+    hours = sum((s.hours for s in savings), start=Fraction(0))
+    saved = sum((s.cost for s in savings), start=Fraction(0))
+    return {
+        "culls": len(savings),
+        "hours": round(float(hours), 3),
+        "saved": round(float(saved), 6),
+        "definition": SAVINGS_DEFINITION,
+    }
+
+
 def costs_data(
-    rows: Sequence[ReportRow], query: CostsQuery, currency: str = "USD"
+    rows: Sequence[ReportRow],
+    query: CostsQuery,
+    currency: str = "USD",
+    savings: Sequence[Saving] = (),
 ) -> dict[str, Any]:
     """Return the report as the JSON API's document.
 
@@ -84,10 +116,12 @@ def costs_data(
         rows: the report rows, most expensive first.
         query: month and grouping.
         currency: currency of the costs.
+        savings: what each cull of the month saved.
 
     Returns:
-        ``month``, ``by``, ``currency``, ``rows`` (key, hours, cost) and
-        ``total`` (numbers as floats, rounded to 1/1000 hour and 1/10000 cent).
+        ``month``, ``by``, ``currency``, ``rows`` (key, hours, cost),
+        ``total`` (numbers as floats, rounded to 1/1000 hour and 1/10000 cent)
+        and ``culling`` (:func:`savings_data`).
     """
     total = sum((r.cost for r in rows), start=Fraction(0))
     return {
@@ -103,6 +137,7 @@ def costs_data(
             for r in rows
         ],
         "total": round(float(total), 6),
+        "culling": savings_data(savings),
     }
 
 
@@ -207,6 +242,16 @@ def _table(rows: Sequence[ReportRow], query: CostsQuery, total: Fraction) -> str
     return f"<table>{head}{body}{foot}</table>"
 
 
+def _savings(savings: Sequence[Saving]) -> str:
+    data = savings_data(savings)
+    saved = escape(format_price(data["saved"], ""))
+    return (
+        f'<p id="culling-saved">Culling saved {saved} this month '
+        f"({data['culls']} idle server(s) stopped, {data['hours']:,.2f} node hours)."
+        f' <span class="muted">{escape(SAVINGS_DEFINITION)}</span></p>'
+    )
+
+
 def render_costs(
     rows: Sequence[ReportRow],
     month: str,
@@ -214,6 +259,7 @@ def render_costs(
     *,
     currency: str = "USD",
     json_href: str = "api/costs",
+    savings: Sequence[Saving] = (),
 ) -> str:
     """Return the costs page: table, total and bar chart of a month's spending.
 
@@ -224,6 +270,7 @@ def render_costs(
         by: what the rows are grouped by.
         currency: currency of the costs.
         json_href: link to the same data as JSON, relative to the page.
+        savings: what each cull of the month saved (shown with its definition).
 
     Returns:
         A complete HTML document; every value is escaped.
@@ -250,5 +297,5 @@ def render_costs(
         f"<p>Total {escape(format_price(float(total), ''))} ({escape(currency)}), "
         "user servers and Dask workers, at the $/hour in force when they ran. "
         f'<span class="muted"><a href="{link}">JSON</a></span></p>'
-        f"{body}</body></html>"
+        f"{_savings(savings)}{body}</body></html>"
     )

@@ -11,7 +11,8 @@ Both take ``?month=YYYY-MM`` (default: this month) and ``?by=user|group|size``
 (default: ``user``); a bad value gets a 400 that says what is allowed. Access is
 the service's (``access:services!service=<name>``, granted to admins only).
 The application's settings carry ``cost_db_url`` (the accounting database) and
-may carry ``cost_clock`` (returns the current UTC time) and ``cost_currency``.
+may carry ``cost_clock`` (returns the current UTC time), ``cost_currency`` and
+``cost_timezone`` (where a day ends, for what culling saved; default UTC).
 The report is read in a worker thread; handlers decide nothing themselves.
 """
 
@@ -23,11 +24,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
 from wbspawner.costs.accounting import ReportRow, open_db, report
+from wbspawner.costs.culls import Saving, savings
 from wbspawner.costs.page import (
     CostsQuery,
     CostsQueryError,
@@ -37,21 +40,26 @@ from wbspawner.costs.page import (
 )
 
 
-def load_report(url: str, query: CostsQuery, now: datetime) -> list[ReportRow]:
-    """Return a month's report from the accounting database (blocking).
+def load_report(
+    url: str, query: CostsQuery, now: datetime, tz: ZoneInfo | None = None
+) -> tuple[list[ReportRow], list[Saving]]:
+    """Return a month's report and culls' savings from the database (blocking).
 
     Args:
         url: SQLAlchemy URL of the accounting database.
         query: month and grouping.
         now: the time open records run to.
+        tz: the site's time zone (where a day ends); ``None``: UTC.
 
     Returns:
-        The report rows, most expensive first.
+        The report rows, most expensive first, and what each cull saved.
     """
     sessions = open_db(url)
     try:
         with sessions() as session:
-            return report(session, by=query.by, month=query.month, now=now)
+            rows = report(session, by=query.by, month=query.month, now=now)
+            saved = savings(session, tz or ZoneInfo("UTC"), query.month, now)
+            return rows, saved
     finally:
         bind = sessions.kw.get("bind")
         if bind is not None:
@@ -65,7 +73,9 @@ class _CostsBase(HubOAuthenticated, web.RequestHandler):
         clock: Callable[[], datetime] | None = self.settings.get("cost_clock")
         return clock() if clock else datetime.now(UTC)
 
-    async def _report(self) -> tuple[CostsQuery, list[ReportRow]] | None:
+    async def _report(
+        self,
+    ) -> tuple[CostsQuery, list[ReportRow], list[Saving]] | None:
         """Return the query and its rows, or ``None`` after writing a 400."""
         now = self._now()
         try:
@@ -76,8 +86,9 @@ class _CostsBase(HubOAuthenticated, web.RequestHandler):
             self.bad_request(str(err))
             return None
         url = self.settings["cost_db_url"]
-        rows = await asyncio.to_thread(load_report, url, query, now)
-        return query, rows
+        tz = ZoneInfo(str(self.settings.get("cost_timezone") or "UTC"))
+        rows, saved = await asyncio.to_thread(load_report, url, query, now, tz)
+        return query, rows, saved
 
     @property
     def currency(self) -> str:
@@ -98,9 +109,12 @@ class CostsHandler(_CostsBase):
         found = await self._report()
         if found is None:
             return
-        query, rows = found
+        query, rows, saved = found
         self.set_header("Cache-Control", "no-store")
-        self.finish(render_costs(rows, query.month, query.by, currency=self.currency))
+        page = render_costs(
+            rows, query.month, query.by, currency=self.currency, savings=saved
+        )
+        self.finish(page)
 
     def bad_request(self, message: str) -> None:
         """Answer 400 with an HTML page that says what is wrong."""
@@ -122,8 +136,8 @@ class CostsJsonHandler(_CostsBase):
         found = await self._report()
         if found is None:
             return
-        query, rows = found
-        self._write_json(200, costs_data(rows, query, self.currency))
+        query, rows, saved = found
+        self._write_json(200, costs_data(rows, query, self.currency, saved))
 
     def bad_request(self, message: str) -> None:
         """Answer 400 with ``{"message": ...}``."""

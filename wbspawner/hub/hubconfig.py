@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from wbspawner.hub import culler_service as culler_hub
 from wbspawner.hub import warmer_service as warmer_hub
 from wbspawner.hub.gateway_service import apply_hub_wiring, hub_wiring
 from wbspawner.hub.ldap import (
@@ -170,6 +171,19 @@ def _warmer(
     c.JupyterHub.load_roles = warmer_hub.roles(profiles.admin_groups)
 
 
+def _culler(c: Any, settings: Settings) -> None:
+    """Register wbspawner's idle culler as a hub-managed service (if wanted)."""
+    if settings.culler_interval is None:
+        return
+    service = culler_hub.service(
+        settings, settings.culler_interval, hub_pid=os.getpid()
+    )
+    services = c.JupyterHub.services if "services" in c.JupyterHub else []
+    roles = c.JupyterHub.load_roles if "load_roles" in c.JupyterHub else []
+    c.JupyterHub.services = [*services, service]
+    c.JupyterHub.load_roles = [*roles, *culler_hub.roles()]
+
+
 def apply(
     c: Any,
     settings: Settings,
@@ -193,6 +207,7 @@ def apply(
     _authenticator(c, settings, profiles)
     _spawner(c, settings, profiles, source or StaticProfiles(profiles))
     _warmer(c, settings, profiles, os.environ if environ is None else environ)
+    _culler(c, settings)
     # Dask Gateway: the hub service, users' access scope, notebook environment.
     apply_hub_wiring(
         c,

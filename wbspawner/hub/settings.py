@@ -47,6 +47,10 @@ Variables (all optional unless stated; ``WBSPAWNER_`` prefix):
 ``WARMER_URL``                   where the warmer service listens; unset: no warmer
 ``AWS_ENDPOINT_URL``             AWS endpoint of the hub's own calls (a home's
                                  automatic move); unset: AWS itself
+``CULLER_INTERVAL``              seconds between the idle culler's passes; unset: no
+                                 culler (its rules are the profiles' ``culling``)
+``CULLER_PROXY_URL``             where the culler reaches users' servers (the proxy;
+                                 default: ``PUBLIC_URL`` on 127.0.0.1)
 ``DASK_NAMESPACE``               namespace of Dask pods (``dask-gateway``); the
                                  spawner writes each user's network policies there
 ``COST_DB_URL``                  accounting database (SQLAlchemy URL; default: a
@@ -175,6 +179,10 @@ class Settings:
     """Where the hub-managed warmer service listens; ``None``: no warmer."""
     aws_endpoint_url: str | None = None
     """AWS endpoint of the hub's own calls (moving a home); ``None``: AWS."""
+    culler_interval: float | None = None
+    """Seconds between the culler's passes; ``None``: no culler."""
+    culler_proxy_url: str | None = None
+    """Where the culler reaches the proxy; ``None``: the public URL, locally."""
     dask_namespace: str = "dask-gateway"
     """Namespace of the Dask Gateway's scheduler and worker pods."""
     cost_db_url: str | None = None
@@ -238,6 +246,8 @@ class Settings:
             else None,
             warmer_url=env.get("WARMER_URL"),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL"),
+            culler_interval=float(env.get("CULLER_INTERVAL") or 0) or None,
+            culler_proxy_url=env.get("CULLER_PROXY_URL"),
             dask_namespace=env.get("DASK_NAMESPACE") or "dask-gateway",
             cost_db_url=_url_from_env(env, "COST_DB_URL", read),
         )

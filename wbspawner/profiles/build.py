@@ -22,6 +22,7 @@ from wbspawner.model import (
     Catalog,
     CostItem,
     CostSettings,
+    CullSettings,
     DaskLimits,
     DaskSettings,
     DaskWorkerSize,
@@ -250,6 +251,23 @@ def build_cost(data: Mapping[str, Any]) -> CostSettings:
     )
 
 
+def build_culling(data: Mapping[str, Any]) -> CullSettings:
+    """Return the culler's settings from the checked ``culling`` section.
+
+    Args:
+        data: the section (empty: the defaults).
+
+    Returns:
+        The settings; ``sizes`` becomes :attr:`CullSettings.size_timeouts_s`.
+    """
+    sizes = data.get("sizes") or {}
+    timeouts = {slug: int(v["idle_timeout_s"]) for slug, v in sizes.items()}
+    return CullSettings(
+        size_timeouts_s=MappingProxyType(timeouts),
+        **_kwargs(data, "enabled", "idle_timeout_s", "warn_before_s", "max_busy_age_s"),
+    )
+
+
 def _section(merged: Merged, name: str) -> Mapping[str, Any]:
     item = merged.section(name)
     return item.value if item is not None and isinstance(item.value, dict) else {}
@@ -304,6 +322,7 @@ def build_profiles(
                 "retention_days",
             )
         ),
+        culling=build_culling(_section(merged, "culling")),
         sizing=settings,
         catalog=catalog,
         sources=sources,

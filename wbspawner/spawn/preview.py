@@ -83,6 +83,11 @@ def size_preview(
         ],
         "environment": dict(size.environment),
         "home_size_gib": access.home_size_gib(size, groups),
+        "idle_timeout_s": (
+            profiles.culling.idle_timeout_of(size.slug)
+            if profiles.culling.enabled
+            else None
+        ),
     }
 
 

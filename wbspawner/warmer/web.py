@@ -130,6 +130,7 @@ def make_app(warmer: Any, prefix: str) -> web.Application:
         make_handlers(prefix),
         warmer=warmer,
         cost_db_url=warmer.cost_db_url,
+        cost_timezone=warmer.source.current().warm.timezone,
         cookie_secret=os.urandom(32),
     )
 

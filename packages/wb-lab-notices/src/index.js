@@ -61,6 +61,33 @@ async function report(settings, id, saved) {
   }
 }
 
+/** "Keep running" on a cull warning: a request to this server, which is use. */
+async function keepRunning(settings, entry) {
+  const url = URLExt.join(
+    settings.baseUrl,
+    'wbspawner/notices',
+    encodeURIComponent(entry.notice.id),
+    'answer'
+  );
+  const response = await ServerConnection.makeRequest(
+    url,
+    { method: 'POST', body: JSON.stringify({ keep: true }) },
+    settings
+  );
+  // Clicking an action closes its toast: say what happened in a new one.
+  if (response.ok) {
+    Notification.success(
+      'This server keeps running; it stops only after it has been idle for its full time again.',
+      { autoClose: 8000 }
+    );
+  } else {
+    Notification.error(
+      `Could not keep the server running (${response.status}): use it, e.g. run a cell.`,
+      { autoClose: false }
+    );
+  }
+}
+
 function savedText(saved) {
   if (saved.failed.length) {
     return `Could not save ${saved.failed.join(', ')}: save or download it now.`;
@@ -80,7 +107,7 @@ function savedText(saved) {
  */
 const shown = new Map();
 
-function show(entry) {
+function show(entry, settings) {
   const { notice, saved } = entry;
   let message = notice.message;
   let type = notice.kind === 'info' ? 'info' : 'warning';
@@ -90,10 +117,25 @@ function show(entry) {
       type = 'error';
     }
   }
+  const options = { autoClose: false };
+  if (notice.kind === 'cull' && !entry.saving) {
+    options.actions = [
+      {
+        label: 'Keep running',
+        caption: 'Keep this server running and reset its idle time',
+        displayType: 'accent',
+        callback: () => {
+          keepRunning(settings, entry).catch(error =>
+            console.error('wb-lab-notices: keep running failed', error)
+          );
+        }
+      }
+    ];
+  }
   if (entry.toast === undefined) {
-    entry.toast = Notification.emit(message, type, { autoClose: false });
+    entry.toast = Notification.emit(message, type, options);
   } else {
-    Notification.update({ id: entry.toast, message, type, autoClose: false });
+    Notification.update({ id: entry.toast, message, type, ...options });
   }
 }
 
@@ -108,12 +150,13 @@ async function onNotice(app, notice) {
   }
   const save = notice.save && !entry.saving;
   entry.saving = entry.saving || notice.save;
-  show(entry);
+  const settings = app.serviceManager.serverSettings;
+  show(entry, settings);
   if (!save) {
     return;
   }
   entry.saved = await saveAll(app);
-  show(entry);
+  show(entry, settings);
   await report(app.serviceManager.serverSettings, notice.id, entry.saved);
 }
 

@@ -9,7 +9,9 @@ under the server's base URL:
 - ``GET wbspawner/notices/<id>``: the record: the notice, when it was sent, and
   each tab's report (documents saved, paths that failed);
 - ``POST wbspawner/notices/<id>/saved``: a tab's report after saving
-  (``documents``, ``failed``), which the JupyterLab extension sends.
+  (``documents``, ``failed``), which the JupyterLab extension sends;
+- ``POST wbspawner/notices/<id>/answer``: ``{"keep": true}``, the "Keep
+  running" button of a cull warning (use of the server, which the culler sees).
 
 Every call needs the server's own authentication (a JupyterHub token with
 access to this server, or the browser's login). The JupyterLab half is
@@ -20,6 +22,7 @@ access to this server, or the browser's login). The JupyterLab half is
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -101,6 +104,28 @@ class ReportHandler(_Base):
         self.finish()
 
 
+class AnswerHandler(_Base):
+    """``POST wbspawner/notices/<id>/answer``: the user clicked "Keep running".
+
+    The request is the user's own API request, so jupyter_server counts it as
+    activity: the culler, which reads the server's last activity, sees the
+    server used after its warning and keeps it (its idle clock starts again).
+    The click is also kept on the notice's record (``kept``).
+    """
+
+    @web.authenticated
+    @authorized
+    async def post(self, notice_id: str) -> None:
+        record = self.record_of(notice_id)
+        body = self.get_json_body()
+        if not isinstance(body, dict) or body.get("keep") is not True:
+            raise web.HTTPError(400, 'an answer is {"keep": true}')
+        record.kept.append(time.time())
+        self.log.info("notice %s: the user keeps the server running", notice_id)
+        self.set_status(204)
+        self.finish()
+
+
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "wb_lab_notices"}]
 
@@ -117,5 +142,6 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
             (base, NoticesHandler, args),
             (url_path_join(base, r"([^/]+)"), NoticeHandler, args),
             (url_path_join(base, r"([^/]+)", "saved"), ReportHandler, args),
+            (url_path_join(base, r"([^/]+)", "answer"), AnswerHandler, args),
         ],
     )

@@ -88,6 +88,8 @@ class Record:
     notice: Notice
     sent: float
     reports: list[Report] = field(default_factory=list)
+    kept: list[float] = field(default_factory=list)
+    """When a user clicked "Keep running" (seconds since the epoch)."""
 
     def model(self) -> dict[str, Any]:
         """Return the JSON model the API answers with."""
@@ -98,6 +100,7 @@ class Record:
                 {"documents": r.documents, "failed": list(r.failed), "at": r.at}
                 for r in self.reports
             ],
+            "kept": list(self.kept),
         }
 
 

@@ -90,7 +90,9 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
     The other HTTP clients: the dashboards front's, of the Dask Gateway's proxy
     (gatewayhttp); route_watch serves (a middleware on dask-gateway-server's own
     API); labnotices posts a notice to one user's own server (the Jupyter
-    server's API, with that server's token), never to the hub.
+    server's API, with that server's token), never to the hub; userservers reads
+    users' servers through the proxy (the culler, with its service token), never
+    the hub's API.
     """
     http = sorted(n for n, t in modules().items() if uses(t, HTTP_CLIENTS))
     assert http == [
@@ -99,6 +101,7 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
         "wbspawner.adapters.kube",
         "wbspawner.adapters.labnotices",
         "wbspawner.adapters.route_watch",
+        "wbspawner.adapters.userservers",
     ]
     hub = [
         name
@@ -108,8 +111,13 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
             for s in strings(tree)
         )
     ]
-    assert hub == ["wbspawner.adapters.hubapi", "wbspawner.adapters.labnotices"]
-    notices = modules()["wbspawner.adapters.labnotices"]
-    assert not any(
-        "/hub/" in s or "jupyterhub-pagination" in s for s in strings(notices)
-    )
+    assert hub == [
+        "wbspawner.adapters.hubapi",
+        "wbspawner.adapters.labnotices",
+        "wbspawner.adapters.userservers",
+    ]
+    for name in ("labnotices", "userservers"):
+        tree = modules()[f"wbspawner.adapters.{name}"]
+        assert not any(
+            "/hub/" in s or "jupyterhub-pagination" in s for s in strings(tree)
+        )

@@ -89,7 +89,7 @@ def test_console_script_validates_the_shipped_profiles() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "OK: 9 pools, 9 sizes from 7 files\n"
+    assert proc.stdout == "OK: 9 pools, 9 sizes from 8 files\n"
 
 
 def test_validate_shipped_profiles_exits_0(
@@ -97,7 +97,7 @@ def test_validate_shipped_profiles_exits_0(
 ) -> None:
     assert run_cli("validate", str(PROFILES)) == (
         0,
-        "OK: 9 pools, 9 sizes from 7 files\n",
+        "OK: 9 pools, 9 sizes from 8 files\n",
         "",
     )
 

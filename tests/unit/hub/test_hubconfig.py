@@ -322,3 +322,44 @@ def test_warmer_service_and_roles(profiles: Profiles) -> None:
         "read:users:name",
         "read:servers",
     }
+
+
+def test_no_culler_without_its_interval(profiles: Profiles) -> None:
+    c = applied(profiles)
+    assert "services" not in c.JupyterHub
+
+
+def test_culler_service_and_least_privilege_role(profiles: Profiles) -> None:
+    c = Config()
+    env = {
+        **ENV,
+        "WBSPAWNER_CULLER_INTERVAL": "5",
+        "WBSPAWNER_WARMER_URL": "http://127.0.0.1:1",
+    }
+    hubconfig.apply(c, Settings.from_env(env, lambda path: None), profiles, environ={})
+    assert [s["name"] for s in c.JupyterHub.services] == ["warmer", "culler"]
+    culler = c.JupyterHub.services[1]
+    assert "url" not in culler  # no page: nothing to route
+    assert culler["command"][1:3] == ["-m", "wbspawner.culler"]
+    assert "--interval=5" in culler["command"]
+    assert "--proxy-url=http://127.0.0.1:8000" in culler["command"]
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert "warmer-service" in roles
+    assert roles["culler-service"]["services"] == ["culler"]
+    assert set(roles["culler-service"]["scopes"]) == {
+        "list:users",
+        "read:users:name",
+        "read:users:activity",
+        "read:servers",
+        "access:servers",
+        "delete:servers",
+    }
+
+
+def test_culler_proxy_url_may_be_a_service_name(profiles: Profiles) -> None:
+    c = applied(
+        profiles,
+        WBSPAWNER_CULLER_INTERVAL="60",
+        WBSPAWNER_CULLER_PROXY_URL="http://proxy-public",
+    )
+    assert "--proxy-url=http://proxy-public" in c.JupyterHub.services[0]["command"]

@@ -64,7 +64,7 @@ def test_pool_request_and_price_come_from_sizing_and_pricing(
 
 def test_sources_are_in_name_order_and_digest_is_a_sha256(profiles: Profiles) -> None:
     names = [Path(s).name for s in profiles.sources]
-    assert names == sorted(names) and len(names) == 7
+    assert names == sorted(names) and len(names) == 8
     assert re.fullmatch(r"[0-9a-f]{64}", profiles.digest)
 
 

@@ -8,7 +8,7 @@ catalogue, who sees which default), with one module per part of the profiles:
 - :mod:`~wbspawner.profiles.checks.sizes`: sizes, images and who sees the defaults;
 - :mod:`~wbspawner.profiles.checks.dask`: the Dask section;
 - :mod:`~wbspawner.profiles.checks.warm`: the warm schedules;
-- :mod:`~wbspawner.profiles.checks.settings`: cost, budgets, homes and sizing;
+- :mod:`~wbspawner.profiles.checks.settings`: cost, budgets, homes, culling and sizing;
 - :mod:`~wbspawner.profiles.checks.context`: what every check derives once.
 
 Every problem is located at the file and JSONPath where the offending item was
@@ -39,6 +39,7 @@ CHECKS: tuple[Check, ...] = (
     settings.check_cost,
     settings.check_budgets,
     settings.check_homes,
+    settings.check_culling,
     settings.check_measured,
 )
 """Every check, in the order problems are listed."""

@@ -1,9 +1,10 @@
-"""Checks of the ``cost``, ``budgets``, ``homes`` and ``sizing`` sections.
+"""Checks of the ``cost``, ``budgets``, ``homes``, ``culling`` and ``sizing`` sections.
 
 This module owns the checks of the small settings sections: each base cost item has
 a price, each budget names a known group once and known free sizes, the default home
-zone is in the region and of some pool, and measured node capacities name known
-types and stay below nominal memory.
+zone is in the region and of some pool, the culler's per-size timeouts name known
+sizes and every idle timeout is longer than the warning before it, and measured
+node capacities name known types and stay below nominal memory.
 
 Pure: every value is read defensively (the schema reports wrong types).
 """
@@ -75,6 +76,35 @@ def check_homes(ctx: Context) -> Iterator[Problem]:
         )
     elif not any(zone in info.zones for info in ctx.pools.values()):
         yield item.problem(f"no pool has zone '{zone}'", "default_zone")
+
+
+def check_culling(ctx: Context) -> Iterator[Problem]:
+    """Report timeouts of unknown sizes and warnings not shorter than a timeout."""
+    item = ctx.merged.section("culling")
+    if item is None:
+        return
+    raw = as_dict(item.value)
+    warn = as_int(raw.get("warn_before_s", 600))
+    default = as_int(raw.get("idle_timeout_s", 3600))
+    if warn is not None and default is not None and warn >= default:
+        yield item.problem(
+            f"warn_before_s ({warn}) must be less than idle_timeout_s ({default}): "
+            "the warning comes before the stop",
+            "warn_before_s",
+        )
+    slugs = {as_dict(s.value).get("slug") for s in ctx.merged.sizes}
+    for slug, entry in as_dict(raw.get("sizes")).items():
+        if slug not in slugs:
+            yield item.problem(f"unknown size '{slug}'", "sizes", slug)
+        timeout = as_int(as_dict(entry).get("idle_timeout_s"))
+        if warn is not None and timeout is not None and warn >= timeout:
+            yield item.problem(
+                f"idle_timeout_s ({timeout}) must be more than warn_before_s "
+                f"({warn}): the warning comes before the stop",
+                "sizes",
+                slug,
+                "idle_timeout_s",
+            )
 
 
 def check_measured(ctx: Context) -> Iterator[Problem]:
