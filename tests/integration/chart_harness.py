@@ -22,7 +22,8 @@
   chart's CRDs first, as helm installs a chart's ``crds/``; its traefik runs
   as devcluster's stand-in, ``devcluster/standins/traefik.py``), with the
   Secret and ConfigMap that file's comments have an operator create, and the
-  Dask dashboards front (``kubectl apply -f helm-values/dask-dashboards.yaml``);
+  hub's extra permissions and the Dask dashboards front (``kubectl apply -f``
+  ``helm-values/hub-rbac.yaml`` and ``dask-dashboards.yaml``);
 - ``helm install jhub`` of ``../shared/charts/jupyterhub-4.4.0.tgz`` with
   ``helm-values/jupyterhub.yaml`` and only ``--set`` values for what cannot
   hold here, each with its reason in :data:`DEVCLUSTER_VALUES`.
@@ -177,9 +178,8 @@ class ChartStack:
         self._helm_install(
             GATEWAY_RELEASE, GATEWAY_CHART, GATEWAY_NAMESPACE, "dask-gateway.yaml"
         )
-        self.kubectl_run(
-            "apply", "-f", str(REPO / "helm-values" / "dask-dashboards.yaml")
-        )
+        for applied in ("hub-rbac.yaml", "dask-dashboards.yaml"):
+            self.kubectl_run("apply", "-f", str(REPO / "helm-values" / applied))
         values = ",".join(f"{k}={v}" for k, v in devcluster_values(self.ldap).items())
         self._helm_install(
             RELEASE, HUB_CHART, NAMESPACE, "jupyterhub.yaml", "--set-string", values

@@ -180,6 +180,58 @@ def test_the_gateway_rolls_out_from_the_dask_gateway_chart(stack: ChartStack) ->
     assert "ingressroute.traefik.io/api-dask-gateway" in routes
 
 
+HUB = "system:serviceaccount:jhub:hub"
+HUB_NEEDS = [
+    # KubeSpawner, through the chart's own Role
+    ("create", "pods", "jhub"),
+    ("delete", "persistentvolumeclaims", "jhub"),
+    ("watch", "events", "jhub"),
+    # wbspawner's hub, through helm-values/hub-rbac.yaml
+    ("get", "nodes", ""),  # a server's node: zone, capacity, interruption taints
+    ("list", "nodes", ""),  # the warmer's view of the pools
+    ("list", "events", "default"),  # a Node's SpotInterruption, outside jhub
+    ("list", "events", "kube-system"),  # the autoscaler's failed scale-ups
+    ("get", "persistentvolumes", ""),  # a home's zone
+    ("create", "persistentvolumes", ""),  # a moved home's new volume
+    ("patch", "persistentvolumes", ""),  # the move's mark, rebinding
+    ("delete", "persistentvolumes", ""),  # an unbound volume a move leaves
+    ("create", "priorityclasses.scheduling.k8s.io", ""),  # the warmer's
+    ("patch", "persistentvolumeclaims", "jhub"),  # a moved home's claim
+]
+"""What the hub's ServiceAccount must be allowed (verb, resource, namespace)."""
+HUB_MUST_NOT = [
+    ("delete", "nodes", ""),
+    ("create", "clusterroles.rbac.authorization.k8s.io", ""),
+    ("get", "secrets", "kube-system"),
+]
+
+
+def test_the_hubs_service_account_may_do_what_wbspawner_does_and_no_more(
+    stack: ChartStack,
+) -> None:
+    """``kubectl auth can-i --as`` the hub's ServiceAccount, answered from the
+    chart's Role and helm-values/hub-rbac.yaml as the RBAC authorizer would."""
+
+    def can(verb: str, resource: str, namespace: str) -> str:
+        done = stack.kubectl_run(
+            "auth",
+            "can-i",
+            verb,
+            resource,
+            f"--as={HUB}",
+            check=False,
+            namespace=namespace or "jhub",  # cluster-scoped: any
+        )
+        return done.stdout.strip()
+
+    assert {need: can(*need) for need in HUB_NEEDS} == {
+        need: "yes" for need in HUB_NEEDS
+    }
+    assert {bar: can(*bar) for bar in HUB_MUST_NOT} == {
+        bar: "no" for bar in HUB_MUST_NOT
+    }
+
+
 def test_bob_logs_in_through_the_charts_proxy_service(stack: ChartStack) -> None:
     """The login form and LDAP (StartTLS) through Service proxy-public."""
     url = hub_url(stack)
@@ -198,6 +250,13 @@ def test_bob_starts_a_server_through_the_charts_hub(stack: ChartStack) -> None:
     bob = next(u for u in DEMO_USERS if u.uid == "bob")
     user = HubUser(url, bob.uid, bob.password)
     assert user.login().status_code == 302
+    # The module's tests run in any order: a browser test's stop may still be
+    # under way (the home page shows Start before the hub has finished).
+    wait_until(
+        lambda: user.api("GET", "/users/bob").json().get("pending") is None,
+        90,
+        "bob's last stop finished",
+    )
     user.form()
     started = user.spawn({"profile": "medium"})
     assert started.status_code in (200, 302), started.text[-2000:]
