@@ -106,6 +106,9 @@ def main(args: list[str]) -> int:
     workdir, who, command = args[2], args[3], args[5:]
     os.set_inheritable(report_fd, False)  # closed by the exec: the command runs
     try:
+        # Read while still root: after the switch to the pod's user the process
+        # is not dumpable, and its /proc/self files are root's (EACCES).
+        environment = _environment()
         start = os.getcwd()
         _join(mount_fd)
         # setns leaves the process at the namespace's root
@@ -118,7 +121,7 @@ def main(args: list[str]) -> int:
             os.setgroups([int(g) for g in groups.split(",") if g])
             os.setresgid(int(gid), int(gid), int(gid))
             os.setresuid(int(uid), int(uid), int(uid))
-        os.execvpe(command[0], command, _environment())
+        os.execvpe(command[0], command, environment)
     except OSError as exc:
         os.write(report_fd, encode_failure(exc))
     return 127

@@ -34,6 +34,7 @@ import asyncio, json, os, subprocess, sys
 import dask_gateway.client  # noqa: F401  its at-fork hook starts a thread
 
 from devcluster.kubelet import mountns, process
+from devcluster.kubelet.identity import Identity
 
 WORKDIR = "/etc/devcluster-nsjoin-test"
 
@@ -71,6 +72,12 @@ async def main(scratch):
             break
         await asyncio.sleep(0.05)
     result["env"] = await run(process.Launch(["env"], env, "/", view=joined))
+    # as the pod's user (runAsUser): its environment is read before the switch
+    nobody = Identity(65534, 65534, ())
+    who = ["sh", "-c", "id -u && echo $ONLY"]
+    result["as_user"] = await run(
+        process.Launch(who, env, "/", view=joined, identity=nobody)
+    )
     try:
         await process.start(process.Launch(["no-such-command"], env, "/", view=joined))
         result["missing"] = "started"
@@ -107,6 +114,7 @@ def test_exec_joins_the_container_even_where_forked_children_have_threads(
         "ONLY=this",
         f"PATH={os.environ['PATH']}",
     ]
+    assert result["as_user"] == [0, "65534\nthis\n", ""]
     assert result["missing"] == 2  # ENOENT, at start: nothing ran
     assert result["host_sees"] is False
 
