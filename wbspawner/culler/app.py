@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from sqlalchemy.orm import Session
 from tornado.ioloop import PeriodicCallback
 from traitlets import Any as AnyTrait
@@ -155,6 +156,12 @@ class CullerApp(Application):
                 await self._pass()
             except asyncio.CancelledError:
                 raise
+            except (OSError, aiohttp.ClientError) as err:
+                # the hub or the proxy is away (restarting, or gone with the
+                # hub that runs this service): expected, said in one line
+                self.log.warning(
+                    "culler: pass skipped, the hub is not reachable: %s", err
+                )
             except Exception:  # the loop must survive anything
                 self.log.exception("culler: pass failed")
 
