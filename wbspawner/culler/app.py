@@ -31,7 +31,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 from sqlalchemy.orm import Session
 from tornado.ioloop import PeriodicCallback
 from traitlets import Any as AnyTrait
@@ -156,7 +155,7 @@ class CullerApp(Application):
                 await self._pass()
             except asyncio.CancelledError:
                 raise
-            except (OSError, aiohttp.ClientError) as err:
+            except (OSError, TimeoutError) as err:  # aiohttp's connection errors too
                 # the hub or the proxy is away (restarting, or gone with the
                 # hub that runs this service): expected, said in one line
                 self.log.warning(
