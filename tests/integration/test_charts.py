@@ -250,13 +250,20 @@ def test_bob_starts_a_server_through_the_charts_hub(stack: ChartStack) -> None:
     bob = next(u for u in DEMO_USERS if u.uid == "bob")
     user = HubUser(url, bob.uid, bob.password)
     assert user.login().status_code == 302
+
     # The module's tests run in any order: a browser test's stop may still be
-    # under way (the home page shows Start before the hub has finished).
-    wait_until(
-        lambda: user.api("GET", "/users/bob").json().get("pending") is None,
-        90,
-        "bob's last stop finished",
-    )
+    # under way (the home page shows Start before the hub has finished), or
+    # its server still run; this test starts bob from nothing.
+    def stopped() -> bool:
+        model = user.api("GET", "/users/bob").json()
+        if model.get("pending"):
+            return False
+        if model.get("server"):
+            user.api("DELETE", "/users/bob/server")
+            return False
+        return True
+
+    wait_until(stopped, 120, "bob's earlier server stopped", 1.0)
     user.form()
     started = user.spawn({"profile": "medium"})
     assert started.status_code in (200, 302), started.text[-2000:]
