@@ -95,26 +95,6 @@ SAVED_JS = """() => {
       .test(t.textContent));
   return toast ? Date.now() / 1000 : null;
 }"""
-EMPTY_NOTEBOOK = {
-    "cells": [
-        {
-            "cell_type": "code",
-            "metadata": {},
-            "source": "",
-            "outputs": [],
-            "execution_count": None,
-        }
-    ],
-    "metadata": {
-        "kernelspec": {
-            "name": "python3",
-            "display_name": "Python 3",
-            "language": "python",
-        }
-    },
-    "nbformat": 4,
-    "nbformat_minor": 5,
-}
 
 
 # --------------------------------------------------------------- the plan (pure)
@@ -304,6 +284,8 @@ class Watch:
 
 def write_files(home: Path, moment: Moment) -> None:
     """Put the session's notebook and text file on bob's home (writable by him)."""
+    from tests.lab_support import EMPTY_NOTEBOOK
+
     for name, text in (
         (moment.notebook, json.dumps(EMPTY_NOTEBOOK)),
         (moment.text_file, moment.text_saved),

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from tests.lab_support import EMPTY_NOTEBOOK
 from tests.paths import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -59,10 +60,10 @@ def test_lost_bytes(typed: str, saved: str, lost: int) -> None:
 
 
 def test_notebook_source_reads_the_first_cell() -> None:
-    notebook = {**bench.EMPTY_NOTEBOOK}
-    notebook["cells"] = [{**bench.EMPTY_NOTEBOOK["cells"][0], "source": ["a\n", "b"]}]
+    notebook = {**EMPTY_NOTEBOOK}
+    notebook["cells"] = [{**EMPTY_NOTEBOOK["cells"][0], "source": ["a\n", "b"]}]
     assert bench.notebook_source(json.dumps(notebook)) == "a\nb"
-    assert bench.notebook_source(json.dumps(bench.EMPTY_NOTEBOOK)) == ""
+    assert bench.notebook_source(json.dumps(EMPTY_NOTEBOOK)) == ""
     assert bench.notebook_source("not json") == ""
 
 
