@@ -126,14 +126,15 @@ class HubUser:
     def token(self) -> str:
         """Return an API token of this user (created once, with the session)."""
         if self._token is None:
-            if self.action is None:
-                self.form()
-            xsrf = re.search(r"_xsrf=([^&]+)", self.action or "")
-            assert xsrf, "no XSRF token in the spawn form's action"
+            # The home page sets the hub's XSRF cookie whatever the server's
+            # state (the spawn page redirects while a spawn or stop is pending).
+            self.http.get(f"{self.url}/hub/home", timeout=30).raise_for_status()
+            xsrf = next((c.value for c in self.http.cookies if c.name == "_xsrf"), None)
+            assert xsrf, "the hub's home page set no _xsrf cookie"
             response = self.http.post(
                 f"{self.url}/hub/api/users/{self.name}/tokens",
                 json={"note": "hub tests", "expires_in": 3600},
-                headers={"X-XSRFToken": xsrf.group(1)},
+                headers={"X-XSRFToken": xsrf},
                 timeout=10,
             )
             response.raise_for_status()
