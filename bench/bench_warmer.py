@@ -359,7 +359,7 @@ def summarize(
 
 def plot(results: dict[str, Any], trace: Trace) -> str:
     """Two charts in one SVG: the spawn-wait CDF and the pool nodes over the day."""
-    from wbspawner.warmer.svg import Series, line_chart_svg
+    from wbspawner.pages.svg import Series, line_chart_svg
 
     cdf, nodes = [], []
     for kind, r in results.items():

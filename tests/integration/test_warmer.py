@@ -15,7 +15,7 @@ import shutil
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,10 @@ from devcluster.demo.node_groups import CLUSTER, REGION, aws_clients, create_nod
 from devcluster.demo.workbench import Kube, Workbench, prepare_cluster
 from devcluster.services.moto_server import MotoServer
 from devcluster.services.procs import free_port
+from tests.integration.cost_support import seed_spending
 from tests.paths import REPO
 from wbspawner.adapters.kube import Kube as WarmerKube
 from wbspawner.catalog.instances import load_catalog
-from wbspawner.costs import accounting
 from wbspawner.model import CAPACITY_LABEL, POOL_LABEL, ZONE_LABEL, Profiles
 from wbspawner.naming import group_name
 from wbspawner.profiles.loader import load_profiles
@@ -250,17 +250,6 @@ async def test_spot_shortage_falls_back_to_on_demand(
 @pytest.fixture(scope="module")
 def workbench_options() -> dict[str, Any]:
     return {"pools": ["mem64"], "zones": [B], "public_port": free_port()}
-
-
-def seed_spending(db_url: str, user: str) -> None:
-    """Two hours of a $0.75/h server this month, as the spawner records them."""
-    sessions = accounting.open_db(db_url)
-    start = datetime.now(UTC).replace(day=1, hour=1, minute=0, second=0, microsecond=0)
-    with sessions() as s:
-        accounting.record_start(
-            s, user, "medium", "cpu16", "spot", B, "node-1", 0.75, start, "gpu-users"
-        )
-        accounting.record_stop(s, user, start + timedelta(hours=2))
 
 
 def session(bench: Workbench, name: str, password: str) -> requests.Session:

@@ -349,6 +349,7 @@ def report(
     by: GroupBy = "user",
     month: str | None = None,
     now: datetime | None = None,
+    user: str | None = None,
 ) -> list[ReportRow]:
     """Return a month's spending per user, group or size, most expensive first.
 
@@ -357,6 +358,7 @@ def report(
         by: ``user``, ``group`` or ``size``.
         month: ``YYYY-MM`` (default: the month of ``now``).
         now: the time open records run to (default: the current time).
+        user: only this user's records (``None``: everyone's).
 
     Returns:
         One row per key with its hours and exact cost.
@@ -365,6 +367,8 @@ def report(
     start, end = month_bounds(month or now.strftime("%Y-%m"))
     end = min(end, now) if start <= now else end
     query = select(UsageRecord).where(UsageRecord.started_at < end)
+    if user is not None:
+        query = query.where(UsageRecord.user == user)
     rows: Iterable[UsageRecord] = session.scalars(query)
     totals: dict[str, tuple[Fraction, Fraction]] = {}
     for row in rows:

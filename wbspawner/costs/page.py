@@ -4,8 +4,11 @@ This module owns what the admin page and its JSON API show of the accounting
 database's report (:func:`wbspawner.costs.accounting.report`): the query
 (``month`` and ``by``, checked here so bad values get a clear message), a
 table with hours, cost and share per key and the month's total, and a bar
-chart drawn as inline SVG (one bar per row, height proportional to the cost; no
-JavaScript). Every value taken from the database or the query is escaped.
+chart drawn as inline SVG (one bar per row, height proportional to the cost,
+round value ticks, the currency on the axis, a legend; no JavaScript) that the
+table states in text. The page is the template ``costs.html`` of
+:mod:`wbspawner.pages`, in the hub's page layout. Every value taken from the
+database or the query is escaped.
 
 Pure: no I/O; the tornado handlers in :mod:`wbspawner.costs.web` call it.
 """
@@ -13,7 +16,7 @@ Pure: no I/O; the tornado handlers in :mod:`wbspawner.costs.web` call it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -21,9 +24,13 @@ from html import escape
 from typing import Any, cast
 from urllib.parse import urlencode
 
+from markupsafe import Markup
+
 from wbspawner.catalog.pricing import format_price
 from wbspawner.costs.accounting import GroupBy, ReportRow
 from wbspawner.costs.culls import Saving
+from wbspawner.pages.layout import render, standalone_layout
+from wbspawner.pages.svg import format_tick, nice_ticks
 
 GROUP_BY: tuple[GroupBy, ...] = ("user", "group", "size")
 """What the report can be grouped by, in the order the page offers it."""
@@ -35,6 +42,9 @@ LEFT, TOP, BOTTOM, PLOT_H = 72, 28, 84, 200
 """Margins around the plot area and its height, pixels (labels sit below)."""
 LABEL_MAX = 14
 """Axis labels are cut to this many characters (the bar's tooltip has it all)."""
+LEGEND_W = 260
+"""The chart is at least this wide past its left margin, for the legend."""
+BAR_COLOR = "#1f77b4"
 
 
 class CostsQueryError(ValueError):
@@ -142,29 +152,37 @@ def costs_data(
 
 
 def bar_chart_svg(
-    bars: Sequence[tuple[str, float]], *, title: str, y_label: str
+    bars: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    y_label: str,
+    legend: str = "",
 ) -> str:
     """Return a bar chart as inline-safe SVG: one bar per item, heights ∝ value.
 
     Args:
         bars: ``(label, value)`` pairs, values ≥ 0, drawn left to right.
         title: chart title.
-        y_label: y axis label.
+        y_label: y axis label, with the unit.
+        legend: what a bar is (``""``: no legend).
 
     Returns:
         SVG text; every label is escaped. Each bar is a ``rect`` with
-        ``class="bar"``.
+        ``class="bar"``; the value axis has round ticks (1, 2, 2.5, 5 × 10^k).
     """
-    top = max((v for _, v in bars), default=0.0)
-    scale = PLOT_H / top if top > 0 else 0.0
+    ticks = nice_ticks(max((v for _, v in bars), default=0.0))
+    top = ticks[-1]
+    scale = PLOT_H / top
     width = LEFT + max(1, len(bars)) * (BAR_W + BAR_GAP) + BAR_GAP
+    width = max(width, LEFT + LEGEND_W)
     height = TOP + PLOT_H + BOTTOM
     base = TOP + PLOT_H
     mid_y = TOP + PLOT_H / 2
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" '
-        'font-family="sans-serif" font-size="11" role="img">'
+        'font-family="sans-serif" font-size="11" fill="currentColor" '
+        f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
     )
     axis = (
         f'<line x1="{LEFT}" y1="{base}" x2="{width - BAR_GAP // 2}" y2="{base}" '
@@ -179,9 +197,15 @@ def bar_chart_svg(
         f'<text x="{LEFT}" y="16" font-size="13">{escape(title)}</text>',
         axis,
         y_title,
-        f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end">{top:.4g}</text>',
-        f'<text x="{LEFT - 4}" y="{base + 4}" text-anchor="end">0</text>',
     ]
+    for tick in ticks:
+        y = base - tick * scale
+        parts.append(
+            f'<line x1="{LEFT}" y1="{y:.2f}" x2="{width - BAR_GAP // 2}" '
+            f'y2="{y:.2f}" stroke="#999" stroke-opacity="0.3"/>'
+            f'<text x="{LEFT - 4}" y="{y + 4:.2f}" text-anchor="end">'
+            f"{format_tick(tick)}</text>"
+        )
     for i, (label, value) in enumerate(bars):
         x = LEFT + BAR_GAP + i * (BAR_W + BAR_GAP)
         h = max(0.0, value) * scale
@@ -189,67 +213,21 @@ def bar_chart_svg(
         short = label if len(label) <= LABEL_MAX else label[: LABEL_MAX - 1] + "…"
         parts.append(
             f'<rect class="bar" x="{x}" y="{base - h:.2f}" width="{BAR_W}" '
-            f'height="{h:.2f}" fill="#1f77b4"><title>{escape(label)}: '
+            f'height="{h:.2f}" fill="{BAR_COLOR}"><title>{escape(label)}: '
             f"{value:.2f}</title></rect>"
         )
         parts.append(
             f'<text x="{mid}" y="{base + 12}" text-anchor="end" '
             f'transform="rotate(-45 {mid} {base + 12})">{escape(short)}</text>'
         )
+    if legend:
+        parts.append(
+            f'<rect x="{LEFT}" y="{height - 14}" width="12" height="10" '
+            f'fill="{BAR_COLOR}"/><text x="{LEFT + 16}" y="{height - 5}">'
+            f"{escape(legend)}</text>"
+        )
     parts.append("</svg>")
     return "\n".join(parts)
-
-
-_STYLE = """
-body{font-family:sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.2em}
-td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}
-tr.total td{font-weight:bold}.muted{color:#777}
-"""
-
-
-def _form(query: CostsQuery) -> str:
-    options = "".join(
-        f'<option value="{g}"{" selected" if g == query.by else ""}>{g}</option>'
-        for g in GROUP_BY
-    )
-    return (
-        '<form method="get" action="">'
-        f'<label>month <input name="month" value="{escape(query.month)}" '
-        'pattern="[0-9]{4}-[0-9]{2}" size="8"></label> '
-        f'<label>by <select name="by">{options}</select></label> '
-        '<button type="submit">show</button></form>'
-    )
-
-
-def _table(rows: Sequence[ReportRow], query: CostsQuery, total: Fraction) -> str:
-    head = (
-        f'<tr><th class="l">{escape(query.by)}</th><th>hours</th><th>cost</th>'
-        "<th>share</th></tr>"
-    )
-    body = "".join(
-        f'<tr><td class="l">{escape(r.key)}</td><td>{float(r.hours):,.2f}</td>'
-        f"<td>{escape(format_price(float(r.cost), ''))}</td>"
-        f"<td>{float(r.cost / total) if total else 0.0:.0%}</td></tr>"
-        for r in rows
-    )
-    hours = sum((r.hours for r in rows), start=Fraction(0))
-    foot = (
-        f'<tr class="total"><td class="l">total</td><td>{float(hours):,.2f}</td>'
-        f"<td>{escape(format_price(float(total), ''))}</td><td></td></tr>"
-    )
-    return f"<table>{head}{body}{foot}</table>"
-
-
-def _savings(savings: Sequence[Saving]) -> str:
-    data = savings_data(savings)
-    saved = escape(format_price(data["saved"], ""))
-    return (
-        f'<p id="culling-saved">Culling saved {saved} this month '
-        f"({data['culls']} idle server(s) stopped, {data['hours']:,.2f} node hours)."
-        f' <span class="muted">{escape(SAVINGS_DEFINITION)}</span></p>'
-    )
 
 
 def render_costs(
@@ -260,6 +238,7 @@ def render_costs(
     currency: str = "USD",
     json_href: str = "api/costs",
     savings: Sequence[Saving] = (),
+    layout: Mapping[str, Any] | None = None,
 ) -> str:
     """Return the costs page: table, total and bar chart of a month's spending.
 
@@ -271,31 +250,49 @@ def render_costs(
         currency: currency of the costs.
         json_href: link to the same data as JSON, relative to the page.
         savings: what each cull of the month saved (shown with its definition).
+        layout: the hub page's variables
+            (:func:`wbspawner.pages.layout.hub_layout`); ``None``: a page
+            outside a hub.
 
     Returns:
-        A complete HTML document; every value is escaped.
+        A complete HTML document in the hub's page layout; every value is
+        escaped.
     """
-    query = CostsQuery(month=month, by=by)
     total = sum((r.cost for r in rows), start=Fraction(0))
+    hours = sum((r.hours for r in rows), start=Fraction(0))
     title = f"Spending per {by}, {month}"
+    chart = ""
     if rows:
         chart = bar_chart_svg(
             [(r.key, float(r.cost)) for r in rows],
             title=title,
-            y_label=currency,
+            y_label=f"cost, {currency}",
+            legend=f"cost per {by} in {month}",
         )
-        body = f"{_table(rows, query, total)}<div>{chart}</div>"
-    else:
-        body = f'<p class="muted">Nothing was recorded for {escape(month)}.</p>'
-    link = escape(f"{json_href}?{urlencode({'month': month, 'by': by})}")
-    return (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        f"<title>wbspawner costs {escape(month)}</title>"
-        f"<style>{_STYLE}</style></head><body>"
-        f"<h1>{escape(title)}</h1>"
-        f"<p>{_form(query)}</p>"
-        f"<p>Total {escape(format_price(float(total), ''))} ({escape(currency)}), "
-        "user servers and Dask workers, at the $/hour in force when they ran. "
-        f'<span class="muted"><a href="{link}">JSON</a></span></p>'
-        f"{_savings(savings)}{body}</body></html>"
+    saved = savings_data(savings)
+    return render(
+        "costs.html",
+        layout if layout is not None else standalone_layout(),
+        page_title=title,
+        month=month,
+        by=by,
+        group_by=GROUP_BY,
+        currency=currency,
+        total=format_price(float(total), ""),
+        total_hours=f"{float(hours):,.2f}",
+        json_href=f"{json_href}?{urlencode({'month': month, 'by': by})}",
+        saved=format_price(saved["saved"], ""),
+        culls=saved["culls"],
+        cull_hours=f"{saved['hours']:,.2f}",
+        savings_definition=SAVINGS_DEFINITION,
+        rows=[
+            {
+                "key": r.key,
+                "hours": f"{float(r.hours):,.2f}",
+                "cost": format_price(float(r.cost), ""),
+                "share": f"{float(r.cost / total) if total else 0.0:.0%}",
+            }
+            for r in rows
+        ],
+        chart=Markup(chart),
     )

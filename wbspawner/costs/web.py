@@ -4,7 +4,7 @@ This module owns two handlers, mounted by the admin service (the warmer) under
 its prefix:
 
 - ``<prefix>costs``: :class:`CostsHandler`, the page of
-  :func:`wbspawner.costs.page.render_costs`;
+  :func:`wbspawner.costs.page.render_costs`, in the hub's page layout;
 - ``<prefix>api/costs``: :class:`CostsJsonHandler`, the same data as JSON.
 
 Both take ``?month=YYYY-MM`` (default: this month) and ``?by=user|group|size``
@@ -38,6 +38,7 @@ from wbspawner.costs.page import (
     parse_query,
     render_costs,
 )
+from wbspawner.pages.layout import service_layout
 
 
 def load_report(
@@ -112,7 +113,12 @@ class CostsHandler(_CostsBase):
         query, rows, saved = found
         self.set_header("Cache-Control", "no-store")
         page = render_costs(
-            rows, query.month, query.by, currency=self.currency, savings=saved
+            rows,
+            query.month,
+            query.by,
+            currency=self.currency,
+            savings=saved,
+            layout=service_layout(self),
         )
         self.finish(page)
 

@@ -30,7 +30,9 @@ from wbspawner.hub.ldap import (
     not_in_group_message,
 )
 from wbspawner.hub.settings import Settings
+from wbspawner.hub.spending import template_var
 from wbspawner.model import Profiles
+from wbspawner.pages.layout import TEMPLATES as PAGES_TEMPLATES
 from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE, SAVE_BEFORE_STOP
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -103,8 +105,10 @@ def _hub(c: Any, settings: Settings) -> None:
     c.JupyterHub.allow_named_servers = False
     c.JupyterHub.spawner_class = SPAWNER_CLASS
     c.JupyterHub.authenticator_class = AUTHENTICATOR_CLASS
-    # The home page says why the cluster stopped a server (templates/home.html).
-    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    # The home page says why the cluster stopped a server and what the user
+    # spent (templates/home.html); every page's Services menu lists the
+    # warmer's admin pages (wbspawner/pages/templates/page.html).
+    c.JupyterHub.template_paths = [str(TEMPLATES), str(PAGES_TEMPLATES)]
     c.ConfigurableHTTPProxy.api_url = settings.proxy_api_url
     c.ConfigurableHTTPProxy.command = [
         *settings.proxy_command,
@@ -205,7 +209,11 @@ def apply(
     """
     _hub(c, settings)
     _authenticator(c, settings, profiles)
-    _spawner(c, settings, profiles, source or StaticProfiles(profiles))
+    profiles_source = source or StaticProfiles(profiles)
+    _spawner(c, settings, profiles, profiles_source)
+    c.JupyterHub.template_vars = {
+        "wb_spending": template_var(settings.cost_db, profiles_source.current)
+    }
     _warmer(c, settings, profiles, os.environ if environ is None else environ)
     _culler(c, settings)
     # Dask Gateway: the hub service, users' access scope, notebook environment.

@@ -369,10 +369,10 @@ class WarmerApp(ProfilesService):
         snap = self.snapshot or ClusterSnapshot(taken_at=now)
         return report.readiness(p.pools, p.sizes, snap, now)
 
-    def timeline(self) -> str:
-        """Return the timeline plot (SVG)."""
+    def timeline(self) -> report.Timeline:
+        """Return the timeline charts (SVG) and their table."""
         tz = ZoneInfo(self.source.current().warm.timezone)
-        return report.timeline_svg(list(self.samples), tz)
+        return report.timeline(list(self.samples), tz)
 
     def metrics_text(self) -> tuple[bytes, str]:
         """Return the Prometheus exposition and its content type."""

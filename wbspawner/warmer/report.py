@@ -4,7 +4,7 @@ This module owns the numbers and pictures of the admin page, the JSON API and
 the spawn form's readiness: per pool × zone the warm nodes, placeholders, users,
 capacity types and what warm capacity costs now and since local midnight; per
 size whether a node is ready now or about how many minutes one takes; and a
-timeline plot (:mod:`wbspawner.warmer.svg`, no JavaScript).
+timeline plot (:mod:`wbspawner.pages.svg`, no JavaScript).
 
 Pure: no I/O, no clock. Prices come from :mod:`wbspawner.catalog.pricing`.
 """
@@ -18,10 +18,10 @@ from datetime import datetime, timedelta, tzinfo
 
 from wbspawner.catalog.pricing import hourly_cost
 from wbspawner.model import CapacityType, CostSettings, Pool, Size
+from wbspawner.pages.svg import Series, line_chart_svg, time_ticks
 from wbspawner.spawn.progress import boot_minutes
 from wbspawner.warmer.policy import WarmPlan
 from wbspawner.warmer.snapshot import ClusterSnapshot
-from wbspawner.warmer.svg import Series, line_chart_svg
 
 Key = tuple[str, str]
 """(pool, zone)."""
@@ -267,50 +267,88 @@ def local_midnight(now: datetime, tz: tzinfo) -> datetime:
     )
 
 
-def timeline_svg(samples: Sequence[Sample], tz: tzinfo) -> str:
-    """Return the admin page's plot: warm nodes, users and warm $/h over time.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeline:
+    """The admin page's charts over time and their table equivalent."""
+
+    charts: tuple[str, ...]
+    """SVG: warm nodes and users (count); what warm capacity costs (USD/h)."""
+    columns: tuple[str, ...]
+    """Headers of the table, time first."""
+    rows: tuple[tuple[str, ...], ...]
+    """The charts' values at each time tick (a step holds until the next sample)."""
+
+
+TIMELINE_COLUMNS = ("local time", "warm nodes", "users", "warm capacity, USD/h")
+
+
+def _value_at(samples: Sequence[Sample], at: datetime) -> Sample:
+    """Return the last sample at or before ``at`` (the first if none is)."""
+    found = samples[0]
+    for s in samples:
+        if s.at > at:
+            break
+        found = s
+    return found
+
+
+def timeline(samples: Sequence[Sample], tz: tzinfo) -> Timeline:
+    """Return the admin page's charts: warm nodes and users, and warm USD/h.
 
     Args:
         samples: the timeline, oldest first.
-        tz: time zone of the tick labels.
+        tz: the site's time zone (ticks on its whole hours, labelled in it).
 
     Returns:
-        SVG text.
+        Two charts with local-time ticks and round value ticks, and a table of
+        the values at each tick.
     """
+    zone = str(getattr(tz, "key", "") or tz)
+    x_label = f"local time ({zone})"
     if not samples:
-        return line_chart_svg(
-            [], title="No samples yet", x_label="time", y_label="count"
+        empty = line_chart_svg(
+            [], title="No samples yet", x_label=x_label, y_label="count"
         )
+        return Timeline(charts=(empty,), columns=TIMELINE_COLUMNS, rows=())
     t0 = samples[0].at
 
     def hours(at: datetime) -> float:
         return (at - t0).total_seconds() / 3600
 
-    def total(i: int) -> Series:
-        name = ("warm nodes", "users")[i]
-        return Series(
-            name,
-            [(hours(s.at), sum(c[i] for c in s.cells.values())) for s in samples],
-            True,
-        )
+    def total(i: int, at: Sample) -> int:
+        return sum(int(c[i]) for c in at.cells.values())
 
+    counts = [
+        Series(name, [(hours(s.at), total(i, s)) for s in samples], True)
+        for i, name in enumerate(("warm nodes", "users"))
+    ]
     cost = Series(
-        "warm $/h ×10",
-        [(hours(s.at), 10 * s.warm_cost_per_hour) for s in samples],
+        "warm capacity",
+        [(hours(s.at), s.warm_cost_per_hour) for s in samples],
         True,
     )
-    span = hours(samples[-1].at) or 1.0
-    step = max(1, math.ceil(span / 8 * 4) / 4)
-    ticks = []
-    k = 0.0
-    while k <= span + 1e-9:
-        at = (t0 + timedelta(hours=k)).astimezone(tz)
-        ticks.append((k, at.strftime("%H:%M")))
-        k += step
-    return line_chart_svg(
-        [total(0), total(1), cost],
-        title="Warm capacity over time",
-        x_label="local time",
-        y_label="nodes / pods / $ per hour ×10",
-        x_ticks=ticks,
+    ticks = time_ticks(t0, samples[-1].at, tz)
+    x_ticks = [(hours(at), label) for at, label in ticks]
+    charts = (
+        line_chart_svg(
+            counts,
+            title="Warm nodes and users over time",
+            x_label=x_label,
+            y_label="count",
+            x_ticks=x_ticks,
+        ),
+        line_chart_svg(
+            [cost],
+            title="What warm capacity costs over time",
+            x_label=x_label,
+            y_label="USD per hour",
+            x_ticks=x_ticks,
+        ),
     )
+    rows = []
+    for at, label in ticks or [(t0, t0.astimezone(tz).strftime("%a %H:%M"))]:
+        s = _value_at(samples, at)
+        rows.append(
+            (label, str(total(0, s)), str(total(1, s)), f"{s.warm_cost_per_hour:.2f}")
+        )
+    return Timeline(charts=charts, columns=TIMELINE_COLUMNS, rows=tuple(rows))

@@ -87,7 +87,8 @@ def status_json(view: StatusView) -> dict[str, Any]:
         view: what to show.
 
     Returns:
-        ``updated_at``, ``mode``, ``dry_run``, ``cells`` (per pool × zone),
+        ``updated_at``, ``timezone`` (the site's), ``mode``, ``dry_run``,
+        ``cells`` (per pool × zone),
         ``totals``, ``plan`` (targets and every decision with its reason),
         ``last_actions`` and ``errors``.
     """
@@ -117,6 +118,7 @@ def status_json(view: StatusView) -> dict[str, Any]:
     ]
     return {
         "updated_at": snap.taken_at.isoformat() if snap else None,
+        "timezone": view.timezone,
         "mode": plan.mode if plan else None,
         "dry_run": view.dry_run,
         "cells": out_cells,

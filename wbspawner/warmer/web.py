@@ -3,7 +3,8 @@
 This module owns the tornado handlers under the service prefix:
 
 - ``<prefix>``: the admin page (per pool × zone table, the plan with its
-  reasons, errors, a timeline plot); users need ``access:services!service=
+  reasons, errors, charts over time with their table), in the hub's page
+  layout (:mod:`wbspawner.pages`); users need ``access:services!service=
   <name>`` (granted to the admin group only), everyone else gets 403;
 - ``<prefix>oauth_callback``: the hub OAuth callback;
 - ``<prefix>api/status``: the page's data as JSON (same access);
@@ -21,16 +22,20 @@ decide nothing.
 
 from __future__ import annotations
 
-import html
 import json
 import os
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from markupsafe import Markup
 from tornado import web
 
 from wbspawner.catalog.pricing import format_price
 from wbspawner.costs.web import make_cost_handlers
+from wbspawner.pages.layout import render, service_layout, standalone_layout
+from wbspawner.warmer.report import Timeline
 
 
 class _Base(HubOAuthenticated, web.RequestHandler):
@@ -55,7 +60,10 @@ class PageHandler(_Base):
     def get(self) -> None:
         """Render the page."""
         self.set_header("Cache-Control", "no-store")
-        self.finish(render_page(self.warmer.status(), self.warmer.timeline()))
+        page = render_page(
+            self.warmer.status(), self.warmer.timeline(), service_layout(self)
+        )
+        self.finish(page)
 
 
 class StatusHandler(_Base):
@@ -137,86 +145,91 @@ def make_app(warmer: Any, prefix: str) -> web.Application:
 
 # ------------------------------------------------------------------ the page
 
-_STYLE = """
-body{font-family:sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.2em}
-td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}
-.err{color:#a00}.muted{color:#777}
-"""
+CELL_COLUMNS = (
+    "pool",
+    "zone",
+    "target",
+    "warm nodes",
+    "placeholders running + pending",
+    "users",
+    "nodes spot / on-demand",
+    "warm $/h now",
+    "warm $ today",
+    "all nodes $/h now",
+)
+"""The per pool × zone table's headers."""
 
 
-def _row(cell: dict[str, Any]) -> str:
-    e = html.escape
-    values = [
-        e(cell["pool"]),
-        e(cell["zone"]),
-        str(cell["target"]),
-        str(cell["warm_nodes"]),
-        f"{cell['placeholders']['running']} + {cell['placeholders']['pending']}",
-        str(cell["users"]),
-        f"{cell['nodes']['spot']} / {cell['nodes']['on_demand']}",
-        format_price(cell["warm_cost_per_hour"]),
-        format_price(cell["warm_cost_today"], ""),
-        format_price(cell["node_cost_per_hour"]),
+def _cells(status: dict[str, Any]) -> list[tuple[str, ...]]:
+    return [
+        (
+            str(c["pool"]),
+            str(c["zone"]),
+            str(c["target"]),
+            str(c["warm_nodes"]),
+            f"{c['placeholders']['running']} + {c['placeholders']['pending']}",
+            str(c["users"]),
+            f"{c['nodes']['spot']} / {c['nodes']['on_demand']}",
+            format_price(c["warm_cost_per_hour"]),
+            format_price(c["warm_cost_today"], ""),
+            format_price(c["node_cost_per_hour"]),
+        )
+        for c in status.get("cells") or []
     ]
-    tds = "".join(
-        f'<td class="l">{v}</td>' if i < 2 else f"<td>{v}</td>"
-        for i, v in enumerate(values)
-    )
-    return f"<tr>{tds}</tr>"
 
 
-def render_page(status: dict[str, Any], svg: str) -> str:
-    """Return the admin page's HTML.
+def _local(at: str | None, zone: str | None) -> str:
+    """Return an ISO time as the site's local time, e.g. ``2026-03-04 09:15 CET``."""
+    if not at:
+        return "not yet"
+    when = datetime.fromisoformat(at).astimezone(ZoneInfo(zone or "UTC"))
+    return when.strftime("%Y-%m-%d %H:%M:%S %Z")
 
-    Args:
-        status: :meth:`WarmerApp.status`.
-        svg: the timeline plot.
 
-    Returns:
-        A complete HTML document; every value is escaped.
-    """
-    e = html.escape
+def _summary(status: dict[str, Any]) -> str:
     plan = status.get("plan") or {}
     totals = status.get("totals") or {}
-    head = (
-        "<tr><th class=l>pool</th><th class=l>zone</th><th>target</th>"
-        "<th>warm nodes</th><th>placeholders running + pending</th><th>users</th>"
-        "<th>nodes spot / on-demand</th><th>warm $/h now</th><th>warm $ today</th>"
-        "<th>all nodes $/h now</th></tr>"
-    )
-    rows = "".join(_row(c) for c in status.get("cells") or [])
-    decisions = "".join(
-        f"<li><b>{e(d['pool'])}</b> {e(d.get('zone') or '')}: {e(d['message'])}</li>"
-        for d in plan.get("decisions") or []
-    )
-    errors = "".join(
-        f"<li class=err>{e(x['at'])} {e(x['pool'])} {e(x['action'])}: "
-        f"{e(x['message'])}</li>"
-        for x in status.get("errors") or []
-    )
     budget = plan.get("budget_per_hour")
-    summary = (
-        f"mode {e(str(status.get('mode')))}"
-        f"{' (dry run)' if status.get('dry_run') else ''}; plan costs "
+    return (
+        f"Mode {status.get('mode')}"
+        f"{' (dry run)' if status.get('dry_run') else ''}; the plan costs "
         f"{format_price(plan.get('cost_per_hour') or 0)}"
         f"{'' if budget is None else ' of a budget of ' + format_price(budget)}; "
         f"warm capacity now {format_price(totals.get('warm_cost_per_hour') or 0)}, "
         f"today {format_price(totals.get('warm_cost_today') or 0, '')}"
     )
-    return (
-        "<!doctype html><html><head><meta charset=utf-8>"
-        "<title>wbspawner warmer</title>"
-        f"<style>{_STYLE}</style></head><body>"
-        "<h1>Warm capacity</h1>"
-        f"<p>{summary}. <span class=muted>Updated "
-        f"{e(str(status.get('updated_at')))}; "
-        '<a href="api/status">JSON</a>, <a href="api/readiness">readiness</a>, '
-        '<a href="metrics">metrics</a>, <a href="costs">costs</a></span></p>'
-        f"<table>{head}{rows}</table>"
-        f"<div>{svg}</div>"
-        f"<h2>Plan</h2><ul>{decisions or '<li>nothing to decide yet</li>'}</ul>"
-        f"<h2>Errors</h2><ul>{errors or '<li class=muted>none</li>'}</ul>"
-        "</body></html>"
+
+
+def render_page(
+    status: dict[str, Any],
+    timeline: Timeline,
+    layout: dict[str, Any] | None = None,
+) -> str:
+    """Return the admin page's HTML in the hub's page layout.
+
+    Args:
+        status: :meth:`WarmerApp.status`.
+        timeline: the charts over time and their table.
+        layout: :func:`wbspawner.pages.layout.hub_layout` of the viewer;
+            ``None``: a page outside a hub.
+
+    Returns:
+        A complete HTML document; every value is escaped (the charts are SVG
+        that escapes its own labels).
+    """
+    plan = status.get("plan") or {}
+    return render(
+        "warmer.html",
+        layout if layout is not None else standalone_layout(),
+        page_title="Warm capacity",
+        summary=_summary(status),
+        updated_at=_local(status.get("updated_at"), status.get("timezone")),
+        cell_columns=CELL_COLUMNS,
+        cell_rows=_cells(status),
+        charts=[Markup(svg) for svg in timeline.charts],
+        timezone=str(status.get("timezone") or "UTC"),
+        timeline_columns=timeline.columns,
+        timeline_rows=timeline.rows,
+        decisions=plan.get("decisions") or [],
+        errors=status.get("errors") or [],
     )

@@ -61,9 +61,9 @@ def test_page_has_a_row_per_key_and_the_total() -> None:
     page = render_costs(ROWS, "2026-03", "user")
     total = sum(r.cost for r in ROWS)
     for r in ROWS:
-        assert f">{r.key}</td><td>{float(r.hours):,.2f}</td>" in page
-        assert f"<td>{format_price(float(r.cost), '')}</td>" in page
-    assert f"<td>{format_price(float(total), '')}</td>" in page
+        assert f'>{r.key}</th><td class="wb-num">{float(r.hours):,.2f}</td>' in page
+        assert f'<td class="wb-num">{format_price(float(r.cost), "")}</td>' in page
+    assert f'<td class="wb-num">{format_price(float(total), "")}</td>' in page
     assert f"Total {format_price(float(total), '')}" in page
     assert "Spending per user, 2026-03" in page
     assert 'href="api/costs?month=2026-03&amp;by=user"' in page
@@ -71,7 +71,7 @@ def test_page_has_a_row_per_key_and_the_total() -> None:
 
 def test_shares_add_up_to_the_whole() -> None:
     page = render_costs(ROWS, "2026-03", "group")
-    shares = [int(s) for s in re.findall(r"<td>(\d+)%</td>", page)]
+    shares = [int(s) for s in re.findall(r'<td class="wb-num">(\d+)%</td>', page)]
     assert len(shares) == len(ROWS)
     assert abs(sum(shares) - 100) <= len(ROWS)
 
@@ -234,8 +234,9 @@ async def test_handler_renders_the_month(served: Served) -> None:
     page = response.body.decode()
     assert response.code == 200
     assert "Spending per user, 2026-03" in page
-    assert ">ada</td><td>20.00</td>" in page  # 2 workers × 10 h
-    assert f"<td>{format_price(20 * 0.504, '')}</td>" in page
+    assert '>ada</th><td class="wb-num">20.00</td>' in page  # 2 workers × 10 h
+    assert f'<td class="wb-num">{format_price(20 * 0.504, "")}</td>' in page
+    assert 'href="/hub/logout"' in page  # in the hub's page layout
     assert len(bars(svg_of(page))) == 2
 
 

@@ -78,8 +78,10 @@ def test_spawner_homes_and_timeouts(profiles: Profiles) -> None:
     assert c.KubeSpawner.storage_pvc_ensure is True
     assert c.KubeSpawner.delete_pvc is False
     assert c.KubeSpawner.storage_class == "wbspawner-home"
-    (templates,) = c.JupyterHub.template_paths
-    assert (Path(templates) / "home.html").is_file()
+    home, pages = c.JupyterHub.template_paths
+    assert (Path(home) / "home.html").is_file()
+    assert (Path(pages) / "page.html").is_file()  # the Services menu's entries
+    assert "wb_spending" in c.JupyterHub.template_vars
     assert c.KubeSpawner.lifecycle_hooks == {
         "preStop": {"exec": {"command": ["python", "-m", "wb_lab_notices.stopping"]}}
     }

@@ -147,7 +147,7 @@ async def test_a_pass_places_placeholders_and_reports(
     target = b'capacity_type="spot",pool="mem64",zone="us-east-1b"} 1.0'
     assert b"wbspawner_warm_target{" + target in text
     assert content_type.startswith("text/plain")
-    assert "<svg" in app.timeline()
+    assert all("<svg" in chart for chart in app.timeline().charts)
     assert ("jhub", "reason=NotTriggerScaleUp") in kube.events_asked
 
 

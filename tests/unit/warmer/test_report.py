@@ -11,9 +11,11 @@ import pytest
 from tests.unit.warmer.clock_support import NOW, A, B
 from wbspawner.catalog.pricing import hourly_cost
 from wbspawner.model import CostSettings, Profiles
+from wbspawner.pages.svg import Series, line_chart_svg
 from wbspawner.spawn.progress import boot_minutes
 from wbspawner.warmer.report import (
     Sample,
+    Timeline,
     cells,
     cost_since,
     local_midnight,
@@ -22,7 +24,6 @@ from wbspawner.warmer.report import (
 )
 from wbspawner.warmer.snapshot import ClusterSnapshot, NodeInfo, PodInfo
 from wbspawner.warmer.status import StatusView, status_json
-from wbspawner.warmer.svg import Series, line_chart_svg
 from wbspawner.warmer.web import render_page
 
 
@@ -135,9 +136,8 @@ def test_status_json_and_page_escape_everything(profiles: Profiles) -> None:
     status = status_json(view)
     assert status["totals"]["warm_cost_today"] == 0
     assert [c["zone"] for c in status["cells"]] == [A, B]
-    page = render_page(
-        status, line_chart_svg([], title="<t>", x_label="x", y_label="y")
-    )
+    chart = line_chart_svg([], title="<t>", x_label="x", y_label="y")
+    page = render_page(status, Timeline(charts=(chart,), columns=(), rows=()))
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "&lt;t&gt;" in page
 

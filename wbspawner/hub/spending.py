@@ -1,0 +1,105 @@
+"""The home page's "your spending this month" panel, read for the hub's templates.
+
+This module owns :func:`template_var`: a callable for
+``c.JupyterHub.template_vars`` that JupyterHub calls with the user whose page it
+renders, and that returns :class:`~wbspawner.costs.mine.MySpending` (their
+cost this month per size and their group budget's state), or ``None`` when
+there is no accounting database or it cannot be read (the page then shows no
+panel; a failure is logged, never shown).
+
+JupyterHub calls template variables synchronously, in its event loop; the read
+is two small indexed queries on the accounting database, in line with the
+hub's own synchronous ORM calls on every page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from wbspawner.costs.accounting import open_db, report
+from wbspawner.costs.mine import MySpending, my_spending
+from wbspawner.model import Profiles
+from wbspawner.spawn.budget import budget_state
+
+log = logging.getLogger("JupyterHub")
+
+
+def read_spending(
+    url: str,
+    profiles: Profiles,
+    user: str,
+    groups: list[str],
+    *,
+    is_admin: bool,
+    now: datetime,
+) -> MySpending:
+    """Return a user's spending this month from the accounting database.
+
+    Args:
+        url: SQLAlchemy URL of the accounting database.
+        profiles: the profiles in force (budgets, sizes).
+        user: the user's name.
+        groups: the user's groups.
+        is_admin: whether the user is a hub admin.
+        now: the current time (UTC): names the month, open records run to it.
+
+    Returns:
+        The panel.
+    """
+    sessions = open_db(url)
+    month = now.strftime("%Y-%m")
+    try:
+        with sessions() as session:
+            mine = report(session, by="size", month=month, now=now, user=user)
+            spent = (
+                {r.key: r.cost for r in report(session, by="group", now=now)}
+                if profiles.budgets
+                else {}
+            )
+    finally:
+        bind = sessions.kw.get("bind")
+        if bind is not None:
+            bind.dispose()
+    state = budget_state(profiles, groups, spent, now, is_admin=is_admin)
+    return my_spending(mine, state, profiles, month)
+
+
+def template_var(
+    url: str | None,
+    profiles: Callable[[], Profiles],
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Callable[[Any], MySpending | None]:
+    """Return the ``wb_spending`` template variable for ``JupyterHub.template_vars``.
+
+    Args:
+        url: the accounting database (``None``: no panel).
+        profiles: returns the profiles in force (the hot-reloaded source).
+        clock: returns the current UTC time.
+
+    Returns:
+        A function of the hub's user (``None`` on pages without one).
+    """
+
+    def spending(user: Any) -> MySpending | None:
+        if user is None or not url:
+            return None
+        groups = [g.name for g in getattr(user, "groups", [])]
+        try:
+            return read_spending(
+                url,
+                profiles(),
+                user.name,
+                groups,
+                is_admin=bool(user.admin),
+                now=clock(),
+            )
+        except SQLAlchemyError as err:
+            log.warning("Home page: %s's spending cannot be read: %s", user.name, err)
+            return None
+
+    return spending
