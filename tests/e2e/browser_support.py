@@ -10,6 +10,8 @@
   on the way out (the ``browser`` fixtures).
 - ``wait_pod_gone(workbench, name, timeout, why)``: waits until a pod of the
   servers' namespace no longer exists.
+- ``serious_accessibility_problems(page)``: what axe-core (axe-playwright-python)
+  finds of impact serious or critical on the page, one line each.
 """
 
 from __future__ import annotations
@@ -67,6 +69,19 @@ def fill_login(page: Page, url: str, user: str) -> None:
 def screenshot(page: Page, folder: str, name: str) -> None:
     (ARTIFACTS / folder).mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / folder / f"{name}.png"), full_page=True)
+
+
+def serious_accessibility_problems(page: Page) -> list[str]:
+    """Return axe-core's serious and critical violations: ``rule: target …``."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']}: "
+        + ", ".join(str(n["target"]) for n in v["nodes"][:5])
+        for v in found
+        if v.get("impact") in ("serious", "critical")
+    ]
 
 
 def wait_pod_gone(workbench: Workbench, name: str, timeout: float, why: str) -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from wbspawner.costs.accounting import open_db, report
 from wbspawner.costs.mine import MySpending, my_spending
@@ -30,7 +31,7 @@ log = logging.getLogger("JupyterHub")
 
 
 def read_spending(
-    url: str,
+    sessions: sessionmaker[Session],
     profiles: Profiles,
     user: str,
     groups: list[str],
@@ -41,7 +42,7 @@ def read_spending(
     """Return a user's spending this month from the accounting database.
 
     Args:
-        url: SQLAlchemy URL of the accounting database.
+        sessions: the accounting database's sessions.
         profiles: the profiles in force (budgets, sizes).
         user: the user's name.
         groups: the user's groups.
@@ -51,20 +52,14 @@ def read_spending(
     Returns:
         The panel.
     """
-    sessions = open_db(url)
     month = now.strftime("%Y-%m")
-    try:
-        with sessions() as session:
-            mine = report(session, by="size", month=month, now=now, user=user)
-            spent = (
-                {r.key: r.cost for r in report(session, by="group", now=now)}
-                if profiles.budgets
-                else {}
-            )
-    finally:
-        bind = sessions.kw.get("bind")
-        if bind is not None:
-            bind.dispose()
+    with sessions() as session:
+        mine = report(session, by="size", month=month, now=now, user=user)
+        spent = (
+            {r.key: r.cost for r in report(session, by="group", now=now)}
+            if profiles.budgets
+            else {}
+        )
     state = budget_state(profiles, groups, spent, now, is_admin=is_admin)
     return my_spending(mine, state, profiles, month)
 
@@ -84,14 +79,18 @@ def template_var(
     Returns:
         A function of the hub's user (``None`` on pages without one).
     """
+    # one connection pool for the hub's life, opened (and migrated) at first use
+    opened: list[sessionmaker[Session]] = []
 
     def spending(user: Any) -> MySpending | None:
         if user is None or not url:
             return None
         groups = [g.name for g in getattr(user, "groups", [])]
         try:
+            if not opened:
+                opened.append(open_db(url))
             return read_spending(
-                url,
+                opened[0],
                 profiles(),
                 user.name,
                 groups,

@@ -155,8 +155,14 @@ def _path(
     return out
 
 
-def _frame(series: Sequence[Series], width: int, height: int) -> _Frame:
+def _frame(
+    series: Sequence[Series],
+    width: int,
+    height: int,
+    x_range: tuple[float, float] | None = None,
+) -> _Frame:
     xs = [x for s in series for x, _ in s.points] or [0.0, 1.0]
+    xs += list(x_range or ())
     ys = [y for s in series for _, y in s.points] or [0.0]
     x0, x1 = min(xs), max(xs)
     return _Frame(
@@ -214,7 +220,12 @@ def _lines(f: _Frame, series: Sequence[Series]) -> list[str]:
         pts = " ".join(
             f"{f.px(x):.1f},{f.py(y):.1f}" for x, y in _path(s.points, s.step)
         )
-        if pts:
+        if len(s.points) == 1:  # one point draws no line: a dot shows it
+            x, y = s.points[0]
+            parts.append(
+                f'<circle cx="{f.px(x):.1f}" cy="{f.py(y):.1f}" r="3" fill="{color}"/>'
+            )
+        elif pts:
             parts.append(
                 f'<polyline fill="none" stroke="{color}" stroke-width="1.6" '
                 f'points="{pts}"/>'
@@ -235,6 +246,7 @@ def line_chart_svg(
     x_label: str,
     y_label: str,
     x_ticks: Sequence[tuple[float, str]] = (),
+    x_range: tuple[float, float] | None = None,
     width: int = 720,
     height: int = 260,
 ) -> str:
@@ -245,14 +257,15 @@ def line_chart_svg(
         title: chart title.
         x_label: x axis label.
         y_label: y axis label.
-        x_ticks: (x, label) ticks; none: five even ticks.
+        x_ticks: (x, label) ticks; none: round ticks.
+        x_range: an x range the axis covers at least (the data may widen it).
         width: pixels.
         height: pixels.
 
     Returns:
         SVG text; every label is escaped.
     """
-    f = _frame(series, width, height)
+    f = _frame(series, width, height, x_range)
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" '

@@ -276,9 +276,12 @@ class Timeline:
     columns: tuple[str, ...]
     """Headers of the table, time first."""
     rows: tuple[tuple[str, ...], ...]
-    """The charts' values at each time tick (a step holds until the next sample)."""
+    """The charts' values at each time tick (a step holds until the next sample),
+    and at the latest sample."""
 
 
+MIN_TIMELINE = timedelta(minutes=15)
+"""The time axis spans at least this much (from the first sample on)."""
 TIMELINE_COLUMNS = ("local time", "warm nodes", "users", "warm capacity, USD/h")
 
 
@@ -301,7 +304,7 @@ def timeline(samples: Sequence[Sample], tz: tzinfo) -> Timeline:
 
     Returns:
         Two charts with local-time ticks and round value ticks, and a table of
-        the values at each tick.
+        the values at each tick and at the latest sample.
     """
     zone = str(getattr(tz, "key", "") or tz)
     x_label = f"local time ({zone})"
@@ -327,8 +330,11 @@ def timeline(samples: Sequence[Sample], tz: tzinfo) -> Timeline:
         [(hours(s.at), s.warm_cost_per_hour) for s in samples],
         True,
     )
-    ticks = time_ticks(t0, samples[-1].at, tz)
+    # at least a quarter of an hour wide, so that a young timeline has time ticks
+    end = max(samples[-1].at, t0 + MIN_TIMELINE)
+    ticks = time_ticks(t0, end, tz)
     x_ticks = [(hours(at), label) for at, label in ticks]
+    x_range = (0.0, hours(end))
     charts = (
         line_chart_svg(
             counts,
@@ -336,6 +342,7 @@ def timeline(samples: Sequence[Sample], tz: tzinfo) -> Timeline:
             x_label=x_label,
             y_label="count",
             x_ticks=x_ticks,
+            x_range=x_range,
         ),
         line_chart_svg(
             [cost],
@@ -343,12 +350,24 @@ def timeline(samples: Sequence[Sample], tz: tzinfo) -> Timeline:
             x_label=x_label,
             y_label="USD per hour",
             x_ticks=x_ticks,
+            x_range=x_range,
         ),
     )
     rows = []
-    for at, label in ticks or [(t0, t0.astimezone(tz).strftime("%a %H:%M"))]:
+    for at, label in ticks:
+        if at > samples[-1].at:
+            break  # no sample says what happens after the last one
         s = _value_at(samples, at)
         rows.append(
             (label, str(total(0, s)), str(total(1, s)), f"{s.warm_cost_per_hour:.2f}")
         )
+    last = samples[-1]
+    rows.append(
+        (
+            last.at.astimezone(tz).strftime("%a %H:%M:%S (latest)"),
+            str(total(0, last)),
+            str(total(1, last)),
+            f"{last.warm_cost_per_hour:.2f}",
+        )
+    )
     return Timeline(charts=charts, columns=TIMELINE_COLUMNS, rows=tuple(rows))

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from wbspawner.costs.accounting import ReportRow, open_db, record_start, record_stop
 from wbspawner.costs.mine import my_spending
@@ -52,10 +55,20 @@ def test_read_counts_only_the_users_own_records(
             start = NOW - timedelta(days=1)
             record_start(s, user, slug, "p", "spot", "z", "n", 0.5, start, "g")
             record_stop(s, user, start + timedelta(hours=hours))
-    view = read_spending(url, profiles, "ada", [], is_admin=False, now=NOW)
+    view = read_spending(open_db(url), profiles, "ada", [], is_admin=False, now=NOW)
     assert [(s.hours, s.cost) for s in view.sizes] == [("2.00", "$1.00")]
 
 
 def test_template_var_without_a_database_or_user_is_none(profiles: Profiles) -> None:
     assert template_var(None, lambda: profiles)(object()) is None
     assert template_var("sqlite://", lambda: profiles)(None) is None
+
+
+def test_a_database_that_does_not_answer_shows_no_panel(
+    profiles: Profiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = SimpleNamespace(name="ada", admin=False, groups=[])
+    var = template_var("postgresql+psycopg://wb@127.0.0.1:1/costs", lambda: profiles)
+    assert var(user) is None
+    assert "ada's spending cannot be read" in caplog.text
+    assert "Traceback" not in caplog.text

@@ -21,6 +21,7 @@ from wbspawner.warmer.report import (
     local_midnight,
     readiness,
     ready_nodes,
+    timeline,
 )
 from wbspawner.warmer.snapshot import ClusterSnapshot, NodeInfo, PodInfo
 from wbspawner.warmer.status import StatusView, status_json
@@ -151,3 +152,35 @@ def test_line_chart_draws_each_series_and_escapes_names() -> None:
     )
     assert svg.count("<polyline") == 2 and "a&amp;b" in svg
     assert not math.isnan(float(svg.split('points="')[1].split(",")[0]))
+
+
+def test_timeline_has_two_charts_local_ticks_and_a_table() -> None:
+    """Six hours of samples from 13:30 UTC: ticks and rows on New York's hours."""
+    ny = ZoneInfo("America/New_York")
+    t0 = datetime(2026, 3, 4, 13, 30, tzinfo=ZoneInfo("UTC"))
+    samples = [
+        Sample(at=t0 + timedelta(minutes=30 * i), cells={("mem64", A): (i % 2, 1, 0.5)})
+        for i in range(13)
+    ]
+    found = timeline(samples, ny)
+    assert len(found.charts) == 2
+    assert "local time (America/New_York)" in found.charts[0]
+    assert "USD per hour" in found.charts[1] and ">0.5<" in found.charts[1]
+    assert [r[0] for r in found.rows] == [
+        "Wed 09:00",
+        "10:00",
+        "11:00",
+        "12:00",
+        "13:00",
+        "14:00",
+        "Wed 14:30:00 (latest)",
+    ]
+    assert found.rows[0][1:] == ("1", "1", "0.50")  # 09:00 holds the 14:00 UTC sample
+
+
+def test_a_young_timeline_still_has_time_ticks() -> None:
+    t0 = datetime(2026, 3, 4, 13, 31, tzinfo=ZoneInfo("UTC"))
+    one = [Sample(at=t0, cells={("mem64", A): (1, 0, 0.2)})]
+    found = timeline(one, ZoneInfo("UTC"))
+    assert ">Wed 13:32<" in found.charts[0] and "<circle" in found.charts[0]
+    assert [r[0] for r in found.rows] == ["Wed 13:31:00 (latest)"]
