@@ -22,7 +22,6 @@ import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,7 +37,7 @@ from wbspawner.costs.page import (
     parse_query,
     render_costs,
 )
-from wbspawner.pages.layout import service_layout
+from wbspawner.pages.layout import render, service_layout
 
 
 def load_report(
@@ -123,14 +122,18 @@ class CostsHandler(_CostsBase):
         self.finish(page)
 
     def bad_request(self, message: str) -> None:
-        """Answer 400 with an HTML page that says what is wrong."""
+        """Answer 400 with a page in the hub's layout that says what is wrong."""
         self.set_status(400)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.finish(
-            "<!doctype html><html><head><meta charset=utf-8>"
-            "<title>Bad request</title></head><body><h1>Bad request</h1>"
-            f"<p>{escape(message)}</p></body></html>"
+        page = render(
+            "wb-message.html",
+            service_layout(self),
+            page_title="Bad request",
+            message=message,
+            back_href="costs",
+            back_text="This month's costs",
         )
+        self.finish(page)
 
 
 class CostsJsonHandler(_CostsBase):
