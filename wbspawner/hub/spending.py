@@ -2,10 +2,11 @@
 
 This module owns :func:`template_var`: a callable for
 ``c.JupyterHub.template_vars`` that JupyterHub calls with the user whose page it
-renders, and that returns :class:`~wbspawner.costs.mine.MySpending` (their
-cost this month per size and their group budget's state), or ``None`` when
-there is no accounting database or it cannot be read (the page then shows no
-panel; a failure is logged, never shown).
+renders; what it returns, called by the home page's template, gives
+:class:`~wbspawner.costs.mine.MySpending` (their cost this month per size and
+their group budget's state), or ``None`` when there is no accounting database
+or it cannot be read (the page then shows no panel; a failure is logged, never
+shown).
 
 JupyterHub calls template variables synchronously, in its event loop; the read
 is two small indexed queries on the accounting database, in line with the
@@ -68,8 +69,12 @@ def template_var(
     url: str | None,
     profiles: Callable[[], Profiles],
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> Callable[[Any], MySpending | None]:
+) -> Callable[[Any], Callable[[], MySpending | None]]:
     """Return the ``wb_spending`` template variable for ``JupyterHub.template_vars``.
+
+    JupyterHub calls every template variable for every page it renders; this
+    one only binds the user, and the database is read when a template calls the
+    result (``home.html`` does), so the other pages cost nothing.
 
     Args:
         url: the accounting database (``None``: no panel).
@@ -77,12 +82,13 @@ def template_var(
         clock: returns the current UTC time.
 
     Returns:
-        A function of the hub's user (``None`` on pages without one).
+        A function of the hub's user returning a function of nothing that
+        returns the panel (``None`` without a user or a readable database).
     """
     # one connection pool for the hub's life, opened (and migrated) at first use
     opened: list[sessionmaker[Session]] = []
 
-    def spending(user: Any) -> MySpending | None:
+    def read(user: Any) -> MySpending | None:
         if user is None or not url:
             return None
         groups = [g.name for g in getattr(user, "groups", [])]
@@ -100,5 +106,8 @@ def template_var(
         except SQLAlchemyError as err:
             log.warning("Home page: %s's spending cannot be read: %s", user.name, err)
             return None
+
+    def spending(user: Any) -> Callable[[], MySpending | None]:
+        return lambda: read(user)
 
     return spending

@@ -60,8 +60,8 @@ def test_read_counts_only_the_users_own_records(
 
 
 def test_template_var_without_a_database_or_user_is_none(profiles: Profiles) -> None:
-    assert template_var(None, lambda: profiles)(object()) is None
-    assert template_var("sqlite://", lambda: profiles)(None) is None
+    assert template_var(None, lambda: profiles)(object())() is None
+    assert template_var("sqlite://", lambda: profiles)(None)() is None
 
 
 def test_a_database_that_does_not_answer_shows_no_panel(
@@ -69,6 +69,6 @@ def test_a_database_that_does_not_answer_shows_no_panel(
 ) -> None:
     user = SimpleNamespace(name="ada", admin=False, groups=[])
     var = template_var("postgresql+psycopg://wb@127.0.0.1:1/costs", lambda: profiles)
-    assert var(user) is None
+    assert var(user)() is None
     assert "ada's spending cannot be read" in caplog.text
     assert "Traceback" not in caplog.text
