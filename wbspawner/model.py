@@ -442,6 +442,30 @@ class Shortage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WaitSample:
+    """One cold start: how long a pod waited for a new node, then to be Ready.
+
+    As the cluster showed it, for one pool and zone. The warmer reads them from
+    pods' own timestamps and keeps the last few per pool and zone in the
+    ``WAIT_TIMES_FILE``; the spawn form and the progress page say the wait from
+    them (:mod:`wbspawner.spawn.waits`).
+    """
+
+    uid: str
+    """The pod's uid: one sample per pod."""
+    pool: str
+    zone: str
+    at: datetime
+    """When the pod got its node (aware)."""
+    boot_s: float
+    """Seconds from the pod's creation to its node (the node started for it)."""
+    start_s: float | None = None
+    """Seconds from the node to the pod being Ready (image pull, home volume
+    attach, container start); ``None`` for a placeholder (its images are not a
+    user's)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WarmerMemory:
     """What the warmer remembers between passes that no listing shows again.
 

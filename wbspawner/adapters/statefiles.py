@@ -13,6 +13,10 @@ in the hub's pod):
 - the warmer's memory, ``{"spawns": [...], "shortages": [...]}`` with ISO 8601
   times: written by the warmer after every pass, read back when it starts, so
   that a restart keeps the recent spawns and shortages no listing shows again.
+- the observed cold starts, ``{"samples": [{"uid", "pool", "zone", "at",
+  "boot_s", "start_s"}]}``: the last few per pool and zone, written by the
+  warmer after every pass and read back when it starts, read by the hub for the
+  spawn form's and the progress page's waits (``WAIT_TIMES_FILE``).
 
 The rules are the same for every file:
 
@@ -49,6 +53,7 @@ from wbspawner.model import (
     CAPACITY_TYPES,
     Shortage,
     Spawn,
+    WaitSample,
     WarmerMemory,
     WarmStatus,
 )
@@ -197,6 +202,61 @@ def warmer_memory_problems(data: object) -> list[tuple[str, str]]:
     return problems
 
 
+def _is_seconds(value: object) -> bool:
+    return _is_price(value)  # a finite number ≥ 0
+
+
+def wait_times_problems(data: object) -> list[tuple[str, str]]:
+    """Return what is wrong with observed cold starts in their JSON form.
+
+    Args:
+        data: parsed JSON.
+
+    Returns:
+        ``(JSONPath, message)`` per problem; empty when the shape is right.
+    """
+    samples = data.get("samples") if isinstance(data, Mapping) else None
+    if not isinstance(samples, list):
+        return [(_at("samples"), "expected a list of samples")]
+    problems: list[tuple[str, str]] = []
+    for i, entry in enumerate(samples):
+        at = f'$["samples"][{i}]'
+        problems += _fields_problems(entry, at, ("uid", "pool", "zone"))
+        if not isinstance(entry, Mapping):
+            continue
+        if not _is_seconds(entry.get("boot_s")):
+            problems.append((f'{at}["boot_s"]', "expected seconds ≥ 0"))
+        start = entry.get("start_s")
+        if start is not None and not _is_seconds(start):
+            problems.append((f'{at}["start_s"]', "expected seconds ≥ 0 or null"))
+    return problems
+
+
+def _waits_from_json(data: Mapping[str, Any]) -> tuple[WaitSample, ...]:
+    return tuple(
+        WaitSample(
+            uid=e["uid"],
+            pool=e["pool"],
+            zone=e["zone"],
+            at=datetime.fromisoformat(e["at"]),
+            boot_s=float(e["boot_s"]),
+            start_s=None if e.get("start_s") is None else float(e["start_s"]),
+        )
+        for e in data["samples"]
+    )
+
+
+def _waits_to_json(samples: Sequence[WaitSample]) -> dict[str, object]:
+    def entry(x: WaitSample) -> dict[str, object]:
+        when = x.at.isoformat() if x.at.tzinfo is not None else None
+        return {"uid": x.uid, "pool": x.pool, "zone": x.zone, "at": when} | {
+            "boot_s": x.boot_s,
+            "start_s": x.start_s,
+        }
+
+    return {"samples": [entry(x) for x in samples]}
+
+
 def _memory_from_json(data: Mapping[str, Sequence[Mapping[str, Any]]]) -> WarmerMemory:
     spawns = tuple(
         Spawn(
@@ -328,6 +388,23 @@ def load_warmer_memory(path: str | Path) -> WarmerMemory:
     return _memory_from_json(cast(Mapping[str, Sequence[Mapping[str, Any]]], data))
 
 
+def load_wait_times(path: str | Path) -> tuple[WaitSample, ...]:
+    """Return the observed cold starts in a file.
+
+    Args:
+        path: the ``WAIT_TIMES_FILE``.
+
+    Returns:
+        The samples (times aware), oldest first as written.
+
+    Raises:
+        StateFileError: the file is missing, unreadable, not JSON or malformed.
+    """
+    data = _load_json(path)
+    _checked(path, wait_times_problems(data))
+    return _waits_from_json(cast(Mapping[str, Any], data))
+
+
 def _unknown(err: StateFileError, what: str, logger: Log) -> None:
     """Log, in one line, why a state file is taken as unknown."""
     level = logging.INFO if err.missing else logging.WARNING
@@ -403,6 +480,29 @@ def read_warmer_memory(
         return None
 
 
+def read_wait_times(
+    path: str | Path | None, logger: Log = log
+) -> tuple[WaitSample, ...] | None:
+    """Return the observed cold starts, or ``None`` (unknown) when unusable.
+
+    Never raises; logs one line like :func:`read_warm_status`.
+
+    Args:
+        path: the ``WAIT_TIMES_FILE``; ``None`` when not configured (no log).
+        logger: where the line goes.
+
+    Returns:
+        The samples, or ``None``.
+    """
+    if not path:
+        return None
+    try:
+        return load_wait_times(path)
+    except StateFileError as err:
+        _unknown(err, "Wait times", logger)
+        return None
+
+
 # ----------------------------------------------------------------------- writing
 
 
@@ -468,6 +568,23 @@ def write_warmer_memory(path: str | Path, memory: WarmerMemory) -> None:
     """
     data = _memory_to_json(memory)
     _refuse("warmer memory", warmer_memory_problems(data))
+    _write_json_atomic(path, data)
+
+
+def write_wait_times(path: str | Path, samples: Sequence[WaitSample]) -> None:
+    """Write the observed cold starts atomically.
+
+    Args:
+        path: the ``WAIT_TIMES_FILE`` (its directory is made if missing).
+        samples: the samples to keep.
+
+    Raises:
+        ValueError: a sample has an empty name, a naive time or a negative or
+            infinite duration (nothing is written).
+        OSError: the directory or file cannot be written.
+    """
+    data = _waits_to_json(samples)
+    _refuse("wait times", wait_times_problems(data))
     _write_json_atomic(path, data)
 
 

@@ -96,6 +96,17 @@ class WarmerApp(Application):
     spot_prices_file = Unicode(
         None, allow_none=True, config=True, help='Read {"type/zone": $/h} from here.'
     )
+    wait_times_file = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Where the warmer keeps the cold starts it observed, for the hub.
+
+        The last few per pool and zone (a pod's wait for a new node, then for
+        being Ready on it), written after every pass and read back at start;
+        the spawn form and the progress page say the wait from them. ``None``:
+        in memory only (the hub says the stated figures).""",
+    )
     memory_file = Unicode(
         None,
         allow_none=True,
@@ -200,6 +211,8 @@ class WarmerApp(Application):
                 len(memory.shortages),
                 self.memory_file,
             )
+        waits = statefiles.read_wait_times(self.wait_times_file, self.log)
+        self.observer.waits = waits or ()
         self.placeholders = PlaceholderActuator(
             kube, self._placeholder_settings(profiles)
         )
@@ -317,6 +330,7 @@ class WarmerApp(Application):
         ).inc()
         self._write_status_file(profiles, snapshot)
         self._write_memory_file()
+        self._write_wait_times()
 
     def _log_changes(self, plan: policy.WarmPlan) -> None:  # only what changed
         before = {d.message for d in self.plan.decisions} if self.plan else set()
@@ -373,6 +387,14 @@ class WarmerApp(Application):
             statefiles.write_warmer_memory(self.memory_file, self.observer.memory())
         except OSError as err:
             self.record_error("*", "memory file", str(err))
+
+    def _write_wait_times(self) -> None:
+        if not self.wait_times_file:
+            return
+        try:
+            statefiles.write_wait_times(self.wait_times_file, self.observer.waits)
+        except OSError as err:
+            self.record_error("*", "wait times file", str(err))
 
     def status(self) -> dict[str, Any]:
         """Return the status page's data (see ``GET <prefix>api/status``)."""

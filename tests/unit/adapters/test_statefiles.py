@@ -26,7 +26,7 @@ from wbspawner.adapters.statefiles import (
     write_warm_status,
     write_warmer_memory,
 )
-from wbspawner.model import Shortage, Spawn, WarmerMemory, WarmStatus
+from wbspawner.model import Shortage, Spawn, WaitSample, WarmerMemory, WarmStatus
 
 A, B = "us-east-1a", "us-east-1b"
 READY = {"mem64": {A: 1, B: 2}, "gpu-t4": {A: 0}}
@@ -416,3 +416,81 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(
         write_warm_status(target, WarmStatus.of({"mem64": {A: 0}}))
     assert [p.name for p in tmp_path.iterdir()] == ["warm.json"]
     assert load_warm_status(target) == WarmStatus.of(READY)
+
+
+WAITS = (
+    WaitSample(
+        uid="u-1",
+        pool="mem64",
+        zone=B,
+        at=datetime(2025, 3, 4, 9, 30, 15, tzinfo=UTC),
+        boot_s=19.0,
+        start_s=6.0,
+    ),
+    WaitSample(
+        uid="p-1",
+        pool="mem64",
+        zone=B,
+        at=datetime(2025, 3, 4, 9, 31, tzinfo=UTC),
+        boot_s=21.0,
+    ),
+)
+
+
+def test_wait_times_round_trip(tmp_path: Path) -> None:
+    target = tmp_path / "hub" / "wait-times.json"
+    statefiles.write_wait_times(target, WAITS)
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert data["samples"][1] == {
+        "uid": "p-1",
+        "pool": "mem64",
+        "zone": B,
+        "at": "2025-03-04T09:31:00+00:00",
+        "boot_s": 21.0,
+        "start_s": None,
+    }
+    assert statefiles.load_wait_times(target) == WAITS
+    assert statefiles.read_wait_times(target) == WAITS
+
+
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        pytest.param({"boot_s": -1}, '["boot_s"]', id="negative-boot"),
+        pytest.param({"boot_s": "19"}, '["boot_s"]', id="boot-a-string"),
+        pytest.param({"start_s": math.inf}, '["start_s"]', id="infinite-start"),
+        pytest.param({"zone": ""}, '["zone"]', id="empty-zone"),
+        pytest.param({"at": "2025-03-04T09:31:00"}, '["at"]', id="naive-time"),
+    ],
+)
+def test_malformed_wait_times_are_unknown_with_one_log_line(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    entry: dict[str, object],
+    where: str,
+) -> None:
+    good = {
+        "uid": "u",
+        "pool": "mem64",
+        "zone": B,
+        "at": "2025-03-04T09:31:00+00:00",
+        "boot_s": 19,
+        "start_s": 6,
+    }
+    text = json.dumps({"samples": [good, good | entry]}, allow_nan=True)
+    target = tmp_path / "waits.json"
+    target.write_text(text, encoding="utf-8")
+    with pytest.raises(statefiles.StateFileError, match=r"samples.*\[1\]"):
+        statefiles.load_wait_times(target)
+    with caplog.at_level(logging.INFO):
+        assert statefiles.read_wait_times(target) is None
+    lines = [r for r in caplog.records if "Wait times unknown" in r.getMessage()]
+    assert len(lines) == 1 and where in lines[0].getMessage()
+
+
+def test_the_wait_times_writer_refuses_bad_data(tmp_path: Path) -> None:
+    target = tmp_path / "waits.json"
+    naive = WaitSample(uid="u", pool="p", zone=B, at=datetime(2025, 1, 1), boot_s=1)
+    with pytest.raises(ValueError, match="wait times"):
+        statefiles.write_wait_times(target, [naive])
+    assert not target.exists()
