@@ -465,6 +465,44 @@ class WaitSample:
     user's)."""
 
 
+ALL_ZONES = "*"
+"""The zone key of a pool's wait times over all its zones."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitTime:
+    """The median cold start of a pool in a zone (or in all its zones)."""
+
+    boot_s: float | None = None
+    """Seconds until a pod has a new node; ``None``: none observed."""
+    start_s: float | None = None
+    """Seconds from the new node to a Ready user pod; ``None``: none observed."""
+    samples: int = 0
+    """How many cold starts the medians are of."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitTimes:
+    """Median cold starts per pool and zone, as the warmer last reported them.
+
+    The warmer writes them to the ``WAIT_TIMES_FILE`` and the hub reads them
+    back (:mod:`wbspawner.adapters.statefiles`): a few numbers per pool and
+    zone, so that the spawn form's wait costs the hub almost nothing.
+    """
+
+    by_pool: Mapping[str, Mapping[str, WaitTime]] = field(default_factory=_empty)
+    """Pool → zone (:data:`ALL_ZONES`: every zone of the pool) → medians."""
+
+    @classmethod
+    def of(cls, by_pool: Mapping[str, Mapping[str, WaitTime]]) -> WaitTimes:
+        """Return wait times holding a read-only copy of ``by_pool``."""
+        return cls(
+            by_pool=MappingProxyType(
+                {pool: MappingProxyType(dict(z)) for pool, z in by_pool.items()}
+            )
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WarmerMemory:
     """What the warmer remembers between passes that no listing shows again.
@@ -477,6 +515,8 @@ class WarmerMemory:
 
     spawns: tuple[Spawn, ...] = ()
     shortages: tuple[Shortage, ...] = ()
+    waits: tuple[WaitSample, ...] = ()
+    """The last cold starts per pool and zone (their medians go to the hub)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

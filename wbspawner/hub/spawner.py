@@ -31,7 +31,7 @@ from wbspawner.hub import accounting as hooks
 from wbspawner.hub import spawner_io
 from wbspawner.hub.automove import HomeMoves, Stuck, move_blocks_spawn
 from wbspawner.hub.ldap import posix_ids
-from wbspawner.model import Pool, Profiles, WaitSample, WarmStatus
+from wbspawner.model import Pool, Profiles, WaitTimes, WarmStatus
 from wbspawner.profiles import access
 from wbspawner.spawn import form, interruptions, manifests, progress, reclaims
 from wbspawner.spawn.budget import BudgetState, check_size
@@ -157,7 +157,7 @@ class WorkbenchSpawner(KubeSpawner):
     _stop_reason: str | None = None
     """Why the cluster took the last server (saved state: :data:`STOP_REASON_STATE`)."""
     _kube: Kube | None = None
-    _samples: tuple[WaitSample, ...] = ()
+    _times: WaitTimes | None = None
     """Cold starts observed when this start began (its progress messages)."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -203,8 +203,8 @@ class WorkbenchSpawner(KubeSpawner):
     def _warm(self) -> WarmStatus | None:
         return statefiles.read_warm_status(self.warm_status_file, self.log)
 
-    def _waits(self) -> tuple[WaitSample, ...]:
-        return statefiles.read_wait_times(self.wait_times_file, self.log) or ()
+    def _waits(self) -> WaitTimes | None:
+        return statefiles.read_wait_times(self.wait_times_file, self.log)
 
     def _workbench_profiles(
         self, spawner: Any = None, state: BudgetState | None = None
@@ -213,7 +213,7 @@ class WorkbenchSpawner(KubeSpawner):
         warm = self._warm()
         ready = warm.by_pool(self._zone) if warm else None
         profiles = self._provider().current()
-        waits = Waits(samples=self._waits(), zone=self._zone)
+        waits = Waits(times=self._waits(), zone=self._zone)
         return form.kubespawner_profiles(
             profiles, groups, is_admin, ready, self._spot(), state, waits
         )
@@ -326,7 +326,7 @@ class WorkbenchSpawner(KubeSpawner):
         home = await spawner_io.home_zone(self.kube, self.namespace, self.pvc_name)
         self._zone = home or self._first_zone(pool, profiles)
         self._home, self._spawn_user = home, user
-        self._samples = self._waits()
+        self._times = self._waits()
         overrides = manifests.overrides_for(
             chosen.size, chosen.image, pool, user, self._zone, profiles.homes
         )
@@ -384,7 +384,7 @@ class WorkbenchSpawner(KubeSpawner):
         pool = self._provider().current().pools.get(self._pool or "")
         if pool is None:
             return None
-        return progress.ProgressContext.for_pool(pool, self._zone, self._samples)
+        return progress.ProgressContext.for_pool(pool, self._zone, self._times)
 
     async def progress(self) -> Any:
         """Yield KubeSpawner's progress, events explained in plain words.

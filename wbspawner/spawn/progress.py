@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wbspawner.model import Pool, WaitSample
+from wbspawner.model import Pool, WaitTimes
 from wbspawner.naming import parse_group_name, zone_region
 from wbspawner.spawn.waits import estimate, wait_words
 
@@ -56,20 +56,20 @@ class ProgressContext:
         cls,
         pool: Pool,
         zone: str | None = None,
-        samples: Sequence[WaitSample] | None = None,
+        times: WaitTimes | None = None,
     ) -> ProgressContext:
         """Return the context of a spawn on ``pool``.
 
         Args:
             pool: the pool of the chosen size.
             zone: the home's zone, if the pod is pinned to one.
-            samples: observed cold starts (:mod:`wbspawner.spawn.waits`), or
+            times: observed cold starts (:mod:`wbspawner.spawn.waits`), or
                 ``None``: the stated figures.
 
         Returns:
             The context.
         """
-        wait = estimate(pool, zone, samples)
+        wait = estimate(pool, zone, times)
         return cls(
             node_name=pool.display_name,
             pool=pool.name,

@@ -7,8 +7,12 @@ wait for a new node, then for the pod to be Ready on it), falling back to the
 pool's other zones, and to the stated figures (:data:`BOOT_MINUTES_CPU`,
 :data:`BOOT_MINUTES_GPU`) when nothing was observed.
 
-Pure: no I/O, no clock. The samples come in as a tuple; the warmer chooses
-them (:mod:`wbspawner.warmer.waits`) and the hub reads them from its file.
+The warmer keeps the samples (:func:`keep_last`, read by
+:mod:`wbspawner.warmer.waits`) and reduces them to medians
+(:func:`summarize`); the hub reads only those few numbers
+(:class:`~wbspawner.model.WaitTimes`) and says the wait (:func:`estimate`).
+
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from wbspawner.model import Pool, WaitSample
+from wbspawner.model import ALL_ZONES, Pool, WaitSample, WaitTime, WaitTimes
 
 BOOT_MINUTES_CPU = 3
 """Stated minutes from scale-up to a CPU server (EKS AL2023 AMI, image cached)."""
@@ -60,41 +64,74 @@ class Estimate:
         return self.boot_s + self.start_s
 
 
-def _median(values: Iterable[float]) -> float | None:
-    found = list(values)
+def _median(values: Iterable[float | None]) -> float | None:
+    found = [v for v in values if v is not None]
     return statistics.median(found) if found else None
 
 
-def _near(
-    samples: Sequence[WaitSample], pool: str, zone: str | None
-) -> list[WaitSample]:
-    """Return the pool's samples in the zone, else in any of its zones."""
-    mine = [s for s in samples if s.pool == pool]
-    here = [s for s in mine if s.zone == zone] if zone else []
-    return here or mine
+def _medians(samples: Sequence[WaitSample]) -> WaitTime:
+    return WaitTime(
+        boot_s=_median(s.boot_s for s in samples),
+        start_s=_median(s.start_s for s in samples),
+        samples=len(samples),
+    )
 
 
-def estimate(
-    pool: Pool, zone: str | None, samples: Sequence[WaitSample] | None
-) -> Estimate:
+def summarize(samples: Iterable[WaitSample]) -> WaitTimes:
+    """Return the medians of cold starts per pool and zone, and per pool.
+
+    Args:
+        samples: the kept samples (:func:`keep_last`).
+
+    Returns:
+        Per pool, an entry per zone with samples and one over all its zones
+        (:data:`~wbspawner.model.ALL_ZONES`).
+    """
+    by_cell: dict[str, dict[str, list[WaitSample]]] = {}
+    for sample in samples:
+        zones = by_cell.setdefault(sample.pool, {})
+        zones.setdefault(sample.zone, []).append(sample)
+        zones.setdefault(ALL_ZONES, []).append(sample)
+    return WaitTimes.of(
+        {
+            pool: {zone: _medians(found) for zone, found in zones.items()}
+            for pool, zones in by_cell.items()
+        }
+    )
+
+
+def _near(times: WaitTimes | None, pool: str, zone: str | None) -> WaitTime:
+    """Return the pool's medians in the zone, each else over all its zones."""
+    zones = times.by_pool.get(pool, {}) if times else {}
+    every = zones.get(ALL_ZONES) or WaitTime()
+    here = zones.get(zone) if zone else None
+    if here is None:
+        return every
+    return WaitTime(
+        boot_s=every.boot_s if here.boot_s is None else here.boot_s,
+        start_s=every.start_s if here.start_s is None else here.start_s,
+        samples=here.samples,
+    )
+
+
+def estimate(pool: Pool, zone: str | None, times: WaitTimes | None) -> Estimate:
     """Return how long a cold start of ``pool`` in ``zone`` takes.
 
-    Each part is the median of the observed samples in the zone, else in the
-    pool's other zones. With no boot observed the stated figure stands for the
-    whole wait; with a boot but no Ready user pod observed, a first pull
+    Each part is the median of the observed starts in the zone, else in all the
+    pool's zones. With no boot observed the stated figure stands for the whole
+    wait; with a boot but no Ready user pod observed, a first pull
     (:data:`STATED_START_S`) is added to it.
 
     Args:
         pool: the pool.
         zone: the zone the pod is pinned to (its home's), or ``None``: any.
-        samples: observed cold starts, or ``None`` when unknown.
+        times: the observed medians (:func:`summarize`), or ``None`` when unknown.
 
     Returns:
         The estimate.
     """
-    near = _near(samples or (), pool.name, zone)
-    boot = _median(s.boot_s for s in near)
-    start = _median(s.start_s for s in near if s.start_s is not None)
+    near = _near(times, pool.name, zone)
+    boot, start = near.boot_s, near.start_s
     if boot is None and start is None:
         return Estimate(boot_s=boot_minutes(pool) * 60.0, start_s=0.0, observed=False)
     return Estimate(
@@ -154,7 +191,8 @@ def keep_last(
 class Waits:
     """The observed cold starts, seen from one user's spawn (their home's zone)."""
 
-    samples: tuple[WaitSample, ...] = ()
+    times: WaitTimes | None = None
+    """The observed medians, or ``None`` when unknown."""
     zone: str | None = None
     """The zone the user's pod is pinned to (their home's), or ``None``: any."""
 
@@ -167,4 +205,4 @@ class Waits:
         Returns:
             The estimate (:func:`estimate`).
         """
-        return estimate(pool, self.zone, self.samples)
+        return estimate(pool, self.zone, self.times)

@@ -35,6 +35,7 @@ from wbspawner.adapters.parent import PARENT_PID_HELP, parent_gone, watch_parent
 from wbspawner.costs.accounting import DEFAULT_DB_URL
 from wbspawner.model import Profiles, WarmStatus
 from wbspawner.profiles.loader import ProfilesSource
+from wbspawner.spawn.waits import summarize
 from wbspawner.warmer import policy, report
 from wbspawner.warmer import status as status_doc
 from wbspawner.warmer.actuator import (
@@ -100,12 +101,12 @@ class WarmerApp(Application):
         None,
         allow_none=True,
         config=True,
-        help="""Where the warmer keeps the cold starts it observed, for the hub.
+        help="""Where the warmer writes the cold starts it observed, for the hub.
 
-        The last few per pool and zone (a pod's wait for a new node, then for
-        being Ready on it), written after every pass and read back at start;
-        the spawn form and the progress page say the wait from them. ``None``:
-        in memory only (the hub says the stated figures).""",
+        The medians of the last few per pool and zone (a pod's wait for a new
+        node, then for being Ready on it), written after every pass; the spawn
+        form and the progress page say the wait from them. The samples are
+        kept in ``memory_file``. ``None``: the hub says the stated figures.""",
     )
     memory_file = Unicode(
         None,
@@ -211,8 +212,6 @@ class WarmerApp(Application):
                 len(memory.shortages),
                 self.memory_file,
             )
-        waits = statefiles.read_wait_times(self.wait_times_file, self.log)
-        self.observer.waits = waits or ()
         self.placeholders = PlaceholderActuator(
             kube, self._placeholder_settings(profiles)
         )
@@ -392,7 +391,8 @@ class WarmerApp(Application):
         if not self.wait_times_file:
             return
         try:
-            statefiles.write_wait_times(self.wait_times_file, self.observer.waits)
+            times = summarize(self.observer.waits)
+            statefiles.write_wait_times(self.wait_times_file, times)
         except OSError as err:
             self.record_error("*", "wait times file", str(err))
 

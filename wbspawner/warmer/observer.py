@@ -349,13 +349,14 @@ class Observer:
         self._shortages: list[Shortage] = []
         self._user_pools: dict[str, tuple[str, ...]] = {}
         self.waits: tuple[WaitSample, ...] = ()
-        """The last cold starts per pool and zone (kept in the wait times file)."""
+        """The last cold starts per pool and zone (kept in the memory file)."""
 
     def memory(self) -> WarmerMemory:
         """Return what the observer remembers (for the next run of the warmer)."""
         return WarmerMemory(
             spawns=tuple(sorted(self._spawns.values(), key=lambda x: (x.at, x.uid))),
             shortages=tuple(self._shortages),
+            waits=self.waits,
         )
 
     def remember(self, memory: WarmerMemory) -> None:
@@ -369,6 +370,7 @@ class Observer:
         """
         self._spawns = {s.uid: s for s in memory.spawns}
         self._shortages = list(memory.shortages)
+        self.waits = memory.waits
 
     async def observe(
         self,

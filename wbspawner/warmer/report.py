@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from wbspawner.catalog.pricing import hourly_cost
 from wbspawner.model import CapacityType, CostSettings, Pool, Size
-from wbspawner.spawn.waits import estimate, wait_words
+from wbspawner.spawn.waits import estimate, summarize, wait_words
 from wbspawner.warmer.policy import WarmPlan
 from wbspawner.warmer.snapshot import ClusterSnapshot
 from wbspawner.warmer.svg import Series, line_chart_svg
@@ -216,10 +216,11 @@ def readiness(
         ``WARM_STATUS_FILE`` shape.
     """
     zones: dict[str, dict[str, dict[str, int]]] = {}
+    times = summarize(snapshot.waits)
     for name, pool in pools.items():
         zones[name] = {}
         for z in pool.zones:
-            cold = round(estimate(pool, z, snapshot.waits).total_s)
+            cold = round(estimate(pool, z, times).total_s)
             zones[name][z] = {"ready": 0, "seconds": cold, "minutes": _minutes(cold)}
     for p in snapshot.placeholders():
         cell = zones.get(p.pool, {}).get(p.zone or "")
@@ -229,7 +230,7 @@ def readiness(
             cell["ready"] += 1
             cell["seconds"] = cell["minutes"] = 0
         else:
-            full = estimate(pools[p.pool], p.zone, snapshot.waits).total_s
+            full = estimate(pools[p.pool], p.zone, times).total_s
             left = max(1, math.ceil(full - (now - p.created).total_seconds()))
             if left < cell["seconds"]:
                 cell["seconds"] = left

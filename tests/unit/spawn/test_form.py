@@ -18,7 +18,7 @@ from wbspawner.spawn.form import (
     price_text,
     warm_text,
 )
-from wbspawner.spawn.waits import Waits
+from wbspawner.spawn.waits import Waits, summarize
 
 A = "us-east-1a"
 
@@ -195,10 +195,14 @@ def test_cold_start_says_the_observed_wait(profiles: Profiles) -> None:
         WaitSample(uid="b", pool="mem64", zone="us-east-1b", at=at, boot_s=300),
     )
     pool = profiles.pools["mem64"]
-    here = warm_text(pool, {}, Waits(samples=seen, zone=A))
+    here = warm_text(pool, {}, Waits(times=summarize(seen), zone=A))
     assert here == "Starts in about 25 seconds"
     entries = kubespawner_profiles(
-        profiles, ["jupyter-users"], False, {}, waits=Waits(samples=seen, zone=A)
+        profiles,
+        ["jupyter-users"],
+        False,
+        {},
+        waits=Waits(times=summarize(seen), zone=A),
     )
     by_slug = {e["slug"]: e["description"] for e in entries}
     assert "Starts in about 25 seconds" in by_slug["large"]

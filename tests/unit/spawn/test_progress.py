@@ -16,6 +16,7 @@ from wbspawner.spawn.progress import (
     zone_in_group_name,
     zone_is_short,
 )
+from wbspawner.spawn.waits import summarize
 
 B = "us-east-1b"
 
@@ -348,7 +349,7 @@ def test_observed_waits_are_said_on_the_progress_page(profiles: Profiles) -> Non
     """The messages say the cold start observed in the zone, not the stated one."""
     at = datetime(2026, 12, 7, 9, tzinfo=UTC)
     seen = [WaitSample(uid="a", pool="mem64", zone=B, at=at, boot_s=19, start_s=7)]
-    ctx = ProgressContext.for_pool(profiles.pools["mem64"], B, seen)
+    ctx = ProgressContext.for_pool(profiles.pools["mem64"], B, summarize(seen))
     scale = describe_event(ev("TriggeredScaleUp", "scale-up: [{g 0->1}]"), ctx)
     assert scale == "Starting a 64 GiB node in us-east-1b, usually about 20 seconds"
     pulling = describe_event(ev("Pulling", 'Pulling image "img:1"'), ctx)

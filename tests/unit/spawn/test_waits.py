@@ -6,18 +6,25 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wbspawner.model import Profiles, WaitSample
+from wbspawner.model import ALL_ZONES, Pool, Profiles, WaitSample
 from wbspawner.spawn.waits import (
     KEEP,
     STATED_START_S,
+    Estimate,
     Waits,
-    estimate,
     keep_last,
+    summarize,
     wait_words,
 )
+from wbspawner.spawn.waits import estimate as estimate_of
 
 A, B = "us-east-1a", "us-east-1b"
 T0 = datetime(2026, 12, 7, 9, tzinfo=UTC)
+
+
+def estimate(pool: Pool, zone: str | None, seen: list[WaitSample] | None) -> Estimate:
+    """The estimate from samples, through the medians the hub reads."""
+    return estimate_of(pool, zone, None if seen is None else summarize(seen))
 
 
 def sample(
@@ -33,7 +40,7 @@ def sample(
 
 
 def test_nothing_observed_is_the_stated_figure(profiles: Profiles) -> None:
-    cpu = estimate(profiles.pools["mem64"], A, ())
+    cpu = estimate(profiles.pools["mem64"], A, [])
     gpu = estimate(profiles.pools["gpu-t4"], A, None)
     assert (cpu.total_s, cpu.observed) == (180, False)
     assert (gpu.total_s, gpu.observed) == (300, False)
@@ -66,8 +73,9 @@ def test_a_boot_without_a_user_start_adds_a_first_pull(profiles: Profiles) -> No
 
 
 def test_waits_of_a_user_are_the_estimate_in_their_zone(profiles: Profiles) -> None:
-    seen = (sample("a", 20, 5, zone=A), sample("b", 100, 20, zone=B))
-    assert Waits(samples=seen, zone=B).of(profiles.pools["mem64"]).total_s == 120
+    seen = [sample("a", 20, 5, zone=A), sample("b", 100, 20, zone=B)]
+    times = summarize(seen)
+    assert Waits(times=times, zone=B).of(profiles.pools["mem64"]).total_s == 120
 
 
 @pytest.mark.parametrize(
@@ -109,3 +117,22 @@ def test_keep_last_counts_a_pod_once() -> None:
     first = sample("u", 20, 5)
     again = sample("u", 99, 9, minute=5)  # the same pod, read again later
     assert keep_last([first], [again]) == (first,)
+
+
+def test_summarize_gives_each_zone_and_the_whole_pool() -> None:
+    seen = [
+        sample("a", 20, 6, zone=A),
+        sample("p", 30, zone=A),
+        sample("b", 40, 10, zone=B),
+    ]
+    times = summarize(seen).by_pool["mem64"]
+    assert (times[A].boot_s, times[A].start_s, times[A].samples) == (25, 6, 2)
+    assert (times[B].boot_s, times[B].start_s, times[B].samples) == (40, 10, 1)
+    assert (times[ALL_ZONES].boot_s, times[ALL_ZONES].start_s) == (30, 8)
+
+
+def test_a_zone_without_user_starts_takes_the_pools_start(profiles: Profiles) -> None:
+    """Each part falls back on its own: the zone's boot, the pool's start."""
+    seen = [sample("p", 30, zone=A), sample("b", 40, 10, zone=B)]
+    wait = estimate(profiles.pools["mem64"], A, seen)
+    assert (wait.boot_s, wait.start_s) == (30, 10)

@@ -240,6 +240,7 @@ async def test_an_unusable_memory_file_starts_empty_and_is_rewritten(
     assert json.loads(memory.read_text(encoding="utf-8")) == {
         "spawns": [],
         "shortages": [],
+        "waits": [],
     }
 
 
