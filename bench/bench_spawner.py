@@ -262,7 +262,7 @@ def load_shipped_profiles() -> Any:
 async def main_async(spawns: int) -> dict[str, Any]:
     profiles = load_shipped_profiles()
     result = {"per_spawn": await compare(profiles, spawns)}
-    result["form_50_sizes"] = await fifty_sizes(profiles, max(20, spawns // 5))
+    result["form_50_sizes"] = await fifty_sizes(profiles, max(40, spawns))
     return result
 
 
