@@ -126,14 +126,15 @@ class HubUser:
     def token(self) -> str:
         """Return an API token of this user (created once, with the session)."""
         if self._token is None:
-            if self.action is None:
-                self.form()
-            xsrf = re.search(r"_xsrf=([^&]+)", self.action or "")
-            assert xsrf, "no XSRF token in the spawn form's action"
+            # The home page sets the hub's XSRF cookie whatever the server's
+            # state (the spawn page redirects while a spawn or stop is pending).
+            self.http.get(f"{self.url}/hub/home", timeout=30).raise_for_status()
+            xsrf = next((c.value for c in self.http.cookies if c.name == "_xsrf"), None)
+            assert xsrf, "the hub's home page set no _xsrf cookie"
             response = self.http.post(
                 f"{self.url}/hub/api/users/{self.name}/tokens",
                 json={"note": "hub tests", "expires_in": 3600},
-                headers={"X-XSRFToken": xsrf.group(1)},
+                headers={"X-XSRFToken": xsrf},
                 timeout=10,
             )
             response.raise_for_status()
@@ -371,6 +372,22 @@ def start_hub_again(
     wait_for_hub(environ["WBSPAWNER_HUB_BIND_URL"], bench.url, bench.hub, timeout)
 
 
+def user_gateway(bench: Workbench, token: str) -> Any:
+    """Return a ``dask_gateway.Gateway`` as a user's server makes it (a context).
+
+    Through the hub's proxy at the gateway service's prefix, with the user's
+    hub API token.
+    """
+    from dask_gateway import Gateway, JupyterHubAuth  # heavy, and few tests use it
+
+    assert bench.gateway is not None
+    return Gateway(
+        f"{bench.url}/services/dask-gateway",
+        proxy_address=bench.gateway.hub_env["WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS"],
+        auth=JupyterHubAuth(api_token=token),
+    )
+
+
 @contextlib.contextmanager
 def dask_cluster(bench: Workbench, token: str) -> Iterator[str]:
     """Make a one-worker Dask cluster with the user's hub API token; yield its name.
@@ -378,14 +395,7 @@ def dask_cluster(bench: Workbench, token: str) -> Iterator[str]:
     Through the hub's proxy at the gateway service's prefix, as ``dask_gateway``
     in a user's server does; the cluster is shut down on the way out.
     """
-    from dask_gateway import Gateway, JupyterHubAuth  # heavy, and few tests use it
-
-    assert bench.gateway is not None
-    with Gateway(
-        f"{bench.url}/services/dask-gateway",
-        proxy_address=bench.gateway.hub_env["WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS"],
-        auth=JupyterHubAuth(api_token=token),
-    ) as gateway:
+    with user_gateway(bench, token) as gateway:
         cluster = gateway.new_cluster(max_workers=1)
         try:
             yield cluster.name

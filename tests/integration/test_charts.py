@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from devcluster.services.ldap import DEMO_USERS
 from tests.e2e.browser_support import (
@@ -123,6 +123,38 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartStack]:
         yield running
     finally:
         running.stop()
+
+
+def stop_bob(user: HubUser) -> None:
+    """Stop whatever bob runs or is starting, and wait until the hub has none.
+
+    The module's tests run in any order and share bob: each of his tests
+    starts from a stopped server and leaves one (a browser's Stop button
+    returns before the hub has finished stopping).
+    """
+
+    def stopped() -> bool:
+        model = user.api("GET", "/users/bob").json()
+        if model.get("pending"):
+            return False
+        if model.get("server"):
+            answer = user.api("DELETE", "/users/bob/server")
+            assert answer.status_code in (202, 204), (answer.status_code, answer.text)
+            return False
+        return True
+
+    wait_until(stopped, 180, "bob's server stopped", 1.0)
+
+
+@pytest.fixture
+def bob(stack: ChartStack) -> Iterator[HubUser]:
+    """bob, logged in through ``proxy-public``, with no server before and after."""
+    account = next(u for u in DEMO_USERS if u.uid == "bob")
+    user = HubUser(hub_url(stack), account.uid, account.password)
+    assert user.login().status_code == 302, stack.diagnostics()
+    stop_bob(user)
+    yield user
+    stop_bob(user)
 
 
 def test_the_hub_rolls_out_from_the_charts_deployment(stack: ChartStack) -> None:
@@ -244,26 +276,12 @@ def test_bob_logs_in_through_the_charts_proxy_service(stack: ChartStack) -> None
     assert home.status_code == 200 and "bob" in home.text
 
 
-def test_bob_starts_a_server_through_the_charts_hub(stack: ChartStack) -> None:
+def test_bob_starts_a_server_through_the_charts_hub(
+    stack: ChartStack, bob: HubUser
+) -> None:
     """KubeSpawner in the chart's hub starts bob's pod; it answers through the proxy."""
-    url = hub_url(stack)  # the module's tests run in any order
-    bob = next(u for u in DEMO_USERS if u.uid == "bob")
-    user = HubUser(url, bob.uid, bob.password)
-    assert user.login().status_code == 302
-
-    # The module's tests run in any order: a browser test's stop may still be
-    # under way (the home page shows Start before the hub has finished), or
-    # its server still run; this test starts bob from nothing.
-    def stopped() -> bool:
-        model = user.api("GET", "/users/bob").json()
-        if model.get("pending"):
-            return False
-        if model.get("server"):
-            user.api("DELETE", "/users/bob/server")
-            return False
-        return True
-
-    wait_until(stopped, 120, "bob's earlier server stopped", 1.0)
+    user = bob
+    account = next(u for u in DEMO_USERS if u.uid == "bob")
     user.form()
     started = user.spawn({"profile": "medium"})
     assert started.status_code in (200, 302), started.text[-2000:]
@@ -274,7 +292,7 @@ def test_bob_starts_a_server_through_the_charts_hub(stack: ChartStack) -> None:
     pod = next(p for p in pods if p["metadata"]["name"] == "jupyter-bob")
     (container,) = pod["spec"]["containers"]
     assert container["image"].startswith("ghcr.io/wbspawner/singleuser:")
-    assert container["securityContext"]["runAsUser"] == bob.uid_number
+    assert container["securityContext"]["runAsUser"] == account.uid_number
 
 
 @pytest.fixture(scope="module")
@@ -283,28 +301,32 @@ def browser() -> Iterator[Browser]:
         yield chromium
 
 
+def open_lab(context: BrowserContext, url: str) -> Page:
+    """bob logs in, starts a medium server from the form and has JupyterLab open."""
+    page = context.new_page()
+    fill_login(page, url, "bob")
+    page.click("#login_submit")
+    page.wait_for_url(re.compile(r"/hub/(spawn|home)"))
+    page.goto(f"{url}/hub/spawn")
+    page.click("#profile-item-medium")
+    page.click("#spawn_form button[type=submit]")
+    page.wait_for_url(re.compile(r"/user/bob/lab"), timeout=300_000)
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+    return page
+
+
 def test_bob_computes_with_dask_through_both_charts_in_a_browser(
-    stack: ChartStack, browser: Browser
+    stack: ChartStack, browser: Browser, bob: HubUser
 ) -> None:
     """Chromium logs bob in through ``proxy-public``, starts (or finds) his
     server and runs a notebook cell in it: ``Gateway()`` with no argument
     reaches the chart's gateway through the dashboards front, the chart's
     controller starts the scheduler and a worker, and the client reaches the
     scheduler through the chart's traefik (TLS passthrough by SNI)."""
-    url = hub_url(stack)
+    url = bob.url
     context = new_context(browser)
     try:
-        page = context.new_page()
-        fill_login(page, url, "bob")
-        page.click("#login_submit")
-        page.wait_for_url(re.compile(r"/hub/(spawn|home)|/user/bob/"))
-        if "/user/bob/" not in page.url:
-            page.goto(f"{url}/hub/spawn")
-            if "/hub/spawn" in page.url and page.locator("#spawn_form").count():
-                page.click("#profile-item-medium")
-                page.click("#spawn_form button[type=submit]")
-        page.wait_for_url(re.compile(r"/user/bob/lab"), timeout=300_000)
-        expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+        page = open_lab(context, url)
         screenshot(page, "charts", "01-jupyterlab")
         result = page.evaluate(
             RUN_IN_KERNEL,
@@ -347,6 +369,8 @@ try:
     cluster.scale(2)
     client = cluster.get_client()
     client.wait_for_workers(2, timeout=300)
+    # About 60 s of one-second blocks, whatever threads the workers have.
+    blocks = 60 * sum(client.nthreads().values())
 
 
     def slow(block):
@@ -354,13 +378,13 @@ try:
         return block
 
 
-    print("DASK-COMPUTING", flush=True)
-    total = da.ones((90, 1000), chunks=(1, 1000)).map_blocks(slow).sum().compute()
-    print("DASK-SUM", int(total), flush=True)
+    print("DASK-BLOCKS", blocks, flush=True)
+    total = da.ones((blocks, 1000), chunks=(1, 1000)).map_blocks(slow).sum()
+    print("DASK-SUM", int(total.compute()), flush=True)
 finally:
     cluster.shutdown()
 """
-"""A notebook cell: two workers on two nodes, a computation of about 45 s."""
+"""A notebook cell: two workers on two nodes, a computation of about 60 s."""
 
 START_IN_KERNEL = """
 ({run, args}) => {
@@ -398,26 +422,16 @@ def dask_workers(stack: ChartStack, running: bool = True) -> dict[str, str]:
 
 
 def test_a_dask_computation_survives_a_reclaim_of_a_workers_spot_node(
-    stack: ChartStack, browser: Browser
+    stack: ChartStack, browser: Browser, bob: HubUser
 ) -> None:
     """bob's notebook computes on two spot workers; one's node gets a spot
     interruption notice mid-computation (``python -m devcluster.drill``): the
     chart's controller replaces the drained worker, Dask recomputes what was
     lost, and the sum is right."""
-    url = hub_url(stack)
+    url = bob.url
     context = new_context(browser)
     try:
-        page = context.new_page()
-        fill_login(page, url, "bob")
-        page.click("#login_submit")
-        page.wait_for_url(re.compile(r"/hub/(spawn|home)|/user/bob/"))
-        if "/user/bob/" not in page.url:
-            page.goto(f"{url}/hub/spawn")
-            if "/hub/spawn" in page.url and page.locator("#spawn_form").count():
-                page.click("#profile-item-medium")
-                page.click("#spawn_form button[type=submit]")
-        page.wait_for_url(re.compile(r"/user/bob/lab"), timeout=300_000)
-        expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+        page = open_lab(context, url)
         args = {"base": "/user/bob/", "code": DASK_RECLAIM_CELL, "timeoutMs": 480_000}
         page.evaluate(START_IN_KERNEL, {"run": RUN_IN_KERNEL, "args": args})
 
@@ -426,7 +440,7 @@ def test_a_dask_computation_survives_a_reclaim_of_a_workers_spot_node(
             return found if len(found) == 2 else None
 
         workers = wait_until(two_running, 300, "two Dask workers running")
-        time.sleep(8)  # the computation is under way (about 45 s in all)
+        time.sleep(8)  # the computation is under way (about 60 s in all)
         victim, node = sorted(workers.items())[0]
         labels = json.loads(
             stack.kubectl_run("get", "node", node, "-o", "json").stdout
@@ -464,7 +478,9 @@ def test_a_dask_computation_survives_a_reclaim_of_a_workers_spot_node(
     finally:
         context.close()
     assert result["error"] is None, (result, stack.diagnostics())
-    assert f"DASK-SUM {90 * 1000}" in result["stdout"], result
+    blocks = re.search(r"DASK-BLOCKS (\d+)", result["stdout"])
+    assert blocks, result
+    assert f"DASK-SUM {int(blocks.group(1)) * 1000}" in result["stdout"], result
     assert victim not in replaced
 
 

@@ -23,8 +23,6 @@ which stops the clusters of users without an active server. A pass never raises
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -34,23 +32,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 from tornado.ioloop import PeriodicCallback
 from traitlets import Any as AnyTrait
-from traitlets import Float, Int, List, Unicode, default
-from traitlets.config import Application
+from traitlets import Float, Unicode, default
 
 from wbspawner.adapters.hubapi import HubApi
-from wbspawner.adapters.parent import (
-    PARENT_PID_HELP,
-    parent_gone,
-    until_signal,
-    watch_parent,
-)
+from wbspawner.adapters.parent import parent_gone, until_signal, watch_parent
 from wbspawner.adapters.userservers import UserServers
 from wbspawner.catalog.pricing import hourly_cost
-from wbspawner.costs.accounting import DEFAULT_DB_URL, MICRO, list_open, open_db
+from wbspawner.costs.accounting import MICRO, list_open, open_db
 from wbspawner.costs.culls import mark_cull
 from wbspawner.culler import policy
 from wbspawner.model import Profiles
 from wbspawner.profiles.loader import ProfilesSource
+from wbspawner.service import ProfilesService
 from wbspawner.timestamps import parse_time
 
 
@@ -58,20 +51,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class CullerApp(Application):
+class CullerApp(ProfilesService):
     """Warns, then stops, servers nobody used for their size's idle timeout."""
 
     name = "wbspawner-culler"
     description = "Stop idle servers after a warning (a JupyterHub service)."
 
     interval = Float(60.0, config=True, help="Seconds between two passes.")
-    profiles_dir = List(
-        Unicode(), config=True, help="Profiles directories or files, merged in order."
-    )
-    api_url = Unicode(config=True, help="The hub API URL ($JUPYTERHUB_API_URL).")
-    api_token = Unicode(
-        config=True, help="The service's API token ($JUPYTERHUB_API_TOKEN)."
-    )
     proxy_url = Unicode(
         config=True,
         help="""Where the proxy serves users' servers, e.g. ``http://127.0.0.1:8000``.
@@ -79,11 +65,9 @@ class CullerApp(Application):
         The culler reads each server's kernels and sends its warning there,
         with its token (``access:servers``).""",
     )
-    cost_db_url = Unicode(config=True, help="Accounting DB ($WBSPAWNER_COST_DB_URL).")
     stop_wait_s = Float(
         120.0, config=True, help="Seconds to wait for a stopped server to be gone."
     )
-    parent_pid = Int(0, config=True, help=PARENT_PID_HELP)
     clock = AnyTrait(help="Returns the current aware time; tests only.")
 
     aliases = {
@@ -93,35 +77,9 @@ class CullerApp(Application):
         "log-level": "Application.log_level",
     }
 
-    @default("log_level")
-    def _default_log_level(self) -> int:
-        return logging.INFO
-
-    @default("log_format")
-    def _default_log_format(self) -> str:
-        # JupyterHub's own layout: the culler's lines sit in the hub's log.
-        return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
-
-    @default("api_url")
-    def _default_api_url(self) -> str:
-        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
-
-    @default("api_token")
-    def _default_api_token(self) -> str:
-        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
-
     @default("proxy_url")
     def _default_proxy_url(self) -> str:
         return "http://127.0.0.1:8000"
-
-    @default("profiles_dir")
-    def _default_profiles_dir(self) -> list[str]:
-        raw = os.environ.get("WBSPAWNER_PROFILES", "/etc/wbspawner/profiles")
-        return [p for p in raw.split(os.pathsep) if p]
-
-    @default("cost_db_url")
-    def _default_cost_db_url(self) -> str:
-        return os.environ.get("WBSPAWNER_COST_DB_URL") or DEFAULT_DB_URL
 
     @default("clock")
     def _default_clock(self) -> Callable[[], datetime]:

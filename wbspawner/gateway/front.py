@@ -56,6 +56,7 @@ from wbspawner.gateway.config import (
     GatewaySettingsError,
 )
 from wbspawner.gateway.front_web import FrontContext, OwnerCache, make_app
+from wbspawner.service import HUB_LOG_DATEFMT, HUB_LOG_FORMAT
 
 
 class FrontAuth(HubOAuth):
@@ -128,12 +129,11 @@ class DashboardFront(Application):
 
     @default("log_format")
     def _default_log_format(self) -> str:
-        # JupyterHub's own layout: the front's lines sit in the hub's log.
-        return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
+        return HUB_LOG_FORMAT  # the front's lines sit in the hub's log
 
     @default("log_datefmt")
     def _default_log_datefmt(self) -> str:
-        return "%Y-%m-%d %H:%M:%S"
+        return HUB_LOG_DATEFMT
 
     def settings_from_env(self) -> GatewaySettings:
         """Return the gateway settings the front needs, checked.

@@ -6,7 +6,8 @@ pure modules (form, selection, manifests, progress, homes.policy, costs.budget)
 what to do, tells the accounting (costs.hooks) when a server runs and stops, and
 turns their :class:`~wbspawner.errors.UserFacingError` into what JupyterHub shows.
 KubeSpawner keeps rendering the form, applying overrides and managing the pod.
-Decisions do not belong here (STYLE: at most 300 lines).
+Decisions do not belong here: each hook below gathers, asks and acts, and the
+I/O it needs is in :mod:`wbspawner.hub.spawner_io` and the adapters.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from collections import deque
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -27,14 +26,13 @@ from zoneinfo import ZoneInfo
 from tornado.ioloop import PeriodicCallback
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, Int, List, Unicode, default
-from traitlets.config import Application
 
 from wbspawner.adapters import statefiles
 from wbspawner.adapters.hubapi import HubApi
-from wbspawner.adapters.parent import PARENT_PID_HELP, parent_gone, watch_parent
-from wbspawner.costs.accounting import DEFAULT_DB_URL
+from wbspawner.adapters.parent import parent_gone, until_signal, watch_parent
 from wbspawner.model import Profiles, WarmStatus
 from wbspawner.profiles.loader import ProfilesSource
+from wbspawner.service import ProfilesService
 from wbspawner.spawn.waits import summarize
 from wbspawner.warmer import policy, report
 from wbspawner.warmer import status as status_doc
@@ -51,7 +49,7 @@ from wbspawner.warmer.observer import Observer, ObserveSettings, WallClock
 from wbspawner.warmer.snapshot import ClusterSnapshot
 
 
-class WarmerApp(Application):
+class WarmerApp(ProfilesService):
     """Keeps nodes warm per pool × zone, and shows admins what it does."""
 
     name = "wbspawner-warmer"
@@ -59,13 +57,6 @@ class WarmerApp(Application):
 
     interval = Float(30.0, config=True, help="Seconds between two reconcile passes.")
     dry_run = Bool(False, config=True, help="Decide and report, but change nothing.")
-    profiles_dir = List(
-        Unicode(), config=True, help="Profiles directories or files, merged in order."
-    )
-    api_url = Unicode(config=True, help="The hub API URL ($JUPYTERHUB_API_URL).")
-    api_token = Unicode(
-        config=True, help="Token to read users' last sizes ($JUPYTERHUB_API_TOKEN)."
-    )
     service_url = Unicode(
         config=True, help="Where to listen ($JUPYTERHUB_SERVICE_URL's host and port)."
     )
@@ -124,12 +115,10 @@ class WarmerApp(Application):
         600.0, config=True, help="Seconds a spot placeholder may wait for a node."
     )
     history_hours = Float(48.0, config=True, help="Hours of timeline kept.")
-    cost_db_url = Unicode(config=True, help="Accounting DB ($WBSPAWNER_COST_DB_URL).")
     max_errors = Int(50, config=True, help="Errors kept for the status page.")
     metrics_require_auth = Bool(
         True, config=True, help="Metrics need the same hub access as the page."
     )
-    parent_pid = Int(0, config=True, help=PARENT_PID_HELP)
     clock = AnyTrait(help="Injected clock (``now()``, ``from_api()``); tests only.")
 
     aliases = {
@@ -145,14 +134,6 @@ class WarmerApp(Application):
         "dry-run": ({"WarmerApp": {"dry_run": True}}, "Change nothing."),
         "no-hub-sizes": ({"WarmerApp": {"read_hub_sizes": False}}, "Skip the hub."),
     }
-
-    @default("api_url")
-    def _default_api_url(self) -> str:
-        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
-
-    @default("api_token")
-    def _default_api_token(self) -> str:
-        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
 
     @default("service_url")
     def _default_service_url(self) -> str:
@@ -170,18 +151,9 @@ class WarmerApp(Application):
     def _default_namespace(self) -> str:
         return os.environ.get("WBSPAWNER_NAMESPACE", "jupyterhub")
 
-    @default("profiles_dir")
-    def _default_profiles_dir(self) -> list[str]:
-        raw = os.environ.get("WBSPAWNER_PROFILES", "/etc/wbspawner/profiles")
-        return [p for p in raw.split(os.pathsep) if p]
-
     @default("in_cluster")
     def _default_in_cluster(self) -> bool:
         return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not self.kubeconfig
-
-    @default("cost_db_url")
-    def _default_cost_db_url(self) -> str:
-        return os.environ.get("WBSPAWNER_COST_DB_URL") or DEFAULT_DB_URL
 
     @default("clock")
     def _default_clock(self) -> Any:
@@ -479,18 +451,7 @@ class WarmerApp(Application):
         Args:
             stop: also ends the wait when set (the managing hub is gone).
         """
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        for sig in before:
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            for sig, handler in before.items():
-                loop.remove_signal_handler(sig)
-                if handler is not None:  # e.g. asyncio.run's own SIGINT handler
-                    signal.signal(sig, handler)
+        await until_signal(stop or asyncio.Event())
         self.log.info("warmer stopping")
 
     def start(self) -> None:
