@@ -691,6 +691,8 @@ def test_apply_on_a_terminal_shows_progress_and_piped_output_has_no_codes(aws_en
     done = re.findall(r"^done  create-asg (\S+)", text, re.MULTILINE)
     assert len(set(done)) == groups, text
     assert "[1/" not in text, "the plain counters are for pipes"
+    too_wide = [x for x in re.split(r"[\r\n]+", text) if len(x) > 80]
+    assert not too_wide, "the plan, the bar and the report fit 80 columns"
     assert set(aws_env.groups()) == aws_env.expected_groups()
 
     piped_env = make_env(aws_env.moto, prefix=19)  # a second cluster, the same work
