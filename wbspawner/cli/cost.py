@@ -21,7 +21,8 @@ from typing import Any
 from wbspawner.adapters.aws import call, make_client
 from wbspawner.catalog.pricing import format_price
 from wbspawner.cli.profiles import read_spot_prices
-from wbspawner.cli.terminal import Layout, layout_for, print_table, write_text
+from wbspawner.cli.tables import Layout, layout_for, print_table
+from wbspawner.cli.terminal import write_text
 from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,

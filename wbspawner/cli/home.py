@@ -33,7 +33,8 @@ from typing import Any
 
 from wbspawner.adapters.aws import make_client
 from wbspawner.adapters.kube import Kube, kubeconfig_namespace
-from wbspawner.cli.terminal import Steps, print_table
+from wbspawner.cli.progress import Steps
+from wbspawner.cli.tables import print_table
 from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from wbspawner.adapters.aws import make_clients
-from wbspawner.cli.terminal import Steps, fitted, write_text
+from wbspawner.cli.progress import Steps
+from wbspawner.cli.tables import fitted
+from wbspawner.cli.terminal import write_text
 from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,

@@ -17,7 +17,8 @@ from wbspawner.adapters import statefiles
 from wbspawner.catalog import pricing
 from wbspawner.catalog.instances import catalog_rows
 from wbspawner.catalog.pricing import SpotPrices
-from wbspawner.cli.terminal import Layout, layout_for, write_text
+from wbspawner.cli.tables import Layout, layout_for
+from wbspawner.cli.terminal import write_text
 from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,

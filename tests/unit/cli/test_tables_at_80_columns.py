@@ -15,7 +15,8 @@ import pytest
 
 from tests.paths import REPO
 from wbspawner.cli.main import main
-from wbspawner.cli.terminal import make_console, table_lines
+from wbspawner.cli.tables import table_lines
+from wbspawner.cli.terminal import make_console
 from wbspawner.costs.accounting import open_db, record_start, record_stop
 from wbspawner.pools.observed import Change
 from wbspawner.pools.plan import Action, Plan

@@ -1,4 +1,5 @@
-"""How the CLI draws for a terminal and writes for a pipe (wbspawner.cli.terminal)."""
+"""How the CLI draws for a terminal and writes for a pipe: wbspawner.cli.terminal,
+progress and tables."""
 
 from __future__ import annotations
 
@@ -7,13 +8,9 @@ import re
 
 import pytest
 
-from wbspawner.cli.terminal import (
-    Steps,
-    is_terminal,
-    make_console,
-    table_lines,
-    terminal_width,
-)
+from wbspawner.cli.progress import Steps
+from wbspawner.cli.tables import table_lines
+from wbspawner.cli.terminal import is_terminal, make_console, terminal_width
 
 CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
