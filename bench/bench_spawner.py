@@ -10,7 +10,12 @@ with ``wbspawner.spawn.selection``, reads the uid/gid and the home's zone, appli
 in one run, so the ratio does not depend on the machine's speed. The home-zone
 read goes to an in-process fake API (no network), like the unit tests.
 
-Also: the time to render the form of a user who may pick 50 sizes.
+Also: the time to render the form of a user who may pick 50 sizes, side by side
+with plain KubeSpawner given the same 50 entries through a callable
+``profile_list`` (what per-group lists need; KubeSpawner renders a static list
+once and keeps it). The workbench reads what it reads in production on every
+render: the warmer's status file and the medians of its observed cold starts,
+both full (every pool and zone, from the most samples the warmer keeps).
 
 Writes ``bench/results/spawner.json``.
 Run: ``.venv/bin/python bench/bench_spawner.py [--spawns N]``.
@@ -75,15 +80,59 @@ class User:
 
 
 class NoHomeYet:
-    """The read the spawner makes for the home's zone (``adapters.kube.Kube``'s
-    answer for a claim that does not exist)."""
+    """The reads the spawner makes for the home (``adapters.kube.Kube``'s answers
+    for a user without a home claim nor a move of it under way)."""
 
     async def get_pvc(self, namespace: str, name: str) -> None:
         return None
 
+    async def list_pvs(self, selector: str | None = None) -> list[dict[str, Any]]:
+        return []
 
-def make(kind: str, profiles: Any, static_list: list[dict[str, Any]]) -> Any:
-    """Build one spawner of ``kind`` (``workbench`` or ``kube``) for bob."""
+
+def write_state_files(directory: Path, profiles: Any) -> dict[str, str]:
+    """Write a full warm status and wait times file; return the spawner's traits."""
+    from datetime import UTC, datetime, timedelta
+
+    from wbspawner.adapters import statefiles
+    from wbspawner.model import WaitSample, WarmStatus
+    from wbspawner.spawn.waits import KEEP, summarize
+
+    pools = profiles.pools.values()
+    warm = WarmStatus.of({p.name: dict.fromkeys(p.zones, 0) for p in pools})
+    at = datetime(2026, 12, 7, 9, tzinfo=UTC)
+    samples = [
+        WaitSample(
+            uid=f"{p.name}-{zone}-{kind}-{i}",
+            pool=p.name,
+            zone=zone,
+            at=at + timedelta(minutes=i),
+            boot_s=19.0 + i,
+            start_s=6.0 + i if kind == "user" else None,
+        )
+        for p in pools
+        for zone in p.zones
+        for kind in ("user", "placeholder")
+        for i in range(KEEP)
+    ]
+    files = {
+        "warm_status_file": str(directory / "warm-status.json"),
+        "wait_times_file": str(directory / "wait-times.json"),
+    }
+    statefiles.write_warm_status(files["warm_status_file"], warm)
+    statefiles.write_wait_times(files["wait_times_file"], summarize(samples))
+    return files
+
+
+STATE_FILES: dict[str, str] = {}
+"""The workbench spawner's state files (``write_state_files``), set by ``main``."""
+
+
+def make(kind: str, profiles: Any, static_list: Any) -> Any:
+    """Build one spawner of ``kind`` (``workbench`` or ``kube``) for bob.
+
+    ``static_list`` is plain KubeSpawner's ``profile_list``: a list, or a callable.
+    """
     from jupyterhub.objects import Hub
     from kubespawner import KubeSpawner
     from traitlets.config import Config
@@ -96,6 +145,8 @@ def make(kind: str, profiles: Any, static_list: list[dict[str, Any]]) -> Any:
     if kind == "workbench":
         source = StaticProfiles(profiles)
         c.WorkbenchSpawner.profiles_source = lambda: source
+        for name, value in STATE_FILES.items():
+            setattr(c.WorkbenchSpawner, name, value)
         cls: Any = WorkbenchSpawner
     else:
         c.KubeSpawner.profile_list = static_list
@@ -153,7 +204,11 @@ async def compare(profiles: Any, spawns: int) -> dict[str, Any]:
 
 
 async def fifty_sizes(profiles: Any, renders: int) -> dict[str, Any]:
-    """Median time to render the form of a user who may pick 50 sizes."""
+    """Median time to render the form of a user who may pick 50 sizes.
+
+    Interleaved with plain KubeSpawner rendering the same 50 entries from a
+    callable ``profile_list``.
+    """
     from wbspawner.spawn.form import kubespawner_profiles
 
     base = profiles.size("medium")
@@ -162,32 +217,52 @@ async def fifty_sizes(profiles: Any, renders: int) -> dict[str, Any]:
         for i in range(50)
     )
     big = dataclasses.replace(profiles, sizes=many)
-    spawner = make("workbench", big, [])
-    times = []
+    entries = kubespawner_profiles(big, ["jupyter-users"], False)
+    spawners = {
+        "workbench": make("workbench", big, []),
+        "kube": make("kube", big, lambda spawner: entries),
+    }
+    times: dict[str, list[float]] = {kind: [] for kind in spawners}
+    forms: dict[str, str] = {}
+    for kind, spawner in spawners.items():  # warm-up: templates, caches
+        forms[kind] = await spawner.get_options_form()
+        assert forms[kind].count('name="profile"') == 50, kind
     for _ in range(renders):
-        started = time.perf_counter()
-        form = await spawner.get_options_form()
-        times.append(time.perf_counter() - started)
-    assert form.count('name="profile"') == 50
+        for kind, spawner in spawners.items():
+            started = time.perf_counter()
+            forms[kind] = await spawner.get_options_form()
+            times[kind].append(time.perf_counter() - started)
+    assert "Starts in about" in forms["workbench"]
     started = time.perf_counter()
     for _ in range(renders):
         kubespawner_profiles(big, ["jupyter-users"], False)
     list_only = (time.perf_counter() - started) / renders
+    medians = {k: statistics.median(v) * 1000 for k, v in times.items()}
     return {
         "sizes": 50,
         "renders": renders,
-        "form_render_ms_median": round(statistics.median(times) * 1000, 3),
+        "form_render_ms_median": round(medians["workbench"], 3),
+        "kubespawner_callable_form_ms_median": round(medians["kube"], 3),
+        "ratio_workbench_over_kubespawner": round(
+            medians["workbench"] / medians["kube"], 3
+        ),
         "profile_list_only_ms": round(list_only * 1000, 3),
-        "form_bytes": len(form),
+        "form_bytes": len(forms["workbench"]),
+        "kubespawner_form_bytes": len(forms["kube"]),
+        "workbench_reads": sorted(STATE_FILES),
     }
 
 
-async def main_async(spawns: int) -> dict[str, Any]:
+def load_shipped_profiles() -> Any:
     from wbspawner.profiles.loader import load_profiles
 
-    profiles = load_profiles([REPO / "profiles"])
+    return load_profiles([REPO / "profiles"])
+
+
+async def main_async(spawns: int) -> dict[str, Any]:
+    profiles = load_shipped_profiles()
     result = {"per_spawn": await compare(profiles, spawns)}
-    result["form_50_sizes"] = await fifty_sizes(profiles, max(20, spawns // 5))
+    result["form_50_sizes"] = await fifty_sizes(profiles, max(40, spawns))
     return result
 
 
@@ -197,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         offline_kubeconfig(Path(tmp))
+        STATE_FILES.update(write_state_files(Path(tmp), load_shipped_profiles()))
         result = asyncio.run(main_async(args.spawns))
     result.update(
         python=platform.python_version(),

@@ -442,6 +442,68 @@ class Shortage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WaitSample:
+    """One cold start: how long a pod waited for a new node, then to be Ready.
+
+    As the cluster showed it, for one pool and zone. The warmer reads them from
+    pods' own timestamps and keeps the last few per pool and zone in the
+    ``WAIT_TIMES_FILE``; the spawn form and the progress page say the wait from
+    them (:mod:`wbspawner.spawn.waits`).
+    """
+
+    uid: str
+    """The pod's uid: one sample per pod."""
+    pool: str
+    zone: str
+    at: datetime
+    """When the pod got its node (aware)."""
+    boot_s: float
+    """Seconds from the pod's creation to its node (the node started for it)."""
+    start_s: float | None = None
+    """Seconds from the node to the pod being Ready (image pull, home volume
+    attach, container start); ``None`` for a placeholder (its images are not a
+    user's)."""
+
+
+ALL_ZONES = "*"
+"""The zone key of a pool's wait times over all its zones."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitTime:
+    """The median cold start of a pool in a zone (or in all its zones)."""
+
+    boot_s: float | None = None
+    """Seconds until a pod has a new node; ``None``: none observed."""
+    start_s: float | None = None
+    """Seconds from the new node to a Ready user pod; ``None``: none observed."""
+    samples: int = 0
+    """How many cold starts the medians are of."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitTimes:
+    """Median cold starts per pool and zone, as the warmer last reported them.
+
+    The warmer writes them to the ``WAIT_TIMES_FILE`` and the hub reads them
+    back (:mod:`wbspawner.adapters.statefiles`): a few numbers per pool and
+    zone, so that the spawn form's wait costs the hub almost nothing.
+    """
+
+    by_pool: Mapping[str, Mapping[str, WaitTime]] = field(default_factory=_empty)
+    """Pool → zone (:data:`ALL_ZONES`: every zone of the pool) → medians."""
+
+    @classmethod
+    def of(cls, by_pool: Mapping[str, Mapping[str, WaitTime]]) -> WaitTimes:
+        """Return wait times holding a read-only copy of ``by_pool``."""
+        return cls(
+            by_pool=MappingProxyType(
+                {pool: MappingProxyType(dict(z)) for pool, z in by_pool.items()}
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WarmerMemory:
     """What the warmer remembers between passes that no listing shows again.
 
@@ -453,6 +515,8 @@ class WarmerMemory:
 
     spawns: tuple[Spawn, ...] = ()
     shortages: tuple[Shortage, ...] = ()
+    waits: tuple[WaitSample, ...] = ()
+    """The last cold starts per pool and zone (their medians go to the hub)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -372,6 +372,22 @@ def start_hub_again(
     wait_for_hub(environ["WBSPAWNER_HUB_BIND_URL"], bench.url, bench.hub, timeout)
 
 
+def user_gateway(bench: Workbench, token: str) -> Any:
+    """Return a ``dask_gateway.Gateway`` as a user's server makes it (a context).
+
+    Through the hub's proxy at the gateway service's prefix, with the user's
+    hub API token.
+    """
+    from dask_gateway import Gateway, JupyterHubAuth  # heavy, and few tests use it
+
+    assert bench.gateway is not None
+    return Gateway(
+        f"{bench.url}/services/dask-gateway",
+        proxy_address=bench.gateway.hub_env["WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS"],
+        auth=JupyterHubAuth(api_token=token),
+    )
+
+
 @contextlib.contextmanager
 def dask_cluster(bench: Workbench, token: str) -> Iterator[str]:
     """Make a one-worker Dask cluster with the user's hub API token; yield its name.
@@ -379,14 +395,7 @@ def dask_cluster(bench: Workbench, token: str) -> Iterator[str]:
     Through the hub's proxy at the gateway service's prefix, as ``dask_gateway``
     in a user's server does; the cluster is shut down on the way out.
     """
-    from dask_gateway import Gateway, JupyterHubAuth  # heavy, and few tests use it
-
-    assert bench.gateway is not None
-    with Gateway(
-        f"{bench.url}/services/dask-gateway",
-        proxy_address=bench.gateway.hub_env["WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS"],
-        auth=JupyterHubAuth(api_token=token),
-    ) as gateway:
+    with user_gateway(bench, token) as gateway:
         cluster = gateway.new_cluster(max_workers=1)
         try:
             yield cluster.name

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from devcluster.services.ldap import DEMO_USERS
 from tests.e2e.browser_support import (
@@ -301,6 +301,20 @@ def browser() -> Iterator[Browser]:
         yield chromium
 
 
+def open_lab(context: BrowserContext, url: str) -> Page:
+    """bob logs in, starts a medium server from the form and has JupyterLab open."""
+    page = context.new_page()
+    fill_login(page, url, "bob")
+    page.click("#login_submit")
+    page.wait_for_url(re.compile(r"/hub/(spawn|home)"))
+    page.goto(f"{url}/hub/spawn")
+    page.click("#profile-item-medium")
+    page.click("#spawn_form button[type=submit]")
+    page.wait_for_url(re.compile(r"/user/bob/lab"), timeout=300_000)
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+    return page
+
+
 def test_bob_computes_with_dask_through_both_charts_in_a_browser(
     stack: ChartStack, browser: Browser, bob: HubUser
 ) -> None:
@@ -312,15 +326,7 @@ def test_bob_computes_with_dask_through_both_charts_in_a_browser(
     url = bob.url
     context = new_context(browser)
     try:
-        page = context.new_page()
-        fill_login(page, url, "bob")
-        page.click("#login_submit")
-        page.wait_for_url(re.compile(r"/hub/(spawn|home)"))
-        page.goto(f"{url}/hub/spawn")
-        page.click("#profile-item-medium")
-        page.click("#spawn_form button[type=submit]")
-        page.wait_for_url(re.compile(r"/user/bob/lab"), timeout=300_000)
-        expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+        page = open_lab(context, url)
         screenshot(page, "charts", "01-jupyterlab")
         result = page.evaluate(
             RUN_IN_KERNEL,
@@ -425,15 +431,7 @@ def test_a_dask_computation_survives_a_reclaim_of_a_workers_spot_node(
     url = bob.url
     context = new_context(browser)
     try:
-        page = context.new_page()
-        fill_login(page, url, "bob")
-        page.click("#login_submit")
-        page.wait_for_url(re.compile(r"/hub/(spawn|home)"))
-        page.goto(f"{url}/hub/spawn")
-        page.click("#profile-item-medium")
-        page.click("#spawn_form button[type=submit]")
-        page.wait_for_url(re.compile(r"/user/bob/lab"), timeout=300_000)
-        expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+        page = open_lab(context, url)
         args = {"base": "/user/bob/", "code": DASK_RECLAIM_CELL, "timeoutMs": 480_000}
         page.evaluate(START_IN_KERNEL, {"run": RUN_IN_KERNEL, "args": args})
 

@@ -29,6 +29,7 @@ from tests.integration.hub_harness import (
     hub_log,
     logged_in,
     stack_on_profiles,
+    user_gateway,
     wait_until,
 )
 from wbspawner.costs.accounting import UsageRecord, open_db
@@ -203,28 +204,14 @@ def _use(user: HubUser) -> None:
 
 
 def _dask_cluster(bench: Workbench, token: str) -> str:
-    from dask_gateway import Gateway, JupyterHubAuth
-
-    assert bench.gateway is not None
-    with Gateway(
-        f"{bench.url}/services/dask-gateway",
-        proxy_address=bench.gateway.hub_env["WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS"],
-        auth=JupyterHubAuth(api_token=token),
-    ) as gateway:
+    with user_gateway(bench, token) as gateway:
         cluster = gateway.new_cluster(max_workers=1, shutdown_on_close=False)
         return str(cluster.name)
 
 
 def _clusters(bench: Workbench, token: str, name: str) -> bool:
     """Whether the cluster is still listed as running."""
-    from dask_gateway import Gateway, JupyterHubAuth
-
-    assert bench.gateway is not None
-    with Gateway(
-        f"{bench.url}/services/dask-gateway",
-        proxy_address=bench.gateway.hub_env["WBSPAWNER_DASK_GATEWAY_PROXY_ADDRESS"],
-        auth=JupyterHubAuth(api_token=token),
-    ) as gateway:
+    with user_gateway(bench, token) as gateway:
         return any(c.name == name for c in gateway.list_clusters())
 
 

@@ -437,7 +437,8 @@ def test_chart_hub_config_with_our_values_loads_wbspawner(rendered, tmp_path):
     """The chart's own jupyterhub_config.py, then our extraConfig, as the hub runs."""
     dockerfile = (REPO / "images" / "hub" / "Dockerfile").read_text(encoding="utf-8")
     assert '"pycurl==${PYCURL_VERSION}"' in dockerfile
-    assert '"jupyterhub-idle-culler==${JUPYTERHUB_IDLE_CULLER_VERSION}"' in dockerfile
+    # The chart's culler is off (test_culling_is_wbspawners_own): none installed.
+    assert "jupyterhub-idle-culler==" not in dockerfile
     root = tmp_path / "etc"
     _chart_etc(rendered, root)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WBSPAWNER_")}

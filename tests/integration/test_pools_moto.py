@@ -13,11 +13,18 @@ import asyncio
 import base64
 import dataclasses
 import datetime
+import fcntl
 import io
 import json
 import os
+import pty
 import re
+import select
 import shutil
+import struct
+import subprocess
+import sys
+import termios
 import time
 import uuid
 from dataclasses import dataclass
@@ -608,3 +615,102 @@ async def test_devcluster_autoscaler_scales_the_groups_apply_created(aws_env):
         group_name(aws_env.name, "gpu-t4", "us-east-1b", REGION, "spot"),
         group_name(aws_env.name, "mem512", "us-east-1c", REGION, "on-demand"),
     }
+
+
+# ------------------------------------------------------------ progress on a terminal
+CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+"""A terminal control sequence (colour, cursor movement, erase)."""
+
+
+def _command_env(aws_env: Env) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE")
+    }
+    return {
+        **env,
+        "TERM": "xterm-256color",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "WBSPAWNER_PROFILES": str(PROFILES_DIR),
+        "WBSPAWNER_CLUSTER": aws_env.name,
+        "AWS_ENDPOINT_URL": aws_env.moto.endpoint_url,
+    }
+
+
+def _apply_argv() -> list[str]:
+    """The installed ``wbspawner`` command, as an admin runs it."""
+    return [str(Path(sys.executable).with_name("wbspawner")), "pools", "apply"]
+
+
+def _run_on_a_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run a command on a new 80×24 pseudo-terminal; return its code and output."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(
+        argv, stdin=follower, stdout=follower, stderr=follower, env=env
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the command ended and closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(leader)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_apply_on_a_terminal_shows_progress_and_piped_output_has_no_codes(aws_env):
+    """On a pty: ticked steps, a bar and a line per action; piped: plain lines only."""
+    groups = len(aws_env.expected_groups())
+    code, screen = _run_on_a_pty(_apply_argv(), _command_env(aws_env))
+    assert code == 0, screen
+    assert CSI.search(screen), "no terminal codes on a terminal"
+    text = CSI.sub("", screen)
+    assert "✓ Finding the node subnets of cluster" in text
+    assert re.search(r"Applying \d+ action\(s\) on cluster " + aws_env.name, text)
+    done = re.findall(r"^done  create-asg (\S+)", text, re.MULTILINE)
+    assert len(set(done)) == groups, text
+    assert "[1/" not in text, "the plain counters are for pipes"
+    too_wide = [x for x in re.split(r"[\r\n]+", text) if len(x) > 80]
+    assert not too_wide, "the plan, the bar and the report fit 80 columns"
+    assert set(aws_env.groups()) == aws_env.expected_groups()
+
+    piped_env = make_env(aws_env.moto, prefix=19)  # a second cluster, the same work
+    proc = subprocess.run(
+        _apply_argv(),
+        env=_command_env(piped_env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "\x1b" not in proc.stdout + proc.stderr
+    assert "Finding the node subnets of cluster" in proc.stderr
+    total = re.search(r"Applying (\d+) action\(s\)", proc.stderr)
+    assert total is not None, proc.stderr
+    n = int(total.group(1))
+    numbered = re.findall(r"^\[ *(\d+)/(\d+)\] (\S+)", proc.stderr, re.MULTILINE)
+    assert [int(i) for i, _, _ in numbered] == list(range(1, n + 1))
+    assert {(t, s) for _, t, s in numbered} == {(str(n), "done")}
+    assert "Apply: " in proc.stdout and "Plan for cluster" in proc.stdout

@@ -10,9 +10,15 @@ in the hub's pod):
 - the observed spot prices, ``{"<instance type>/<zone>": <USD per hour>}``:
   written by whatever observes them, read by the hub, the warmer and the CLI
   (``SPOT_PRICES_FILE``, ``--spot-prices``);
-- the warmer's memory, ``{"spawns": [...], "shortages": [...]}`` with ISO 8601
-  times: written by the warmer after every pass, read back when it starts, so
-  that a restart keeps the recent spawns and shortages no listing shows again.
+- the warmer's memory, ``{"spawns": [...], "shortages": [...], "waits":
+  [...]}`` with ISO 8601 times: written by the warmer after every pass, read
+  back when it starts, so that a restart keeps the recent spawns, shortages and
+  cold starts no listing shows again.
+- the wait times, ``{"<pool>": {"<zone>" or "*": {"boot_s", "start_s",
+  "samples"}}}``: the medians of the last cold starts, written by the warmer
+  after every pass, read by the hub for the spawn form's and the progress
+  page's waits (``WAIT_TIMES_FILE``); the samples themselves are in the
+  warmer's memory.
 
 The rules are the same for every file:
 
@@ -49,6 +55,9 @@ from wbspawner.model import (
     CAPACITY_TYPES,
     Shortage,
     Spawn,
+    WaitSample,
+    WaitTime,
+    WaitTimes,
     WarmerMemory,
     WarmStatus,
 )
@@ -194,7 +203,128 @@ def warmer_memory_problems(data: object) -> list[tuple[str, str]]:
     for i, entry in enumerate(lists.get("shortages", [])):
         names = ("pool", "zone", "capacity_type", "message")
         problems += _fields_problems(entry, f'$["shortages"][{i}]', names)
+    waits = data.get("waits", [])  # absent in files of earlier versions
+    if not isinstance(waits, list):
+        return [*problems, (_at("waits"), "expected a list")]
+    for i, entry in enumerate(waits):
+        problems += _sample_problems(entry, f'$["waits"][{i}]')
     return problems
+
+
+def _is_seconds(value: object) -> bool:
+    return _is_price(value)  # a finite number ≥ 0
+
+
+def wait_times_problems(data: object) -> list[tuple[str, str]]:
+    """Return what is wrong with wait times in their JSON form.
+
+    Args:
+        data: parsed JSON.
+
+    Returns:
+        ``(JSONPath, message)`` per problem; empty when the shape is right.
+    """
+    shape = '{"<pool>": {"<zone> or *": {"boot_s", "start_s", "samples"}}}'
+    if not isinstance(data, Mapping):
+        return [("$", f"expected an object {shape}")]
+    problems: list[tuple[str, str]] = []
+    for pool, zones in data.items():
+        if not isinstance(pool, str) or not pool:
+            problems.append((_at(pool), "expected a pool name"))
+        if not isinstance(zones, Mapping):
+            problems.append((_at(pool), f"expected an object {shape}"))
+            continue
+        for zone, cell in zones.items():
+            problems += _cell_problems(pool, zone, cell)
+    return problems
+
+
+def _cell_problems(pool: object, zone: object, cell: object) -> list[tuple[str, str]]:
+    """Return what is wrong with one pool and zone's wait times.
+
+    A path is made only for a problem: the hub reads this file for every form.
+    """
+    problems: list[tuple[str, str]] = []
+    if not isinstance(zone, str) or not zone:
+        problems.append((_at(pool, zone), "expected a zone name or *"))
+    if not isinstance(cell, Mapping):
+        what = 'expected {"boot_s", "start_s", "samples"}'
+        return [*problems, (_at(pool, zone), what)]
+    for key in ("boot_s", "start_s"):
+        value = cell.get(key)
+        if value is not None and not _is_seconds(value):
+            problems.append((_at(pool, zone, key), "expected seconds ≥ 0 or null"))
+    if not _is_count(cell.get("samples")):
+        problems.append((_at(pool, zone, "samples"), "expected a whole number ≥ 0"))
+    return problems
+
+
+def _sample_problems(entry: object, at: str) -> list[tuple[str, str]]:
+    """Return what is wrong with one remembered cold start."""
+    problems = _fields_problems(entry, at, ("uid", "pool", "zone"))
+    if not isinstance(entry, Mapping):
+        return problems
+    if not _is_seconds(entry.get("boot_s")):
+        problems.append((f'{at}["boot_s"]', "expected seconds ≥ 0"))
+    start = entry.get("start_s")
+    if start is not None and not _is_seconds(start):
+        problems.append((f'{at}["start_s"]', "expected seconds ≥ 0 or null"))
+    return problems
+
+
+def _seconds(value: object) -> float | None:
+    return None if value is None else float(cast(float, value))
+
+
+def _waits_from_json(data: Mapping[str, Mapping[str, Any]]) -> WaitTimes:
+    return WaitTimes.of(
+        {
+            pool: {
+                zone: WaitTime(
+                    boot_s=_seconds(cell.get("boot_s")),
+                    start_s=_seconds(cell.get("start_s")),
+                    samples=int(cell["samples"]),
+                )
+                for zone, cell in zones.items()
+            }
+            for pool, zones in data.items()
+        }
+    )
+
+
+def _waits_to_json(times: WaitTimes) -> dict[str, object]:
+    return {
+        pool: {
+            zone: {"boot_s": x.boot_s, "start_s": x.start_s, "samples": x.samples}
+            for zone, x in zones.items()
+        }
+        for pool, zones in times.by_pool.items()
+    }
+
+
+def _samples_from_json(entries: Sequence[Mapping[str, Any]]) -> tuple[WaitSample, ...]:
+    return tuple(
+        WaitSample(
+            uid=e["uid"],
+            pool=e["pool"],
+            zone=e["zone"],
+            at=datetime.fromisoformat(e["at"]),
+            boot_s=float(e["boot_s"]),
+            start_s=_seconds(e.get("start_s")),
+        )
+        for e in entries
+    )
+
+
+def _samples_to_json(samples: Sequence[WaitSample]) -> list[dict[str, object]]:
+    def entry(x: WaitSample) -> dict[str, object]:
+        when = x.at.isoformat() if x.at.tzinfo is not None else None
+        return {"uid": x.uid, "pool": x.pool, "zone": x.zone, "at": when} | {
+            "boot_s": x.boot_s,
+            "start_s": x.start_s,
+        }
+
+    return [entry(x) for x in samples]
 
 
 def _memory_from_json(data: Mapping[str, Sequence[Mapping[str, Any]]]) -> WarmerMemory:
@@ -218,7 +348,8 @@ def _memory_from_json(data: Mapping[str, Sequence[Mapping[str, Any]]]) -> Warmer
         )
         for e in data["shortages"]
     )
-    return WarmerMemory(spawns=spawns, shortages=shortages)
+    waits = _samples_from_json(data.get("waits", ()))
+    return WarmerMemory(spawns=spawns, shortages=shortages, waits=waits)
 
 
 def _memory_to_json(memory: WarmerMemory) -> dict[str, object]:
@@ -236,6 +367,7 @@ def _memory_to_json(memory: WarmerMemory) -> dict[str, object]:
             | {"at": when(x.at), "message": x.message}
             for x in memory.shortages
         ],
+        "waits": _samples_to_json(memory.waits),
     }
 
 
@@ -328,6 +460,23 @@ def load_warmer_memory(path: str | Path) -> WarmerMemory:
     return _memory_from_json(cast(Mapping[str, Sequence[Mapping[str, Any]]], data))
 
 
+def load_wait_times(path: str | Path) -> WaitTimes:
+    """Return the wait times in a file.
+
+    Args:
+        path: the ``WAIT_TIMES_FILE``.
+
+    Returns:
+        The medians per pool and zone.
+
+    Raises:
+        StateFileError: the file is missing, unreadable, not JSON or malformed.
+    """
+    data = _load_json(path)
+    _checked(path, wait_times_problems(data))
+    return _waits_from_json(cast(Mapping[str, Mapping[str, Any]], data))
+
+
 def _unknown(err: StateFileError, what: str, logger: Log) -> None:
     """Log, in one line, why a state file is taken as unknown."""
     level = logging.INFO if err.missing else logging.WARNING
@@ -403,6 +552,27 @@ def read_warmer_memory(
         return None
 
 
+def read_wait_times(path: str | Path | None, logger: Log = log) -> WaitTimes | None:
+    """Return the wait times, or ``None`` (unknown) when they cannot be used.
+
+    Never raises; logs one line like :func:`read_warm_status`.
+
+    Args:
+        path: the ``WAIT_TIMES_FILE``; ``None`` when not configured (no log).
+        logger: where the line goes.
+
+    Returns:
+        The medians, or ``None``.
+    """
+    if not path:
+        return None
+    try:
+        return load_wait_times(path)
+    except StateFileError as err:
+        _unknown(err, "Wait times", logger)
+        return None
+
+
 # ----------------------------------------------------------------------- writing
 
 
@@ -468,6 +638,23 @@ def write_warmer_memory(path: str | Path, memory: WarmerMemory) -> None:
     """
     data = _memory_to_json(memory)
     _refuse("warmer memory", warmer_memory_problems(data))
+    _write_json_atomic(path, data)
+
+
+def write_wait_times(path: str | Path, times: WaitTimes) -> None:
+    """Write the wait times atomically.
+
+    Args:
+        path: the ``WAIT_TIMES_FILE`` (its directory is made if missing).
+        times: the medians per pool and zone.
+
+    Raises:
+        ValueError: an empty name, or a duration that is negative or not
+            finite (nothing is written).
+        OSError: the directory or file cannot be written.
+    """
+    data = _waits_to_json(times)
+    _refuse("wait times", wait_times_problems(data))
     _write_json_atomic(path, data)
 
 

@@ -21,6 +21,8 @@ from typing import Any
 from wbspawner.adapters.aws import call, make_client
 from wbspawner.catalog.pricing import format_price
 from wbspawner.cli.profiles import read_spot_prices
+from wbspawner.cli.tables import Layout, layout_for, print_table
+from wbspawner.cli.terminal import write_text
 from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,
@@ -114,11 +116,12 @@ def register(subparsers: Any) -> None:
     p.set_defaults(run=run_report)
 
 
-def estimate_lines(result: Estimate) -> list[str]:
+def estimate_lines(result: Estimate, table: Layout = format_table) -> list[str]:
     """Return an estimate as a table with totals and what dominates.
 
     Args:
         result: the estimate.
+        table: lays out the items (default: plain aligned columns).
 
     Returns:
         Lines of text.
@@ -135,10 +138,10 @@ def estimate_lines(result: Estimate) -> list[str]:
         for i in result.items
     ]
     lines = [f"{result.scenario} ({result.currency})", ""]
-    lines += format_table(
+    lines += table(
         ["ITEM", "NAME", "QUANTITY", "UNIT PRICE", "PER MONTH", "PRICE SOURCE"],
         rows,
-        right=(2, 3, 4),
+        (2, 3, 4),
     )
     lines += [
         "",
@@ -163,8 +166,7 @@ def run_estimate(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.json:
         print_json(ctx, result.as_dict())
     else:
-        for line in estimate_lines(result):
-            ctx.print(line)
+        write_text(ctx, "\n".join(estimate_lines(result, layout_for(ctx))))
     return 0
 
 
@@ -253,8 +255,7 @@ def run_report(args: argparse.Namespace, ctx: CliContext) -> int:
     table = [
         [r.key, f"{float(r.hours):,.2f}", format_price(float(r.cost), "")] for r in rows
     ]
-    for line in format_table([args.by.upper(), "HOURS", "COST"], table, right=(1, 2)):
-        ctx.print(line)
+    print_table(ctx, [args.by.upper(), "HOURS", "COST"], table, right=(1, 2))
     total = sum((r.cost for r in rows), start=0)
     ctx.print(f"total: {format_price(float(total), '')}")
     return 0

@@ -33,6 +33,8 @@ from typing import Any
 
 from wbspawner.adapters.aws import make_client
 from wbspawner.adapters.kube import Kube, kubeconfig_namespace
+from wbspawner.cli.progress import Steps
+from wbspawner.cli.tables import print_table
 from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,
@@ -42,15 +44,14 @@ from wbspawner.cli.util import (
     add_profiles_option,
     endpoint_url,
     exists,
-    format_table,
     print_json,
     profiles_from_args,
     profiles_paths,
 )
 from wbspawner.errors import AwsError
 from wbspawner.homes import MoveRefusedError
-from wbspawner.homes.context import MoveRequest, StepReport
-from wbspawner.homes.gc import gc_expired
+from wbspawner.homes.context import STEPS, MoveRequest, StepReport
+from wbspawner.homes.gc import GcItem, gc_expired
 from wbspawner.homes.move import HomeMover
 from wbspawner.homes.policy import zone_of_pv
 from wbspawner.homes.records import (
@@ -242,8 +243,7 @@ async def _list(args: argparse.Namespace, ctx: CliContext) -> int:
         (r.user, r.claim, r.pv, r.volume_id, r.zone, r.size, r.status, r.last_move)
         for r in rows
     ]
-    for line in format_table(headers, cells):
-        ctx.print(line)
+    print_table(ctx, headers, cells)
     if not rows:
         ctx.note(f"no home claims ({CLAIM_PREFIX}*) in namespace {namespace}")
     for r in rows:
@@ -407,11 +407,19 @@ async def _move(
         if not await asyncio.to_thread(_confirmed, args, ctx):  # input() blocks
             return 2
 
-        def progress(report: StepReport) -> None:
-            mark = "(already done) " if report.already_done else ""
-            ctx.print(f"  {report.step:8} ok  {mark}{report.detail}")
+        # The steps are this command's report (it has no --json): stdout.
+        title = f"Moving {request.user}'s home to {request.target_zone}"
+        with Steps(ctx.out, ctx.environ).bar(title, len(STEPS)) as bar:
 
-        result = await HomeMover(kube, volumes, on_step=progress).run(request)
+            def progress(report: StepReport) -> None:
+                mark = "(already done) " if report.already_done else ""
+                following = STEPS.index(report.step) + 1
+                bar.done(
+                    f"{report.step:8} ok  {mark}{report.detail}",
+                    now=STEPS[following] if following < len(STEPS) else "",
+                )
+
+            result = await HomeMover(kube, volumes, on_step=progress).run(request)
     ctx.print(describe(result))
     return 0
 
@@ -432,9 +440,18 @@ def run_gc(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 async def _gc(args: argparse.Namespace, ctx: CliContext, volumes: Volumes) -> int:
-    async with _kube(args, ctx) as kube:
-        now = datetime.now(UTC)
-        items = await gc_expired(kube, volumes, now, dry_run=args.dry_run)
+    verb = "Checking" if args.dry_run else "Collecting"
+    with Steps(ctx.err, ctx.environ).bar(f"{verb} the leftovers of moves", None) as bar:
+
+        def progress(item: GcItem) -> None:
+            failed = item.reason.startswith("deleting failed")
+            bar.done(f"{item.action}  {item.old_pv}: {item.reason}", failed=failed)
+
+        async with _kube(args, ctx) as kube:
+            now = datetime.now(UTC)
+            items = await gc_expired(
+                kube, volumes, now, dry_run=args.dry_run, on_item=progress
+            )
     if args.json:
         print_json(ctx, [asdict(i) for i in items])
     else:
@@ -450,7 +467,6 @@ async def _gc(args: argparse.Namespace, ctx: CliContext, volumes: Volumes) -> in
             )
             for i in items
         ]
-        for line in format_table(headers, cells):
-            ctx.print(line)
+        print_table(ctx, headers, cells)
     failed = [i for i in items if i.reason.startswith("deleting failed")]
     return 1 if failed else 0

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from wbspawner.adapters.aws import make_clients
+from wbspawner.cli.progress import Steps
+from wbspawner.cli.tables import fitted
+from wbspawner.cli.terminal import write_text
 from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,
@@ -32,7 +35,14 @@ from wbspawner.cli.util import (
 )
 from wbspawner.model import Catalog, Profiles
 from wbspawner.pools import PoolsError
-from wbspawner.pools.apply import Adapters, apply, ensure_subnets, observe
+from wbspawner.pools.apply import (
+    ActionResult,
+    Adapters,
+    ApplyReport,
+    apply_steps,
+    ensure_subnets,
+    observe,
+)
 from wbspawner.pools.autoscaler_values import render_values
 from wbspawner.pools.aws import AsgPools, Ec2Pools
 from wbspawner.pools.aws_cluster import EksClusters, SsmAmis
@@ -40,7 +50,12 @@ from wbspawner.pools.desired import ClusterSpec, DesiredState, desired_state
 from wbspawner.pools.nodes import required_ami_parameters
 from wbspawner.pools.plan import Plan, make_plan, only_groups
 from wbspawner.pools.render import eksctl_config, karpenter_manifests, to_yaml
-from wbspawner.pools.report import plan_table, plan_to_json, report_table
+from wbspawner.pools.report import (
+    plan_table,
+    plan_to_json,
+    report_table,
+    result_line,
+)
 from wbspawner.pools.subnets import (
     CniModel,
     SubnetInfo,
@@ -278,13 +293,17 @@ def _cluster(
     )
 
 
-def _gather(args: argparse.Namespace, ctx: CliContext) -> _World:
-    profiles, catalog = profiles_from_args(args, ctx)
+def _gather(args: argparse.Namespace, ctx: CliContext, steps: Steps) -> _World:
+    with steps.phase("Reading the profiles"):
+        profiles, catalog = profiles_from_args(args, ctx)
     name = _cluster_name(args, ctx)
     region = args.region or profiles.cost.region
     clients = make_clients(POOL_SERVICES, region, endpoint_url(args, ctx))
     ec2, asg = Ec2Pools(clients["ec2"]), AsgPools(clients["autoscaling"])
-    subnets = ec2.subnets(ids=args.subnet) if args.subnet else ec2.subnets(cluster=name)
+    with steps.phase(f"Finding the node subnets of cluster {name} in {region}"):
+        subnets = (
+            ec2.subnets(ids=args.subnet) if args.subnet else ec2.subnets(cluster=name)
+        )
     if not subnets:
         raise PoolsError(
             f"no node subnets for cluster {name}: tag them "
@@ -293,12 +312,15 @@ def _gather(args: argparse.Namespace, ctx: CliContext) -> _World:
     needed = required_ami_parameters(profiles, catalog, args.k8s_version)
     amis = _pinned_amis(args, needed)
     missing = [n for n in needed if n not in amis]
-    amis.update(SsmAmis(clients["ssm"], region).resolve(missing))
-    cluster = _cluster(args, name, region, clients, subnets, amis)
+    with steps.phase("Looking up the EKS AMIs and the cluster"):
+        amis.update(SsmAmis(clients["ssm"], region).resolve(missing))
+        cluster = _cluster(args, name, region, clients, subnets, amis)
     adapters = Adapters(ec2=ec2, asg=asg)
+    with steps.phase("Reading the launch templates and groups there are"):
+        observed_all = observe(adapters, name)
     desired, observed = only_groups(
         desired_state(profiles, catalog, cluster),
-        observe(adapters, name),
+        observed_all,
         pools=args.pool or (),
         zones=args.zone or (),
     )
@@ -311,6 +333,33 @@ def _gather(args: argparse.Namespace, ctx: CliContext) -> _World:
     current = {n: a.instances for n, a in observed.asgs.items()}
     report = check_subnets(desired, profiles, catalog, subnets, current, model)
     return _World(profiles, desired, plan, report, adapters, asg)
+
+
+def _run_with_progress(world: _World, steps: Steps, *, dry_run: bool) -> ApplyReport:
+    """Apply the plan, showing each action's outcome as it comes."""
+    actions = world.plan.actions
+    results: list[ActionResult] = []
+    if not actions:
+        return ApplyReport(results=(), dry_run=dry_run)
+    verb = "Checking" if dry_run else "Applying"
+    title = f"{verb} {len(actions)} action(s) on cluster {world.plan.cluster}"
+    with steps.bar(title, len(actions)) as bar:
+        for result in apply_steps(world.plan, world.adapters, dry_run=dry_run):
+            results.append(result)
+            following = actions[len(results)] if len(results) < len(actions) else None
+            bar.done(
+                result_line(result),
+                failed=result.status == "failed",
+                now=f"{following.kind} {following.target}" if following else "",
+            )
+    return ApplyReport(results=tuple(results), dry_run=dry_run)
+
+
+def _print_plan(ctx: CliContext, world: _World) -> None:
+    layout = fitted(ctx)
+    write_text(ctx, plan_table(world.plan, layout))
+    ctx.print()
+    write_text(ctx, subnet_table(world.subnets, layout))
 
 
 # ------------------------------------------------------------------------ commands
@@ -326,7 +375,7 @@ def run_plan(args: argparse.Namespace, ctx: CliContext) -> int:
     Returns:
         0 (a plan is a report, whatever it says).
     """
-    world = _gather(args, ctx)
+    world = _gather(args, ctx, Steps(ctx.err, ctx.environ))
     if args.json:
         print_json(
             ctx,
@@ -336,9 +385,7 @@ def run_plan(args: argparse.Namespace, ctx: CliContext) -> int:
             },
         )
         return 0
-    ctx.print(plan_table(world.plan))
-    ctx.print()
-    ctx.print(subnet_table(world.subnets))
+    _print_plan(ctx, world)
     return 0
 
 
@@ -352,14 +399,13 @@ def run_apply(args: argparse.Namespace, ctx: CliContext) -> int:
     Returns:
         0 when every action is done, 1 when one failed (or subnets are short).
     """
-    world = _gather(args, ctx)
+    steps = Steps(ctx.err, ctx.environ)
+    world = _gather(args, ctx, steps)
     if not args.json:
-        ctx.print(plan_table(world.plan))
-        ctx.print()
-        ctx.print(subnet_table(world.subnets))
+        _print_plan(ctx, world)
         ctx.print()
     ensure_subnets(world.subnets, force=args.force)
-    report = apply(world.plan, world.adapters, dry_run=args.dry_run)
+    report = _run_with_progress(world, steps, dry_run=args.dry_run)
     warnings: list[str] = []
     if not args.dry_run:
         touched = {r.action.target for r in report.results if r.status == "done"}
@@ -389,7 +435,7 @@ def run_apply(args: argparse.Namespace, ctx: CliContext) -> int:
             },
         )
     else:
-        ctx.print(report_table(report))
+        write_text(ctx, report_table(report))
         for w in warnings:
             ctx.note(f"warning: {w}")
     return 0 if report.ok else 1

@@ -17,6 +17,8 @@ from wbspawner.adapters import statefiles
 from wbspawner.catalog import pricing
 from wbspawner.catalog.instances import catalog_rows
 from wbspawner.catalog.pricing import SpotPrices
+from wbspawner.cli.tables import Layout, layout_for
+from wbspawner.cli.terminal import write_text
 from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,
@@ -185,8 +187,7 @@ def run_render(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.json:
         print_json(ctx, data)
         return 0
-    for line in render_text(data):
-        ctx.print(line)
+    write_text(ctx, "\n".join(render_text(data, layout_for(ctx))))
     return 0
 
 
@@ -194,11 +195,12 @@ def _gpu(size: dict[str, Any]) -> str:
     return f"{size['gpus']}× {size['gpu_kind'] or 'GPU'}" if size["gpus"] else "-"
 
 
-def render_text(data: dict[str, Any]) -> list[str]:
+def render_text(data: dict[str, Any], table: Layout = format_table) -> list[str]:
     """Return the human-readable lines of a :func:`user_preview`.
 
     Args:
         data: the preview.
+        table: lays out the size table (default: plain aligned columns).
 
     Returns:
         Lines: a heading, the size table, then the placement of each size.
@@ -231,7 +233,7 @@ def render_text(data: dict[str, Any]) -> list[str]:
     headers = ["", "SIZE", "NAME", "MEMORY", "CPUS", "GPU", "ON-DEMAND", "SPOT"]
     headers += ["PREFERS", "POOL", "IDLE STOP"]
     lines = [f"Sizes for {who}; * marks the default:", ""]
-    lines += format_table(headers, rows, right=(3, 4, 6, 7))
+    lines += table(headers, rows, (3, 4, 6, 7))
     lines += [
         "",
         (
@@ -340,16 +342,14 @@ def run_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
     ]
     headers = ["TYPE", "VCPU", "MEMORY", "GPU", "MAXPODS", "CAPACITY", "CAPACITY IS"]
     headers += ["ALLOCATABLE", "REQUEST MEM", "REQUEST CPU", "ON-DEMAND"]
-    ctx.print(f"Instance catalogue, {catalog.region}, {catalog.date}; sizing {origin}")
-    ctx.print()
-    for line in format_table(headers, table, right=(1, 2, 4, 5, 7, 8, 9, 10)):
-        ctx.print(line)
-    ctx.print()
-    ctx.print(
+    lines = [f"Instance catalogue, {catalog.region}, {catalog.date}; sizing {origin}"]
+    lines += ["", *layout_for(ctx)(headers, table, (1, 2, 4, 5, 7, 8, 9, 10)), ""]
+    lines.append(
         "CAPACITY: kernel-visible memory, measured on a node of the type or "
         "estimated from its nominal memory;"
     )
-    ctx.print(
+    lines.append(
         "REQUEST: what one server requests to fill a node (allocatable - DaemonSets)."
     )
+    write_text(ctx, "\n".join(lines))
     return 0

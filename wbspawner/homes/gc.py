@@ -16,6 +16,7 @@ the next run tries again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -98,7 +99,12 @@ async def _delete(kube: ClaimApi, volumes: ThreadedVolumes, pv: Obj) -> str:
 
 
 async def gc_expired(
-    kube: ClaimApi, volumes: VolumeApi, now: datetime, *, dry_run: bool = False
+    kube: ClaimApi,
+    volumes: VolumeApi,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    on_item: Callable[[GcItem], None] | None = None,
 ) -> list[GcItem]:
     """Delete the old volumes, snapshots and PVs of finished moves past retention.
 
@@ -107,6 +113,7 @@ async def gc_expired(
         volumes: the EC2 adapter (synchronous; called in worker threads).
         now: the current time (aware).
         dry_run: only report what would be deleted.
+        on_item: called with each item as soon as it is decided (progress).
 
     Returns:
         One item per finished move found, sorted by old PV name.
@@ -135,15 +142,16 @@ async def gc_expired(
             except (AwsError, KubeError) as err:
                 reason = f"deleting failed: {err.message}"
                 log.warning("gc of %s: %s", name_of(pv), reason)
-        items.append(
-            GcItem(
-                old_pv=name_of(pv),
-                old_volume=volume_id,
-                snapshot_id=ann.get(MOVE_SNAPSHOT),
-                claim=ann.get(MOVE_CLAIM, ""),
-                retain_until=ann.get(RETAIN_UNTIL, ""),
-                action=action,
-                reason=reason,
-            )
+        item = GcItem(
+            old_pv=name_of(pv),
+            old_volume=volume_id,
+            snapshot_id=ann.get(MOVE_SNAPSHOT),
+            claim=ann.get(MOVE_CLAIM, ""),
+            retain_until=ann.get(RETAIN_UNTIL, ""),
+            action=action,
+            reason=reason,
         )
+        items.append(item)
+        if on_item is not None:
+            on_item(item)
     return items

@@ -150,6 +150,7 @@ def _spawner(c: Any, settings: Settings, profiles: Profiles, source: Any) -> Non
         c.KubeSpawner.args = list(settings.singleuser_args)
     c.WorkbenchSpawner.profiles_source = lambda: source
     c.WorkbenchSpawner.warm_status_file = settings.warm_status_file
+    c.WorkbenchSpawner.wait_times_file = settings.wait_times_file
     c.WorkbenchSpawner.spot_prices_file = settings.spot_prices_file
     c.WorkbenchSpawner.capacity_grace_seconds = settings.capacity_grace_seconds
     c.WorkbenchSpawner.cost_db_url = settings.cost_db

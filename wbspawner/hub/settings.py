@@ -43,6 +43,9 @@ Variables (all optional unless stated; ``WBSPAWNER_`` prefix):
 ``SINGLEUSER_CMD``               local mode: the server command (default: beside
                                  the running Python)
 ``WARM_STATUS_FILE``             JSON ``{pool: {zone: ready nodes}}`` from the warmer
+``WAIT_TIMES_FILE``              JSON of the cold starts the warmer observed (the
+                                 form's waits); default: ``wait-times.json`` beside
+                                 ``WARM_STATUS_FILE``
 ``SPOT_PRICES_FILE``             JSON ``{"type/zone": price}`` of observed spot prices
 ``WARMER_URL``                   where the warmer service listens; unset: no warmer
 ``AWS_ENDPOINT_URL``             AWS endpoint of the hub's own calls (a home's
@@ -78,6 +81,8 @@ PREFIX = "WBSPAWNER_"
 
 HUB_DB_FILE = "jupyterhub.sqlite"
 """The hub's SQLite database in the state directory, when no URL is set."""
+WAIT_TIMES_NAME = "wait-times.json"
+"""The warmer's observed cold starts, by default beside its ``WARM_STATUS_FILE``."""
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 """Where Kubernetes mounts the pod's namespace."""
@@ -169,6 +174,8 @@ class Settings:
     """Local mode only: extra arguments (we run as root there)."""
     warm_status_file: str | None = None
     """JSON file the warmer writes: ready warm nodes per pool and zone."""
+    wait_times_file: str | None = None
+    """JSON file the warmer writes: the last cold starts per pool and zone."""
     spot_prices_file: str | None = None
     """JSON file of observed spot prices (``"type/zone": USD per hour``)."""
     ldap: LdapSettings
@@ -239,6 +246,8 @@ class Settings:
             else None,
             singleuser_args=("--ServerApp.allow_root=True",) if local else (),
             warm_status_file=env.get("WARM_STATUS_FILE"),
+            wait_times_file=env.get("WAIT_TIMES_FILE")
+            or _beside(env.get("WARM_STATUS_FILE"), WAIT_TIMES_NAME),
             spot_prices_file=env.get("SPOT_PRICES_FILE"),
             ldap=_ldap_from_env(env, local, read),
             dask_gateway=GatewaySettings.from_env(environ)
@@ -391,6 +400,11 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _beside(path: str | None, name: str) -> str | None:
+    """Return ``name`` in the folder of ``path`` (``None`` without a path)."""
+    return str(Path(path).with_name(name)) if path else None
 
 
 def _beside_python(name: str) -> str:

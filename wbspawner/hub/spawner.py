@@ -32,7 +32,7 @@ from wbspawner.hub import accounting as hooks
 from wbspawner.hub import spawner_io
 from wbspawner.hub.automove import HomeMoves, Stuck, move_blocks_spawn
 from wbspawner.hub.ldap import posix_ids
-from wbspawner.model import Pool, Profiles, WarmStatus
+from wbspawner.model import Pool, Profiles, WaitTimes, WarmStatus
 from wbspawner.profiles import access
 from wbspawner.spawn import form, interruptions, manifests, progress, reclaims
 from wbspawner.spawn.budget import BudgetState, check_size
@@ -43,6 +43,7 @@ from wbspawner.spawn.selection import (
     options_sent,
     select,
 )
+from wbspawner.spawn.waits import Waits
 
 STOP_REASON_STATE = "stop_reason"
 """The key of the spawner's saved state that says why the cluster took the
@@ -73,6 +74,17 @@ class WorkbenchSpawner(KubeSpawner):
         allow_none=True,
         config=True,
         help='The warmer\'s ready nodes ({"<pool>": {"<zone>": n}}) for the form.',
+    )
+    wait_times_file = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        The warmer's observed cold starts per pool and zone (``WAIT_TIMES_FILE``).
+
+        The form's "Starts in about …" and the progress page's waits are their
+        medians; ``None`` or no sample: the stated figures.
+        """,
     )
     spot_prices_file = Unicode(
         None,
@@ -146,6 +158,8 @@ class WorkbenchSpawner(KubeSpawner):
     _stop_reason: str | None = None
     """Why the cluster took the last server (saved state: :data:`STOP_REASON_STATE`)."""
     _kube: Kube | None = None
+    _times: WaitTimes | None = None
+    """Cold starts observed when this start began (its progress messages)."""
 
     def __init__(self, **kwargs: Any) -> None:
         """Build the spawner; the hub passes the options it saved last."""
@@ -190,6 +204,9 @@ class WorkbenchSpawner(KubeSpawner):
     def _warm(self) -> WarmStatus | None:
         return statefiles.read_warm_status(self.warm_status_file, self.log)
 
+    def _waits(self) -> WaitTimes | None:
+        return statefiles.read_wait_times(self.wait_times_file, self.log)
+
     def _workbench_profiles(
         self, spawner: Any = None, state: BudgetState | None = None
     ) -> list[dict[str, Any]]:
@@ -197,8 +214,9 @@ class WorkbenchSpawner(KubeSpawner):
         warm = self._warm()
         ready = warm.by_pool(self._zone) if warm else None
         profiles = self._provider().current()
+        waits = Waits(times=self._waits(), zone=self._zone)
         return form.kubespawner_profiles(
-            profiles, groups, is_admin, ready, self._spot(), state
+            profiles, groups, is_admin, ready, self._spot(), state, waits
         )
 
     def _costs(self) -> hooks.Accounting:
@@ -309,6 +327,7 @@ class WorkbenchSpawner(KubeSpawner):
         home = await spawner_io.home_zone(self.kube, self.namespace, self.pvc_name)
         self._zone = home or self._first_zone(pool, profiles)
         self._home, self._spawn_user = home, user
+        self._times = self._waits()
         overrides = manifests.overrides_for(
             chosen.size, chosen.image, pool, user, self._zone, profiles.homes
         )
@@ -364,7 +383,9 @@ class WorkbenchSpawner(KubeSpawner):
     # ----------------------------------------------------------------- progress
     def _context(self) -> progress.ProgressContext | None:
         pool = self._provider().current().pools.get(self._pool or "")
-        return progress.ProgressContext.for_pool(pool, self._zone) if pool else None
+        if pool is None:
+            return None
+        return progress.ProgressContext.for_pool(pool, self._zone, self._times)
 
     async def progress(self) -> Any:
         """Yield KubeSpawner's progress, events explained in plain words.

@@ -64,6 +64,8 @@ def command(settings: Settings, extra_args: Sequence[str] = ()) -> list[str]:
         cmd.append(f"--WarmerApp.k8s_api_host={settings.k8s_api_host}")
     if settings.warm_status_file:
         cmd.append(f"--warm-status-file={settings.warm_status_file}")
+    if settings.wait_times_file:
+        cmd.append(f"--WarmerApp.wait_times_file={settings.wait_times_file}")
     if settings.spot_prices_file:
         cmd.append(f"--WarmerApp.spot_prices_file={settings.spot_prices_file}")
     # Beside the hub's database (a volume in the hub's pod): a warmer the hub

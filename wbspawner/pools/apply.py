@@ -17,7 +17,7 @@ forced (:func:`ensure_subnets`). The decisions themselves are in
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -206,6 +206,38 @@ def _run_one(action: Action, adapters: Adapters) -> ActionResult:
     return ActionResult(action=action, status="done", detail=detail)
 
 
+def apply_steps(
+    plan: Plan, adapters: Adapters, *, dry_run: bool = False
+) -> Iterator[ActionResult]:
+    """Run a plan's actions in order, yielding each result as it is known.
+
+    A shell shows progress from it (one result per action of the plan, in the
+    plan's order, each yielded right after its AWS call); :func:`apply` collects
+    it. The actions run only as the iterator is consumed.
+
+    Args:
+        plan: the plan (from :func:`~wbspawner.pools.plan.make_plan`).
+        adapters: the AWS adapters.
+        dry_run: call nothing; report what would run.
+
+    Yields:
+        One result per action: blocked actions stay ``blocked``; after a failure
+        the rest are ``not run``.
+    """
+    failed = False
+    for action in plan.actions:
+        if action.blocked is not None:
+            yield ActionResult(action=action, status="blocked", detail=action.blocked)
+        elif failed:
+            yield ActionResult(action=action, status="not run")
+        elif dry_run:
+            yield ActionResult(action=action, status="would run")
+        else:
+            result = _run_one(action, adapters)
+            failed = result.status == "failed"
+            yield result
+
+
 def apply(plan: Plan, adapters: Adapters, *, dry_run: bool = False) -> ApplyReport:
     """Run a plan's actions in order; stop at the first failure.
 
@@ -215,22 +247,7 @@ def apply(plan: Plan, adapters: Adapters, *, dry_run: bool = False) -> ApplyRepo
         dry_run: call nothing; report what would run.
 
     Returns:
-        One result per action: blocked actions stay ``blocked``; after a failure
-        the rest are ``not run``.
+        One result per action (see :func:`apply_steps`).
     """
-    results: list[ActionResult] = []
-    failed = False
-    for action in plan.actions:
-        if action.blocked is not None:
-            results.append(
-                ActionResult(action=action, status="blocked", detail=action.blocked)
-            )
-        elif failed:
-            results.append(ActionResult(action=action, status="not run"))
-        elif dry_run:
-            results.append(ActionResult(action=action, status="would run"))
-        else:
-            result = _run_one(action, adapters)
-            failed = result.status == "failed"
-            results.append(result)
-    return ApplyReport(results=tuple(results), dry_run=dry_run)
+    results = tuple(apply_steps(plan, adapters, dry_run=dry_run))
+    return ApplyReport(results=results, dry_run=dry_run)

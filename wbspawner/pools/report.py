@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from wbspawner.pools.apply import ApplyReport
+from wbspawner.pools.apply import ActionResult, ApplyReport
 from wbspawner.pools.desired import JsonDict
 from wbspawner.pools.plan import Action, Plan
+from wbspawner.pools.tables import TableFn, text_table
 
 
 def plan_to_json(plan: Plan) -> JsonDict:
@@ -62,11 +63,12 @@ def summarize(actions: Sequence[Action]) -> str:
     return ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
-def plan_table(plan: Plan) -> str:
+def plan_table(plan: Plan, table: TableFn = text_table) -> str:
     """Return a plan as a text table, one row per changed field, and a summary.
 
     Args:
         plan: the plan.
+        table: lays out the rows (default :func:`text_table`).
 
     Returns:
         The table; ``No changes`` when there is nothing to do or to report.
@@ -74,7 +76,7 @@ def plan_table(plan: Plan) -> str:
     head = f"Plan for cluster {plan.cluster}: {summarize(plan.runnable)}"
     if not plan.actions:
         return f"{head}\nNo changes: AWS matches the profiles."
-    rows = [("ACTION", "TARGET", "FIELD", "FROM", "TO")]
+    rows: list[tuple[str, ...]] = []
     for a in plan.actions:
         kind = f"{a.kind} (blocked)" if a.blocked else a.kind
         lines = [(c.field, c.old, c.new) for c in a.changes] or [("", "", "")]
@@ -84,14 +86,23 @@ def plan_table(plan: Plan) -> str:
             rows.append(
                 (kind, a.target, fld, old, new) if i == 0 else ("", "", fld, old, new)
             )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    text = [
-        "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
-        for r in rows
-    ]
+    text = table(("ACTION", "TARGET", "FIELD", "FROM", "TO"), rows)
     if plan.blocked:
         text.append(f"{len(plan.blocked)} action(s) blocked; see above.")
-    return "\n".join([head, *(t.rstrip() for t in text)])
+    return "\n".join([head, *text])
+
+
+def result_line(result: ActionResult) -> str:
+    """Return one action's outcome as one line, e.g. ``done  create-asg x: …``.
+
+    Args:
+        result: the action's result.
+
+    Returns:
+        The line.
+    """
+    detail = f": {result.detail}" if result.detail else ""
+    return f"{result.status}  {result.action.kind} {result.action.target}{detail}"
 
 
 def report_table(report: ApplyReport) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from wbspawner.model import Catalog, InstanceType, Profiles
 from wbspawner.pools.desired import DesiredState
+from wbspawner.pools.tables import TableFn, text_table
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,28 +210,25 @@ def check_subnets(
     return SubnetReport(zones=checks, model=model)
 
 
-def subnet_table(report: SubnetReport) -> str:
+def subnet_table(report: SubnetReport, table: TableFn = text_table) -> str:
     """Return the subnet check as a text table with the groups behind each zone.
 
     Args:
         report: the check.
+        table: lays out the rows (default: plain aligned columns).
 
     Returns:
         The table, the model used, and a verdict line.
     """
     lines = [f"Subnet check ({report.model.describe()})"]
     header = ("ZONE", "SUBNETS", "FREE IPs", "MAY NEED", "STATUS")
-    rows = [header]
+    rows = []
     for z in report.zones:
         status = "ok" if z.ok else f"SHORT by {z.needed - z.free_ips}"
         rows.append(
             (z.zone, ",".join(z.subnets), str(z.free_ips), str(z.needed), status)
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines += [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in rows
-    ]
+    lines += table(header, rows)
     for z in report.short:
         for n in z.needs:
             if n.nodes:

@@ -22,7 +22,7 @@ from wbspawner.model import Pool, Profiles, Size
 from wbspawner.profiles import access
 from wbspawner.spawn.budget import BudgetState, summary, unavailable_sizes
 from wbspawner.spawn.manifests import size_overrides
-from wbspawner.spawn.progress import boot_minutes
+from wbspawner.spawn.waits import Waits, estimate, wait_words
 
 IMAGE_OPTION = "image"
 """The ``profile_options`` key of the image choice (also the user option name)."""
@@ -75,21 +75,29 @@ def price_text(pool: Pool, spot_prices: SpotPrices | None, profiles: Profiles) -
     return text
 
 
-def warm_text(pool: Pool, warm_status: ReadyNodes | None) -> str | None:
+def warm_text(
+    pool: Pool, warm_status: ReadyNodes | None, waits: Waits | None = None
+) -> str | None:
     """Return whether a node is ready for the size, or how long one takes.
+
+    The wait of a cold start is the one observed for the pool in the user's
+    zone (:mod:`wbspawner.spawn.waits`), else the stated figure.
 
     Args:
         pool: the size's pool.
         warm_status: ready warm nodes by pool, or ``None`` when unknown.
+        waits: the observed cold starts and the user's zone, or ``None``.
 
     Returns:
-        ``Ready now``, ``Starts in about N minutes``, or ``None`` when unknown.
+        ``Ready now``, ``Starts in about N seconds`` (or ``minutes``), or
+        ``None`` when unknown.
     """
     if warm_status is None:
         return None
     if warm_status.get(pool.name, 0) > 0:
         return "Ready now"
-    return f"Starts in about {boot_minutes(pool)} minutes"
+    wait = waits.of(pool) if waits else estimate(pool, None, None)
+    return f"Starts in {wait_words(wait.total_s)}"
 
 
 def describe_size(
@@ -99,6 +107,7 @@ def describe_size(
     warm_status: ReadyNodes | None,
     spot_prices: SpotPrices | None,
     unavailable: str | None = None,
+    waits: Waits | None = None,
 ) -> str:
     """Return the HTML description of one size on the form.
 
@@ -109,6 +118,7 @@ def describe_size(
         warm_status: ready warm nodes by pool, or ``None``.
         spot_prices: observed spot prices, or ``None``.
         unavailable: why the size cannot start now (a spent budget), or ``None``.
+        waits: the observed cold starts and the user's zone, or ``None``.
 
     Returns:
         Escaped HTML: the hardware line, the price line, why it is unavailable,
@@ -123,7 +133,7 @@ def describe_size(
         lines.append(
             f'<strong class="wb-unavailable">{html.escape(unavailable)}</strong>'
         )
-    warm = warm_text(pool, warm_status)
+    warm = warm_text(pool, warm_status, waits)
     if warm:
         lines.append(f'<span class="wb-warm">{html.escape(warm)}</span>')
     if size.description:
@@ -157,6 +167,7 @@ def kubespawner_profiles(
     warm_status: ReadyNodes | None = None,
     spot_prices: SpotPrices | None = None,
     budget: BudgetState | None = None,
+    waits: Waits | None = None,
 ) -> list[dict[str, Any]]:
     """Return the sizes a user may pick as KubeSpawner's ``profile_list``.
 
@@ -172,6 +183,7 @@ def kubespawner_profiles(
         warm_status: ready warm nodes by pool, or ``None`` when unknown.
         spot_prices: observed spot prices by ``(type, zone)``, or ``None``.
         budget: the user's budget state, or ``None`` when unknown.
+        waits: the observed cold starts and the user's zone, or ``None``.
 
     Returns:
         A new list of new dicts; exactly one entry has ``default: True`` (none
@@ -193,7 +205,13 @@ def kubespawner_profiles(
             "slug": size.slug,
             "display_name": html.escape(size.display_name),
             "description": describe_size(
-                size, pool, profiles, warm_status, spot_prices, refused.get(size.slug)
+                size,
+                pool,
+                profiles,
+                warm_status,
+                spot_prices,
+                refused.get(size.slug),
+                waits,
             ),
             "default": size is default,
             "kubespawner_override": override,

@@ -19,13 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wbspawner.model import Pool
+from wbspawner.model import Pool, WaitTimes
 from wbspawner.naming import parse_group_name, zone_region
-
-BOOT_MINUTES_CPU = 3
-"""Usual minutes from scale-up to a ready CPU node (EKS AL2023 AMI, image cached)."""
-BOOT_MINUTES_GPU = 5
-"""Usual minutes for a GPU node (larger AMI, NVIDIA driver and device plugin)."""
+from wbspawner.spawn.waits import estimate, wait_words
 
 _ZONE = re.compile(r"\b([a-z]{2}(?:-gov)?-[a-z]+-\d[a-z])\b")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -38,18 +34,6 @@ _NO_REASONS = re.compile(r"pod didn't trigger scale-up:?")
 Event = Mapping[str, Any]
 
 
-def boot_minutes(pool: Pool) -> int:
-    """Return how long a new node of the pool usually takes, in minutes.
-
-    Args:
-        pool: the pool.
-
-    Returns:
-        Minutes from scale-up to a ready node.
-    """
-    return BOOT_MINUTES_GPU if pool.is_gpu else BOOT_MINUTES_CPU
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProgressContext:
     """What the messages say about the spawn: the node it waits for."""
@@ -58,28 +42,39 @@ class ProgressContext:
     """The pool's display name, e.g. ``64 GiB``."""
     pool: str
     """The pool's name, for admins, e.g. ``mem64``."""
-    boot_minutes: int
-    """Usual boot time of a node of the pool."""
+    boot_s: float
+    """Usual seconds until a new node of the pool has the pod (observed, or stated)."""
+    start_s: float = 0.0
+    """Usual seconds from a new node to the pod being Ready (images, home volume)."""
     zone: str | None = None
     """Zone the pod is pinned to (its home's), if any."""
     zones: tuple[str, ...] = ()
     """The pool's zones, to recognise a zone in a node group's name."""
 
     @classmethod
-    def for_pool(cls, pool: Pool, zone: str | None = None) -> ProgressContext:
+    def for_pool(
+        cls,
+        pool: Pool,
+        zone: str | None = None,
+        times: WaitTimes | None = None,
+    ) -> ProgressContext:
         """Return the context of a spawn on ``pool``.
 
         Args:
             pool: the pool of the chosen size.
             zone: the home's zone, if the pod is pinned to one.
+            times: observed cold starts (:mod:`wbspawner.spawn.waits`), or
+                ``None``: the stated figures.
 
         Returns:
             The context.
         """
+        wait = estimate(pool, zone, times)
         return cls(
             node_name=pool.display_name,
             pool=pool.name,
-            boot_minutes=boot_minutes(pool),
+            boot_s=wait.boot_s,
+            start_s=wait.start_s,
             zone=zone,
             zones=pool.zones,
         )
@@ -128,7 +123,7 @@ def _scale_up(message: str, ctx: ProgressContext) -> str:
     zone = zone_in_group_name(message, ctx.pool, ctx.zones)
     return (
         f"Starting a {ctx.node_name} node{_where(ctx, zone)}, "
-        f"usually about {ctx.boot_minutes} minutes"
+        f"usually {wait_words(ctx.boot_s)}"
     )
 
 
@@ -173,12 +168,17 @@ def _no_scale_up_failure(message: str, ctx: ProgressContext) -> str | None:
     return None
 
 
-def _image(message: str, pulled: bool) -> str:
+def _image(message: str, pulled: bool, ctx: ProgressContext) -> str:
     match = _IMAGE.search(message)
     image = match.group(1) if match else "the image"
     if pulled:
         return f"Image {image} is ready"
-    return f"Downloading {image} (the first start on a new node takes a minute)"
+    if ctx.start_s <= 0:
+        return f"Downloading {image} (the first start on a new node takes a minute)"
+    return (
+        f"Downloading {image} (on a new node, your server is usually ready "
+        f"{wait_words(ctx.start_s)} after the node)"
+    )
 
 
 def describe_event(event: Event, ctx: ProgressContext) -> str:
@@ -204,7 +204,7 @@ def describe_event(event: Event, ctx: ProgressContext) -> str:
         on = f" ({node.group(1)})" if node else ""
         return f"Got a {ctx.node_name} node{on}"
     if reason in ("Pulling", "Pulled"):
-        return _image(message, reason == "Pulled")
+        return _image(message, reason == "Pulled", ctx)
     if reason == "Started":
         return "Your server is starting; waiting for it to answer"
     if reason == "Created":

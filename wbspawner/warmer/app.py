@@ -33,6 +33,7 @@ from wbspawner.adapters.parent import parent_gone, until_signal, watch_parent
 from wbspawner.model import Profiles, WarmStatus
 from wbspawner.profiles.loader import ProfilesSource
 from wbspawner.service import ProfilesService
+from wbspawner.spawn.waits import summarize
 from wbspawner.warmer import policy, report
 from wbspawner.warmer import status as status_doc
 from wbspawner.warmer.actuator import (
@@ -86,6 +87,17 @@ class WarmerApp(ProfilesService):
     )
     spot_prices_file = Unicode(
         None, allow_none=True, config=True, help='Read {"type/zone": $/h} from here.'
+    )
+    wait_times_file = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Where the warmer writes the cold starts it observed, for the hub.
+
+        The medians of the last few per pool and zone (a pod's wait for a new
+        node, then for being Ready on it), written after every pass; the spawn
+        form and the progress page say the wait from them. The samples are
+        kept in ``memory_file``. ``None``: the hub says the stated figures.""",
     )
     memory_file = Unicode(
         None,
@@ -289,6 +301,7 @@ class WarmerApp(ProfilesService):
         ).inc()
         self._write_status_file(profiles, snapshot)
         self._write_memory_file()
+        self._write_wait_times()
 
     def _log_changes(self, plan: policy.WarmPlan) -> None:  # only what changed
         before = {d.message for d in self.plan.decisions} if self.plan else set()
@@ -345,6 +358,15 @@ class WarmerApp(ProfilesService):
             statefiles.write_warmer_memory(self.memory_file, self.observer.memory())
         except OSError as err:
             self.record_error("*", "memory file", str(err))
+
+    def _write_wait_times(self) -> None:
+        if not self.wait_times_file:
+            return
+        try:
+            times = summarize(self.observer.waits)
+            statefiles.write_wait_times(self.wait_times_file, times)
+        except OSError as err:
+            self.record_error("*", "wait times file", str(err))
 
     def status(self) -> dict[str, Any]:
         """Return the status page's data (see ``GET <prefix>api/status``)."""

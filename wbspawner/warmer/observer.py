@@ -21,13 +21,21 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from wbspawner.model import CAPACITY_TYPES, CapacityType, Shortage, Spawn, WarmerMemory
+from wbspawner.model import (
+    CAPACITY_TYPES,
+    CapacityType,
+    Shortage,
+    Spawn,
+    WaitSample,
+    WarmerMemory,
+)
 from wbspawner.naming import group_tail
 from wbspawner.spawn.interruptions import SPOT_ITN_TAINT
 from wbspawner.spawn.reclaims import (
     SPOT_INTERRUPTION_REASON,
     reclaims_of_events,
 )
+from wbspawner.spawn.waits import keep_last
 from wbspawner.timestamps import parse_time
 from wbspawner.warmer.snapshot import (
     PLACEHOLDER,
@@ -38,6 +46,7 @@ from wbspawner.warmer.snapshot import (
     node_info,
     pod_info,
 )
+from wbspawner.warmer.waits import wait_samples
 
 SHORTAGE_WORDS = re.compile(
     r"InsufficientInstanceCapacity|UnfulfillableCapacity|"
@@ -339,12 +348,15 @@ class Observer:
         self._spawns: dict[str, Spawn] = {}
         self._shortages: list[Shortage] = []
         self._user_pools: dict[str, tuple[str, ...]] = {}
+        self.waits: tuple[WaitSample, ...] = ()
+        """The last cold starts per pool and zone (kept in the memory file)."""
 
     def memory(self) -> WarmerMemory:
         """Return what the observer remembers (for the next run of the warmer)."""
         return WarmerMemory(
             spawns=tuple(sorted(self._spawns.values(), key=lambda x: (x.at, x.uid))),
             shortages=tuple(self._shortages),
+            waits=self.waits,
         )
 
     def remember(self, memory: WarmerMemory) -> None:
@@ -358,6 +370,7 @@ class Observer:
         """
         self._spawns = {s.uid: s for s in memory.spawns}
         self._shortages = list(memory.shortages)
+        self.waits = memory.waits
 
     async def observe(
         self,
@@ -419,6 +432,7 @@ class Observer:
         pods = tuple(infos.values())
         since = now - timedelta(seconds=s.demand_window_s)
         self._spawns = remember_spawns(self._spawns, raw_pods, infos, homes, since)
+        self.waits = keep_last(self.waits, wait_samples(raw_pods, raw_nodes, now))
         # A user's pool is the one of their last size: a pod seen now, else the
         # hub's record of their last spawn, else a pod seen earlier.
         running = {p.user: p.pool for p in pods if p.user}
@@ -440,6 +454,7 @@ class Observer:
             spawns=tuple(sorted(self._spawns.values(), key=lambda x: x.at)),
             shortages=tuple(_dedupe(self._shortages)),
             spot_prices=MappingProxyType(dict(spot_prices or {})),
+            waits=self.waits,
         )
 
 

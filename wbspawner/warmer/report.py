@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, tzinfo
 from wbspawner.catalog.pricing import hourly_cost
 from wbspawner.model import CapacityType, CostSettings, Pool, Size
 from wbspawner.pages.svg import Series, line_chart_svg, time_ticks
-from wbspawner.spawn.progress import boot_minutes
+from wbspawner.spawn.waits import estimate, summarize, wait_words
 from wbspawner.warmer.policy import WarmPlan
 from wbspawner.warmer.snapshot import ClusterSnapshot
 
@@ -199,9 +199,9 @@ def readiness(
 
     A size is ready now when a placeholder of its pool runs on a ready node (a
     spawn preempts it and starts at once). Otherwise a placeholder waiting for
-    its node gives the remaining boot time, and with none a new node takes the
-    pool's usual boot time (:func:`wbspawner.spawn.progress.boot_minutes`, the number
-    the spawn form and progress messages use).
+    its node gives the remaining wait, and with none a cold start takes what
+    cold starts in the zone took (:func:`wbspawner.spawn.waits.estimate`, the
+    wait the spawn form and progress messages say).
 
     Args:
         pools: pools by name.
@@ -211,33 +211,43 @@ def readiness(
 
     Returns:
         ``{"generated_at", "pools": {pool: {zone: ready}}, "sizes": {slug:
-        {"pool", "ready", "minutes", "text", "zones": {zone: {"ready",
-        "minutes"}}}}}``; ``pools`` is the ``WARM_STATUS_FILE`` shape.
+        {"pool", "ready", "seconds", "minutes", "text", "zones": {zone:
+        {"ready", "seconds", "minutes"}}}}}``; ``pools`` is the
+        ``WARM_STATUS_FILE`` shape.
     """
     zones: dict[str, dict[str, dict[str, int]]] = {}
+    times = summarize(snapshot.waits)
     for name, pool in pools.items():
-        cold = boot_minutes(pool)
-        zones[name] = {z: {"ready": 0, "minutes": cold} for z in pool.zones}
+        zones[name] = {}
+        for z in pool.zones:
+            cold = round(estimate(pool, z, times).total_s)
+            zones[name][z] = {"ready": 0, "seconds": cold, "minutes": _minutes(cold)}
     for p in snapshot.placeholders():
         cell = zones.get(p.pool, {}).get(p.zone or "")
         if cell is None:
             continue
         if p.running:
             cell["ready"] += 1
-            cell["minutes"] = 0
+            cell["seconds"] = cell["minutes"] = 0
         else:
-            left = boot_minutes(pools[p.pool]) * 60 - (now - p.created).total_seconds()
-            cell["minutes"] = min(cell["minutes"], max(1, math.ceil(left / 60)))
+            full = estimate(pools[p.pool], p.zone, times).total_s
+            left = max(1, math.ceil(full - (now - p.created).total_seconds()))
+            if left < cell["seconds"]:
+                cell["seconds"] = left
+                cell["minutes"] = max(1, math.ceil(left / 60))
     out_sizes: dict[str, object] = {}
     for size in sizes:
         by_zone = zones.get(size.pool, {})
         ready = sum(c["ready"] for c in by_zone.values())
-        minutes = min((c["minutes"] for c in by_zone.values()), default=0)
-        text = "Ready now" if ready else f"Starts in about {minutes} minutes"
+        best = min(by_zone.values(), key=lambda c: c["seconds"], default=None)
+        seconds = 0 if ready or best is None else best["seconds"]
+        minutes = 0 if ready or best is None else best["minutes"]
+        text = "Ready now" if ready else f"Starts in {wait_words(seconds)}"
         out_sizes[size.slug] = {
             "pool": size.pool,
             "ready": ready,
-            "minutes": 0 if ready else minutes,
+            "seconds": seconds,
+            "minutes": minutes,
             "text": text,
             "zones": by_zone,
         }
@@ -246,6 +256,11 @@ def readiness(
         "pools": ready_nodes(pools, snapshot),
         "sizes": out_sizes,
     }
+
+
+def _minutes(seconds: float) -> int:
+    """Return a cold wait in whole minutes, at least one."""
+    return max(1, round(seconds / 60))
 
 
 def local_midnight(now: datetime, tz: tzinfo) -> datetime:

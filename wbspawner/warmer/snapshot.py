@@ -28,6 +28,7 @@ from wbspawner.model import (
     CapacityType,
     Shortage,
     Spawn,
+    WaitSample,
 )
 from wbspawner.timestamps import parse_time
 
@@ -104,6 +105,8 @@ class ClusterSnapshot:
     )
     """User → minutes of the day (warm settings' time zone) they started servers
     at within ``habit_days``; a user without recorded starts is absent."""
+    waits: tuple[WaitSample, ...] = ()
+    """The last cold starts observed per pool and zone, oldest first."""
 
     def user_pods(self) -> tuple[PodInfo, ...]:
         """Return the user pods."""

@@ -3,6 +3,7 @@ reads, strict writes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -26,7 +27,16 @@ from wbspawner.adapters.statefiles import (
     write_warm_status,
     write_warmer_memory,
 )
-from wbspawner.model import Shortage, Spawn, WarmerMemory, WarmStatus
+from wbspawner.model import (
+    ALL_ZONES,
+    Shortage,
+    Spawn,
+    WaitSample,
+    WaitTime,
+    WaitTimes,
+    WarmerMemory,
+    WarmStatus,
+)
 
 A, B = "us-east-1a", "us-east-1b"
 READY = {"mem64": {A: 1, B: 2}, "gpu-t4": {A: 0}}
@@ -416,3 +426,103 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(
         write_warm_status(target, WarmStatus.of({"mem64": {A: 0}}))
     assert [p.name for p in tmp_path.iterdir()] == ["warm.json"]
     assert load_warm_status(target) == WarmStatus.of(READY)
+
+
+WAITS = (
+    WaitSample(
+        uid="u-1",
+        pool="mem64",
+        zone=B,
+        at=datetime(2025, 3, 4, 9, 30, 15, tzinfo=UTC),
+        boot_s=19.0,
+        start_s=6.0,
+    ),
+    WaitSample(
+        uid="p-1",
+        pool="mem64",
+        zone=B,
+        at=datetime(2025, 3, 4, 9, 31, tzinfo=UTC),
+        boot_s=21.0,
+    ),
+)
+TIMES = WaitTimes.of(
+    {
+        "mem64": {
+            B: WaitTime(boot_s=20.0, start_s=6.0, samples=2),
+            ALL_ZONES: WaitTime(boot_s=20.0, start_s=None, samples=2),
+        }
+    }
+)
+
+
+def test_wait_times_round_trip(tmp_path: Path) -> None:
+    target = tmp_path / "hub" / "wait-times.json"
+    statefiles.write_wait_times(target, TIMES)
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert data["mem64"]["*"] == {"boot_s": 20.0, "start_s": None, "samples": 2}
+    assert statefiles.load_wait_times(target) == TIMES
+    assert statefiles.read_wait_times(target) == TIMES
+
+
+def test_the_memory_keeps_the_cold_starts(tmp_path: Path) -> None:
+    target = tmp_path / "memory.json"
+    write_warmer_memory(target, WarmerMemory(waits=WAITS))
+    assert load_warmer_memory(target).waits == WAITS
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert data["waits"][1]["start_s"] is None
+    del data["waits"]  # a file of an earlier version
+    target.write_text(json.dumps(data), encoding="utf-8")
+    assert load_warmer_memory(target) == WarmerMemory()
+
+
+@pytest.mark.parametrize(
+    ("cell", "where"),
+    [
+        pytest.param({"boot_s": -1}, '["boot_s"]', id="negative-boot"),
+        pytest.param({"boot_s": "19"}, '["boot_s"]', id="boot-a-string"),
+        pytest.param({"start_s": math.inf}, '["start_s"]', id="infinite-start"),
+        pytest.param({"samples": 1.5}, '["samples"]', id="samples-not-whole"),
+    ],
+)
+def test_malformed_wait_times_are_unknown_with_one_log_line(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    cell: dict[str, object],
+    where: str,
+) -> None:
+    good = {"boot_s": 19, "start_s": 6, "samples": 3}
+    text = json.dumps({"mem64": {B: good, "*": good | cell}}, allow_nan=True)
+    target = tmp_path / "waits.json"
+    target.write_text(text, encoding="utf-8")
+    with pytest.raises(statefiles.StateFileError, match=r'\["mem64"\]\["\*"\]'):
+        statefiles.load_wait_times(target)
+    with caplog.at_level(logging.INFO):
+        assert statefiles.read_wait_times(target) is None
+    lines = [r for r in caplog.records if "Wait times unknown" in r.getMessage()]
+    assert len(lines) == 1 and where in lines[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        pytest.param({"boot_s": -1.0}, id="negative-boot"),
+        pytest.param({"at": datetime(2025, 1, 1)}, id="naive-time"),
+        pytest.param({"zone": ""}, id="empty-zone"),
+    ],
+)
+def test_a_malformed_cold_start_makes_the_memory_unknown(
+    tmp_path: Path, sample: dict[str, object]
+) -> None:
+    bad = dataclasses.replace(WAITS[0], **sample)  # type: ignore[arg-type]
+    target = tmp_path / "memory.json"
+    with pytest.raises(ValueError, match="warmer memory"):
+        write_warmer_memory(target, WarmerMemory(waits=(bad,)))
+    assert not target.exists()
+
+
+def test_the_wait_times_writer_refuses_bad_data(tmp_path: Path) -> None:
+    target = tmp_path / "waits.json"
+    bad = WaitTimes.of({"mem64": {"": WaitTime(boot_s=1.0, samples=1)}})
+    with pytest.raises(ValueError, match="wait times"):
+        statefiles.write_wait_times(target, bad)
+    assert not target.exists()

@@ -139,3 +139,16 @@ async def test_plan_lists_every_step_and_changes_nothing(
         if not c.split(".")[1].startswith(("get", "list", "pods", "describe", "find"))
     ]
     assert writes == []
+
+
+async def test_each_item_is_reported_as_soon_as_it_is_decided() -> None:
+    """The CLI's progress: on_item sees an item before gc_expired returns."""
+    kube, ec2, _, _ = await moved()
+    seen: list[tuple[str, bool]] = []
+    items = await gc_expired(
+        kube,
+        ec2,
+        LATER,
+        on_item=lambda item: seen.append((item.action, "pvc-1" in kube.pvs)),
+    )
+    assert seen == [("deleted", False)] and [i.action for i in items] == ["deleted"]

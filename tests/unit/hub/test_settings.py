@@ -71,6 +71,16 @@ def test_everything_from_the_environment() -> None:
     assert (s.ldap.server, s.ldap.port, s.ldap.tls) == ("127.0.0.1", 3890, "insecure")
 
 
+def test_the_wait_times_file_is_beside_the_warm_status_unless_set() -> None:
+    warm = {**LDAP, "WBSPAWNER_WARM_STATUS_FILE": "/srv/hub/warm-status.json"}
+    assert Settings.from_env(warm, no_files).wait_times_file == (
+        "/srv/hub/wait-times.json"
+    )
+    own = {**warm, "WBSPAWNER_WAIT_TIMES_FILE": "/x/waits.json"}
+    assert Settings.from_env(own, no_files).wait_times_file == "/x/waits.json"
+    assert Settings.from_env(LDAP, no_files).wait_times_file is None
+
+
 def test_local_mode_finds_singleuser_beside_python() -> None:
     s = Settings.from_env({**LDAP, "WBSPAWNER_MODE": "local"}, no_files)
     assert s.singleuser_cmd is not None

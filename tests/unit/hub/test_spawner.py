@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -427,6 +428,41 @@ async def test_progress_speaks_plainly(profiles: Profiles) -> None:
     assert messages == [
         "Waiting for a free 64 GiB node",
         "Starting a 64 GiB node in us-east-1b, usually about 3 minutes",
+    ]
+
+
+async def test_form_and_progress_say_the_observed_cold_start(
+    profiles: Profiles, tmp_path: Path
+) -> None:
+    """The warmer's medians set the wait on the form (the pool's: bob has no
+    server, so no zone yet) and on the progress page (his home's zone)."""
+    warm = tmp_path / "warm.json"
+    warm.write_text('{"mem64": {"us-east-1b": 0}}', encoding="utf-8")
+    waits = tmp_path / "wait-times.json"
+    here = {"boot_s": 19, "start_s": 6, "samples": 3}
+    every = {"boot_s": 40, "start_s": 10, "samples": 5}
+    times = {"mem64": {"us-east-1b": here, "*": every}}
+    waits.write_text(json.dumps(times), encoding="utf-8")
+    spawner = make_spawner(
+        Source(profiles),
+        bob(),
+        cls=EventsSpawner,
+        zone="us-east-1b",
+        warm_status_file=str(warm),
+        wait_times_file=str(waits),
+    )
+    form = await spawner.get_options_form()
+    large = form[form.index('value="large"') : form.index('value="xlarge"')]
+    assert "Starts in about 50 seconds" in large
+    assert "Starts in about 3 minutes" in form  # sizes nothing was observed for
+    spawner.fixed_events = [
+        event("TriggeredScaleUp", "pod triggered scale-up: [{g 0->1 (max: 5)}]")
+    ]
+    spawner.user_options = {"profile": "large"}
+    await spawner.load_user_options()
+    messages = [item["message"] async for item in spawner.progress()]
+    assert messages == [
+        "Starting a 64 GiB node in us-east-1b, usually about 20 seconds"
     ]
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import UTC, datetime
 
 import pytest
 
-from wbspawner.model import ImageChoice, Profiles
+from wbspawner.model import ImageChoice, Profiles, WaitSample
 from wbspawner.spawn.form import (
     IMAGE_OPTION,
     admin_warning,
@@ -17,6 +18,9 @@ from wbspawner.spawn.form import (
     price_text,
     warm_text,
 )
+from wbspawner.spawn.waits import Waits, summarize
+
+A = "us-east-1a"
 
 
 @pytest.mark.parametrize(
@@ -181,6 +185,28 @@ def test_warm_text(
 
 def test_gpu_nodes_take_longer(profiles: Profiles) -> None:
     assert warm_text(profiles.pools["gpu-t4"], {}) == "Starts in about 5 minutes"
+
+
+def test_cold_start_says_the_observed_wait(profiles: Profiles) -> None:
+    """Cold starts seen in the user's zone set the wait; other zones' do not."""
+    at = datetime(2026, 12, 7, 9, tzinfo=UTC)
+    seen = (
+        WaitSample(uid="a", pool="mem64", zone=A, at=at, boot_s=19, start_s=7),
+        WaitSample(uid="b", pool="mem64", zone="us-east-1b", at=at, boot_s=300),
+    )
+    pool = profiles.pools["mem64"]
+    here = warm_text(pool, {}, Waits(times=summarize(seen), zone=A))
+    assert here == "Starts in about 25 seconds"
+    entries = kubespawner_profiles(
+        profiles,
+        ["jupyter-users"],
+        False,
+        {},
+        waits=Waits(times=summarize(seen), zone=A),
+    )
+    by_slug = {e["slug"]: e["description"] for e in entries}
+    assert "Starts in about 25 seconds" in by_slug["large"]
+    assert "Starts in about 3 minutes" in by_slug["medium"]  # nothing observed
 
 
 def test_warm_status_shows_in_the_form(profiles: Profiles) -> None:

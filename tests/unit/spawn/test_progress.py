@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from wbspawner.model import Profiles, WaitSample
 from wbspawner.spawn.progress import (
     ProgressContext,
     capacity_failure,
@@ -14,10 +16,13 @@ from wbspawner.spawn.progress import (
     zone_in_group_name,
     zone_is_short,
 )
+from wbspawner.spawn.waits import summarize
 
-CTX = ProgressContext(node_name="64 GiB", pool="mem64", boot_minutes=3)
+B = "us-east-1b"
+
+CTX = ProgressContext(node_name="64 GiB", pool="mem64", boot_s=180)
 PINNED = ProgressContext(
-    node_name="64 GiB", pool="mem64", boot_minutes=3, zone="us-east-1b"
+    node_name="64 GiB", pool="mem64", boot_s=180, zone="us-east-1b"
 )
 
 
@@ -274,7 +279,7 @@ def test_zone_in_group_name(message: str, zone: str | None) -> None:
 
 def test_scale_up_names_the_zone_of_a_pools_group() -> None:
     ctx = ProgressContext(
-        node_name="64 GiB", pool="mem64", boot_minutes=3, zones=("us-east-1b",)
+        node_name="64 GiB", pool="mem64", boot_s=180, zones=("us-east-1b",)
     )
     event = ev("TriggeredScaleUp", "pod triggered scale-up: [{w-mem64-b-spot 0->1}]")
     assert describe_event(event, ctx) == (
@@ -338,3 +343,17 @@ def test_scale_up_names_the_zone_of_a_pools_group() -> None:
 )
 def test_zone_is_short(events: list[dict[str, Any]], short: bool) -> None:
     assert zone_is_short(events) is short
+
+
+def test_observed_waits_are_said_on_the_progress_page(profiles: Profiles) -> None:
+    """The messages say the cold start observed in the zone, not the stated one."""
+    at = datetime(2026, 12, 7, 9, tzinfo=UTC)
+    seen = [WaitSample(uid="a", pool="mem64", zone=B, at=at, boot_s=19, start_s=7)]
+    ctx = ProgressContext.for_pool(profiles.pools["mem64"], B, summarize(seen))
+    scale = describe_event(ev("TriggeredScaleUp", "scale-up: [{g 0->1}]"), ctx)
+    assert scale == "Starting a 64 GiB node in us-east-1b, usually about 20 seconds"
+    pulling = describe_event(ev("Pulling", 'Pulling image "img:1"'), ctx)
+    assert pulling == (
+        "Downloading img:1 (on a new node, your server is usually ready about "
+        "5 seconds after the node)"
+    )

@@ -229,6 +229,63 @@ async def test_a_restarted_warmer_keeps_the_placeholder_of_a_recent_spawn(
     assert kube.pods == {}
 
 
+class KubeWithAColdStart(KubeWithUsers):
+    """ann's server, Ready on a node that joined after her pod was made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        labels = {POOL_LABEL: "mem64", ZONE_LABEL: "us-east-1a"}
+
+        def at(seconds_ago: float) -> str:
+            return (NOW - timedelta(seconds=seconds_ago)).isoformat()
+
+        self.node = {
+            "metadata": {"name": "n1", "labels": labels, "creationTimestamp": at(45)},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }
+        conditions = [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": at(40)},
+            {"type": "Ready", "status": "True", "lastTransitionTime": at(33)},
+        ]
+        self.users["jupyter-ann"] = {
+            "metadata": {
+                "name": "jupyter-ann",
+                "uid": "uid-ann",
+                "labels": {USER_LABEL: "ann", POOL_LABEL: "mem64"},
+                "creationTimestamp": at(60),
+            },
+            "spec": {"nodeSelector": {POOL_LABEL: "mem64"}, "nodeName": "n1"},
+            "status": {"phase": "Running", "conditions": conditions},
+        }
+
+    async def list_nodes(self) -> list[dict[str, Any]]:
+        return [self.node]
+
+
+async def test_a_pass_writes_the_cold_starts_medians_and_remembers_them(
+    profiles_dir: Path, tmp_path: Path
+) -> None:
+    """The hub's file has the medians; the samples outlive a restart."""
+    memory, waits = tmp_path / "memory.json", tmp_path / "wait-times.json"
+    kube = KubeWithAColdStart()
+    app = make_app(
+        profiles_dir, kube, memory_file=str(memory), wait_times_file=str(waits)
+    )
+    await app.reconcile()
+    times = json.loads(waits.read_text(encoding="utf-8"))["mem64"]
+    assert times["us-east-1a"] == {"boot_s": 20.0, "start_s": 7.0, "samples": 1}
+    assert times["*"] == times["us-east-1a"]
+    sizes = app.readiness()["sizes"]
+    assert sizes["large"]["text"] == "Starts in about 25 seconds"  # type: ignore[index]
+
+    kube.users.clear()  # ann's server is gone; a restarted warmer still knows
+    again = make_app(
+        profiles_dir, kube, memory_file=str(memory), wait_times_file=str(waits)
+    )
+    await again.reconcile()
+    assert json.loads(waits.read_text(encoding="utf-8"))["mem64"]["*"] == times["*"]
+
+
 async def test_an_unusable_memory_file_starts_empty_and_is_rewritten(
     profiles_dir: Path, tmp_path: Path
 ) -> None:
@@ -240,6 +297,7 @@ async def test_an_unusable_memory_file_starts_empty_and_is_rewritten(
     assert json.loads(memory.read_text(encoding="utf-8")) == {
         "spawns": [],
         "shortages": [],
+        "waits": [],
     }
 
 

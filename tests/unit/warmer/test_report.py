@@ -12,7 +12,7 @@ from tests.unit.warmer.clock_support import NOW, A, B
 from wbspawner.catalog.pricing import hourly_cost
 from wbspawner.model import CostSettings, Profiles
 from wbspawner.pages.svg import Series, line_chart_svg
-from wbspawner.spawn.progress import boot_minutes
+from wbspawner.spawn.waits import boot_minutes
 from wbspawner.warmer.report import (
     Sample,
     Timeline,
@@ -90,10 +90,8 @@ def test_readiness_per_size(profiles: Profiles) -> None:
     out = readiness(profiles.pools, profiles.sizes, SNAP, NOW)
     large = out["sizes"]["large"]  # type: ignore[index]
     assert (large["ready"], large["minutes"], large["text"]) == (1, 0, "Ready now")
-    assert large["zones"][B] == {
-        "ready": 0,
-        "minutes": boot_minutes(profiles.pools["mem64"]) - 1,
-    }
+    left = boot_minutes(profiles.pools["mem64"]) * 60 - 60  # waited a minute
+    assert large["zones"][B] == {"ready": 0, "seconds": left, "minutes": left // 60}
     small = out["sizes"]["small"]  # type: ignore[index]
     cold = boot_minutes(profiles.pools["cpu4"])
     assert (small["ready"], small["text"]) == (0, f"Starts in about {cold} minutes")
