@@ -90,6 +90,10 @@ SIZE_MIX = (("small", 25), ("medium", 40), ("large", 20), ("xlarge", 10))
 SIZE_MIX += (("xxlarge", 5),)
 """Sizes users pick and their weights (of the shipped sizes jupyter-users may use)."""
 HOME_GIB = 10
+CNI = ("--cni-warm-ip-target=2", "--cni-minimum-ip-target=4")
+"""The VPC CNI settings the subnet check counts with: at a thousand users the
+default (a spare ENI per node) needs more addresses per zone than devcluster's
+/18 subnets have (docs/scale.md), as an operator's cluster would."""
 AGENT = "wbspawner-bench"
 """The benchmark's own User-Agent (its API calls are not the hub's)."""
 POLL_S = 2.0
@@ -202,6 +206,7 @@ def scale_stack(
                 hub_db_url=database.create_database("hub"),
                 cost_db_url=database.create_database("costs"),
                 kubelet="sim",
+                pools_apply_args=CNI,
             ) as bench:
                 yield bench
 
@@ -730,7 +735,12 @@ def run_one(args: argparse.Namespace, n: int, ramp_min: float) -> dict[str, Any]
     """Parts (a) and (b) with ``n`` users on a stack of their own."""
     users = scale_users(n, args.seed)
     state = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.tmp))
-    out: dict[str, Any] = {"users": n, "ramp_simulated_min": ramp_min}
+    out: dict[str, Any] = {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": _commit(),
+        "users": n,
+        "ramp_simulated_min": ramp_min,
+    }
     try:
         t = time.monotonic()
         with scale_stack(state, users, args.time_factor) as bench:
@@ -775,12 +785,25 @@ def run(
     load_before = os.getloadavg()
     shipped = load_profiles([REPO / "profiles"])
     warm = measure_warmer(shipped, args.warm_pools, args.warm_nodes, args.warm_runs)
-    runs: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = earlier_runs(args) if args.add else []
     for n in args.users:
+        runs = [r for r in runs if r["users"] != n]
         runs.append(run_one(args, n, args.ramp_min))
+        runs.sort(key=lambda r: r["users"])
         if progress is not None:  # what is done so far survives a later break
             progress(document(args, warm, runs, load_before, began))
     return document(args, warm, runs, load_before, began)
+
+
+def earlier_runs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The runs already in ``--out`` (each keeps when and at which commit)."""
+    if not args.out.exists():
+        return []
+    old = json.loads(args.out.read_text())
+    return [
+        {"measured_at": old["measured_at"], "commit": old["commit"], **r}
+        for r in old.get("runs", [])
+    ]
 
 
 def document(
@@ -810,7 +833,7 @@ def document(
         },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "settings": {
-            "users": args.users,
+            "users": [r["users"] for r in runs],
             "burst": args.burst,
             "ramp_simulated_min": args.ramp_min,
             "time_factor": args.time_factor,
@@ -843,6 +866,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="user counts, one run each, in this order",
     )
     parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the runs of other user counts already in --out",
+    )
     parser.add_argument(
         "--ramp-min", type=float, default=60.0, help="simulated minutes"
     )

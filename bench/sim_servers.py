@@ -80,6 +80,8 @@ class SimServers:
         self.version = version
         self.listeners: dict[str, asyncio.Server] = {}
         """Pod name → its listener."""
+        self.address_of: dict[str, str] = {}
+        """Pod name → the IP its listener is on."""
         self.pod_ready: dict[str, float] = {}
         """User → when their current pod was first seen Ready."""
         self.pod_node: dict[str, str] = {}
@@ -104,6 +106,13 @@ class SimServers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         self.listeners.clear()
+
+    def _close(self, name: str) -> None:
+        """Stop listening for a pod (if this process listens for it)."""
+        server = self.listeners.pop(name, None)
+        self.address_of.pop(name, None)
+        if server is not None:
+            server.close()
 
     async def _follow(
         self, http: aiohttp.ClientSession, path: str, selector: str, on: Any
@@ -165,19 +174,24 @@ class SimServers:
         user = (meta.get("annotations") or {}).get(USER_KEY) or name
         status = pod.get("status") or {}
         if kind == "DELETED" or meta.get("deletionTimestamp"):
-            server = self.listeners.pop(name, None)
-            if server is not None:
-                server.close()
+            self._close(name)
             if kind == "DELETED":
                 self.pod_ready.pop(user, None)
             return
         ip = status.get("podIP")
         if ip and status.get("phase") == "Running" and name not in self.listeners:
+            # A restarted server's pod may get the address of its predecessor
+            # before this process has seen that one go: the address is the new
+            # pod's now.
+            for other, address in list(self.address_of.items()):
+                if address == ip:
+                    self._close(other)
             loop = asyncio.get_running_loop()
             try:
                 self.listeners[name] = await loop.create_server(
                     lambda: _Answer(self.version), ip, SERVER_PORT, reuse_address=True
                 )
+                self.address_of[name] = ip
             except OSError as exc:
                 self.errors.append(f"listen {ip}:{SERVER_PORT} for {name}: {exc}")
         if _ready(pod):

@@ -257,6 +257,8 @@ class Workbench:
             gateway (default: SQLite in the hub's state folder).
         kubelet: devcluster's kubelet mode: ``run`` (pods' commands run) or
             ``sim`` (nothing runs in a pod; nothing answers on its address).
+        pools_apply_args: more arguments of ``wbspawner pools apply`` (the
+            VPC CNI's settings, which the subnet check counts with).
     """
 
     state_dir: Path
@@ -271,6 +273,7 @@ class Workbench:
     hub_db_url: str | None = None
     cost_db_url: str | None = None
     kubelet: str = "run"
+    pools_apply_args: Sequence[str] = ()
     profiles_dir: Path = field(init=False)
     url: str = field(init=False, default="")
     port_note: str = field(init=False, default="")
@@ -335,6 +338,7 @@ class Workbench:
             self.state_dir / "pools-apply.log",
             pools=self.pools,
             zones=self.zones,
+            extra=self.pools_apply_args,
         )
         (self.state_dir / "hub").mkdir(exist_ok=True)
         if self.culler_interval is not None:
