@@ -655,6 +655,8 @@ async def drive(
                 time.monotonic(),
             )
             ramp_latency = {k: list(v) for k, v in hub.latency.items()}
+            # now, before the burst moves its users to other pods and nodes
+            ramp_figures = spawn_figures(ramp_records, sims, tf)
             burst_records, stop_errors = await burst(hub, ramp_records, args.burst)
             t2 = time.monotonic()
             counts2, cpu2 = await request_counts(http, api), _cpu_s(bench.hub.pid)
@@ -672,7 +674,7 @@ async def drive(
     return {
         "ramp": {
             "real_s": round(t1 - t0, 1),
-            **spawn_figures(ramp_records, sims, tf),
+            **ramp_figures,
             "hub_api_ms": {k: spread(v, 1000, 1) for k, v in ramp_latency.items()},
             "kubernetes_requests_from_hub": _rates(counts0, counts1, t1 - t0, tf),
             "hub_cpu_share_of_one_core": round((cpu1 - cpu0) / (t1 - t0), 3)
