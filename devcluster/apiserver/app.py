@@ -23,6 +23,7 @@ from devcluster.apiserver import (
     chaos,
     discovery,
     openapi,
+    request_counts,
     scale,
     tables,
 )
@@ -56,6 +57,7 @@ LOGS_KEY = web.AppKey("logs", object)
 STREAMS_KEY = web.AppKey("streams", object)
 FAULTS_KEY = web.AppKey("faults", object)
 CHAOS_KEY = web.AppKey("chaos", chaos.Chaos)
+COUNTS_KEY = web.AppKey("counts", request_counts.RequestCounts)
 REQUESTS_KEY = web.AppKey("requests", object)
 
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -105,7 +107,16 @@ async def handle(request: web.Request) -> web.StreamResponse:
         )
     if path == chaos.PATH:
         return await _chaos_settings(request)
+    if path == request_counts.PATH:
+        if request.method != "GET":
+            raise _not_allowed()
+        return json_response(request.app[COUNTS_KEY].report())
     route = parse_route(path)
+    watch = bool(route.watch_prefix) or request.query.get("watch") in TRUE
+    request.app[COUNTS_KEY].add(
+        request.headers.get("User-Agent", ""),
+        request_counts.verb_of(request.method, route.name is not None, watch),
+    )
     if chaos.EXEMPT_HEADER not in request.headers:
         kind = request.app[CHAOS_KEY].draw()
         if kind is not None:
@@ -421,6 +432,7 @@ def make_app(
     app[STREAMS_KEY] = streams
     app[FAULTS_KEY] = Faults()
     app[CHAOS_KEY] = chaos.Chaos()
+    app[COUNTS_KEY] = request_counts.RequestCounts()
     app[REQUESTS_KEY] = deque(maxlen=request_log)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

@@ -94,6 +94,7 @@ def apply_node_groups(
     *,
     pools: Sequence[str] | None = None,
     zones: Sequence[str] | None = None,
+    extra: Sequence[str] = (),
     timeout: float = 300.0,
 ) -> None:
     """Run ``wbspawner pools apply`` against the workbench, as an operator would.
@@ -103,6 +104,7 @@ def apply_node_groups(
         log: where the command's output goes.
         pools: only these pools' groups (default: all).
         zones: only the groups in these zones (default: each pool's).
+        extra: more arguments (e.g. the VPC CNI's settings for the subnet check).
         timeout: seconds the command may take.
 
     Raises:
@@ -111,6 +113,7 @@ def apply_node_groups(
     argv = [sys.executable, "-m", "wbspawner.cli.main", "pools", "apply"]
     argv += [f"--pool={p}" for p in pools or ()]
     argv += [f"--zone={z}" for z in zones or ()]
+    argv += list(extra)
     full = {k: v for k, v in os.environ.items() if k not in UNSET}
     full.update(env)
     with log.open("ab") as out:

@@ -127,8 +127,14 @@ class Devcluster:
     """The EKS cluster devcluster stands for (node groups, subnet tags)."""
 
 
-def start_devcluster(state_dir: Path, time_factor: float) -> Devcluster:
-    """Start devcluster (with moto) and wait for its one-line JSON report."""
+def start_devcluster(
+    state_dir: Path, time_factor: float, kubelet: str = "run"
+) -> Devcluster:
+    """Start devcluster (with moto) and wait for its one-line JSON report.
+
+    ``kubelet`` is its kubelet's mode: ``run`` runs pods' commands, ``sim``
+    only pretends (no process per pod; the scale benchmark's thousand users).
+    """
     kubeconfig = state_dir / "kubeconfig"
     log = state_dir / "devcluster.log"
     argv = [
@@ -147,6 +153,8 @@ def start_devcluster(state_dir: Path, time_factor: float) -> Devcluster:
         str(state_dir / "cluster"),
         "--namespace",
         NAMESPACE,
+        "--kubelet",
+        kubelet,
     ]
     proc = Proc.start(argv, log, cwd=repo_root())
     deadline = time.monotonic() + 60
@@ -247,6 +255,10 @@ class Workbench:
         hub_db_url: the hub's database (default: SQLite in its state folder).
         cost_db_url: the accounting database of the hub, the warmer and the
             gateway (default: SQLite in the hub's state folder).
+        kubelet: devcluster's kubelet mode: ``run`` (pods' commands run) or
+            ``sim`` (nothing runs in a pod; nothing answers on its address).
+        pools_apply_args: more arguments of ``wbspawner pools apply`` (the
+            VPC CNI's settings, which the subnet check counts with).
     """
 
     state_dir: Path
@@ -260,6 +272,8 @@ class Workbench:
     culler_interval: float | None = 60.0
     hub_db_url: str | None = None
     cost_db_url: str | None = None
+    kubelet: str = "run"
+    pools_apply_args: Sequence[str] = ()
     profiles_dir: Path = field(init=False)
     url: str = field(init=False, default="")
     port_note: str = field(init=False, default="")
@@ -294,7 +308,7 @@ class Workbench:
         port, self.port_note = choose_port(self.public_port, PUBLIC_PORT)
         if self.ldap is None:
             self._own_ldap = self.ldap = LdapServer(self.state_dir / "slapd").start()
-        self.cluster = start_devcluster(self.state_dir, self.time_factor)
+        self.cluster = start_devcluster(self.state_dir, self.time_factor, self.kubelet)
         self.kube = Kube(self.cluster.api)
         catalog = load_catalog()
         profiles = load_profiles([self.profiles_dir], catalog)
@@ -324,6 +338,7 @@ class Workbench:
             self.state_dir / "pools-apply.log",
             pools=self.pools,
             zones=self.zones,
+            extra=self.pools_apply_args,
         )
         (self.state_dir / "hub").mkdir(exist_ok=True)
         if self.culler_interval is not None:

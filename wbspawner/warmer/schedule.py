@@ -101,7 +101,7 @@ def pool_users(pool: str, snapshot: ClusterSnapshot) -> tuple[str, ...]:
     Returns:
         User names, sorted.
     """
-    return tuple(sorted(u for u, ps in snapshot.user_pools.items() if pool in ps))
+    return snapshot.users_by_pool.get(pool, ())
 
 
 def candidates(
@@ -122,7 +122,7 @@ def candidates(
     users = pool_users(pool, snapshot)
     if not users:
         return None
-    running = {p.user for p in snapshot.user_pods() if p.user}
+    running = snapshot.running_users
     return sum(
         1
         for u in users

@@ -107,6 +107,25 @@ class ClusterSnapshot:
     at within ``habit_days``; a user without recorded starts is absent."""
     waits: tuple[WaitSample, ...] = ()
     """The last cold starts observed per pool and zone, oldest first."""
+    running_users: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Users with a user pod now (derived from :attr:`pods`)."""
+    users_by_pool: Mapping[str, tuple[str, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    """Pool → the users known to use it, sorted (derived from :attr:`user_pools`)."""
+
+    def __post_init__(self) -> None:
+        # Indexes made once: the policy asks them per pool × zone, and scanning
+        # every pod and user each time made a plan of 100 pools × 3 zones with
+        # 1,000 nodes take ~0.4 s (bench/bench_scale.py, part c).
+        running = frozenset(p.user for p in self.pods if p.role == "user" and p.user)
+        by_pool: dict[str, set[str]] = {}
+        for user, pools in self.user_pools.items():
+            for pool in pools:
+                by_pool.setdefault(pool, set()).add(user)
+        index = {pool: tuple(sorted(users)) for pool, users in by_pool.items()}
+        object.__setattr__(self, "running_users", running)
+        object.__setattr__(self, "users_by_pool", MappingProxyType(index))
 
     def user_pods(self) -> tuple[PodInfo, ...]:
         """Return the user pods."""
