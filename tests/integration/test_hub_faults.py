@@ -215,6 +215,57 @@ def test_postgres_restarted_during_a_spawn_loses_nothing(
     assert "never showed up" not in since
 
 
+def pod_ready(kube: Kube, user: str) -> dict[str, Any] | None:
+    """Return the user's server pod once its Ready condition is true."""
+    pod = pod_of(kube, user)
+    conditions = ((pod or {}).get("status") or {}).get("conditions") or []
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return pod if ready else None
+
+
+def test_postgres_down_until_after_the_pod_is_ready_loses_nothing(
+    bench: Workbench, bob: HubUser, database: PostgresServer
+) -> None:
+    """PostgreSQL stopped from the pod's creation until 5 s after it is Ready,
+    so the spawn ends while the database is away: once it is back, bob's server
+    is ready in the hub at its pod (reachable through the proxy), keeps its
+    pod, and its run is accounted from start to stop."""
+    kube = bench.kube
+    assert kube is not None and bench.hub is not None
+    log_size = len(hub_log(bench))
+    with nodes_cordoned(kube), ThreadPoolExecutor(1) as request:
+        post = request.submit(
+            bob.api, "POST", "/users/bob/server", json={"profile": "medium"}
+        )
+        pod = wait_until(lambda: pod_of(kube, "bob"), 30, "bob's pod created", 0.1)
+        assert not pod["status"].get("podIP"), "the pod ran before the fault"
+        database.stop()
+        try:
+            wait_until(lambda: pod_ready(kube, "bob"), 90, "bob's pod Ready", 0.2)
+            time.sleep(5)
+            assert bench.hub.running, "the hub exited without its database"
+        finally:
+            database.start()
+        post.result(timeout=120)  # answered while the database was away: any
+    try:
+        bob.wait_ready(timeout=90)
+    except TimeoutError as err:
+        raise AssertionError(f"{err}; the hub shows {server_model(bob)}") from None
+    server = server_model(bob)
+    assert server.get("ready") and not server.get("pending"), server
+    now = pod_of(kube, "bob")
+    assert now is not None and now["metadata"]["uid"] == pod["metadata"]["uid"]
+    records = wait_until(
+        lambda: open_records(bench, "bob"), 30, "bob's run accounted", 1.0
+    )
+    assert [(r.size, r.node) for r in records] == [("medium", now["spec"]["nodeName"])]
+    bob.stop(kube)
+    assert open_records(bench, "bob") == []
+    assert bench.hub.running
+    since = hub_log(bench)[log_size:]
+    assert "never showed up" not in since
+
+
 @contextmanager
 def api_chaos(kube: Kube, rate: float, seed: int) -> Iterator[dict[str, Any]]:
     """Fail a share of the hub's and the warmer's API requests meanwhile.
