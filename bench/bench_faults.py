@@ -11,7 +11,8 @@ service), the same the fault tests run, and the same faults and verdicts
    again: bob must end running (hub ready, pod Ready, routed, accounting open)
    or stopped (no pod, home kept, accounting closed);
 2. ``warmer_kill``: ``kill -9`` of the warmer as its first placeholder of two
-   appears: the warmer the hub starts again converges, no placeholder twice;
+   appears, the other's creation held up (70 % of creations wait 3 s and fail
+   meanwhile): the warmer the hub starts again converges, no placeholder twice;
 3. ``api_chaos``: 10 % of the hub's and the warmer's Kubernetes API requests
    answered 429, 500 or (after 5 s) 504 during a short workday of spawns and
    stops by bob and alice: no spawn lost; retries counted (what devcluster
@@ -47,6 +48,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,8 +63,8 @@ if TYPE_CHECKING:
     from devcluster.services.postgres import PostgresServer
     from tests.integration.hub_harness import HubUser
 
-LATEST_KILL_S = 16.0
-"""Latest kill after the spawn request: a cordoned spawn is Ready after ~12 s."""
+AFTER_READY_S = 4.0
+"""The latest kill comes this long after a spawn's measured request-to-Ready."""
 POOLS_TESTS = "tests/integration/test_pools_moto.py"
 AWS_TESTS = (
     *(
@@ -133,15 +135,35 @@ def stop_all(bench: Workbench, users: list[HubUser]) -> None:
         leave_stopped(bench, user)
 
 
+def spawn_to_ready(bench: Workbench, user: HubUser) -> float:
+    """Seconds from a spawn request to the pod's Ready, as the kills will find
+    it (every node cordoned: the pod waits for a node to boot); then stopped."""
+    from tests.integration.fault_support import nodes_cordoned, pod_ready
+    from tests.integration.hub_harness import wait_until
+
+    assert bench.kube is not None
+    kube = bench.kube
+    with nodes_cordoned(kube):
+        began = time.monotonic()
+        user.api("POST", f"/users/{user.name}/server", json={"profile": "medium"})
+        wait_until(lambda: pod_ready(kube, user.name), 120, "Ready", 0.1)
+        spent = time.monotonic() - began
+    user.wait_ready(timeout=60)
+    user.stop(kube)
+    return spent
+
+
 def hub_kills(
     bench: Workbench, users: list[HubUser], count: int, rng: random.Random
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], float]:
     from tests.integration.fault_support import kill_hub_during_spawn
 
     bob = users[0]
+    ready_s = spawn_to_ready(bench, bob)
+    print(f"hub_kill: a spawn is Ready {ready_s:.1f} s after its request", flush=True)
     runs = []
     for index in range(count):
-        at_s = rng.uniform(0.0, LATEST_KILL_S)
+        at_s = rng.uniform(0.0, ready_s + AFTER_READY_S)
         found = kill_hub_during_spawn(bench, bob, at_s)
         found["lost_accounting"] = lost_accounting(bench, bob, found["verdict"])
         found["orphans"] = left_over(bench, users)
@@ -152,7 +174,7 @@ def hub_kills(
         runs.append(found)
         print(f"hub_kill {json.dumps(found)}", flush=True)
         stop_all(bench, users)
-    return runs
+    return runs, ready_s
 
 
 def warmer_kills(
@@ -170,7 +192,7 @@ def warmer_kills(
         else:
             extra = found["most_seen"] - found["wanted"]
             found["orphans"] = max(extra, 0) + left_over(bench, users)
-            found["failed"] = bool(found["orphans"]) or len(found["held"]) != 2
+            found["failed"] = bool(found["orphans"]) or len(found["held"]) < 2
         found["index"] = index
         runs.append(found)
         print(f"warmer_kill {json.dumps(found)}", flush=True)
@@ -373,8 +395,18 @@ def campaign(
         timings[name] = round(time.monotonic() - began, 1)
         return out
 
-    runs = timed("hub_kill", lambda: hub_kills(bench, users, args.hub_kills, rng))
-    kinds["hub_kill"] = {**summarize(runs), "records": runs}
+    runs, ready_s = timed(
+        "hub_kill", lambda: hub_kills(bench, users, args.hub_kills, rng)
+    )
+    phases = Counter(r["phase"] for r in runs)
+    kinds["hub_kill"] = {
+        **summarize(runs),
+        "spawn_to_ready_s": round(ready_s, 2),
+        "kill_window_s": [0, round(ready_s + AFTER_READY_S, 2)],
+        "kills_by_phase": dict(phases),
+        "outcomes": dict(Counter(r["verdict"] for r in runs)),
+        "records": runs,
+    }
     runs = timed("warmer_kill", lambda: warmer_kills(bench, users, args.warmer_kills))
     kinds["warmer_kill"] = {**summarize(runs), "records": runs}
     runs, injected = timed(
@@ -436,8 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hub-kills", type=int, default=10)
     parser.add_argument("--warmer-kills", type=int, default=2)
-    parser.add_argument("--chaos-spawns", type=int, default=6)
-    parser.add_argument("--postgres-restarts", type=int, default=4)
+    parser.add_argument("--chaos-spawns", type=int, default=4)
+    parser.add_argument("--postgres-restarts", type=int, default=2)
     parser.add_argument("--ldap-outages", type=int, default=2)
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--out", type=Path, default=RESULTS)

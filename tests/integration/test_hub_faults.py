@@ -4,10 +4,13 @@ One stack for the module: its own slapd, devcluster with moto node groups for
 the 16 and 64 GiB pools in one zone, warm settings without schedules (only
 recent spawns keep nodes warm), the warmer as a hub-managed service, JupyterHub
 + configurable-http-proxy through the repository's ``jupyterhub_config.py``.
-Each test injects one fault of issue 19's first probe as an operator would meet
-it (``kill -9`` of the hub or the warmer, slapd stopped) and checks what users
-and admins see afterwards, over HTTP, the Kubernetes API and the accounting
-database. Each test leaves the stack running for the next, in any order.
+Each test injects one fault of issue 19 as an operator would meet it (``kill
+-9`` of the hub at several points of a spawn or of the warmer mid-actuation,
+PostgreSQL stopped during a spawn, API errors, slapd stopped) and checks what
+users and admins see afterwards, over HTTP, the Kubernetes API and the
+accounting database. The stack, the faults and the verdicts are
+:mod:`tests.integration.fault_support`'s, which ``bench/bench_faults.py`` runs
+as a campaign. Each test leaves the stack running for the next, in any order.
 """
 
 from __future__ import annotations
@@ -144,12 +147,13 @@ def test_hub_killed_at_any_point_leaves_the_user_running_or_stopped(
 def test_a_warmer_killed_mid_actuation_converges_without_duplicates(
     bench: Workbench, alice: HubUser
 ) -> None:
-    """kill -9 of the warmer as its first placeholder of two appears: the one
-    the hub starts again makes up the rest, and no placeholder is ever held
-    twice or beyond the plan."""
+    """kill -9 of the warmer as its first placeholder of two appears (the
+    other's creation held up by the API server): the one the hub starts again
+    makes up the rest, and no placeholder is ever held twice or beyond the plan."""
     found = kill_warmer_mid_actuation(bench, alice, nodes=2)
-    assert found["held"] == sorted(set(found["held"])) and len(found["held"]) == 2
-    assert found["most_seen"] == 2, found
+    assert found["wanted"] >= 2, found
+    assert len(set(found["held"])) == len(found["held"]) == found["wanted"], found
+    assert found["most_seen"] == found["wanted"], found
 
 
 def test_postgres_restarted_during_a_spawn_loses_nothing(
