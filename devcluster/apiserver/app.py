@@ -118,7 +118,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         request_counts.verb_of(request.method, route.name is not None, watch),
     )
     if chaos.EXEMPT_HEADER not in request.headers:
-        kind = request.app[CHAOS_KEY].draw()
+        kind = request.app[CHAOS_KEY].draw(request.method)
         if kind is not None:
             error, headers = await request.app[CHAOS_KEY].fail(kind)
             response = json_response(error.status(), error.code)

@@ -12,7 +12,9 @@ It is off until someone sets a rate through :data:`PATH` (``PUT`` a JSON body
 such as ``{"rate": 0.1, "seed": 7}``; ``GET`` reads the settings and what was
 injected so far), so tests, benchmarks and an operator's drill on the demo can
 turn it on from outside the process. Requests carrying :data:`EXEMPT_HEADER`
-(the test's own observer, for instance) are never failed. devcluster's own
+(the test's own observer, for instance) are never failed; ``methods`` limits
+the failures to some HTTP methods (``["POST"]``: only creations, to strike a
+controller in the middle of its writes). devcluster's own
 controllers do not go over HTTP and are never failed either.
 """
 
@@ -47,6 +49,8 @@ class Chaos:
     """The ``Retry-After`` of a 429."""
     kinds: tuple[str, ...] = KINDS
     """Which failures to draw from, evenly."""
+    methods: tuple[str, ...] = ()
+    """HTTP methods whose requests may fail (empty: every method)."""
     seen: int = 0
     """Requests decided on since the settings were last set."""
     injected: Counter[str] = field(default_factory=Counter)
@@ -72,6 +76,12 @@ class Chaos:
         timeout_s = body.get("timeout_s", 5.0)
         if not isinstance(timeout_s, int | float) or not 0.0 <= timeout_s <= 60.0:
             raise ApiError(400, "BadRequest", "timeout_s must be from 0 to 60")
+        methods = body.get("methods") or []
+        if not isinstance(methods, list) or not all(
+            isinstance(m, str) for m in methods
+        ):
+            raise ApiError(400, "BadRequest", "methods must be a list of HTTP methods")
+        self.methods = tuple(m.upper() for m in methods)
         self.rate, self.kinds, self.timeout_s = float(rate), kinds, float(timeout_s)
         self.seed = int(body.get("seed", 0))
         self._rng = random.Random(self.seed)
@@ -85,13 +95,14 @@ class Chaos:
             "seed": self.seed,
             "timeout_s": self.timeout_s,
             "kinds": list(self.kinds),
+            "methods": list(self.methods),
             "seen": self.seen,
             "injected": dict(self.injected),
         }
 
-    def draw(self) -> str | None:
+    def draw(self, method: str = "GET") -> str | None:
         """Return the failure for the next request (one of :data:`KINDS`), if any."""
-        if self.rate <= 0.0:
+        if self.rate <= 0.0 or (self.methods and method not in self.methods):
             return None
         self.seen += 1
         if self._rng.random() >= self.rate:

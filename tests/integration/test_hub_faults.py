@@ -4,10 +4,13 @@ One stack for the module: its own slapd, devcluster with moto node groups for
 the 16 and 64 GiB pools in one zone, warm settings without schedules (only
 recent spawns keep nodes warm), the warmer as a hub-managed service, JupyterHub
 + configurable-http-proxy through the repository's ``jupyterhub_config.py``.
-Each test injects one fault of issue 19's first probe as an operator would meet
-it (``kill -9`` of the hub or the warmer, slapd stopped) and checks what users
-and admins see afterwards, over HTTP, the Kubernetes API and the accounting
-database. Each test leaves the stack running for the next, in any order.
+Each test injects one fault of issue 19 as an operator would meet it (``kill
+-9`` of the hub at several points of a spawn or of the warmer mid-actuation,
+PostgreSQL stopped during a spawn, API errors, slapd stopped) and checks what
+users and admins see afterwards, over HTTP, the Kubernetes API and the
+accounting database. The stack, the faults and the verdicts are
+:mod:`tests.integration.fault_support`'s, which ``bench/bench_faults.py`` runs
+as a campaign. Each test leaves the stack running for the next, in any order.
 """
 
 from __future__ import annotations
@@ -17,16 +20,26 @@ import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import requests
 
-from devcluster.apiserver import chaos
-from devcluster.demo.workbench import NAMESPACE, Kube, Workbench
-from devcluster.services.descendants import descendants
+from devcluster.demo.workbench import Workbench
 from devcluster.services.postgres import PostgresServer
+from tests.integration.fault_support import (
+    api_chaos,
+    counts_the_spawn,
+    fault_stack,
+    kill_hub_during_spawn,
+    kill_warmer_mid_actuation,
+    nodes_cordoned,
+    open_records,
+    orphans,
+    placeholders,
+    pod_ready,
+    warmer_pids,
+    warmer_status,
+)
 from tests.integration.hub_harness import (
     HubUser,
     crash_hub,
@@ -34,11 +47,9 @@ from tests.integration.hub_harness import (
     login_error_on,
     pod_of,
     server_model,
-    stack_on_profiles,
     start_hub_again,
     wait_until,
 )
-from wbspawner.costs.accounting import list_open, open_db
 
 pytestmark = [
     pytest.mark.integration,
@@ -46,16 +57,6 @@ pytestmark = [
     pytest.mark.usefixtures("bob_left_stopped"),
 ]
 
-WARM = """warm:
-  timezone: UTC
-  mode: placeholders
-  budget_per_hour: 2.50
-  demand_window_s: 3600
-  habit_days: 28
-  habit_margin_min: 20
-  schedules: []
-"""
-"""Warm settings without schedules: only recent spawns keep nodes warm here."""
 DIRECTORY_DOWN = "The directory cannot be reached"
 
 
@@ -71,54 +72,8 @@ def bench(
     database: PostgresServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Workbench]:
-    # Its own slapd (ldap=None) and PostgreSQL: tests stop them. Node boots take
-    # ~9 s, long enough to kill the hub while a pod waits for its node.
-    with stack_on_profiles(
-        tmp_path_factory.mktemp("faults"),
-        {"40-warm.yaml": WARM},
-        time_factor=0.05,
-        pools=["cpu16", "mem64"],
-        zones=["us-east-1b"],
-        capacity_grace_s=1.0,
-        hub_db_url=database.create_database("hub"),
-        cost_db_url=database.create_database("costs"),
-    ) as workbench:
+    with fault_stack(tmp_path_factory.mktemp("faults"), database) as workbench:
         yield workbench
-
-
-def open_records(bench: Workbench, user: str) -> list[Any]:
-    """Return the user's open server records in the accounting database."""
-    with open_db(bench.cost_db)() as session:
-        return [r for r in list_open(session, "server") if r.user == user]
-
-
-@contextmanager
-def nodes_cordoned(kube: Kube) -> Iterator[None]:
-    """Cordon every node there is (``spec.unschedulable``), uncordon them after.
-
-    A pod created meanwhile waits for a node the autoscaler boots (cordoned
-    nodes count for nothing in its simulation, as in Cluster Autoscaler), even
-    when an earlier test or the warmer left a node of its pool running.
-    """
-
-    def set_unschedulable(name: str, value: bool) -> None:
-        response = kube.http.patch(
-            f"{kube.url}/api/v1/nodes/{name}",
-            json={"spec": {"unschedulable": value}},
-            headers={"Content-Type": "application/merge-patch+json"},
-            timeout=10,
-        )
-        response.raise_for_status()
-
-    names = [n["metadata"]["name"] for n in kube.get("/api/v1/nodes")["items"]]
-    for name in names:
-        set_unschedulable(name, True)
-    try:
-        yield
-    finally:
-        for name in names:
-            if kube.get(f"/api/v1/nodes/{name}") is not None:
-                set_unschedulable(name, False)
 
 
 def test_hub_killed_during_a_spawn_finds_the_server_after_restart(
@@ -169,6 +124,38 @@ def test_hub_killed_during_a_spawn_finds_the_server_after_restart(
     assert open_records(bench, "bob") == []
 
 
+@pytest.mark.parametrize(
+    "at_s",
+    [
+        pytest.param(0.3, id="at-submit"),
+        pytest.param(16.0, id="after-ready"),
+    ],
+)
+def test_hub_killed_at_any_point_leaves_the_user_running_or_stopped(
+    bench: Workbench, bob: HubUser, alice: HubUser, at_s: float
+) -> None:
+    """kill -9 of the hub at the form's submit (before the pod exists) and a
+    few seconds after the pod is Ready: after the restart bob is either
+    running (hub ready, pod Ready, routed, accounting open) or stopped (no
+    pod, home kept, accounting closed), and nothing is left that nobody owns."""
+    found = kill_hub_during_spawn(bench, bob, at_s)
+    assert found["verdict"] in ("running", "stopped"), found
+    left = orphans(bench, [bob, alice], wanted=None)
+    assert left["count"] == 0, left
+
+
+def test_a_warmer_killed_mid_actuation_converges_without_duplicates(
+    bench: Workbench, alice: HubUser
+) -> None:
+    """kill -9 of the warmer as its first placeholder of two appears (the
+    other's creation held up by the API server): the one the hub starts again
+    makes up the rest, and no placeholder is ever held twice or beyond the plan."""
+    found = kill_warmer_mid_actuation(bench, alice, nodes=2)
+    assert found["wanted"] >= 2, found
+    assert len(set(found["held"])) == len(found["held"]) == found["wanted"], found
+    assert found["most_seen"] == found["wanted"], found
+
+
 def test_postgres_restarted_during_a_spawn_loses_nothing(
     bench: Workbench, bob: HubUser, database: PostgresServer
 ) -> None:
@@ -215,22 +202,47 @@ def test_postgres_restarted_during_a_spawn_loses_nothing(
     assert "never showed up" not in since
 
 
-@contextmanager
-def api_chaos(kube: Kube, rate: float, seed: int) -> Iterator[dict[str, Any]]:
-    """Fail a share of the hub's and the warmer's API requests meanwhile.
-
-    The test's own requests carry the exempt header. Yields a dict that holds,
-    once the block ends, what devcluster injected (``seen``, ``injected``).
-    """
-    kube.http.headers[chaos.EXEMPT_HEADER] = "1"
-    url = f"{kube.url}{chaos.PATH}"
-    kube.http.put(url, json={"rate": rate, "seed": seed}, timeout=10).raise_for_status()
-    found: dict[str, Any] = {}
+def test_postgres_down_until_after_the_pod_is_ready_loses_nothing(
+    bench: Workbench, bob: HubUser, database: PostgresServer
+) -> None:
+    """PostgreSQL stopped from the pod's creation until 5 s after it is Ready,
+    so the spawn ends while the database is away: once it is back, bob's server
+    is ready in the hub at its pod (reachable through the proxy), keeps its
+    pod, and its run is accounted from start to stop."""
+    kube = bench.kube
+    assert kube is not None and bench.hub is not None
+    log_size = len(hub_log(bench))
+    with nodes_cordoned(kube), ThreadPoolExecutor(1) as request:
+        post = request.submit(
+            bob.api, "POST", "/users/bob/server", json={"profile": "medium"}
+        )
+        pod = wait_until(lambda: pod_of(kube, "bob"), 30, "bob's pod created", 0.1)
+        assert not pod["status"].get("podIP"), "the pod ran before the fault"
+        database.stop()
+        try:
+            wait_until(lambda: pod_ready(kube, "bob"), 90, "bob's pod Ready", 0.2)
+            time.sleep(5)
+            assert bench.hub.running, "the hub exited without its database"
+        finally:
+            database.start()
+        post.result(timeout=120)  # answered while the database was away: any
     try:
-        yield found
-    finally:
-        found.update(kube.http.get(url, timeout=10).json())
-        kube.http.put(url, json={"rate": 0}, timeout=10).raise_for_status()
+        bob.wait_ready(timeout=90)
+    except TimeoutError as err:
+        raise AssertionError(f"{err}; the hub shows {server_model(bob)}") from None
+    server = server_model(bob)
+    assert server.get("ready") and not server.get("pending"), server
+    now = pod_of(kube, "bob")
+    assert now is not None and now["metadata"]["uid"] == pod["metadata"]["uid"]
+    records = wait_until(
+        lambda: open_records(bench, "bob"), 30, "bob's run accounted", 1.0
+    )
+    assert [(r.size, r.node) for r in records] == [("medium", now["spec"]["nodeName"])]
+    bob.stop(kube)
+    assert open_records(bench, "bob") == []
+    assert bench.hub.running
+    since = hub_log(bench)[log_size:]
+    assert "never showed up" not in since
 
 
 def test_a_flaky_api_server_loses_no_spawn(bench: Workbench, bob: HubUser) -> None:
@@ -257,26 +269,6 @@ def test_a_flaky_api_server_loses_no_spawn(bench: Workbench, bob: HubUser) -> No
     assert sum(injected["injected"].values()) >= 3, injected
     since = hub_log(bench)[log_size:]
     assert "never showed up" not in since
-
-
-def warmer_pids(bench: Workbench) -> set[int]:
-    """Return the PIDs of the warmer processes the hub runs."""
-    assert bench.hub is not None
-    return {
-        p.pid for p in descendants(bench.hub.pid) if "wbspawner.warmer" in p.command
-    }
-
-
-def warmer_status(bench: Workbench, admin: HubUser) -> dict[str, Any] | None:
-    """Return the warmer's status after a pass, or ``None`` while it has none."""
-    response = requests.get(
-        f"{bench.url}/services/warmer/api/status",
-        headers={"Authorization": f"token {admin.token()}"},
-        timeout=10,
-    )
-    if response.status_code != 200 or response.json()["plan"] is None:
-        return None
-    return dict(response.json())
 
 
 def test_a_crashed_hubs_warmer_goes_and_the_new_one_serves(
@@ -324,25 +316,6 @@ def test_directory_down_at_login_says_so_and_logins_work_when_it_is_back(
     finally:
         ldap.start()
     assert HubUser(bench.url, "bob", "bob-pw").login().status_code == 302
-
-
-def placeholders(bench: Workbench) -> list[dict[str, Any]]:
-    """Return the warmer's placeholders of the 64 GiB pool, but those deleting."""
-    assert bench.kube is not None
-    pods = bench.kube.get(
-        f"/api/v1/namespaces/{NAMESPACE}/pods",
-        labelSelector="wbspawner.io/role=placeholder,wbspawner.io/pool=mem64",
-    )["items"]
-    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-
-
-def counts_the_spawn(status: dict[str, Any] | None) -> bool:
-    """Whether a warmer's plan counts a recent spawn of the 64 GiB pool."""
-    decisions = (status or {}).get("plan", {}).get("decisions", [])
-    return any(
-        d["pool"] == "mem64" and "spawn(s) in the last 60 min" in d["message"]
-        for d in decisions
-    )
 
 
 def test_a_restarted_warmer_keeps_warm_capacity(

@@ -18,7 +18,9 @@ open record, so nothing is counted twice; a different run closes the stale
 record when the new one starts (``accounting.record``). Database calls run in
 a worker thread, off the hub's event loop. A database failure is logged and
 swallowed: accounting never fails a spawn or a stop (and a budget that cannot
-be read refuses nothing).
+be read refuses nothing). A database that cannot be reached (PostgreSQL
+restarting) is tried again for ``retry_for`` seconds before a write is given
+up: the record keeps the moment of the start or stop, whenever it is written.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from wbspawner.catalog.pricing import SpotPrices, hourly_cost
@@ -173,6 +175,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def unreachable(err: Exception) -> bool:
+    """Whether a database error means the server is away (worth trying again)."""
+    if isinstance(err, OperationalError | InterfaceError):
+        return True
+    return isinstance(err, DBAPIError) and bool(err.connection_invalidated)
+
+
 class Accounting:
     """The accounting database as one spawner uses it; no method raises.
 
@@ -180,14 +189,25 @@ class Accounting:
         url: SQLAlchemy URL of the database; ``None`` or empty: accounting off.
         log: where failures are logged.
         clock: returns the current time (tests pass a fake).
+        retry_for: seconds a write is tried again while the database cannot
+            be reached (``0``: once); reads are tried once.
+        retry_every: seconds between two tries (doubling up to 8 times that).
     """
 
     def __init__(
-        self, url: str | None, log: Log, clock: Callable[[], datetime] = _now
+        self,
+        url: str | None,
+        log: Log,
+        clock: Callable[[], datetime] = _now,
+        *,
+        retry_for: float = 0.0,
+        retry_every: float = 1.0,
     ) -> None:
         self.url = url or ""
         self.log = log
         self.clock = clock
+        self.retry_for = retry_for
+        self.retry_every = retry_every
 
     @property
     def shown(self) -> str:
@@ -197,18 +217,47 @@ class Accounting:
         except ArgumentError:
             return "(unparsable URL)"
 
-    async def _run(self, what: str, call: Callable[[Session], Any]) -> Any:
-        """Run ``call`` with a session in a worker thread; ``None`` on failure."""
+    async def _run(
+        self, what: str, call: Callable[[Session], Any], retry: bool = False
+    ) -> Any:
+        """Run ``call`` with a session in a worker thread; ``None`` on failure.
+
+        With ``retry``, a database that cannot be reached is tried again until
+        ``retry_for`` seconds have passed (one warning, then one line when done).
+        """
 
         def work() -> Any:
             with _sessions(self.url)() as session:
                 return call(session)
 
-        try:
-            return await asyncio.to_thread(work)
-        except Exception:
-            self.log.exception("Accounting: %s failed (database %s)", what, self.shown)
-            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.retry_for if retry else 0.0)
+        delay, waited = self.retry_every, False
+        while True:
+            try:
+                result = await asyncio.to_thread(work)
+            except Exception as err:
+                if not unreachable(err) or loop.time() + delay > deadline:
+                    self.log.exception(
+                        "Accounting: %s failed (database %s)", what, self.shown
+                    )
+                    return None
+                if not waited:
+                    self.log.warning(
+                        "Accounting: %s: database %s unreachable, trying again "
+                        "for up to %.0f s: %s",
+                        what,
+                        self.shown,
+                        self.retry_for,
+                        getattr(err, "orig", None) or err,
+                    )
+                    waited = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_every * 8)
+                continue
+            if waited:
+                self.log.info("Accounting: %s done once the database was back", what)
+            return result
 
     async def started(
         self,
@@ -240,6 +289,7 @@ class Accounting:
         done = await self._run(
             f"recording the start of {server.user}",
             lambda s: record_server_start(s, start),
+            retry=True,
         )
         if done is None:
             return None
@@ -277,6 +327,7 @@ class Accounting:
         row = await self._run(
             f"recording the stop of {user}",
             lambda s: record_stop(s, user, at, name=name, cause=cause),
+            retry=True,
         )
         if row is not None:
             self.log.info("Accounting: %s stopped (record %s)", user, row.id)

@@ -31,6 +31,7 @@ from wbspawner.homes.policy import first_home_zone
 from wbspawner.hub import accounting as hooks
 from wbspawner.hub import spawner_io
 from wbspawner.hub.automove import HomeMoves, Stuck, move_blocks_spawn
+from wbspawner.hub.hubdb import wait_for_hub_database
 from wbspawner.hub.ldap import posix_ids
 from wbspawner.model import Pool, Profiles, WaitTimes, WarmStatus
 from wbspawner.profiles import access
@@ -130,6 +131,17 @@ class WorkbenchSpawner(KubeSpawner):
         """,
     )
 
+    accounting_retry_seconds = Float(
+        600.0,
+        config=True,
+        help="""
+        Seconds a start or stop is tried again while the accounting database
+        cannot be reached (a PostgreSQL restart), in the background.
+
+        The record keeps the moment of the start or stop. ``0``: tried once.
+        """,
+    )
+
     aws_endpoint_url = Unicode(
         None,
         allow_none=True,
@@ -160,6 +172,14 @@ class WorkbenchSpawner(KubeSpawner):
     _kube: Kube | None = None
     _times: WaitTimes | None = None
     """Cold starts observed when this start began (its progress messages)."""
+    _groups: tuple[str, ...] | None = None
+    """The user's groups when the start was checked (accounting reads them
+    after, when the hub's database may be away)."""
+    _ledger: asyncio.Future[Any] | None = None
+    """The last accounting write of this server (the next waits for it)."""
+    _start_clock: float = 0.0
+    _start_name: str = ""
+    """``_log_name`` at the start (reading it loads the user from the database)."""
 
     def __init__(self, **kwargs: Any) -> None:
         """Build the spawner; the hub passes the options it saved last."""
@@ -220,7 +240,9 @@ class WorkbenchSpawner(KubeSpawner):
         )
 
     def _costs(self) -> hooks.Accounting:
-        return hooks.Accounting(self.cost_db_url, self.log)
+        return hooks.Accounting(
+            self.cost_db_url, self.log, retry_for=self.accounting_retry_seconds
+        )
 
     async def _budget(self, profiles: Profiles) -> BudgetState:
         """Return the user's budget state; an admin starting it may override."""
@@ -269,6 +291,7 @@ class WorkbenchSpawner(KubeSpawner):
     async def _check(self, profiles: Profiles) -> tuple[Selection, SpawnUser]:
         """Return the checked choice and the user, or raise what the hub shows."""
         groups, is_admin = self._who()
+        self._groups = tuple(groups)
         saved = self._options_are_saved()
         try:
             chosen = select(self.user_options, profiles, groups, is_admin, saved=saved)
@@ -420,6 +443,8 @@ class WorkbenchSpawner(KubeSpawner):
         """Start the pod, failing early when no node can be started for it."""
         self._stop_reason = None  # it explained the last stop only
         self._stop_cause = None
+        self._start_clock = asyncio.get_running_loop().time()
+        self._start_name = self._log_name
         inner = super().start()
         if self.dask_namespace:  # Dask pods: own server + workers (bounded, logs)
             self._policies = asyncio.ensure_future(
@@ -453,9 +478,18 @@ class WorkbenchSpawner(KubeSpawner):
         if refusal is not None:
             self.log.warning("Cannot start %s: %s", self._log_name, refusal.message)
             raise to_hub_error(refusal)
+        await self._hub_database()
         await self._record_start()
         self._watch_deletion()
         return result
+
+    async def _hub_database(self) -> None:
+        """Return only once the hub can record the server (see :mod:`.hubdb`)."""
+        if self.db is None:  # no hub around it (the unit tests)
+            return
+        spent = asyncio.get_running_loop().time() - self._start_clock
+        left = self.start_timeout - spent - 5.0  # the hub's own timeout ends later
+        await wait_for_hub_database(self.db, left, self.log, self._start_name)
 
     async def _follow_capacity(
         self, refusal: UserFacingError
@@ -507,14 +541,35 @@ class WorkbenchSpawner(KubeSpawner):
 
     # ---------------------------------------------------------------- accounting
     async def _record_start(self) -> None:
-        """Record the running server in the accounting database (never raises)."""
+        """Record the running server in the accounting database (never raises).
+
+        A database that cannot be reached is tried again in the background;
+        the start waits for the write a few seconds at most.
+        """
         profiles = self._provider().current()
-        groups, pool = tuple(self._who()[0]), profiles.pools.get(self._pool or "")
+        pool = profiles.pools.get(self._pool or "")
         if pool is None or not self._size:
             return
+        groups = self._groups if self._groups is not None else tuple(self._who()[0])
         server = hooks.Server(self.user.name, self.name, self._size, pool, groups)
         read = partial(spawner_io.node_of_pod, self.kube, self.namespace, self.pod_name)
-        await self._costs().started(server, profiles, self._spot(), read)
+        costs, spot = self._costs(), self._spot()
+        await self._account(lambda: costs.started(server, profiles, spot, read))
+
+    async def _account(self, write: Any, wait: float = 10.0) -> None:
+        """Run an accounting write after this server's earlier ones.
+
+        Waits ``wait`` seconds at most; the write goes on in the background.
+        """
+        before = self._ledger
+
+        async def run() -> Any:
+            if before is not None and not before.done():
+                await asyncio.wait({before})
+            return await write()
+
+        self._ledger = asyncio.ensure_future(run())
+        await asyncio.wait({self._ledger}, timeout=wait)
 
     async def stop(self, now: bool = False) -> Any:
         """Stop the server; a stop nobody else explained is a requested one."""
@@ -528,7 +583,8 @@ class WorkbenchSpawner(KubeSpawner):
         node's interruption, when one was seen.
         """
         cause, self._stop_cause = self._stop_cause, None
-        await self._costs().stopped(self.user.name, self.name, cause)
+        costs, user, name = self._costs(), self.user.name, self.name
+        await self._account(lambda: costs.stopped(user, name, cause))
         return await maybe_future(super().run_post_stop_hook())
 
     # ------------------------------------------------------------ hub restart
@@ -666,5 +722,5 @@ class WorkbenchSpawner(KubeSpawner):
     def clear_state(self) -> None:
         """Forget the size, pool and zone of a stopped server (not why it stopped)."""
         super().clear_state()
-        self._selection = self._avoid = self._spawn_user = None
+        self._selection = self._avoid = self._spawn_user = self._groups = None
         self._size = self._pool = self._zone = self._home = None

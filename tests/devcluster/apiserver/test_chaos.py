@@ -52,6 +52,22 @@ async def test_a_share_of_requests_fails_with_status_bodies(api: Api) -> None:
     assert sum(doc["injected"].values()) == failed
 
 
+async def test_methods_limit_the_failures_to_some_requests(api: Api) -> None:
+    await _set(api, rate=1.0, kinds=["error"], methods=["post"])
+    status, _ = await api.call("GET", f"{NS}/configmaps")
+    assert status == 200
+    made = {"metadata": {"name": "c1"}, "data": {}}
+    status, doc = await api.call("POST", f"{NS}/configmaps", made)
+    assert status == 500 and doc["reason"] == "InternalError"
+    status, doc = await api.call("GET", chaos.PATH)
+    assert doc["methods"] == ["POST"] and doc["seen"] == 1
+
+
+async def test_methods_must_be_a_list(api: Api) -> None:
+    status, doc = await api.call("PUT", chaos.PATH, {"rate": 0.1, "methods": "POST"})
+    assert status == 400 and "methods must be a list" in doc["message"]
+
+
 async def test_a_throttled_request_says_when_to_retry(api: Api) -> None:
     await _set(api, rate=1.0, kinds=["throttle"])
     async with api.session.get(f"{api.url}{NS}/configmaps") as response:

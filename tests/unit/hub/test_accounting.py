@@ -5,6 +5,7 @@ Each test uses its own SQLite file in a temporary directory; the clock is fake.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -297,3 +298,47 @@ def test_logs_never_show_the_database_password() -> None:
     costs = Accounting("postgresql://wb:s3cret-pw@db:5432/costs", LOG)
     assert costs.shown == "postgresql://wb:***@db:5432/costs"
     assert Accounting("not a url", LOG).shown == "(unparsable URL)"
+
+
+async def test_a_database_that_comes_back_gets_the_start_and_the_stop(
+    tmp_path: Path, profiles: Profiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database unreachable (SQLite's folder missing: OperationalError) for
+    a few tries: the start is written once it is there, with the moment it
+    happened at (one warning meanwhile), and its stop closes that record."""
+    folder = tmp_path / "later"
+    url = f"sqlite:///{folder / 'c.sqlite'}"
+    clock = Clock(T0)
+    costs = Accounting(url, LOG, clock, retry_for=5.0, retry_every=0.01)
+    read = reader(node("ip-1", {"wbspawner.io/capacity": "on-demand"}))
+    tries = 0
+
+    async def back_after_three_tries() -> None:
+        nonlocal tries
+        while tries < 3:
+            await asyncio.sleep(0.01)
+            tries += 1
+        folder.mkdir()
+
+    back = asyncio.ensure_future(back_after_three_tries())
+    row = await costs.started(bob_large(profiles), profiles, None, read)
+    await back
+    assert row is not None and row.started_at == T0.replace(tzinfo=None)
+    clock.advance(hours=1)
+    closed = await costs.stopped("bob")
+    assert closed is not None and closed.id == row.id
+    (saved,) = rows(url)
+    assert saved.stopped_at - saved.started_at == timedelta(hours=1)
+    assert caplog.text.count("unreachable, trying again") == 1
+    assert "failed" not in caplog.text
+
+
+async def test_a_database_that_stays_away_is_given_up(
+    tmp_path: Path, profiles: Profiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'never' / 'c.sqlite'}"
+    costs = Accounting(url, LOG, Clock(T0), retry_for=0.05, retry_every=0.01)
+    read = reader(node("ip-1", {}))
+    assert await costs.started(bob_large(profiles), profiles, None, read) is None
+    assert "unreachable, trying again for up to 0 s" in caplog.text
+    assert "Accounting: recording the start of bob failed" in caplog.text
