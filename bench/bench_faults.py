@@ -58,6 +58,8 @@ RESULTS = REPO / "bench" / "results" / "faults.json"
 if str(REPO) not in sys.path:  # run as a script: the repository's packages
     sys.path.insert(0, str(REPO))
 
+from provenance import commit  # noqa: E402
+
 if TYPE_CHECKING:
     from devcluster.demo.workbench import Workbench
     from devcluster.services.postgres import PostgresServer
@@ -489,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     kinds, audit = run["kinds"], run["final_audit"]
     out = {
         "benchmark": "faults",
-        "commit": _commit(),
+        "commit": commit(),
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
@@ -514,29 +516,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps(out["totals"], indent=1))
     print(f"wrote {args.out}")
     return 1 if out["totals"]["failures"] else 0
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    ).stdout.strip()
-    return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
 if __name__ == "__main__":

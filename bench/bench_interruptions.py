@@ -46,7 +46,6 @@ import random
 import re
 import statistics
 import string
-import subprocess
 import sys
 import tempfile
 import threading
@@ -63,6 +62,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "interruptions.json"
 if str(REPO) not in sys.path:  # run as a script: the repository's packages
     sys.path.insert(0, str(REPO))
+
+from provenance import commit  # noqa: E402
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -557,7 +558,7 @@ def result(
     base = run["baseline"]
     return {
         "benchmark": "interruptions",
-        "commit": _commit(),
+        "commit": commit(),
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
@@ -589,29 +590,6 @@ def result(
         "reclaims": run["records"],
         "baseline_record": base,
     }
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    ).stdout.strip()
-    return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,7 +50,6 @@ import random
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -68,6 +67,7 @@ if str(REPO) not in sys.path:  # run as a script: the repository's packages
 if str(REPO / "bench") not in sys.path:
     sys.path.insert(0, str(REPO / "bench"))
 
+from provenance import commit  # noqa: E402
 from scale_warmer import measure as measure_warmer  # noqa: E402
 from sim_servers import SimServers  # noqa: E402
 
@@ -719,27 +719,13 @@ async def drive(
     }
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=40"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def run_one(args: argparse.Namespace, n: int, ramp_min: float) -> dict[str, Any]:
     """Parts (a) and (b) with ``n`` users on a stack of their own."""
     users = scale_users(n, args.seed)
     state = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.tmp))
     out: dict[str, Any] = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "commit": _commit(),
+        "commit": commit(),
         "users": n,
         "ramp_simulated_min": ramp_min,
     }
@@ -824,7 +810,7 @@ def document(
     ]
     return {
         "benchmark": "scale",
-        "commit": _commit(),
+        "commit": commit(),
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
