@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import statistics
 import subprocess
@@ -58,7 +56,7 @@ RESULTS = REPO / "bench" / "results" / "faults.json"
 if str(REPO) not in sys.path:  # run as a script: the repository's packages
     sys.path.insert(0, str(REPO))
 
-from provenance import commit  # noqa: E402
+from provenance import commit, machine  # noqa: E402
 
 if TYPE_CHECKING:
     from devcluster.demo.workbench import Workbench
@@ -492,11 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = {
         "benchmark": "faults",
         "commit": commit(),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seed": args.seed,
         "time_factor": 0.05,

@@ -40,8 +40,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import random
 import re
 import statistics
@@ -63,7 +61,7 @@ RESULTS = REPO / "bench" / "results" / "interruptions.json"
 if str(REPO) not in sys.path:  # run as a script: the repository's packages
     sys.path.insert(0, str(REPO))
 
-from provenance import commit  # noqa: E402
+from provenance import commit, machine  # noqa: E402
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -559,11 +557,7 @@ def result(
     return {
         "benchmark": "interruptions",
         "commit": commit(),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seed": seed,
         "time_factor": time_factor,

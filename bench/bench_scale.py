@@ -45,7 +45,6 @@ import html
 import json
 import math
 import os
-import platform
 import random
 import re
 import shutil
@@ -67,7 +66,7 @@ if str(REPO) not in sys.path:  # run as a script: the repository's packages
 if str(REPO / "bench") not in sys.path:
     sys.path.insert(0, str(REPO / "bench"))
 
-from provenance import commit  # noqa: E402
+from provenance import commit, machine  # noqa: E402
 from scale_warmer import measure as measure_warmer  # noqa: E402
 from sim_servers import SimServers  # noqa: E402
 
@@ -812,9 +811,7 @@ def document(
         "benchmark": "scale",
         "commit": commit(),
         "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
+            **machine(),
             # other work on the machine (CI runs beside benchmarks here)
             "load_average_1_5_15_before": [round(x, 2) for x in load_before],
             "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
