@@ -252,15 +252,32 @@ class Cluster:
         self.tls_port = int(self._runner.addresses[1][1])
         self._publish_api(store)
         if self.aws_endpoint is not None:
-            await asyncio.to_thread(
-                sts.register_issuer, self.aws_endpoint, self.issuer.issuer, self.url
-            )
-            self._registered = True
+            await self._register_issuer()
         self.proxy = KubeProxy(store)
         await self.proxy.start()
         if self.want_controllers:
             await self._start_controllers(store)
         return self
+
+    async def _register_issuer(self) -> None:
+        """Tell moto's STS layer where this cluster's issuer documents are."""
+        assert self.aws_endpoint is not None
+        try:
+            await asyncio.to_thread(
+                sts.register_issuer, self.aws_endpoint, self.issuer.issuer, self.url
+            )
+        except OSError as exc:
+            # a moto server without devcluster's STS layer: pods still get
+            # their web identity, but STS cannot verify it
+            log.warning(
+                "the AWS endpoint %s did not take the OIDC issuer %s (%s): "
+                "AssumeRoleWithWebIdentity will refuse this cluster's tokens",
+                self.aws_endpoint,
+                self.issuer.issuer,
+                exc,
+            )
+            return
+        self._registered = True
 
     def _oidc_issuer(self) -> str:
         """The OIDC issuer URL of the EKS cluster moto records (else one like it).

@@ -22,6 +22,7 @@ from joserfc.jwk import KeySet
 from devcluster.apiserver import irsa
 from devcluster.cluster import Cluster
 from devcluster.config import ClusterConfig
+from devcluster.services.eks_world import create_eks_world
 from devcluster.services.moto_server import MotoServer, make_client
 from tests.devcluster.cluster_support import Api, ended, pod_manifest
 
@@ -53,6 +54,13 @@ POD_SCRIPT = textwrap.dedent(
 async def irsa_cluster(
     fast_config: ClusterConfig, moto: MotoServer
 ) -> AsyncIterator[Cluster]:
+    """A cluster whose EKS cluster moto records (as the demo's), so its issuer."""
+    create_eks_world(
+        moto.client("ec2"),
+        moto.client("eks"),
+        fast_config.cluster_name,
+        fast_config.zones,
+    )
     async with Cluster(
         fast_config, aws_endpoint=moto.endpoint_url, controllers=False
     ) as c:
@@ -132,6 +140,8 @@ async def test_pod_with_a_role_reads_its_bucket_and_is_denied_another(
     irsa_cluster: Cluster, moto: MotoServer
 ) -> None:
     """Plain boto3 in the pod: web identity → STS → S3 allowed and denied."""
+    eks = moto.client("eks").describe_cluster(name=irsa_cluster.config.cluster_name)
+    assert irsa_cluster.oidc_issuer == eks["cluster"]["identity"]["oidc"]["issuer"]
     ids = _account_setup(moto, irsa_cluster.oidc_issuer)
     async with aiohttp.ClientSession() as session:
         api = Api(session, irsa_cluster.url)
