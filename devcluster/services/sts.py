@@ -29,6 +29,8 @@ layer around moto's application (``MotoServer``) adds what IRSA needs:
 
 from __future__ import annotations
 
+import base64
+import http
 import io
 import json
 import logging
@@ -68,17 +70,18 @@ class StsError(Exception):
 
 
 class _ReadersWriter:
-    """Many readers at once, or one writer alone."""
+    """Many readers at once, or one writer alone; a waiting writer goes first."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._readers = 0
         self._writer = False
+        self._waiting = 0
 
     @contextmanager
     def shared(self) -> Iterator[None]:
         with self._cond:
-            self._cond.wait_for(lambda: not self._writer)
+            self._cond.wait_for(lambda: not self._writer and not self._waiting)
             self._readers += 1
         try:
             yield
@@ -90,7 +93,9 @@ class _ReadersWriter:
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         with self._cond:
+            self._waiting += 1
             self._cond.wait_for(lambda: not self._writer and self._readers == 0)
+            self._waiting -= 1
             self._writer = True
         try:
             yield
@@ -161,9 +166,9 @@ class StsLayer:
                 )
             except StsError as error:
                 log.info("sts: AssumeRoleWithWebIdentity refused: %s", error.message)
+                phrase = http.HTTPStatus(error.status).phrase
                 start_response(
-                    f"{error.status} {'Forbidden' if error.status == 403 else 'Bad'}",
-                    [("Content-Type", "text/xml")],
+                    f"{error.status} {phrase}", [("Content-Type", "text/xml")]
                 )
                 return [_error_body(error)]
         temporary = (
@@ -171,9 +176,9 @@ class StsLayer:
         )
         if not temporary:
             with self._lock.shared():
-                return list(self.app(environ, start_response))
+                return _drain(self.app(environ, start_response))
         with self._lock.exclusive(), self.enforce():
-            return list(self.app(environ, start_response))
+            return _drain(self.app(environ, start_response))
 
     def _registry(self, environ: Environ, start_response: StartResponse) -> Any:
         method = environ.get("REQUEST_METHOD")
@@ -266,6 +271,16 @@ class StsLayer:
             )
 
 
+def _drain(result: Iterable[bytes]) -> list[bytes]:
+    """Read a WSGI response whole (inside the lock) and close it."""
+    try:
+        return list(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+
 def _values(value: object) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value]
@@ -273,8 +288,6 @@ def _values(value: object) -> list[str]:
 
 
 def _claims_part(token: str) -> bytes:
-    import base64
-
     part = token.split(".")[1]
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
