@@ -415,7 +415,10 @@ class Cluster:
             self._registered = False
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(
-                    sts.unregister_issuer, self.aws_endpoint, self.issuer.issuer
+                    sts.unregister_issuer,
+                    self.aws_endpoint,
+                    self.issuer.issuer,
+                    self.url,
                 )
         if self.proxy is not None:
             await self.proxy.stop()

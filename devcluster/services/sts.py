@@ -144,8 +144,9 @@ class StsLayer:
         self.app = app
         self.iam = iam
         self.enforce = enforce
-        self.issuers: dict[str, str] = {}
-        """Issuer URL → base URL of its discovery document."""
+        self.issuers: dict[str, list[str]] = {}
+        """Issuer URL → base URLs of its discovery document (one per cluster
+        run: two devclusters of one EKS cluster name share the issuer)."""
         self._lock = _ReadersWriter()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Any:
@@ -184,11 +185,18 @@ class StsLayer:
         method = environ.get("REQUEST_METHOD")
         if method == "POST":
             doc = json.loads(_read_body(environ) or b"{}")
-            self.issuers[str(doc["issuer"])] = str(doc["discovery"]).rstrip("/")
+            bases = self.issuers.setdefault(str(doc["issuer"]), [])
+            if str(doc["discovery"]) not in bases:
+                bases.append(str(doc["discovery"]))
         elif method == "DELETE":
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             for issuer in query.get("issuer", []):
-                self.issuers.pop(issuer, None)
+                bases = self.issuers.get(issuer, [])
+                for base in query.get("discovery", []):
+                    if base in bases:
+                        bases.remove(base)
+                if not bases:
+                    self.issuers.pop(issuer, None)
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps(sorted(self.issuers)).encode()]
 
@@ -206,26 +214,25 @@ class StsLayer:
         )
 
     def _keys(self, issuer: str) -> KeySet:
-        base = self.issuers.get(issuer)
-        if base is None:
+        """The issuer's keys, from the discovery documents of its clusters."""
+        keys: list[dict[str, Any]] = []
+        problem = f"{issuer} is not served on this machine"
+        for base in list(self.issuers.get(issuer, [])):
+            try:
+                discovery = _fetch_json(base + "/.well-known/openid-configuration")
+                if discovery.get("issuer") != issuer:
+                    raise ValueError(f"{base} is the issuer {discovery.get('issuer')}")
+                keys += _fetch_json(discovery["jwks_uri"])["keys"]
+            except (OSError, ValueError, KeyError) as exc:
+                problem = str(exc)  # a stopped cluster's registration, say
+        if not keys:
             raise StsError(
                 400,
                 "IDPCommunicationError",
-                f"Couldn't retrieve verification key from your identity provider "
-                f"({issuer} is not served on this machine)",
+                "Couldn't retrieve verification key from your identity provider "
+                f"({problem})",
             )
-        try:
-            discovery = _fetch_json(base + "/.well-known/openid-configuration")
-            if discovery.get("issuer") != issuer:
-                raise ValueError(f"its discovery document names {discovery['issuer']}")
-            return KeySet.import_key_set(_fetch_json(discovery["jwks_uri"]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise StsError(
-                400,
-                "IDPCommunicationError",
-                f"Couldn't retrieve verification key from your identity provider "
-                f"({exc})",
-            ) from exc
+        return KeySet.import_key_set({"keys": keys})
 
     def check_web_identity(self, token: str, role_arn: str) -> None:
         """Check a web identity token and the role's trust, as STS does.
@@ -316,9 +323,9 @@ def register_issuer(endpoint: str, issuer: str, discovery: str) -> None:
         response.read()
 
 
-def unregister_issuer(endpoint: str, issuer: str) -> None:
-    """Forget ``issuer`` (its cluster stops)."""
-    query = urllib.parse.urlencode({"issuer": issuer})
+def unregister_issuer(endpoint: str, issuer: str, discovery: str) -> None:
+    """Forget where ``discovery`` served ``issuer`` (its cluster stops)."""
+    query = urllib.parse.urlencode({"issuer": issuer, "discovery": discovery})
     request = urllib.request.Request(
         f"{endpoint.rstrip('/')}{REGISTRY_PATH}?{query}", method="DELETE"
     )

@@ -11,6 +11,7 @@ import asyncio
 import json
 import textwrap
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -252,3 +253,19 @@ async def test_sts_refuses_expired_forged_and_unknown_tokens(
         with pytest.raises(botocore.exceptions.ClientError) as caught:
             await _assume(moto, ids["role_arn"], token)
         assert caught.value.response["Error"]["Code"] == code
+
+
+async def test_two_clusters_of_one_eks_name_share_the_issuer(
+    irsa_cluster: Cluster, moto: MotoServer, tmp_path: Path
+) -> None:
+    """A second devcluster of the same EKS cluster neither hides nor drops the first."""
+    ids = _account_setup(moto, irsa_cluster.oidc_issuer)
+    config = ClusterConfig(time_factor=0.01, state_dir=str(tmp_path / "second"))
+    async with Cluster(config, aws_endpoint=moto.endpoint_url, controllers=False) as c:
+        assert c.oidc_issuer == irsa_cluster.oidc_issuer
+        for issuer in (c.issuer, irsa_cluster.issuer):
+            token = issuer.token(SA + "team-a", [AUDIENCE], 600)
+            await _assume(moto, ids["role_arn"], token)
+    # the second one stopped: the first's tokens still verify
+    token = irsa_cluster.issuer.token(SA + "team-a", [AUDIENCE], 600)
+    await _assume(moto, ids["role_arn"], token)
