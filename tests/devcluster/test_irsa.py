@@ -41,11 +41,14 @@ POD_SCRIPT = textwrap.dedent(
     out["caller"] = boto3.client("sts").get_caller_identity()["Arn"]
     s3 = boto3.client("s3")
     out["team_a"] = s3.get_object(Bucket="team-a", Key="x.csv")["Body"].read().decode()
-    try:
-        s3.get_object(Bucket="team-b", Key="y.csv")
-        out["team_b"] = "read"
-    except botocore.exceptions.ClientError as exc:
-        out["team_b"] = exc.response["Error"]["Code"]
+    def attempt(name, call, **params):
+        try:
+            call(**params)
+            out[name] = "done"
+        except botocore.exceptions.ClientError as exc:
+            out[name] = exc.response["Error"]["Code"]
+    attempt("team_b", s3.get_object, Bucket="team-b", Key="y.csv")
+    attempt("team_a_write", s3.put_object, Bucket="team-a", Key="new", Body=b"x")
     print(json.dumps(out))
     """
 )
@@ -160,6 +163,7 @@ async def test_pod_with_a_role_reads_its_bucket_and_is_denied_another(
         out = json.loads(log.strip().splitlines()[-1])
         assert out["team_a"] == "a,b\n1,2\n"
         assert out["team_b"] == "AccessDenied"
+        assert out["team_a_write"] == "AccessDenied"  # the role only reads
         assert out["caller"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/team-a/")
 
         # the token file verifies against the JWKS the API publishes
