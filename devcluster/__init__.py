@@ -20,9 +20,9 @@ check both):
 - ``apiserver``: the Kubernetes API over HTTP and its object store.
   ``services``: real local services (slapd, moto server, configurable-http-proxy
   lookup, process control, kubectl/helm binaries).
-- ``config``, ``errors``, ``pki``, ``quantity``, ``timestamps``: settings, the
-  API error, certificates, resource quantities, RFC 3339 timestamps; shared by
-  every part.
+- ``config``, ``errors``, ``pki``, ``quantity``, ``timestamps``, ``tokens``:
+  settings, the API error, certificates, resource quantities, RFC 3339
+  timestamps, the ServiceAccount token issuer; shared by every part.
 
 New behaviour goes to the part that owns it: API features (server-side apply,
 OpenAPI documents, authorization reviews, new resources) to ``apiserver/``; a new

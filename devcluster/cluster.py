@@ -7,6 +7,11 @@ loopback (over HTTP, and over HTTPS as the ``kubernetes`` Service,
 cluster IP, ``devcluster.proxy``), starts the kubelet,
 the workload and endpoints controllers and, with a moto server, the scheduler,
 autoscaler and volume controllers. Everything runs in the caller's asyncio loop.
+With a moto server, pods whose ServiceAccount names an IAM role get a web
+identity (``devcluster.apiserver.irsa``): the cluster's token issuer
+(``devcluster.tokens``) takes the EKS cluster's OIDC issuer URL from moto and
+is registered with moto's STS layer (``devcluster.services.sts``), which
+verifies the tokens against the JWKS the API serves.
 ``kubeconfig()`` renders a kubeconfig for clients.
 """
 
@@ -20,6 +25,7 @@ import inspect
 import ipaddress
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,6 +43,9 @@ from devcluster.config import ClusterConfig
 from devcluster.controllers.nodes import standard_labels
 from devcluster.kubelet import Kubelet
 from devcluster.proxy import KubeProxy
+from devcluster.services import sts
+from devcluster.services.moto_server import make_client
+from devcluster.tokens import TokenIssuer
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +129,19 @@ class Cluster:
         self.tls_port = 0
         """The API's HTTPS port (the ``kubernetes`` Service's endpoint)."""
         self.serving_cert: ServingCert | None = None
+        self.issuer = TokenIssuer()
+        """Signs the pods' ServiceAccount tokens (``oidc_issuer`` is its URL)."""
+        self._registered = False
         self.state_dir = Path()
         self._tmp: str | None = None
         self._runner: web.AppRunner | None = None
         self._unsubscribe: Any = None
         self._range_lock: int | None = None
+
+    @property
+    def oidc_issuer(self) -> str:
+        """The ServiceAccount token issuer URL (the EKS cluster's OIDC issuer)."""
+        return self.issuer.issuer
 
     @property
     def url(self) -> str:
@@ -192,6 +209,11 @@ class Cluster:
         self.serving_cert = await asyncio.to_thread(
             make_serving_cert, self.state_dir / "pki", [cfg.host, self._api_ip]
         )
+        if self.aws_endpoint is not None:
+            self.config = cfg = dataclasses.replace(
+                cfg, pod_aws_endpoint=self.aws_endpoint
+            )
+            self.issuer.issuer = await asyncio.to_thread(self._oidc_issuer)
         validator = None
         if cfg.validate:
             await asyncio.to_thread(validation.warm_up)
@@ -199,11 +221,18 @@ class Cluster:
         store = self.store = Store(cfg, validator=validator, history=cfg.watch_history)
         self._bootstrap(store)
         self.kubelet = Kubelet(
-            store, cfg, self.state_dir, ca_pem=self.serving_cert.ca_pem
+            store,
+            cfg,
+            self.state_dir,
+            ca_pem=self.serving_cert.ca_pem,
+            issuer=self.issuer,
         )
         self.kubelet.start()
         self.app = make_app(
-            store, logs=self.kubelet.read_log, streams=self.kubelet.stream
+            store,
+            logs=self.kubelet.read_log,
+            streams=self.kubelet.stream,
+            issuer=self.issuer,
         )
         self._runner = web.AppRunner(
             self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0
@@ -222,11 +251,50 @@ class Cluster:
         await tls_site.start()
         self.tls_port = int(self._runner.addresses[1][1])
         self._publish_api(store)
+        if self.aws_endpoint is not None:
+            await self._register_issuer()
         self.proxy = KubeProxy(store)
         await self.proxy.start()
         if self.want_controllers:
             await self._start_controllers(store)
         return self
+
+    async def _register_issuer(self) -> None:
+        """Tell moto's STS layer where this cluster's issuer documents are."""
+        assert self.aws_endpoint is not None
+        try:
+            await asyncio.to_thread(
+                sts.register_issuer, self.aws_endpoint, self.issuer.issuer, self.url
+            )
+        except OSError as exc:
+            # a moto server without devcluster's STS layer: pods still get
+            # their web identity, but STS cannot verify it
+            log.warning(
+                "the AWS endpoint %s did not take the OIDC issuer %s (%s): "
+                "AssumeRoleWithWebIdentity will refuse this cluster's tokens",
+                self.aws_endpoint,
+                self.issuer.issuer,
+                exc,
+            )
+            return
+        self._registered = True
+
+    def _oidc_issuer(self) -> str:
+        """The OIDC issuer URL of the EKS cluster moto records (else one like it).
+
+        ``wbspawner`` and eksctl read it from ``DescribeCluster`` to make the
+        account's IAM OIDC provider and the roles' trust policies, so tokens
+        must name it. Without such a cluster in moto, devcluster names one of
+        the same shape.
+        """
+        assert self.aws_endpoint is not None
+        eks = make_client("eks", self.aws_endpoint, self.config.region)
+        try:
+            found = eks.describe_cluster(name=self.config.cluster_name)["cluster"]
+            return str(found["identity"]["oidc"]["issuer"])
+        except eks.exceptions.ResourceNotFoundException:
+            region = self.config.region
+            return f"https://oidc.eks.{region}.amazonaws.com/id/{secrets.token_hex(16).upper()}"
 
     def _bootstrap(self, store: Store) -> None:
         self._unsubscribe = store.subscribe(self._on_change)
@@ -343,6 +411,15 @@ class Cluster:
         if self.core_controllers is not None:
             await self.core_controllers.stop()
             self.core_controllers = None
+        if self._registered and self.aws_endpoint is not None:
+            self._registered = False
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(
+                    sts.unregister_issuer,
+                    self.aws_endpoint,
+                    self.issuer.issuer,
+                    self.url,
+                )
         if self.proxy is not None:
             await self.proxy.stop()
             self.proxy = None

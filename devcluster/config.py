@@ -22,6 +22,10 @@ class ClusterConfig:
     cluster_name: str = "wbspawner-dev"
     """Name used in Cluster Autoscaler auto-discovery tags."""
     region: str = "us-east-1"
+    pod_aws_endpoint: str = ""
+    """The AWS endpoint pods with an IAM role get (``AWS_ENDPOINT_URL``,
+    ``AWS_ENDPOINT_URL_STS``; ``devcluster.apiserver.irsa``). ``Cluster``
+    sets it to its moto server."""
     zones: tuple[str, ...] = ("us-east-1a", "us-east-1b", "us-east-1c")
     time_factor: float = 1.0
     """Real seconds per simulated second."""

@@ -9,7 +9,8 @@
 - ``store``: the objects themselves (CRUD, resourceVersions, watch cache,
   graceful deletion and garbage collection, Events).
 - What a write goes through: ``admission`` (kind, namespace, names),
-  ``defaults`` (per-kind defaulting and admission plugins), ``validation``
+  ``defaults`` (per-kind defaulting and admission plugins), ``irsa`` (the EKS
+  pod identity webhook's mutation of pods with an IAM role), ``validation``
   (schema and semantic checks, ``fieldValidation``), ``patches`` (merge,
   strategic, JSON patch), ``apply`` (server-side apply and managed fields);
   ``selectors`` parses and matches label and field selectors.

@@ -4,9 +4,11 @@ An aiohttp application in front of a ``Store``. It speaks the wire protocol
 unmodified clients expect (kubernetes_asyncio, KubeSpawner, kubectl): JSON
 bodies, ``Status`` errors, chunked watch streams that close at
 ``timeoutSeconds``, ``watch=true/True/1``, list paging, ``as=Table`` for
-kubectl, the ``/status``, ``/log`` (streamed with ``follow``) and ``/binding``
-subresources, and ``exec``, ``attach`` and ``portforward``, which it hands to
-the kubelet's streaming server as the apiserver proxies them to a kubelet.
+kubectl, the ServiceAccount issuer's ``/.well-known/openid-configuration``
+and ``/openid/v1/jwks``, the ``/status``, ``/log`` (streamed with ``follow``)
+and ``/binding`` subresources, and ``exec``, ``attach`` and ``portforward``,
+which it hands to the kubelet's streaming server as the apiserver proxies them
+to a kubelet.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from devcluster import tokens
 from devcluster.apiserver import (
     authorization,
     chaos,
@@ -59,6 +62,7 @@ FAULTS_KEY = web.AppKey("faults", object)
 CHAOS_KEY = web.AppKey("chaos", chaos.Chaos)
 COUNTS_KEY = web.AppKey("counts", request_counts.RequestCounts)
 REQUESTS_KEY = web.AppKey("requests", object)
+ISSUER_KEY = web.AppKey("issuer", tokens.TokenIssuer)
 
 APPLY_PATCH = "application/apply-patch+yaml"
 _PATCH_TYPES = {
@@ -93,6 +97,14 @@ async def error_middleware(
 async def handle(request: web.Request) -> web.StreamResponse:
     """Serve every path: discovery documents or resource verbs."""
     path = request.path
+    issuer = request.app.get(ISSUER_KEY)
+    if path in (tokens.DISCOVERY_PATH, tokens.JWKS_PATH) and issuer is not None:
+        # the ServiceAccount issuer's OIDC documents, public as on EKS
+        if request.method != "GET":
+            raise _not_allowed()
+        if path == tokens.JWKS_PATH:
+            return json_response(issuer.jwks())
+        return json_response(issuer.discovery(f"{request.scheme}://{request.host}"))
     if path.startswith("/openapi/"):
         found = openapi.respond(path, request.headers.get("Accept", ""))
         if found is None:
@@ -417,6 +429,7 @@ def make_app(
     logs: LogReader | None = None,
     request_log: int = 2000,
     streams: StreamServer | None = None,
+    issuer: tokens.TokenIssuer | None = None,
 ) -> web.Application:
     """Build the aiohttp application serving ``store``.
 
@@ -425,6 +438,8 @@ def make_app(
         logs: reads a pod's log for ``GET pods/{name}/log`` (the kubelet's).
         request_log: how many recent requests ``app[REQUESTS_KEY]`` keeps.
         streams: serves ``exec``, ``attach`` and ``portforward`` (the kubelet's).
+        issuer: the ServiceAccount token issuer whose discovery document and
+            JWKS the API serves (None: neither).
     """
     app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024**2)
     app[STORE_KEY] = store
@@ -434,5 +449,7 @@ def make_app(
     app[CHAOS_KEY] = chaos.Chaos()
     app[COUNTS_KEY] = request_counts.RequestCounts()
     app[REQUESTS_KEY] = deque(maxlen=request_log)
+    if issuer is not None:
+        app[ISSUER_KEY] = issuer
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

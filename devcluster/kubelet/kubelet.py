@@ -36,6 +36,7 @@ from devcluster.kubelet.ips import IpPool
 from devcluster.kubelet.pod import PodRun
 from devcluster.kubelet.runtime import Runtime
 from devcluster.kubelet.worker import PodWorker
+from devcluster.tokens import TokenIssuer
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,16 @@ class Kubelet:
         config: delays (scaled by ``time_factor``), mode and pod IP base.
         state_dir: where logs, pod directories and volume directories live.
         ca_pem: the cluster CA, which token volumes hold as ``ca.crt``.
+        issuer: signs the tokens of token volumes (None: unsigned tokens).
     """
 
     def __init__(
-        self, store: Store, config: ClusterConfig, state_dir: Path, ca_pem: str = ""
+        self,
+        store: Store,
+        config: ClusterConfig,
+        state_dir: Path,
+        ca_pem: str = "",
+        issuer: TokenIssuer | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -59,7 +66,11 @@ class Kubelet:
         self.ips = IpPool(config.pod_ip_base)
         self.images = Images(config)
         self.runtime = Runtime(
-            config, self.state_dir, hosts=HostsFiles(store), ca_pem=ca_pem
+            config,
+            self.state_dir,
+            hosts=HostsFiles(store),
+            ca_pem=ca_pem,
+            issuer=issuer,
         )
         self._hosts_pending = False
         self.runs: dict[str, PodRun] = {}

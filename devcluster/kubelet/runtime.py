@@ -25,6 +25,7 @@ from devcluster.config import ClusterConfig
 from devcluster.kubelet.cgroups import CgroupTree
 from devcluster.kubelet.hosts import HostsFiles
 from devcluster.kubelet.identity import Identity
+from devcluster.tokens import TokenIssuer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class Runtime:
     """The ``podbind`` library pod processes load (empty: none)."""
     ca_pem: str = ""
     """The cluster CA (``ca.crt`` of ServiceAccount token volumes)."""
+    issuer: TokenIssuer | None = None
+    """Signs the ServiceAccount tokens of projected volumes (None: unsigned)."""
     _cgroups: CgroupTree | None = None
     _warned_pods: set[str] = field(default_factory=set)
     _logged: bool = False

@@ -32,6 +32,7 @@ from devcluster.errors import ApiError
 from devcluster.kubelet import podspec
 from devcluster.kubelet.identity import Identity
 from devcluster.kubelet.pod import PodRun
+from devcluster.tokens import DEFAULT_ISSUER, TokenIssuer
 
 _POLL_S = 0.05
 
@@ -139,7 +140,13 @@ async def _wait_sources(run: PodRun, volume: Mapping[str, Any]) -> bool:
     return False
 
 
-def _fill(run: PodRun, volume: Mapping[str, Any], path: Path, ca_pem: str = "") -> None:
+def _fill(
+    run: PodRun,
+    volume: Mapping[str, Any],
+    path: Path,
+    ca_pem: str = "",
+    issuer: TokenIssuer | None = None,
+) -> None:
     """Write the files of a configMap, secret or projected volume."""
     for plural, field in _SOURCES:
         if field in volume:
@@ -161,9 +168,10 @@ def _fill(run: PodRun, volume: Mapping[str, Any], path: Path, ca_pem: str = "") 
                     if not (path / item["path"]).exists():
                         _write_file(path / item["path"], ca_pem, mode)
             if "serviceAccountToken" in source:
+                projection = source["serviceAccountToken"]
                 _write_file(
-                    path / source["serviceAccountToken"].get("path", "token"),
-                    _token(run),
+                    path / projection.get("path", "token"),
+                    _token(run, projection, issuer),
                     mode,
                 )
             for item in (source.get("downwardAPI") or {}).get("items") or []:
@@ -176,18 +184,34 @@ def _write_file(path: Path, text: str, mode: int) -> None:
     path.chmod(mode)
 
 
-def _token(run: PodRun) -> str:
-    """A ServiceAccount token (devcluster authenticates nobody; any token works).
+def _token(
+    run: PodRun, projection: Mapping[str, Any], issuer: TokenIssuer | None
+) -> str:
+    """A projected ServiceAccount token: a JWT signed by the cluster's issuer.
 
-    Shaped like the kubelet's projected token (a JWT) so clients that read it
-    find the ServiceAccount it stands for.
+    ``aud`` is the projection's ``audience`` (default: the issuer, as the
+    apiserver's API audience), ``exp`` its ``expirationSeconds`` (default
+    3600) from now. devcluster's API authenticates nobody (any token works);
+    the signature matters to those who verify tokens against the issuer's
+    JWKS, e.g. STS for ``AssumeRoleWithWebIdentity``. Without an issuer the
+    token is unsigned (``alg: none``), shaped the same.
     """
     pod = run.current() or {}
     account = (pod.get("spec") or {}).get("serviceAccountName", "default")
+    subject = f"system:serviceaccount:{run.namespace}:{account}"
+    expiration = int(projection.get("expirationSeconds") or 3600)
+    if issuer is not None:
+        audience = str(projection.get("audience") or issuer.issuer)
+        bound = {
+            "namespace": run.namespace,
+            "pod": {"name": run.name, "uid": run.uid},
+            "serviceaccount": {"name": account},
+        }
+        return issuer.token(subject, [audience], expiration, bound)
     claims = {
-        "iss": "https://kubernetes.default.svc.cluster.local",
-        "sub": f"system:serviceaccount:{run.namespace}:{account}",
-        "aud": ["https://kubernetes.default.svc.cluster.local"],
+        "iss": DEFAULT_ISSUER,
+        "sub": subject,
+        "aud": [str(projection.get("audience") or DEFAULT_ISSUER)],
     }
     parts = [{"alg": "none", "typ": "JWT"}, claims]
     return (
@@ -216,7 +240,11 @@ def _field(run: PodRun, item: Mapping[str, Any]) -> str:
 
 
 async def volumes(
-    run: PodRun, pod: dict[str, Any], volume_root: Path, ca_pem: str = ""
+    run: PodRun,
+    pod: dict[str, Any],
+    volume_root: Path,
+    ca_pem: str = "",
+    issuer: TokenIssuer | None = None,
 ) -> dict[str, Path] | None:
     """Return the host directory of every pod volume (None if the pod went away).
 
@@ -226,6 +254,7 @@ async def volumes(
         volume_root: where PersistentVolume directories live.
         ca_pem: the cluster CA, for the ``kube-root-ca.crt`` source of token
             volumes.
+        issuer: signs the tokens of ``serviceAccountToken`` sources.
     """
     dirs: dict[str, Path] = {}
     pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
@@ -246,7 +275,7 @@ async def volumes(
             path.mkdir(parents=True, exist_ok=True)
             if "emptyDir" in volume:
                 path.chmod(0o777)
-            _fill(run, volume, path, ca_pem)
+            _fill(run, volume, path, ca_pem, issuer)
         if fs_group is not None and "hostPath" not in volume:
             read_only = any(k in volume for k in ("configMap", "secret", "projected"))
             policy = pod_sc.get("fsGroupChangePolicy") or "Always"

@@ -172,7 +172,9 @@ class PodWorker:
         ]
         self.publish()
         try:
-            dirs = await volumes(run, pod, self.volume_root, self.runtime.ca_pem)
+            dirs = await volumes(
+                run, pod, self.volume_root, self.runtime.ca_pem, self.runtime.issuer
+            )
         except OSError as exc:
             run.event(pod, "FailedMount", f"MountVolume.SetUp failed: {exc}", "Warning")
             dirs = None

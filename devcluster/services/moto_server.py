@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 REGION = "us-east-1"
@@ -49,6 +51,8 @@ class MotoServer:
         self.region = region
         self.quiet = quiet
         self._server: Any = None
+        self.sts: Any = None
+        """The STS/IAM layer in front of moto (``devcluster.services.sts``)."""
 
     @property
     def endpoint_url(self) -> str:
@@ -68,16 +72,40 @@ class MotoServer:
         if self.port:
             _check_bindable(self.host, self.port)
         _check_default_session()
-        # Imported here: importing moto takes about two seconds.
-        from moto.server import ThreadedMotoServer
-
         if self.quiet:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        server = _server_class()(ip_address=self.host, port=self.port, verbose=False)
+        server.layer_factory = self._layer
         server.start()
         self.port = server.get_host_and_port()[1]
         self._server = server
         return self
+
+    def _layer(self, app: Any) -> Any:
+        """Wrap moto's WSGI application in the STS/IAM layer (``services.sts``)."""
+        from devcluster.services.sts import StsLayer
+
+        self.sts = StsLayer(app, self._iam, _enforced)
+        return self.sts
+
+    def _iam(self, what: str, role_arn: str) -> Any:
+        """The account's OIDC providers, or a role's trust policy (None: no role)."""
+        iam = self.client("iam")
+        if what == "providers":
+            found = {}
+            listed = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+            for entry in listed:
+                arn = entry["Arn"]
+                provider = iam.get_open_id_connect_provider(
+                    OpenIDConnectProviderArn=arn
+                )
+                found[arn] = (provider["Url"], list(provider.get("ClientIDList", [])))
+            return found
+        try:
+            role = iam.get_role(RoleName=role_arn.rpartition("/")[2])["Role"]
+        except iam.exceptions.NoSuchEntityException:
+            return None
+        return role["AssumeRolePolicyDocument"] if role["Arn"] == role_arn else None
 
     def stop(self) -> None:
         """Stop serving (no-op when not running)."""
@@ -145,6 +173,45 @@ def make_client(service: str, endpoint_url: str, region: str = REGION) -> Any:
         aws_secret_access_key=DUMMY_SECRET,
         config=Config(proxies={}, retries={"max_attempts": 2, "mode": "standard"}),
     )
+
+
+def _server_class() -> Any:
+    """moto's threaded server, serving its application through a layer of ours."""
+    # Imported here: importing moto takes about two seconds.
+    from moto.moto_server.threaded_moto_server import MotoRequestHandler
+    from moto.server import DomainDispatcherApplication, ThreadedMotoServer
+    from moto.server import create_backend_app as backend_app
+    from werkzeug.serving import make_server
+
+    class LayeredMotoServer(ThreadedMotoServer):  # type: ignore[misc]
+        layer_factory: Any = None
+
+        def _server_entry(self) -> None:
+            app = self.layer_factory(DomainDispatcherApplication(backend_app))
+            self._server = make_server(
+                self._ip_address,
+                self._port,
+                app,
+                True,
+                request_handler=MotoRequestHandler,
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return LayeredMotoServer
+
+
+@contextmanager
+def _enforced() -> Iterator[None]:
+    """moto checks signatures and IAM policies of the requests it serves meanwhile."""
+    from moto import settings
+
+    before = settings.INITIAL_NO_AUTH_ACTION_COUNT
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    try:
+        yield
+    finally:
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = before
 
 
 def _check_bindable(host: str, port: int) -> None:

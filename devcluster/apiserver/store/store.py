@@ -26,7 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from devcluster.apiserver import defaults
+from devcluster.apiserver import defaults, irsa
 from devcluster.apiserver.admission import check_kind, check_namespace, pick_name
 from devcluster.apiserver.apply import apply as apply_fields
 from devcluster.apiserver.apply import track_update
@@ -73,6 +73,7 @@ class Store:
         history: int = 10000,
     ) -> None:
         self.config = config or ClusterConfig()
+        self._irsa = irsa.IrsaSettings(self.config.region, self.config.pod_aws_endpoint)
         self.validator = validator
         self._history = History(
             history,
@@ -210,6 +211,9 @@ class Store:
         defaults.apply_defaults(
             kind, obj, self.items_raw, self._service_ips(), self.config.service_cidr
         )
+        if kind == "pods":
+            # the pod identity webhook (a mutating webhook: after the built-ins)
+            irsa.mutate_pod(obj, self.items_raw, self._irsa)
         if self.validator is not None:
             self.validator(res, obj, field_validation or self.config.field_validation)
         if key in objs:
