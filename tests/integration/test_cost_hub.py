@@ -15,7 +15,11 @@ cost, which is cents):
   herself and for bob;
 - spend at half the budget: bob starts and stops twice with hub restarts in
   between and during the second run; ``wbspawner cost report`` equals
-  Σ hours × price of the recorded rows, exactly, and nothing was lost.
+  Σ hours × price of the recorded rows, exactly, and nothing was lost;
+- right-size advice: gina's 64 GiB server holds a known amount of memory in a
+  kernel; its record keeps that peak (read from the server's own
+  jupyter-resource-usage metrics as it stops), her next spawn form advises the
+  4 GiB size with both prices, and the costs page's figure has her row.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from tests.integration.hub_harness import (
     HubUser,
     error_on,
     hub_log,
+    logged_in,
     pod_of,
     pvc_of,
     restart_hub,
@@ -42,6 +47,7 @@ from tests.integration.hub_harness import (
     stack_on_profiles,
     wait_until,
 )
+from tests.integration.kernel_support import execute, start_kernel
 from tests.paths import REPO
 from wbspawner.catalog.pricing import format_price, hourly_cost
 from wbspawner.costs.accounting import (
@@ -56,7 +62,9 @@ from wbspawner.costs.accounting import (
     report,
     to_micro,
 )
+from wbspawner.costs.web import load_rightsizing
 from wbspawner.profiles.loader import load_profiles
+from wbspawner.spawn.advice import gib_text, limit_mib, price_of
 from wbspawner.warmer.snapshot import capacity_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -345,3 +353,66 @@ def test_month_report_is_exact_across_hub_restarts(
     assert log.count("Accounting: bob started: ") == len(recorded)
     assert log.count("Accounting: bob stopped") == len(recorded)
     assert "Traceback" not in log
+
+
+HELD_MIB = 512
+"""What gina's kernel holds (pages written, so they are resident)."""
+
+
+def metrics(user: HubUser) -> dict[str, Any]:
+    """The server's own memory metrics (jupyter-resource-usage), through the proxy."""
+    response = user.http.get(
+        f"{user.url}/user/{user.name}/api/metrics/v1",
+        headers={"Authorization": f"token {user.token()}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text[:300]
+    return dict(response.json())
+
+
+def test_a_sessions_peak_is_recorded_and_the_next_form_advises(
+    bench: Workbench, kube: Kube, db_url: str
+) -> None:
+    set_spend(db_url, Fraction(0))
+    gina = logged_in(bench, "gina")
+    profiles = load_profiles([REPO / "profiles"])
+    large, small = profiles.pools["mem64"], profiles.pools["cpu4"]
+    start(gina, "large")
+    kernel = start_kernel(gina)
+    shown = metrics(gina)
+    # JupyterLab shows the memory against the size's limit (MEM_LIMIT, set by
+    # KubeSpawner from the size's full-node request).
+    assert shown["limits"]["memory"]["rss"] == limit_mib(large) * 2**20
+    before = shown["rss"] / 2**20
+    execute(gina, kernel, f"held = b'\\x01' * ({HELD_MIB} * 2**20)", 60)
+    assert metrics(gina)["rss"] / 2**20 - before == pytest.approx(HELD_MIB, rel=0.1)
+    gina.stop(kube)
+
+    with open_db(db_url)() as session:
+        (row,) = session.query(UsageRecord).filter(UsageRecord.user == "gina").all()
+    assert row.stopped_at is not None and row.peak_memory_mib is not None
+    assert row.peak_memory_mib - before == pytest.approx(HELD_MIB, rel=0.1)
+
+    form = gina.form()
+    capacity = row.capacity_type
+    text = (
+        f"Your last session on 64 GiB peaked at {gib_text(row.peak_memory_mib)}: "
+        f"4 GiB would do, {format_price(price_of(small, capacity, profiles))} "
+        f"instead of {format_price(price_of(large, capacity, profiles))}."
+    )
+    assert (
+        '<div class="alert alert-info wb-advice wb-advice-smaller" role="note" '
+        f'data-size="small"><strong>Right size:</strong> {text}</div>'
+    ) in form
+    assert f"Accounting: gina used {row.peak_memory_mib} MiB" in hub_log(bench)
+
+    month = row.started_at.strftime("%Y-%m")
+    now = datetime.now(UTC)
+    fits = load_rightsizing(db_url, month, now, profiles)
+    (mine,) = [r for r in fits.rows if r.user == "gina"]
+    assert (mine.size, mine.advised, mine.peak_mib) == (
+        "large",
+        "small",
+        row.peak_memory_mib,
+    )
+    assert mine.saving > 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +31,7 @@ from tests.integration.hub_harness import (
     user_gateway,
     wait_until,
 )
+from tests.integration.kernel_support import execute, kernels_url, start_kernel
 from wbspawner.costs.accounting import UsageRecord, open_db
 from wbspawner.costs.page import CostsQuery, render_costs
 from wbspawner.costs.web import load_report
@@ -218,48 +218,9 @@ def _clusters(bench: Workbench, token: str, name: str) -> bool:
 def _busy_kernel(user: HubUser, code: str) -> str:
     """Start a kernel in the user's server and have it execute ``code``."""
     headers = {"Authorization": f"token {user.token()}"}
-    base = f"{user.url}/user/{user.name}/api/kernels"
-    made = user.http.post(base, json={"name": "python3"}, headers=headers, timeout=60)
-    assert made.status_code == 201, made.text
-    kernel_id = made.json()["id"]
-    ws_url = (
-        base.replace("http", "ws", 1) + f"/{kernel_id}/channels?token={user.token()}"
-    )
-
-    async def execute() -> None:
-        async with aiohttp.ClientSession(trust_env=False) as http:
-            async with http.ws_connect(ws_url, headers=headers) as socket:
-                session = uuid.uuid4().hex
-                msg_id = uuid.uuid4().hex
-                await socket.send_str(
-                    json.dumps(
-                        {
-                            "header": {
-                                "msg_id": msg_id,
-                                "msg_type": "execute_request",
-                                "username": user.name,
-                                "session": session,
-                                "date": datetime.now(UTC).isoformat(),
-                                "version": "5.3",
-                            },
-                            "parent_header": {},
-                            "metadata": {},
-                            "content": {
-                                "code": code,
-                                "silent": False,
-                                "store_history": False,
-                                "user_expressions": {},
-                                "allow_stdin": False,
-                                "stop_on_error": True,
-                            },
-                            "channel": "shell",
-                            "buffers": [],
-                        }
-                    )
-                )
-                await asyncio.sleep(1.0)
-
-    asyncio.run(execute())
+    base = kernels_url(user)
+    kernel_id = start_kernel(user)
+    execute(user, kernel_id, code)
 
     def busy() -> bool:
         listed = user.http.get(base, headers=headers, timeout=10).json()

@@ -34,6 +34,7 @@ from wbspawner.costs.accounting import (
     record,
     record_stop,
 )
+from wbspawner.costs.peaks import recent_sessions, record_peak
 
 pytestmark = pytest.mark.integration
 
@@ -286,6 +287,49 @@ def test_from_the_baseline_a_closed_record_keeps_no_cause_and_new_stops_say_thei
                     r.user: r.stop_cause for r in session.query(UsageRecord).all()
                 }
             assert causes == {"old": None, "ada": "reclaim"}
+        finally:
+            sessions.kw["bind"].dispose()
+    finally:
+        engine.dispose()
+
+
+def test_from_0002_records_have_no_peak_and_new_runs_keep_their_highest(
+    url: str,
+) -> None:
+    """Revision 0003 adds ``peak_memory_mib``: a run recorded before it has none
+    (and is left out of the advice), a run after it keeps its highest sample."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(migrations.alembic_config(connection), "0002")
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    'INSERT INTO wbspawner_usage (kind, "user", "group", name, size,'
+                    " pool, capacity_type, zone, node, units, price_micro_per_hour,"
+                    " started_at, stopped_at, stop_cause) VALUES ('server', 'ada',"
+                    " '', '', 'xlarge', 'mem128', 'spot', 'us-east-1a', 'n', 1,"
+                    " 420000, '2026-11-30 09:00:00', '2026-11-30 10:00:00', 'stop')"
+                )
+            )
+        sessions = open_db(url)
+        try:
+            assert revision_of(engine) == head()
+            assert differences(engine) == []
+            with sessions() as session:
+                record(session, START)
+                for sample in (900, 2500, 1200):
+                    record_peak(session, "ada", sample)
+                record_stop(session, "ada", datetime(2026, 12, 1, 11))
+                assert record_peak(session, "ada", 9999) is None  # none open
+                peaks = {r.size: r.peak_memory_mib for r in session.query(UsageRecord)}
+                assert peaks == {"xlarge": None, "large": 2500}
+                (last,) = recent_sessions(session, "ada")
+            assert (last.size, last.peak_mib, last.capacity_type) == (
+                "large",
+                2500,
+                "spot",
+            )
         finally:
             sessions.kw["bind"].dispose()
     finally:

@@ -76,6 +76,11 @@ class UsageRecord(Base):
     """A :data:`StopCause`; ``None`` while open, when the run went on at a new
     price (:func:`record_price_change`), or when not known (records closed
     before revision 0002)."""
+    peak_memory_mib: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The most memory the server was seen using (MiB, from its own metrics:
+    :mod:`wbspawner.costs.peaks`); ``None`` when never measured (Dask
+    clusters, records before revision 0003, a server whose metrics did not
+    answer)."""
 
 
 def to_micro(price_per_hour: float | Decimal | str) -> int:

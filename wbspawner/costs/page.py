@@ -6,9 +6,10 @@ database's report (:func:`wbspawner.costs.accounting.report`): the query
 table with hours, cost and share per key and the month's total, and a bar
 chart drawn as inline SVG (one bar per row, height proportional to the cost,
 round value ticks, the currency on the axis, a legend; no JavaScript) that the
-table states in text. The page is the template ``costs.html`` of
-:mod:`wbspawner.pages`, in the hub's page layout. Every value taken from the
-database or the query is escaped.
+table states in text; what culling saved, and what right-sizing would save
+(:mod:`wbspawner.costs.rightsize`: a table per user and size). The page is
+the template ``costs.html`` of :mod:`wbspawner.pages`, in the hub's page
+layout. Every value taken from the database or the query is escaped.
 
 Pure: no I/O; the tornado handlers in :mod:`wbspawner.costs.web` call it.
 """
@@ -29,8 +30,11 @@ from markupsafe import Markup
 from wbspawner.catalog.pricing import format_price
 from wbspawner.costs.accounting import GroupBy, ReportRow
 from wbspawner.costs.culls import Saving
+from wbspawner.costs.rightsize import DEFINITION as RIGHTSIZE_DEFINITION
+from wbspawner.costs.rightsize import Rightsizing
 from wbspawner.pages.layout import render, standalone_layout
 from wbspawner.pages.svg import format_tick, nice_ticks
+from wbspawner.spawn.advice import gib_text
 
 GROUP_BY: tuple[GroupBy, ...] = ("user", "group", "size")
 """What the report can be grouped by, in the order the page offers it."""
@@ -114,11 +118,63 @@ def savings_data(savings: Sequence[Saving]) -> dict[str, Any]:
     }
 
 
+NO_RIGHTSIZING = Rightsizing(rows=(), saving=Fraction(0), unmeasured_hours=Fraction(0))
+"""Nothing to right-size (no measured run, or the page was not given the data)."""
+
+
+def rightsizing_data(found: Rightsizing) -> dict[str, Any]:
+    """Return what right-sizing would save as the JSON API's ``rightsizing`` member.
+
+    Args:
+        found: the month's figure (:func:`wbspawner.costs.rightsize.rightsizing`).
+
+    Returns:
+        ``saved`` (USD), ``unmeasured_hours``, ``definition`` and ``rows`` (user,
+        size, advised, sessions, peak_mib, hours, cost, saving), numbers as floats.
+    """
+    return {
+        "saving": round(float(found.saving), 6),
+        "unmeasured_hours": round(float(found.unmeasured_hours), 3),
+        "definition": RIGHTSIZE_DEFINITION,
+        "rows": [
+            {
+                "user": r.user,
+                "size": r.size,
+                "advised": r.advised,
+                "sessions": r.sessions,
+                "peak_mib": r.peak_mib,
+                "hours": round(float(r.hours), 3),
+                "cost": round(float(r.cost), 6),
+                "saving": round(float(r.saving), 6),
+            }
+            for r in found.rows
+        ],
+    }
+
+
+def _rightsize_rows(found: Rightsizing) -> list[dict[str, Any]]:
+    """Return the page's right-size table rows, formatted."""
+    return [
+        {
+            "user": r.user,
+            "size": r.size,
+            "advised": r.advised,
+            "sessions": r.sessions,
+            "peak": gib_text(r.peak_mib),
+            "hours": f"{float(r.hours):,.2f}",
+            "cost": format_price(float(r.cost), ""),
+            "saving": format_price(float(r.saving), ""),
+        }
+        for r in found.rows
+    ]
+
+
 def costs_data(
     rows: Sequence[ReportRow],
     query: CostsQuery,
     currency: str = "USD",
     savings: Sequence[Saving] = (),
+    rightsizing: Rightsizing = NO_RIGHTSIZING,
 ) -> dict[str, Any]:
     """Return the report as the JSON API's document.
 
@@ -127,11 +183,13 @@ def costs_data(
         query: month and grouping.
         currency: currency of the costs.
         savings: what each cull of the month saved.
+        rightsizing: what right-sizing would save in the month.
 
     Returns:
         ``month``, ``by``, ``currency``, ``rows`` (key, hours, cost),
-        ``total`` (numbers as floats, rounded to 1/1000 hour and 1/10000 cent)
-        and ``culling`` (:func:`savings_data`).
+        ``total`` (numbers as floats, rounded to 1/1000 hour and 1/10000 cent),
+        ``culling`` (:func:`savings_data`) and ``rightsizing``
+        (:func:`rightsizing_data`).
     """
     total = sum((r.cost for r in rows), start=Fraction(0))
     return {
@@ -148,6 +206,7 @@ def costs_data(
         ],
         "total": round(float(total), 6),
         "culling": savings_data(savings),
+        "rightsizing": rightsizing_data(rightsizing),
     }
 
 
@@ -238,6 +297,7 @@ def render_costs(
     currency: str = "USD",
     json_href: str = "api/costs",
     savings: Sequence[Saving] = (),
+    rightsizing: Rightsizing = NO_RIGHTSIZING,
     layout: Mapping[str, Any] | None = None,
 ) -> str:
     """Return the costs page: table, total and bar chart of a month's spending.
@@ -250,6 +310,7 @@ def render_costs(
         currency: currency of the costs.
         json_href: link to the same data as JSON, relative to the page.
         savings: what each cull of the month saved (shown with its definition).
+        rightsizing: what right-sizing would save (a table, with its definition).
         layout: the hub page's variables
             (:func:`wbspawner.pages.layout.hub_layout`); ``None``: a page
             outside a hub.
@@ -285,6 +346,10 @@ def render_costs(
         culls=saved["culls"],
         cull_hours=f"{saved['hours']:,.2f}",
         savings_definition=SAVINGS_DEFINITION,
+        rightsize_saving=format_price(float(rightsizing.saving), ""),
+        rightsize_unmeasured=f"{float(rightsizing.unmeasured_hours):,.2f}",
+        rightsize_definition=RIGHTSIZE_DEFINITION,
+        rightsize_rows=_rightsize_rows(rightsizing),
         rows=[
             {
                 "key": r.key,

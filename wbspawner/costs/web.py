@@ -11,8 +11,10 @@ Both take ``?month=YYYY-MM`` (default: this month) and ``?by=user|group|size``
 (default: ``user``); a bad value gets a 400 that says what is allowed. Access is
 the service's (``access:services!service=<name>``, granted to admins only).
 The application's settings carry ``cost_db_url`` (the accounting database) and
-may carry ``cost_clock`` (returns the current UTC time), ``cost_currency`` and
-``cost_timezone`` (where a day ends, for what culling saved; default UTC).
+may carry ``cost_clock`` (returns the current UTC time), ``cost_currency``,
+``cost_timezone`` (where a day ends, for what culling saved; default UTC) and
+``cost_profiles`` (returns the profiles in force, for what right-sizing would
+save; without it the page shows no saving).
 The report is read in a worker thread; handlers decide nothing themselves.
 """
 
@@ -31,12 +33,15 @@ from tornado import web
 from wbspawner.costs.accounting import ReportRow, open_db, report
 from wbspawner.costs.culls import Saving, savings
 from wbspawner.costs.page import (
+    NO_RIGHTSIZING,
     CostsQuery,
     CostsQueryError,
     costs_data,
     parse_query,
     render_costs,
 )
+from wbspawner.costs.rightsize import Rightsizing, month_runs, rightsizing
+from wbspawner.model import Profiles
 from wbspawner.pages.layout import render, service_layout
 
 
@@ -66,6 +71,35 @@ def load_report(
             bind.dispose()
 
 
+def load_rightsizing(
+    url: str, month: str, now: datetime, profiles: Profiles
+) -> Rightsizing:
+    """Return what right-sizing would save in a month (blocking).
+
+    Args:
+        url: SQLAlchemy URL of the accounting database.
+        month: ``YYYY-MM``.
+        now: the time open records run to.
+        profiles: the profiles in force (sizes and prices).
+
+    Returns:
+        The figure of :func:`wbspawner.costs.rightsize.rightsizing`.
+    """
+    sessions = open_db(url)
+    try:
+        with sessions() as session:
+            runs = month_runs(session, month, now)
+    finally:
+        bind = sessions.kw.get("bind")
+        if bind is not None:
+            bind.dispose()
+    return rightsizing(runs, profiles)
+
+
+Report = tuple[CostsQuery, list[ReportRow], list[Saving], Rightsizing]
+"""The query, its rows, what culls saved and what right-sizing would save."""
+
+
 class _CostsBase(HubOAuthenticated, web.RequestHandler):
     """Reads the query and the report; subclasses write them."""
 
@@ -73,9 +107,7 @@ class _CostsBase(HubOAuthenticated, web.RequestHandler):
         clock: Callable[[], datetime] | None = self.settings.get("cost_clock")
         return clock() if clock else datetime.now(UTC)
 
-    async def _report(
-        self,
-    ) -> tuple[CostsQuery, list[ReportRow], list[Saving]] | None:
+    async def _report(self) -> Report | None:
         """Return the query and its rows, or ``None`` after writing a 400."""
         now = self._now()
         try:
@@ -88,7 +120,13 @@ class _CostsBase(HubOAuthenticated, web.RequestHandler):
         url = self.settings["cost_db_url"]
         tz = ZoneInfo(str(self.settings.get("cost_timezone") or "UTC"))
         rows, saved = await asyncio.to_thread(load_report, url, query, now, tz)
-        return query, rows, saved
+        current: Callable[[], Profiles] | None = self.settings.get("cost_profiles")
+        fits = NO_RIGHTSIZING
+        if current is not None:
+            fits = await asyncio.to_thread(
+                load_rightsizing, url, query.month, now, current()
+            )
+        return query, rows, saved, fits
 
     @property
     def currency(self) -> str:
@@ -109,7 +147,7 @@ class CostsHandler(_CostsBase):
         found = await self._report()
         if found is None:
             return
-        query, rows, saved = found
+        query, rows, saved, fits = found
         self.set_header("Cache-Control", "no-store")
         page = render_costs(
             rows,
@@ -117,6 +155,7 @@ class CostsHandler(_CostsBase):
             query.by,
             currency=self.currency,
             savings=saved,
+            rightsizing=fits,
             layout=service_layout(self),
         )
         self.finish(page)
@@ -145,8 +184,9 @@ class CostsJsonHandler(_CostsBase):
         found = await self._report()
         if found is None:
             return
-        query, rows, saved = found
-        self._write_json(200, costs_data(rows, query, self.currency, saved))
+        query, rows, saved, fits = found
+        data = costs_data(rows, query, self.currency, saved, fits)
+        self._write_json(200, data)
 
     def bad_request(self, message: str) -> None:
         """Answer 400 with ``{"message": ...}``."""

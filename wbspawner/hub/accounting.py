@@ -11,7 +11,10 @@ accounting database (:mod:`wbspawner.costs.accounting`):
 - when the hub has stopped it (or found it gone), :meth:`Accounting.stopped`
   closes the record; a stop without an open record is fine;
 - :meth:`Accounting.budget` reads the month-to-date spend per group and returns
-  the user's :class:`~wbspawner.spawn.budget.BudgetState`.
+  the user's :class:`~wbspawner.spawn.budget.BudgetState`;
+- :meth:`Accounting.peaked` raises the running server's recorded memory peak,
+  and :meth:`Accounting.history` reads the user's last measured sessions for
+  the spawn form's right-size advice (:mod:`wbspawner.costs.peaks`).
 
 A start recorded again for the same run (same node, size and pool) keeps the
 open record, so nothing is counted twice; a different run closes the stale
@@ -49,7 +52,9 @@ from wbspawner.costs.accounting import (
     record_stop,
     report,
 )
+from wbspawner.costs.peaks import recent_sessions, record_peak
 from wbspawner.model import ZONE_LABEL, CapacityType, Pool, Profiles
+from wbspawner.spawn.advice import PastSession
 from wbspawner.spawn.budget import BudgetState, budget_state, spending_group
 from wbspawner.warmer.snapshot import capacity_of
 
@@ -332,6 +337,44 @@ class Accounting:
         if row is not None:
             self.log.info("Accounting: %s stopped (record %s)", user, row.id)
         return row  # type: ignore[no-any-return]
+
+    async def peaked(self, user: str, name: str, peak_mib: int) -> None:
+        """Record that a running server used ``peak_mib`` (kept when higher).
+
+        Args:
+            user: the user.
+            name: the server name.
+            peak_mib: memory seen in use, MiB.
+        """
+        if not self.url:
+            return
+        row = await self._run(
+            f"recording the memory peak of {user}",
+            lambda s: record_peak(s, user, peak_mib, name=name),
+            retry=True,
+        )
+        if row is not None:
+            self.log.info(
+                "Accounting: %s used %d MiB (record %s, peak %s MiB)",
+                user,
+                peak_mib,
+                row.id,
+                row.peak_memory_mib,
+            )
+
+    async def history(self, user: str) -> list[PastSession]:
+        """Return the user's last sessions with a known memory peak, newest first.
+
+        Returns:
+            The sessions; none when off or on failure (logged).
+        """
+        if not self.url:
+            return []
+        found = await self._run(
+            f"reading the memory peaks of {user}",
+            lambda s: recent_sessions(s, user),
+        )
+        return list(found or [])
 
     async def spent(self) -> dict[str, Fraction] | None:
         """Return this month's spend per group so far; ``None`` on failure.

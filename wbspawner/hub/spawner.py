@@ -22,8 +22,9 @@ from jupyterhub.utils import maybe_future
 from kubespawner import KubeSpawner
 from traitlets import Callable, Float, Unicode, default
 
-from wbspawner.adapters import labnotices, statefiles
+from wbspawner.adapters import labnotices, servermetrics, statefiles
 from wbspawner.adapters.kube import Kube, retry_transient
+from wbspawner.catalog.pricing import SpotPrices
 from wbspawner.costs.accounting import StopCause
 from wbspawner.errors import KubeError, UserFacingError, to_hub_error
 from wbspawner.gateway.netpol_kube import ensure_dask_network_policies
@@ -33,9 +34,10 @@ from wbspawner.hub import spawner_io
 from wbspawner.hub.automove import HomeMoves, Stuck, move_blocks_spawn
 from wbspawner.hub.hubdb import wait_for_hub_database
 from wbspawner.hub.ldap import posix_ids
+from wbspawner.hub.memory import MemoryWatch
 from wbspawner.model import Pool, Profiles, WaitTimes, WarmStatus
 from wbspawner.profiles import access
-from wbspawner.spawn import form, interruptions, manifests, progress, reclaims
+from wbspawner.spawn import advice, form, interruptions, manifests, progress, reclaims
 from wbspawner.spawn.budget import BudgetState, check_size
 from wbspawner.spawn.manifests import SpawnUser
 from wbspawner.spawn.selection import (
@@ -142,6 +144,20 @@ class WorkbenchSpawner(KubeSpawner):
         """,
     )
 
+    memory_sample_seconds = Float(
+        60.0,
+        config=True,
+        help="""
+        Seconds between two readings of a running server's memory.
+
+        The hub reads the server's own metrics (jupyter-resource-usage's
+        ``/api/metrics/v1``) this often and once more as the server stops, and
+        the accounting keeps the highest value as the session's peak, which
+        the spawn form's right-size advice and the costs page read. ``0``: at
+        the stop only.
+        """,
+    )
+
     aws_endpoint_url = Unicode(
         None,
         allow_none=True,
@@ -176,6 +192,8 @@ class WorkbenchSpawner(KubeSpawner):
     """The user's groups when the start was checked (accounting reads them
     after, when the hub's database may be away)."""
     _ledger: asyncio.Future[Any] | None = None
+    _memory: MemoryWatch | None = None
+    """Samples the running server's memory (its peak goes to the accounting)."""
     """The last accounting write of this server (the next waits for it)."""
     _start_clock: float = 0.0
     _start_name: str = ""
@@ -228,15 +246,20 @@ class WorkbenchSpawner(KubeSpawner):
         return statefiles.read_wait_times(self.wait_times_file, self.log)
 
     def _workbench_profiles(
-        self, spawner: Any = None, state: BudgetState | None = None
+        self,
+        spawner: Any = None,
+        state: BudgetState | None = None,
+        spot: tuple[SpotPrices | None] | None = None,
     ) -> list[dict[str, Any]]:
+        """Return the sizes for the form; ``spot``: spot prices already read."""
         groups, is_admin = self._who()
         warm = self._warm()
         ready = warm.by_pool(self._zone) if warm else None
         profiles = self._provider().current()
         waits = Waits(times=self._waits(), zone=self._zone)
+        (prices,) = spot or (self._spot(),)
         return form.kubespawner_profiles(
-            profiles, groups, is_admin, ready, self._spot(), state, waits
+            profiles, groups, is_admin, ready, prices, state, waits
         )
 
     def _costs(self) -> hooks.Accounting:
@@ -265,7 +288,12 @@ class WorkbenchSpawner(KubeSpawner):
         state = await self._budget(profiles)
         visible = access.visible_sizes(profiles, groups, is_admin)
         banners.append(form.budget_banner(state, visible))
-        rendered = self._render_options_form(self._workbench_profiles(None, state))
+        spot = self._spot()
+        history = await self._costs().history(self.user.name)
+        advised = advice.advise(history, visible, profiles, spot)
+        banners.append(advice.advice_html(advised))
+        sizes = self._workbench_profiles(None, state, (spot,))
+        rendered = self._render_options_form(sizes)
         return "".join(banners) + str(rendered)
 
     def _options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
@@ -481,6 +509,7 @@ class WorkbenchSpawner(KubeSpawner):
         await self._hub_database()
         await self._record_start()
         self._watch_deletion()
+        self._watch_memory()
         return result
 
     async def _hub_database(self) -> None:
@@ -571,9 +600,35 @@ class WorkbenchSpawner(KubeSpawner):
         self._ledger = asyncio.ensure_future(run())
         await asyncio.wait({self._ledger}, timeout=wait)
 
+    def _watch_memory(self) -> None:
+        """Sample the running server's memory for its record's peak."""
+        if self._memory is not None:
+            self._memory.start()
+            return
+        costs, user, name = self._costs(), self.user.name, self.name
+
+        async def read() -> tuple[servermetrics.MemoryUse | None, str | None]:
+            if self.server is None or not self.api_token:
+                return None, "no server address or token"
+            return await servermetrics.memory_use(self.server.url, self.api_token)
+
+        async def write(peak_mib: int) -> None:
+            await self._account(lambda: costs.peaked(user, name, peak_mib), wait=5.0)
+
+        interval = self.memory_sample_seconds
+        who = f"{user}/{name}" if name else user
+        self._memory = MemoryWatch(read, write, interval, self.log, who)
+        self._memory.start()
+
     async def stop(self, now: bool = False) -> Any:
-        """Stop the server; a stop nobody else explained is a requested one."""
+        """Stop the server; a stop nobody else explained is a requested one.
+
+        The server's memory is read once more first (the session's peak).
+        """
         self._stop_cause = self._stop_cause or "stop"
+        watch, self._memory = self._memory, None
+        if watch is not None:
+            await watch.finish()
         return await super().stop(now=now)
 
     async def run_post_stop_hook(self) -> Any:
@@ -626,6 +681,7 @@ class WorkbenchSpawner(KubeSpawner):
                 return again
         await self._record_start()
         self._watch_deletion()
+        self._watch_memory()
         return None
 
     async def _wait_for_pod(self, key: str, uid: str) -> str | None:

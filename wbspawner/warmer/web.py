@@ -139,6 +139,7 @@ def make_app(warmer: Any, prefix: str) -> web.Application:
         warmer=warmer,
         cost_db_url=warmer.cost_db_url,
         cost_timezone=warmer.source.current().warm.timezone,
+        cost_profiles=warmer.source.current,
         cookie_secret=os.urandom(32),
     )
 

@@ -90,7 +90,8 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
     The other HTTP clients: the dashboards front's, of the Dask Gateway's proxy
     (gatewayhttp); route_watch serves (a middleware on dask-gateway-server's own
     API); labnotices posts a notice to one user's own server (the Jupyter
-    server's API, with that server's token), never to the hub; userservers reads
+    server's API, with that server's token), never to the hub, and servermetrics
+    reads its memory likewise (jupyter-resource-usage); userservers reads
     users' servers through the proxy (the culler, with its service token), never
     the hub's API.
     """
@@ -101,6 +102,7 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
         "wbspawner.adapters.kube",
         "wbspawner.adapters.labnotices",
         "wbspawner.adapters.route_watch",
+        "wbspawner.adapters.servermetrics",
         "wbspawner.adapters.userservers",
     ]
     hub = [
@@ -114,9 +116,10 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
     assert hub == [
         "wbspawner.adapters.hubapi",
         "wbspawner.adapters.labnotices",
+        "wbspawner.adapters.servermetrics",
         "wbspawner.adapters.userservers",
     ]
-    for name in ("labnotices", "userservers"):
+    for name in ("labnotices", "servermetrics", "userservers"):
         tree = modules()[f"wbspawner.adapters.{name}"]
         assert not any(
             "/hub/" in s or "jupyterhub-pagination" in s for s in strings(tree)

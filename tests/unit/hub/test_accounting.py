@@ -342,3 +342,41 @@ async def test_a_database_that_stays_away_is_given_up(
     assert await costs.started(bob_large(profiles), profiles, None, read) is None
     assert "unreachable, trying again for up to 0 s" in caplog.text
     assert "Accounting: recording the start of bob failed" in caplog.text
+
+
+async def test_peaks_go_on_the_running_record_and_back_to_the_form(
+    tmp_path: Path, profiles: Profiles
+) -> None:
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    clock = Clock(T0)
+    costs = Accounting(url, LOG, clock)
+    read = reader(node("ip-1", {"wbspawner.io/capacity": "on-demand"}))
+    assert await costs.history("bob") == []
+    await costs.peaked("bob", "", 100)  # nothing runs: nothing to write
+    await costs.started(bob_large(profiles), profiles, None, read)
+    for sample in (800, 2500, 1200):
+        await costs.peaked("bob", "", sample)
+    clock.advance(hours=1)
+    await costs.stopped("bob")
+    (saved,) = rows(url)
+    assert saved.peak_memory_mib == 2500
+    (last,) = await costs.history("bob")
+    assert (last.size, last.peak_mib, last.capacity_type) == (
+        "large",
+        2500,
+        "on-demand",
+    )
+    assert await costs.history("alice") == []
+
+
+async def test_peaks_off_or_failing_never_raise(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    off = Accounting(None, LOG, Clock(T0))
+    await off.peaked("bob", "", 100)
+    assert await off.history("bob") == []
+    broken = Accounting(f"sqlite:///{tmp_path / 'nope' / 'c.sqlite'}", LOG, Clock(T0))
+    await broken.peaked("bob", "", 100)
+    assert await broken.history("bob") == []
+    assert "Accounting: recording the memory peak of bob failed" in caplog.text
+    assert "Accounting: reading the memory peaks of bob failed" in caplog.text

@@ -27,6 +27,8 @@ from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
+from wbspawner.costs.accounting import Start, open_db, record, record_stop
+from wbspawner.costs.peaks import record_peak
 from wbspawner.errors import KubeError, Problem, ProfileConfigError
 from wbspawner.homes.records import MOVE_CLAIM, MOVE_HEARTBEAT, MOVE_STATE, MOVE_TO
 from wbspawner.hub import spawner as spawner_module
@@ -696,3 +698,34 @@ async def test_a_hub_that_cannot_list_pvs_still_spawns(
     await spawner.load_user_options()
     assert spawner.get_state()["zone"] == "us-east-1a"
     assert "no check for a move: 403 Forbidden" in caplog.text
+
+
+async def test_form_advises_from_the_recorded_peaks(
+    profiles: Profiles, tmp_path: Path
+) -> None:
+    """The advice is its own block, above the sizes, from the accounting's peaks."""
+    url = f"sqlite:///{tmp_path / 'costs.sqlite'}"
+    with open_db(url)() as session:
+        for day in range(1, 4):
+            start = Start(
+                user="bob",
+                size="large",
+                pool="mem64",
+                capacity_type="on-demand",
+                price_per_hour=0.504,
+                at=datetime(2026, 12, day, 9),
+            )
+            record(session, start)
+            record_peak(session, "bob", 9 * 1024 - day)
+            record_stop(session, "bob", datetime(2026, 12, day, 17))
+    spawner = make_spawner(Source(profiles), bob(), cost_db_url=url)
+    form = await spawner.get_options_form()
+    advice = (
+        "Your last 3 sessions on 64 GiB peaked at 9 GiB: 16 GiB would do, "
+        "$0.13/h instead of $0.50/h."
+    )
+    assert f"<strong>Right size:</strong> {advice}</div>" in form
+    assert form.index("wb-advice") < form.index('value="small"')
+    ada = FakeUser("ada", ["jupyter-users"])
+    other = make_spawner(Source(profiles), ada, cost_db_url=url)
+    assert "wb-advice" not in await other.get_options_form()  # no session of hers
