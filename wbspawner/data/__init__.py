@@ -1,10 +1,11 @@
 """Data access per group: S3 through IAM roles, shared file systems as mounts.
 
-- :mod:`~wbspawner.data.access`: what a user's groups reach (their union), and
-  every distinct union the profiles allow (one IAM role and ServiceAccount each);
+- :mod:`wbspawner.profiles.data_access` (below, pure): what a user's groups
+  reach (their union), and every distinct union the profiles allow (one IAM
+  role and ServiceAccount each);
+- :mod:`wbspawner.spawn.data_pods` (below, pure): the pod pieces of the user's
+  server and Dask pods, and the static EFS volumes;
 - :mod:`~wbspawner.data.iam`: the role's permission and trust policies;
-- :mod:`~wbspawner.data.pods`: the pod pieces of the user's server and Dask pods,
-  and the static EFS volumes;
 - :mod:`~wbspawner.data.plan`: what ``wbspawner data plan`` shows and
   ``apply`` does (pure), :mod:`~wbspawner.data.observe` and
   :mod:`~wbspawner.data.apply` read and change IAM and Kubernetes.

@@ -183,4 +183,4 @@ def same_document(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> b
     Returns:
         Equal after sorting keys and lists and reading one-item lists as items.
     """
-    return _normal(a or {}) == _normal(b or {})
+    return bool(_normal(a or {}) == _normal(b or {}))

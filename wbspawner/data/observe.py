@@ -15,9 +15,10 @@ from typing import Any
 
 from wbspawner.adapters.aws import NotFoundError, call, paginate, tag_dict
 from wbspawner.adapters.kube import Kube, api_path
-from wbspawner.data import DataAccessError, iam, pods
+from wbspawner.data import DataAccessError, iam
 from wbspawner.data.plan import POLICY_NAME, Observed, ObservedRole, Target
 from wbspawner.naming import data_role_prefix
+from wbspawner.spawn import data_pods as pods
 
 OIDC_HINT = (
     "create it with `eksctl utils associate-iam-oidc-provider --cluster {cluster} "

@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from wbspawner.data import iam, pods
-from wbspawner.data.access import AccessSet, access_sets, group_grants
+from wbspawner.data import iam
 from wbspawner.model import LABEL_PREFIX, DataSettings, S3Access, S3Grant, SharedVolume
 from wbspawner.naming import data_role_name, data_service_account
+from wbspawner.profiles.data_access import AccessSet, access_sets, group_grants
+from wbspawner.spawn import data_pods as pods
 
 JsonDict = dict[str, Any]
 POLICY_NAME = "wbspawner-data"
@@ -410,8 +411,6 @@ def plan(settings: DataSettings, target: Target, observed: Observed) -> DataPlan
     Returns:
         The ordered actions and the grant changes.
 
-    Raises:
-        DataAccessError: too many groups grant S3 to combine.
     """
     sets = access_sets(settings)
     actions: list[Action] = []

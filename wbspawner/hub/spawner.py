@@ -35,7 +35,15 @@ from wbspawner.hub.hubdb import wait_for_hub_database
 from wbspawner.hub.ldap import posix_ids
 from wbspawner.model import Pool, Profiles, WaitTimes, WarmStatus
 from wbspawner.profiles import access
-from wbspawner.spawn import form, interruptions, manifests, progress, reclaims
+from wbspawner.profiles.data_access import DataAccess, access_for
+from wbspawner.spawn import (
+    data_pods,
+    form,
+    interruptions,
+    manifests,
+    progress,
+    reclaims,
+)
 from wbspawner.spawn.budget import BudgetState, check_size
 from wbspawner.spawn.manifests import SpawnUser
 from wbspawner.spawn.selection import (
@@ -177,6 +185,8 @@ class WorkbenchSpawner(KubeSpawner):
     after, when the hub's database may be away)."""
     _ledger: asyncio.Future[Any] | None = None
     """The last accounting write of this server (the next waits for it)."""
+    _data: DataAccess | None = None
+    """The buckets and volumes of the user's groups at this start."""
     _start_clock: float = 0.0
     _start_name: str = ""
     """``_log_name`` at the start (reading it loads the user from the database)."""
@@ -185,6 +195,11 @@ class WorkbenchSpawner(KubeSpawner):
         """Build the spawner; the hub passes the options it saved last."""
         super().__init__(**kwargs)
         self._kept_options = dict(self.user_options or {})
+        # A start without data grants gets the configured identity back.
+        self._identity = {
+            "service_account": self.service_account,
+            "automount_service_account_token": self.automount_service_account_token,
+        }
         # KubeSpawner's one client (its reflectors share it) retries what a
         # loaded API server sheds, as client-go would.
         retry_transient(self.api, log=self.log)
@@ -351,8 +366,11 @@ class WorkbenchSpawner(KubeSpawner):
         self._zone = home or self._first_zone(pool, profiles)
         self._home, self._spawn_user = home, user
         self._times = self._waits()
-        overrides = manifests.overrides_for(
-            chosen.size, chosen.image, pool, user, self._zone, profiles.homes
+        self._data = access_for(profiles.data, self._groups or ())
+        overrides = self._with_data(
+            manifests.overrides_for(
+                chosen.size, chosen.image, pool, user, self._zone, profiles.homes
+            )
         )
         self._avoid = await self._avoid_reclaimed(pool)
         # Set either way: an earlier start's avoidance must not linger.
@@ -491,6 +509,11 @@ class WorkbenchSpawner(KubeSpawner):
         left = self.start_timeout - spent - 5.0  # the hub's own timeout ends later
         await wait_for_hub_database(self.db, left, self.log, self._start_name)
 
+    def _with_data(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Add the ServiceAccount and shared volumes of the user's data grants."""
+        data = self._data or DataAccess()
+        return {**self._identity, **data_pods.with_data(overrides, data)}
+
     async def _follow_capacity(
         self, refusal: UserFacingError
     ) -> tuple[str | None, UserFacingError | None]:
@@ -529,8 +552,10 @@ class WorkbenchSpawner(KubeSpawner):
         if zone is not None:
             self._home = self._zone = zone
             self._apply_overrides(
-                manifests.overrides_for(
-                    chosen.size, chosen.image, pool, user, zone, profiles.homes
+                self._with_data(
+                    manifests.overrides_for(
+                        chosen.size, chosen.image, pool, user, zone, profiles.homes
+                    )
                 )
             )
         return zone, shown

@@ -39,6 +39,7 @@ from wbspawner.model import (
     Size,
     SizingSettings,
     TimeWindow,
+    VolumeKind,
     WarmSchedule,
     WarmSettings,
 )
@@ -275,7 +276,7 @@ def build_culling(data: Mapping[str, Any]) -> CullSettings:
 
 def _volume(data: Mapping[str, Any]) -> SharedVolume:
     efs, nfs = data.get("efs") or {}, data.get("nfs") or {}
-    kind = "efs" if "efs" in data else "nfs" if "nfs" in data else "claim"
+    kind: VolumeKind = "efs" if "efs" in data else "nfs" if "nfs" in data else "claim"
     return SharedVolume(
         name=data["name"],
         mount_path=data["mount_path"],

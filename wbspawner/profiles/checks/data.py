@@ -22,6 +22,9 @@ from wbspawner.profiles.merge import Item
 
 SOURCES = ("efs", "nfs", "claim")
 """The keys of a volume's source; exactly one is given."""
+MAX_S3_GROUPS = 8
+"""Groups with S3 grants whose combinations get IAM roles (2⁸ − 1 = 255 at
+most, a quarter of IAM's default 1,000 roles per account)."""
 RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", "--x-s3", ".mrap")
 
@@ -80,6 +83,14 @@ def check_data(ctx: Context) -> Iterator[Problem]:
             if v:
                 mounts.append(_Mount(item, str(group), i, v))
     yield from _check_mounts(ctx, mounts)
+    s3 = sorted(str(g) for g, raw in groups.items() if as_list(as_dict(raw).get("s3")))
+    if len(s3) > MAX_S3_GROUPS:
+        yield item.problem(
+            f"{len(s3)} groups grant S3 buckets ({', '.join(s3)}); wbspawner makes "
+            f"one IAM role per combination of them and combines at most "
+            f"{MAX_S3_GROUPS}: give groups that reach the same buckets one group",
+            "groups",
+        )
 
 
 def _check_s3(item: Item, group: str, grants: list[object]) -> Iterator[Problem]:

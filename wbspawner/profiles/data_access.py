@@ -11,7 +11,9 @@ may reach changes.
 The planner needs every union before anyone logs in, since group membership
 lives in LDAP and changes without wbspawner: :func:`access_sets` makes one per
 distinct union of the groups that grant S3, over every combination of those
-groups (at most :data:`MAX_S3_GROUPS` of them).
+groups (at most :data:`MAX_S3_GROUPS` of them, checked with the profiles).
+:mod:`wbspawner.data` makes the roles; the spawner and the gateway give a
+user's pods the ServiceAccount of :attr:`DataAccess.service_account`.
 
 Pure: no I/O.
 """
@@ -24,13 +26,8 @@ import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from wbspawner.data import DataAccessError
 from wbspawner.model import DataSettings, S3Grant, SharedVolume
 from wbspawner.naming import DATA_KEY_LENGTH, data_service_account
-
-MAX_S3_GROUPS = 8
-"""Groups with S3 grants that :func:`access_sets` combines (2⁸ − 1 = 255 unions
-at most, a quarter of IAM's default 1,000 roles per account)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,14 +74,27 @@ def union_grants(grants: Iterable[S3Grant]) -> tuple[S3Grant, ...]:
         grants: grants of one or more groups.
 
     Returns:
-        One grant per ``(bucket, prefix)``.
+        One grant per ``(bucket, prefix)``, without those a shorter prefix of
+        the same bucket (or the whole bucket) already covers.
     """
     merged: dict[tuple[str, str], S3Grant] = {}
     for g in grants:
         have = merged.get((g.bucket, g.prefix))
         if have is None or (g.writes and not have.writes):
             merged[(g.bucket, g.prefix)] = g
-    return tuple(merged[k] for k in sorted(merged))
+    kept = [g for g in merged.values() if not _covered(g, merged.values())]
+    return tuple(sorted(kept, key=lambda g: (g.bucket, g.prefix)))
+
+
+def _covered(grant: S3Grant, others: Iterable[S3Grant]) -> bool:
+    """Return whether a wider prefix of the bucket already gives as much."""
+    return any(
+        o.bucket == grant.bucket
+        and o.prefix != grant.prefix
+        and grant.prefix.startswith(o.prefix)
+        and (o.writes or not grant.writes)
+        for o in others
+    )
 
 
 def access_key(grants: Iterable[S3Grant]) -> str:
@@ -141,16 +151,10 @@ def access_sets(settings: DataSettings) -> dict[str, AccessSet]:
         One access set per distinct union over every non-empty combination of
         the groups that grant S3.
 
-    Raises:
-        DataAccessError: more than :data:`MAX_S3_GROUPS` groups grant S3.
+    The profiles checks allow at most :data:`MAX_S3_GROUPS` groups with S3
+    grants, so there are at most 255 combinations.
     """
     groups = s3_groups(settings)
-    if len(groups) > MAX_S3_GROUPS:
-        raise DataAccessError(
-            f"{len(groups)} groups grant S3 buckets; wbspawner makes one IAM role "
-            f"per combination of them and combines at most {MAX_S3_GROUPS}. Give "
-            "groups that reach the same buckets one group in the data section."
-        )
     sets: dict[str, AccessSet] = {}
     for n in range(1, len(groups) + 1):
         for combo in itertools.combinations(groups, n):

@@ -22,9 +22,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from wbspawner.data.access import DataAccess
 from wbspawner.model import LABEL_PREFIX, SharedVolume
 from wbspawner.naming import DATA_PREFIX
+from wbspawner.profiles.data_access import DataAccess
 
 JsonDict = dict[str, Any]
 
