@@ -204,7 +204,9 @@ def _role_actions(
             Action(
                 kind="create-role",
                 target=name,
-                detail=f"for groups {', '.join(s.groups) or '(combinations only)'}",
+                detail=f"for groups {', '.join(s.groups)}"
+                if s.groups
+                else "for members of several groups",
                 params={
                     "RoleName": name,
                     "AssumeRolePolicyDocument": _text(trust),
@@ -424,7 +426,7 @@ def plan(settings: DataSettings, target: Target, observed: Observed) -> DataPlan
     actions += _volume_actions(target, settings, observed)
     actions += stale_accounts
     for name in sorted(set(observed.roles) - wanted_roles):
-        groups = ", ".join(observed.roles[name].groups) or "combinations only"
+        groups = ", ".join(observed.roles[name].groups) or "members of several groups"
         actions.append(
             Action(
                 kind="delete-role",
