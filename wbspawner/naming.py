@@ -195,7 +195,7 @@ def data_service_account(key: str) -> str:
     """Return the ServiceAccount of an access set, e.g. ``wbspawner-data-3f9a0c1b2d``.
 
     Args:
-        key: the access set's key (:func:`wbspawner.data.access.access_key`).
+        key: the access set's key (:func:`wbspawner.profiles.data_access.access_key`).
 
     Returns:
         The name, the same in every namespace (the hub's and the Dask one).

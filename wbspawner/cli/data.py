@@ -37,7 +37,8 @@ from wbspawner.cli.util import (
 from wbspawner.data import DataAccessError
 from wbspawner.data.apply import ActionResult, apply_plan
 from wbspawner.data.observe import check_oidc_provider, find_target, observe
-from wbspawner.data.plan import DataPlan, Target, plan
+from wbspawner.data.plan import DataPlan, plan
+from wbspawner.data.state import Target
 from wbspawner.model import Profiles
 
 CLUSTER_ENV = "WBSPAWNER_CLUSTER"

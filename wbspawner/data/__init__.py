@@ -7,7 +7,8 @@
   server and Dask pods, and the static EFS volumes;
 - :mod:`~wbspawner.data.iam`: the role's permission and trust policies;
 - :mod:`~wbspawner.data.plan`: what ``wbspawner data plan`` shows and
-  ``apply`` does (pure), :mod:`~wbspawner.data.observe` and
+  ``apply`` does (pure), with :mod:`~wbspawner.data.volumes` (EFS volumes)
+  over the shapes of :mod:`~wbspawner.data.state`; :mod:`~wbspawner.data.observe` and
   :mod:`~wbspawner.data.apply` read and change IAM and Kubernetes.
 """
 

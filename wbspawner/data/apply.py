@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from wbspawner.adapters.aws import AlreadyExistsError, NotFoundError, call, paginate
 from wbspawner.adapters.kube import Kube, api_path
-from wbspawner.data.plan import Action, DataPlan
+from wbspawner.data.plan import DataPlan
+from wbspawner.data.state import Action
 from wbspawner.errors import AwsError, KubeError
 
 Status = Literal["done", "already done", "failed", "not run"]

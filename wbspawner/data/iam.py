@@ -67,7 +67,7 @@ def role_policy(grants: Sequence[S3Grant]) -> JsonDict:
     """Return the permission policy of a role holding these grants.
 
     Args:
-        grants: merged grants (:func:`wbspawner.data.access.union_grants`).
+        grants: merged grants (:func:`wbspawner.profiles.data_access.union_grants`).
 
     Returns:
         The policy document: per grant a ``List<i>`` and an ``Objects<i>``

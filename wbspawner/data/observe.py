@@ -16,7 +16,7 @@ from typing import Any
 from wbspawner.adapters.aws import NotFoundError, call, paginate, tag_dict
 from wbspawner.adapters.kube import Kube, api_path
 from wbspawner.data import DataAccessError, iam
-from wbspawner.data.plan import POLICY_NAME, Observed, ObservedRole, Target
+from wbspawner.data.state import POLICY_NAME, Observed, ObservedRole, Target
 from wbspawner.naming import data_role_prefix
 from wbspawner.spawn import data_pods as pods
 

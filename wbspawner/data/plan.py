@@ -8,7 +8,7 @@ exact parameters it sends, and the grants that change per group
 never widened silently.
 
 What is desired: per distinct union of S3 grants
-(:func:`wbspawner.data.access.access_sets`) one IAM role with one inline policy
+(:func:`wbspawner.profiles.data_access.access_sets`) one IAM role with one inline policy
 (:func:`wbspawner.data.iam.role_policy`) and a trust policy for its
 ServiceAccount in each namespace, tagged with the cluster, its key and the
 groups whose own grants it holds; in each namespace its ServiceAccount,
@@ -26,97 +26,40 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from wbspawner.data import iam
-from wbspawner.model import LABEL_PREFIX, DataSettings, S3Access, S3Grant, SharedVolume
+from wbspawner.data.state import (
+    CLUSTER_TAG,
+    GROUPS_TAG,
+    KEY_TAG,
+    POLICY_NAME,
+    Action,
+    JsonDict,
+    Observed,
+    ObservedRole,
+    Target,
+)
+from wbspawner.data.volumes import volume_actions
+from wbspawner.model import DataSettings, S3Access, S3Grant
 from wbspawner.naming import data_role_name, data_service_account
 from wbspawner.profiles.data_access import AccessSet, access_sets, group_grants
 from wbspawner.spawn import data_pods as pods
 
-JsonDict = dict[str, Any]
-POLICY_NAME = "wbspawner-data"
-"""The role's one inline policy."""
-CLUSTER_TAG = f"{LABEL_PREFIX}/cluster"
-KEY_TAG = f"{LABEL_PREFIX}/data-key"
-GROUPS_TAG = f"{LABEL_PREFIX}/groups"
-"""Groups whose own grants the role holds, space-separated."""
-
-ActionKind = Literal[
-    "create-role",
-    "put-role-policy",
-    "update-trust",
-    "tag-role",
-    "create-service-account",
-    "update-service-account",
-    "create-volume",
-    "create-claim",
-    "delete-service-account",
-    "delete-claim",
-    "delete-volume",
-    "delete-role",
+__all__ = [
+    "Action",
+    "DataPlan",
+    "GrantChange",
+    "Observed",
+    "ObservedRole",
+    "Target",
+    "grant_changes",
+    "plan",
 ]
+
 ChangeKind = Literal["added", "widened", "narrowed", "removed"]
 _RANK: dict[S3Access | None, int] = {None: 0, "read": 1, "read-write": 2}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Target:
-    """Where the access is made: the cluster, its account and OIDC issuer."""
-
-    cluster: str
-    account: str
-    issuer: str
-    """The cluster's OIDC issuer URL (``describe_cluster`` ``identity.oidc.issuer``)."""
-    namespaces: tuple[str, ...]
-    """The hub's namespace, then the Dask one when it is another."""
-    partition: str = "aws"
-
-    def role_arn(self, name: str) -> str:
-        """Return the ARN of a role of this account."""
-        return f"arn:{self.partition}:iam::{self.account}:role/{name}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ObservedRole:
-    """A data role of the cluster as IAM holds it."""
-
-    name: str
-    trust: Mapping[str, Any] | None = None
-    policy: Mapping[str, Any] | None = None
-    """The ``wbspawner-data`` inline policy (``None``: missing)."""
-    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def groups(self) -> tuple[str, ...]:
-        """The groups its tag names."""
-        return tuple(self.tags.get(GROUPS_TAG, "").split())
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Observed:
-    """What exists now: the cluster's data roles and wbspawner's data objects."""
-
-    roles: Mapping[str, ObservedRole] = field(default_factory=dict)
-    service_accounts: Mapping[tuple[str, str], JsonDict] = field(default_factory=dict)
-    """By ``(namespace, name)``, those labelled ``wbspawner.io/data=access``."""
-    volumes: Mapping[str, JsonDict] = field(default_factory=dict)
-    """PersistentVolumes labelled ``wbspawner.io/data=volume``, by name."""
-    claims: Mapping[tuple[str, str], JsonDict] = field(default_factory=dict)
-    """Claims labelled ``wbspawner.io/data=volume``, by ``(namespace, name)``."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Action:
-    """One call of a plan."""
-
-    kind: ActionKind
-    target: str
-    """The role, ``namespace/name`` of a namespaced object, or a volume name."""
-    detail: str
-    params: JsonDict = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -299,72 +242,6 @@ def _account_actions(
     return out, gone
 
 
-def efs_volumes(settings: DataSettings) -> dict[str, SharedVolume]:
-    """Return the EFS volumes of every group, by name."""
-    return {
-        v.name: v
-        for data in settings.groups.values()
-        for v in data.volumes
-        if v.kind == "efs"
-    }
-
-
-def _volume_actions(
-    target: Target, settings: DataSettings, observed: Observed
-) -> list[Action]:
-    out: list[Action] = []
-    wanted_pv: set[str] = set()
-    wanted_pvc: set[tuple[str, str]] = set()
-    for volume in efs_volumes(settings).values():
-        for ns in target.namespaces:
-            pv, pvc = pods.efs_objects(volume, ns)
-            pv_name, claim = pv["metadata"]["name"], pvc["metadata"]["name"]
-            wanted_pv.add(pv_name)
-            wanted_pvc.add((ns, claim))
-            have = observed.volumes.get(pv_name)
-            handle = pods.efs_volume_handle(volume)
-            same = have is not None and (
-                ((have.get("spec") or {}).get("csi") or {}).get("volumeHandle")
-                == handle
-            )
-            if not same:
-                if have is not None:  # a PV's source cannot change: make it anew
-                    out += _delete_volume(ns, claim, pv_name, "its file system changed")
-                out.append(
-                    Action(
-                        kind="create-volume",
-                        target=pv_name,
-                        detail=f"EFS {handle} for {ns}",
-                        params=pv,
-                    )
-                )
-            if not same or (ns, claim) not in observed.claims:
-                out.append(
-                    Action(
-                        kind="create-claim",
-                        target=f"{ns}/{claim}",
-                        detail=f"bound to {pv_name}",
-                        params=pvc,
-                    )
-                )
-    for ns, claim in sorted(set(observed.claims) - wanted_pvc):
-        out.append(
-            Action(kind="delete-claim", target=f"{ns}/{claim}", detail="no longer used")
-        )
-    for pv_name in sorted(set(observed.volumes) - wanted_pv):
-        out.append(
-            Action(kind="delete-volume", target=pv_name, detail="no longer used")
-        )
-    return out
-
-
-def _delete_volume(ns: str, claim: str, pv: str, why: str) -> list[Action]:
-    return [
-        Action(kind="delete-claim", target=f"{ns}/{claim}", detail=why),
-        Action(kind="delete-volume", target=pv, detail=why),
-    ]
-
-
 def grant_changes(
     desired: Mapping[str, tuple[S3Grant, ...]],
     observed: Mapping[str, tuple[S3Grant, ...]],
@@ -423,7 +300,7 @@ def plan(settings: DataSettings, target: Target, observed: Observed) -> DataPlan
         actions += _role_actions(target, s, observed.roles.get(name))
     accounts, stale_accounts = _account_actions(target, sets, observed)
     actions += accounts
-    actions += _volume_actions(target, settings, observed)
+    actions += volume_actions(target, settings, observed)
     actions += stale_accounts
     for name in sorted(set(observed.roles) - wanted_roles):
         groups = ", ".join(observed.roles[name].groups) or "members of several groups"
