@@ -481,7 +481,14 @@ class WorkbenchSpawner(KubeSpawner):
         grace = self.capacity_grace_seconds
         refused = spawner_io.capacity_refusal(lambda: self.events, self._context, grace)
         watch = asyncio.ensure_future(refused)
-        return await spawner_io.first_outcome(inner, watch, self._timeout_message)
+        try:
+            return await spawner_io.first_outcome(inner, watch, self._timeout_message)
+        except Exception as err:
+            text = f"{err} {getattr(err, 'body', '')}"
+            refusal = data_pods.missing_account(text, self._data or DataAccess())
+            if refusal is None:
+                raise
+            return None, refusal
 
     async def _start_or_refuse(self, inner: asyncio.Future[Any]) -> Any:
         refusal: UserFacingError | None

@@ -11,7 +11,9 @@ adds to their pods:
 - their Dask scheduler and workers (:func:`dask_pod_pieces`): the same
   ServiceAccount and mounts, as raw pod-spec fragments for the gateway;
 - the static PersistentVolume and claim of an EFS share in one namespace
-  (:func:`efs_objects`), which ``wbspawner data apply`` creates.
+  (:func:`efs_objects`), which ``wbspawner data apply`` creates;
+- what the user reads when their ServiceAccount was never made
+  (:func:`missing_account`).
 
 A user with no data grants gets nothing from here: their pods stay exactly as
 they were. Pure: returns new dicts.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from wbspawner.errors import UserFacingError
 from wbspawner.model import LABEL_PREFIX, SharedVolume
 from wbspawner.naming import DATA_PREFIX
 from wbspawner.profiles.data_access import DataAccess
@@ -203,3 +206,30 @@ def service_account(name: str, namespace: str, role_arn: str, key: str) -> JsonD
         },
         "automountServiceAccountToken": False,
     }
+
+
+def missing_account(error: str, access: DataAccess) -> UserFacingError | None:
+    """Return the refusal to show when the pod's ServiceAccount does not exist.
+
+    The API server refuses a pod whose ServiceAccount is missing (``error looking
+    up service account <ns>/<name>: serviceaccount "<name>" not found``): the
+    data section names grants ``wbspawner data apply`` has not made yet.
+
+    Args:
+        error: the text of the error the pod's creation failed with.
+        access: the user's data access.
+
+    Returns:
+        The refusal, or ``None`` when the error is about something else.
+    """
+    account = access.service_account
+    said = error.replace('\\"', '"')  # as the API's JSON body quotes it
+    if not account or f'serviceaccount "{account}" not found' not in said:
+        return None
+    return UserFacingError(
+        "Your groups' data access is not set up on the cluster yet, so your server "
+        "cannot start with it. Ask an admin to run `wbspawner data apply`.",
+        reason="data",
+        log_message=f"ServiceAccount {account} is missing: run wbspawner data apply",
+        status_code=503,
+    )

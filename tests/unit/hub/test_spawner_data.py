@@ -1,16 +1,20 @@
 """The spawner gives a user's pod the ServiceAccount and volumes of their groups.
 
 A user without data grants gets exactly the pod they got before data access
-existed, also from a spawner whose previous start had grants.
+existed, also from a spawner whose previous start had grants; a start whose
+ServiceAccount was never made is refused with what to do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 from typing import Any
 
 import kubernetes_validate
 import pytest
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.unit.hub.test_spawner import Source, bob, make_spawner
 from wbspawner.hub.spawner import WorkbenchSpawner
@@ -67,3 +71,24 @@ async def test_without_grants_the_pod_is_todays(profiles: Profiles) -> None:
     after = await _pod(spawner)
     assert after["spec"] == before["spec"]
     assert "serviceAccountName" not in after["spec"]
+
+
+async def test_a_missing_service_account_is_explained(profiles: Profiles) -> None:
+    spawner = make_spawner(Source(dataclasses.replace(profiles, data=DATA)), bob())
+    await _pod(spawner)
+    account = spawner.service_account
+    said = (
+        f'pods "jupyter-bob" is forbidden: error looking up service account '
+        f'jhub/{account}: serviceaccount "{account}" not found'
+    )
+    refused = ApiException(status=403, reason="Forbidden")
+    refused.body = json.dumps({"kind": "Status", "message": said, "code": 403})
+    inner = asyncio.get_running_loop().create_future()
+    inner.set_exception(refused)
+    result, refusal = await spawner._outcome(inner)
+    assert result is None and refusal is not None
+    assert "Ask an admin to run `wbspawner data apply`" in refusal.message
+    other = asyncio.get_running_loop().create_future()
+    other.set_exception(ApiException(status=500, reason="Internal"))
+    with pytest.raises(ApiException):
+        await spawner._outcome(other)
