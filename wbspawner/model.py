@@ -383,6 +383,84 @@ class CullSettings:
         return self.size_timeouts_s.get(size or "", self.idle_timeout_s)
 
 
+S3Access = Literal["read", "read-write"]
+"""What a group may do in a bucket (or under a prefix): read, or read and write."""
+VolumeKind = Literal["efs", "nfs", "claim"]
+"""Where a shared file system comes from: an EFS file system (through its CSI
+driver), an NFS export, or an existing PersistentVolumeClaim."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class S3Grant:
+    """Access to one bucket, or to one prefix of it."""
+
+    bucket: str
+    prefix: str = ""
+    """Key prefix, ending with ``/``; empty: the whole bucket."""
+    access: S3Access = "read"
+
+    @property
+    def writes(self) -> bool:
+        """Whether the grant allows writing."""
+        return self.access == "read-write"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SharedVolume:
+    """A shared file system mounted into the servers (and Dask pods) of a group."""
+
+    name: str
+    """Short name; the pod volume is ``data-<name>``."""
+    mount_path: str
+    read_only: bool = True
+    kind: VolumeKind
+    file_system_id: str | None = None
+    """EFS file system id (``fs-…``), for ``efs``."""
+    access_point: str | None = None
+    """EFS access point id (``fsap-…``), for ``efs``; optional."""
+    server: str | None = None
+    """NFS server, for ``nfs``."""
+    path: str | None = None
+    """NFS export path, for ``nfs``."""
+    claim: str | None = None
+    """Existing PersistentVolumeClaim, for ``claim``."""
+
+    def same_source(self, other: SharedVolume) -> bool:
+        """Return whether two volumes name the same file system at the same path."""
+        return (
+            self.mount_path,
+            self.kind,
+            self.file_system_id,
+            self.access_point,
+            self.server,
+            self.path,
+            self.claim,
+        ) == (
+            other.mount_path,
+            other.kind,
+            other.file_system_id,
+            other.access_point,
+            other.server,
+            other.path,
+            other.claim,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupData:
+    """The data one group reaches."""
+
+    s3: tuple[S3Grant, ...] = ()
+    volumes: tuple[SharedVolume, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataSettings:
+    """Data access per group (the ``data`` section)."""
+
+    groups: Mapping[str, GroupData] = field(default_factory=_empty)
+
+
 # ----------------------------------------------------------------------- observed state
 
 
@@ -534,6 +612,8 @@ class Profiles:
     budgets: tuple[GroupBudget, ...] = ()
     homes: HomeSettings = HomeSettings()
     culling: CullSettings = CullSettings()
+    data: DataSettings = DataSettings()
+    """S3 buckets and shared file systems per group."""
     sizing: SizingSettings = SizingSettings()
     catalog: Catalog
     """The instance facts in force: the catalogue the profiles were loaded with,

@@ -11,12 +11,16 @@ group of a pool (EKS then names its group ``eks-<tail>-<id>``), so a name is rea
 back by finding the tail of a known pool and zone in it; the cluster is only
 known for names in wbspawner's own format.
 
+It also owns the names of data access (:mod:`wbspawner.data`): the IAM role
+and the ServiceAccount of an access set, both derived from the set's key.
+
 Pure: no I/O. Below every package but the model, so that spawn (which explains
 the autoscaler's events) and pools (which makes the groups) share it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -175,3 +179,57 @@ def _escape(name: str) -> str:
     # Names are DNS-like; escape anything else for Go's RE2, which reads the
     # ConfigMap (re.escape would also escape "-", which is legal but noisy).
     return re.sub(r"[^A-Za-z0-9_-]", lambda m: "\\" + m.group(0), name)
+
+
+# ------------------------------------------------------------ data access names
+
+DATA_PREFIX = f"{GROUP_PREFIX}-data-"
+"""First words of every data ServiceAccount (``wbspawner-data-<key>``)."""
+ROLE_NAME_MAX = 64
+"""IAM's limit on a role name."""
+DATA_KEY_LENGTH = 10
+"""Hex digits of an access set's key (40 bits: no clash among a few hundred)."""
+
+
+def data_service_account(key: str) -> str:
+    """Return the ServiceAccount of an access set, e.g. ``wbspawner-data-3f9a0c1b2d``.
+
+    Args:
+        key: the access set's key (:func:`wbspawner.profiles.data_access.access_key`).
+
+    Returns:
+        The name, the same in every namespace (the hub's and the Dask one).
+    """
+    return f"{DATA_PREFIX}{key}"
+
+
+def data_role_prefix(cluster: str) -> str:
+    """Return the start of every data role name of a cluster.
+
+    Roles are global to an AWS account, so the name carries the cluster; a
+    cluster name too long for IAM's limit is cut and given a short hash.
+
+    Args:
+        cluster: the EKS cluster name.
+
+    Returns:
+        ``wbspawner-<cluster>-data-``.
+    """
+    room = ROLE_NAME_MAX - len(GROUP_PREFIX) - len("--data-") - DATA_KEY_LENGTH
+    if len(cluster) > room:
+        digest = hashlib.sha256(cluster.encode()).hexdigest()[:8]
+        cluster = f"{cluster[: room - len(digest) - 1]}-{digest}"
+    return f"{GROUP_PREFIX}-{cluster}-data-"
+
+
+def data_role_name(cluster: str, key: str) -> str:
+    """Return the IAM role of an access set in a cluster (at most 64 characters).
+
+    Args:
+        cluster: the EKS cluster name.
+        key: the access set's key.
+
+    Returns:
+        ``wbspawner-<cluster>-data-<key>``.
+    """
+    return f"{data_role_prefix(cluster)}{key}"

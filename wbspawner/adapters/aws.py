@@ -1,7 +1,7 @@
 """The one way wbspawner reaches AWS: clients, calls, pages, and errors as advice.
 
 This module owns, for every AWS service wbspawner uses (EC2, Auto Scaling, SSM,
-EKS, Budgets, STS):
+EKS, Budgets, STS, IAM, S3):
 
 - :func:`make_client` and :func:`make_clients`: the only place boto3 clients
   are created: region, endpoint (a loopback one, such as a local moto server,
@@ -103,7 +103,11 @@ CAPACITY_CODES = frozenset(
     }
 )
 ALREADY_EXISTS_CODES = frozenset(
-    {"AlreadyExists", "InvalidLaunchTemplateName.AlreadyExistsException"}
+    {
+        "AlreadyExists",
+        "InvalidLaunchTemplateName.AlreadyExistsException",
+        "EntityAlreadyExists",
+    }
 )
 NOT_FOUND_CODES = frozenset(
     {
@@ -114,6 +118,8 @@ NOT_FOUND_CODES = frozenset(
         "NotFoundException",
         "InvalidVolume.NotFound",
         "InvalidSnapshot.NotFound",
+        "NoSuchEntity",
+        "NoSuchBucket",
     }
 )
 ZONE_CODES = frozenset({"InvalidZone.NotFound", "InvalidAvailabilityZone"})

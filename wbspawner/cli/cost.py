@@ -4,7 +4,8 @@ This module owns how admins see costs from a shell:
 
 - ``cost estimate --scenario FILE``: what a usage scenario costs on the profiles,
   per item, monthly and yearly, and what dominates
-  (:mod:`wbspawner.costs.estimate`);
+  (:mod:`wbspawner.costs.estimate`); with ``--live`` the spot prices and the
+  size of the granted S3 data are read from AWS (:mod:`wbspawner.costs.s3`);
 - ``cost alarm --monthly N --email ADDR``: create or update the AWS Budget that
   e-mails at 80 % and 100 % of the node pools' monthly spend
   (:mod:`wbspawner.costs.alarm`);
@@ -47,6 +48,7 @@ from wbspawner.costs.database import (
     read_report,
 )
 from wbspawner.costs.estimate import Estimate, estimate
+from wbspawner.costs.s3 import GIB, granted_prefixes, prefix_sizes
 from wbspawner.costs.scenario import load_scenario
 from wbspawner.costs.spot import latest_spot_prices
 from wbspawner.errors import AwsError
@@ -83,6 +85,14 @@ def register(subparsers: Any) -> None:
         help="read spot prices from EC2 (DescribeSpotPriceHistory); when AWS "
         "cannot be reached, the assumed discount is used",
     )
+    p.add_argument(
+        "--live-s3",
+        action="store_true",
+        help="measure the S3 line: the bytes under every bucket prefix the "
+        "profiles' data section grants (ListObjectsV2), in place of the "
+        "scenario's s3_gib",
+    )
+    p.add_argument("--live", action="store_true", help="both --live-spot and --live-s3")
     add_endpoint_option(p)
     add_profiles_option(p)
     add_catalog_option(p)
@@ -160,9 +170,10 @@ def run_estimate(args: argparse.Namespace, ctx: CliContext) -> int:
     profiles, catalog = profiles_from_args(args, ctx)
     scenario = load_scenario(args.scenario)
     spot = read_spot_prices(args.spot_prices) if args.spot_prices else None
-    if args.live_spot:
+    if args.live_spot or args.live:
         spot = {**_live_spot(profiles, args, ctx), **(spot or {})}
-    result = estimate(profiles, scenario, spot, catalog)
+    s3_gib = _live_s3(profiles, args, ctx) if args.live_s3 or args.live else None
+    result = estimate(profiles, scenario, spot, catalog, s3_gib)
     if args.json:
         print_json(ctx, result.as_dict())
     else:
@@ -185,6 +196,21 @@ def _live_spot(
     except AwsError as err:
         ctx.note(f"note: spot prices not read ({err}); using the assumed discount")
         return {}
+
+
+def _live_s3(profiles: Profiles, args: argparse.Namespace, ctx: CliContext) -> float:
+    """Return the GiB stored under the granted prefixes (notes each one)."""
+    if not granted_prefixes(profiles.data):
+        ctx.note("note: no group is granted S3 data (profiles' data section)")
+        return 0.0
+    s3 = make_client("s3", profiles.cost.region, endpoint_url(args, ctx))
+    sizes = prefix_sizes(s3, profiles.data)
+    for p in sizes:
+        ctx.note(
+            f"s3://{p.bucket}/{p.prefix}: {p.bytes / GIB:,.3f} GiB in "
+            f"{p.objects:,} objects"
+        )
+    return sum(p.bytes for p in sizes) / GIB
 
 
 def _account_id(args: argparse.Namespace, ctx: CliContext) -> str:

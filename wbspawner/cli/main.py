@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "wbspawner.cli.pools",  # pools plan / apply
     "wbspawner.cli.home",  # home move / show
     "wbspawner.cli.cost",  # cost estimates
+    "wbspawner.cli.data",  # data plan / apply
 )
 """Modules whose ``register(subparsers)`` adds subcommands, in help order."""
 

@@ -246,6 +246,21 @@ def render_text(data: dict[str, Any], table: Layout = format_table) -> list[str]
     ]
     for s in data["sizes"]:
         lines += _placement_lines(s)
+    return lines + _data_lines(data["data"])
+
+
+def _data_lines(data: dict[str, Any]) -> list[str]:
+    """Return the data a user reaches, or one line saying there is none."""
+    if not data["s3"] and not data["volumes"]:
+        return ["", "Data: none (no group of the user has data grants)."]
+    account = data["service_account"] or "(the configured one: no S3 grants)"
+    lines = ["", "Data (the server and its Dask pods):", f"  ServiceAccount: {account}"]
+    lines += [f"  s3://{g['bucket']}/{g['prefix']} {g['access']}" for g in data["s3"]]
+    lines += [
+        f"  {v['mount_path']} <- {v['name']} "
+        f"({'read-only' if v['read_only'] else 'read-write'})"
+        for v in data["volumes"]
+    ]
     return lines
 
 

@@ -320,7 +320,9 @@ def _dask_items(
     return items
 
 
-def _storage_items(profiles: Profiles, scenario: Scenario) -> list[LineItem]:
+def _storage_items(
+    profiles: Profiles, scenario: Scenario, s3_gib: float | None
+) -> list[LineItem]:
     ebs = scenario.ebs_gb_month
     snap = scenario.snapshot_gb_month
     rows = [
@@ -338,9 +340,8 @@ def _storage_items(profiles: Profiles, scenario: Scenario) -> list[LineItem]:
             profiles.cost.snapshot_gb_month if snap is None else snap,
             snap is None,
         ),
-        ("s3", "S3 data", scenario.s3_gib, scenario.s3_gb_month, False),
     ]
-    return [
+    items = [
         LineItem(
             category=category,
             name=name,
@@ -353,6 +354,20 @@ def _storage_items(profiles: Profiles, scenario: Scenario) -> list[LineItem]:
         for category, name, gb, rate, from_profiles in rows
         if gb > 0
     ]
+    gib = scenario.s3_gib if s3_gib is None else s3_gib
+    if gib > 0:
+        items.append(
+            LineItem(
+                category="s3",
+                name="S3 data" if s3_gib is None else "S3 data (granted buckets)",
+                quantity=gib,
+                unit="GB-month",
+                unit_price=scenario.s3_gb_month,
+                monthly=gib * scenario.s3_gb_month,
+                source="stated" if s3_gib is None else "measured",
+            )
+        )
+    return items
 
 
 def estimate(
@@ -360,6 +375,7 @@ def estimate(
     scenario: Scenario,
     spot_prices: SpotPrices | None = None,
     catalog: Catalog | None = None,
+    s3_gib: float | None = None,
 ) -> Estimate:
     """Return what a scenario costs on these profiles.
 
@@ -370,6 +386,8 @@ def estimate(
             is the on-demand price less ``cost.spot_discount``.
         catalog: prices for scenario items named by instance type (stated
             prices in the scenario come first).
+        s3_gib: the S3 data measured in the granted buckets
+            (:mod:`wbspawner.costs.s3`), in place of the scenario's ``s3_gib``.
 
     Returns:
         The estimate: line items, totals, what dominates.
@@ -383,7 +401,7 @@ def estimate(
         *_compute_items(profiles, scenario, catalog, spot_prices),
         *_warm_items(profiles, scenario, spot_prices),
         *_dask_items(profiles, scenario, spot_prices),
-        *_storage_items(profiles, scenario),
+        *_storage_items(profiles, scenario, s3_gib),
     ]
     return Estimate(
         scenario=scenario.name, currency=profiles.cost.currency, items=tuple(items)

@@ -36,6 +36,7 @@ from wbspawner.gateway.limits import (
 from wbspawner.gateway.workers import worker_resources
 from wbspawner.model import DaskLimits, DaskWorkerSize, Profiles, Resources
 from wbspawner.profiles import access
+from wbspawner.profiles.data_access import access_for
 
 BackendKind = Literal["local", "kube"]
 """``local``: UnsafeLocalBackend processes; ``kube``: KubeBackend pods."""
@@ -341,6 +342,7 @@ def overrides_for(
         if image:
             out["image"] = image
         out.update(pods.kube_overrides(size, pool, sched_pool, worker, user.name))
+        out = pods.with_data(out, access_for(profiles.data, user.groups))
     return out
 
 

@@ -1,6 +1,8 @@
 """Kubernetes pod pieces of Dask schedulers and workers (KubeBackend only).
 
-This module owns where a Dask pod lands and how it runs: the pool's node
+This module owns where a Dask pod lands and how it runs (and what it reaches:
+the ServiceAccount and shared volumes of the owner's data grants, as their
+server has them, :func:`with_data`): the pool's node
 selector and tolerations (the same as a user server's, from
 :func:`wbspawner.spawn.manifests.node_placement`), a preference for the pool's first
 capacity type (spot before on-demand) for workers and on-demand only for
@@ -28,7 +30,8 @@ from wbspawner.model import (
     Pool,
     Resources,
 )
-from wbspawner.spawn import manifests
+from wbspawner.profiles.data_access import DataAccess
+from wbspawner.spawn import data_pods, manifests
 
 DASK_UID = 1000
 """uid of Dask pods: ``jovyan`` in Jupyter docker-stacks images (never root).
@@ -185,3 +188,29 @@ def kube_overrides(
         },
         "scheduler_extra_pod_annotations": {USER_LABEL: user},
     }
+
+
+def with_data(overrides: dict[str, Any], access: DataAccess) -> dict[str, Any]:
+    """Return a cluster's overrides with the owner's data access in both pods.
+
+    The scheduler and the workers get the ServiceAccount of the owner's S3
+    grants (so they assume the same IAM role as the owner's server) and the
+    shared volumes of their groups, mounted as in the server.
+
+    Args:
+        overrides: from :func:`kube_overrides`.
+        access: the owner's data access.
+
+    Returns:
+        A new dict; equal to ``overrides`` when the access is empty.
+    """
+    pod, container = data_pods.dask_pod_pieces(access)
+    out = dict(overrides)
+    for role in ("worker", "scheduler"):
+        pod_key, container_key = (
+            f"{role}_extra_pod_config",
+            (f"{role}_extra_container_config"),
+        )
+        out[pod_key] = {**out.get(pod_key, {}), **pod}
+        out[container_key] = {**out.get(container_key, {}), **container}
+    return out

@@ -37,7 +37,16 @@ from wbspawner.hub.ldap import posix_ids
 from wbspawner.hub.memory import MemoryWatch
 from wbspawner.model import Pool, Profiles, WaitTimes, WarmStatus
 from wbspawner.profiles import access
-from wbspawner.spawn import advice, form, interruptions, manifests, progress, reclaims
+from wbspawner.profiles.data_access import DataAccess, access_for
+from wbspawner.spawn import (
+    advice,
+    data_pods,
+    form,
+    interruptions,
+    manifests,
+    progress,
+    reclaims,
+)
 from wbspawner.spawn.budget import BudgetState, check_size
 from wbspawner.spawn.manifests import SpawnUser
 from wbspawner.spawn.selection import (
@@ -195,6 +204,8 @@ class WorkbenchSpawner(KubeSpawner):
     _memory: MemoryWatch | None = None
     """Samples the running server's memory (its peak goes to the accounting)."""
     """The last accounting write of this server (the next waits for it)."""
+    _data: DataAccess | None = None
+    """The buckets and volumes of the user's groups at this start."""
     _start_clock: float = 0.0
     _start_name: str = ""
     """``_log_name`` at the start (reading it loads the user from the database)."""
@@ -203,6 +214,11 @@ class WorkbenchSpawner(KubeSpawner):
         """Build the spawner; the hub passes the options it saved last."""
         super().__init__(**kwargs)
         self._kept_options = dict(self.user_options or {})
+        # A start without data grants gets the configured identity back.
+        self._identity = {
+            "service_account": self.service_account,
+            "automount_service_account_token": self.automount_service_account_token,
+        }
         # KubeSpawner's one client (its reflectors share it) retries what a
         # loaded API server sheds, as client-go would.
         retry_transient(self.api, log=self.log)
@@ -379,8 +395,11 @@ class WorkbenchSpawner(KubeSpawner):
         self._zone = home or self._first_zone(pool, profiles)
         self._home, self._spawn_user = home, user
         self._times = self._waits()
-        overrides = manifests.overrides_for(
-            chosen.size, chosen.image, pool, user, self._zone, profiles.homes
+        self._data = access_for(profiles.data, self._groups or ())
+        overrides = self._with_data(
+            manifests.overrides_for(
+                chosen.size, chosen.image, pool, user, self._zone, profiles.homes
+            )
         )
         self._avoid = await self._avoid_reclaimed(pool)
         # Set either way: an earlier start's avoidance must not linger.
@@ -491,7 +510,14 @@ class WorkbenchSpawner(KubeSpawner):
         grace = self.capacity_grace_seconds
         refused = spawner_io.capacity_refusal(lambda: self.events, self._context, grace)
         watch = asyncio.ensure_future(refused)
-        return await spawner_io.first_outcome(inner, watch, self._timeout_message)
+        try:
+            return await spawner_io.first_outcome(inner, watch, self._timeout_message)
+        except Exception as err:
+            text = f"{err} {getattr(err, 'body', '')}"
+            refusal = data_pods.missing_account(text, self._data or DataAccess())
+            if refusal is None:
+                raise
+            return None, refusal
 
     async def _start_or_refuse(self, inner: asyncio.Future[Any]) -> Any:
         refusal: UserFacingError | None
@@ -519,6 +545,11 @@ class WorkbenchSpawner(KubeSpawner):
         spent = asyncio.get_running_loop().time() - self._start_clock
         left = self.start_timeout - spent - 5.0  # the hub's own timeout ends later
         await wait_for_hub_database(self.db, left, self.log, self._start_name)
+
+    def _with_data(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Add the ServiceAccount and shared volumes of the user's data grants."""
+        data = self._data or DataAccess()
+        return {**self._identity, **data_pods.with_data(overrides, data)}
 
     async def _follow_capacity(
         self, refusal: UserFacingError
@@ -558,8 +589,10 @@ class WorkbenchSpawner(KubeSpawner):
         if zone is not None:
             self._home = self._zone = zone
             self._apply_overrides(
-                manifests.overrides_for(
-                    chosen.size, chosen.image, pool, user, zone, profiles.homes
+                self._with_data(
+                    manifests.overrides_for(
+                        chosen.size, chosen.image, pool, user, zone, profiles.homes
+                    )
                 )
             )
         return zone, shown

@@ -26,18 +26,24 @@ from wbspawner.model import (
     DaskLimits,
     DaskSettings,
     DaskWorkerSize,
+    DataSettings,
     GroupBudget,
+    GroupData,
     HomeSettings,
     ImageChoice,
     InstanceType,
     Pool,
     Profiles,
+    S3Grant,
+    SharedVolume,
     Size,
     SizingSettings,
     TimeWindow,
+    VolumeKind,
     WarmSchedule,
     WarmSettings,
 )
+from wbspawner.profiles.checks.data import canonical_prefix
 from wbspawner.profiles.merge import Merged
 from wbspawner.profiles.parsers import parse_days, parse_time
 
@@ -268,6 +274,48 @@ def build_culling(data: Mapping[str, Any]) -> CullSettings:
     )
 
 
+def _volume(data: Mapping[str, Any]) -> SharedVolume:
+    efs, nfs = data.get("efs") or {}, data.get("nfs") or {}
+    kind: VolumeKind = "efs" if "efs" in data else "nfs" if "nfs" in data else "claim"
+    return SharedVolume(
+        name=data["name"],
+        mount_path=data["mount_path"],
+        read_only=data.get("read_only", True),
+        kind=kind,
+        file_system_id=efs.get("file_system_id"),
+        access_point=efs.get("access_point"),
+        server=nfs.get("server"),
+        path=nfs.get("path"),
+        claim=data.get("claim"),
+    )
+
+
+def build_data(data: Mapping[str, Any]) -> DataSettings:
+    """Return the data access per group from the checked ``data`` section.
+
+    Args:
+        data: the section (``{}`` when absent).
+
+    Returns:
+        The settings; prefixes end with ``/`` (or are empty).
+    """
+    groups = {
+        str(group): GroupData(
+            s3=tuple(
+                S3Grant(
+                    bucket=g["bucket"],
+                    prefix=canonical_prefix(g.get("prefix", "")),
+                    access=g.get("access", "read"),
+                )
+                for g in (raw or {}).get("s3", ())
+            ),
+            volumes=tuple(_volume(v) for v in (raw or {}).get("volumes", ())),
+        )
+        for group, raw in (data.get("groups") or {}).items()
+    }
+    return DataSettings(groups=MappingProxyType(groups))
+
+
 def _section(merged: Merged, name: str) -> Mapping[str, Any]:
     item = merged.section(name)
     return item.value if item is not None and isinstance(item.value, dict) else {}
@@ -323,6 +371,7 @@ def build_profiles(
             )
         ),
         culling=build_culling(_section(merged, "culling")),
+        data=build_data(_section(merged, "data")),
         sizing=settings,
         catalog=catalog,
         sources=sources,

@@ -3,7 +3,8 @@
 This module owns the merge rules of the profiles directory: pools are merged by
 name (a name defined in two files is a problem, reported at the second file),
 sizes and budgets are concatenated in file order, and each other section
-(``groups``, ``dask``, ``warm``, ``cost``, ``homes``, ``culling``, ``sizing``) may
+(``groups``, ``dask``, ``warm``, ``cost``, ``homes``, ``culling``, ``sizing``,
+``data``) may
 appear in one file only. Every merged item keeps the file and JSONPath it was
 written at, so that later checks report problems where the admin can fix them.
 
@@ -28,7 +29,16 @@ MAP_SECTIONS = ("pools",)
 """Top-level sections merged by key."""
 LIST_SECTIONS = ("sizes", "budgets")
 """Top-level sections concatenated in file order."""
-SINGLE_SECTIONS = ("groups", "dask", "warm", "cost", "homes", "culling", "sizing")
+SINGLE_SECTIONS = (
+    "groups",
+    "dask",
+    "warm",
+    "cost",
+    "homes",
+    "culling",
+    "sizing",
+    "data",
+)
 """Top-level sections that may appear in one file only."""
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -5,7 +5,9 @@ and admin flag) the sizes they may pick, each with memory, CPUs, GPUs, its
 $/hour on-demand and on spot (observed, or estimated from the assumed spot
 discount, saying which), the images they may choose, and the placement the size
 maps to (node selector, tolerated taints, requests = limits), exactly as the
-spawner builds it (:mod:`wbspawner.spawn.manifests`).
+spawner builds it (:mod:`wbspawner.spawn.manifests`); and the data their groups
+reach (buckets, the ServiceAccount their pods get, shared volumes,
+:mod:`wbspawner.spawn.data_pods`).
 
 Pure: returns JSON-ready dicts; no I/O.
 """
@@ -19,7 +21,8 @@ from wbspawner.catalog import pricing
 from wbspawner.catalog.pricing import SpotPrices
 from wbspawner.model import Profiles, Size
 from wbspawner.profiles import access
-from wbspawner.spawn import manifests
+from wbspawner.profiles.data_access import DataAccess, access_for
+from wbspawner.spawn import data_pods, manifests
 
 
 def size_preview(
@@ -126,4 +129,33 @@ def user_preview(
         "spot_discount": profiles.cost.spot_discount,
         "currency": profiles.cost.currency,
         "sizes": [size_preview(profiles, s, groups, admin, spot_prices) for s in sizes],
+        "data": data_preview(access_for(profiles.data, groups)),
+    }
+
+
+def data_preview(data: DataAccess) -> dict[str, Any]:
+    """Return what a user's groups reach: buckets, ServiceAccount, volumes.
+
+    Args:
+        data: the union of the user's data grants.
+
+    Returns:
+        JSON-ready data: the ServiceAccount (``None``: the pod keeps the
+        configured one), each S3 grant and each volume with its mount.
+    """
+    return {
+        "service_account": data.service_account,
+        "s3": [
+            {"bucket": g.bucket, "prefix": g.prefix, "access": g.access}
+            for g in data.s3
+        ],
+        "volumes": [
+            {
+                "name": v.name,
+                "mount_path": v.mount_path,
+                "read_only": v.read_only,
+                "source": data_pods.pod_volume(v),
+            }
+            for v in data.volumes
+        ],
     }

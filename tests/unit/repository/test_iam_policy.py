@@ -51,11 +51,11 @@ def operations(path: Path) -> set[str]:
     return found
 
 
-def iam_actions(ops: set[str]) -> set[str]:
+def iam_actions(ops: set[str], services: dict[str, str] | None = None) -> set[str]:
     """Return ``service:Operation`` for each snake_case operation."""
     session = botocore.session.get_session()
     by_snake: dict[str, list[str]] = {}
-    for service, prefix in SERVICES.items():
+    for service, prefix in (services or SERVICES).items():
         model = session.get_service_model(service)
         for op in model.operation_names:
             snake = botocore.xform_name(op)
@@ -67,10 +67,8 @@ def iam_actions(ops: set[str]) -> set[str]:
     return actions
 
 
-def granted() -> set[str]:
-    policy = json.loads(
-        (REPO / "helm-values/iam/hub-policy.json").read_text(encoding="utf-8")
-    )
+def granted(path: str = "helm-values/iam/hub-policy.json") -> set[str]:
+    policy = json.loads((REPO / path).read_text(encoding="utf-8"))
     return {
         action
         for statement in policy["Statement"]
@@ -92,3 +90,18 @@ def test_the_deploy_guide_and_the_values_use_the_policy() -> None:
     assert "helm-values/iam/hub-policy.json" in guide
     values = (REPO / "helm-values/jupyterhub.yaml").read_text(encoding="utf-8")
     assert "helm-values/iam/hub-policy.json" in values
+
+
+DATA_AWS_MODULES = ("wbspawner/data/observe.py", "wbspawner/data/apply.py")
+"""The modules through which ``wbspawner data plan | apply`` calls AWS."""
+
+
+def test_the_data_admin_policy_grants_every_call_of_data_apply() -> None:
+    ops = set().union(*(operations(REPO / m) for m in DATA_AWS_MODULES))
+    assert {"create_role", "list_roles", "describe_cluster"} <= ops
+    services = {"iam": "iam", "eks": "eks", "sts": "sts"}
+    assert granted("helm-values/iam/data-admin-policy.json") == iam_actions(
+        ops, services
+    )
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "helm-values/iam/data-admin-policy.json" in readme

@@ -9,6 +9,7 @@ catalogue, who sees which default), with one module per part of the profiles:
 - :mod:`~wbspawner.profiles.checks.dask`: the Dask section;
 - :mod:`~wbspawner.profiles.checks.warm`: the warm schedules;
 - :mod:`~wbspawner.profiles.checks.settings`: cost, budgets, homes, culling and sizing;
+- :mod:`~wbspawner.profiles.checks.data`: buckets and shared volumes per group;
 - :mod:`~wbspawner.profiles.checks.context`: what every check derives once.
 
 Every problem is located at the file and JSONPath where the offending item was
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 
 from wbspawner.errors import Problem
 from wbspawner.model import Catalog, SizingSettings
-from wbspawner.profiles.checks import dask, pools, settings, sizes, warm
+from wbspawner.profiles.checks import dask, data, pools, settings, sizes, warm
 from wbspawner.profiles.checks.context import PROFILES, Context, make_context
 from wbspawner.profiles.merge import Merged
 
@@ -41,6 +42,7 @@ CHECKS: tuple[Check, ...] = (
     settings.check_homes,
     settings.check_culling,
     settings.check_measured,
+    data.check_data,
 )
 """Every check, in the order problems are listed."""
 
