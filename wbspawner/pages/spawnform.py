@@ -62,10 +62,14 @@ def render(
     """
     chosen = chosen_size(profile_list, user_options.get("profile"))
     saved_image = user_options.get("image") if user_options.get("profile") else None
-    return environment().get_template(TEMPLATE).render(
-        sizes=profile_list,
-        chosen=chosen,
-        saved_image=saved_image,
-        # the notices are HTML their builders escaped (form.banner and the like)
-        notices=[Markup(n) for n in notices if n],
+    return (
+        environment()
+        .get_template(TEMPLATE)
+        .render(
+            sizes=profile_list,
+            chosen=chosen,
+            saved_image=saved_image,
+            # the notices are HTML their builders escaped (form.banner and the like)
+            notices=[Markup(n) for n in notices if n],
+        )
     )

@@ -296,9 +296,7 @@ def kubespawner_profiles(
         pool = profiles.pool_of(size)
         override = size_overrides(size, pool)
         images = access.visible_images(size, groups, is_admin)
-        image_override, options = _image_options(
-            images, access.default_image(images)
-        )
+        image_override, options = _image_options(images, access.default_image(images))
         override.update(image_override)
         card = size_card(
             size,

@@ -143,8 +143,10 @@ def test_notices_come_first_and_admin_text_is_escaped(profiles: Profiles) -> Non
     changed = dataclasses.replace(profiles, sizes=(size, *profiles.sizes[1:]))
     notice = banner("Your group's budget <is> nearly spent")
     html = render(kubespawner_profiles(changed, BOB, False), {}, [notice, ""])
-    assert html.index('id="wb-notices"') < html.index("&lt;is&gt;") < html.index(
-        "<fieldset"
+    assert (
+        html.index('id="wb-notices"')
+        < html.index("&lt;is&gt;")
+        < html.index("<fieldset")
     )
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
     assert "&lt;b&gt;4 GiB&lt;/b&gt;" in html
