@@ -6,7 +6,10 @@ same sizes: plain KubeSpawner a static ``profile_list`` (the one
 ``wbspawner.spawn.form.kubespawner_profiles`` renders for the user), WorkbenchSpawner
 the profiles themselves (it renders that list per request, checks the options
 with ``wbspawner.spawn.selection``, reads the uid/gid and the home's zone, applies
-``wbspawner.spawn.manifests.overrides_for``). Both run in this process, interleaved,
+``wbspawner.spawn.manifests.overrides_for``). The workbench's form is its own card
+template (``wbspawner/pages/templates/spawn-form.html``), compiled once per process;
+plain KubeSpawner builds a Jinja2 environment and compiles its ``form.html`` on
+every render, which is most of its form's time. Both run in this process, interleaved,
 in one run, so the ratio does not depend on the machine's speed. The home-zone
 read goes to an in-process fake API (no network), like the unit tests.
 

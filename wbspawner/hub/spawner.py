@@ -36,6 +36,7 @@ from wbspawner.hub.hubdb import wait_for_hub_database
 from wbspawner.hub.ldap import posix_ids
 from wbspawner.hub.memory import MemoryWatch
 from wbspawner.model import Pool, Profiles, WaitTimes, WarmStatus
+from wbspawner.pages import spawnform
 from wbspawner.profiles import access
 from wbspawner.profiles.data_access import DataAccess, access_for
 from wbspawner.spawn import (
@@ -309,8 +310,31 @@ class WorkbenchSpawner(KubeSpawner):
         advised = advice.advise(history, visible, profiles, spot)
         banners.append(advice.advice_html(advised))
         sizes = self._workbench_profiles(None, state, (spot,))
-        rendered = self._render_options_form(sizes)
-        return "".join(banners) + str(rendered)
+        return self._render_cards(sizes, banners)
+
+    def _render_options_form(self, profile_list: list[dict[str, Any]]) -> str:
+        """Render the sizes as cards (KubeSpawner's entry point of its template)."""
+        return self._render_cards(profile_list, [])
+
+    def _render_cards(
+        self, profile_list: list[dict[str, Any]], notices: list[str]
+    ) -> str:
+        """Render the form: ``notices`` above the sizes, then one card per size.
+
+        The saved options preselect a size and image only while the list
+        still offers them, as KubeSpawner's own form does.
+        """
+        sizes = self._get_initialized_profile_list(profile_list)
+        saved = dict(self.user_options or {})
+        if saved and sizes:
+            try:
+                self._validate_user_options(sizes)
+            except ValueError as err:
+                self.log.info(
+                    "%s: Not pre-selecting the saved options: %s", self._log_name, err
+                )
+                saved = {}
+        return spawnform.render(sizes, saved, notices)
 
     def _options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         """Return the form's options; a size sent empty or twice stays to be refused."""

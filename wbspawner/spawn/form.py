@@ -3,22 +3,25 @@
 This module owns what a person reads on the spawn page: each size's memory, CPUs,
 GPUs, what an hour costs (on-demand, and spot with where the price comes from),
 whether a warm node is ready, whether the group's spent budget keeps it from
-starting, and the banners shown above the sizes (including the budget's). KubeSpawner
-keeps rendering the form and applying overrides; this module only builds the
-list it renders, one entry per size the user may see.
+starting, and the banners shown above the sizes (including the budget's). It
+builds the list KubeSpawner applies overrides from, one entry per size the user
+may see; each entry also carries its :class:`SizeCard`, the plain-text card the
+hub's own template (``wbspawner/pages/templates/spawn-form.html``) renders.
 
-Pure: no I/O. Every admin-written text is HTML-escaped here, because
-KubeSpawner's template inserts ``display_name`` and ``description`` unescaped.
+Pure: no I/O. Every admin-written text in ``display_name`` and ``description``
+is HTML-escaped here, because KubeSpawner's own template inserts them unescaped;
+a card holds plain text, escaped by the template.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from wbspawner.catalog.pricing import SpotPrices, format_price, hourly_cost
-from wbspawner.model import Pool, Profiles, Size
+from wbspawner.model import ImageChoice, Pool, Profiles, Size
 from wbspawner.profiles import access
 from wbspawner.spawn.budget import BudgetState, summary, unavailable_sizes
 from wbspawner.spawn.manifests import size_overrides
@@ -27,8 +30,49 @@ from wbspawner.spawn.waits import Waits, estimate, wait_words
 IMAGE_OPTION = "image"
 """The ``profile_options`` key of the image choice (also the user option name)."""
 
+CARD = "wb_card"
+"""The ``profile_list`` entry key of a size's :class:`SizeCard`."""
+
 ReadyNodes = Mapping[str, int]
 """Warm nodes ready now, by pool name (:meth:`wbspawner.model.WarmStatus.by_pool`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageOption:
+    """One image a size's card offers."""
+
+    slug: str
+    """The value the form sends (``profile-option-<size>--image``)."""
+    name: str
+    """The admin's display name (plain text)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SizeCard:
+    """What one size's card on the spawn form says, in plain text."""
+
+    name: str
+    """The size's display name, e.g. ``64 GiB``."""
+    hardware: str
+    """Memory, CPUs and GPUs (:func:`hardware`)."""
+    gpu: bool
+    """Whether the size has GPUs (the card shows a GPU badge)."""
+    on_demand: str
+    """An hour on-demand, e.g. ``$0.50/h on-demand``."""
+    spot: str | None
+    """An hour on spot and where the figure comes from, or ``None`` (no spot)."""
+    wait: str | None
+    """``Ready now`` or ``Starts in about …`` (:func:`warm_text`), or ``None``."""
+    ready: bool
+    """Whether a warm node is ready now."""
+    unavailable: str | None
+    """Why the size cannot start now (a spent budget), or ``None``."""
+    note: str | None
+    """The admin's description of the size, or ``None``."""
+    images: tuple[ImageOption, ...]
+    """The images the user may pick (a choice only when more than one)."""
+    image: str
+    """The slug of the image chosen by default (``""`` when there is none)."""
 
 
 def _gib(mib: int) -> str:
@@ -66,13 +110,23 @@ def price_text(pool: Pool, spot_prices: SpotPrices | None, profiles: Profiles) -
     Returns:
         Plain text (not escaped).
     """
+    on_demand, spot = _prices(pool, spot_prices, profiles)
+    return f"{on_demand}, {spot}" if spot else on_demand
+
+
+def _prices(
+    pool: Pool, spot_prices: SpotPrices | None, profiles: Profiles
+) -> tuple[str, str | None]:
+    """Return (an hour on-demand, an hour on spot or ``None``) in words."""
     on_demand = hourly_cost(pool, "on-demand", spot_prices, profiles.cost)
-    text = f"{format_price(on_demand.per_hour)} on-demand"
-    if "spot" in pool.capacity_types:
-        spot = hourly_cost(pool, "spot", spot_prices, profiles.cost)
-        source = "estimated" if spot.is_estimate else "current price"
-        text += f", {format_price(spot.per_hour)} spot ({source})"
-    return text
+    if "spot" not in pool.capacity_types:
+        return f"{format_price(on_demand.per_hour)} on-demand", None
+    spot = hourly_cost(pool, "spot", spot_prices, profiles.cost)
+    source = "estimated" if spot.is_estimate else "current price"
+    return (
+        f"{format_price(on_demand.per_hour)} on-demand",
+        f"{format_price(spot.per_hour)} spot ({source})",
+    )
 
 
 def warm_text(
@@ -142,11 +196,9 @@ def describe_size(
 
 
 def _image_options(
-    size: Size, groups: Collection[str], is_admin: bool
+    images: tuple[ImageChoice, ...], chosen: ImageChoice | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (extra overrides, profile_options) for a size's images."""
-    images = access.visible_images(size, groups, is_admin)
-    chosen = access.default_image(images)
     if len(images) <= 1:
         return ({"image": chosen.image} if chosen else {}), {}
     choices = {
@@ -158,6 +210,49 @@ def _image_options(
         for image in images
     }
     return {}, {IMAGE_OPTION: {"display_name": "Image", "choices": choices}}
+
+
+def size_card(
+    size: Size,
+    pool: Pool,
+    profiles: Profiles,
+    warm_status: ReadyNodes | None,
+    spot_prices: SpotPrices | None,
+    images: tuple[ImageChoice, ...] = (),
+    unavailable: str | None = None,
+    waits: Waits | None = None,
+) -> SizeCard:
+    """Return the card of one size on the spawn form.
+
+    Args:
+        size: the size.
+        pool: its pool.
+        profiles: the profiles (cost settings).
+        warm_status: ready warm nodes by pool, or ``None``.
+        spot_prices: observed spot prices, or ``None``.
+        images: the size's images the user may pick.
+        unavailable: why the size cannot start now (a spent budget), or ``None``.
+        waits: the observed cold starts and the user's zone, or ``None``.
+
+    Returns:
+        The card, in plain text.
+    """
+    on_demand, spot = _prices(pool, spot_prices, profiles)
+    wait = warm_text(pool, warm_status, waits)
+    chosen = access.default_image(images)
+    return SizeCard(
+        name=size.display_name,
+        hardware=hardware(pool),
+        gpu=pool.is_gpu,
+        on_demand=on_demand,
+        spot=spot,
+        wait=wait,
+        ready=wait == "Ready now",
+        unavailable=unavailable,
+        note=size.description or None,
+        images=tuple(ImageOption(slug=i.slug, name=i.display_name) for i in images),
+        image=chosen.slug if chosen else "",
+    )
 
 
 def kubespawner_profiles(
@@ -172,9 +267,10 @@ def kubespawner_profiles(
     """Return the sizes a user may pick as KubeSpawner's ``profile_list``.
 
     Each entry carries the size's user-independent overrides (placement,
-    full-node resources, labels, environment); image choices become a
-    ``profile_options`` dropdown when the user may pick more than one. Sizes a
-    spent budget keeps from starting stay listed, marked with the reason.
+    full-node resources, labels, environment) and its card (:data:`CARD`);
+    image choices become a ``profile_options`` dropdown when the user may pick
+    more than one. Sizes a spent budget keeps from starting stay listed, marked
+    with the reason.
 
     Args:
         profiles: the profiles in force.
@@ -199,8 +295,19 @@ def kubespawner_profiles(
     for size in sizes:
         pool = profiles.pool_of(size)
         override = size_overrides(size, pool)
-        image_override, options = _image_options(size, groups, is_admin)
+        images = access.visible_images(size, groups, is_admin)
+        image_override, options = _image_options(images, access.default_image(images))
         override.update(image_override)
+        card = size_card(
+            size,
+            pool,
+            profiles,
+            warm_status,
+            spot_prices,
+            images,
+            refused.get(size.slug),
+            waits,
+        )
         entry: dict[str, Any] = {
             "slug": size.slug,
             "display_name": html.escape(size.display_name),
@@ -215,6 +322,7 @@ def kubespawner_profiles(
             ),
             "default": size is default,
             "kubespawner_override": override,
+            CARD: card,
         }
         if options:
             entry["profile_options"] = options

@@ -10,6 +10,7 @@ import pytest
 
 from wbspawner.model import ImageChoice, Profiles, WaitSample
 from wbspawner.spawn.form import (
+    CARD,
     IMAGE_OPTION,
     admin_warning,
     banner,
@@ -238,3 +239,19 @@ def test_fifty_sizes_render_quickly(profiles: Profiles) -> None:
     elapsed = time.perf_counter() - started
     assert len(entries) == 50
     assert elapsed < 0.5
+
+
+def test_card_says_in_plain_text_what_the_description_says(profiles: Profiles) -> None:
+    """The hub's own template escapes the card; nothing in it is HTML."""
+    entries = kubespawner_profiles(profiles, ["gpu-users"], False, {"gpu-t4": 1})
+    card = next(e for e in entries if e["slug"] == "gpu-t4")[CARD]
+    assert card.name == "GPU, 1× NVIDIA T4"
+    assert card.gpu and card.ready and card.wait == "Ready now"
+    assert card.on_demand == "$0.53/h on-demand"
+    assert card.spot is not None and card.spot.endswith("spot (estimated)")
+    assert [i.slug for i in card.images] == ["pytorch", "tensorflow"]
+    assert card.image == "pytorch"
+    assert card.unavailable is None
+    medium = next(e for e in entries if e["slug"] == "medium")[CARD]
+    assert not medium.gpu and not medium.ready
+    assert medium.wait == "Starts in about 3 minutes"
