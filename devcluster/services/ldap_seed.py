@@ -2,7 +2,7 @@
 
 This module owns what the local LDAP server holds at first start (the users
 alice, bob, gina and carol, the groups jupyter-users, gpu-users and jupyter-admins)
-and how entries are written (inetOrgPerson + posixAccount people, groupOfNames
+and how entries are written (inetOrgPerson + posixAccount + ldapPublicKey people, groupOfNames
 groups, ``{SSHA}`` passwords). Pure apart from random password salts.
 """
 
@@ -98,6 +98,8 @@ def user_attributes(
     return [
         ("objectClass", "inetOrgPerson"),
         ("objectClass", "posixAccount"),
+        # may hold sshPublicKey values (the openssh-lpk schema): SSH logins
+        ("objectClass", "ldapPublicKey"),
         ("uid", uid),
         ("cn", name),
         ("sn", name.split()[-1]),
