@@ -36,7 +36,13 @@ from devcluster.services.chp import chp_command, repo_root
 from devcluster.services.ldap import LdapServer
 from devcluster.services.moto_server import DUMMY_KEY_ID, DUMMY_SECRET
 from devcluster.services.ports import choose_port
-from devcluster.services.procs import Proc, free_port, lifeline_argv, wait_for_http
+from devcluster.services.procs import (
+    Proc,
+    free_port,
+    lifeline_argv,
+    wait_for_http,
+    wait_for_port,
+)
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import Profiles
 from wbspawner.pools.autoscaler_values import expander_priorities
@@ -373,6 +379,9 @@ class Workbench:
         )
         self.url = f"http://127.0.0.1:{port}"
         wait_for_hub(env["WBSPAWNER_HUB_BIND_URL"], self.url, self.hub, timeout=90)
+        if self.ssh_port:
+            # the hub does not wait for a service without a URL
+            wait_for_port("127.0.0.1", self.ssh_port, timeout=30, proc=self.hub)
 
     def seed_ssh_key(self, uid: str) -> Path:
         """Give ``uid`` a new Ed25519 key in the directory; return its private file.

@@ -59,7 +59,7 @@ class DirectoryConfig:
     lookup_password: str | None = None
     user_search_base: str | None = None
     user_attribute: str = "uid"
-    timeout: float = 10.0
+    timeout: int = 10
     """Seconds for connecting and for each read."""
 
 
@@ -83,13 +83,13 @@ class Directory:
             port=cfg.port,
             use_ssl=cfg.tls == "ldaps",
             tls=tls,
-            connect_timeout=cfg.timeout,
+            connect_timeout=int(cfg.timeout),  # ldap3 packs whole seconds
         )
         conn = ldap3.Connection(
             server,
             user=cfg.lookup_user,
             password=cfg.lookup_password,
-            receive_timeout=cfg.timeout,
+            receive_timeout=int(cfg.timeout),
             raise_exceptions=False,
         )
         if cfg.tls == "starttls":
@@ -123,7 +123,7 @@ class Directory:
                 return Account(name=name, keys=keys, groups=member_of)
             finally:
                 conn.unbind()
-        except LDAPException as err:
+        except (LDAPException, OSError) as err:
             raise DirectoryError(f"{type(err).__name__}: {err}") from None
 
     def _entry(self, conn: ldap3.Connection, name: str) -> tuple[str, tuple[str, ...]] | None:

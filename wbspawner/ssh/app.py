@@ -14,6 +14,7 @@ Deployment (``helm-values/ssh.yaml``) and the hub only registers it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,12 @@ class SSHApp(ProfilesService):
             encoding=None,
         )
         self.log.info("SSH service listening on %s:%s", self.ip, self.port)
+        # asyncssh's own lines (a failed key exchange, a handler's error) go to
+        # the service's log; its per-connection chatter stays out
+        library = asyncssh.logger.logger
+        library.setLevel(logging.WARNING)
+        library.handlers = list(self.log.handlers)
+        library.propagate = False
         try:
             await until_signal(stop)
             self.log.info("SSH service stopping")

@@ -96,6 +96,21 @@ class LoginServer(asyncssh.SSHServer):
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         """Accept a key of the person's directory entry, if they may log in."""
+        try:
+            return await self._key_ok(username, key)
+        except Exception:  # asyncssh would drop the connection without a word
+            self.log.exception("SSH login of %r: the key check failed", username)
+            return False
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        """Accept the person's own hub token, if they may log in."""
+        try:
+            return await self._token_ok(username, password)
+        except Exception:  # asyncssh would drop the connection without a word
+            self.log.exception("SSH login of %r: the token check failed", username)
+            return False
+
+    async def _key_ok(self, username: str, key: asyncssh.SSHKey) -> bool:
         offered = key.export_public_key("openssh").decode()
         try:
             account = await self._account(username)
@@ -110,8 +125,7 @@ class LoginServer(asyncssh.SSHServer):
             return False
         return self._admit(username, account, "key")
 
-    async def validate_password(self, username: str, password: str) -> bool:
-        """Accept the person's own hub token, if they may log in."""
+    async def _token_ok(self, username: str, password: str) -> bool:
         try:
             owner = await self.checks.hub.owner_of(password)
         except (aiohttp.ClientError, TimeoutError) as err:
