@@ -148,7 +148,8 @@ def test_bob_comes_in_with_his_ldap_key(
     assert "your server is not running: starting it with your default size" in (
         first.stderr
     )
-    assert server_model(bob)["user_options"] == {}  # the spawner's default size
+    # the default size of the shipped profiles
+    assert server_model(bob)["user_options"]["profile"] == "medium"
 
     local = tmp_path / "results.csv"
     local.write_text("a,b\n1,2\n")

@@ -82,6 +82,10 @@ class LoginServer(asyncssh.SSHServer):
         """Offer passwords (hub tokens)."""
         return True
 
+    def kbdint_auth_supported(self) -> bool:
+        """Offer no keyboard-interactive login: a token is a plain password."""
+        return False
+
     def _tell(self, text: str) -> None:
         if self._conn is not None and not self._told:
             self._told = True
