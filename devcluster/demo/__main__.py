@@ -2,10 +2,10 @@
 
 It starts the :class:`~devcluster.demo.workbench.Workbench` (slapd with the demo
 users, devcluster with its moto server and node groups, Dask Gateway, JupyterHub
-with configurable-http-proxy), prints the URL, the logins, how to come in by SSH (with a key
-it puts in bob's directory entry) and the line that points the ``wbspawner``
-command at it, and runs until Ctrl-C or SIGTERM, when it
-stops everything it started, by PID. Every demo starts afresh under ``.demo/``
+with configurable-http-proxy, the SSH service), prints the URL, the logins, how
+to come in by SSH (with a key it puts in bob's directory entry) and the line
+that points the ``wbspawner`` command at it, and runs until Ctrl-C or SIGTERM,
+when it stops everything it started, by PID. Every demo starts afresh under ``.demo/``
 (or ``--state-dir``). Port 8000 is used when free; when it is taken the demo says
 by whom and which port it uses instead; a ``--port`` that is taken stops it.
 """

@@ -2,11 +2,12 @@
 
 This module owns the local LDAP server that tests, benchmarks and the demo log in
 against: its ``slapd.conf`` (mdb database, memberof overlay, the core/cosine/nis/
-inetorgperson schemas and openssh-lpk's, for people's SSH keys), its process (foreground, our PID, stopped by PID), and
-the seeding with the demo directory (:mod:`devcluster.services.ldap_seed`, re-exported
-here). It uses Debian's ``slapd`` and ``ldap-utils`` binaries, which
-``scripts/setup-system.sh`` installs without configuring or starting the system
-daemon. Nothing under ``/etc/ldap`` is written.
+inetorgperson schemas and openssh-lpk's, for people's SSH keys), its process
+(foreground, our PID, stopped by PID), and the seeding with the demo directory
+(:mod:`devcluster.services.ldap_seed`, re-exported here). It uses Debian's
+``slapd`` and ``ldap-utils`` binaries, which ``scripts/setup-system.sh``
+installs without configuring or starting the system daemon. Nothing under
+``/etc/ldap`` is written.
 """
 
 from __future__ import annotations

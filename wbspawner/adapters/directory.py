@@ -126,7 +126,9 @@ class Directory:
         except (LDAPException, OSError) as err:
             raise DirectoryError(f"{type(err).__name__}: {err}") from None
 
-    def _entry(self, conn: ldap3.Connection, name: str) -> tuple[str, tuple[str, ...]] | None:
+    def _entry(
+        self, conn: ldap3.Connection, name: str
+    ) -> tuple[str, tuple[str, ...]] | None:
         cfg = self.config
         attrs = [KEY_ATTRIBUTE]
         if cfg.lookup_user and cfg.user_search_base:
@@ -137,7 +139,9 @@ class Directory:
             return None
         for template in cfg.user_dn_templates:
             dn = template.format(username=escape_rdn(name))
-            conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=attrs)
+            conn.search(
+                dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=attrs
+            )
             if conn.entries:
                 return _found(conn)
         return None

@@ -153,7 +153,9 @@ class JupyterServer:
         url = self.base + f"terminals/websocket/{quote(name)}"
         try:
             socket = await self.session.ws_connect(
-                url, headers=self._headers, timeout=aiohttp.ClientWSTimeout(self.timeout)
+                url,
+                headers=self._headers,
+                timeout=aiohttp.ClientWSTimeout(self.timeout),
             )
         except (aiohttp.ClientError, TimeoutError) as err:
             raise ServerError(f"the terminal did not open ({err})") from None
@@ -217,7 +219,9 @@ class JupyterServer:
 
     async def rename(self, old: str, new: str) -> None:
         """Rename (move) a file or directory."""
-        await self._call("PATCH", f"api/contents/{_path(old)}", {"path": new.strip("/")})
+        await self._call(
+            "PATCH", f"api/contents/{_path(old)}", {"path": new.strip("/")}
+        )
 
 
 def _message(text: str, status: int) -> str:

@@ -73,9 +73,7 @@ def service(
     ]
     if hub_pid is not None:
         cmd.append(f"--SSHApp.parent_pid={hub_pid}")
-    env = {
-        k: v for k, v in (environ or {}).items() if k.startswith(LDAP_ENV_PREFIX)
-    }
+    env = {k: v for k, v in (environ or {}).items() if k.startswith(LDAP_ENV_PREFIX)}
     return {"name": SERVICE_NAME, "command": cmd, "environment": env}
 
 

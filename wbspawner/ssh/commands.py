@@ -42,7 +42,7 @@ def end_marker(tag: str) -> str:
 
 
 def command_line(command: str, tag: str) -> str:
-    """Return the line to type into a terminal to run ``command`` once.
+    r"""Return the line to type into a terminal to run ``command`` once.
 
     Args:
         command: the shell command the client asked for.

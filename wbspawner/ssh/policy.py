@@ -61,7 +61,9 @@ def authorized(offered: str, keys: Iterable[str]) -> bool:
     return wanted is not None and any(key_id(k) == wanted for k in keys)
 
 
-def allowed_groups(admin_groups: Sequence[str], user_groups: Sequence[str]) -> tuple[str, ...]:
+def allowed_groups(
+    admin_groups: Sequence[str], user_groups: Sequence[str]
+) -> tuple[str, ...]:
     """Return the hub groups whose members may come in, without duplicates."""
     return tuple(dict.fromkeys([*admin_groups, *user_groups]))
 

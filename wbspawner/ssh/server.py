@@ -133,7 +133,9 @@ class LoginServer(asyncssh.SSHServer):
         try:
             owner = await self.checks.hub.owner_of(password)
         except (aiohttp.ClientError, TimeoutError) as err:
-            self.log.warning("SSH login of %r: the hub did not answer (%s)", username, err)
+            self.log.warning(
+                "SSH login of %r: the hub did not answer (%s)", username, err
+            )
             return False
         if owner != username:
             self.log.info("SSH login of %r refused: not their hub token", username)
@@ -155,6 +157,8 @@ class LoginServer(asyncssh.SSHServer):
         return True
 
     def _directory_down(self, name: str, err: DirectoryError) -> bool:
-        self.log.warning("SSH login of %r refused: directory unreachable (%s)", name, err)
+        self.log.warning(
+            "SSH login of %r refused: directory unreachable (%s)", name, err
+        )
         self._tell(DIRECTORY_DOWN)
         return False

@@ -96,7 +96,9 @@ class Servers:
                 await self.hub.start_server(name)
             except (aiohttp.ClientError, TimeoutError) as err:
                 why = f"the hub refused ({err})"
-                raise ServerError(not_started_message(name, self.public_url, why))
+                raise ServerError(
+                    not_started_message(name, self.public_url, why)
+                ) from None
         return await self._wait(name, say)
 
     async def _wait(self, name: str, say: Say) -> JupyterServer:
@@ -109,7 +111,9 @@ class Servers:
                 return self._server(str(server["url"]))
             if not server:
                 why = "the start failed (the hub's page says why)"
-                raise ServerError(not_started_message(name, self.public_url, why))
+                raise ServerError(
+                    not_started_message(name, self.public_url, why)
+                ) from None
             say(".")
         why = f"it was not ready after {self.start_timeout:g} s"
         raise ServerError(not_started_message(name, self.public_url, why))

@@ -140,8 +140,8 @@ class ContentsSFTPServer(asyncssh.SFTPServer):
         for name in (b".", b".."):
             yield asyncssh.SFTPName(name, attrs=directory)
         for entry in entries:
-            name = str(entry.get("name", ""))
-            yield asyncssh.SFTPName(name.encode(), attrs=attrs_of(entry))
+            entry_name = str(entry.get("name", ""))
+            yield asyncssh.SFTPName(entry_name.encode(), attrs=attrs_of(entry))
 
     async def open(
         self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs

@@ -376,7 +376,9 @@ def test_ssh_service_started_by_the_hub_with_its_role(profiles: Profiles) -> Non
     c = Config()
     env = {**ENV, "WBSPAWNER_SSH_PORT": "2222", "WBSPAWNER_PUBLIC_URL": "http://:8000"}
     environ = {**env, "WBSPAWNER_LDAP_TLS": "starttls", "AWS_SECRET_ACCESS_KEY": "x"}
-    hubconfig.apply(c, Settings.from_env(env, lambda path: None), profiles, environ=environ)
+    hubconfig.apply(
+        c, Settings.from_env(env, lambda path: None), profiles, environ=environ
+    )
     (ssh,) = c.JupyterHub.services
     assert ssh["name"] == "ssh" and "url" not in ssh
     assert ssh["command"][1:3] == ["-m", "wbspawner.ssh"]

@@ -30,7 +30,11 @@ def test_a_real_shell_runs_the_line() -> None:
     tag = new_tag()
     line = command_line("echo out; echo err >&2; exit 3", tag)
     done = subprocess.run(
-        ["sh"], input=line.replace("\r", "\n"), capture_output=True, text=True, timeout=10
+        ["sh"],
+        input=line.replace("\r", "\n"),
+        capture_output=True,
+        text=True,
+        timeout=10,
     )
     reader = MarkedOutput(tag)
     assert reader.feed(done.stdout + done.stderr) == "out\n"

@@ -13,7 +13,9 @@ OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKey eve@laptop"
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        pytest.param(ED, ("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIBobKey"), id="plain"),
+        pytest.param(
+            ED, ("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIBobKey"), id="plain"
+        ),
         pytest.param(
             'from="10.0.0.0/8" ssh-rsa AAAAB3Nza rsa',
             ("ssh-rsa", "AAAAB3Nza"),
