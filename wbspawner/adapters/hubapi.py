@@ -17,9 +17,9 @@ Scopes the calls need: ``list:users`` and ``read:servers`` (plus
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -33,6 +33,25 @@ DEFAULT_TIMEOUT = 20.0
 
 User = dict[str, Any]
 """A user model as the hub API returns it."""
+T = TypeVar("T")
+
+
+class HubError(Exception):
+    """The hub did not answer, or not as asked (see :func:`checked`)."""
+
+
+async def checked(call: Awaitable[T]) -> T:
+    """Return what a :class:`HubApi` call returns; its HTTP errors as HubError.
+
+    For callers that must not know the HTTP library (the SSH service).
+
+    Raises:
+        HubError: the hub did not answer, or with an error status, in time.
+    """
+    try:
+        return await call
+    except (aiohttp.ClientError, TimeoutError) as err:
+        raise HubError(f"{type(err).__name__}: {err}") from None
 
 
 class HubApi:

@@ -224,6 +224,32 @@ class JupyterServer:
         )
 
 
+class JupyterServers:
+    """Users' servers behind one proxy, with one HTTP session.
+
+    Args:
+        proxy_url: where the proxy serves users.
+        token: the service's API token.
+    """
+
+    def __init__(self, proxy_url: str, token: str) -> None:
+        self.proxy_url = proxy_url
+        self.token = token
+        self._session: aiohttp.ClientSession | None = None
+
+    def server(self, server_path: str) -> JupyterServer:
+        """Return the server at ``server_path`` (``/user/<name>/``)."""
+        if self._session is None:  # made here, inside the running event loop
+            self._session = aiohttp.ClientSession()
+        return JupyterServer(self.proxy_url, server_path, self.token, self._session)
+
+    async def close(self) -> None:
+        """Close the session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 def _message(text: str, status: int) -> str:
     """Return the server's own message from an error body, else the status."""
     try:

@@ -19,13 +19,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncssh
 from traitlets import Bool, Float, Int, Unicode, default
 
 from wbspawner.adapters.directory import Directory, DirectoryConfig
 from wbspawner.adapters.hubapi import HubApi
-from wbspawner.adapters.jupyterserver import JupyterServer, ServerError
+from wbspawner.adapters.jupyterserver import JupyterServer, JupyterServers, ServerError
 from wbspawner.adapters.parent import until_signal, watch_parent
 from wbspawner.profiles.loader import ProfilesSource
 from wbspawner.service import ProfilesService
@@ -211,14 +210,12 @@ class SSHApp(ProfilesService):
             return allowed_groups(profiles.admin_groups, profiles.user_groups)
 
         hub = HubApi(self.api_url, self.api_token, timeout=10.0)
-        session = aiohttp.ClientSession()
+        users = JupyterServers(self.proxy_url, self.api_token)
         checks = Checks(Directory(self.directory_config()), hub, groups)
         servers = Servers(
             hub=hub,
-            session=session,
-            proxy_url=self.proxy_url,
+            servers=users,
             public_url=self.public_url.rstrip("/"),
-            token=self.api_token,
             start_timeout=self.start_timeout,
         )
         listener = await asyncssh.create_server(
@@ -249,7 +246,7 @@ class SSHApp(ProfilesService):
             if watch is not None:
                 watch.stop()
             await hub.close()
-            await session.close()
+            await users.close()
 
     def start(self) -> None:
         """Run the service until it is told to stop."""

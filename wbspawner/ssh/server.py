@@ -22,11 +22,10 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import aiohttp
 import asyncssh
 
 from wbspawner.adapters.directory import Account, Directory, DirectoryError
-from wbspawner.adapters.hubapi import HubApi
+from wbspawner.adapters.hubapi import HubApi, HubError, checked
 from wbspawner.ssh.policy import authorized, refusal
 
 DIRECTORY_DOWN = (
@@ -131,8 +130,8 @@ class LoginServer(asyncssh.SSHServer):
 
     async def _token_ok(self, username: str, password: str) -> bool:
         try:
-            owner = await self.checks.hub.owner_of(password)
-        except (aiohttp.ClientError, TimeoutError) as err:
+            owner = await checked(self.checks.hub.owner_of(password))
+        except HubError as err:
             self.log.warning(
                 "SSH login of %r: the hub did not answer (%s)", username, err
             )

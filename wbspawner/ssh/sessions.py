@@ -23,11 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import asyncssh
 
-from wbspawner.adapters.hubapi import HubApi
-from wbspawner.adapters.jupyterserver import JupyterServer, ServerError, Terminal
+from wbspawner.adapters.hubapi import HubApi, HubError, checked
+from wbspawner.adapters.jupyterserver import (
+    JupyterServer,
+    JupyterServers,
+    ServerError,
+    Terminal,
+)
 from wbspawner.ssh.commands import MarkedOutput, command_line, new_tag
 from wbspawner.ssh.policy import (
     never_logged_in_message,
@@ -47,28 +51,25 @@ class Servers:
 
     Attributes:
         hub: the hub API with the service's token.
-        session: the HTTP session of the calls to servers.
-        proxy_url: where the service reaches the proxy.
+        servers: users' servers through the proxy, with the same token (its
+            role has ``access:servers``).
         public_url: the hub's address people know (in messages).
-        token: the service's token (its role has ``access:servers``).
         start_timeout: seconds a server started for a session may take.
     """
 
     hub: HubApi
-    session: aiohttp.ClientSession
-    proxy_url: str
+    servers: JupyterServers
     public_url: str
-    token: str
     start_timeout: float = 600.0
 
     def _server(self, path: str) -> JupyterServer:
-        return JupyterServer(self.proxy_url, path, self.token, self.session)
+        return self.servers.server(path)
 
     async def _state(self, name: str) -> tuple[bool, dict[str, Any] | None]:
         """Return (user known to the hub, their default server's model)."""
         try:
-            user = await self.hub.user(name)
-        except (aiohttp.ClientError, TimeoutError) as err:
+            user = await checked(self.hub.user(name))
+        except HubError as err:
             raise ServerError(f"the hub did not answer ({err})") from None
         if user is None:
             return False, None
@@ -93,8 +94,8 @@ class Servers:
         if not server:
             say(starting_message(name, self.public_url))
             try:
-                await self.hub.start_server(name)
-            except (aiohttp.ClientError, TimeoutError) as err:
+                await checked(self.hub.start_server(name))
+            except HubError as err:
                 why = f"the hub refused ({err})"
                 raise ServerError(
                     not_started_message(name, self.public_url, why)
