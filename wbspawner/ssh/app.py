@@ -73,6 +73,13 @@ class SSHApp(ProfilesService):
         config=True,
         help="The hub's address people know, named in messages (default: proxy_url).",
     )
+    api_token_file = Unicode(
+        config=True,
+        help="""A file holding the service's hub token (a mounted Secret).
+
+        Overrides ``api_token`` ($JUPYTERHUB_API_TOKEN) when set: on EKS the
+        token is a file, never an environment variable every child inherits.""",
+    )
     start_timeout = Float(
         600.0, config=True, help="Seconds a server started for a session may take."
     )
@@ -118,6 +125,7 @@ class SSHApp(ProfilesService):
         "ip": "SSHApp.ip",
         "port": "SSHApp.port",
         "host-key": "SSHApp.host_key_file",
+        "api-token-file": "SSHApp.api_token_file",
         "proxy-url": "SSHApp.proxy_url",
         "public-url": "SSHApp.public_url",
         "log-level": "Application.log_level",
@@ -200,6 +208,8 @@ class SSHApp(ProfilesService):
 
     async def serve(self) -> None:
         """Listen until SIGINT/SIGTERM or until the hub that started it is gone."""
+        if self.api_token_file:
+            self.api_token = Path(self.api_token_file).read_text().strip()
         stop = asyncio.Event()
         watch = watch_parent(self.parent_pid, stop, self.log, "ssh")
         source = ProfilesSource(self.profiles_dir, None, self.log)

@@ -41,13 +41,14 @@ def test_the_command_is_the_services_own(monkeypatch: pytest.MonkeyPatch) -> Non
     assert app.proxy_url == "http://proxy-public"
     assert not app.create_host_key  # the key comes from the Secret, never made
     assert app.api_url == "http://hub:8081/hub/api"
+    assert app.api_token_file == "/etc/wbspawner/ssh/token"
     assert app.ldap_tls == "starttls"
     assert app.ldap_password_file == "/etc/wbspawner/ldap/bind-password"
 
 
 def test_the_environment_names_only_what_the_service_reads() -> None:
     names = {e["name"] for e in _container()["env"]}
-    service = {"JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "WBSPAWNER_PROFILES"}
+    service = {"JUPYTERHUB_API_URL", "WBSPAWNER_PROFILES"}
     assert names - service == {n for n in names if n.startswith(LDAP_ENV)}
     assert service <= names
 
@@ -55,7 +56,11 @@ def test_the_environment_names_only_what_the_service_reads() -> None:
 def test_every_file_it_reads_is_mounted() -> None:
     container = _container()
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    files = [a.split("=", 1)[1] for a in container["command"] if "--host-key=" in a]
+    files = [
+        a.split("=", 1)[1]
+        for a in container["command"]
+        if a.startswith(("--host-key=", "--api-token-file="))
+    ]
     files += [
         e["value"]
         for e in container["env"]
