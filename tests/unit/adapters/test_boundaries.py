@@ -92,12 +92,14 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
     API); labnotices posts a notice to one user's own server (the Jupyter
     server's API, with that server's token), never to the hub; userservers reads
     users' servers through the proxy (the culler, with its service token), never
-    the hub's API.
+    the hub's API; jupyterserver opens a user's terminals and files through
+    the proxy (the SSH service, with its service token), never the hub's API.
     """
     http = sorted(n for n, t in modules().items() if uses(t, HTTP_CLIENTS))
     assert http == [
         "wbspawner.adapters.gatewayhttp",
         "wbspawner.adapters.hubapi",
+        "wbspawner.adapters.jupyterserver",
         "wbspawner.adapters.kube",
         "wbspawner.adapters.labnotices",
         "wbspawner.adapters.route_watch",
@@ -113,10 +115,11 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
     ]
     assert hub == [
         "wbspawner.adapters.hubapi",
+        "wbspawner.adapters.jupyterserver",
         "wbspawner.adapters.labnotices",
         "wbspawner.adapters.userservers",
     ]
-    for name in ("labnotices", "userservers"):
+    for name in ("jupyterserver", "labnotices", "userservers"):
         tree = modules()[f"wbspawner.adapters.{name}"]
         assert not any(
             "/hub/" in s or "jupyterhub-pagination" in s for s in strings(tree)
