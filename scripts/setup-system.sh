@@ -5,7 +5,8 @@
 #     chromium (headless browser for the Playwright tests), fonts-dejavu-core
 #     (readable screenshots), postgresql (the server the hub and the accounting
 #     database run on in the tests: devcluster/services/postgres.py runs a private
-#     instance per test run; the package's own cluster is not started), and
+#     instance per test run; the package's own cluster is not started),
+#     openssh-client (ssh and sftp: the SSH service's tests log in with them), and
 #     nodejs/npm only when `node`/`npm` are missing;
 #   - configurable-http-proxy (npm, pinned) into the repo-local directory .cache/node;
 #   - as root: search permission for group and others (go+x) on the directories above
@@ -40,7 +41,7 @@ is_installed() {
 pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
 
 # ---------------------------------------------------------------- Debian packages
-wanted=(slapd ldap-utils postgresql chromium fonts-dejavu-core)
+wanted=(slapd ldap-utils postgresql chromium fonts-dejavu-core openssh-client)
 command -v node >/dev/null 2>&1 || wanted+=(nodejs)
 command -v npm >/dev/null 2>&1 || wanted+=(npm)
 

@@ -2,9 +2,10 @@
 
 It starts the :class:`~devcluster.demo.workbench.Workbench` (slapd with the demo
 users, devcluster with its moto server and node groups, Dask Gateway, JupyterHub
-with configurable-http-proxy), prints the URL, the logins and the line that
-points the ``wbspawner`` command at it, and runs until Ctrl-C or SIGTERM, when it
-stops everything it started, by PID. Every demo starts afresh under ``.demo/``
+with configurable-http-proxy, the SSH service), prints the URL, the logins, how
+to come in by SSH (with a key it puts in bob's directory entry) and the line
+that points the ``wbspawner`` command at it, and runs until Ctrl-C or SIGTERM,
+when it stops everything it started, by PID. Every demo starts afresh under ``.demo/``
 (or ``--state-dir``). Port 8000 is used when free; when it is taken the demo says
 by whom and which port it uses instead; a ``--port`` that is taken stops it.
 """
@@ -34,13 +35,18 @@ def logins_table() -> str:
     )
 
 
+def shown_path(path: Path) -> str:
+    """Return a path relative to the working directory if inside, shell-quoted."""
+    try:
+        shown = path.relative_to(Path.cwd())
+    except ValueError:
+        shown = path
+    return shlex.quote(str(shown))
+
+
 def source_line(env_file: Path) -> str:
     """Return ``source <env file>``, relative to the working directory if inside."""
-    try:
-        shown = env_file.relative_to(Path.cwd())
-    except ValueError:
-        shown = env_file
-    return f"source {shlex.quote(str(shown))}"
+    return f"source {shown_path(env_file)}"
 
 
 def ready_text(bench: Workbench, state: Path) -> str:
@@ -49,6 +55,15 @@ def ready_text(bench: Workbench, state: Path) -> str:
     if bench.port_note:
         lines += [f"NOTE: {bench.port_note}.", ""]
     lines += [f"wbspawner is running at {bench.url}/", "", logins_table(), ""]
+    if bench.ssh_port:
+        key = shown_path(bench.state_dir / "ssh" / "bob_ed25519")
+        lines += [
+            "Come in by SSH or SFTP (bob's key is in the directory; his server",
+            "starts with his default size when none runs):",
+            f"  ssh -i {key} -p {bench.ssh_port} bob@127.0.0.1",
+            f"  sftp -i {key} -P {bench.ssh_port} bob@127.0.0.1",
+            "",
+        ]
     lines += [
         "Point the wbspawner command at it (pools plan, home list, cost report …):",
         f"  {source_line(bench.env_file)}",
@@ -75,13 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
     print("Starting slapd, devcluster, node groups, Dask Gateway, hub…", flush=True)
-    bench = Workbench(state, args.time_factor, public_port=args.port)
+    bench = Workbench(state, args.time_factor, public_port=args.port, ssh=True)
     try:
         bench.start()
     except PortTakenError as err:
         print(f"error: {err} (--port N)", file=sys.stderr)
         return 1
     try:
+        bench.seed_ssh_key("bob")
         print(ready_text(bench, state), flush=True)
         stopped.wait()
         print("Stopping…", flush=True)

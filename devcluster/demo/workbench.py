@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import requests
 import yaml
 
@@ -35,7 +36,13 @@ from devcluster.services.chp import chp_command, repo_root
 from devcluster.services.ldap import LdapServer
 from devcluster.services.moto_server import DUMMY_KEY_ID, DUMMY_SECRET
 from devcluster.services.ports import choose_port
-from devcluster.services.procs import Proc, free_port, lifeline_argv, wait_for_http
+from devcluster.services.procs import (
+    Proc,
+    free_port,
+    lifeline_argv,
+    wait_for_http,
+    wait_for_port,
+)
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.model import Profiles
 from wbspawner.pools.autoscaler_values import expander_priorities
@@ -259,6 +266,8 @@ class Workbench:
             ``sim`` (nothing runs in a pod; nothing answers on its address).
         pools_apply_args: more arguments of ``wbspawner pools apply`` (the
             VPC CNI's settings, which the subnet check counts with).
+        ssh: whether the hub runs the SSH service (on ``ssh_port``, a free
+            port); :meth:`seed_ssh_key` gives a user a key in the directory.
     """
 
     state_dir: Path
@@ -274,6 +283,9 @@ class Workbench:
     cost_db_url: str | None = None
     kubelet: str = "run"
     pools_apply_args: Sequence[str] = ()
+    ssh: bool = False
+    ssh_port: int = field(init=False, default=0)
+    """Where the SSH service listens (0: no SSH service)."""
     profiles_dir: Path = field(init=False)
     url: str = field(init=False, default="")
     port_note: str = field(init=False, default="")
@@ -341,6 +353,9 @@ class Workbench:
             extra=self.pools_apply_args,
         )
         (self.state_dir / "hub").mkdir(exist_ok=True)
+        if self.ssh:
+            self.ssh_port = free_port()
+            env["WBSPAWNER_SSH_PORT"] = str(self.ssh_port)
         if self.culler_interval is not None:
             env["WBSPAWNER_CULLER_INTERVAL"] = f"{self.culler_interval:g}"
         if self.warmer:
@@ -364,6 +379,26 @@ class Workbench:
         )
         self.url = f"http://127.0.0.1:{port}"
         wait_for_hub(env["WBSPAWNER_HUB_BIND_URL"], self.url, self.hub, timeout=90)
+        if self.ssh_port:
+            # the hub does not wait for a service without a URL
+            wait_for_port("127.0.0.1", self.ssh_port, timeout=30, proc=self.hub)
+
+    def seed_ssh_key(self, uid: str) -> Path:
+        """Give ``uid`` a new Ed25519 key in the directory; return its private file.
+
+        The public half becomes the user's ``sshPublicKey`` (replacing any), as
+        an admin would put it there; the private half is written, readable by
+        its owner only, to ``ssh/<uid>_ed25519`` in the state directory.
+        """
+        assert self.ldap is not None
+        key = asyncssh.generate_private_key("ssh-ed25519", comment=f"{uid}@demo")
+        path = self.state_dir / "ssh" / f"{uid}_ed25519"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key.write_private_key(str(path))
+        path.chmod(0o600)
+        public = key.export_public_key("openssh").decode().strip()
+        self.ldap.set_ssh_keys(uid, [public])
+        return path
 
     def stop(self) -> None:
         """Stop the hub (and its proxy), devcluster (and its pods), slapd; by PID."""

@@ -2,11 +2,12 @@
 
 This module owns the local LDAP server that tests, benchmarks and the demo log in
 against: its ``slapd.conf`` (mdb database, memberof overlay, the core/cosine/nis/
-inetorgperson schemas), its process (foreground, our PID, stopped by PID), and
-the seeding with the demo directory (:mod:`devcluster.services.ldap_seed`, re-exported
-here). It uses Debian's ``slapd`` and ``ldap-utils`` binaries, which
-``scripts/setup-system.sh`` installs without configuring or starting the system
-daemon. Nothing under ``/etc/ldap`` is written.
+inetorgperson schemas and openssh-lpk's, for people's SSH keys), its process
+(foreground, our PID, stopped by PID), and the seeding with the demo directory
+(:mod:`devcluster.services.ldap_seed`, re-exported here). It uses Debian's
+``slapd`` and ``ldap-utils`` binaries, which ``scripts/setup-system.sh``
+installs without configuring or starting the system daemon. Nothing under
+``/etc/ldap`` is written.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ __all__ = [
 
 SLAPD = "/usr/sbin/slapd"
 SCHEMA_DIR = "/etc/ldap/schema"
+LPK_SCHEMA = Path(__file__).with_name("openssh-lpk.schema")
+"""``sshPublicKey`` and ``ldapPublicKey`` (Debian's slapd does not ship them)."""
 MODULE_DIR = "/usr/lib/ldap"
 _SETUP_HINT = "run scripts/setup-system.sh as root (or `make system`) to install it"
 
@@ -76,6 +79,7 @@ def slapd_conf(
     """
     schemas = ("core", "cosine", "nis", "inetorgperson")
     lines = [f"include {SCHEMA_DIR}/{name}.schema" for name in schemas]
+    lines.append(f"include {LPK_SCHEMA}")
     if tls is not None:
         lines += [
             f"TLSCACertificateFile {tls.ca_file}",
@@ -277,6 +281,13 @@ class LdapServer:
         change = {"userPassword": [(ldap3.MODIFY_REPLACE, [hash_password(password)])]}
         with self.admin_connection() as conn:
             _check(conn, conn.modify(dn, change), f"set password of {dn}")
+
+    def set_ssh_keys(self, uid: str, keys: Iterable[str]) -> None:
+        """Replace the ``sshPublicKey`` values of user ``uid`` (none: remove all)."""
+        dn = self.user_dn(uid)
+        change = {"sshPublicKey": [(ldap3.MODIFY_REPLACE, list(keys))]}
+        with self.admin_connection() as conn:
+            _check(conn, conn.modify(dn, change), f"set SSH keys of {dn}")
 
     def group_members(self, name: str) -> list[str]:
         """Return the member DNs of group ``name`` (empty if it does not exist)."""

@@ -2,8 +2,9 @@
 
 This module owns what the local LDAP server holds at first start (the users
 alice, bob, gina and carol, the groups jupyter-users, gpu-users and jupyter-admins)
-and how entries are written (inetOrgPerson + posixAccount people, groupOfNames
-groups, ``{SSHA}`` passwords). Pure apart from random password salts.
+and how entries are written (inetOrgPerson + posixAccount + ldapPublicKey
+people, groupOfNames groups, ``{SSHA}`` passwords). Pure apart from random
+password salts.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def user_attributes(
     return [
         ("objectClass", "inetOrgPerson"),
         ("objectClass", "posixAccount"),
+        # may hold sshPublicKey values (the openssh-lpk schema): SSH logins
+        ("objectClass", "ldapPublicKey"),
         ("uid", uid),
         ("cn", name),
         ("sn", name.split()[-1]),

@@ -80,7 +80,7 @@ RELEASES = {
         "jupyterhub-4.4.0.tgz",
         "jhub",
         "jupyterhub.yaml",
-        ("dask-dashboards.yaml", "hub-rbac.yaml"),
+        ("dask-dashboards.yaml", "hub-rbac.yaml", "ssh.yaml"),
     ),
     "dask-gateway": Release(
         "dask-gateway",

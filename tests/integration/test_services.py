@@ -91,6 +91,29 @@ def test_memberof_and_posix_attributes(ldap_server: LdapServer) -> None:
     assert entry.homeDirectory.value == "/home/gina"
 
 
+def test_people_hold_ssh_keys_of_the_openssh_lpk_schema(
+    ldap_server: LdapServer,
+) -> None:
+    """An admin puts keys in an entry; anyone may read them; none are left."""
+    keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGina gina@a", "ssh-rsa AAAAB3Nza g@b"]
+    ldap_server.set_ssh_keys("gina", keys)
+    try:
+        server = ldap3.Server(ldap_server.host, port=ldap_server.port)
+        with ldap3.Connection(server, auto_bind=True) as anonymous:
+            anonymous.search(
+                ldap_server.user_dn("gina"),
+                "(objectClass=ldapPublicKey)",
+                "BASE",
+                attributes=["sshPublicKey"],
+            )
+            values = anonymous.entries[0].sshPublicKey.values
+        assert sorted(v.decode() if isinstance(v, bytes) else v for v in values) == (
+            sorted(keys)
+        )
+    finally:
+        ldap_server.set_ssh_keys("gina", [])
+
+
 def test_restart_keeps_data_and_port(tmp_path: Path) -> None:
     server = LdapServer(tmp_path / "slapd")
     try:

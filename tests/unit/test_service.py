@@ -11,10 +11,11 @@ import pytest
 from tests.paths import REPO
 from wbspawner.culler.app import CullerApp
 from wbspawner.service import HUB_LOG_FORMAT
+from wbspawner.ssh.app import SSHApp
 from wbspawner.warmer.app import WarmerApp
 
 
-@pytest.mark.parametrize("service", ["warmer", "culler"])
+@pytest.mark.parametrize("service", ["warmer", "culler", "ssh"])
 def test_invalid_profiles_are_listed_and_the_service_exits_1(
     service: str, tmp_path: Path
 ) -> None:
@@ -39,13 +40,13 @@ def test_invalid_profiles_are_listed_and_the_service_exits_1(
     assert "Traceback" not in done.stderr
 
 
-def test_both_services_read_the_same_settings_from_the_environment(
+def test_the_services_read_the_same_settings_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("WBSPAWNER_PROFILES", "/a:/b")
     monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
     monkeypatch.setenv("WBSPAWNER_COST_DB_URL", "sqlite:///costs.sqlite")
-    for app in (WarmerApp(), CullerApp()):
+    for app in (WarmerApp(), CullerApp(), SSHApp()):
         assert app.profiles_dir == ["/a", "/b"]
         assert app.api_url == "http://127.0.0.1:9/hub/api"
         assert app.cost_db_url == "sqlite:///costs.sqlite"

@@ -2,7 +2,8 @@
 
 This module owns every call wbspawner's services make to the hub API: the
 warmer reads each user's last server size, the Dask Gateway reaper which users
-have an active server. :class:`HubApi` sends the service's token, asks for
+have an active server, the SSH service whose token a password is and starts a
+server for a session. :class:`HubApi` sends the service's token, asks for
 paged answers (``Accept: application/jupyterhub-pagination+json``) and follows
 them, and bounds every request by a timeout; it uses aiohttp, which both the
 warmer and ``dask-gateway-server`` (where the reaper runs) have. It holds no
@@ -16,9 +17,9 @@ Scopes the calls need: ``list:users`` and ``read:servers`` (plus
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -32,6 +33,25 @@ DEFAULT_TIMEOUT = 20.0
 
 User = dict[str, Any]
 """A user model as the hub API returns it."""
+T = TypeVar("T")
+
+
+class HubError(Exception):
+    """The hub did not answer, or not as asked (see :func:`checked`)."""
+
+
+async def checked(call: Awaitable[T]) -> T:
+    """Return what a :class:`HubApi` call returns; its HTTP errors as HubError.
+
+    For callers that must not know the HTTP library (the SSH service).
+
+    Raises:
+        HubError: the hub did not answer, or with an error status, in time.
+    """
+    try:
+        return await call
+    except (aiohttp.ClientError, TimeoutError) as err:
+        raise HubError(f"{type(err).__name__}: {err}") from None
 
 
 class HubApi:
@@ -197,6 +217,56 @@ class HubApi:
             if resp.status not in (202, 204, 400):
                 resp.raise_for_status()
             return resp.status
+
+    async def start_server(self, user: str) -> int:
+        """Ask the hub to start a user's default server with its default size.
+
+        Args:
+            user: the user.
+
+        Returns:
+            The hub's status: 201 started, 202 starting, 400 already running.
+
+        Raises:
+            aiohttp.ClientError: the hub did not answer, or with another status.
+            TimeoutError: the request took longer than the timeout.
+        """
+        async with self._client().post(
+            f"{self.api_url}/users/{quote(user, safe='')}/server",
+            json={},
+            headers={"Authorization": f"token {self.token}"},
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as resp:
+            if resp.status not in (201, 202, 400):
+                resp.raise_for_status()
+            return resp.status
+
+    async def owner_of(self, token: str) -> str | None:
+        """Return the name of the user a token belongs to (``GET /user``).
+
+        Args:
+            token: a token someone presented (not the service's own).
+
+        Returns:
+            The user's name; ``None`` for an unknown token or a service's.
+
+        Raises:
+            aiohttp.ClientError: the hub did not answer, or not with 200/401/403.
+            TimeoutError: the request took longer than the timeout.
+        """
+        async with self._client().get(
+            f"{self.api_url}/user",
+            headers={"Authorization": f"token {token}"},
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as resp:
+            if resp.status in (401, 403):
+                return None
+            resp.raise_for_status()
+            body = await resp.json()
+        if not isinstance(body, dict) or body.get("kind", "user") != "user":
+            return None
+        name = body.get("name")
+        return name if isinstance(name, str) else None
 
     async def last_sizes(self) -> dict[str, str]:
         """Return user → size slug of their default server's last spawn.

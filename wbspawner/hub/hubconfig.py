@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from wbspawner.hub import culler_service as culler_hub
+from wbspawner.hub import ssh_service as ssh_hub
 from wbspawner.hub import warmer_service as warmer_hub
 from wbspawner.hub.gateway_service import apply_hub_wiring, hub_wiring
 from wbspawner.hub.ldap import (
@@ -189,6 +190,17 @@ def _culler(c: Any, settings: Settings) -> None:
     c.JupyterHub.load_roles = [*roles, *culler_hub.roles()]
 
 
+def _ssh(c: Any, settings: Settings, environ: Mapping[str, str]) -> None:
+    """Register the SSH service (started by the hub in the demo) and its role."""
+    service = ssh_hub.service(settings, environ=environ, hub_pid=os.getpid())
+    if service is None:
+        return
+    services = c.JupyterHub.services if "services" in c.JupyterHub else []
+    roles = c.JupyterHub.load_roles if "load_roles" in c.JupyterHub else []
+    c.JupyterHub.services = [*services, service]
+    c.JupyterHub.load_roles = [*roles, *ssh_hub.roles()]
+
+
 def apply(
     c: Any,
     settings: Settings,
@@ -215,8 +227,10 @@ def apply(
     c.JupyterHub.template_vars = {
         "wb_spending": template_var(settings.cost_db, profiles_source.current)
     }
-    _warmer(c, settings, profiles, os.environ if environ is None else environ)
+    hub_environ = os.environ if environ is None else environ
+    _warmer(c, settings, profiles, hub_environ)
     _culler(c, settings)
+    _ssh(c, settings, hub_environ)
     # Dask Gateway: the hub service, users' access scope, notebook environment.
     apply_hub_wiring(
         c,

@@ -59,6 +59,13 @@ Variables (all optional unless stated; ``WBSPAWNER_`` prefix):
 ``COST_DB_URL``                  accounting database (SQLAlchemy URL; default: a
                                  SQLite file in ``STATE_DIR``)
 ``COST_DB_URL_FILE``             a file holding that URL; not with the above
+``SSH_PORT``                     the hub starts the SSH service on this port
+                                 (the demo); unset: no SSH service of its own
+``SSH_HOST_KEY_FILE``            that service's host key (created when absent;
+                                 default: ``ssh_host_ed25519_key`` in ``STATE_DIR``)
+``SSH_API_TOKEN_FILE``           the token of an SSH service that runs on its own
+                                 (EKS: ``helm-values/ssh.yaml``); the hub registers
+                                 it and its role
 ===============================  ====================================================
 """
 
@@ -195,6 +202,12 @@ class Settings:
     cost_db_url: str | None = None
     """Accounting database URL; ``None``: ``wbspawner-costs.sqlite`` in the state
     directory (see :attr:`cost_db`)."""
+    ssh_port: int | None = None
+    """Port of the SSH service the hub starts itself; ``None``: none."""
+    ssh_host_key_file: str | None = None
+    """That service's host key file; ``None``: in the state directory."""
+    ssh_api_token: str | None = None
+    """Token of an SSH service running on its own (read from a file)."""
 
     @classmethod
     def from_env(
@@ -259,6 +272,9 @@ class Settings:
             culler_proxy_url=env.get("CULLER_PROXY_URL"),
             dask_namespace=env.get("DASK_NAMESPACE") or "dask-gateway",
             cost_db_url=_url_from_env(env, "COST_DB_URL", read),
+            ssh_port=env.integer("SSH_PORT", 0) or None,
+            ssh_host_key_file=env.get("SSH_HOST_KEY_FILE"),
+            ssh_api_token=_url_from_env(env, "SSH_API_TOKEN", read),
         )
 
     @property

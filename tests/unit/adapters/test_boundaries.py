@@ -93,12 +93,14 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
     server's API, with that server's token), never to the hub, and servermetrics
     reads its memory likewise (jupyter-resource-usage); userservers reads
     users' servers through the proxy (the culler, with its service token), never
-    the hub's API.
+    the hub's API; jupyterserver opens a user's terminals and files through
+    the proxy (the SSH service, with its service token), never the hub's API.
     """
     http = sorted(n for n, t in modules().items() if uses(t, HTTP_CLIENTS))
     assert http == [
         "wbspawner.adapters.gatewayhttp",
         "wbspawner.adapters.hubapi",
+        "wbspawner.adapters.jupyterserver",
         "wbspawner.adapters.kube",
         "wbspawner.adapters.labnotices",
         "wbspawner.adapters.route_watch",
@@ -115,11 +117,12 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
     ]
     assert hub == [
         "wbspawner.adapters.hubapi",
+        "wbspawner.adapters.jupyterserver",
         "wbspawner.adapters.labnotices",
         "wbspawner.adapters.servermetrics",
         "wbspawner.adapters.userservers",
     ]
-    for name in ("labnotices", "servermetrics", "userservers"):
+    for name in ("jupyterserver", "labnotices", "servermetrics", "userservers"):
         tree = modules()[f"wbspawner.adapters.{name}"]
         assert not any(
             "/hub/" in s or "jupyterhub-pagination" in s for s in strings(tree)

@@ -365,3 +365,47 @@ def test_culler_proxy_url_may_be_a_service_name(profiles: Profiles) -> None:
         WBSPAWNER_CULLER_PROXY_URL="http://proxy-public",
     )
     assert "--proxy-url=http://proxy-public" in c.JupyterHub.services[0]["command"]
+
+
+def test_no_ssh_service_unless_asked(profiles: Profiles) -> None:
+    c = applied(profiles)
+    assert "services" not in c.JupyterHub
+
+
+def test_ssh_service_started_by_the_hub_with_its_role(profiles: Profiles) -> None:
+    c = Config()
+    env = {**ENV, "WBSPAWNER_SSH_PORT": "2222", "WBSPAWNER_PUBLIC_URL": "http://:8000"}
+    environ = {**env, "WBSPAWNER_LDAP_TLS": "starttls", "AWS_SECRET_ACCESS_KEY": "x"}
+    hubconfig.apply(
+        c, Settings.from_env(env, lambda path: None), profiles, environ=environ
+    )
+    (ssh,) = c.JupyterHub.services
+    assert ssh["name"] == "ssh" and "url" not in ssh
+    assert ssh["command"][1:3] == ["-m", "wbspawner.ssh"]
+    assert "--port=2222" in ssh["command"]
+    assert "--host-key=/srv/hub/ssh_host_ed25519_key" in ssh["command"]
+    assert "--proxy-url=http://127.0.0.1:8000" in ssh["command"]
+    # the directory's settings, and nothing else of the hub's environment
+    assert set(ssh["environment"]) == {
+        "WBSPAWNER_LDAP_SERVER",
+        "WBSPAWNER_LDAP_BIND_DN_TEMPLATE",
+        "WBSPAWNER_LDAP_GROUP_DN_TEMPLATE",
+        "WBSPAWNER_LDAP_TLS",
+    }
+    (role,) = c.JupyterHub.load_roles
+    assert role["services"] == ["ssh"]
+    assert set(role["scopes"]) == {
+        "read:users:name",
+        "read:servers",
+        "servers",
+        "access:servers",
+    }
+
+
+def test_ssh_service_of_its_own_is_only_registered(profiles: Profiles) -> None:
+    c = Config()
+    env = {**ENV, "WBSPAWNER_SSH_API_TOKEN_FILE": "/etc/wbspawner/ssh/token"}
+    settings = Settings.from_env(env, lambda path: "the-token\n")
+    hubconfig.apply(c, settings, profiles, environ={})
+    assert c.JupyterHub.services == [{"name": "ssh", "api_token": "the-token"}]
+    assert [r["name"] for r in c.JupyterHub.load_roles] == ["ssh-service"]

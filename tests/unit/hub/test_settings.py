@@ -214,3 +214,27 @@ def test_reads_the_environment_at_call_time(monkeypatch: pytest.MonkeyPatch) -> 
     assert Settings.from_env(os.environ).namespace == "first"
     monkeypatch.setenv("WBSPAWNER_NAMESPACE", "second")
     assert Settings.from_env(os.environ).namespace == "second"
+
+
+def test_no_ssh_service_unless_asked() -> None:
+    settings = Settings.from_env(LDAP, lambda path: None)
+    assert (settings.ssh_port, settings.ssh_api_token) == (None, None)
+
+
+def test_ssh_port_host_key_and_token_file() -> None:
+    env = {
+        **LDAP,
+        "WBSPAWNER_SSH_PORT": "2222",
+        "WBSPAWNER_SSH_HOST_KEY_FILE": "/k",
+        "WBSPAWNER_SSH_API_TOKEN_FILE": "/etc/wbspawner/ssh/token",
+    }
+    settings = Settings.from_env(env, {"/etc/wbspawner/ssh/token": "t0k\n"}.get)
+    assert settings.ssh_port == 2222
+    assert settings.ssh_host_key_file == "/k"
+    assert settings.ssh_api_token == "t0k"
+
+
+def test_an_unreadable_ssh_token_file_stops_the_hub() -> None:
+    env = {**LDAP, "WBSPAWNER_SSH_API_TOKEN_FILE": "/missing"}
+    with pytest.raises(SettingsError, match="SSH_API_TOKEN_FILE '/missing' cannot be"):
+        Settings.from_env(env, lambda path: None)
