@@ -7,17 +7,23 @@ dashboards in JupyterLab panes. On the workbench:
   this package installs (``<prefix>/etc/dask/wb-dask-lab.yaml``) makes
   ``dask_gateway.GatewayCluster`` the extension's cluster factory;
 - a gateway cluster's dashboard is served by the hub's dashboards front to its
-  owner only. dask-labextension checks a dashboard from the server (it fetches
-  ``individual-plots.json``), with no credential the front would take; this
-  extension puts :class:`GatewayDashboardCheck` in place of that check for
-  gateway links only (:mod:`wb_dask_lab.links`): it fetches the plots from the
-  gateway's address with the server's own hub token, as the dask-gateway
-  client does. Every other link goes to dask-labextension's own check. The
-  panes themselves load in the browser, with the hub login.
+  owner only, and dask-labextension reaches dashboards from the server with
+  no credential the front would take. For gateway dashboards only
+  (:mod:`wb_dask_lab.links`), this extension puts its own handlers in place
+  of dask-labextension's two, which send the server's own hub token to the
+  gateway's address, as the dask-gateway client does:
 
-The check's route is dask-labextension's (``dask/dashboard-check/<url>``): the
-extension must load after dask-labextension's, which jupyter-server does (it
-loads extensions in the order of their names).
+  - :class:`GatewayDashboardProxy`: the panes of a cluster chosen in the
+    sidebar (``dask/dashboard/<cluster id>/<plot>``, websockets included),
+    relayed from the cluster's dashboard at the gateway;
+  - :class:`GatewayDashboardCheck`: the check of a dashboard link pasted into
+    the sidebar (``dask/dashboard-check/<url>``), whose panes then load in the
+    browser straight from the hub with its login.
+
+  Every other cluster and link goes to dask-labextension's own handlers.
+
+The routes are dask-labextension's: this extension must load after it, which
+jupyter-server does (it loads extensions in the order of their names).
 """
 
 from __future__ import annotations
@@ -25,13 +31,18 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, urlsplit
 
-from dask_labextension.dashboardhandler import DaskDashboardCheckHandler
+from dask_labextension import dashboardhandler
+from dask_labextension.dashboardhandler import (
+    DaskDashboardCheckHandler,
+    DaskDashboardHandler,
+)
+from jupyter_server_proxy.handlers import ProxyHandler
 from tornado import httpclient, web
 from tornado.routing import Rule
 
-from wb_dask_lab.links import Gateway, dashboard_base, plots_url
+from wb_dask_lab.links import Gateway, cluster_of, dashboard_base, plots_url
 
 CHECK_TIMEOUT_S = 10.0
 """Seconds one check of a gateway dashboard may take."""
@@ -78,13 +89,83 @@ class GatewayDashboardCheck(DaskDashboardCheckHandler):
         )
 
 
-def _swap_check(app: web.Application) -> int:
-    """Route dask-labextension's check to :class:`GatewayDashboardCheck`."""
+HEADERS_KEPT_BACK = ("Cookie", "Authorization", "X-XSRFToken", "Host")
+"""The browser's credentials for this server (and its host) do not go on."""
+
+
+class GatewayDashboardProxy(DaskDashboardHandler):
+    """dask-labextension's dashboard proxy, reaching gateway clusters' dashboards.
+
+    dask-labextension relays ``<host>:<port>/<plot>`` of a cluster's dashboard
+    link, which loses a gateway link's path; this relays
+    ``<gateway address>/clusters/<name>/<plot>`` with the server's hub token.
+    """
+
+    gateway: Gateway | None = None
+    token: str = ""
+    _base: str | None = None
+    """``<gateway address>/clusters/<name>`` while relaying a gateway dashboard."""
+
+    def _gateway_base(self, cluster_id: str) -> str | None:
+        model = dashboardhandler.manager.get_cluster(cluster_id)
+        if model is None or self.gateway is None:
+            return None
+        name = cluster_of(str(model.get("dashboard_link") or ""), self.gateway)
+        return None if name is None else f"{self.gateway.address}/clusters/{name}"
+
+    def _host_port(self) -> tuple[str, int]:
+        url = urlsplit(self._base or "")
+        return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+
+    def proxy(self, cluster_id: str, proxied_path: str) -> Any:
+        """Relay a request to the cluster's dashboard."""
+        self._base = self._gateway_base(cluster_id)
+        if self._base is None:
+            return super().proxy(cluster_id, proxied_path)
+        return ProxyHandler.proxy(self, *self._host_port(), proxied_path)
+
+    async def open(self, cluster_id: str, proxied_path: str) -> Any:
+        """Open a websocket to the cluster's dashboard."""
+        self._base = self._gateway_base(cluster_id)
+        if self._base is None:
+            return await super().open(cluster_id, proxied_path)
+        return await self.proxy_open(*self._host_port(), proxied_path)
+
+    def _check_host_allowlist(self, host: str) -> bool:
+        # The host of the gateway's own address, which the client reaches too.
+        return self._base is not None or bool(super()._check_host_allowlist(host))
+
+    def get_client_uri(
+        self, protocol: str, host: str, port: int, proxied_path: str
+    ) -> str:
+        """Return the upstream URL: the path under the cluster's dashboard."""
+        if self._base is None:
+            return str(super().get_client_uri(protocol, host, port, proxied_path))
+        scheme, _, rest = self._base.partition("://")
+        if protocol == "ws":
+            scheme = "wss" if scheme == "https" else "ws"
+        path = quote(proxied_path.lstrip("/"), safe=":/@!$&'()*+,;=-._~")
+        query = f"?{self.request.query}" if self.request.query else ""
+        return f"{scheme}://{rest}/{path}{query}"
+
+    def proxy_request_headers(self) -> Any:
+        """Return the request headers, with the server's token for the front."""
+        headers = super().proxy_request_headers()
+        if self._base is not None:
+            for name in HEADERS_KEPT_BACK:
+                if name in headers:
+                    del headers[name]
+            headers["Authorization"] = f"token {self.token}"
+        return headers
+
+
+def _swap(app: web.Application, old: type, new: type) -> int:
+    """Route what goes to handler ``old`` to ``new``; return how many routes."""
     swapped = 0
     for host_rule in app.default_router.rules:
         for rule in getattr(host_rule.target, "rules", ()):
-            if isinstance(rule, Rule) and rule.target is DaskDashboardCheckHandler:
-                rule.target = GatewayDashboardCheck
+            if isinstance(rule, Rule) and rule.target is old:
+                rule.target = new
                 swapped += 1
     return swapped
 
@@ -99,14 +180,18 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     if gateway is None or not token:
         serverapp.log.info("wb_dask_lab: no Dask Gateway behind a hub; nothing to do")
         return
-    GatewayDashboardCheck.gateway = gateway
-    GatewayDashboardCheck.token = token
-    if not _swap_check(serverapp.web_app):
+    for handler in (GatewayDashboardCheck, GatewayDashboardProxy):
+        handler.gateway = gateway
+        handler.token = token
+    swapped = _swap(
+        serverapp.web_app, DaskDashboardCheckHandler, GatewayDashboardCheck
+    ) * _swap(serverapp.web_app, DaskDashboardHandler, GatewayDashboardProxy)
+    if not swapped:
         serverapp.log.warning(
-            "wb_dask_lab: dask-labextension's dashboard check is not routed; "
+            "wb_dask_lab: dask-labextension's dashboard routes are not there; "
             "gateway dashboards will show as inactive in the Dask sidebar"
         )
         return
     serverapp.log.info(
-        "wb_dask_lab: Dask sidebar dashboards checked at %s", gateway.address
+        "wb_dask_lab: Dask sidebar dashboards reached at %s", gateway.address
     )
