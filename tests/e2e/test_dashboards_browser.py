@@ -11,9 +11,10 @@ the browser, with nothing but the hub's login:
 - gina, logged in as herself, gets the refusal page and no websocket;
 - a browser that never logged in lands on the hub's login page;
 - in bob's JupyterLab, "+ NEW" in the Dask sidebar (dask-labextension with
-  packages/wb-dask-lab) starts a cluster on the gateway and lists it; after a
-  computation on it, its Task Stream pane (the dashboard through the front, in
-  an iframe) draws the tasks.
+  packages/wb-dask-lab) starts a cluster on the gateway and lists it; with its
+  Task Stream pane open (the dashboard through bob's server and the front), a
+  computation on it draws the tasks; a pasted dashboard link of his other
+  cluster checks as live, one of no cluster does not.
 
 Screenshots go to ``tests/artifacts/dashboards/``.
 """
@@ -25,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -244,6 +246,16 @@ def test_bob_starts_a_cluster_in_the_dask_sidebar_and_sees_its_task_stream(
             news.click()
         page.wait_for_timeout(1000)  # the plot's last redraw, for the picture only
         shot(page, "04-lab-dask-sidebar-task-stream")
+
+        # A dashboard link pasted into the sidebar (here: bob's cluster made
+        # outside JupyterLab) is checked by his server with its own token.
+        check = f"{url}/user/bob/dask/dashboard-check/"
+        pasted = page.request.get(check + quote(stack.dashboard("status"), safe=""))
+        assert pasted.json()["isActive"], pasted.text()
+        assert "Individual Task Stream" in pasted.json()["plots"], pasted.text()
+        unknown = stack.dashboard("status").replace(stack.cluster, "0" * 32)
+        refused = page.request.get(check + quote(unknown, safe=""))
+        assert refused.json()["isActive"] is False, refused.text()
 
         item.locator(".dask-ClusterListingItem-stop").click()
         expect(item).to_have_count(0, timeout=60_000)
