@@ -1,9 +1,8 @@
-"""Which dashboard links the Dask sidebar checks through the gateway (wb_dask_lab.links)."""
+"""Which dashboard links go to the gateway with a token (wb_dask_lab.links)."""
 
 from __future__ import annotations
 
 import pytest
-
 from wb_dask_lab.links import Gateway, dashboard_base, plots_url
 
 HUB = "http://hub.example:8000"
@@ -73,7 +72,9 @@ def test_a_relative_public_address_matches_on_the_path():
                 "DASK_GATEWAY__ADDRESS": "http://proxy-public/services/dask-gateway",
                 "DASK_GATEWAY__PUBLIC_ADDRESS": "/services/dask-gateway",
             },
-            Gateway("http://proxy-public/services/dask-gateway", "/services/dask-gateway"),
+            Gateway(
+                "http://proxy-public/services/dask-gateway", "/services/dask-gateway"
+            ),
             id="relative-public",
         ),
     ],
