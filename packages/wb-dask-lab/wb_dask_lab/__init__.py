@@ -62,21 +62,25 @@ class GatewayDashboardCheck(DaskDashboardCheckHandler):
         if target is None:
             await super().get(url)
             return
-        response = await httpclient.AsyncHTTPClient().fetch(
-            target,
-            headers={"Authorization": f"token {self.token}"},
-            follow_redirects=False,
-            raise_error=False,
-            request_timeout=CHECK_TIMEOUT_S,
-        )
         plots: dict[str, Any] = {}
-        if response.code == 200:
-            try:
-                plots = dict(json.loads(response.body))
-            except (ValueError, TypeError):
-                plots = {}
+        try:
+            response = await httpclient.AsyncHTTPClient().fetch(
+                target,
+                headers={"Authorization": f"token {self.token}"},
+                follow_redirects=False,
+                raise_error=False,
+                request_timeout=CHECK_TIMEOUT_S,
+            )
+        except (OSError, httpclient.HTTPClientError) as err:  # no answer at all
+            self.log.info("Dask dashboard check: %s: %s", target, err)
         else:
-            self.log.info("Dask dashboard check: %s answered %s", target, response.code)
+            if response.code == 200:
+                try:
+                    plots = dict(json.loads(response.body))
+                except (ValueError, TypeError):
+                    plots = {}
+            else:
+                self.log.info("Dask dashboard check: %s: %s", target, response.code)
         self.finish(
             json.dumps(
                 {
