@@ -43,13 +43,17 @@ LAB_NOTICES := packages/wb-lab-notices
 LAB_NOTICES_SRC := $(LAB_NOTICES)/package.json $(LAB_NOTICES)/package-lock.json $(LAB_NOTICES)/src/index.js
 LAB_NOTICES_BUILT := $(LAB_NOTICES)/labextension/package.json
 
-$(STAMP): pyproject.toml constraints.txt $(shell find $(DASK_GATEWAY_FIX) $(LAB_NOTICES) -type f -not -path '*/build/*' -not -path '*.egg-info*' -not -name '*.pyc' -not -path '*/node_modules/*' -not -path '*/labextension/*')
+# packages/wb-dask-lab (dask-labextension set up for the gateway) goes in as the
+# notebook images install it (not editable: its dask config file is a data file).
+DASK_LAB := packages/wb-dask-lab
+
+$(STAMP): pyproject.toml constraints.txt $(shell find $(DASK_GATEWAY_FIX) $(LAB_NOTICES) $(DASK_LAB) -type f -not -path '*/build/*' -not -path '*.egg-info*' -not -name '*.pyc' -not -path '*/node_modules/*' -not -path '*/labextension/*')
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]' ./$(DASK_GATEWAY_FIX)
 	$(MAKE) --no-print-directory lab-notices
-	$(PY) -m pip install --quiet -c constraints.txt ./$(LAB_NOTICES)
+	$(PY) -m pip install --quiet -c constraints.txt ./$(LAB_NOTICES) ./$(DASK_LAB)
 	@touch $(STAMP)
 
 $(LAB_NOTICES_BUILT): $(LAB_NOTICES_SRC)

@@ -12,6 +12,8 @@
   servers' namespace no longer exists.
 - ``serious_accessibility_problems(page)``: what axe-core (axe-playwright-python)
   finds of impact serious or critical on the page, one line each.
+- ``RUN_IN_KERNEL``: JavaScript for ``page.evaluate`` that runs code in a new
+  kernel of the page's Jupyter server and returns its output.
 """
 
 from __future__ import annotations
@@ -36,6 +38,62 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+RUN_IN_KERNEL = """
+async ({base, code, timeoutMs}) => {
+  const xsrf = decodeURIComponent(
+    (document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
+  const headers = {"Content-Type": "application/json", "X-XSRFToken": xsrf};
+  const started = await fetch(base + "api/kernels", {
+    method: "POST", headers, credentials: "same-origin",
+    body: JSON.stringify({name: "python3"})});
+  if (!started.ok) {
+    return {error: `kernel start: ${started.status} ${await started.text()}`};
+  }
+  const kernel = await started.json();
+  const session = Math.random().toString(16).slice(2);
+  const msgId = "dask-" + Math.random().toString(16).slice(2);
+  const ws = new WebSocket(
+    `ws://${location.host}${base}api/kernels/${kernel.id}/channels` +
+    `?session_id=${session}`);
+  const out = {stdout: "", error: null};
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("timed out")), timeoutMs);
+      ws.onerror = () => reject(new Error("websocket error"));
+      ws.onopen = () => ws.send(JSON.stringify({
+        header: {msg_id: msgId, session, username: "", version: "5.3",
+                 msg_type: "execute_request", date: new Date().toISOString()},
+        parent_header: {}, metadata: {}, channel: "shell", buffers: [],
+        content: {code, silent: false, store_history: false,
+                  user_expressions: {}, allow_stdin: false,
+                  stop_on_error: true}}));
+      ws.onmessage = (event) => {
+        const msg = JSON.parse(event.data);
+        if (msg.parent_header.msg_id !== msgId) return;
+        if (msg.msg_type === "stream") out.stdout += msg.content.text;
+        if (msg.msg_type === "error") {
+          out.error = msg.content.traceback.join(String.fromCharCode(10));
+        }
+        if (msg.msg_type === "status" &&
+            msg.content.execution_state === "idle") {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+    });
+  } catch (err) {
+    out.error = (out.error || "") + String(err);
+  } finally {
+    ws.close();
+    await fetch(base + "api/kernels/" + kernel.id, {
+      method: "DELETE", headers, credentials: "same-origin"});
+  }
+  return out;
+}
+"""
+"""Run code in a new kernel of the page's server, as JupyterLab's notebook does
+(the REST API with the page's XSRF cookie, then the kernel's websocket)."""
 
 
 @contextlib.contextmanager

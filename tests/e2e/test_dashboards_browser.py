@@ -9,7 +9,12 @@ the browser, with nothing but the hub's login:
   trip, and a websocket the page opens to the scheduler (``/eventstream``, the
   dashboard's own) answers a ping, on cookies alone;
 - gina, logged in as herself, gets the refusal page and no websocket;
-- a browser that never logged in lands on the hub's login page.
+- a browser that never logged in lands on the hub's login page;
+- in bob's JupyterLab, "+ NEW" in the Dask sidebar (dask-labextension with
+  packages/wb-dask-lab) starts a cluster on the gateway and lists it; with its
+  Task Stream pane open (the dashboard through bob's server and the front), a
+  computation on it draws the tasks; a pasted dashboard link of his other
+  cluster checks as live, one of no cluster does not.
 
 Screenshots go to ``tests/artifacts/dashboards/``.
 """
@@ -21,12 +26,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from devcluster.demo.workbench import Workbench
-from tests.e2e.browser_support import fill_login, new_context, screenshot
+from tests.e2e.browser_support import (
+    RUN_IN_KERNEL,
+    fill_login,
+    new_context,
+    screenshot,
+)
 from tests.integration.hub_harness import dask_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -154,5 +165,99 @@ def test_a_stranger_lands_on_the_login_page(stack: Stack, browser: Browser) -> N
         page.wait_for_url(re.compile(r"/hub/login"))
         expect(page.locator("#login_submit")).to_be_visible()
         shot(page, "03-stranger-login")
+    finally:
+        context.close()
+
+
+SIDEBAR_CELL = """
+import dask.array as da
+from dask_gateway import Gateway
+
+gateway = Gateway()  # the hub set DASK_GATEWAY__* for bob
+(name,) = [c.name for c in gateway.list_clusters() if c.name != {known!r}]
+cluster = gateway.connect(name)
+cluster.scale(1)
+client = cluster.get_client()
+client.wait_for_workers(1, timeout=240)
+total = da.ones((2000, 2000), chunks=(250, 250)).sum().compute()
+print("SIDEBAR-SUM", int(total), name, flush=True)
+client.close()
+"""
+"""A notebook cell: a worker for the sidebar's cluster, and tasks to draw."""
+
+TASKS_DRAWN = """
+() => {
+  const docs = (window.Bokeh && window.Bokeh.documents) || [];
+  const names = [];
+  for (const doc of docs) {
+    for (const model of doc.all_models) {
+      const data = model.data;
+      if (!data) continue;
+      const column = data instanceof Map ? data.get("name") : data.name;
+      const duration = data instanceof Map ? data.get("duration") : data.duration;
+      if (!column || !duration) continue;
+      // "start" is the plot's own invisible placeholder, not a task
+      for (const name of column) if (name !== "start") names.push(name);
+    }
+  }
+  return names.length >= 10 ? names : null;
+}
+"""
+"""The names of the task rectangles the page's Task Stream holds, once ten are."""
+
+
+def test_bob_starts_a_cluster_in_the_dask_sidebar_and_sees_its_task_stream(
+    stack: Stack, browser: Browser
+) -> None:
+    url = stack.bench.url
+    context = new_context(browser)
+    try:
+        page = _log_in(context, url, "bob")
+        page.goto(f"{url}/user/bob/lab")
+        expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+        page.locator('.jp-SideBar [data-id="dask-dashboard-launcher"]').click()
+        sidebar = page.locator("#dask-dashboard-launcher")
+        sidebar.get_by_role("button", name="NEW").click()
+        item = sidebar.locator(".dask-ClusterListingItem")
+        expect(item).to_have_count(1, timeout=180_000)
+        expect(item).to_contain_text("GatewayCluster")
+        expect(item).to_contain_text(f"{PREFIX}/clusters/")
+
+        # The cluster's dashboard, checked and shown through bob's server.
+        item.click()
+        task_stream = sidebar.get_by_role("button", name="Task Stream", exact=True)
+        expect(task_stream).to_be_enabled(timeout=60_000)
+        task_stream.click()
+        pane = page.locator(".dask-DaskDashboard-widget iframe").first
+        expect(pane.content_frame.locator("canvas").first).to_be_visible(timeout=60_000)
+        plot = next(f for f in page.frames if "individual-task-stream" in f.url)
+
+        code = SIDEBAR_CELL.format(known=stack.cluster)
+        result = page.evaluate(
+            RUN_IN_KERNEL, {"base": "/user/bob/", "code": code, "timeoutMs": 300_000}
+        )
+        assert result["error"] is None, result
+        assert "SIDEBAR-SUM 4000000" in result["stdout"], result
+
+        names = plot.wait_for_function(TASKS_DRAWN, timeout=60_000).json_value()
+        assert any("sum" in name for name in names), names
+        news = page.get_by_role("button", name="No", exact=True)
+        if news.is_visible():  # JupyterLab's question about its news feed
+            news.click()
+        page.wait_for_timeout(1000)  # the plot's last redraw, for the picture only
+        shot(page, "04-lab-dask-sidebar-task-stream")
+
+        # A dashboard link pasted into the sidebar (here: bob's cluster made
+        # outside JupyterLab) is checked by his server with its own token.
+        check = f"{url}/user/bob/dask/dashboard-check/"
+        pasted = page.request.get(check + quote(stack.dashboard("status"), safe=""))
+        assert pasted.json()["isActive"], pasted.text()
+        assert "Individual Task Stream" in pasted.json()["plots"], pasted.text()
+        unknown = stack.dashboard("status").replace(stack.cluster, "0" * 32)
+        refused = page.request.get(check + quote(unknown, safe=""))
+        assert refused.json()["isActive"] is False, refused.text()
+
+        item.locator(".dask-ClusterListingItem-stop").click()
+        expect(item).to_have_count(0, timeout=60_000)
     finally:
         context.close()

@@ -44,6 +44,9 @@ HADOLINT_CONFIG = REPO / ".hadolint.yaml"
 IMAGES = ("hub", "singleuser", "singleuser-gpu", "dask-worker")
 DASK_STACK = ("DASK_VERSION", "DISTRIBUTED_VERSION", "DASK_GATEWAY_VERSION")
 """Keys that must be identical for client, scheduler and worker."""
+LAB_STACK = ("DASK_LABEXTENSION_VERSION", "BOKEH_VERSION")
+"""Dask in JupyterLab: the sidebar, and bokeh, which draws the dashboards of the
+schedulers the notebook images run."""
 NOT_PACKAGES = frozenset(
     {
         "PYTHON_VERSION",
@@ -167,7 +170,7 @@ def _dask_stack(image: str, text: str, versions: dict[str, str]) -> list[str]:
     problems = []
     if "PYTHON_VERSION" not in flat:
         problems.append(f"{image}: Python does not come from PYTHON_VERSION")
-    wanted = DASK_STACK if image != "hub" else ()
+    wanted = (*DASK_STACK, *LAB_STACK) if image != "hub" else ()
     for key in wanted:
         name = package_of(key)
         if f'"{name}==${{{key}}}"' not in flat:
@@ -257,6 +260,7 @@ def test_versions_file_matches_the_test_environment():
         "KUBESPAWNER_VERSION",
         "LDAPAUTHENTICATOR_VERSION",
         "NUMPY_VERSION",
+        *LAB_STACK,
     ):
         name = package_of(key)
         assert name is not None
@@ -267,7 +271,14 @@ def test_every_package_key_names_a_distribution():
     versions = read_versions(REPO / "images" / "versions.env")
     constraints = read_constraints(REPO / "constraints.txt")
     in_both = {package_of(k) for k in versions} & set(constraints)
-    assert {"dask", "distributed", "dask-gateway", "jupyterhub"} <= in_both
+    assert {
+        "dask",
+        "distributed",
+        "dask-gateway",
+        "jupyterhub",
+        "bokeh",
+        "dask-labextension",
+    } <= in_both
 
 
 @pytest.mark.parametrize(
@@ -314,6 +325,20 @@ def test_every_package_key_names_a_distribution():
             '"distributed"',
             "does not install distributed",
             id="unpinned",
+        ),
+        pytest.param(
+            "images/singleuser/Dockerfile",
+            '"bokeh==${BOKEH_VERSION}" \\\n',
+            "",
+            "does not install bokeh",
+            id="no-bokeh",
+        ),
+        pytest.param(
+            "constraints.txt",
+            "dask-labextension==7.0.0",
+            "dask-labextension==6.2.0",
+            "constraints.txt has dask-labextension==6.2.0",
+            id="labextension",
         ),
     ],
 )
