@@ -614,9 +614,39 @@ class WorkbenchSpawner(KubeSpawner):
         await asyncio.wait({self._ledger}, timeout=wait)
 
     async def stop(self, now: bool = False) -> Any:
-        """Stop the server; a stop nobody else explained is a requested one."""
+        """Stop the server; a stop nobody else explained is a requested one.
+
+        KubeSpawner gives up on the pod's delete at the first error the API
+        answers (after the client's few retries): the hub then forgets the
+        server while its pod runs on. The delete is tried again for
+        ``k8s_api_request_retry_timeout``; only then does the stop fail.
+        """
         self._stop_cause = self._stop_cause or "stop"
-        return await super().stop(now=now)
+        try:
+            return await super().stop(now=now)
+        except Exception as err:
+            retry_for = float(self.k8s_api_request_retry_timeout)
+            self.log.warning(
+                "%s: the pod's delete failed (%s); trying again for %g s",
+                self._log_name,
+                err,
+                retry_for,
+            )
+            grace = 0 if now else int(self.delete_grace_period)
+            why = await spawner_io.delete_pod(
+                self.kube, self.namespace, self.pod_name, retry_for, grace_s=grace
+            )
+            if why is not None:
+                self.log.error(
+                    "%s: the pod %s/%s was not deleted (%s); the culler's sweep "
+                    "deletes it once the hub has no server for it",
+                    self._log_name,
+                    self.namespace,
+                    self.pod_name,
+                    why,
+                )
+                raise
+            return None
 
     async def run_post_stop_hook(self) -> Any:
         """Record the stop and why.

@@ -289,12 +289,14 @@ async def delete_pod(
     name: str,
     retry_for: float,
     interval_s: float = 1.0,
+    grace_s: int = 0,
 ) -> str | None:
     """Delete a pod, trying again for ``retry_for`` seconds; ``None`` once done.
 
-    The pod of a start that failed: it may exist although the hub's copy of
-    the cluster does not show it yet (its create was answered late, or not at
-    all), so it is deleted by name. A pod that is already gone is fine.
+    The pod of a start that failed (it may exist although the hub's copy of
+    the cluster does not show it yet: its create was answered late, or not at
+    all), so it is deleted by name; or of a stop whose first delete failed. A
+    pod that is already gone is fine.
 
     Args:
         kube: the Kubernetes adapter.
@@ -303,6 +305,7 @@ async def delete_pod(
         retry_for: seconds to keep trying while the API does not answer or
             answers a transient error.
         interval_s: seconds between two tries.
+        grace_s: the pod's grace period, seconds.
 
     Returns:
         ``None`` when the pod was deleted or was not there; else why not.
@@ -311,7 +314,7 @@ async def delete_pod(
     deadline = loop.time() + retry_for
     while True:
         try:
-            await kube.delete_pod(namespace, name)
+            await kube.delete(api_path("pods", namespace, name), grace_period_s=grace_s)
             return None
         except KubeError as err:
             if err.status not in (0, *TRANSIENT) or loop.time() >= deadline:
