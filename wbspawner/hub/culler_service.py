@@ -81,10 +81,9 @@ def service(
     cmd += [f"--profiles={p}" for p in settings.profiles_paths]
     proxy = settings.culler_proxy_url or proxy_url(settings.public_url)
     cmd += [f"--interval={interval:g}", f"--proxy-url={proxy}"]
-    if not settings.is_local:  # server pods to sweep (local mode has none)
-        cmd.append(f"--namespace={settings.namespace}")
-        if settings.k8s_api_host:
-            cmd.append(f"--CullerApp.k8s_api_host={settings.k8s_api_host}")
+    cmd.append(f"--namespace={settings.namespace}")  # server pods to sweep
+    if settings.k8s_api_host:
+        cmd.append(f"--CullerApp.k8s_api_host={settings.k8s_api_host}")
     if hub_pid is not None:
         cmd.append(f"--CullerApp.parent_pid={hub_pid}")
     env = {k: v for k, v in (environ or {}).items() if k in KUBE_ENV}
