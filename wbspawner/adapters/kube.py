@@ -340,6 +340,7 @@ class Kube:
         token = _OWN_RETRIES.set(True)
         try:
             attempt = 0
+            failure: TimeoutError | None
             while True:
                 attempt += 1
                 try:
@@ -404,7 +405,9 @@ class Kube:
         spent = asyncio.get_running_loop().time() - began
         return f"; gave up after {attempt} tries in {spent:.1f} s"
 
-    def _no_answer(self, method: str, path: str, attempt: int, began: float) -> KubeError:
+    def _no_answer(
+        self, method: str, path: str, attempt: int, began: float
+    ) -> KubeError:
         return KubeError(
             f"no answer from the Kubernetes API at {self.host} "
             f"within {self.timeout:g} s ({method} {path})"

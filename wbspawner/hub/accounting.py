@@ -335,8 +335,9 @@ class Accounting:
         return row  # type: ignore[no-any-return]
 
     async def failed_start(self, user: str, name: str, since: datetime) -> int:
-        """Remove the record of a start the hub gave up on (see
-        :func:`~wbspawner.costs.accounting.discard_failed_start`).
+        """Remove the record of a start the hub gave up on.
+
+        See :func:`~wbspawner.costs.accounting.discard_failed_start`.
 
         Args:
             user: the user.

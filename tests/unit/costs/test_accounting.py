@@ -195,9 +195,7 @@ def test_a_failed_start_leaves_no_record_an_older_open_one_stays(
         started = t0 + timedelta(hours=1)
         assert discard_failed_start(session, "ada", started) == 0  # older: kept
         record_stop(session, "ada", started)
-        record_start(
-            session, "ada", "small", "cpu4", "spot", "a", "n2", 0.1, started
-        )
+        record_start(session, "ada", "small", "cpu4", "spot", "a", "n2", 0.1, started)
         assert discard_failed_start(session, "ada", started) == 1
         rows = session.query(UsageRecord).all()
     assert [(r.node, r.stopped_at) for r in rows] == [("n1", started)]
