@@ -585,33 +585,74 @@ def spawn_figures(
     }
 
 
-async def final_state(
-    hub: Hub, http: aiohttp.ClientSession, api: str
-) -> dict[str, Any]:
-    """Users the hub has ready and server pods Running, at the end."""
-    ready: set[str] = set()
+async def _hub_users(hub: Hub, state: str) -> list[dict[str, Any]]:
+    """Every user model with a server in ``state`` (``ready`` or ``active``)."""
+    found: list[dict[str, Any]] = []
     offset = 0
     while True:
         status, page, _ = await hub.call(
-            "list", "GET", f"/users?state=ready&limit=200&offset={offset}"
+            "list", "GET", f"/users?state={state}&limit=200&offset={offset}"
         )
         assert status == 200, page
         items = page["items"] if isinstance(page, dict) else page
-        ready.update(u["name"] for u in items)
+        found += items
         if len(items) < 200:
-            break
+            return found
         offset += 200
+
+
+async def settle(hub: Hub, timeout_s: float) -> int:
+    """Wait until the hub has no server pending (a start or stop under way).
+
+    Spawns the benchmark gave up on may still end either way; the end state
+    is read once they have. Returns how many were still pending at the end
+    of ``timeout_s`` (real seconds).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pending = sum(
+            1
+            for u in await _hub_users(hub, "active")
+            for server in (u.get("servers") or {}).values()
+            if server.get("pending")
+        )
+        if not pending or time.monotonic() >= deadline:
+            return pending
+        await asyncio.sleep(5.0)
+
+
+async def final_state(
+    hub: Hub, http: aiohttp.ClientSession, api: str
+) -> dict[str, Any]:
+    """The hub's servers and the server pods, at the end.
+
+    ``orphans``: server pods (not being deleted, in any phase) of users the hub
+    has no server for, ready or pending: billed, unseen, nobody stops them.
+    """
+    ready = {u["name"] for u in await _hub_users(hub, "ready")}
+    active = {u["name"] for u in await _hub_users(hub, "active")}
     async with http.get(
         f"{api}/api/v1/namespaces/{NAMESPACE}/pods",
         params={"labelSelector": "component=singleuser-server"},
     ) as resp:
         pods = (await resp.json())["items"]
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+    def user_of(pod: dict[str, Any]) -> str | None:
+        return (pod["metadata"].get("annotations") or {}).get(
+            "hub.jupyter.org/username"
+        )
+
     running = {
-        (p["metadata"].get("annotations") or {}).get("hub.jupyter.org/username")
-        for p in pods
-        if (p.get("status") or {}).get("phase") == "Running"
+        user_of(p) for p in live if (p.get("status") or {}).get("phase") == "Running"
     }
-    return {"hub_ready": ready, "pods_running": running}
+    orphans = sorted(str(user_of(p)) for p in live if user_of(p) not in active)
+    return {
+        "hub_ready": ready,
+        "hub_active": active,
+        "pods_running": running,
+        "orphans": orphans,
+    }
 
 
 # ---------------------------------------------------------------- main
@@ -659,6 +700,7 @@ async def drive(
             burst_records, stop_errors = await burst(hub, ramp_records, args.burst)
             t2 = time.monotonic()
             counts2, cpu2 = await request_counts(http, api), _cpu_s(bench.hub.pid)
+            pending_at_end = await settle(hub, args.settle_s)
             end = await final_state(hub, http, api)
         finally:
             for task in tasks:
@@ -669,6 +711,9 @@ async def drive(
     lost_at_end = sorted(expected - (end["hub_ready"] & end["pods_running"]))
     spawns = len(ramp_records) + len(burst_records)
     started = sum(1 for r in ramp_records + burst_records if r.ready is not None)
+    # a spawn the benchmark gave up on that the hub made ready afterwards
+    last = {r.user: r for r in ramp_records + burst_records}
+    late = sum(1 for u, r in last.items() if r.ready is None and u in end["hub_ready"])
     rows = await asyncio.to_thread(accounting, bench.cost_db)
     return {
         "ramp": {
@@ -699,19 +744,24 @@ async def drive(
             "users": len(expected),
             "hub_ready": len(end["hub_ready"] & expected),
             "pods_running": len(end["pods_running"] & expected),
-            # a pod that runs while the hub has no server for it: billed, unseen
+            "servers_pending_at_end": pending_at_end,
+            # a running pod whose server is not ready yet (a start under way)
             "pods_without_a_ready_server": len(
                 (end["pods_running"] - end["hub_ready"]) & expected
             ),
+            # a pod while the hub has no server for it at all: billed, unseen
+            "orphan_pods": len(end["orphans"]),
+            "orphan_users": end["orphans"][:20],
             "lost": len(lost_at_end),
             "lost_users": lost_at_end[:20],
         },
         "accounting": {
             **rows,
             "spawns": spawns,
-            "spawns_ready": started,
+            "spawns_ready": started + late,
+            "spawns_ready_after_the_benchmark_gave_up": late,
             "rows_equal_spawns": rows["server_rows"] == spawns,
-            "rows_equal_spawns_ready": rows["server_rows"] == started,
+            "rows_equal_spawns_ready": rows["server_rows"] == started + late,
             "open_equal_running": rows["open_server_rows"] == len(end["pods_running"]),
         },
         "sim_server_errors": sims.errors[:10],
@@ -747,8 +797,7 @@ def breaks(runs: list[dict[str, Any]]) -> list[str]:
     """One line per run that lost something: how far it went and what failed."""
     lines = []
     for r in runs:
-        lost = r["ramp"]["lost"] + r["burst"]["lost"] + r["end"]["lost"]
-        if not lost and r["accounting"]["rows_equal_spawns"]:
+        if _clean(r):
             continue
         ramp, log = r["ramp"], r["hub_log"]
         lines.append(
@@ -759,9 +808,22 @@ def breaks(runs: list[dict[str, Any]]) -> list[str]:
             f"{ramp['ready_before_first_lost']} servers ready; "
             f"hub event loop stalls over 1 s: {log['event_loop_stalls_over_1s']}"
             f" (worst {log['event_loop_stall_max_s']} s); "
-            f"spawn errors: {log['spawn_errors']}"
+            f"spawn errors: {log['spawn_errors']}; orphan pods at the end: "
+            f"{r['end'].get('orphan_pods')}; accounting rows "
+            f"{r['accounting']['server_rows']} for "
+            f"{r['accounting']['spawns_ready']} spawns ready"
         )
     return lines
+
+
+def _clean(r: dict[str, Any]) -> bool:
+    """Nothing lost, no orphan pod, one accounting row per spawn that was ready."""
+    lost = r["ramp"]["lost"] + r["burst"]["lost"] + r["end"]["lost"]
+    return (
+        not lost
+        and not r["end"].get("orphan_pods")
+        and r["accounting"].get("rows_equal_spawns_ready", False)
+    )
 
 
 def run(
@@ -801,12 +863,7 @@ def document(
     began: float,
 ) -> dict[str, Any]:
     """The results file's content."""
-    clean = [
-        r["users"]
-        for r in runs
-        if not (r["ramp"]["lost"] + r["burst"]["lost"] + r["end"]["lost"])
-        and r["accounting"]["rows_equal_spawns"]
-    ]
+    clean = [r["users"] for r in runs if _clean(r)]
     return {
         "benchmark": "scale",
         "commit": commit(),
@@ -869,6 +926,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warm-nodes", type=int, default=1000)
     parser.add_argument("--warm-runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=300.0,
+        help="real seconds to wait, after the burst, for pending servers to end",
+    )
     parser.add_argument("--tmp", default=None, help="where the stack's state goes")
     parser.add_argument("--keep", action="store_true", help="keep the stack's state")
     parser.add_argument("--out", type=Path, default=RESULTS)

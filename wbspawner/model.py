@@ -375,6 +375,8 @@ class CullSettings:
     """Seconds before the stop at which the user is warned."""
     max_busy_age_s: int = 86400
     """Seconds a busy kernel still counts as use."""
+    orphan_grace_s: int = 300
+    """Seconds before a server pod the hub does not know is deleted (0: never)."""
     size_timeouts_s: Mapping[str, int] = field(default_factory=_empty)
     """Idle timeouts by size slug."""
 

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import termios
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,10 +283,35 @@ async def stop(started: Started, grace: float) -> None:
         await started.cgroup.wait_empty(5.0)
 
 
-def _signal_session(leader: int, sig: signal.Signals) -> None:
-    """Signal the process group of ``leader`` and every process of its session."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(leader, sig)
+async def wait_gone(started: Started, timeout: float) -> bool:
+    """Wait until every process of a container's run has exited; False on timeout.
+
+    Its main process, and what is left in its cgroup (or, without one, in its
+    session): a killed process holds its sockets, the container's port among
+    them, until it has exited, and a restarted container would fail to bind.
+
+    Args:
+        started: the run's main process.
+        timeout: seconds to wait at most.
+    """
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wait_exit(started), max(timeout, 0.0))
+    while True:
+        if started.cgroup is not None:
+            left = started.cgroup.pids()
+        else:
+            left = _session_members(started.pid)
+        if not left:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+
+
+def _session_members(leader: int) -> list[int]:
+    """Return the live (not zombie) processes of ``leader``'s session."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -294,6 +320,15 @@ def _signal_session(leader: int, sig: signal.Signals) -> None:
         except (OSError, IndexError):
             continue
         # fields after the command: state, ppid, pgrp, session, ...
-        if len(fields) > 3 and fields[3] == str(leader):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), sig)
+        if len(fields) > 3 and fields[3] == str(leader) and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _signal_session(leader: int, sig: signal.Signals) -> None:
+    """Signal the process group of ``leader`` and every process of its session."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, sig)
+    for pid in _session_members(leader):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)

@@ -39,6 +39,8 @@ from devcluster.kubelet.pod import PodSandbox
 from devcluster.timestamps import now_iso
 
 _MAX_BACKOFF_S = 300.0
+_LAST_RUN_WAIT_S = 10.0
+"""Real seconds a restart waits for the last run's processes to exit."""
 
 
 class ContainerRunner:
@@ -252,6 +254,8 @@ class ContainerRunner:
         self.event("Created", f"Created container: {self.name}")
         if sb.mode == "sim" or not self.prepared.launch.argv:
             return await self._pretend(log)
+        if self.started is not None:
+            await self._wait_for_last_run(log)
         self.cgroup = sb.runtime.cgroups.container(sb.run.uid, self.name)
         launch = self.prepared.launch
         launch.cgroup = self.cgroup
@@ -284,6 +288,24 @@ class ContainerRunner:
             process.kill_rest(self.started)
             await self._finish_log()
         return code
+
+    async def _wait_for_last_run(self, log: logs.LogWriter) -> None:
+        """Start a restart only once the last run's processes are gone.
+
+        A process killed a moment ago holds the container's port until it has
+        exited; the new run would fail to bind it (bounded: a process that
+        will not go is killed once more, then the new run starts anyway).
+        """
+        last = self.started
+        assert last is not None
+        if await process.wait_gone(last, _LAST_RUN_WAIT_S):
+            return
+        process.kill_rest(last)
+        if not await process.wait_gone(last, 1.0):
+            log.note(
+                "devcluster: processes of the container's last run are still "
+                "there; starting the new run anyway"
+            )
 
     async def _finish_log(self) -> None:
         """Let the output pumps drain, then close the run's log."""

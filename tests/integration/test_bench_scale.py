@@ -50,11 +50,17 @@ def test_a_tiny_scale_run_loses_nothing_and_measures_everything(
         "users": 6,
         "hub_ready": 6,
         "pods_running": 6,
+        "servers_pending_at_end": 0,
         "pods_without_a_ready_server": 0,
+        "orphan_pods": 0,
+        "orphan_users": [],
         "lost": 0,
         "lost_users": [],
     }
+    # one row per spawn that became ready (all of them here), none of others
     assert out["accounting"]["server_rows"] == 9
+    assert out["accounting"]["spawns_ready"] == 9
+    assert out["accounting"]["rows_equal_spawns_ready"]
     assert out["accounting"]["rows_equal_spawns"]
     assert out["accounting"]["open_equal_running"]
     hub_requests = out["ramp"]["kubernetes_requests_from_hub"]

@@ -5,7 +5,8 @@ real JupyterLab servers with wb-lab-notices on devcluster, reached through the
 proxy. Rules: the warning arrives in JupyterLab with the $/hour before the cull;
 "Keep running" resets the idle clock; a busy kernel keeps its server until its
 maximum age; each size has its timeout; the culled user's Dask cluster stops;
-the cull is recorded with cause ``cull``; the costs page shows the saving.
+the cull is recorded with cause ``cull``; the costs page shows the saving; a
+server pod the hub has no server for is deleted and its record closed.
 """
 
 from __future__ import annotations
@@ -14,25 +15,26 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
-from devcluster.demo.workbench import Workbench
+from devcluster.demo.workbench import NAMESPACE, Workbench
 from devcluster.services.ldap import LdapServer
 from tests.integration.hub_harness import (
     HubUser,
     error_on,
     hub_log,
     logged_in,
+    pod_of,
     stack_on_profiles,
     user_gateway,
     wait_until,
 )
 from tests.integration.kernel_support import execute, kernels_url, start_kernel
-from wbspawner.costs.accounting import UsageRecord, open_db
+from wbspawner.costs.accounting import UsageRecord, open_db, record_start
 from wbspawner.costs.page import CostsQuery, render_costs
 from wbspawner.costs.web import load_report
 
@@ -42,11 +44,13 @@ CULLING = """culling:
   idle_timeout_s: 14
   warn_before_s: 7
   max_busy_age_s: 30
+  orphan_grace_s: 3
   sizes:
     medium: {idle_timeout_s: 20}
 """
 """small: warned 7 s after its last use, culled 7 s later; medium: 13 s and 20 s,
-but a busy kernel keeps it for 30 s."""
+but a busy kernel keeps it for 30 s. A server pod the hub has no server for is
+deleted once 3 s old."""
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +195,59 @@ def test_a_busy_kernel_keeps_its_server_until_the_maximum_age(bench: Workbench) 
     wait_until(lambda: server_of(bob) is None, 30, "bob's server culled")
     assert records(bench.cost_db, "bob")[-1].stop_cause == "cull"
     assert "the timeout of medium is 20 seconds" in hub_log(bench)
+
+
+def test_a_pod_of_no_server_is_deleted_and_its_record_closed(
+    bench: Workbench,
+) -> None:
+    """A server pod the hub does not know (as a failed start or stop leaves
+    one) goes at the culler's next pass past the grace, with its open record
+    closed as ``orphan`` and one line in the log; gina's running server stays."""
+    kube = bench.kube
+    assert kube is not None
+    gina = logged_in(bench, "gina")
+    start(gina, "small")
+    kube.create(f"/api/v1/namespaces/{NAMESPACE}/pods", _server_pod("ghost"))
+    with open_db(bench.cost_db)() as session:
+        ago = datetime.now(UTC) - timedelta(minutes=5)
+        record_start(
+            session, "ghost", "small", "cpu4", "spot", "us-east-1b", "", 0.1, ago
+        )
+
+    def gone() -> bool:
+        pod = pod_of(kube, "ghost")
+        return pod is None or bool(pod["metadata"].get("deletionTimestamp"))
+
+    wait_until(gone, 30, "the orphan pod deleted", 0.5)
+    line = f"culler: deleted pod {NAMESPACE}/jupyter-ghost (user ghost, server default"
+    wait_until(lambda: line in hub_log(bench), 10, "the deletion logged")
+    assert "the hub has no server for it; accounting record" in hub_log(bench)
+    (row,) = records(bench.cost_db, "ghost")
+    assert row.stop_cause == "orphan" and row.stopped_at is not None
+    assert server_of(gina) is not None
+    gina_pod = pod_of(kube, "gina")
+    assert gina_pod is not None and not gina_pod["metadata"].get("deletionTimestamp")
+    gina.stop(kube)
+
+
+def _server_pod(user: str) -> dict[str, Any]:
+    """A pod as KubeSpawner makes a server's, for a node no group can start."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"jupyter-{user}",
+            "labels": {
+                "component": "singleuser-server",
+                "hub.jupyter.org/username": user,
+            },
+            "annotations": {"hub.jupyter.org/username": user},
+        },
+        "spec": {
+            "nodeSelector": {"wbspawner.test/no-such-node": "true"},
+            "containers": [{"name": "notebook", "image": "wbspawner/none:1"}],
+        },
+    }
 
 
 def _use(user: HubUser) -> None:

@@ -271,6 +271,32 @@ def test_a_flaky_api_server_loses_no_spawn(bench: Workbench, bob: HubUser) -> No
     assert "never showed up" not in since
 
 
+def test_a_stop_whose_delete_fails_for_a_while_leaves_no_pod(
+    bench: Workbench, bob: HubUser
+) -> None:
+    """Every pod delete answered 500 for 6 s, as an apiserver whose etcd
+    hiccups: bob's stop still deletes his pod once the API answers again, and
+    closes his accounting record. (KubeSpawner gives up at the first error;
+    the hub then forgot the server while its pod ran on, billed and unseen.)"""
+    kube = bench.kube
+    assert kube is not None
+    started = bob.api("POST", "/users/bob/server", json={"profile": "medium"})
+    assert started.status_code in (201, 202), started.text
+    bob.wait_ready(timeout=120)
+    assert open_records(bench, "bob")
+    log_size = len(hub_log(bench))
+    settings = {"kinds": ["error"], "methods": ["DELETE"]}
+    with api_chaos(kube, 1.0, seed=19, **settings) as injected:
+        stopping = bob.api("DELETE", "/users/bob/server")
+        assert stopping.status_code in (202, 204), stopping.text
+        time.sleep(6.0)
+    assert injected["injected"].get("error", 0) >= 1, injected
+    wait_until(lambda: pod_of(kube, "bob") is None, 60, "bob's pod deleted", 0.5)
+    wait_until(lambda: not server_model(bob), 30, "bob's server stopped in the hub")
+    assert not open_records(bench, "bob")
+    assert "the pod's delete failed" in hub_log(bench)[log_size:]
+
+
 def test_a_crashed_hubs_warmer_goes_and_the_new_one_serves(
     bench: Workbench, alice: HubUser
 ) -> None:

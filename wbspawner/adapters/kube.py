@@ -202,25 +202,36 @@ class Kube:
         timeout: float = DEFAULT_TIMEOUT,
         forbidden_hint: str = "",
         owns_client: bool = False,
+        retry_for: float | None = None,
     ) -> None:
         self.api_client = api_client
         self.timeout = timeout
+        self.retry_for = retry_for
         self.forbidden_hint = forbidden_hint
         self._owns_client = owns_client
 
     @classmethod
-    def of(cls, api: Any, *, timeout: float = DEFAULT_TIMEOUT) -> Kube:
+    def of(
+        cls,
+        api: Any,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry_for: float | None = None,
+    ) -> Kube:
         """Return an adapter over an existing client (which stays the owner's).
 
         Args:
             api: an ``ApiClient``, or an API object holding one as
                 ``api_client`` (KubeSpawner's ``self.api``).
-            timeout: seconds per request.
+            timeout: seconds per request (one try).
+            retry_for: seconds a retried request may take in all (see
+                :class:`Kube`).
 
         Returns:
             The adapter; :meth:`close` leaves the client open.
         """
-        return cls(getattr(api, "api_client", api), timeout=timeout)
+        client = getattr(api, "api_client", api)
+        return cls(client, timeout=timeout, retry_for=retry_for)
 
     @classmethod
     async def connect(
@@ -322,44 +333,86 @@ class Kube:
         """
         # Retried here, each try with its own timeout: a shed request (429)
         # always, it was not served; a 5xx or no answer only for a read, which
-        # changes nothing (a write may have taken effect).
+        # changes nothing (a write may have taken effect). Tries are counted
+        # (RETRY_ATTEMPTS) or, with retry_for, bounded by that time in all.
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         token = _OWN_RETRIES.set(True)
         try:
-            for attempt in range(1, RETRY_ATTEMPTS + 1):
-                last = attempt == RETRY_ATTEMPTS
+            attempt = 0
+            failure: TimeoutError | None
+            while True:
+                attempt += 1
                 try:
                     status, data, asked = await self._request_once(
                         method, path, body, query=query, content_type=content_type
                     )
                 except TimeoutError as err:
-                    if method != "GET" or last:
-                        raise KubeError(
-                            f"no answer from the Kubernetes API at {self.host} "
-                            f"within {self.timeout:g} s ({method} {path})"
-                        ) from err
-                    said, asked = f"no answer within {self.timeout:g} s", None
+                    if method != "GET":
+                        raise self._no_answer(method, path, attempt, began) from err
+                    said, asked, failure = (
+                        f"no answer within {self.timeout:g} s",
+                        None,
+                        err,
+                    )
                 else:
                     if 200 <= status <= 299:
                         return json.loads(data) if data else None
                     again = status == 429 or (method == "GET" and status in TRANSIENT)
-                    if not again or last:
+                    if not again:
                         raise self._refused(method, path, status, data)
-                    said = f"answered {status}"
+                    said, failure = f"answered {status}", None
                 backoff = 0.25 * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
                 delay = min(RETRY_CAP_S, backoff if asked is None else asked)
+                if self._out_of_tries(attempt, loop.time() + delay - began):
+                    if failure is not None:
+                        raise self._no_answer(method, path, attempt, began) from failure
+                    refused = self._refused(method, path, status, data)
+                    raise KubeError(
+                        f"{refused}{self._gave_up(attempt, began)}",
+                        status=refused.status,
+                        reason=refused.reason,
+                    )
                 _log.warning(
-                    "Kubernetes API %s to %s %s; try %d of %d in %.1f s",
+                    "Kubernetes API %s to %s %s; try %d %s in %.1f s",
                     said,
                     method,
                     path,
                     attempt + 1,
-                    RETRY_ATTEMPTS,
+                    self._budget(),
                     delay,
                 )
                 await asyncio.sleep(delay)
         finally:
             _OWN_RETRIES.reset(token)
-        raise AssertionError("unreachable")  # the last try returned or raised
+
+    def _out_of_tries(self, attempt: int, spent_after_wait: float) -> bool:
+        """Whether a request tried ``attempt`` times may not be tried again."""
+        if self.retry_for is None:
+            return attempt >= RETRY_ATTEMPTS
+        return spent_after_wait >= self.retry_for
+
+    def _budget(self) -> str:
+        """How retries are bounded, for the log."""
+        if self.retry_for is None:
+            return f"of {RETRY_ATTEMPTS}"
+        return f"of those allowed within {self.retry_for:g} s"
+
+    def _gave_up(self, attempt: int, began: float) -> str:
+        """What a final error adds when the request was tried more than once."""
+        if attempt == 1:
+            return ""
+        spent = asyncio.get_running_loop().time() - began
+        return f"; gave up after {attempt} tries in {spent:.1f} s"
+
+    def _no_answer(
+        self, method: str, path: str, attempt: int, began: float
+    ) -> KubeError:
+        return KubeError(
+            f"no answer from the Kubernetes API at {self.host} "
+            f"within {self.timeout:g} s ({method} {path})"
+            f"{self._gave_up(attempt, began)}"
+        )
 
     async def _request_once(
         self,
@@ -467,13 +520,26 @@ class Kube:
         )
         return patched
 
-    async def delete(self, path: str, *, grace_period_s: int | None = None) -> bool:
-        """Delete the object at ``path``; ``False`` when it was already gone."""
+    async def delete(
+        self, path: str, *, grace_period_s: int | None = None, uid: str | None = None
+    ) -> bool:
+        """Delete the object at ``path``; ``False`` when it was already gone.
+
+        With ``uid``, only that object: one made since under the same name is
+        refused with ``409 Conflict`` (a ``KubeError``).
+        """
         query = None
         if grace_period_s is not None:
             query = {"gracePeriodSeconds": str(grace_period_s)}
+        body: Obj | None = None
+        if uid:
+            body = {
+                "kind": "DeleteOptions",
+                "apiVersion": "v1",
+                "preconditions": {"uid": uid},
+            }
         try:
-            await self.request("DELETE", path, query=query)
+            await self.request("DELETE", path, body, query=query)
         except KubeError as err:
             if err.status == 404:
                 return False

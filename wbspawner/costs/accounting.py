@@ -37,11 +37,11 @@ US_PER_HOUR = 3600 * MICRO
 
 Kind = Literal["server", "dask"]
 GroupBy = Literal["user", "group", "size"]
-StopCause = Literal["stop", "cull", "reclaim", "node-gone"]
+StopCause = Literal["stop", "cull", "reclaim", "node-gone", "orphan"]
 """Why a run ended: ``stop`` (its user, an admin or its owner's API call
 stopped it), ``cull`` (the idle culler), ``reclaim`` (AWS reclaimed its spot
 node), ``node-gone`` (its node went away otherwise: maintenance, scale-in)."""
-STOP_CAUSES: tuple[StopCause, ...] = ("stop", "cull", "reclaim", "node-gone")
+STOP_CAUSES: tuple[StopCause, ...] = ("stop", "cull", "reclaim", "node-gone", "orphan")
 
 
 class Base(DeclarativeBase):
@@ -125,13 +125,21 @@ def open_db(url: str = DEFAULT_DB_URL) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def _open(session: Session, kind: Kind, user: str, name: str) -> UsageRecord | None:
+def _open(
+    session: Session,
+    kind: Kind,
+    user: str,
+    name: str,
+    started_before: datetime | None = None,
+) -> UsageRecord | None:
     query = select(UsageRecord).where(
         UsageRecord.kind == kind,
         UsageRecord.user == user,
         UsageRecord.name == name,
         UsageRecord.stopped_at.is_(None),
     )
+    if started_before is not None:
+        query = query.where(UsageRecord.started_at <= naive_utc(started_before))
     return session.scalars(query).first()
 
 
@@ -239,6 +247,7 @@ def record_stop(
     kind: Kind = "server",
     name: str = "",
     cause: StopCause | None = None,
+    started_before: datetime | None = None,
 ) -> UsageRecord | None:
     """Record that a user's server (or Dask cluster ``name``) stopped.
 
@@ -249,17 +258,58 @@ def record_stop(
         kind: ``server`` or ``dask``.
         name: server name or cluster name.
         cause: why it stopped, when known.
+        started_before: close only a record started at or before then (the
+            orphan sweep: not a server started since it looked).
 
     Returns:
         The closed record, or ``None`` when none was open.
     """
-    row = _open(session, kind, user, name)
+    row = _open(session, kind, user, name, started_before)
     if row is None:
         return None
     row.stopped_at = max(naive_utc(at), row.started_at)
     row.stop_cause = cause
     session.commit()
     return row
+
+
+def discard_failed_start(
+    session: Session,
+    user: str,
+    since: datetime,
+    kind: Kind = "server",
+    name: str = "",
+) -> int:
+    """Remove the open record of a start that never became ready.
+
+    A server whose pod ran but that the hub then gave up on (its start timed
+    out, or it never answered the hub) was never the user's: billing reports
+    count one record per server that became ready, so the record goes. Only
+    records opened at or after ``since`` (that start) go; an older open record
+    is left to its own stop.
+
+    Args:
+        session: a database session.
+        user: user name.
+        since: when the failed start began.
+        kind: ``server`` or ``dask``.
+        name: server name or cluster name.
+
+    Returns:
+        How many records were removed (0 or 1).
+    """
+    query = select(UsageRecord).where(
+        UsageRecord.kind == kind,
+        UsageRecord.user == user,
+        UsageRecord.name == name,
+        UsageRecord.stopped_at.is_(None),
+        UsageRecord.started_at >= naive_utc(since),
+    )
+    rows = list(session.scalars(query))
+    for row in rows:
+        session.delete(row)
+    session.commit()
+    return len(rows)
 
 
 def record_price_change(

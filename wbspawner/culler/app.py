@@ -15,6 +15,12 @@ This module owns the service process, a thin loop around
    once the hub says it is gone mark its accounting record ``cull``
    (:func:`wbspawner.costs.culls.mark_cull`).
 
+Each pass then sweeps the namespace for server pods the hub has no server for
+(:mod:`wbspawner.culler.orphans`: a failed start or stop left them running,
+unseen): past ``culling.orphan_grace_s`` each is deleted (that pod only, by its
+uid; claims and volumes are never touched), its open accounting record is
+closed with cause ``orphan``, and one line says so in the log.
+
 Dask clusters of a culled server's user are stopped by the gateway's reaper,
 which stops the clusters of users without an active server. A pass never raises
 (but on cancellation): a failure is logged and the next pass retries.
@@ -23,6 +29,7 @@ which stops the clusters of users without an active server. A pass never raises
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -32,15 +39,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 from tornado.ioloop import PeriodicCallback
 from traitlets import Any as AnyTrait
-from traitlets import Float, Unicode, default
+from traitlets import Bool, Float, Unicode, default
 
 from wbspawner.adapters.hubapi import HubApi
+from wbspawner.adapters.kube import Kube, api_path
 from wbspawner.adapters.parent import parent_gone, until_signal, watch_parent
 from wbspawner.adapters.userservers import UserServers
 from wbspawner.catalog.pricing import hourly_cost
-from wbspawner.costs.accounting import MICRO, list_open, open_db
+from wbspawner.costs.accounting import MICRO, list_open, open_db, record_stop
 from wbspawner.costs.culls import mark_cull
-from wbspawner.culler import policy
+from wbspawner.culler import orphans, policy
+from wbspawner.errors import KubeError
 from wbspawner.model import Profiles
 from wbspawner.profiles.loader import ProfilesSource
 from wbspawner.service import ProfilesService
@@ -69,13 +78,28 @@ class CullerApp(ProfilesService):
         120.0, config=True, help="Seconds to wait for a stopped server to be gone."
     )
     clock = AnyTrait(help="Returns the current aware time; tests only.")
+    namespace = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Namespace of users' server pods, swept for pods of no server; "
+        "``None``: no sweep.",
+    )
+    kubeconfig = Unicode(None, allow_none=True, config=True, help="kubeconfig file.")
+    in_cluster = Bool(config=True, help="Use the pod's service account.")
+    k8s_api_host = Unicode(None, allow_none=True, config=True, help="API URL override.")
 
     aliases = {
         "interval": "CullerApp.interval",
         "profiles": "CullerApp.profiles_dir",
         "proxy-url": "CullerApp.proxy_url",
+        "namespace": "CullerApp.namespace",
         "log-level": "Application.log_level",
     }
+
+    @default("in_cluster")
+    def _default_in_cluster(self) -> bool:
+        return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not self.kubeconfig
 
     @default("proxy_url")
     def _default_proxy_url(self) -> str:
@@ -101,6 +125,8 @@ class CullerApp(ProfilesService):
         self._busy = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sessions: Any = None
+        self.kube: Kube | None = None
+        """The cluster, for the sweep (``None``: no sweep)."""
 
     # -------------------------------------------------------------- loop
 
@@ -140,6 +166,77 @@ class CullerApp(ProfilesService):
         tz = ZoneInfo(profiles.warm.timezone)
         for decision in policy.decide_all(views, profiles.culling, now):
             await self._act(decision, profiles, now, tz)
+        await self.sweep(profiles.culling.orphan_grace_s)
+
+    # ------------------------------------------------------------- sweep
+
+    async def sweep(self, grace_s: float) -> list[orphans.Orphan]:
+        """Delete server pods the hub has no server for, past ``grace_s``.
+
+        The hub's servers are listed before the pods, so a server that starts
+        in between has a pod younger than the grace. Returns what was deleted.
+
+        Raises:
+            OSError, TimeoutError: the hub did not answer (the pass says so).
+        """
+        if self.kube is None or not self.namespace or grace_s <= 0:
+            return []
+        known = orphans.known_servers(await self.hub.users(state="active"))
+        listed_at = self.clock()
+        try:
+            found = await self.kube.list_pods(self.namespace, orphans.SERVER_PODS)
+        except KubeError as err:
+            self.log.warning("culler: no sweep of orphan pods: %s", err)
+            return []
+        pods = [p for p in map(orphans.server_pod, found) if p is not None]
+        deleted = []
+        for orphan in orphans.orphans(pods, known, listed_at, grace_s):
+            if await self._delete_orphan(orphan, listed_at):
+                deleted.append(orphan)
+        return deleted
+
+    async def _delete_orphan(self, orphan: orphans.Orphan, listed_at: datetime) -> bool:
+        assert self.kube is not None and self.namespace
+        pod = orphan.pod
+        path = api_path("pods", self.namespace, pod.name)
+        try:
+            await self.kube.delete(path, uid=pod.uid or None)
+        except KubeError as err:  # 409: the name is a new server's pod now
+            self.log.warning(
+                "culler: pod %s/%s of no server not deleted: %s",
+                self.namespace,
+                pod.name,
+                err,
+            )
+            return False
+        record = await asyncio.to_thread(self._close_orphan, orphan, listed_at)
+        self.log.warning(
+            "culler: %s", orphans.deletion_line(orphan, self.namespace, record)
+        )
+        return True
+
+    def _close_orphan(self, orphan: orphans.Orphan, listed_at: datetime) -> int | None:
+        """Close the open accounting record of an orphan's server (its id)."""
+        try:
+            if self._sessions is None:
+                self._sessions = open_db(self.cost_db_url)
+            with self._sessions() as session:
+                row = record_stop(
+                    session,
+                    orphan.pod.user,
+                    self.clock(),
+                    name=orphan.pod.server,
+                    cause="orphan",
+                    started_before=listed_at,
+                )
+                return None if row is None else row.id
+        except Exception as err:
+            self.log.warning(
+                "culler: accounting of orphan pod %s not closed: %s",
+                orphan.pod.name,
+                err,
+            )
+            return None
 
     async def _view(
         self,
@@ -302,6 +399,7 @@ class CullerApp(ProfilesService):
         stop = asyncio.Event()
         watch = watch_parent(self.parent_pid, stop, self.log, "culler")
         self.init_state()
+        await self._connect()
         periodic = PeriodicCallback(self.cull_pass, self.interval * 1000)
         try:
             await self.cull_pass()
@@ -314,6 +412,19 @@ class CullerApp(ProfilesService):
                 watch.stop()
             await self.hub.close()
             await self.servers.close()
+            if self.kube is not None:
+                await self.kube.close()
+
+    async def _connect(self) -> None:
+        """Connect to the cluster for the sweep; without one, the culler culls."""
+        if not self.namespace:
+            return
+        try:
+            self.kube = await Kube.connect(
+                self.kubeconfig, in_cluster=self.in_cluster, api_host=self.k8s_api_host
+            )
+        except KubeError as err:
+            self.log.warning("culler: no sweep of orphan pods: %s", err)
 
     def start(self) -> None:
         """Run the service until it is told to stop."""

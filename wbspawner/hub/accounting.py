@@ -47,6 +47,7 @@ from wbspawner.costs.accounting import (
     Start,
     StopCause,
     UsageRecord,
+    discard_failed_start,
     open_db,
     record,
     record_stop,
@@ -375,6 +376,34 @@ class Accounting:
             lambda s: recent_sessions(s, user),
         )
         return list(found or [])
+
+    async def failed_start(self, user: str, name: str, since: datetime) -> int:
+        """Remove the record of a start the hub gave up on.
+
+        See :func:`~wbspawner.costs.accounting.discard_failed_start`.
+
+        Args:
+            user: the user.
+            name: the server name.
+            since: when that start began.
+
+        Returns:
+            How many records were removed (0 when off or on failure).
+        """
+        if not self.url:
+            return 0
+        removed = await self._run(
+            f"removing the record of {user}'s failed start",
+            lambda s: discard_failed_start(s, user, since, name=name),
+            retry=True,
+        )
+        if removed:
+            self.log.info(
+                "Accounting: %s's start failed before the server was ready: "
+                "its record removed",
+                user,
+            )
+        return int(removed or 0)
 
     async def spent(self) -> dict[str, Fraction] | None:
         """Return this month's spend per group so far; ``None`` on failure.

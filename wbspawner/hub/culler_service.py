@@ -5,7 +5,9 @@ data, the way :mod:`wbspawner.hub.warmer_service` does for the warmer:
 
 - :func:`service`: a hub-managed service without a URL (the hub starts
   ``python -m wbspawner.culler`` and gives it an API token) with the settings it
-  needs on its command line;
+  needs on its command line, and the Kubernetes variables of the hub's
+  environment: its sweep of orphan server pods lists and deletes pods with the
+  hub's own Kubernetes identity (which KubeSpawner already needs for that);
 - :func:`roles`: the service's role with only the scopes it uses:
   ``list:users`` and ``read:users:name`` (who has a server),
   ``read:users:activity`` and ``read:servers`` (servers' sizes and last
@@ -35,6 +37,9 @@ SERVICE_SCOPES = (
     "delete:servers",
 )
 """What the culler may do: see servers and their use, reach them, stop them."""
+KUBE_ENV = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
+"""Environment a hub-managed service does not inherit but the culler's sweep of
+orphan pods needs (the kubeconfig, or the in-cluster configuration)."""
 
 
 def proxy_url(public_url: str) -> str:
@@ -66,7 +71,7 @@ def service(
     Args:
         settings: the hub's settings (profiles, public URL, accounting).
         interval: seconds between two passes.
-        environ: unused for now; the hub's environment.
+        environ: the hub's environment; only :data:`KUBE_ENV` is passed on.
         hub_pid: the hub's PID: the culler stops when that hub dies.
 
     Returns:
@@ -76,15 +81,15 @@ def service(
     cmd += [f"--profiles={p}" for p in settings.profiles_paths]
     proxy = settings.culler_proxy_url or proxy_url(settings.public_url)
     cmd += [f"--interval={interval:g}", f"--proxy-url={proxy}"]
+    cmd.append(f"--namespace={settings.namespace}")  # server pods to sweep
+    if settings.k8s_api_host:
+        cmd.append(f"--CullerApp.k8s_api_host={settings.k8s_api_host}")
     if hub_pid is not None:
         cmd.append(f"--CullerApp.parent_pid={hub_pid}")
-    del environ
-    return {
-        "name": SERVICE_NAME,
-        "command": cmd,
-        # in the environment, not on the command line the hub logs
-        "environment": {"WBSPAWNER_COST_DB_URL": settings.cost_db},
-    }
+    env = {k: v for k, v in (environ or {}).items() if k in KUBE_ENV}
+    # in the environment, not on the command line the hub logs
+    env["WBSPAWNER_COST_DB_URL"] = settings.cost_db
+    return {"name": SERVICE_NAME, "command": cmd, "environment": env}
 
 
 def roles(name: str = SERVICE_NAME) -> list[dict[str, Any]]:

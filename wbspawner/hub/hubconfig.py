@@ -177,12 +177,12 @@ def _warmer(
     c.JupyterHub.load_roles = warmer_hub.roles(profiles.admin_groups)
 
 
-def _culler(c: Any, settings: Settings) -> None:
+def _culler(c: Any, settings: Settings, environ: Mapping[str, str]) -> None:
     """Register wbspawner's idle culler as a hub-managed service (if wanted)."""
     if settings.culler_interval is None:
         return
     service = culler_hub.service(
-        settings, settings.culler_interval, hub_pid=os.getpid()
+        settings, settings.culler_interval, environ=environ, hub_pid=os.getpid()
     )
     services = c.JupyterHub.services if "services" in c.JupyterHub else []
     roles = c.JupyterHub.load_roles if "load_roles" in c.JupyterHub else []
@@ -229,7 +229,7 @@ def apply(
     }
     hub_environ = os.environ if environ is None else environ
     _warmer(c, settings, profiles, hub_environ)
-    _culler(c, settings)
+    _culler(c, settings, hub_environ)
     _ssh(c, settings, hub_environ)
     # Dask Gateway: the hub service, users' access scope, notebook environment.
     apply_hub_wiring(

@@ -208,6 +208,13 @@ class WorkbenchSpawner(KubeSpawner):
     _data: DataAccess | None = None
     """The buckets and volumes of the user's groups at this start."""
     _start_clock: float = 0.0
+    _start_wall: datetime | None = None
+    """When the current start began (its accounting record is not older)."""
+    _start_failed: bool = False
+    """The current start failed or the hub gave up on it (then its pod and
+    any accounting record of it go)."""
+    _cleanup: asyncio.Future[None] | None = None
+    """The deletion of the pod of a start that failed."""
     _start_name: str = ""
     """``_log_name`` at the start (reading it loads the user from the database)."""
 
@@ -228,7 +235,12 @@ class WorkbenchSpawner(KubeSpawner):
     def kube(self) -> Kube:
         """The cluster as JSON, over KubeSpawner's own client (one connection)."""
         if self._kube is None:
-            self._kube = Kube.of(self.api, timeout=self.k8s_api_request_timeout)
+            # Each read tried for as long as KubeSpawner retries its own calls.
+            self._kube = Kube.of(
+                self.api,
+                timeout=self.k8s_api_request_timeout,
+                retry_for=self.k8s_api_request_retry_timeout,
+            )
         return self._kube
 
     @kube.setter
@@ -515,6 +527,7 @@ class WorkbenchSpawner(KubeSpawner):
         self._stop_reason = None  # it explained the last stop only
         self._stop_cause = None
         self._start_clock = asyncio.get_running_loop().time()
+        self._start_wall, self._start_failed = datetime.now(UTC), False
         self._start_name = self._log_name
         inner = super().start()
         if self.dask_namespace:  # Dask pods: own server + workers (bounded, logs)
@@ -544,6 +557,35 @@ class WorkbenchSpawner(KubeSpawner):
             return None, refusal
 
     async def _start_or_refuse(self, inner: asyncio.Future[Any]) -> Any:
+        """Start; on any failure (the hub's timeout too) delete the pod by name.
+
+        JupyterHub's clean-up after a failed start stops the server only when
+        its poll finds the pod; a pod whose create was answered late (a loaded
+        API server, a cancelled start) is not in KubeSpawner's reflector yet,
+        and would run on, unseen by the hub.
+        """
+        try:
+            return await self._start_checked(inner)
+        except BaseException:
+            self._start_failed = True
+            self._cleanup = asyncio.ensure_future(self._delete_failed_pod())
+            raise
+
+    async def _delete_failed_pod(self) -> None:
+        retry_for = float(self.k8s_api_request_retry_timeout)
+        why = await spawner_io.delete_pod(
+            self.kube, self.namespace, self.pod_name, retry_for
+        )
+        if why is not None:
+            self.log.warning(
+                "%s: the pod %s/%s of a failed start was not deleted: %s",
+                self._start_name,
+                self.namespace,
+                self.pod_name,
+                why,
+            )
+
+    async def _start_checked(self, inner: asyncio.Future[Any]) -> Any:
         refusal: UserFacingError | None
         result, refusal = await self._outcome(inner)
         if refusal is not None and refusal.reason == "capacity":
@@ -681,12 +723,41 @@ class WorkbenchSpawner(KubeSpawner):
         """Stop the server; a stop nobody else explained is a requested one.
 
         The server's memory is read once more first (the session's peak).
+
+        KubeSpawner gives up on the pod's delete at the first error the API
+        answers (after the client's few retries): the hub then forgets the
+        server while its pod runs on. The delete is tried again for
+        ``k8s_api_request_retry_timeout``; only then does the stop fail.
         """
         self._stop_cause = self._stop_cause or "stop"
         watch, self._memory = self._memory, None
         if watch is not None:
             await watch.finish()
-        return await super().stop(now=now)
+        try:
+            return await super().stop(now=now)
+        except Exception as err:
+            retry_for = float(self.k8s_api_request_retry_timeout)
+            self.log.warning(
+                "%s: the pod's delete failed (%s); trying again for %g s",
+                self._log_name,
+                err,
+                retry_for,
+            )
+            grace = 0 if now else int(self.delete_grace_period)
+            why = await spawner_io.delete_pod(
+                self.kube, self.namespace, self.pod_name, retry_for, grace_s=grace
+            )
+            if why is not None:
+                self.log.error(
+                    "%s: the pod %s/%s was not deleted (%s); the culler's sweep "
+                    "deletes it once the hub has no server for it",
+                    self._log_name,
+                    self.namespace,
+                    self.pod_name,
+                    why,
+                )
+                raise
+            return None
 
     async def run_post_stop_hook(self) -> Any:
         """Record the stop and why.
@@ -696,7 +767,17 @@ class WorkbenchSpawner(KubeSpawner):
         """
         cause, self._stop_cause = self._stop_cause, None
         costs, user, name = self._costs(), self.user.name, self.name
-        await self._account(lambda: costs.stopped(user, name, cause))
+        # The hub also stops a server whose start failed, or that never
+        # answered it (``_waiting_for_response``): never the user's.
+        failed = self._start_failed or bool(getattr(self, "_waiting_for_response", 0))
+        since, self._start_failed = self._start_wall, False
+        if self._cleanup is not None:  # bounded by the retry timeout
+            await asyncio.wait({self._cleanup})
+            self._cleanup = None
+        if failed and since is not None:
+            await self._account(lambda: costs.failed_start(user, name, since))
+        else:
+            await self._account(lambda: costs.stopped(user, name, cause))
         return await maybe_future(super().run_post_stop_hook())
 
     # ------------------------------------------------------------ hub restart

@@ -4,7 +4,8 @@ This module owns the spawner's few reads of the cluster (the zone of a user's
 bound home volume, the node a server's pod runs on), its watch for an
 autoscaler that keeps refusing to start a node, the wait for the pod of a
 start the hub was restarted during, and the watch for a running server's pod
-being deleted (:func:`deletion_cause`). It decides nothing: the meaning
+being deleted (:func:`deletion_cause`), and the deletion of the pod of a
+start that failed (:func:`delete_pod`). It decides nothing: the meaning
 of what it reads comes from :mod:`wbspawner.homes.policy` and
 :mod:`wbspawner.spawn.progress`. The cluster is read through
 :class:`wbspawner.adapters.kube.Kube` (over KubeSpawner's client), whose every
@@ -19,8 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from wbspawner.adapters.kube import api_path
-from wbspawner.errors import UserFacingError
+from wbspawner.adapters.kube import TRANSIENT, api_path
+from wbspawner.errors import KubeError, UserFacingError
 from wbspawner.homes.policy import zone_of_pv
 from wbspawner.model import POOL_LABEL, ZONE_LABEL
 from wbspawner.spawn import progress
@@ -279,4 +280,43 @@ async def deletion_cause(
         if current is None or deleting:
             found = interruption_of(await kube.get_node(node)) if node else None
             return found, current is not None
+        await asyncio.sleep(interval_s)
+
+
+async def delete_pod(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    retry_for: float,
+    interval_s: float = 1.0,
+    grace_s: int = 0,
+) -> str | None:
+    """Delete a pod, trying again for ``retry_for`` seconds; ``None`` once done.
+
+    The pod of a start that failed (it may exist although the hub's copy of
+    the cluster does not show it yet: its create was answered late, or not at
+    all), so it is deleted by name; or of a stop whose first delete failed. A
+    pod that is already gone is fine.
+
+    Args:
+        kube: the Kubernetes adapter.
+        namespace: the pod's namespace.
+        name: the pod's name.
+        retry_for: seconds to keep trying while the API does not answer or
+            answers a transient error.
+        interval_s: seconds between two tries.
+        grace_s: the pod's grace period, seconds.
+
+    Returns:
+        ``None`` when the pod was deleted or was not there; else why not.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + retry_for
+    while True:
+        try:
+            await kube.delete(api_path("pods", namespace, name), grace_period_s=grace_s)
+            return None
+        except KubeError as err:
+            if err.status not in (0, *TRANSIENT) or loop.time() >= deadline:
+                return str(err)
         await asyncio.sleep(interval_s)

@@ -270,7 +270,14 @@ def build_culling(data: Mapping[str, Any]) -> CullSettings:
     timeouts = {slug: int(v["idle_timeout_s"]) for slug, v in sizes.items()}
     return CullSettings(
         size_timeouts_s=MappingProxyType(timeouts),
-        **_kwargs(data, "enabled", "idle_timeout_s", "warn_before_s", "max_busy_age_s"),
+        **_kwargs(
+            data,
+            "enabled",
+            "idle_timeout_s",
+            "warn_before_s",
+            "max_busy_age_s",
+            "orphan_grace_s",
+        ),
     )
 
 

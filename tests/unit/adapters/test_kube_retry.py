@@ -136,3 +136,22 @@ async def test_a_read_without_answer_is_asked_again_a_write_is_not(
     with pytest.raises(KubeError, match="no answer .* within 0.5 s"):
         await kube.create("/api/v1/namespaces", {"metadata": {"name": "x"}})
     assert flaky.seen == 1
+
+
+async def test_with_a_retry_budget_reads_are_tried_until_it_is_spent(
+    flaky_kube: tuple[Flaky, Kube],
+) -> None:
+    """The spawner's reads follow KubeSpawner's ``k8s_api_request_retry_timeout``:
+    more tries than the counted default while the budget lasts, then a message
+    that says how many and for how long."""
+    flaky, kube = flaky_kube
+    budgeted = Kube.of(kube.api_client, timeout=0.5, retry_for=6.0)
+    flaky.failures = [503] * RETRY_ATTEMPTS
+    found = await budgeted.get("/api/v1/namespaces/jhub")
+    assert found is not None and flaky.seen == RETRY_ATTEMPTS + 1
+    flaky.seen, flaky.failures = 0, [500] * 100
+    started = time.monotonic()
+    with pytest.raises(KubeError, match=r"500.*gave up after \d+ tries in") as caught:
+        await budgeted.get("/api/v1/namespaces/jhub")
+    assert 3.0 <= time.monotonic() - started <= 6.5
+    assert caught.value.status == 500 and flaky.seen > RETRY_ATTEMPTS

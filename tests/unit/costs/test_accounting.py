@@ -11,6 +11,8 @@ import pytest
 
 from wbspawner.costs.accounting import (
     Start,
+    UsageRecord,
+    discard_failed_start,
     month_bounds,
     open_db,
     record,
@@ -180,3 +182,31 @@ def test_an_in_memory_database_gets_its_tables_too() -> None:
         )
         (row,) = report(session, month="2026-03", now=MONTH_START + timedelta(hours=2))
     assert (row.key, row.hours) == ("ada", 2)
+
+
+def test_a_failed_start_leaves_no_record_an_older_open_one_stays(
+    tmp_path: Path,
+) -> None:
+    """Records are servers that became ready: the hub's failed start goes."""
+    url = f"sqlite:///{tmp_path / 'failed.sqlite'}"
+    t0 = datetime(2026, 3, 10, 9, 0)
+    with open_db(url)() as session:
+        record_start(session, "ada", "small", "cpu4", "spot", "a", "n1", 0.1, t0)
+        started = t0 + timedelta(hours=1)
+        assert discard_failed_start(session, "ada", started) == 0  # older: kept
+        record_stop(session, "ada", started)
+        record_start(session, "ada", "small", "cpu4", "spot", "a", "n2", 0.1, started)
+        assert discard_failed_start(session, "ada", started) == 1
+        rows = session.query(UsageRecord).all()
+    assert [(r.node, r.stopped_at) for r in rows] == [("n1", started)]
+
+
+def test_an_orphans_record_is_closed_not_one_started_since(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'orphan.sqlite'}"
+    t0 = datetime(2026, 3, 10, 9, 0)
+    with open_db(url)() as session:
+        record_start(session, "ada", "small", "cpu4", "spot", "a", "n1", 0.1, t0)
+        before = t0 - timedelta(minutes=1)
+        assert record_stop(session, "ada", t0, started_before=before) is None
+        row = record_stop(session, "ada", t0, cause="orphan", started_before=t0)
+    assert row is not None and row.stop_cause == "orphan"

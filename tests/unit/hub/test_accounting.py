@@ -212,6 +212,26 @@ async def test_start_and_stop_are_recorded_exactly(
     assert line.cost == Fraction(5, 2) * Fraction(123400, MICRO)
 
 
+async def test_a_start_the_hub_gave_up_on_leaves_no_record(
+    tmp_path: Path, profiles: Profiles
+) -> None:
+    """Its pod ran (the record was written), then the hub gave up (a timeout, a
+    server that never answered): the record goes, an earlier run's stays."""
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    clock = Clock(T0)
+    costs = Accounting(url, LOG, clock)
+    labels = {"topology.kubernetes.io/zone": "z-b"}
+    await costs.started(bob_large(profiles), profiles, None, reader(node("n1", labels)))
+    clock.advance(hours=1)
+    await costs.stopped("bob")
+    began = clock()
+    clock.advance(minutes=5)
+    await costs.started(bob_large(profiles), profiles, None, reader(node("n2", labels)))
+    assert await costs.failed_start("bob", "", began) == 1
+    (kept,) = rows(url)
+    assert kept.node == "n1" and kept.stopped_at is not None
+
+
 async def test_stop_without_a_start_is_fine(tmp_path: Path) -> None:
     costs = Accounting(f"sqlite:///{tmp_path / 'c.sqlite'}", LOG, Clock(T0))
     assert await costs.stopped("nobody") is None

@@ -338,13 +338,19 @@ def test_culler_service_and_least_privilege_role(profiles: Profiles) -> None:
         "WBSPAWNER_CULLER_INTERVAL": "5",
         "WBSPAWNER_WARMER_URL": "http://127.0.0.1:1",
     }
-    hubconfig.apply(c, Settings.from_env(env, lambda path: None), profiles, environ={})
+    hub_env = {"KUBECONFIG": "/k/config", "AWS_SECRET_ACCESS_KEY": "x", "HOME": "/h"}
+    settings = Settings.from_env(env, lambda path: None)
+    hubconfig.apply(c, settings, profiles, environ=hub_env)
     assert [s["name"] for s in c.JupyterHub.services] == ["warmer", "culler"]
     culler = c.JupyterHub.services[1]
     assert "url" not in culler  # no page: nothing to route
     assert culler["command"][1:3] == ["-m", "wbspawner.culler"]
     assert "--interval=5" in culler["command"]
     assert "--proxy-url=http://127.0.0.1:8000" in culler["command"]
+    # its sweep of orphan pods: the namespace, and only the Kubernetes variables
+    assert f"--namespace={settings.namespace}" in culler["command"]
+    assert culler["environment"]["KUBECONFIG"] == "/k/config"
+    assert not {"AWS_SECRET_ACCESS_KEY", "HOME"} & set(culler["environment"])
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert "warmer-service" in roles
     assert roles["culler-service"]["services"] == ["culler"]

@@ -125,6 +125,10 @@ class FakeKube:
         terms = [{"matchExpressions": [requirement]}]
         return {"spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": terms}}}}
 
+    async def delete(self, path: str, **_: Any) -> bool:
+        self.calls.append(f"delete {path}")
+        return True
+
     def __getattr__(self, name: str) -> Any:
         async def record(*args: Any, **kwargs: Any) -> None:
             self.calls.append(name)
@@ -487,6 +491,40 @@ async def test_refused_capacity_fails_the_start_with_advice(
     assert "reached its maximum size" in info.value.message
     assert info.value.status_code == 503
     assert "Traceback" not in caplog.text
+
+
+async def test_a_failed_or_abandoned_start_deletes_its_pod_by_name(
+    profiles: Profiles,
+) -> None:
+    """JupyterHub's clean-up stops a failed start only when KubeSpawner's copy
+    of the cluster shows its pod; the spawner deletes it by name either way:
+    when the start fails, and when the hub gives up on it (cancels it)."""
+    spawner = make_spawner(
+        Source(profiles), bob(), cls=EventsSpawner, capacity_grace_seconds=0.0
+    )
+    spawner.fixed_events = [
+        event(
+            "NotTriggerScaleUp",
+            "pod didn't trigger scale-up: 1 max node group size reached",
+        )
+    ]
+    spawner.user_options = {"profile": "large"}
+    await spawner.load_user_options()
+    with pytest.raises(SpawnException):
+        await asyncio.wait_for(spawner.start(), 10)
+    assert spawner._cleanup is not None
+    await asyncio.wait_for(spawner._cleanup, 5)
+    deleted = "delete /api/v1/namespaces/jhub/pods/jupyter-bob"
+    assert spawner.kube.calls.count(deleted) == 1  # type: ignore[attr-defined]
+
+    spawner.fixed_events = []
+    abandoned = spawner.start()  # the hub's start_timeout cancels it
+    await asyncio.sleep(0.1)
+    abandoned.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    await asyncio.wait_for(spawner._cleanup, 5)
+    assert spawner.kube.calls.count(deleted) == 2  # type: ignore[attr-defined]
 
 
 def test_state_round_trip(profiles: Profiles) -> None:
