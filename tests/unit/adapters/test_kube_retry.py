@@ -153,5 +153,6 @@ async def test_with_a_retry_budget_reads_are_tried_until_it_is_spent(
     started = time.monotonic()
     with pytest.raises(KubeError, match=r"500.*gave up after \d+ tries in") as caught:
         await budgeted.get("/api/v1/namespaces/jhub")
-    assert 3.0 <= time.monotonic() - started <= 6.5
+    # the budget, one try's timeout past it at most, and slack for a loaded machine
+    assert 3.0 <= time.monotonic() - started <= 6.0 + 0.5 + 1.5
     assert caught.value.status == 500 and flaky.seen > RETRY_ATTEMPTS
