@@ -38,7 +38,9 @@ from devcluster.services.procs import Proc, free_port
 T = TypeVar("T")
 
 _ACTION = re.compile(r'id="spawn_form"\s+action="([^"]+)"')
-_PROFILE = re.compile(r'<input type="radio"\s+name="profile"[^>]*value="([^"]+)"')
+_PROFILE = re.compile(
+    r'<input\b[^>]*\btype="radio"[^>]*\bname="profile"[^>]*\bvalue="([^"]+)"'
+)
 _ERROR = re.compile(r'class="spawn-error-msg[^"]*">(.*?)</p>', re.S)
 _LOGIN_ERROR = re.compile(r'<p class="login_error">(.*?)</p>', re.S)
 

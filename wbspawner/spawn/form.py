@@ -8,9 +8,11 @@ builds the list KubeSpawner applies overrides from, one entry per size the user
 may see; each entry also carries its :class:`SizeCard`, the plain-text card the
 hub's own template (``wbspawner/pages/templates/spawn-form.html``) renders.
 
-Pure: no I/O. Every admin-written text in ``display_name`` and ``description``
-is HTML-escaped here, because KubeSpawner's own template inserts them unescaped;
-a card holds plain text, escaped by the template.
+Pure: no I/O. The entries carry no HTML description: the cards are all the form
+shows. The admin-written names KubeSpawner itself reads (the entry's and the
+image choices' ``display_name``) are HTML-escaped here, because KubeSpawner's
+own template would insert them unescaped; a card holds plain text, escaped by
+the hub's template.
 """
 
 from __future__ import annotations
@@ -96,28 +98,14 @@ def hardware(pool: Pool) -> str:
     return " · ".join(parts)
 
 
-def price_text(pool: Pool, spot_prices: SpotPrices | None, profiles: Profiles) -> str:
-    """Return what an hour of a size costs, e.g. ``$0.50/h on-demand, $0.17/h spot``.
-
-    The spot price says whether it was observed or estimated from the admin's
-    assumed discount.
-
-    Args:
-        pool: the size's pool.
-        spot_prices: observed spot prices by ``(type, zone)``, or ``None``.
-        profiles: the profiles (cost settings).
-
-    Returns:
-        Plain text (not escaped).
-    """
-    on_demand, spot = _prices(pool, spot_prices, profiles)
-    return f"{on_demand}, {spot}" if spot else on_demand
-
-
 def _prices(
     pool: Pool, spot_prices: SpotPrices | None, profiles: Profiles
 ) -> tuple[str, str | None]:
-    """Return (an hour on-demand, an hour on spot or ``None``) in words."""
+    """Return (an hour on-demand, an hour on spot or ``None``) in words.
+
+    The spot figure says whether it is the observed price (``current price``)
+    or estimated from the admin's assumed discount (``estimated``).
+    """
     on_demand = hourly_cost(pool, "on-demand", spot_prices, profiles.cost)
     if "spot" not in pool.capacity_types:
         return f"{format_price(on_demand.per_hour)} on-demand", None
@@ -152,47 +140,6 @@ def warm_text(
         return "Ready now"
     wait = waits.of(pool) if waits else estimate(pool, None, None)
     return f"Starts in {wait_words(wait.total_s)}"
-
-
-def describe_size(
-    size: Size,
-    pool: Pool,
-    profiles: Profiles,
-    warm_status: ReadyNodes | None,
-    spot_prices: SpotPrices | None,
-    unavailable: str | None = None,
-    waits: Waits | None = None,
-) -> str:
-    """Return the HTML description of one size on the form.
-
-    Args:
-        size: the size.
-        pool: its pool.
-        profiles: the profiles (cost settings).
-        warm_status: ready warm nodes by pool, or ``None``.
-        spot_prices: observed spot prices, or ``None``.
-        unavailable: why the size cannot start now (a spent budget), or ``None``.
-        waits: the observed cold starts and the user's zone, or ``None``.
-
-    Returns:
-        Escaped HTML: the hardware line, the price line, why it is unavailable,
-        the warm line and the admin's description.
-    """
-    price = price_text(pool, spot_prices, profiles)
-    lines = [
-        f'<span class="wb-hardware">{html.escape(hardware(pool))}</span>',
-        f'<span class="wb-price">{html.escape(price)}</span>',
-    ]
-    if unavailable:
-        lines.append(
-            f'<strong class="wb-unavailable">{html.escape(unavailable)}</strong>'
-        )
-    warm = warm_text(pool, warm_status, waits)
-    if warm:
-        lines.append(f'<span class="wb-warm">{html.escape(warm)}</span>')
-    if size.description:
-        lines.append(f'<span class="wb-note">{html.escape(size.description)}</span>')
-    return "<br>".join(lines)
 
 
 def _image_options(
@@ -311,15 +258,6 @@ def kubespawner_profiles(
         entry: dict[str, Any] = {
             "slug": size.slug,
             "display_name": html.escape(size.display_name),
-            "description": describe_size(
-                size,
-                pool,
-                profiles,
-                warm_status,
-                spot_prices,
-                refused.get(size.slug),
-                waits,
-            ),
             "default": size is default,
             "kubespawner_override": override,
             CARD: card,

@@ -148,9 +148,21 @@ def test_notices_come_first_and_admin_text_is_escaped(profiles: Profiles) -> Non
         < html.index("&lt;is&gt;")
         < html.index("<fieldset")
     )
-    assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
+    # the admin's description is the card's note, escaped once
+    assert "<script>alert" not in html
+    assert (
+        '<div class="wb-note wb-muted">&lt;script&gt;alert(1)&lt;/script&gt;</div>'
+    ) in html
+    assert fields(html).labels["profile-item-small"] == "<b>4 GiB</b>"
     assert "&lt;b&gt;4 GiB&lt;/b&gt;" in html
     assert "&amp;lt;" not in html  # a card is escaped once
+
+
+def test_every_card_shows_its_note(profiles: Profiles) -> None:
+    html = render(kubespawner_profiles(profiles, BOB, False), {})
+    notes = re.findall(r'<div class="wb-note wb-muted">([^<]*)</div>', html)
+    assert notes == [s.description for s in profiles.sizes[:5]]
+    assert notes[2] == "8 CPUs, larger data sets"
 
 
 def test_a_spent_budget_marks_its_sizes(profiles: Profiles) -> None:

@@ -21,7 +21,7 @@ from wbspawner.spawn.budget import (
     summary,
     unavailable_sizes,
 )
-from wbspawner.spawn.form import budget_banner, kubespawner_profiles
+from wbspawner.spawn.form import CARD, budget_banner, kubespawner_profiles
 
 NOW = datetime(2026, 5, 17, 12, 0, tzinfo=UTC)
 BOB = ["jupyter-users"]
@@ -330,20 +330,19 @@ def test_unavailable_sizes_are_the_paid_ones(profiles: Profiles) -> None:
 def test_form_marks_paid_sizes_and_preselects_a_free_one(profiles: Profiles) -> None:
     state = budget_state(profiles, BOB, {"jupyter-users": Fraction(5000)}, NOW)
     entries = kubespawner_profiles(profiles, BOB, False, budget=state)
-    by_slug = {e["slug"]: e for e in entries}
+    by_slug = {e["slug"]: e[CARD] for e in entries}
     assert [e["slug"] for e in entries if e["default"]] == ["small"]
-    assert "wb-unavailable" not in by_slug["small"]["description"]
-    assert (
-        '<strong class="wb-unavailable">Not available: the 2026-05 budget of '
-        "jupyter-users is spent</strong>"
-    ) in by_slug["large"]["description"]
+    assert by_slug["small"].unavailable is None
+    assert by_slug["large"].unavailable == (
+        "Not available: the 2026-05 budget of jupyter-users is spent"
+    )
 
 
 def test_form_keeps_the_default_when_nothing_is_refused(profiles: Profiles) -> None:
     state = budget_state(profiles, BOB, {"jupyter-users": Fraction(4500)}, NOW)
     entries = kubespawner_profiles(profiles, BOB, False, budget=state)
     assert [e["slug"] for e in entries if e["default"]] == ["medium"]
-    assert not any("wb-unavailable" in e["description"] for e in entries)
+    assert all(e[CARD].unavailable is None for e in entries)
 
 
 def test_state_without_budget_refuses_nothing(profiles: Profiles) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from wbspawner.model import ImageChoice, Profiles, WaitSample
+from wbspawner.model import ImageChoice, Profiles, Size, WaitSample
 from wbspawner.spawn.form import (
     CARD,
     IMAGE_OPTION,
@@ -16,12 +16,18 @@ from wbspawner.spawn.form import (
     banner,
     hardware,
     kubespawner_profiles,
-    price_text,
+    size_card,
     warm_text,
 )
 from wbspawner.spawn.waits import Waits, summarize
 
 A = "us-east-1a"
+
+
+def sized(profiles: Profiles, slug: str) -> Size:
+    size = profiles.size(slug)
+    assert size is not None, slug
+    return size
 
 
 @pytest.mark.parametrize(
@@ -82,17 +88,21 @@ def test_lists_exactly_the_sizes_the_user_may_use(
         assert sum(e["default"] for e in entries) == 1
 
 
-def test_entry_shows_hardware_and_prices(profiles: Profiles) -> None:
+def test_entry_card_shows_hardware_prices_and_note(profiles: Profiles) -> None:
     entry = next(
         e
         for e in kubespawner_profiles(profiles, ["jupyter-users"], False)
         if e["slug"] == "large"
     )
     assert entry["display_name"] == "64 GiB"
-    assert "64 GiB memory · 8 CPUs" in entry["description"]
-    assert "$0.50/h on-demand" in entry["description"]
-    assert "spot (estimated)" in entry["description"]
-    assert "Ready now" not in entry["description"]
+    assert "description" not in entry  # the card is all the form shows
+    card = entry[CARD]
+    assert card.name == "64 GiB"
+    assert card.hardware == "64 GiB memory · 8 CPUs"
+    assert card.on_demand == "$0.50/h on-demand"
+    assert card.spot is not None and card.spot.endswith("/h spot (estimated)")
+    assert card.wait is None and not card.ready  # warm state unknown
+    assert card.note == "8 CPUs, larger data sets"
 
 
 def test_entry_carries_placement_and_resources(profiles: Profiles) -> None:
@@ -140,17 +150,29 @@ def test_group_restricted_image_is_hidden(profiles: Profiles) -> None:
     assert "secret" in gina["profile_options"][IMAGE_OPTION]["choices"]
 
 
-def test_admin_text_is_escaped(profiles: Profiles) -> None:
+def test_admin_text_is_escaped_for_kubespawner_and_plain_on_the_card(
+    profiles: Profiles,
+) -> None:
+    """KubeSpawner reads the entry's names raw; the card's template escapes them
+    (tests/unit/pages/test_spawnform.py checks the rendered card)."""
     size = dataclasses.replace(
         profiles.sizes[0],
         display_name="<b>4 GiB</b>",
         description="<script>alert(1)</script>",
+        images=(
+            dataclasses.replace(profiles.sizes[0].images[0], display_name="<i>A</i>"),
+            *profiles.sizes[0].images[1:],
+        ),
     )
     changed = dataclasses.replace(profiles, sizes=(size, *profiles.sizes[1:]))
     entry = kubespawner_profiles(changed, ["jupyter-users"], False)[0]
     assert entry["display_name"] == "&lt;b&gt;4 GiB&lt;/b&gt;"
-    assert "<script>" not in entry["description"]
-    assert "&lt;script&gt;" in entry["description"]
+    choices = entry["profile_options"][IMAGE_OPTION]["choices"]
+    assert choices[size.images[0].slug]["display_name"] == "&lt;i&gt;A&lt;/i&gt;"
+    card = entry[CARD]
+    assert card.name == "<b>4 GiB</b>"
+    assert card.note == "<script>alert(1)</script>"
+    assert card.images[0].name == "<i>A</i>"
 
 
 def test_gpu_hardware_names_the_gpus(profiles: Profiles) -> None:
@@ -159,14 +181,27 @@ def test_gpu_hardware_names_the_gpus(profiles: Profiles) -> None:
 
 def test_observed_spot_price_is_labelled(profiles: Profiles) -> None:
     prices = {("r5.2xlarge", "us-east-1a"): 0.1234, ("r6i.2xlarge", "us-east-1b"): 0.2}
-    text = price_text(profiles.pools["mem64"], prices, profiles)
-    assert text == "$0.50/h on-demand, $0.12/h spot (current price)"
+    large = sized(profiles, "large")
+    card = size_card(large, profiles.pool_of(large), profiles, None, prices)
+    assert (card.on_demand, card.spot) == (
+        "$0.50/h on-demand",
+        "$0.12/h spot (current price)",
+    )
 
 
 def test_on_demand_first_pool_still_shows_spot(profiles: Profiles) -> None:
-    text = price_text(profiles.pools["mem512"], None, profiles)
-    assert text.startswith("$4.03/h on-demand, ")
-    assert "spot (estimated)" in text
+    huge = sized(profiles, "huge")
+    assert profiles.pool_of(huge).name == "mem512"
+    card = size_card(huge, profiles.pool_of(huge), profiles, None, None)
+    assert card.on_demand == "$4.03/h on-demand"
+    assert card.spot is not None and card.spot.endswith("/h spot (estimated)")
+
+
+def test_on_demand_only_pool_has_no_spot_line(profiles: Profiles) -> None:
+    large = sized(profiles, "large")
+    pool = dataclasses.replace(profiles.pool_of(large), capacity_types=("on-demand",))
+    card = size_card(large, pool, profiles, None, None)
+    assert (card.on_demand, card.spot) == ("$0.50/h on-demand", None)
 
 
 @pytest.mark.parametrize(
@@ -205,18 +240,19 @@ def test_cold_start_says_the_observed_wait(profiles: Profiles) -> None:
         {},
         waits=Waits(times=summarize(seen), zone=A),
     )
-    by_slug = {e["slug"]: e["description"] for e in entries}
-    assert "Starts in about 25 seconds" in by_slug["large"]
-    assert "Starts in about 3 minutes" in by_slug["medium"]  # nothing observed
+    by_slug = {e["slug"]: e[CARD] for e in entries}
+    assert by_slug["large"].wait == "Starts in about 25 seconds"
+    assert by_slug["medium"].wait == "Starts in about 3 minutes"  # nothing observed
 
 
 def test_warm_status_shows_in_the_form(profiles: Profiles) -> None:
     entries = kubespawner_profiles(
         profiles, ["jupyter-users"], False, warm_status={"mem64": 2}
     )
-    by_slug = {e["slug"]: e["description"] for e in entries}
-    assert "Ready now" in by_slug["large"]
-    assert "Starts in about 3 minutes" in by_slug["medium"]
+    by_slug = {e["slug"]: e[CARD] for e in entries}
+    assert by_slug["large"].wait == "Ready now" and by_slug["large"].ready
+    assert by_slug["medium"].wait == "Starts in about 3 minutes"
+    assert not by_slug["medium"].ready
 
 
 def test_banners_escape_text() -> None:
@@ -241,7 +277,7 @@ def test_fifty_sizes_render_quickly(profiles: Profiles) -> None:
     assert elapsed < 0.5
 
 
-def test_card_says_in_plain_text_what_the_description_says(profiles: Profiles) -> None:
+def test_card_says_it_in_plain_text(profiles: Profiles) -> None:
     """The hub's own template escapes the card; nothing in it is HTML."""
     entries = kubespawner_profiles(profiles, ["gpu-users"], False, {"gpu-t4": 1})
     card = next(e for e in entries if e["slug"] == "gpu-t4")[CARD]
