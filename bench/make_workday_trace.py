@@ -66,13 +66,16 @@ class Variation:
     """Share of people who are new (no home, no habits)."""
 
 
-def seeded_days(count: int, seed: int = 1) -> list[Variation]:
-    """``count`` days with team size, spread and shares drawn from ``seed``."""
+def seeded_days(count: int, seed: int = 1, max_team: int = 200) -> list[Variation]:
+    """``count`` days with team size, spread and shares drawn from ``seed``.
+
+    ``max_team`` caps the team sizes drawn (20 to it), for quick runs.
+    """
     rng = random.Random(seed)
     return [
         Variation(
             seed=rng.randrange(1, 10**6),
-            team=rng.randint(20, 200),
+            team=rng.randint(20, max(20, max_team)),
             spread=round(rng.uniform(0.6, 1.6), 2),
             change_share=round(rng.uniform(0.0, 0.3), 2),
             new_share=round(rng.uniform(0.0, 0.15), 2),
@@ -151,10 +154,12 @@ def make_trace(seed: int = SEED, var: Variation | None = None) -> dict[str, obje
             }
         )
     changers = [u for u in users if u["size"] in OTHER]
-    for user in rng.sample(changers, min(len(changers), round(var.change_share * len(sizes)))):
+    changing = min(len(changers), round(var.change_share * len(sizes)))
+    for user in rng.sample(changers, changing):
         user["last_size"] = OTHER[str(user["size"])]
     mediums = [u for u in users if u["size"] == "medium"]
-    for user in rng.sample(mediums, min(len(mediums), round(var.new_share * len(sizes)))):
+    new = min(len(mediums), round(var.new_share * len(sizes)))
+    for user in rng.sample(mediums, new):
         user["home"] = None
         user["last_size"] = None
         user["past_starts"] = []
