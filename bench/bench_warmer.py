@@ -5,7 +5,7 @@ sizes, homes spread over three zones, lunch breaks, two new people, three who
 do not come) is replayed on devcluster (its own process: API, scheduler,
 Cluster Autoscaler over moto groups made like ``wbspawner pools``, kubelet in
 ``sim`` mode) with realistic delays in simulated time (node boot 180 s, image
-pull 60 s, scale-down after 600 s unneeded), three times:
+pull 60 s, scale-down after 600 s unneeded), four times:
 
 - ``none``: no warming;
 - ``z2jh``: one-shape placeholders as zero-to-jupyterhub makes them: a fixed
@@ -16,7 +16,18 @@ pull 60 s, scale-down after 600 s unneeded), three times:
   with the shipped profiles whose warm section is
   ``bench/traces/workday-warm.yaml``, reading users' last sizes from a
   stand-in hub API and their habits from an accounting database holding the
-  trace's past starts.
+  trace's past starts;
+- ``oracle``: knows the trace; for each spawn it holds one placeholder (the
+  warmer's own pod) in the spawn's pool, zone and capacity type from one node
+  boot plus image pull plus an autoscaler loop before it until the user's pod
+  is made (``bench/warm_oracle.py``): the ceiling of readiness, the floor of
+  extra cost.
+
+By default five seeded days of ``bench/make_workday_trace.py`` are replayed
+(``--days``; team size 20–200, arrival spread, size changes, new people; the
+warm settings the same for all, ``bench/warm_days.py``) and the JSON holds each
+day's row per scenario, the mean day and the worst; ``--days 0`` replays
+``--trace`` alone with every spawn's wait and every node.
 
 Each spawn's wait is the simulated time from creating the user's pod (as
 KubeSpawner does) to the pod being Running and ready; ``on_running_node`` is
@@ -25,10 +36,10 @@ fast devcluster's loops run). The compute cost is every pool node's price
 (``wbspawner.catalog.pricing``, spot at the assumed discount) over the day.
 
 The scenarios replay one after the other, each on its own cluster process, at
-time factor 0.01 (a day in about seven minutes, some twenty for the three);
+time factor 0.01 (a day in about seven minutes, some 28 for the four);
 only spot groups are made (spot is never short here) and the autoscaler's reads
 of the groups are cached as Cluster Autoscaler's AWS provider caches them.
-``--parallel --time-factor 0.004`` replays the three at once in about three
+``--parallel --time-factor 0.004`` replays the four at once in about three
 minutes for a quick look, but on two cores devcluster's loops then lag by
 several simulated seconds, which shows as slower spawns (compare
 ``ready_within_15s`` with ``on_running_node``). ``idle_before_first_user`` is
@@ -36,7 +47,7 @@ what warming costs beyond the users' own time: per pool, node-hours and USD of
 nodes before their first user pod, and the nodes no user ever got.
 Writes ``bench/results/warmer.json`` and ``bench/results/warmer.svg``.
 
-Run: ``.venv/bin/python bench/bench_warmer.py [--parallel --time-factor 0.004]``.
+Run: ``.venv/bin/python bench/bench_warmer.py [--days 0] [--parallel --time-factor 0.004]``.
 """
 
 from __future__ import annotations
