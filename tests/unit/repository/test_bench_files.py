@@ -124,3 +124,26 @@ def test_the_days_summary_keeps_the_mean_and_the_worst_day() -> None:
         "extra_cost_vs_none": 0.1,
     }
     assert warm_days.summary(days)["none"]["mean"]["extra_cost_vs_none"] == 0
+
+
+def test_the_oracle_holds_the_spawns_own_node_with_its_image() -> None:
+    from warm_oracle import Oracle, lead_time
+
+    from wbspawner.model import CAPACITY_LABEL, POOL_LABEL, ZONE_LABEL
+
+    trace = load_trace(TRACES / "workday.yaml")
+    profiles = load_profiles([REPO / "profiles"], load_catalog())
+    assert lead_time(180, 60, 10) >= 250
+    oracle = Oracle(None, trace, profiles, lead_time(180, 60, 10))  # type: ignore[arg-type]
+    for i, s in enumerate(trace.sessions[:20]):
+        pod = oracle._pod(s, i)
+        size = profiles.size(s.size)
+        assert size is not None
+        pool = profiles.pool_of(size)
+        selector = pod["spec"]["nodeSelector"]
+        assert selector[POOL_LABEL] == pool.name
+        assert selector[CAPACITY_LABEL] == "spot"
+        assert selector[ZONE_LABEL] == (s.home or pool.zones[0])
+        images = {c["image"] for c in pod["spec"]["containers"]}
+        assert next(i.image for i in size.images if i.default) in images
+        assert pod["spec"]["priorityClassName"] == "wbspawner-placeholder"
