@@ -47,7 +47,8 @@ what warming costs beyond the users' own time: per pool, node-hours and USD of
 nodes before their first user pod, and the nodes no user ever got.
 Writes ``bench/results/warmer.json`` and ``bench/results/warmer.svg``.
 
-Run: ``.venv/bin/python bench/bench_warmer.py [--days 0] [--parallel --time-factor 0.004]``.
+Run: ``.venv/bin/python bench/bench_warmer.py [--days 0] [--parallel
+--time-factor 0.004]``.
 """
 
 from __future__ import annotations

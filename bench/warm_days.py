@@ -53,7 +53,8 @@ def summary(days: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         rows = [d["results"][kind] for d in days]
         ready = [r["ready_within_15s"] for r in rows]
         extra = [r["extra_cost_vs_none"] for r in rows]
-        worst = min(range(len(rows)), key=lambda i: (ready[i], -(extra[i] or 0)))
+        low = min(range(len(rows)), key=lambda i: ready[i])
+        dear = max(range(len(rows)), key=lambda i: extra[i] or 0)
         out[kind] = {
             "mean": {
                 "ready_within_15s": round(statistics.fmean(ready), 3),
@@ -65,9 +66,10 @@ def summary(days: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 else None,
             },
             "worst": {
-                "day": days[worst]["day"],
-                "ready_within_15s": min(ready),
-                "extra_cost_vs_none": max(extra) if None not in extra else None,
+                "ready_within_15s": ready[low],
+                "ready_day": days[low]["day"],
+                "extra_cost_vs_none": extra[dear],
+                "cost_day": days[dear]["day"],
             },
         }
     return out

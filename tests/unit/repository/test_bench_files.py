@@ -119,10 +119,14 @@ def test_the_days_summary_keeps_the_mean_and_the_worst_day() -> None:
     assert got["mean"]["ready_within_15s"] == 0.95
     assert got["mean"]["extra_cost_vs_none"] == round((0.05 + 0.1 + 0.02) / 3, 3)
     assert got["worst"] == {
-        "day": 2,
         "ready_within_15s": 0.9,
+        "ready_day": 2,
         "extra_cost_vs_none": 0.1,
+        "cost_day": 2,
     }
+    days[0]["results"]["oracle"]["extra_cost_vs_none"] = 0.2
+    worst = warm_days.summary(days)["oracle"]["worst"]
+    assert (worst["ready_day"], worst["cost_day"]) == (2, 1)
     assert warm_days.summary(days)["none"]["mean"]["extra_cost_vs_none"] == 0
 
 
