@@ -5,7 +5,7 @@ sizes, homes spread over three zones, lunch breaks, two new people, three who
 do not come) is replayed on devcluster (its own process: API, scheduler,
 Cluster Autoscaler over moto groups made like ``wbspawner pools``, kubelet in
 ``sim`` mode) with realistic delays in simulated time (node boot 180 s, image
-pull 60 s, scale-down after 600 s unneeded), three times:
+pull 60 s, scale-down after 600 s unneeded), four times:
 
 - ``none``: no warming;
 - ``z2jh``: one-shape placeholders as zero-to-jupyterhub makes them: a fixed
@@ -16,7 +16,18 @@ pull 60 s, scale-down after 600 s unneeded), three times:
   with the shipped profiles whose warm section is
   ``bench/traces/workday-warm.yaml``, reading users' last sizes from a
   stand-in hub API and their habits from an accounting database holding the
-  trace's past starts.
+  trace's past starts;
+- ``oracle``: knows the trace; for each spawn it holds one placeholder (the
+  warmer's own pod) in the spawn's pool, zone and capacity type from one node
+  boot plus image pull plus an autoscaler loop before it until the user's pod
+  is made (``bench/warm_oracle.py``): the ceiling of readiness, the floor of
+  extra cost.
+
+By default five seeded days of ``bench/make_workday_trace.py`` are replayed
+(``--days``; team size 20–200, arrival spread, size changes, new people; the
+warm settings the same for all, ``bench/warm_days.py``) and the JSON holds each
+day's row per scenario, the mean day and the worst; ``--days 0`` replays
+``--trace`` alone with every spawn's wait and every node.
 
 Each spawn's wait is the simulated time from creating the user's pod (as
 KubeSpawner does) to the pod being Running and ready; ``on_running_node`` is
@@ -25,10 +36,10 @@ fast devcluster's loops run). The compute cost is every pool node's price
 (``wbspawner.catalog.pricing``, spot at the assumed discount) over the day.
 
 The scenarios replay one after the other, each on its own cluster process, at
-time factor 0.01 (a day in about seven minutes, some twenty for the three);
+time factor 0.01 (a day in about seven minutes, some 28 for the four);
 only spot groups are made (spot is never short here) and the autoscaler's reads
 of the groups are cached as Cluster Autoscaler's AWS provider caches them.
-``--parallel --time-factor 0.004`` replays the three at once in about three
+``--parallel --time-factor 0.004`` replays the four at once in about three
 minutes for a quick look, but on two cores devcluster's loops then lag by
 several simulated seconds, which shows as slower spawns (compare
 ``ready_within_15s`` with ``on_running_node``). ``idle_before_first_user`` is
@@ -36,7 +47,8 @@ what warming costs beyond the users' own time: per pool, node-hours and USD of
 nodes before their first user pod, and the nodes no user ever got.
 Writes ``bench/results/warmer.json`` and ``bench/results/warmer.svg``.
 
-Run: ``.venv/bin/python bench/bench_warmer.py [--parallel --time-factor 0.004]``.
+Run: ``.venv/bin/python bench/bench_warmer.py [--days 0] [--parallel
+--time-factor 0.004]``.
 """
 
 from __future__ import annotations
@@ -65,6 +77,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from warm_days import (  # noqa: E402
+    day_rows,
+    make_days,
+    plot_days,
+    summary,
+    variation_row,
+)
+from warm_oracle import Oracle, lead_time  # noqa: E402
 from warm_replay import (  # noqa: E402
     NS,
     Api,
@@ -94,7 +114,9 @@ WARM = REPO / "bench" / "traces" / "workday-warm.yaml"
 RESULTS = REPO / "bench" / "results" / "warmer.json"
 PLOT = REPO / "bench" / "results" / "warmer.svg"
 READY_WITHIN_S = 15.0
-SCENARIOS = ("none", "z2jh", "warmer")
+SCENARIOS = ("none", "z2jh", "warmer", "oracle")
+NODE_BOOT_S, IMAGE_PULL_S = 180, 60
+"""devcluster's simulated node boot and image pull (``--kubelet sim``)."""
 Z2JH_REPLICAS = 3
 
 
@@ -226,7 +248,13 @@ async def run_scenario(
                 tasks.append(asyncio.create_task(rec.watch(http, cluster.api, path)))
             period = 30 * args.time_factor
             app = None
-            if kind == "z2jh":
+            before_spawn = None
+            if kind == "oracle":
+                lead = lead_time(NODE_BOOT_S, IMAGE_PULL_S, args.scan_interval)
+                oracle = Oracle(api, trace, profiles, lead)
+                before_spawn = oracle.before_spawn
+                tasks.append(asyncio.create_task(oracle.run(clock)))
+            elif kind == "z2jh":
                 tasks.append(asyncio.create_task(z2jh_loop(api, profiles, period)))
             elif kind == "warmer":
                 from wbspawner.adapters.kube import Kube as WarmerKube
@@ -248,7 +276,7 @@ async def run_scenario(
                 app.init_state(kube)
                 warmer = app
                 tasks.append(asyncio.create_task(warmer_loop(app, period)))
-            spawns = await replay(api, trace, profiles, clock)
+            spawns = await replay(api, trace, profiles, clock, before_spawn)
             stuck = await diagnose(api, rec, spawns)
         result = summarize(kind, trace, profiles, rec, spawns, app)
         result["slow_spawns_why"] = stuck
@@ -422,18 +450,15 @@ def trimmed(trace: Trace, until: str | None) -> Trace:
     return dataclasses.replace(trace, end_s=end, sessions=sessions)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    trace = trimmed(load_trace(args.trace), args.until)
-    began = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-warmer-profiles-") as tmp:
-        profiles_dir = bench_profiles(args.profiles, args.warm, Path(tmp) / "profiles")
-        runs = [
-            run_scenario(kind, trace, profiles_dir, args) for kind in args.scenarios
-        ]
-        if args.parallel:  # each cluster is its own process: the day replays once
-            done = await asyncio.gather(*runs)
-        else:
-            done = [await r for r in runs]
+async def replay_day(
+    trace: Trace, profiles_dir: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Replay one day under each scenario; return scenario → figures."""
+    runs = [run_scenario(kind, trace, profiles_dir, args) for kind in args.scenarios]
+    if args.parallel:  # each cluster is its own process: the day replays once
+        done = await asyncio.gather(*runs)
+    else:
+        done = [await r for r in runs]
     results: dict[str, Any] = dict(zip(args.scenarios, done, strict=True))
     for kind, r in results.items():
         print(
@@ -443,29 +468,68 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             f"cost ${r['compute_cost_usd']:.2f}",
             flush=True,
         )
-    print(f"({time.monotonic() - began:.0f} s real)")
     base = results.get("none", {}).get("compute_cost_usd")
     for r in results.values():
         r["extra_cost_vs_none"] = (
             round(r["compute_cost_usd"] / base - 1, 3) if base else None
         )
+    return results
+
+
+async def run_days(args: argparse.Namespace, profiles_dir: Path, tmp: Path) -> Any:
+    """Replay ``args.days`` seeded days; return the per-day rows."""
+    days = []
+    made = make_days(args.days, args.days_seed, tmp, args.max_team)
+    for i, (var, path) in enumerate(made):
+        began = time.monotonic()
+        print(f"day {i + 1}: {variation_row(var)}", flush=True)
+        trace = trimmed(load_trace(path), args.until)
+        results = await replay_day(trace, profiles_dir, args)
+        days.append(
+            {
+                "day": i + 1,
+                "variation": variation_row(var),
+                "people": len({s.user for s in trace.sessions}),
+                "real_s_per_scenario": round(
+                    (time.monotonic() - began) / len(args.scenarios)
+                ),
+                "results": day_rows(results),
+            }
+        )
+    return days
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-warmer-profiles-") as tmp:
+        profiles_dir = bench_profiles(args.profiles, args.warm, Path(tmp) / "profiles")
+        if args.days:
+            days = await run_days(args, profiles_dir, Path(tmp) / "days")
+            measured: dict[str, Any] = {"days": days, "summary": summary(days)}
+        else:
+            trace = trimmed(load_trace(args.trace), args.until)
+            measured = {"results": await replay_day(trace, profiles_dir, args)}
+    print(f"({time.monotonic() - began:.0f} s real)")
     return {
         "benchmark": "warmer",
-        "trace": _rel(args.trace),
+        "trace": f"{args.days} seeded days (seed {args.days_seed})"
+        if args.days
+        else _rel(args.trace),
         "profiles": _rel(args.profiles),
         "warm_settings": _rel(args.warm),
         "time_factor": args.time_factor,
         "parallel": args.parallel,
         "simulated": {
-            "node_boot_s": 180,
-            "image_pull_s": 60,
+            "node_boot_s": NODE_BOOT_S,
+            "image_pull_s": IMAGE_PULL_S,
+            "oracle_lead_s": lead_time(NODE_BOOT_S, IMAGE_PULL_S, args.scan_interval),
             "scale_down_unneeded_s": 600,
             "warmer_interval_s": 30,
             "z2jh_placeholders": Z2JH_REPLICAS,
         },
         "target": {"ready_within_15s": 0.9, "extra_cost_vs_none": 0.10},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "results": results,
+        **measured,
     }
 
 
@@ -499,6 +563,16 @@ def main(argv: list[str] | None = None) -> int:
         default=10.0,
         help="the autoscaler's loop period, simulated seconds",
     )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=5,
+        help="seeded days to replay (make_workday_trace.seeded_days); 0: --trace",
+    )
+    parser.add_argument("--days-seed", type=int, default=1, help="draws the days")
+    parser.add_argument(
+        "--max-team", type=int, default=200, help="cap the drawn team sizes (20–200)"
+    )
     parser.add_argument("--until", help="stop the day early (HH:MM), for quick runs")
     parser.add_argument(
         "--parallel",
@@ -516,9 +590,12 @@ def main(argv: list[str] | None = None) -> int:
     report = asyncio.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    args.plot.write_text(
-        plot(report["results"], trimmed(load_trace(args.trace), args.until))
-    )
+    if args.days:
+        args.plot.write_text(plot_days(report["days"]))
+    else:
+        args.plot.write_text(
+            plot(report["results"], trimmed(load_trace(args.trace), args.until))
+        )
     print(f"wrote {args.out} and {args.plot}")
     return 0
 

@@ -11,13 +11,23 @@ learns habits from them). Sizes follow a typical mix (mostly 16 and
 over three zones; two people are new (no home yet), three with a home do not
 come today, and four pick another size than the day before.
 
-Run: ``python bench/make_workday_trace.py`` (the committed trace was made so).
+``Variation`` makes other days from the same generator: another seed, team
+size (20–200; the size mix scales with it), arrival spread (the sigma of usual
+arrival times, times a factor), the share of people who pick another size than
+the day before, and the share of new people. ``seeded_days`` draws such days
+for the benchmark (``bench/bench_warmer.py --days N``), so that the warm
+settings are measured on days they were not tuned on.
+
+Run: ``python bench/make_workday_trace.py`` (the committed trace was made so);
+``python bench/make_workday_trace.py --seed 7 --team 120 --out day.yaml`` for
+another day.
 """
 
 from __future__ import annotations
 
+import argparse
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -41,6 +51,39 @@ ABSENT = 0.1
 """Share of past days a person did not come."""
 
 
+@dataclass(frozen=True)
+class Variation:
+    """How one generated day differs from the shipped one (its defaults)."""
+
+    seed: int = SEED
+    team: int = 40
+    """People who have a home (the size mix scales with it), plus the new."""
+    spread: float = 1.0
+    """Factor on the sigma of the usual arrival times (35 minutes)."""
+    change_share: float = 0.1
+    """Share of people who pick another size than the day before."""
+    new_share: float = 0.05
+    """Share of people who are new (no home, no habits)."""
+
+
+def seeded_days(count: int, seed: int = 1, max_team: int = 200) -> list[Variation]:
+    """``count`` days with team size, spread and shares drawn from ``seed``.
+
+    ``max_team`` caps the team sizes drawn (20 to it), for quick runs.
+    """
+    rng = random.Random(seed)
+    return [
+        Variation(
+            seed=rng.randrange(1, 10**6),
+            team=rng.randint(20, max(20, max_team)),
+            spread=round(rng.uniform(0.6, 1.6), 2),
+            change_share=round(rng.uniform(0.0, 0.3), 2),
+            new_share=round(rng.uniform(0.0, 0.15), 2),
+        )
+        for _ in range(count)
+    ]
+
+
 def hhmm(minute: float) -> str:
     m = int(round(minute))
     return f"{m // 60:02d}:{m % 60:02d}"
@@ -62,12 +105,12 @@ class Habit:
     leave: float
 
 
-def habit(rng: random.Random) -> Habit:
+def habit(rng: random.Random, spread: float = 1.0) -> Habit:
     late = rng.random() < 0.1
     arrive = (
         rng.uniform(13 * 60, 14.5 * 60)
         if late
-        else clip(rng.gauss(9 * 60, 35), 7 * 60 + 50, 10 * 60 + 45)
+        else clip(rng.gauss(9 * 60, 35 * spread), 7 * 60 + 50, 10 * 60 + 45)
     )
     return Habit(
         late=late,
@@ -90,13 +133,16 @@ def day(rng: random.Random, h: Habit) -> list[tuple[float, float]]:
     return [(arrive, leave)]
 
 
-def make_trace(seed: int = SEED) -> dict[str, object]:
-    rng = random.Random(seed)
-    sizes = [s for s, n in MIX for _ in range(n)]
+def make_trace(seed: int = SEED, var: Variation | None = None) -> dict[str, object]:
+    """One day; ``var`` (with its own seed) overrides ``seed`` and the defaults."""
+    var = var or Variation(seed=seed)
+    rng = random.Random(var.seed)
+    scale = var.team / 40
+    sizes = [s for s, n in MIX for _ in range(max(1, round(n * scale)))]
     rng.shuffle(sizes)
     users: list[dict[str, object]] = []
     for i, size in enumerate(sizes):
-        h = habit(rng)
+        h = habit(rng, var.spread)
         users.append(
             {
                 "name": f"user{i + 1:02d}",
@@ -107,13 +153,18 @@ def make_trace(seed: int = SEED) -> dict[str, object]:
                 "sessions": [f"{hhmm(a)}-{hhmm(b)}" for a, b in day(rng, h)],
             }
         )
-    for user in rng.sample([u for u in users if u["size"] in OTHER], 4):
+    changers = [u for u in users if u["size"] in OTHER]
+    changing = min(len(changers), round(var.change_share * len(sizes)))
+    for user in rng.sample(changers, changing):
         user["last_size"] = OTHER[str(user["size"])]
-    for user in rng.sample([u for u in users if u["size"] == "medium"], 2):
+    mediums = [u for u in users if u["size"] == "medium"]
+    new = min(len(mediums), round(var.new_share * len(sizes)))
+    for user in rng.sample(mediums, new):
         user["home"] = None
         user["last_size"] = None
         user["past_starts"] = []
-    for i, size in enumerate(("medium", "large", "medium")):
+    away = ("medium", "large", "medium") * max(1, round(scale))
+    for i, size in enumerate(away[: max(1, round(3 * scale))]):
         users.append(
             {
                 "name": f"away{i + 1}",
@@ -124,9 +175,10 @@ def make_trace(seed: int = SEED) -> dict[str, object]:
                 "sessions": [],
             }
         )
+    detail = "" if var == Variation(seed=var.seed) else f", {asdict(var)}"
     return {
-        "description": "A workday of a 40-person data-science team (generated by "
-        f"bench/make_workday_trace.py, seed {seed}).",
+        "description": f"A workday of a {var.team}-person data-science team (generated"
+        f" by bench/make_workday_trace.py, seed {var.seed}{detail}).",
         "day": "2026-11-25",
         "timezone": "America/New_York",
         "start": "07:30",
@@ -146,8 +198,8 @@ def past_starts(rng: random.Random, h: Habit) -> list[str]:
     return sorted(starts)
 
 
-def main() -> None:
-    out = Path(__file__).resolve().parent / "traces" / "workday.yaml"
+def write_trace(out: Path, var: Variation) -> Path:
+    """Write one generated day to ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     header = (
         "# A workday of logins for bench/bench_warmer.py. Each user has a size,\n"
@@ -157,10 +209,30 @@ def main() -> None:
         "# time, start-stop). Regenerate: python bench/make_workday_trace.py\n"
     )
     text = yaml.safe_dump(
-        make_trace(), sort_keys=False, width=100, default_flow_style=None
+        make_trace(var=var), sort_keys=False, width=100, default_flow_style=None
     )
     out.write_text(header + text)
-    print(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = Variation()
+    parser.add_argument("--seed", type=int, default=default.seed)
+    parser.add_argument("--team", type=int, default=default.team)
+    parser.add_argument("--spread", type=float, default=default.spread)
+    parser.add_argument("--change-share", type=float, default=default.change_share)
+    parser.add_argument("--new-share", type=float, default=default.new_share)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "traces" / "workday.yaml",
+    )
+    args = parser.parse_args(argv)
+    var = Variation(
+        args.seed, args.team, args.spread, args.change_share, args.new_share
+    )
+    print(write_trace(args.out, var))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -296,8 +297,9 @@ class Api:
         async with self.session.post(self.url + path, json=body) as r:
             return r.status, await r.json()
 
-    async def delete(self, path: str) -> int:
-        async with self.session.delete(self.url + path + "?gracePeriodSeconds=1") as r:
+    async def delete(self, path: str, grace: int = 1) -> int:
+        query = f"?gracePeriodSeconds={grace}"
+        async with self.session.delete(self.url + path + query) as r:
             return r.status
 
 
@@ -320,9 +322,17 @@ async def sleep_until(clock: ScaledClock, sim_s: float) -> None:
 
 
 async def replay(
-    api: Api, trace: Trace, profiles: Profiles, clock: ScaledClock
+    api: Api,
+    trace: Trace,
+    profiles: Profiles,
+    clock: ScaledClock,
+    before_spawn: Callable[[Session], Awaitable[None]] | None = None,
 ) -> list[Spawn]:
-    """Start and stop the users' servers at their times; return the spawns."""
+    """Start and stop the users' servers at their times; return the spawns.
+
+    ``before_spawn`` is awaited just before each server pod is created (the
+    oracle frees the node it held for it).
+    """
     events = [(s.start_s, 1, s) for s in trace.sessions] + [
         (s.stop_s, 0, s) for s in trace.sessions
     ]
@@ -342,6 +352,8 @@ async def replay(
                 new_home(s.user, profiles, NS),
             )
             made_homes.add(s.user)
+        if before_spawn is not None:
+            await before_spawn(s)
         sent = clock.sim_seconds()
         status, pod = await api.post(
             pods, user_pod(s.user, s.size, profiles, s.home, NS)
