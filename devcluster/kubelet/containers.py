@@ -177,8 +177,9 @@ def _view(
     can_switch: bool,
     home: ImageHome | None = None,
 ) -> mountns.View | None:
-    """The container's mount namespace (root only): hosts file, container paths,
-    the image's home directory."""
+    """The container's mount namespace (root only): hosts file, container paths
+    (else the read-only mounts made read-only in place), the image's home
+    directory."""
     if not can_switch or run.hosts is None:
         return None
     binds: list[mountns.Bind] = []
