@@ -259,6 +259,10 @@ class Workbench:
             ``sim`` (nothing runs in a pod; nothing answers on its address).
         pools_apply_args: more arguments of ``wbspawner pools apply`` (the
             VPC CNI's settings, which the subnet check counts with).
+        singleuser_cmd: the users' server command (default: the hub's
+            ``jupyterhub-singleuser``, beside its Python); e.g. the single-user
+            image's environment (``make image-envs``) to run what the image
+            holds.
     """
 
     state_dir: Path
@@ -274,6 +278,7 @@ class Workbench:
     cost_db_url: str | None = None
     kubelet: str = "run"
     pools_apply_args: Sequence[str] = ()
+    singleuser_cmd: Sequence[str] = ()
     profiles_dir: Path = field(init=False)
     url: str = field(init=False, default="")
     port_note: str = field(init=False, default="")
@@ -341,6 +346,8 @@ class Workbench:
             extra=self.pools_apply_args,
         )
         (self.state_dir / "hub").mkdir(exist_ok=True)
+        if self.singleuser_cmd:
+            env["WBSPAWNER_SINGLEUSER_CMD"] = os.pathsep.join(self.singleuser_cmd)
         if self.culler_interval is not None:
             env["WBSPAWNER_CULLER_INTERVAL"] = f"{self.culler_interval:g}"
         if self.warmer:

@@ -20,6 +20,11 @@ bob's group ``jupyter-users`` may read ``s3://team-a/`` (nothing of
    system"). devcluster runs the pod on this machine without container paths,
    so the kernel reaches the share at its host directory (which the kubelet
    binds read-only for the pod).
+
+bob's server runs in the single-user image's environment (``make image-envs``
+builds it from images/singleuser/Dockerfile with images/versions.env): s3fs is
+the image's, with the botocore its aiobotocore pins, older than the test
+environment's, which therefore has no s3fs.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ DATA = """data:
 """bob's group reads team-a and mounts a share (read-only: the default)."""
 
 NOTEBOOK = REPO / "docs" / "examples" / "data-access-notebook.py"
+SINGLEUSER_ENV = REPO / ".cache" / "images" / "singleuser"
 CSV = "city,rain_mm\nBergen,2250\nCairo,18\n"
 
 
@@ -72,6 +78,11 @@ def bench(
     stack_databases: Callable[[str], dict[str, str]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Workbench]:
+    server = SINGLEUSER_ENV / "bin" / "jupyterhub-singleuser"
+    if not server.exists():
+        pytest.fail(
+            f"{server} is missing: build the image environments first (make image-envs)"
+        )
     with stack_on_profiles(
         tmp_path_factory.mktemp("data_hub"),
         {"80-data.yaml": DATA},
@@ -82,6 +93,7 @@ def bench(
         capacity_grace_s=1.0,
         warmer=False,
         culler_interval=None,
+        singleuser_cmd=[str(server)],
         **stack_databases("data_hub"),
     ) as workbench:
         yield workbench
