@@ -184,10 +184,13 @@ def test_bob_reads_his_groups_bucket_with_no_keys(
 ) -> None:
     assert bench.kube is not None
     try:
-        # 1. No ServiceAccount yet: the API server refuses the pod, the hub says why.
-        events = _start_small(bob)
-        assert events[-1].get("failed"), events
-        assert "Ask an admin to run `wbspawner data apply`" in events[-1]["message"]
+        # 1. No ServiceAccount yet: the API server refuses the pod, and the spawn
+        # form says why (the start fails at once, no progress page).
+        bob.form()
+        refused = bob.spawn({"profile": "small"})
+        assert refused.status_code == 503, refused.text[:300]
+        said = error_on(refused.text)
+        assert "Ask an admin to run `wbspawner data apply`" in said, said
         assert pod_of(bench.kube, "bob") is None
         leave_stopped(bench, bob)
 
