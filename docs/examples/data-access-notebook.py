@@ -10,5 +10,5 @@ print(df.to_string(index=False))
 
 try:
     pd.read_csv("s3://team-b/x.csv")
-except PermissionError as err:  # s3fs's name for S3's AccessDenied
-    print("team-b:", err.__cause__.response["Error"]["Code"])  # type: ignore[union-attr]
+except PermissionError:  # s3fs's name for S3's 403 (AccessDenied)
+    print("team-b: refused")

@@ -170,6 +170,11 @@ import os, botocore.session
 print("aws-keys:", sorted(k for k in os.environ if k in (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")))
 print("credentials:", botocore.session.get_session().get_credentials().method)
+import s3fs
+try:
+    s3fs.S3FileSystem().cat_file("team-b/x.csv")
+except PermissionError as err:
+    print("team-b:", err.__cause__.response["Error"]["Code"])
 share = {share!r}
 print("share:", open(os.path.join(share, "README.txt")).read().strip())
 try:
@@ -224,7 +229,7 @@ def test_bob_reads_his_groups_bucket_with_no_keys(
             ["Bergen", "2250"],
             ["Cairo", "18"],
         ], printed
-        assert lines[3:] == ["team-b: AccessDenied"], printed
+        assert lines[3:] == ["team-b: refused"], printed
 
         # No key anywhere bob set; the credentials are the pod's web identity.
         # 4. The read-only share: readable, and a write is refused.
@@ -232,6 +237,7 @@ def test_bob_reads_his_groups_bucket_with_no_keys(
         assert printed.splitlines() == [
             "aws-keys: []",
             "credentials: assume-role-with-web-identity",
+            "team-b: AccessDenied",
             "share: curated by the data team",
             "write: Read-only file system",
         ], printed
