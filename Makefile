@@ -119,7 +119,7 @@ lint: venv
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint --config .hadolint.yaml images/*/Dockerfile
 	$(VENV)/bin/deptry .
-	$(VENV)/bin/deptry . --extend-exclude bench --extend-exclude packages --ignore DEP002,DEP004
+	$(VENV)/bin/deptry . --extend-exclude bench --extend-exclude packages --extend-exclude docs --ignore DEP002,DEP004
 
 test: setup lint conformance-venv image-envs
 	$(VENV)/bin/pytest -m "not charts" $(PYTEST_ARGS)

@@ -1,4 +1,5 @@
-"""Create-time checks of the apiserver: kind, namespace, name generation."""
+"""Create-time checks of the apiserver: kind, namespace, name generation, and
+the ServiceAccount admission of pods."""
 
 from __future__ import annotations
 
@@ -90,3 +91,36 @@ def pick_name(res: Resource, meta: dict[str, Any], taken: Callable[[str], bool])
             meta["name"] = name
             return name
     raise ApiError(500, "InternalError", "could not generate a unique name")
+
+
+def check_service_account(obj: dict[str, Any], lister: Callable[[str], Any]) -> None:
+    """Refuse a pod whose ServiceAccount does not exist (ServiceAccount admission).
+
+    As the API server's plugin: ``403 Forbidden`` with its message. ``default``
+    is taken as there: devcluster's ServiceAccount controller makes it in every
+    namespace right after the namespace (the real admission would refuse a pod
+    in that instant; no test or client here races it on purpose).
+
+    Raises:
+        ApiError: 403 when the pod's ``serviceAccountName`` names no
+            ServiceAccount of its namespace.
+    """
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    namespace = meta.get("namespace")
+    account = spec.get("serviceAccountName") or "default"
+    if account == "default":
+        return
+    if any(
+        sa["metadata"].get("namespace") == namespace
+        and sa["metadata"]["name"] == account
+        for sa in lister("serviceaccounts")
+    ):
+        return
+    name = meta.get("name") or meta.get("generateName") or ""
+    raise ApiError(
+        403,
+        "Forbidden",
+        f'pods "{name}" is forbidden: error looking up service account '
+        f'{namespace}/{account}: serviceaccount "{account}" not found',
+        {"name": name, "kind": "pods"},
+    )

@@ -268,6 +268,10 @@ class Workbench:
             VPC CNI's settings, which the subnet check counts with).
         ssh: whether the hub runs the SSH service (on ``ssh_port``, a free
             port); :meth:`seed_ssh_key` gives a user a key in the directory.
+        singleuser_cmd: the users' server command (default: the hub's
+            ``jupyterhub-singleuser``, beside its Python); e.g. the single-user
+            image's environment (``make image-envs``) to run what the image
+            holds.
     """
 
     state_dir: Path
@@ -286,6 +290,7 @@ class Workbench:
     ssh: bool = False
     ssh_port: int = field(init=False, default=0)
     """Where the SSH service listens (0: no SSH service)."""
+    singleuser_cmd: Sequence[str] = ()
     profiles_dir: Path = field(init=False)
     url: str = field(init=False, default="")
     port_note: str = field(init=False, default="")
@@ -356,6 +361,8 @@ class Workbench:
         if self.ssh:
             self.ssh_port = free_port()
             env["WBSPAWNER_SSH_PORT"] = str(self.ssh_port)
+        if self.singleuser_cmd:
+            env["WBSPAWNER_SINGLEUSER_CMD"] = os.pathsep.join(self.singleuser_cmd)
         if self.culler_interval is not None:
             env["WBSPAWNER_CULLER_INTERVAL"] = f"{self.culler_interval:g}"
         if self.warmer:

@@ -177,8 +177,9 @@ def _view(
     can_switch: bool,
     home: ImageHome | None = None,
 ) -> mountns.View | None:
-    """The container's mount namespace (root only): hosts file, container paths,
-    the image's home directory."""
+    """The container's mount namespace (root only): hosts file, container paths
+    (else the read-only mounts made read-only in place), the image's home
+    directory."""
     if not can_switch or run.hosts is None:
         return None
     binds: list[mountns.Bind] = []
@@ -193,6 +194,8 @@ def _view(
             mountns.Bind(host, path, read_only.get(path, False))
             for path, host in mounted.items()
         ]
+    else:
+        binds += _read_only_in_place(container, mounted)
     scratch = run.pod_dir / "rootfs" / uuid.uuid4().hex[:12]
     workdir = ""
     if run.store.config.container_paths:
@@ -201,6 +204,23 @@ def _view(
         config = image.config if image is not None else {}
         workdir = str(container.get("workingDir") or config.get("WorkingDir") or "/")
     return mountns.View(str(run.hosts), tuple(binds), str(scratch), workdir)
+
+
+def _read_only_in_place(
+    container: dict[str, Any], mounted: dict[str, str]
+) -> list[mountns.Bind]:
+    """Without container paths: every ``readOnly`` mount's host directory bound
+    read-only on itself, so the pod's processes cannot write to it ("Read-only
+    file system") while the machine's other processes still can (the volume
+    is one directory on this machine, rewritten into the container's paths).
+    A directory also mounted writable elsewhere in the container stays
+    writable."""
+    read_only, writable = set(), set()
+    for mount in container.get("volumeMounts") or []:
+        host = mounted.get(mount.get("mountPath", ""))
+        if host is not None:
+            (read_only if mount.get("readOnly") else writable).add(host)
+    return [mountns.Bind(h, h, True) for h in sorted(read_only - writable)]
 
 
 def _inside(view: mountns.View | None, mount_ns: int | None) -> mountns.View | None:

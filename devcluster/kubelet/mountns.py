@@ -14,6 +14,11 @@ pod (as root) enters a mount namespace of its own in which
   whose nearest existing directory is ``/`` is not bound (its process still
   finds the volume through the rewritten paths of its command line and env).
 
+Without ``container_paths`` (the processes reach their volumes at the host
+directories their paths are rewritten to) the namespace binds only the hosts
+file and every ``readOnly`` mount's host directory read-only on itself, so a
+write there fails with "Read-only file system" as in a container.
+
 Mounts in the namespace are private, so nothing of it reaches the machine, and
 it ends with the last process in it (or when the kubelet lets go of it).
 ``enter`` runs in the child between fork and exec

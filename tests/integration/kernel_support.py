@@ -5,8 +5,9 @@
   its id.
 - ``execute(user, kernel_id, code, reply_timeout=None)``: sends ``code`` as an
   ``execute_request`` over the kernel's websocket; with ``reply_timeout`` it
-  waits (bounded) for the ``execute_reply`` and fails unless its status is
-  ``ok``, otherwise it leaves the code running after a second.
+  waits (bounded) for the ``execute_reply``, fails unless its status is
+  ``ok`` and returns what the code printed (its ``stream`` output), otherwise
+  it leaves the code running after a second (and returns ``""``).
 """
 
 from __future__ import annotations
@@ -62,11 +63,12 @@ def _request(user: HubUser, code: str, msg_id: str) -> dict[str, Any]:
 
 def execute(
     user: HubUser, kernel_id: str, code: str, reply_timeout: float | None = None
-) -> None:
+) -> str:
     token = user.token()
     ws_url = kernels_url(user).replace("http", "ws", 1)
     ws_url += f"/{kernel_id}/channels?token={token}"
     msg_id = uuid.uuid4().hex
+    printed: list[str] = []
 
     async def run() -> None:
         headers = {"Authorization": f"token {token}"}
@@ -77,14 +79,20 @@ def execute(
                     await asyncio.sleep(1.0)
                     return
                 async with asyncio.timeout(reply_timeout):
-                    while True:
+                    replied = idle = False
+                    while not (replied and idle):  # the output ends with idle
                         msg = await socket.receive_json()
-                        parent = msg.get("parent_header") or {}
-                        if (
-                            msg.get("msg_type") == "execute_reply"
-                            and parent.get("msg_id") == msg_id
-                        ):
-                            assert msg["content"]["status"] == "ok", msg["content"]
-                            return
+                        if (msg.get("parent_header") or {}).get("msg_id") != msg_id:
+                            continue
+                        kind, content = msg.get("msg_type"), msg["content"]
+                        if kind == "stream":
+                            printed.append(content["text"])
+                        if kind == "status":
+                            idle = content["execution_state"] == "idle"
+                        if kind == "execute_reply":
+                            replied = True
+                            status = content["status"]
+                            assert status == "ok", (content, "".join(printed))
 
     asyncio.run(run())
+    return "".join(printed)

@@ -27,7 +27,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from devcluster.apiserver import defaults, irsa
-from devcluster.apiserver.admission import check_kind, check_namespace, pick_name
+from devcluster.apiserver.admission import (
+    check_kind,
+    check_namespace,
+    check_service_account,
+    pick_name,
+)
 from devcluster.apiserver.apply import apply as apply_fields
 from devcluster.apiserver.apply import track_update
 from devcluster.apiserver.patches import apply_patch, clone
@@ -212,6 +217,7 @@ class Store:
             kind, obj, self.items_raw, self._service_ips(), self.config.service_cidr
         )
         if kind == "pods":
+            check_service_account(obj, self.items_raw)
             # the pod identity webhook (a mutating webhook: after the built-ins)
             irsa.mutate_pod(obj, self.items_raw, self._irsa)
         if self.validator is not None:
