@@ -42,9 +42,9 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, Unicode, default
 
 from wbspawner.adapters.hubapi import HubApi
+from wbspawner.adapters.jupyterserver import CULLER_TIMEOUT, JupyterServers
 from wbspawner.adapters.kube import Kube, api_path
 from wbspawner.adapters.parent import parent_gone, until_signal, watch_parent
-from wbspawner.adapters.userservers import UserServers
 from wbspawner.catalog.pricing import hourly_cost
 from wbspawner.costs.accounting import MICRO, list_open, open_db, record_stop
 from wbspawner.costs.culls import mark_cull
@@ -116,7 +116,7 @@ class CullerApp(ProfilesService):
         self.source = ProfilesSource(self.profiles_dir, None, self.log)
         self.source.current()
         self.hub = HubApi(self.api_url, self.api_token, timeout=10.0)
-        self.servers = UserServers(self.proxy_url, self.api_token)
+        self.servers = JupyterServers(self.proxy_url, self.api_token, CULLER_TIMEOUT)
         self.warned: dict[str, datetime] = {}
         """Server key → when it was warned."""
         self.busy_since: dict[tuple[str, str], datetime] = {}
@@ -257,9 +257,10 @@ class CullerApp(ProfilesService):
             last_activity=parse_time(server.get("last_activity")),
         )
         path = str(server.get("url") or f"/user/{user}/")
+        jupyter = self.servers.server(path)
         try:
-            status = await self.servers.status(path)
-            kernels = await self.servers.kernels(path)
+            status = await jupyter.status()
+            kernels = await jupyter.kernels()
         except Exception as err:  # not answering: the hub's activity alone
             self.log.info("culler: %s: no status (%s)", view.key, err)
             return replace(view, warned_at=self.warned.get(view.key))
@@ -349,7 +350,9 @@ class CullerApp(ProfilesService):
             "save": False,
         }
         try:
-            await self.servers.notice(f"/user/{server.user}/{server.name}", notice)
+            await self.servers.server(f"/user/{server.user}/{server.name}").notice(
+                notice
+            )
         except Exception as err:  # warned all the same: logged, never blocks
             self.log.warning("culler: %s: warning not shown: %s", server.key, err)
 

@@ -2,7 +2,7 @@
 
 This module owns the sampling loop of one server: every ``interval`` seconds
 while it runs, and once more as it stops (:meth:`MemoryWatch.finish`), it reads
-the server's memory (:func:`wbspawner.adapters.servermetrics.memory_use`) and,
+the server's memory (:meth:`wbspawner.adapters.jupyterserver.OwnServer.memory`) and,
 when the peak rises, hands the new peak to the accounting
 (:meth:`wbspawner.hub.accounting.Accounting.peaked`, which keeps the highest
 value on the run's record). A server that does not answer (still starting,
@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from wbspawner.adapters.servermetrics import MemoryUse
+from wbspawner.adapters.jupyterserver import MemoryUse
 
 Log = logging.Logger | logging.LoggerAdapter[Any]
 Read = Callable[[], Awaitable[tuple[MemoryUse | None, str | None]]]

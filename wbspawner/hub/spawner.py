@@ -22,7 +22,8 @@ from jupyterhub.utils import maybe_future
 from kubespawner import KubeSpawner
 from traitlets import Callable, Float, Unicode, default
 
-from wbspawner.adapters import labnotices, servermetrics, statefiles
+from wbspawner.adapters import statefiles
+from wbspawner.adapters.jupyterserver import MemoryUse, OwnServer
 from wbspawner.adapters.kube import Kube, retry_transient
 from wbspawner.catalog.pricing import SpotPrices
 from wbspawner.costs.accounting import StopCause
@@ -706,10 +707,10 @@ class WorkbenchSpawner(KubeSpawner):
             return
         costs, user, name = self._costs(), self.user.name, self.name
 
-        async def read() -> tuple[servermetrics.MemoryUse | None, str | None]:
+        async def read() -> tuple[MemoryUse | None, str | None]:
             if self.server is None or not self.api_token:
                 return None, "no server address or token"
-            return await servermetrics.memory_use(self.server.url, self.api_token)
+            return await OwnServer(self.server.url, self.api_token).memory()
 
         async def write(peak_mib: int) -> None:
             await self._account(lambda: costs.peaked(user, name, peak_mib), wait=5.0)
@@ -881,7 +882,7 @@ class WorkbenchSpawner(KubeSpawner):
             "message": message,
             "save": True,
         }
-        why = await labnotices.send_notice(self.server.url, self.api_token, notice)
+        why = await OwnServer(self.server.url, self.api_token).notice(notice)
         if why is not None:
             self.log.warning("Notice to %s not sent: %s", self._log_name, why)
 

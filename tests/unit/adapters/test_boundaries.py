@@ -89,23 +89,20 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
 
     The other HTTP clients: the dashboards front's, of the Dask Gateway's proxy
     (gatewayhttp); route_watch serves (a middleware on dask-gateway-server's own
-    API); labnotices posts a notice to one user's own server (the Jupyter
-    server's API, with that server's token), never to the hub, and servermetrics
-    reads its memory likewise (jupyter-resource-usage); userservers reads
-    users' servers through the proxy (the culler, with its service token), never
-    the hub's API; jupyterserver opens a user's terminals and files through
-    the proxy (the SSH service, with its service token), never the hub's API.
+    API); jupyterserver talks to one user's own Jupyter server, never to the hub:
+    through the proxy with a service's token (proxied: the culler's status,
+    kernels and notices, the SSH service's terminals and files) and at the
+    server's own address with its own token (own: the hub's notices and memory
+    readings); its token header is made in one place (base).
     """
     http = sorted(n for n, t in modules().items() if uses(t, HTTP_CLIENTS))
     assert http == [
         "wbspawner.adapters.gatewayhttp",
         "wbspawner.adapters.hubapi",
-        "wbspawner.adapters.jupyterserver",
+        "wbspawner.adapters.jupyterserver.own",
+        "wbspawner.adapters.jupyterserver.proxied",
         "wbspawner.adapters.kube",
-        "wbspawner.adapters.labnotices",
         "wbspawner.adapters.route_watch",
-        "wbspawner.adapters.servermetrics",
-        "wbspawner.adapters.userservers",
     ]
     hub = [
         name
@@ -117,13 +114,12 @@ def test_exactly_one_module_talks_to_the_hub_api() -> None:
     ]
     assert hub == [
         "wbspawner.adapters.hubapi",
-        "wbspawner.adapters.jupyterserver",
-        "wbspawner.adapters.labnotices",
-        "wbspawner.adapters.servermetrics",
-        "wbspawner.adapters.userservers",
+        "wbspawner.adapters.jupyterserver.base",
     ]
-    for name in ("jupyterserver", "labnotices", "servermetrics", "userservers"):
-        tree = modules()[f"wbspawner.adapters.{name}"]
+    jupyter = [n for n in modules() if n.startswith("wbspawner.adapters.jupyterserver")]
+    assert len(jupyter) == 4
+    for name in jupyter:
+        tree = modules()[name]
         assert not any(
             "/hub/" in s or "jupyterhub-pagination" in s for s in strings(tree)
         )

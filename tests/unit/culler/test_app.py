@@ -55,13 +55,16 @@ class FakeServers:
         self.kernels_: list[dict[str, Any]] = []
         self.notices: list[dict[str, Any]] = []
 
-    async def status(self, path: str) -> dict[str, Any]:
+    def server(self, path: str) -> FakeServers:
+        return self
+
+    async def status(self) -> dict[str, Any]:
         return {"last_activity": iso(self.last_activity)}
 
-    async def kernels(self, path: str) -> list[dict[str, Any]]:
+    async def kernels(self) -> list[dict[str, Any]]:
         return self.kernels_
 
-    async def notice(self, path: str, notice: dict[str, Any]) -> None:
+    async def notice(self, notice: dict[str, Any]) -> None:
         self.notices.append(notice)
 
     async def close(self) -> None:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from wbspawner.adapters.servermetrics import MemoryUse
+from wbspawner.adapters.jupyterserver import MemoryUse
 from wbspawner.hub.memory import MemoryWatch
 
 

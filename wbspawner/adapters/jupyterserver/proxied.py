@@ -1,15 +1,20 @@
-"""A user's Jupyter server through the hub's proxy: its terminals and its files.
+"""A user's Jupyter server through the hub's proxy, with a service's token.
 
-This module owns the SSH service's calls to a user's running server at
-``<proxy>/user/<name>/``, with the service's token (its role holds
-``access:servers``, which jupyterhub-singleuser checks):
+The server is at ``<proxy>/user/<name>/``; the service's role holds
+``access:servers``, which jupyterhub-singleuser checks. :class:`JupyterServer`
+holds every call a service makes there:
 
-- terminals (jupyter_server's terminals API and its websocket): :meth:`
-  JupyterServer.new_terminal`, :meth:`JupyterServer.attach` (a
-  :class:`Terminal`: type, read, resize) and :meth:`JupyterServer.
-  delete_terminal`;
-- files (the contents API, what JupyterLab's file browser shows): :meth:`
-  JupyterServer.model`, :meth:`JupyterServer.save`, :meth:`JupyterServer.delete`,
+- the culler's (each with ``no_track_activity``, so that they never count as
+  the user's activity): :meth:`JupyterServer.status` (``api/status``: the
+  server's own last activity), :meth:`JupyterServer.kernels` (each kernel's
+  ``execution_state``), :meth:`JupyterServer.notice` (``POST wbspawner/notices``:
+  the warning shown in JupyterLab, see ``packages/wb-lab-notices``);
+- the SSH service's (the user's own activity): terminals (jupyter_server's
+  terminals API and its websocket): :meth:`JupyterServer.new_terminal`,
+  :meth:`JupyterServer.attach` (a :class:`Terminal`: type, read, resize) and
+  :meth:`JupyterServer.delete_terminal`; files (the contents API, what
+  JupyterLab's file browser shows): :meth:`JupyterServer.model`,
+  :meth:`JupyterServer.save`, :meth:`JupyterServer.delete`,
   :meth:`JupyterServer.rename`.
 
 Every call is bounded by a timeout except reading a terminal, which waits for
@@ -27,23 +32,17 @@ from urllib.parse import quote
 
 import aiohttp
 
-DEFAULT_TIMEOUT = 30.0
-"""Seconds one request may take."""
+from wbspawner.adapters.jupyterserver.base import (
+    NO_TRACK,
+    PROXY_TIMEOUT,
+    ServerError,
+    auth,
+    error_message,
+    server_base,
+)
+
 CHUNK_BYTES = 4 * 2**20
 """Bytes of a file saved in one request (jupyter_server's chunked saves)."""
-
-
-class ServerError(Exception):
-    """A user's server did not answer as asked.
-
-    Args:
-        message: what went wrong.
-        status: the HTTP status, when the server answered.
-    """
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class Terminal:
@@ -98,16 +97,16 @@ class JupyterServer:
         server_path: str,
         token: str,
         session: aiohttp.ClientSession,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float = PROXY_TIMEOUT,
     ) -> None:
-        self.base = f"{proxy_url.rstrip('/')}/{server_path.strip('/')}/"
+        self.base = server_base(proxy_url, server_path)
         self.token = token
         self.session = session
         self.timeout = timeout
 
     @property
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}"}
+        return auth(self.token)
 
     async def _call(
         self,
@@ -115,25 +114,45 @@ class JupyterServer:
         path: str,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
+        *,
+        track: bool = True,
     ) -> Any:
+        """One request; ``track=False``: not the user's activity."""
+        query = dict(params or {}) if track else {**(params or {}), **NO_TRACK}
         try:
             async with self.session.request(
                 method,
                 self.base + path,
                 json=dict(body) if body is not None else None,
-                params=dict(params or {}),
+                params=query,
                 headers=self._headers,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as resp:
                 if resp.status >= 300:
                     text = (await resp.text())[:300]
-                    raise ServerError(_message(text, resp.status), resp.status)
+                    raise ServerError(error_message(text, resp.status), resp.status)
                 if resp.status == 204:
                     return None
                 return await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError) as err:
             raise ServerError(f"the server did not answer ({err})") from None
+
+    async def status(self) -> dict[str, Any]:
+        """Return the server's ``api/status`` (``last_activity``, ``kernels``...)."""
+        body = await self._call("GET", "api/status", track=False)
+        return body if isinstance(body, dict) else {}
+
+    async def kernels(self) -> list[dict[str, Any]]:
+        """Return the server's kernels (``id``, ``execution_state``, ...)."""
+        body = await self._call("GET", "api/kernels", track=False)
+        return (
+            [k for k in body if isinstance(k, dict)] if isinstance(body, list) else []
+        )
+
+    async def notice(self, notice: Mapping[str, Any]) -> None:
+        """Show a notice in the server's JupyterLab tabs."""
+        await self._call("POST", "wbspawner/notices", notice, track=False)
 
     async def new_terminal(self) -> str:
         """Start a terminal; return its name."""
@@ -230,31 +249,27 @@ class JupyterServers:
     Args:
         proxy_url: where the proxy serves users.
         token: the service's API token.
+        timeout: seconds per request.
     """
 
-    def __init__(self, proxy_url: str, token: str) -> None:
+    def __init__(
+        self, proxy_url: str, token: str, timeout: float = PROXY_TIMEOUT
+    ) -> None:
         self.proxy_url = proxy_url
         self.token = token
+        self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
     def server(self, server_path: str) -> JupyterServer:
         """Return the server at ``server_path`` (``/user/<name>/``)."""
         if self._session is None:  # made here, inside the running event loop
             self._session = aiohttp.ClientSession()
-        return JupyterServer(self.proxy_url, server_path, self.token, self._session)
+        return JupyterServer(
+            self.proxy_url, server_path, self.token, self._session, self.timeout
+        )
 
     async def close(self) -> None:
         """Close the session."""
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def _message(text: str, status: int) -> str:
-    """Return the server's own message from an error body, else the status."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return f"HTTP {status}"
-    reason = body.get("message") if isinstance(body, dict) else None
-    return str(reason) if reason else f"HTTP {status}"
