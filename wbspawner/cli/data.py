@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from wbspawner.adapters.aws import make_clients
-from wbspawner.adapters.kube import Kube, kubeconfig_namespace
+from wbspawner.cli import kubeargs
 from wbspawner.cli.util import (
     CliContext,
     add_catalog_option,
@@ -42,9 +39,7 @@ from wbspawner.data.state import Target
 from wbspawner.model import Profiles
 
 CLUSTER_ENV = "WBSPAWNER_CLUSTER"
-NAMESPACE_ENV = "WBSPAWNER_NAMESPACE"
 DASK_NAMESPACE_ENV = "WBSPAWNER_DASK_NAMESPACE"
-DEFAULT_NAMESPACE = "jupyterhub"
 RBAC_HINT = (
     "the account in use needs get/list/create/patch/delete on serviceaccounts, "
     "persistentvolumeclaims (both namespaces) and persistentvolumes"
@@ -77,20 +72,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", help=f"EKS cluster name (default ${CLUSTER_ENV})")
     p.add_argument("--oidc-issuer", help="OIDC issuer URL (default: from EKS)")
     p.add_argument("--account-id", help="AWS account (default: from STS)")
-    p.add_argument(
-        "--namespace",
-        help=f"the hub's namespace (default: ${NAMESPACE_ENV}, else the kubeconfig "
-        f"context's, else {DEFAULT_NAMESPACE})",
-    )
+    kubeargs.add_kube_options(p, "the hub's pods")
     p.add_argument(
         "--dask-namespace",
         help=f"namespace of Dask pods, when not the hub's (default "
         f"${DASK_NAMESPACE_ENV})",
-    )
-    p.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG)")
-    p.add_argument("--context", help="kubeconfig context")
-    p.add_argument(
-        "--region", help="AWS region (default $AWS_REGION or the profiles' cost.region)"
     )
     add_endpoint_option(p)
     add_profiles_option(p)
@@ -98,35 +84,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_json_option(p)
 
 
-def _kubeconfig(args: argparse.Namespace, ctx: CliContext) -> str | None:
-    path = args.kubeconfig or ctx.environ.get("KUBECONFIG", "").split(":")[0]
-    if not path and ctx.environ.get("KUBERNETES_SERVICE_HOST"):
-        return None
-    return str(path or Path("~/.kube/config").expanduser())
-
-
 def _namespaces(args: argparse.Namespace, ctx: CliContext) -> tuple[str, ...]:
-    hub = args.namespace or ctx.environ.get(NAMESPACE_ENV)
-    if not hub:
-        path = _kubeconfig(args, ctx)
-        hub = (kubeconfig_namespace(path, args.context) if path else None) or (
-            DEFAULT_NAMESPACE
-        )
+    hub = kubeargs.namespace(args, ctx)
     dask = args.dask_namespace or ctx.environ.get(DASK_NAMESPACE_ENV)
     return (hub,) if not dask or dask == hub else (hub, dask)
-
-
-@asynccontextmanager
-async def _connect(args: argparse.Namespace, ctx: CliContext) -> AsyncIterator[Kube]:
-    path = _kubeconfig(args, ctx)
-    if path is None:
-        kube = await Kube.connect(in_cluster=True, forbidden_hint=RBAC_HINT)
-    else:
-        kube = await Kube.connect(path, context=args.context, forbidden_hint=RBAC_HINT)
-    try:
-        yield kube
-    finally:
-        await kube.close()
 
 
 def _target(
@@ -135,12 +96,7 @@ def _target(
     cluster = args.cluster or ctx.environ.get(CLUSTER_ENV)
     if not cluster:
         raise DataAccessError(f"name the EKS cluster: --cluster or ${CLUSTER_ENV}")
-    region = (
-        args.region
-        or ctx.environ.get("AWS_REGION")
-        or ctx.environ.get("AWS_DEFAULT_REGION")
-        or profiles.cost.region
-    )
+    region = kubeargs.region(args, ctx, profiles)
     clients = make_clients(("sts", "eks", "iam"), region, endpoint_url(args, ctx))
     target = find_target(
         clients,
@@ -158,7 +114,7 @@ async def _plan(
     profiles, _ = profiles_from_args(args, ctx)
     target, clients = _target(args, ctx, profiles)
     oidc = await asyncio.to_thread(check_oidc_provider, clients["iam"], target)
-    async with _connect(args, ctx) as kube:
+    async with kubeargs.connect(args, ctx, RBAC_HINT) as kube:
         the_plan = plan(
             profiles.data, target, await observe(clients["iam"], kube, target)
         )

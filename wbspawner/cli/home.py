@@ -24,15 +24,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from wbspawner.adapters.aws import make_client
-from wbspawner.adapters.kube import Kube, kubeconfig_namespace
+from wbspawner.cli import kubeargs
 from wbspawner.cli.progress import Steps
 from wbspawner.cli.tables import print_table
 from wbspawner.cli.util import (
@@ -73,9 +70,6 @@ from wbspawner.homes.volumes import Volumes
 from wbspawner.model import HomeSettings, Profiles
 from wbspawner.spawn.manifests import HOME_PVC_TEMPLATE
 
-NAMESPACE_ENV = "WBSPAWNER_NAMESPACE"
-DEFAULT_NAMESPACE = "jupyterhub"
-"""The namespace when neither option, environment nor kubeconfig names one."""
 RBAC_HINT = (
     "the account in use needs get/list/create/patch/delete on persistentvolumes "
     "and persistentvolumeclaims and list on pods"
@@ -133,18 +127,9 @@ def register(subparsers: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--namespace",
-        help=f"namespace of homes (default: ${NAMESPACE_ENV}, else the kubeconfig "
-        f"context's, else {DEFAULT_NAMESPACE})",
-    )
+    kubeargs.add_kube_options(p, "homes")
     p.add_argument(
         "--claim", help="claim name (default: home-<user> as KubeSpawner slugs it)"
-    )
-    p.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG)")
-    p.add_argument("--context", help="kubeconfig context")
-    p.add_argument(
-        "--region", help="AWS region (default $AWS_REGION or the profiles' cost.region)"
     )
     add_endpoint_option(p)
     add_profiles_option(p)
@@ -159,45 +144,10 @@ def _profiles(args: argparse.Namespace, ctx: CliContext) -> Profiles | None:
     return profiles_from_args(args, ctx)[0]
 
 
-def _kubeconfig(args: argparse.Namespace, ctx: CliContext) -> str | None:
-    """Return the kubeconfig file to use; ``None``: the pod's service account."""
-    path = args.kubeconfig or ctx.environ.get("KUBECONFIG", "").split(":")[0]
-    if not path and ctx.environ.get("KUBERNETES_SERVICE_HOST"):
-        return None
-    return str(path or Path("~/.kube/config").expanduser())
-
-
-def _namespace(args: argparse.Namespace, ctx: CliContext) -> str:
-    if args.namespace or ctx.environ.get(NAMESPACE_ENV):
-        return str(args.namespace or ctx.environ[NAMESPACE_ENV])
-    path = _kubeconfig(args, ctx)
-    from_config = kubeconfig_namespace(path, args.context) if path else None
-    return from_config or DEFAULT_NAMESPACE
-
-
-@asynccontextmanager
-async def _kube(args: argparse.Namespace, ctx: CliContext) -> AsyncIterator[Kube]:
-    """Connect to the API for one command; close the connection after it."""
-    path = _kubeconfig(args, ctx)
-    if path is None:
-        kube = await Kube.connect(in_cluster=True, forbidden_hint=RBAC_HINT)
-    else:
-        kube = await Kube.connect(path, context=args.context, forbidden_hint=RBAC_HINT)
-    try:
-        yield kube
-    finally:
-        await kube.close()
-
-
 def _volumes(
     args: argparse.Namespace, ctx: CliContext, profiles: Profiles | None
 ) -> Volumes:
-    region = (
-        args.region
-        or ctx.environ.get("AWS_REGION")
-        or ctx.environ.get("AWS_DEFAULT_REGION")
-        or (profiles.cost.region if profiles else "us-east-1")
-    )
+    region = kubeargs.region(args, ctx, profiles)
     return Volumes(make_client("ec2", region, endpoint_url(args, ctx)))
 
 
@@ -226,9 +176,9 @@ def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 async def _list(args: argparse.Namespace, ctx: CliContext) -> int:
-    namespace = _namespace(args, ctx)
+    namespace = kubeargs.namespace(args, ctx)
     volumes = _volumes(args, ctx, _profiles(args, ctx))
-    async with _kube(args, ctx) as kube:
+    async with kubeargs.connect(args, ctx, RBAC_HINT) as kube:
         claims = await kube.list_pvcs(namespace)
         try:
             rows = await home_rows(kube, claims, namespace, volumes)
@@ -271,8 +221,8 @@ def run_show(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 async def _show(args: argparse.Namespace, ctx: CliContext) -> int:
-    namespace, claim_name = _namespace(args, ctx), _claim(args, args.user)
-    async with _kube(args, ctx) as kube:
+    namespace, claim_name = kubeargs.namespace(args, ctx), _claim(args, args.user)
+    async with kubeargs.connect(args, ctx, RBAC_HINT) as kube:
         claim = await kube.get_pvc(namespace, claim_name)
         if claim is None:
             ctx.note(f"{args.user} has no home claim {namespace}/{claim_name} (yet)")
@@ -381,7 +331,7 @@ def run_move(args: argparse.Namespace, ctx: CliContext) -> int:
     _check_zone(args.zone, profiles)
     settings = _settings(profiles)
     request = MoveRequest(
-        namespace=_namespace(args, ctx),
+        namespace=kubeargs.namespace(args, ctx),
         user=args.user,
         target_zone=args.zone,
         claim=_claim(args, args.user),
@@ -395,7 +345,7 @@ def run_move(args: argparse.Namespace, ctx: CliContext) -> int:
 async def _move(
     args: argparse.Namespace, ctx: CliContext, request: MoveRequest, volumes: Volumes
 ) -> int:
-    async with _kube(args, ctx) as kube:
+    async with kubeargs.connect(args, ctx, RBAC_HINT) as kube:
         plan = await plan_move(kube, volumes, request)
         if plan.already_there:
             ctx.print(f"{request.user}'s home is already in {request.target_zone}.")
@@ -447,7 +397,7 @@ async def _gc(args: argparse.Namespace, ctx: CliContext, volumes: Volumes) -> in
             failed = item.reason.startswith("deleting failed")
             bar.done(f"{item.action}  {item.old_pv}: {item.reason}", failed=failed)
 
-        async with _kube(args, ctx) as kube:
+        async with kubeargs.connect(args, ctx, RBAC_HINT) as kube:
             now = datetime.now(UTC)
             items = await gc_expired(
                 kube, volumes, now, dry_run=args.dry_run, on_item=progress

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wbspawner.cli import home
+from wbspawner.cli import kubeargs
 from wbspawner.cli.main import build_parser
 from wbspawner.cli.util import CliContext
 
@@ -40,4 +40,4 @@ def test_home_namespace(
     args = build_parser().parse_args(["home", "list", *argv])
     environ = {"KUBECONFIG": str(config), **environ}
     ctx = CliContext(environ=environ, out=io.StringIO(), err=io.StringIO())
-    assert home._namespace(args, ctx) == namespace
+    assert kubeargs.namespace(args, ctx) == namespace
