@@ -17,6 +17,11 @@
   ``wbspawner-profiles`` ConfigMap and the ``wbspawner-ldap``,
   ``wbspawner-dask-gateway`` and ``wbspawner-db`` Secrets (the latter in both
   namespaces: the gateway records its clusters in the accounting database);
+- the profiles' data section (:data:`DATA`, in ``80-data.yaml``, the file the
+  gateway's values read it from): buckets ``team-a`` and ``team-b`` in moto,
+  the IAM OIDC provider of the cluster's issuer and ``wbspawner data apply``
+  into both namespaces, before any user starts (bob's pods name the
+  ServiceAccount of his group's grants);
 - ``helm install dask-gateway`` of ``../shared/charts/dask-gateway-2026.3.0.tgz``
   with ``helm-values/dask-gateway.yaml`` into namespace ``dask-gateway`` (the
   chart's CRDs first, as helm installs a chart's ``crds/``; its traefik runs
@@ -52,6 +57,7 @@ from devcluster.services.ldap import LdapServer
 from devcluster.services.postgres import PostgresServer
 from devcluster.services.procs import Proc
 from devcluster.services.tools import ensure_tool
+from tests.integration.data_support import grant_data
 from tests.integration.helm_support import REPO, chart
 from wbspawner.catalog.instances import load_catalog
 from wbspawner.profiles.loader import load_profiles
@@ -74,6 +80,15 @@ def devcluster_values(ldap: LdapServer) -> dict[str, str]:
 
 
 DEVCLUSTER_VALUES = devcluster_values
+
+DATA_FILE = "80-data.yaml"
+DATA = """data:
+  groups:
+    jupyter-users:
+      s3:
+        - bucket: team-a
+"""
+"""The profiles' data section: bob's group reads team-a (nothing of team-b)."""
 
 SINGLEUSER_IMAGE = "ghcr.io/wbspawner/singleuser:0.1.0"
 DOCKER_STACKS = "quay.io/jupyter/"
@@ -117,6 +132,8 @@ class ChartStack:
     """The accounting database's URL, as the Secrets wbspawner-db hold it."""
     devcluster: Proc | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    cli_env: dict[str, str] = field(default_factory=dict)
+    """The variables that point ``wbspawner`` (and boto3) at the stack."""
     kubeconfig: Path = field(init=False)
     kubectl: Path = field(init=False)
     helm: Path = field(init=False)
@@ -142,6 +159,7 @@ class ChartStack:
         profiles_dir = self.state_dir / "profiles"
         shutil.copytree(REPO / "profiles", profiles_dir, dirs_exist_ok=True)
         own_images(profiles_dir)
+        (profiles_dir / DATA_FILE).write_text(DATA)
         profiles = load_profiles([profiles_dir], load_catalog())
         self.kubectl_run(
             "apply",
@@ -165,7 +183,7 @@ class ChartStack:
             ),
         )
         prepare_cluster(Kube(self.info["api"]), profiles)
-        cli_env = cli_environment(
+        self.cli_env = cli_env = cli_environment(
             kubeconfig=self.kubeconfig,
             profiles_dir=profiles_dir,
             cluster=self.info["cluster"],
@@ -175,6 +193,13 @@ class ChartStack:
         )
         apply_node_groups(cli_env, self.state_dir / "pools-apply.log")
         self._prerequisites(profiles_dir)
+        # Before any user starts: the roles and ServiceAccounts of the data
+        # section in both namespaces (a pod naming a missing one is refused).
+        grant_data(
+            cli_env,
+            self.info["cluster"],
+            *("--namespace", NAMESPACE, "--dask-namespace", GATEWAY_NAMESPACE),
+        )
         self._helm_install(
             GATEWAY_RELEASE, GATEWAY_CHART, GATEWAY_NAMESPACE, "dask-gateway.yaml"
         )

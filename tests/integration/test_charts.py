@@ -32,6 +32,7 @@ from tests.e2e.browser_support import (
     screenshot,
 )
 from tests.integration.chart_harness import GATEWAY_NAMESPACE, ChartStack
+from tests.integration.data_support import ROWS
 from tests.integration.hub_harness import HubUser, wait_until
 from tests.paths import REPO
 from wbspawner.costs.accounting import UsageRecord, open_db
@@ -39,8 +40,22 @@ from wbspawner.costs.accounting import UsageRecord, open_db
 pytestmark = [pytest.mark.integration, pytest.mark.charts]
 
 DASK_CELL = """
+import json
 import dask.array as da
 from dask_gateway import Gateway
+
+
+def read(bucket):
+    # On a worker: its pod's IRSA web identity, no keys (s3fs through pandas).
+    import os, pandas
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    keys = [k for k in names if k in os.environ]
+    try:
+        rows = pandas.read_csv(f"s3://{bucket}/x.csv").values.tolist()
+    except PermissionError as err:
+        rows = type(err).__name__
+    return {"rows": rows, "keys": keys, "role": os.environ.get("AWS_ROLE_ARN", "")}
+
 
 gateway = Gateway()  # nothing to type: the hub set DASK_GATEWAY__* for bob
 cluster = gateway.new_cluster()
@@ -51,10 +66,14 @@ try:
     total = da.arange(1_000_000, chunks=100_000).sum().compute()
     workers = client.run(lambda: __import__("socket").gethostname())
     print("DASK-SUM", int(total), "WORKERS", len(workers), flush=True)
+    for bucket in ("team-a", "team-b"):
+        read_by_worker = client.submit(read, bucket, pure=False).result(timeout=120)
+        print("DASK-S3", bucket, json.dumps(read_by_worker), flush=True)
 finally:
     cluster.shutdown()
 """
-"""A notebook cell: a cluster through the chart's gateway, a sum on its worker."""
+"""A notebook cell: a cluster through the chart's gateway, a sum on its worker,
+and the worker reading bob's group's bucket (and refused another group's)."""
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +304,20 @@ def test_bob_computes_with_dask_through_both_charts_in_a_browser(
         context.close()
     assert result["error"] is None, (result, stack.diagnostics())
     assert f"DASK-SUM {sum(range(1_000_000))} WORKERS 1" in result["stdout"]
+    # The worker read team-a with its pod's role (the gateway gave it the
+    # ServiceAccount of bob's grants) and no keys; team-b was refused.
+    reads = {
+        line.split()[1]: json.loads(line.split(maxsplit=2)[2])
+        for line in result["stdout"].splitlines()
+        if line.startswith("DASK-S3 ")
+    }
+    assert set(reads) == {"team-a", "team-b"}, result
+    assert reads["team-a"]["rows"] == ROWS, reads
+    assert reads["team-b"]["rows"] == "PermissionError", reads
+    for read in reads.values():
+        assert read["keys"] == [], reads
+        role = read["role"]
+        assert re.fullmatch(r"arn:aws:iam::\d+:role/wbspawner-.+-data-.+", role), reads
     done = stack.kubectl_run(
         "get", "daskclusters", "-o", "json", namespace=GATEWAY_NAMESPACE
     )

@@ -29,18 +29,19 @@ environment's, which therefore has no s3fs.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from devcluster.demo.workbench import NAMESPACE, Workbench
 from devcluster.services.ldap import LdapServer
+from tests.integration.data_support import (
+    associate_oidc_provider,
+    data_cli,
+    seed_buckets,
+)
 from tests.integration.hub_harness import (
     HubUser,
     error_on,
@@ -69,7 +70,6 @@ DATA = """data:
 
 NOTEBOOK = REPO / "docs" / "examples" / "data-access-notebook.py"
 SINGLEUSER_ENV = REPO / ".cache" / "images" / "singleuser"
-CSV = "city,rain_mm\nBergen,2250\nCairo,18\n"
 
 
 @pytest.fixture(scope="module")
@@ -97,51 +97,6 @@ def bench(
         **stack_databases("data_hub"),
     ) as workbench:
         yield workbench
-
-
-def _aws(bench: Workbench, service: str) -> Any:
-    """A client of the stack's moto with the demo's dummy keys (the admin's)."""
-    env = bench.cli_env
-    return boto3.client(
-        service,
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
-
-
-def _seed_buckets(bench: Workbench) -> None:
-    s3 = _aws(bench, "s3")
-    for bucket in ("team-a", "team-b"):
-        s3.create_bucket(Bucket=bucket)
-        s3.put_object(Bucket=bucket, Key="x.csv", Body=CSV.encode())
-
-
-def _associate_oidc_provider(bench: Workbench) -> str:
-    """What ``eksctl utils associate-iam-oidc-provider`` does: IAM trusts the
-    cluster's issuer (the one EKS DescribeCluster gives) for STS."""
-    assert bench.cluster is not None
-    cluster = _aws(bench, "eks").describe_cluster(name=bench.cluster.cluster)
-    issuer = str(cluster["cluster"]["identity"]["oidc"]["issuer"])
-    _aws(bench, "iam").create_open_id_connect_provider(
-        Url=issuer, ClientIDList=["sts.amazonaws.com"], ThumbprintList=["9" * 40]
-    )
-    return issuer
-
-
-def _data_cli(bench: Workbench, *args: str) -> subprocess.CompletedProcess[str]:
-    """``wbspawner data ...`` as an admin runs it with the stack's env file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(bench.cli_env)
-    return subprocess.run(
-        [sys.executable, "-m", "wbspawner.cli.main", "data", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _start_small(bob: HubUser) -> list[dict[str, Any]]:
@@ -200,9 +155,10 @@ def test_bob_reads_his_groups_bucket_with_no_keys(
         leave_stopped(bench, bob)
 
         # 2. The OIDC provider as eksctl makes it, then the real data apply.
-        _seed_buckets(bench)
-        _associate_oidc_provider(bench)
-        applied = _data_cli(bench, "apply")
+        assert bench.cluster is not None
+        seed_buckets(bench.cli_env)
+        associate_oidc_provider(bench.cli_env, bench.cluster.cluster)
+        applied = data_cli(bench.cli_env, "apply")
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert "failed" not in applied.stdout, applied.stdout
         share = _claim_dir(bench, "wbspawner-data-shared-datasets")

@@ -42,6 +42,9 @@ from wbspawner.gateway.netpol import PodRef, allows
 
 pytestmark = pytest.mark.integration
 
+DATA_FILE = "80-data.yaml"
+"""The profiles file of the data section, which the gateway reads too."""
+
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
@@ -111,7 +114,9 @@ def test_gateway_pod_gets_the_token_the_accounting_url_and_the_profiles(
         for e in env.values()
         if "configMapKeyRef" in e.get("valueFrom", {})
     )
-    assert keys == sorted(p.name for p in (REPO / "profiles").glob("*.yaml"))
+    shipped = [p.name for p in (REPO / "profiles").glob("*.yaml")]
+    # The data section's file, which the repository's profiles do not have.
+    assert keys == sorted([*shipped, DATA_FILE])
 
 
 def test_rendered_config_runs_with_the_workbench_backend(
@@ -124,7 +129,8 @@ def test_rendered_config_runs_with_the_workbench_backend(
         source = entry.get("valueFrom", {})
         if "configMapKeyRef" in source:
             path = REPO / "profiles" / source["configMapKeyRef"]["key"]
-            monkeypatch.setenv(entry["name"], path.read_text(encoding="utf-8"))
+            if path.name != DATA_FILE:  # optional: absent from the ConfigMap
+                monkeypatch.setenv(entry["name"], path.read_text(encoding="utf-8"))
         elif "value" in entry:
             monkeypatch.setenv(entry["name"], entry["value"])
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "token-from-the-secret")
