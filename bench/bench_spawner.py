@@ -201,9 +201,12 @@ def make(kind: str, profiles: Any, static_list: Any) -> Any:
         c.KubeSpawner.profile_list = static_list
         cls = KubeSpawner
     spawner = cls(
-        hub=Hub(), user=User(["jupyter-users"]), config=c, api_token="t",
+        hub=Hub(),
+        user=User(["jupyter-users"]),
+        config=c,
+        api_token="t",
         oauth_client_id="c",
-    )  # fmt: skip
+    )
     if kind == "workbench":  # KubeSpawner reads nothing before the pod
         spawner.kube = NoHomeYet()
     return spawner

@@ -171,9 +171,15 @@ def seed_starts(db_url: str, trace: Trace, profiles: Profiles) -> None:
             zone = trace.homes.get(user, "")
             price = hourly_cost(pool, "spot", None, profiles.cost, (zone,)).per_hour
             for at in starts:
-                start = Start(user=user, size=size.slug, pool=pool.name,
-                              capacity_type="spot", price_per_hour=price, at=at,
-                              zone=zone)  # fmt: skip
+                start = Start(
+                    user=user,
+                    size=size.slug,
+                    pool=pool.name,
+                    capacity_type="spot",
+                    price_per_hour=price,
+                    at=at,
+                    zone=zone,
+                )
                 record(db, start)
                 record_stop(db, user, at + timedelta(hours=1))
 

@@ -18,8 +18,15 @@ from typing import Any
 
 from make_workday_trace import Variation, seeded_days, write_trace
 
-ROW_KEYS = ("spawns", "never_ready", "ready_within_15s", "on_running_node",
-            "compute_cost_usd", "nodes_started", "node_hours")  # fmt: skip
+ROW_KEYS = (
+    "spawns",
+    "never_ready",
+    "ready_within_15s",
+    "on_running_node",
+    "compute_cost_usd",
+    "nodes_started",
+    "node_hours",
+)
 
 
 def make_days(

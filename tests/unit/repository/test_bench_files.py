@@ -105,11 +105,15 @@ def test_the_days_summary_keeps_the_mean_and_the_worst_day() -> None:
 
     def day(n: int, ready: float, cost: float) -> dict[str, object]:
         result = {
-            "spawns": 10, "never_ready": 0, "ready_within_15s": ready,
-            "on_running_node": ready, "compute_cost_usd": cost,
-            "nodes_started": 5, "node_hours": 9.0,
+            "spawns": 10,
+            "never_ready": 0,
+            "ready_within_15s": ready,
+            "on_running_node": ready,
+            "compute_cost_usd": cost,
+            "nodes_started": 5,
+            "node_hours": 9.0,
             "wait_s": {"p50": 1.0, "p90": 2.0},
-        }  # fmt: skip
+        }
         none = {**result, "ready_within_15s": 0.0, "compute_cost_usd": 10.0}
         rows = warm_days.day_rows({"none": none, "oracle": result})
         return {"day": n, "results": rows}
