@@ -10,6 +10,9 @@ thread) at the end of the session, also when a test failed:
   ``moto.client("ec2")``. moto keeps its state per *process* (every MotoServer and
   ``mock_aws`` here share it) and any test may ``moto.reset()`` it: create what a test
   needs in that test, with unique names or tags.
+- ``moto_credentials``: this process's AWS SDK uses moto's dummy keys and no
+  profile, config or credentials file of the machine (the CLI's clients, run
+  in-process, then reach moto only).
 - ``bob_left_stopped``: stops bob's server after a test, whatever it did.
 - ``bob``, ``alice`` (module): the demo users' sessions with the hub of the module's
   ``bench`` fixture (each module that uses them defines ``bench``: its stack),
@@ -21,6 +24,7 @@ no service starts and no heavy import happen at collection time.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -35,6 +39,15 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def moto(moto_session: MotoServer) -> MotoServer:
     return moto_session
+
+
+@pytest.fixture
+def moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import io
-import os
 import uuid
 from typing import Any
-
-import pytest
 
 from tests.paths import REPO
 from wbspawner.cli import main as cli
@@ -75,15 +72,8 @@ def test_second_run_changes_nothing_and_a_new_amount_updates(moto: Any) -> None:
 
 
 def test_cli_creates_then_reports_nothing_changed(
-    moto: Any, monkeypatch: pytest.MonkeyPatch
+    moto: Any, moto_credentials: None
 ) -> None:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }.items():
-        monkeypatch.setenv(key, value)
     name = f"wb-{uuid.uuid4().hex[:8]}"
     argv = [
         "cost",

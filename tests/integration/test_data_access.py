@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -52,16 +51,8 @@ class Lab:
 
 @pytest.fixture
 async def lab(
-    moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    moto: MotoServer, tmp_path: Path, moto_credentials: None
 ) -> AsyncIterator[Lab]:
-    for key, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_CONFIG_FILE", os.devnull),
-        ("AWS_SHARED_CREDENTIALS_FILE", os.devnull),
-    ):
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
     name = f"data{uuid.uuid4().hex[:6]}"
     iam_client, eks = moto.client("iam"), moto.client("eks")
     role = iam_client.create_role(
@@ -266,13 +257,8 @@ async def test_apply_refuses_without_the_clusters_oidc_provider(lab: Lab) -> Non
 
 
 def test_cost_estimate_measures_the_granted_buckets(
-    moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    moto: MotoServer, tmp_path: Path, moto_credentials: None
 ) -> None:
-    for key, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ):
-        monkeypatch.setenv(key, value)
     s3 = moto.client("s3")
     stored = {
         "team-a": {"x.csv": 3000, "deep/y.parquet": 5000},

@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 import io
 import json
-import os
 import re
 import time
 import uuid
@@ -147,16 +146,8 @@ def make_pool(ec2: Any, autoscaling: Any, cluster: str) -> dict[str, str]:
 
 @pytest.fixture
 async def lab(
-    moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    moto: MotoServer, tmp_path: Path, moto_credentials: None
 ) -> AsyncIterator[Lab]:
-    for key, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_CONFIG_FILE", os.devnull),
-        ("AWS_SHARED_CREDENTIALS_FILE", os.devnull),
-    ):
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
     name = f"homes{uuid.uuid4().hex[:6]}"
     config = ClusterConfig(
         time_factor=0.005,

@@ -120,19 +120,14 @@ class Env:
 
 
 @pytest.fixture
-def aws_env(moto, monkeypatch) -> Env:
+def aws_env(moto, monkeypatch, moto_credentials) -> Env:
     for var in (
-        "AWS_PROFILE",
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "http_proxy",
         "https_proxy",
     ):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     return make_env(moto, prefix=19)
 
 
