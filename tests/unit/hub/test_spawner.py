@@ -472,9 +472,8 @@ async def test_form_and_progress_say_the_observed_cold_start(
     ]
 
 
-async def test_refused_capacity_fails_the_start_with_advice(
-    profiles: Profiles, caplog: pytest.LogCaptureFixture
-) -> None:
+async def refused_for_capacity(profiles: Profiles) -> EventsSpawner:
+    """bob's spawner for ``large``, whose node group is at its maximum size."""
     spawner = make_spawner(
         Source(profiles), bob(), cls=EventsSpawner, capacity_grace_seconds=0.0
     )
@@ -486,6 +485,13 @@ async def test_refused_capacity_fails_the_start_with_advice(
     ]
     spawner.user_options = {"profile": "large"}
     await spawner.load_user_options()
+    return spawner
+
+
+async def test_refused_capacity_fails_the_start_with_advice(
+    profiles: Profiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    spawner = await refused_for_capacity(profiles)
     with pytest.raises(SpawnException, match="reason=capacity") as info:
         await asyncio.wait_for(spawner.start(), 10)
     assert "reached its maximum size" in info.value.message
@@ -499,17 +505,7 @@ async def test_a_failed_or_abandoned_start_deletes_its_pod_by_name(
     """JupyterHub's clean-up stops a failed start only when KubeSpawner's copy
     of the cluster shows its pod; the spawner deletes it by name either way:
     when the start fails, and when the hub gives up on it (cancels it)."""
-    spawner = make_spawner(
-        Source(profiles), bob(), cls=EventsSpawner, capacity_grace_seconds=0.0
-    )
-    spawner.fixed_events = [
-        event(
-            "NotTriggerScaleUp",
-            "pod didn't trigger scale-up: 1 max node group size reached",
-        )
-    ]
-    spawner.user_options = {"profile": "large"}
-    await spawner.load_user_options()
+    spawner = await refused_for_capacity(profiles)
     with pytest.raises(SpawnException):
         await asyncio.wait_for(spawner.start(), 10)
     assert spawner._cleanup is not None
